@@ -1,7 +1,7 @@
 //! The agreement as its events have shaped it: the state the rules are
 //! checked against, and the read model's core.
 
-use crate::{Announced, AgreementKind, Event, Money, Party, RecordedEvent, Stage, Timestamp};
+use crate::{AgreementKind, Announced, Event, Money, Party, RecordedEvent, Stage, Timestamp};
 
 /// An agreement folded from its events.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,7 +45,9 @@ pub fn decide(state: Option<&Agreement>, command: &Command) -> Result<Event, Dom
         }),
         Command::Sign(sign) => {
             if agreement.stage != Stage::Announced {
-                return Err(refuse("an agreement can be signed only once, from AGREEMENT_STAGE_ANNOUNCED".into()));
+                return Err(refuse(
+                    "an agreement can be signed only once, from AGREEMENT_STAGE_ANNOUNCED".into(),
+                ));
             }
             Ok(Event::Signed(Signed {
                 signed_at: sign.signed_at,

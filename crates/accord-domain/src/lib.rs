@@ -17,8 +17,7 @@ pub use command::{Announce, Command, RecordDelivery, RecordLocalization, Sign};
 pub use decide::decide;
 pub use error::{DomainError, ValidationError};
 pub use event::{
-    Announced, DeliveryRecorded, Event, EventMetadata, LocalizationRecorded, RecordedEvent,
-    Signed,
+    Announced, DeliveryRecorded, Event, EventMetadata, LocalizationRecorded, RecordedEvent, Signed,
 };
 pub use expected_version::ExpectedVersion;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};

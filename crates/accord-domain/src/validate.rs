@@ -47,7 +47,10 @@ fn validate_announce(command: &Announce) -> Checked {
     validate_sector(&command.sector)?;
     required_name("product", &command.product)?;
     if command.quantity == Some(0) {
-        return Err(ValidationError::new("quantity", "must be more than 0 when given"));
+        return Err(ValidationError::new(
+            "quantity",
+            "must be more than 0 when given",
+        ));
     }
     if let Some(value) = &command.value {
         validate_money("value", value)?;
@@ -65,7 +68,10 @@ fn validate_sign(command: &Sign) -> Checked {
         validate_money("value", value)?;
     }
     if command.quantity == Some(0) {
-        return Err(ValidationError::new("quantity", "must be more than 0 when given"));
+        return Err(ValidationError::new(
+            "quantity",
+            "must be more than 0 when given",
+        ));
     }
     Ok(())
 }
@@ -108,7 +114,10 @@ pub fn validate_command_id(command_id: &str) -> Checked {
     if command_id.len() > limits::COMMAND_ID_MAX_CHARS {
         return Err(ValidationError::new(
             FIELD,
-            format!("must be at most {} characters", limits::COMMAND_ID_MAX_CHARS),
+            format!(
+                "must be at most {} characters",
+                limits::COMMAND_ID_MAX_CHARS
+            ),
         ));
     }
     if !command_id.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
@@ -189,7 +198,10 @@ fn validate_money(field: &str, money: &Money) -> Checked {
     if !currency_ok {
         return Err(ValidationError::new(
             format!("{field}.currency"),
-            format!("must be an ISO 4217 code of 3 upper-case letters, got {:?}", money.currency),
+            format!(
+                "must be an ISO 4217 code of 3 upper-case letters, got {:?}",
+                money.currency
+            ),
         ));
     }
     if money.minor_units < 0 {

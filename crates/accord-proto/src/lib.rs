@@ -1,18 +1,34 @@
 //! Generated code for Accord's public gRPC contract (`accord.v1`) and its
-//! on-disk record format (`accord.storage.v1`), plus the encoded descriptor set
-//! that the server hands to gRPC reflection.
+//! on-disk record format (`accord.storage.v1`), the encoded descriptor set that
+//! the server hands to gRPC reflection, and the conversions between the wire
+//! types and the domain's.
 
-#![allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used)]
+mod convert;
 
-/// The public contract: services, commands, events, queries and streams.
-pub mod v1 {
-    tonic::include_proto!("accord.v1");
+pub use convert::{
+    WireError, agreement_to_wire, command_from_wire, event_from_wire, event_to_wire,
+    expected_version_from_wire, recorded_event_to_wire, stage_to_wire, timestamp_from_domain,
+    timestamp_to_domain,
+};
+
+/// Generated modules, nested as their protobuf packages are.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used)]
+pub mod accord {
+    /// The public contract: services, commands, events, queries and streams.
+    pub mod v1 {
+        tonic::include_proto!("accord.v1");
+    }
+    /// The on-disk record format. Not part of the public API.
+    pub mod storage {
+        /// Version 1 of the record body.
+        pub mod v1 {
+            tonic::include_proto!("accord.storage.v1");
+        }
+    }
 }
 
-/// The on-disk body of a log record. Not part of the public API.
-pub mod storage {
-    tonic::include_proto!("accord.storage.v1");
-}
+pub use accord::storage::v1 as storage;
+pub use accord::v1;
 
 /// The encoded `FileDescriptorSet` of every file in `proto/`, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

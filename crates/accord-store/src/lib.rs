@@ -1,0 +1,14 @@
+//! Accord's event log: the [`EventLog`] trait that every backend implements,
+//! the framed, checksummed and hash-chained record format, and the embedded
+//! sled backend with its group-committing writer.
+
+mod error;
+mod event_log;
+mod keys;
+mod record;
+mod sled;
+
+pub use error::StoreError;
+pub use event_log::{AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats};
+pub use record::{DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record};
+pub use sled::{CommitObserver, SledLog, SledOptions};

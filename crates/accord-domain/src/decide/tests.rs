@@ -90,20 +90,32 @@ fn announce_creates_an_announced_agreement() {
 #[test]
 fn announcing_an_existing_agreement_is_already_exists() {
     let error = run(&[announce(None), announce(None)]).expect_err("refused");
-    assert_eq!(error, DomainError::AlreadyExists { agreement_id: ID.into() });
+    assert_eq!(
+        error,
+        DomainError::AlreadyExists {
+            agreement_id: ID.into()
+        }
+    );
 }
 
 #[test]
 fn commands_on_an_unknown_agreement_are_not_found() {
     for command in [sign(), deliver(1), localize(100, &[])] {
         let error = decide(None, &command).expect_err("refused");
-        assert_eq!(error, DomainError::NotFound { agreement_id: ID.into() });
+        assert_eq!(
+            error,
+            DomainError::NotFound {
+                agreement_id: ID.into()
+            }
+        );
     }
 }
 
 #[test]
 fn signing_moves_announced_to_signed_and_may_set_final_terms() {
-    let Command::Sign(mut final_terms) = sign() else { unreachable!() };
+    let Command::Sign(mut final_terms) = sign() else {
+        unreachable!()
+    };
     final_terms.value = Some(Money::new("USD", 1));
     final_terms.quantity = Some(10);
     let agreement = run(&[announce(Some(300)), Command::Sign(final_terms)]).expect("accepted");
@@ -177,32 +189,51 @@ fn localization_is_allowed_in_any_signed_stage_and_may_repeat() {
     assert!(agreement.localized);
     assert_eq!(agreement.localization_rate_bp, 4_500);
     assert_eq!(agreement.stage, Stage::Delivered);
-    assert_eq!(agreement.technology_transfer, vec!["training", "engineering centre"]);
+    assert_eq!(
+        agreement.technology_transfer,
+        vec!["training", "engineering centre"]
+    );
 }
 
 #[test]
 fn local_units_may_not_exceed_the_contracted_quantity() {
-    let Command::RecordLocalization(mut too_many) = localize(100, &[]) else { unreachable!() };
+    let Command::RecordLocalization(mut too_many) = localize(100, &[]) else {
+        unreachable!()
+    };
     too_many.local_units = 301;
-    let error = run(&[announce(Some(300)), sign(), Command::RecordLocalization(too_many)])
-        .expect_err("refused");
+    let error = run(&[
+        announce(Some(300)),
+        sign(),
+        Command::RecordLocalization(too_many),
+    ])
+    .expect_err("refused");
     assert!(rule_of(error).1.contains("local units"));
 }
 
 #[test]
 fn invalid_fields_are_refused_before_the_state_is_consulted() {
     let error = decide(None, &localize(10_001, &[])).expect_err("refused");
-    assert!(matches!(error, DomainError::Invalid(ref invalid) if invalid.field == "localization_rate_bp"));
+    assert!(
+        matches!(error, DomainError::Invalid(ref invalid) if invalid.field == "localization_rate_bp")
+    );
 }
 
 #[test]
 fn lifecycle_messages_name_the_stage() {
     let error = run(&[announce(Some(300)), deliver(1)]).expect_err("refused");
-    assert!(error.to_string().contains("AGREEMENT_STAGE_ANNOUNCED"), "{error}");
+    assert!(
+        error.to_string().contains("AGREEMENT_STAGE_ANNOUNCED"),
+        "{error}"
+    );
 }
 
 #[test]
 fn expected_version_errors_name_both_versions() {
-    let error = ExpectedVersion::Exact(4).check(ID, 2).expect_err("mismatch");
-    assert_eq!(error.to_string(), format!("agreement {ID}: expected version 4, actual version 2"));
+    let error = ExpectedVersion::Exact(4)
+        .check(ID, 2)
+        .expect_err("mismatch");
+    assert_eq!(
+        error.to_string(),
+        format!("agreement {ID}: expected version 4, actual version 2")
+    );
 }

@@ -32,7 +32,14 @@ fn a_complete_announcement_is_valid() {
 
 #[test]
 fn agreement_id_must_match_the_pattern() {
-    for bad in ["", "Upper", "-leading", "has space", "ümlaut", &"a".repeat(129)] {
+    for bad in [
+        "",
+        "Upper",
+        "-leading",
+        "has space",
+        "ümlaut",
+        &"a".repeat(129),
+    ] {
         let command = Announce {
             agreement_id: bad.to_string(),
             ..announce()
@@ -50,31 +57,74 @@ fn agreement_id_must_match_the_pattern() {
 
 #[test]
 fn required_names_must_not_be_empty() {
-    assert_eq!(field_of(Announce { title: " ".into(), ..announce() }), "title");
-    assert_eq!(field_of(Announce { product: String::new(), ..announce() }), "product");
+    assert_eq!(
+        field_of(Announce {
+            title: " ".into(),
+            ..announce()
+        }),
+        "title"
+    );
+    assert_eq!(
+        field_of(Announce {
+            product: String::new(),
+            ..announce()
+        }),
+        "product"
+    );
     let buyer = Party::new("", "UZ");
-    assert_eq!(field_of(Announce { buyer, ..announce() }), "buyer.name");
+    assert_eq!(
+        field_of(Announce {
+            buyer,
+            ..announce()
+        }),
+        "buyer.name"
+    );
 }
 
 #[test]
 fn names_are_limited_to_200_characters() {
     let title = "é".repeat(200);
-    assert_eq!(Command::Announce(Announce { title, ..announce() }).validate(), Ok(()));
+    assert_eq!(
+        Command::Announce(Announce {
+            title,
+            ..announce()
+        })
+        .validate(),
+        Ok(())
+    );
     let title = "é".repeat(201);
-    assert_eq!(field_of(Announce { title, ..announce() }), "title");
+    assert_eq!(
+        field_of(Announce {
+            title,
+            ..announce()
+        }),
+        "title"
+    );
 }
 
 #[test]
 fn other_text_is_limited_to_2000_characters() {
     let source = "x".repeat(2_001);
-    assert_eq!(field_of(Announce { source, ..announce() }), "source");
+    assert_eq!(
+        field_of(Announce {
+            source,
+            ..announce()
+        }),
+        "source"
+    );
 }
 
 #[test]
 fn countries_are_alpha_2_upper_case() {
     for bad in ["uz", "UZB", "", "U1"] {
         let supplier = Party::new("Boeing", bad);
-        assert_eq!(field_of(Announce { supplier, ..announce() }), "supplier.country");
+        assert_eq!(
+            field_of(Announce {
+                supplier,
+                ..announce()
+            }),
+            "supplier.country"
+        );
     }
 }
 
@@ -82,31 +132,75 @@ fn countries_are_alpha_2_upper_case() {
 fn sector_is_a_lower_case_word() {
     for bad in ["", "Aviation", "two words", "1st"] {
         let sector = bad.to_string();
-        assert_eq!(field_of(Announce { sector, ..announce() }), "sector", "{bad:?}");
+        assert_eq!(
+            field_of(Announce {
+                sector,
+                ..announce()
+            }),
+            "sector",
+            "{bad:?}"
+        );
     }
 }
 
 #[test]
 fn money_is_non_negative_with_an_iso_currency() {
     let value = Some(Money::new("USD", -1));
-    assert_eq!(field_of(Announce { value, ..announce() }), "value.minor_units");
+    assert_eq!(
+        field_of(Announce {
+            value,
+            ..announce()
+        }),
+        "value.minor_units"
+    );
     let value = Some(Money::new("usd", 1));
-    assert_eq!(field_of(Announce { value, ..announce() }), "value.currency");
+    assert_eq!(
+        field_of(Announce {
+            value,
+            ..announce()
+        }),
+        "value.currency"
+    );
 }
 
 #[test]
 fn quantity_when_given_is_positive() {
-    assert_eq!(field_of(Announce { quantity: Some(0), ..announce() }), "quantity");
+    assert_eq!(
+        field_of(Announce {
+            quantity: Some(0),
+            ..announce()
+        }),
+        "quantity"
+    );
 }
 
 #[test]
 fn instants_lie_between_1900_and_2200() {
     let announced_at = Timestamp::from_seconds(limits::LATEST_INSTANT_SECONDS);
-    assert_eq!(field_of(Announce { announced_at, ..announce() }), "announced_at");
+    assert_eq!(
+        field_of(Announce {
+            announced_at,
+            ..announce()
+        }),
+        "announced_at"
+    );
     let announced_at = Timestamp::from_seconds(limits::EARLIEST_INSTANT_SECONDS - 1);
-    assert_eq!(field_of(Announce { announced_at, ..announce() }), "announced_at");
+    assert_eq!(
+        field_of(Announce {
+            announced_at,
+            ..announce()
+        }),
+        "announced_at"
+    );
     let announced_at = Timestamp::from_seconds(limits::EARLIEST_INSTANT_SECONDS);
-    assert_eq!(Command::Announce(Announce { announced_at, ..announce() }).validate(), Ok(()));
+    assert_eq!(
+        Command::Announce(Announce {
+            announced_at,
+            ..announce()
+        })
+        .validate(),
+        Ok(())
+    );
 }
 
 #[test]
@@ -143,7 +237,9 @@ fn delivery_units_must_be_positive() {
         delivered_at: Timestamp::from_seconds(0),
         reference: String::new(),
     };
-    let error = Command::RecordDelivery(delivery).validate().expect_err("zero units");
+    let error = Command::RecordDelivery(delivery)
+        .validate()
+        .expect_err("zero units");
     assert_eq!(error.field, "units");
 }
 
@@ -176,7 +272,12 @@ fn localization_rate_is_at_most_10000_bp_and_facility_is_required() {
 fn command_ids_are_1_to_128_printable_ascii() {
     assert!(validate_command_id("cmd-1 with spaces!").is_ok());
     assert!(validate_command_id(&"x".repeat(128)).is_ok());
-    for bad in [String::new(), "x".repeat(129), "tab\there".into(), "naïve".into()] {
+    for bad in [
+        String::new(),
+        "x".repeat(129),
+        "tab\there".into(),
+        "naïve".into(),
+    ] {
         let error = validate_command_id(&bad).expect_err("refused");
         assert_eq!(error.field, "meta.command_id");
     }

@@ -1,0 +1,176 @@
+//! Domain events to and from their wire payloads.
+
+use accord_domain::{
+    AgreementKind, Announced, DeliveryRecorded, Event, LocalizationRecorded, Money, Party,
+    RecordedEvent, Signed, ValidationError,
+};
+
+use super::{WireError, commands::money_from_wire, required_timestamp, timestamp_from_domain};
+use crate::v1;
+use crate::v1::recorded_event::Payload;
+
+/// Returns the wire payload of a domain event.
+pub fn event_to_wire(event: &Event) -> Payload {
+    match event {
+        Event::Announced(announced) => Payload::Announced(v1::Announced {
+            title: announced.title.clone(),
+            kind: kind_to_wire(announced.kind) as i32,
+            buyer: Some(party_to_wire(&announced.buyer)),
+            supplier: Some(party_to_wire(&announced.supplier)),
+            sector: announced.sector.clone(),
+            product: announced.product.clone(),
+            quantity: announced.quantity,
+            value: announced.value.as_ref().map(money_to_wire),
+            announced_at: Some(timestamp_from_domain(announced.announced_at)),
+            venue: announced.venue.clone(),
+            source: announced.source.clone(),
+        }),
+        Event::Signed(signed) => Payload::Signed(v1::Signed {
+            signed_at: Some(timestamp_from_domain(signed.signed_at)),
+            signatories: signed.signatories.clone(),
+            value: signed.value.as_ref().map(money_to_wire),
+            quantity: signed.quantity,
+        }),
+        Event::DeliveryRecorded(delivery) => Payload::DeliveryRecorded(v1::DeliveryRecorded {
+            units: delivery.units,
+            delivered_at: Some(timestamp_from_domain(delivery.delivered_at)),
+            reference: delivery.reference.clone(),
+        }),
+        Event::LocalizationRecorded(localization) => {
+            Payload::LocalizationRecorded(v1::LocalizationRecorded {
+                localization_rate_bp: localization.localization_rate_bp,
+                facility: localization.facility.clone(),
+                local_units: localization.local_units,
+                technology_transfer: localization.technology_transfer.clone(),
+                recorded_at: Some(timestamp_from_domain(localization.recorded_at)),
+            })
+        }
+    }
+}
+
+/// Returns the domain event of a wire payload (stored records are decoded this way).
+pub fn event_from_wire(payload: Payload) -> Result<Event, WireError> {
+    Ok(match payload {
+        Payload::Announced(announced) => Event::Announced(Announced {
+            title: announced.title,
+            kind: kind_from_wire(announced.kind)?,
+            buyer: party_from_wire(announced.buyer),
+            supplier: party_from_wire(announced.supplier),
+            sector: announced.sector,
+            product: announced.product,
+            quantity: announced.quantity,
+            value: announced.value.map(money_from_wire),
+            announced_at: required_timestamp("announced_at", announced.announced_at)?,
+            venue: announced.venue,
+            source: announced.source,
+        }),
+        Payload::Signed(signed) => Event::Signed(Signed {
+            signed_at: required_timestamp("signed_at", signed.signed_at)?,
+            signatories: signed.signatories,
+            value: signed.value.map(money_from_wire),
+            quantity: signed.quantity,
+        }),
+        Payload::DeliveryRecorded(delivery) => Event::DeliveryRecorded(DeliveryRecorded {
+            units: delivery.units,
+            delivered_at: required_timestamp("delivered_at", delivery.delivered_at)?,
+            reference: delivery.reference,
+        }),
+        Payload::LocalizationRecorded(localization) => {
+            Event::LocalizationRecorded(LocalizationRecorded {
+                localization_rate_bp: localization.localization_rate_bp,
+                facility: localization.facility,
+                local_units: localization.local_units,
+                technology_transfer: localization.technology_transfer,
+                recorded_at: required_timestamp("recorded_at", localization.recorded_at)?,
+            })
+        }
+    })
+}
+
+/// Returns the wire form of a recorded event.
+pub fn recorded_event_to_wire(recorded: &RecordedEvent) -> v1::RecordedEvent {
+    v1::RecordedEvent {
+        position: recorded.position,
+        agreement_id: recorded.agreement_id.clone(),
+        version: recorded.version,
+        event_id: format_uuid(&recorded.event_id),
+        event_type: recorded.event.event_type().to_owned(),
+        recorded_at: Some(timestamp_from_domain(recorded.recorded_at)),
+        metadata: Some(v1::EventMetadata {
+            command_id: recorded.metadata.command_id.clone(),
+            correlation_id: recorded.metadata.correlation_id.clone(),
+            causation_id: recorded.metadata.causation_id.clone(),
+            actor: recorded.metadata.actor.clone(),
+        }),
+        payload: Some(event_to_wire(&recorded.event)),
+    }
+}
+
+fn format_uuid(bytes: &[u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+pub(super) fn kind_to_wire(kind: AgreementKind) -> v1::AgreementKind {
+    match kind {
+        AgreementKind::Procurement => v1::AgreementKind::Procurement,
+        AgreementKind::Cooperation => v1::AgreementKind::Cooperation,
+        AgreementKind::Investment => v1::AgreementKind::Investment,
+    }
+}
+
+fn kind_from_wire(kind: i32) -> Result<AgreementKind, WireError> {
+    match v1::AgreementKind::try_from(kind) {
+        Ok(v1::AgreementKind::Procurement) => Ok(AgreementKind::Procurement),
+        Ok(v1::AgreementKind::Cooperation) => Ok(AgreementKind::Cooperation),
+        Ok(v1::AgreementKind::Investment) => Ok(AgreementKind::Investment),
+        _ => Err(ValidationError::new(
+            "kind",
+            format!("unknown value {kind}"),
+        )),
+    }
+}
+
+pub(super) fn party_to_wire(party: &Party) -> v1::Party {
+    v1::Party {
+        name: party.name.clone(),
+        country: party.country.clone(),
+    }
+}
+
+fn party_from_wire(party: Option<v1::Party>) -> Party {
+    party
+        .map(|party| Party {
+            name: party.name,
+            country: party.country,
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn money_to_wire(money: &Money) -> v1::Money {
+    v1::Money {
+        currency: money.currency.clone(),
+        minor_units: money.minor_units,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_formatted_8_4_4_4_12() {
+        let bytes = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+            0xcd, 0xef,
+        ];
+        assert_eq!(format_uuid(&bytes), "01234567-89ab-cdef-0123-456789abcdef");
+    }
+}

@@ -1,0 +1,105 @@
+//! The contract every log backend fulfils (sled today, NATS JetStream next).
+
+use accord_domain::{Event, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp};
+use tokio::sync::watch;
+
+use crate::StoreError;
+
+/// A digest of a command's content, to tell a retry from a reused id.
+pub type Fingerprint = [u8; 16];
+
+/// One event to append.
+#[derive(Debug, Clone)]
+pub struct AppendItem {
+    /// The agreement's stream.
+    pub agreement_id: String,
+    /// What the stream must be at before this event.
+    pub expected: ExpectedVersion,
+    /// The idempotency key.
+    pub command_id: String,
+    /// Digest of the command, compared when the id was seen before.
+    pub fingerprint: Fingerprint,
+    /// Correlation, causation and actor.
+    pub metadata: EventMetadata,
+    /// The event.
+    pub event: Event,
+}
+
+/// Where an appended (or previously appended) event stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The agreement.
+    pub agreement_id: String,
+    /// Version within the agreement.
+    pub version: u64,
+    /// Position in the global log.
+    pub position: u64,
+    /// When the log recorded it.
+    pub recorded_at: Timestamp,
+    /// True when the command id was seen before and nothing was appended.
+    pub duplicate: bool,
+}
+
+/// What the log remembers of a command id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// Digest of the command first recorded under the id.
+    pub fingerprint: Fingerprint,
+    /// Its outcome, marked as a duplicate.
+    pub outcome: AppendOutcome,
+}
+
+/// Figures about the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Position of the last durable event.
+    pub head_position: u64,
+    /// Events in the log.
+    pub event_count: u64,
+    /// Agreements (streams) in the log.
+    pub agreement_count: u64,
+    /// Bytes the store occupies on disk.
+    pub disk_bytes: u64,
+}
+
+/// An append-only, gap-free, totally ordered log of agreement events.
+///
+/// Appends are acknowledged only once durable; reads never return events
+/// that are not yet durable.
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends all items or none. Items whose command id was seen before with
+    /// the same fingerprint are not appended again and come back with
+    /// `duplicate = true`.
+    async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// Reads up to `max_count` events from `from_position` (inclusive).
+    async fn read_log(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `max_count` events of one agreement from `from_version` (inclusive).
+    async fn read_stream(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Returns what the log remembers of `command_id`, once durable.
+    async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
+
+    /// Returns the position of the last durable event (0 for an empty log).
+    fn head(&self) -> u64;
+
+    /// Returns a receiver that sees every new durable head position.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// Returns figures about the log.
+    async fn stats(&self) -> Result<LogStats, StoreError>;
+
+    /// Answers every pending append, flushes, and stops accepting appends.
+    async fn close(&self) -> Result<(), StoreError>;
+}

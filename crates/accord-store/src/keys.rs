@@ -1,0 +1,77 @@
+//! Key layout of the log tree. Everything lives in one sled tree so that a
+//! batch of records and their index entries is written by one atomic batch.
+//!
+//! - `e` + position (u64 BE)                    -> framed record
+//! - `s` + agreement id + 0x00 + version (u64 BE) -> position (u64 BE)
+//! - `c` + command id                           -> fingerprint (16) + position (u64 BE)
+//! - `m` + name                                 -> counters
+
+/// Prefix of record keys.
+pub(crate) const EVENT: u8 = b'e';
+/// Prefix of stream index keys.
+pub(crate) const STREAM: u8 = b's';
+/// Prefix of command index keys.
+pub(crate) const COMMAND: u8 = b'c';
+/// Key of the agreement counter.
+pub(crate) const AGREEMENT_COUNT: &[u8] = b"magreements";
+
+pub(crate) fn event_key(position: u64) -> [u8; 9] {
+    let mut key = [EVENT; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub(crate) fn position_of_event_key(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+pub(crate) fn stream_prefix(agreement_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(agreement_id.len() + 2);
+    key.push(STREAM);
+    key.extend_from_slice(agreement_id.as_bytes());
+    key.push(0);
+    key
+}
+
+pub(crate) fn stream_key(agreement_id: &str, version: u64) -> Vec<u8> {
+    let mut key = stream_prefix(agreement_id);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+pub(crate) fn version_of_stream_key(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[start..].try_into().ok()?))
+}
+
+pub(crate) fn command_key(command_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(command_id.len() + 1);
+    key.push(COMMAND);
+    key.extend_from_slice(command_id.as_bytes());
+    key
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_sort_by_position() {
+        assert!(event_key(255) < event_key(256));
+        assert_eq!(position_of_event_key(&event_key(42)), Some(42));
+    }
+
+    #[test]
+    fn stream_keys_of_one_agreement_do_not_interleave_with_a_longer_id() {
+        let short_last = stream_key("a", u64::MAX);
+        let long_first = stream_key("a-b", 1);
+        assert!(short_last < long_first || !short_last.starts_with(&stream_prefix("a-b")));
+        assert!(!long_first.starts_with(&stream_prefix("a")));
+        assert_eq!(version_of_stream_key(&stream_key("a", 7)), Some(7));
+    }
+}

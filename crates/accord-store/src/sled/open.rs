@@ -1,0 +1,82 @@
+//! Start-up: find the head and check that the indexes agree with the log.
+
+use std::path::Path;
+
+use crate::keys;
+use crate::{RecordHash, StoreError, decode_record};
+
+/// What the writer needs to continue the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogState {
+    pub(crate) head: u64,
+    pub(crate) last_hash: RecordHash,
+    pub(crate) last_recorded_nanos: i64,
+    pub(crate) agreement_count: u64,
+}
+
+/// Reads the head and checks the last record against its index entries.
+///
+/// Records and index entries are written by one atomic batch, so a crash
+/// leaves either all of a batch or none of it; this check proves it.
+pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
+    let agreement_count = tree
+        .get(keys::AGREEMENT_COUNT)?
+        .and_then(|bytes| keys::decode_u64(&bytes))
+        .unwrap_or(0);
+    let Some(last) = tree.scan_prefix([keys::EVENT]).next_back() else {
+        return Ok(LogState {
+            head: 0,
+            last_hash: [0; 32],
+            last_recorded_nanos: 0,
+            agreement_count,
+        });
+    };
+    let (key, bytes) = last?;
+    let head = keys::position_of_event_key(&key)
+        .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
+    let record = decode_record(&bytes)?;
+    if record.event.position != head {
+        return Err(StoreError::Corrupt(format!(
+            "record under key {head} says position {}",
+            record.event.position
+        )));
+    }
+    let stream_entry = tree.get(keys::stream_key(
+        &record.event.agreement_id,
+        record.event.version,
+    ))?;
+    if stream_entry.as_deref().and_then(keys::decode_u64) != Some(head) {
+        return Err(StoreError::Corrupt(format!(
+            "stream index of {} version {} does not point at the head {head}",
+            record.event.agreement_id, record.event.version
+        )));
+    }
+    if tree
+        .get(keys::command_key(&record.event.metadata.command_id))?
+        .is_none()
+    {
+        return Err(StoreError::Corrupt(format!(
+            "command index lacks {:?} of the head {head}",
+            record.event.metadata.command_id
+        )));
+    }
+    Ok(LogState {
+        head,
+        last_hash: record.hash,
+        last_recorded_nanos: record.event.recorded_at.unix_nanos(),
+        agreement_count,
+    })
+}
+
+/// Turns sled's open error into one that says what to do.
+pub(crate) fn explain_open_error(path: &Path, error: ::sled::Error) -> StoreError {
+    match &error {
+        ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            StoreError::Unavailable(format!(
+                "data directory {} is in use by another process (a running accord-server?); stop it or use a different directory",
+                path.display()
+            ))
+        }
+        _ => StoreError::from(error),
+    }
+}

@@ -1,0 +1,367 @@
+//! The one task that appends: it takes every pending append, checks
+//! idempotency keys and expected versions against the latest state, writes
+//! the accepted ones in one atomic batch, fsyncs once, and only then answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use accord_domain::{Event, RecordedEvent, Timestamp};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::open::{LogState, recover};
+use crate::keys;
+use crate::{AppendItem, AppendOutcome, Fingerprint, StoreError, decode_record, encode_record};
+
+/// Told about every group commit, for metrics.
+pub trait CommitObserver: Send + Sync {
+    /// A group of `appends` requests holding `events` events was made durable.
+    fn committed(&self, appends: usize, events: usize, fsync: Duration);
+}
+
+type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>;
+
+/// An append waiting for the writer.
+pub(crate) struct PendingAppend {
+    pub(crate) items: Vec<AppendItem>,
+    pub(crate) reply: Reply,
+}
+
+/// What the writer is asked to do.
+pub(crate) enum WriterMessage {
+    Append(PendingAppend),
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Most stream heads remembered before the cache is dropped and refilled from disk.
+const VERSION_CACHE_LIMIT: usize = 1_000_000;
+
+pub(crate) struct Writer {
+    db: ::sled::Db,
+    tree: ::sled::Tree,
+    state: LogState,
+    stream_versions: HashMap<String, u64>,
+    head_sender: watch::Sender<u64>,
+    max_group_commit: usize,
+    observer: Option<Arc<dyn CommitObserver>>,
+}
+
+/// Changes accepted into the group being built, not yet written.
+#[derive(Default)]
+struct Group {
+    batch: ::sled::Batch,
+    stream_versions: HashMap<String, u64>,
+    commands: HashMap<String, (Fingerprint, AppendOutcome)>,
+    events: usize,
+    answers: Vec<(Reply, Vec<AppendOutcome>)>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        db: ::sled::Db,
+        tree: ::sled::Tree,
+        state: LogState,
+        head_sender: watch::Sender<u64>,
+        max_group_commit: usize,
+        observer: Option<Arc<dyn CommitObserver>>,
+    ) -> Self {
+        Self {
+            db,
+            tree,
+            state,
+            stream_versions: HashMap::new(),
+            head_sender,
+            max_group_commit: max_group_commit.max(1),
+            observer,
+        }
+    }
+
+    pub(crate) fn run(mut self, mut requests: mpsc::Receiver<WriterMessage>) {
+        let mut close_reply = None;
+        while let Some(message) = requests.blocking_recv() {
+            let mut pending = Vec::new();
+            match message {
+                WriterMessage::Append(append) => pending.push(append),
+                WriterMessage::Close(reply) => close_reply = Some(reply),
+            }
+            while close_reply.is_none() && pending.len() < self.max_group_commit {
+                match requests.try_recv() {
+                    Ok(WriterMessage::Append(append)) => pending.push(append),
+                    Ok(WriterMessage::Close(reply)) => close_reply = Some(reply),
+                    Err(_) => break,
+                }
+            }
+            if !pending.is_empty() {
+                self.commit_group(pending);
+            }
+            if close_reply.is_some() {
+                break;
+            }
+        }
+        requests.close();
+        // Answer whatever arrived after the close request: the log is closed.
+        while let Ok(message) = requests.try_recv() {
+            if let WriterMessage::Append(append) = message {
+                let _ = append
+                    .reply
+                    .send(Err(StoreError::Unavailable("the log is closed".into())));
+            }
+        }
+        let flushed = self.db.flush().map(|_| ()).map_err(StoreError::from);
+        if let Err(error) = &flushed {
+            tracing::error!(%error, "final flush of the log failed");
+        }
+        if let Some(reply) = close_reply {
+            let _ = reply.send(flushed);
+        }
+    }
+
+    fn commit_group(&mut self, pending: Vec<PendingAppend>) {
+        let requests = pending.len();
+        let mut group = Group::default();
+        let mut next = self.state.clone();
+        next.last_recorded_nanos = now_nanos().max(next.last_recorded_nanos);
+        for append in pending {
+            match self.stage(&mut group, &mut next, &append.items) {
+                Ok(outcomes) => group.answers.push((append.reply, outcomes)),
+                Err(error) => {
+                    let _ = append.reply.send(Err(error));
+                }
+            }
+        }
+        if group.events == 0 {
+            for (reply, outcomes) in group.answers {
+                let _ = reply.send(Ok(outcomes));
+            }
+            return;
+        }
+        group
+            .batch
+            .insert(keys::AGREEMENT_COUNT, &next.agreement_count.to_be_bytes());
+        let written = self.tree.apply_batch(group.batch).and_then(|()| {
+            let started = Instant::now();
+            self.db.flush()?;
+            Ok(started.elapsed())
+        });
+        match written {
+            Ok(fsync) => {
+                if let Some(observer) = &self.observer {
+                    observer.committed(requests, group.events, fsync);
+                }
+                self.state = next;
+                if self.stream_versions.len() > VERSION_CACHE_LIMIT {
+                    self.stream_versions.clear();
+                }
+                self.stream_versions.extend(group.stream_versions);
+                self.head_sender.send_replace(self.state.head);
+                for (reply, outcomes) in group.answers {
+                    let _ = reply.send(Ok(outcomes));
+                }
+            }
+            Err(error) => {
+                let error = StoreError::from(error);
+                tracing::error!(%error, events = group.events, "group commit failed");
+                for (reply, _) in group.answers {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                self.reload_after_failure();
+            }
+        }
+    }
+
+    /// Re-reads the head from disk after a failed write: the batch may or
+    /// may not have reached the tree, and was not acknowledged either way.
+    fn reload_after_failure(&mut self) {
+        self.stream_versions.clear();
+        match recover(&self.tree) {
+            Ok(state) => {
+                self.state = state;
+                self.head_sender.send_replace(self.state.head);
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot re-read the log head after a failed write")
+            }
+        }
+    }
+
+    /// Checks one request against the group so far and stages its records.
+    /// Nothing of a refused request is staged.
+    fn stage(
+        &self,
+        group: &mut Group,
+        next: &mut LogState,
+        items: &[AppendItem],
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let mut staged = next.clone();
+        let mut local_versions: Vec<(String, u64)> = Vec::new();
+        let mut local_commands: Vec<(String, Fingerprint, AppendOutcome)> = Vec::new();
+        let mut writes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let seen = local_commands
+                .iter()
+                .find(|(command_id, _, _)| *command_id == item.command_id)
+                .map(|(_, fingerprint, outcome)| (*fingerprint, outcome.clone()))
+                .or_else(|| group.commands.get(&item.command_id).cloned());
+            let seen = match seen {
+                Some(seen) => Some(seen),
+                None => self.stored_command(&item.command_id)?,
+            };
+            if let Some((fingerprint, outcome)) = seen {
+                if fingerprint != item.fingerprint {
+                    return Err(StoreError::CommandIdConflict {
+                        command_id: item.command_id.clone(),
+                    });
+                }
+                outcomes.push(AppendOutcome {
+                    duplicate: true,
+                    ..outcome
+                });
+                continue;
+            }
+
+            let current = match local_versions
+                .iter()
+                .rev()
+                .find(|(agreement_id, _)| *agreement_id == item.agreement_id)
+            {
+                Some((_, version)) => *version,
+                None => self.current_version(group, &item.agreement_id)?,
+            };
+            item.expected
+                .check(&item.agreement_id, current)
+                .map_err(|_| StoreError::WrongExpectedVersion {
+                    agreement_id: item.agreement_id.clone(),
+                    expected: item.expected,
+                    actual: current,
+                })?;
+            if current == 0 {
+                if !matches!(item.event, Event::Announced(_)) {
+                    return Err(StoreError::WrongExpectedVersion {
+                        agreement_id: item.agreement_id.clone(),
+                        expected: item.expected,
+                        actual: 0,
+                    });
+                }
+                staged.agreement_count += 1;
+            }
+
+            let version = current + 1;
+            staged.head += 1;
+            let recorded = RecordedEvent {
+                position: staged.head,
+                agreement_id: item.agreement_id.clone(),
+                version,
+                event_id: uuid::Uuid::now_v7().into_bytes(),
+                recorded_at: Timestamp::from_unix_nanos(staged.last_recorded_nanos),
+                metadata: item.metadata.clone(),
+                event: item.event.clone(),
+            };
+            let (bytes, hash) = encode_record(&recorded, &staged.last_hash);
+            staged.last_hash = hash;
+            writes.push((keys::event_key(staged.head).to_vec(), bytes));
+            writes.push((
+                keys::stream_key(&item.agreement_id, version),
+                staged.head.to_be_bytes().to_vec(),
+            ));
+            writes.push((
+                keys::command_key(&item.command_id),
+                encode_command_entry(&item.fingerprint, staged.head),
+            ));
+            let outcome = AppendOutcome {
+                agreement_id: item.agreement_id.clone(),
+                version,
+                position: staged.head,
+                recorded_at: recorded.recorded_at,
+                duplicate: false,
+            };
+            local_versions.push((item.agreement_id.clone(), version));
+            local_commands.push((item.command_id.clone(), item.fingerprint, outcome.clone()));
+            outcomes.push(outcome);
+        }
+
+        *next = staged;
+        group.events += local_commands.len();
+        for (key, value) in writes {
+            group.batch.insert(key, value);
+        }
+        group.stream_versions.extend(local_versions);
+        for (command_id, fingerprint, outcome) in local_commands {
+            group.commands.insert(command_id, (fingerprint, outcome));
+        }
+        Ok(outcomes)
+    }
+
+    fn current_version(&self, group: &Group, agreement_id: &str) -> Result<u64, StoreError> {
+        if let Some(version) = group.stream_versions.get(agreement_id) {
+            return Ok(*version);
+        }
+        if let Some(version) = self.stream_versions.get(agreement_id) {
+            return Ok(*version);
+        }
+        match self
+            .tree
+            .scan_prefix(keys::stream_prefix(agreement_id))
+            .next_back()
+        {
+            Some(entry) => {
+                let (key, _) = entry?;
+                keys::version_of_stream_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))
+            }
+            None => Ok(0),
+        }
+    }
+
+    fn stored_command(
+        &self,
+        command_id: &str,
+    ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
+        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
+            return Ok(None);
+        };
+        let (fingerprint, position) = decode_command_entry(&entry)?;
+        let bytes = self.tree.get(keys::event_key(position))?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "command {command_id:?} points at missing position {position}"
+            ))
+        })?;
+        let event = decode_record(&bytes)?.event;
+        Ok(Some((
+            fingerprint,
+            AppendOutcome {
+                agreement_id: event.agreement_id,
+                version: event.version,
+                position,
+                recorded_at: event.recorded_at,
+                duplicate: true,
+            },
+        )))
+    }
+}
+
+fn encode_command_entry(fingerprint: &Fingerprint, position: u64) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(24);
+    entry.extend_from_slice(fingerprint);
+    entry.extend_from_slice(&position.to_be_bytes());
+    entry
+}
+
+/// Splits a command index entry into fingerprint and position.
+pub(crate) fn decode_command_entry(entry: &[u8]) -> Result<(Fingerprint, u64), StoreError> {
+    let corrupt = || StoreError::Corrupt("malformed command index entry".into());
+    let fingerprint: Fingerprint = entry
+        .get(..16)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let position = keys::decode_u64(entry.get(16..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+    Ok((fingerprint, position))
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
