@@ -1,1 +1,1 @@
-
+//! End-to-end test support: start the real server and talk to it.

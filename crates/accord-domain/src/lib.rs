@@ -21,4 +21,4 @@ pub use event::{
 };
 pub use expected_version::ExpectedVersion;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};
-pub use validate::{limits, validate_command_id, validate_country};
+pub use validate::{limits, validate_command_id, validate_country, validate_text};

@@ -129,6 +129,11 @@ pub fn validate_command_id(command_id: &str) -> Checked {
     Ok(())
 }
 
+/// Checks optional free text (correlation ids, references): at most 2,000 characters.
+pub fn validate_text(field: &str, value: &str) -> Checked {
+    optional_text(field, value)
+}
+
 /// Checks an ISO 3166-1 alpha-2 code in upper case.
 pub fn validate_country(field: &str, country: &str) -> Checked {
     if country.len() == 2 && country.bytes().all(|byte| byte.is_ascii_uppercase()) {

@@ -121,18 +121,25 @@ impl Writer {
         let mut group = Group::default();
         let mut next = self.state.clone();
         next.last_recorded_nanos = now_nanos().max(next.last_recorded_nanos);
+        // Refusals are answered after the group is durable, so that the state
+        // a caller was refused against is one it can read back at once.
+        let mut refusals = Vec::new();
         for append in pending {
             match self.stage(&mut group, &mut next, &append.items) {
                 Ok(outcomes) => group.answers.push((append.reply, outcomes)),
-                Err(error) => {
-                    let _ = append.reply.send(Err(error));
-                }
+                Err(error) => refusals.push((append.reply, error)),
             }
         }
+        let answer_refusals = |refusals: Vec<(Reply, StoreError)>| {
+            for (reply, error) in refusals {
+                let _ = reply.send(Err(error));
+            }
+        };
         if group.events == 0 {
             for (reply, outcomes) in group.answers {
                 let _ = reply.send(Ok(outcomes));
             }
+            answer_refusals(refusals);
             return;
         }
         group
@@ -157,6 +164,7 @@ impl Writer {
                 for (reply, outcomes) in group.answers {
                     let _ = reply.send(Ok(outcomes));
                 }
+                answer_refusals(refusals);
             }
             Err(error) => {
                 let error = StoreError::from(error);
@@ -164,6 +172,7 @@ impl Writer {
                 for (reply, _) in group.answers {
                     let _ = reply.send(Err(error.clone()));
                 }
+                answer_refusals(refusals);
                 self.reload_after_failure();
             }
         }

@@ -1,0 +1,241 @@
+//! Turns wire commands into durable events, all-or-nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use accord_domain::{
+    Agreement, Command, DomainError, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp,
+    ValidationError, decide, validate_command_id, validate_text,
+};
+use accord_proto::{command_from_wire, expected_version_from_wire, v1};
+use accord_store::{AppendItem, AppendOutcome, EventLog, Fingerprint, StoreError};
+
+use super::fingerprint;
+use super::state_cache::StateCache;
+use crate::error::ApiError;
+
+/// How many times a command is decided again after losing a race to a
+/// concurrent writer of the same agreement.
+const MAX_ATTEMPTS: usize = 16;
+
+/// A command as it arrived, with who sent it.
+pub struct IncomingCommand {
+    /// The wire command, meta included.
+    pub wire: v1::Command,
+}
+
+/// A command checked and ready to decide.
+struct ParsedCommand {
+    command_id: String,
+    fingerprint: Fingerprint,
+    expected: Option<ExpectedVersion>,
+    metadata: EventMetadata,
+    command: Command,
+}
+
+/// Decides and appends commands.
+pub struct CommandHandler {
+    log: Arc<dyn EventLog>,
+    cache: StateCache,
+}
+
+impl CommandHandler {
+    /// Returns a handler appending to `log`.
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        Self {
+            log,
+            cache: StateCache::default(),
+        }
+    }
+
+    /// Appends one event per command, all or none, and returns where each
+    /// stands. `in_batch` prefixes field names with `commands[i].`.
+    pub async fn execute(
+        &self,
+        commands: Vec<IncomingCommand>,
+        actor: &str,
+        in_batch: bool,
+    ) -> Result<Vec<AppendOutcome>, ApiError> {
+        let parsed = parse_all(commands, actor, in_batch)?;
+        let mut last_conflict = None;
+        for _ in 0..MAX_ATTEMPTS {
+            match self.attempt(&parsed, in_batch).await {
+                Err(ApiError::Store(conflict @ StoreError::WrongExpectedVersion { .. })) => {
+                    if let StoreError::WrongExpectedVersion { agreement_id, .. } = &conflict {
+                        self.cache.forget(agreement_id);
+                    }
+                    last_conflict = Some(conflict);
+                }
+                result => return result,
+            }
+        }
+        Err(last_conflict
+            .map(ApiError::Store)
+            .unwrap_or_else(|| ApiError::Unavailable("too much contention".into())))
+    }
+
+    /// Decides every command against the latest known state and appends.
+    async fn attempt(
+        &self,
+        parsed: &[ParsedCommand],
+        in_batch: bool,
+    ) -> Result<Vec<AppendOutcome>, ApiError> {
+        let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; parsed.len()];
+        let mut items = Vec::new();
+        let mut appended_at = Vec::new();
+        let mut working: HashMap<String, Option<Agreement>> = HashMap::new();
+        for (index, command) in parsed.iter().enumerate() {
+            if let Some(record) = self.log.find_command(&command.command_id).await? {
+                if record.fingerprint != command.fingerprint {
+                    return Err(StoreError::CommandIdConflict {
+                        command_id: command.command_id.clone(),
+                    }
+                    .into());
+                }
+                outcomes[index] = Some(record.outcome);
+                continue;
+            }
+            let agreement_id = command.command.agreement_id();
+            if !working.contains_key(agreement_id) {
+                let state = self.load(agreement_id).await?;
+                working.insert(agreement_id.to_owned(), state);
+            }
+            let state = working.get_mut(agreement_id).expect("inserted above");
+            let version = state.as_ref().map_or(0, |agreement| agreement.version);
+            if state.is_none() && !matches!(command.command, Command::Announce(_)) {
+                return Err(DomainError::NotFound {
+                    agreement_id: agreement_id.to_owned(),
+                }
+                .into());
+            }
+            if let Some(expected) = command.expected {
+                expected.check(agreement_id, version)?;
+            }
+            let event = decide(state.as_ref(), &command.command)
+                .map_err(|error| name_field(error, index, in_batch))?;
+            let expected = if version == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
+            let recorded = RecordedEvent {
+                position: 0,
+                agreement_id: agreement_id.to_owned(),
+                version: version + 1,
+                event_id: [0; 16],
+                recorded_at: Timestamp::default(),
+                metadata: command.metadata.clone(),
+                event: event.clone(),
+            };
+            *state = Agreement::fold(state.take(), &recorded);
+            items.push(AppendItem {
+                agreement_id: agreement_id.to_owned(),
+                expected,
+                command_id: command.command_id.clone(),
+                fingerprint: command.fingerprint,
+                metadata: command.metadata.clone(),
+                event,
+            });
+            appended_at.push(index);
+        }
+        if !items.is_empty() {
+            let appended = self.log.append(items).await?;
+            self.remember(working, &appended);
+            for (index, outcome) in appended_at.into_iter().zip(appended) {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Caches the states the appended events produced.
+    fn remember(&self, working: HashMap<String, Option<Agreement>>, appended: &[AppendOutcome]) {
+        for (agreement_id, state) in working {
+            let last = appended
+                .iter()
+                .rfind(|outcome| outcome.agreement_id == agreement_id);
+            match (state, last) {
+                (Some(mut agreement), Some(outcome))
+                    if !outcome.duplicate && outcome.version == agreement.version =>
+                {
+                    agreement.position = outcome.position;
+                    self.cache.put(agreement);
+                }
+                (_, Some(_)) => self.cache.forget(&agreement_id),
+                (_, None) => {}
+            }
+        }
+    }
+
+    /// Returns the agreement's latest durable state.
+    async fn load(&self, agreement_id: &str) -> Result<Option<Agreement>, ApiError> {
+        if let Some(agreement) = self.cache.get(agreement_id) {
+            return Ok(Some(agreement));
+        }
+        let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
+        let state = events.iter().fold(None, Agreement::fold);
+        if let Some(agreement) = &state {
+            self.cache.put(agreement.clone());
+        }
+        Ok(state)
+    }
+}
+
+fn parse_all(
+    commands: Vec<IncomingCommand>,
+    actor: &str,
+    in_batch: bool,
+) -> Result<Vec<ParsedCommand>, ApiError> {
+    let mut parsed: Vec<ParsedCommand> = Vec::with_capacity(commands.len());
+    for (index, incoming) in commands.into_iter().enumerate() {
+        let fingerprint = fingerprint(&incoming.wire);
+        let named =
+            |error: ValidationError| name_field(DomainError::Invalid(error), index, in_batch);
+        let (meta, command) = command_from_wire(incoming.wire).map_err(named)?;
+        let meta = meta.unwrap_or_default();
+        validate_command_id(&meta.command_id).map_err(named)?;
+        validate_text("meta.correlation_id", &meta.correlation_id).map_err(named)?;
+        validate_text("meta.causation_id", &meta.causation_id).map_err(named)?;
+        let expected = expected_version_from_wire(meta.expected_version.as_ref()).map_err(named)?;
+        command
+            .validate()
+            .map_err(|error| name_field(DomainError::Invalid(error), index, in_batch))?;
+        if parsed
+            .iter()
+            .any(|earlier| earlier.command_id == meta.command_id)
+        {
+            return Err(named(ValidationError::new(
+                "meta.command_id",
+                format!(
+                    "{:?} appears more than once in the request",
+                    meta.command_id
+                ),
+            ))
+            .into());
+        }
+        parsed.push(ParsedCommand {
+            command_id: meta.command_id.clone(),
+            fingerprint,
+            expected,
+            metadata: EventMetadata {
+                command_id: meta.command_id,
+                correlation_id: meta.correlation_id,
+                causation_id: meta.causation_id,
+                actor: actor.to_owned(),
+            },
+            command,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Prefixes the field of a validation error with `commands[i].` in a batch.
+fn name_field(error: DomainError, index: usize, in_batch: bool) -> DomainError {
+    match error {
+        DomainError::Invalid(mut invalid) if in_batch => {
+            invalid.field = format!("commands[{index}].{}", invalid.field);
+            DomainError::Invalid(invalid)
+        }
+        other => other,
+    }
+}

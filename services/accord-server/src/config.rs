@@ -1,0 +1,66 @@
+//! Command-line flags, each also read from an `ACCORD_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "accord-server",
+    version,
+    about = "Accord: an event-sourced record of international agreements, served over gRPC"
+)]
+pub struct Config {
+    /// Address for gRPC (all services on one port).
+    #[arg(long, env = "ACCORD_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded event store (created if missing).
+    #[arg(long, env = "ACCORD_DATA_DIR", default_value = "./accord-data")]
+    pub data_dir: PathBuf,
+
+    /// Address for Prometheus metrics at /metrics.
+    #[arg(long, env = "ACCORD_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "ACCORD_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Largest request message in bytes; larger ones are INVALID_ARGUMENT.
+    #[arg(long, env = "ACCORD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most commands in one Execute; more is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ACCORD_MAX_EXECUTE_COMMANDS", default_value_t = 1_000)]
+    pub max_execute_commands: usize,
+
+    /// Bytes of the store's page cache.
+    #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub cache_bytes: u64,
+}
+
+impl Config {
+    /// Returns the defaults with the given data directory and ephemeral
+    /// loopback ports, as tests use.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_format: LogFormat::Human,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_execute_commands: 1_000,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The one place where errors become gRPC status codes, as API.md's table says.
+
+use accord_domain::{DomainError, ValidationError};
+use accord_store::StoreError;
+use tonic::{Code, Status};
+
+/// Any reason an RPC fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Refused by the domain rules.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Refused or failed by the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A server limit was reached (commands per Execute, subscriptions).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The read models are behind, or the server is shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        ApiError::Domain(DomainError::Invalid(error))
+    }
+}
+
+impl ApiError {
+    /// Returns the status code the contract assigns to this error.
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::Domain(error) => match error {
+                DomainError::Invalid(_) => Code::InvalidArgument,
+                DomainError::NotFound { .. } => Code::NotFound,
+                DomainError::AlreadyExists { .. } => Code::AlreadyExists,
+                DomainError::WrongExpectedVersion { .. } => Code::Aborted,
+                DomainError::LifecycleViolation { .. } => Code::FailedPrecondition,
+            },
+            ApiError::Store(error) => match error {
+                StoreError::WrongExpectedVersion { .. } => Code::Aborted,
+                StoreError::CommandIdConflict { .. } => Code::AlreadyExists,
+                StoreError::StorageFull(_) => Code::ResourceExhausted,
+                StoreError::Unavailable(_) | StoreError::Corrupt(_) => Code::Unavailable,
+            },
+            ApiError::LimitExceeded(_) => Code::ResourceExhausted,
+            ApiError::Unavailable(_) => Code::Unavailable,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
+            tracing::warn!(%error, ?code, "request failed");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accord_domain::{ExpectedVersion, Stage};
+
+    #[test]
+    fn every_error_has_the_contract_code() {
+        let cases: Vec<(ApiError, Code)> = vec![
+            (
+                ValidationError::new("title", "is required").into(),
+                Code::InvalidArgument,
+            ),
+            (
+                DomainError::NotFound {
+                    agreement_id: "a".into(),
+                }
+                .into(),
+                Code::NotFound,
+            ),
+            (
+                DomainError::AlreadyExists {
+                    agreement_id: "a".into(),
+                }
+                .into(),
+                Code::AlreadyExists,
+            ),
+            (
+                DomainError::WrongExpectedVersion {
+                    agreement_id: "a".into(),
+                    expected: ExpectedVersion::Exact(1),
+                    actual: 2,
+                }
+                .into(),
+                Code::Aborted,
+            ),
+            (
+                DomainError::LifecycleViolation {
+                    agreement_id: "a".into(),
+                    stage: Stage::Announced,
+                    rule: "r".into(),
+                }
+                .into(),
+                Code::FailedPrecondition,
+            ),
+            (
+                StoreError::CommandIdConflict {
+                    command_id: "c".into(),
+                }
+                .into(),
+                Code::AlreadyExists,
+            ),
+            (
+                StoreError::StorageFull("disk".into()).into(),
+                Code::ResourceExhausted,
+            ),
+            (
+                StoreError::Unavailable("io".into()).into(),
+                Code::Unavailable,
+            ),
+            (ApiError::LimitExceeded("x".into()), Code::ResourceExhausted),
+            (ApiError::Unavailable("x".into()), Code::Unavailable),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error).code(), code);
+        }
+    }
+}

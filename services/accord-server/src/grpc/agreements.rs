@@ -1,0 +1,173 @@
+//! `accord.v1.AgreementService`: the commands, and (with the read models) the queries.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use accord_proto::timestamp_from_domain;
+use accord_proto::v1::{self, agreement_service_server::AgreementService};
+use accord_store::AppendOutcome;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::RpcResult;
+use crate::commands::{CommandHandler, IncomingCommand};
+use crate::error::ApiError;
+
+/// Serves `AgreementService`.
+pub struct AgreementApi {
+    handler: Arc<CommandHandler>,
+    max_execute_commands: usize,
+}
+
+impl AgreementApi {
+    /// Returns the service over `handler`.
+    pub fn new(handler: Arc<CommandHandler>, max_execute_commands: usize) -> Self {
+        Self {
+            handler,
+            max_execute_commands,
+        }
+    }
+
+    async fn one(&self, command: v1::command::Command) -> RpcResult<v1::AppendResult> {
+        let incoming = IncomingCommand {
+            wire: v1::Command {
+                command: Some(command),
+            },
+        };
+        let outcomes = self.handler.execute(vec![incoming], "", false).await?;
+        let outcome = outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::internal("no outcome for the command"))?;
+        Ok(Response::new(append_result(outcome)))
+    }
+}
+
+fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
+    v1::AppendResult {
+        agreement_id: outcome.agreement_id,
+        version: outcome.version,
+        position: outcome.position,
+        recorded_at: Some(timestamp_from_domain(outcome.recorded_at)),
+        duplicate: outcome.duplicate,
+    }
+}
+
+type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::AgreementUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgreementService for AgreementApi {
+    async fn announce(&self, request: Request<v1::AnnounceRequest>) -> RpcResult<v1::AppendResult> {
+        self.one(v1::command::Command::Announce(request.into_inner()))
+            .await
+    }
+
+    async fn sign(&self, request: Request<v1::SignRequest>) -> RpcResult<v1::AppendResult> {
+        self.one(v1::command::Command::Sign(request.into_inner()))
+            .await
+    }
+
+    async fn record_delivery(
+        &self,
+        request: Request<v1::RecordDeliveryRequest>,
+    ) -> RpcResult<v1::AppendResult> {
+        self.one(v1::command::Command::RecordDelivery(request.into_inner()))
+            .await
+    }
+
+    async fn record_localization(
+        &self,
+        request: Request<v1::RecordLocalizationRequest>,
+    ) -> RpcResult<v1::AppendResult> {
+        self.one(v1::command::Command::RecordLocalization(
+            request.into_inner(),
+        ))
+        .await
+    }
+
+    async fn execute(
+        &self,
+        request: Request<v1::ExecuteRequest>,
+    ) -> RpcResult<v1::ExecuteResponse> {
+        let commands = request.into_inner().commands;
+        if commands.is_empty() {
+            return Err(ApiError::from(accord_domain::ValidationError::new(
+                "commands",
+                "at least one command is required",
+            ))
+            .into());
+        }
+        if commands.len() > self.max_execute_commands {
+            return Err(ApiError::LimitExceeded(format!(
+                "commands: {} commands in one Execute, the limit is {}",
+                commands.len(),
+                self.max_execute_commands
+            ))
+            .into());
+        }
+        let incoming = commands
+            .into_iter()
+            .map(|wire| IncomingCommand { wire })
+            .collect();
+        let outcomes = self.handler.execute(incoming, "", true).await?;
+        Ok(Response::new(v1::ExecuteResponse {
+            results: outcomes.into_iter().map(append_result).collect(),
+        }))
+    }
+
+    async fn get_agreement(
+        &self,
+        _request: Request<v1::GetAgreementRequest>,
+    ) -> RpcResult<v1::Agreement> {
+        Err(Status::unimplemented(
+            "GetAgreement arrives with the read models",
+        ))
+    }
+
+    async fn list_agreements(
+        &self,
+        _request: Request<v1::ListAgreementsRequest>,
+    ) -> RpcResult<v1::ListAgreementsResponse> {
+        Err(Status::unimplemented(
+            "ListAgreements arrives with the read models",
+        ))
+    }
+
+    async fn get_country_portfolio(
+        &self,
+        _request: Request<v1::GetCountryPortfolioRequest>,
+    ) -> RpcResult<v1::CountryPortfolio> {
+        Err(Status::unimplemented(
+            "GetCountryPortfolio arrives with the read models",
+        ))
+    }
+
+    async fn list_country_portfolios(
+        &self,
+        _request: Request<v1::ListCountryPortfoliosRequest>,
+    ) -> RpcResult<v1::ListCountryPortfoliosResponse> {
+        Err(Status::unimplemented(
+            "ListCountryPortfolios arrives with the read models",
+        ))
+    }
+
+    async fn get_localization_report(
+        &self,
+        _request: Request<v1::GetLocalizationReportRequest>,
+    ) -> RpcResult<v1::LocalizationReport> {
+        Err(Status::unimplemented(
+            "GetLocalizationReport arrives with the read models",
+        ))
+    }
+
+    type WatchAgreementsStream = UpdateStream;
+
+    async fn watch_agreements(
+        &self,
+        _request: Request<v1::WatchAgreementsRequest>,
+    ) -> RpcResult<Self::WatchAgreementsStream> {
+        Err(Status::unimplemented(
+            "WatchAgreements arrives with the read models",
+        ))
+    }
+}

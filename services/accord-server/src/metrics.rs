@@ -1,0 +1,107 @@
+//! Prometheus metrics: what is appended, how group commits behave, and how
+//! every RPC fares, served as text at `/metrics`.
+
+mod endpoint;
+mod rpc_layer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_store::CommitObserver;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub use endpoint::serve_metrics;
+pub use rpc_layer::RpcLayer;
+
+/// Labels of an RPC observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// `/accord.v1.AgreementService/Announce`.
+    pub method: String,
+    /// The gRPC status code name (`OK`, `ABORTED`).
+    pub code: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events appended.
+    pub appended_events: Counter,
+    /// Events per group commit.
+    pub group_commit_events: Histogram,
+    /// Append requests per group commit.
+    pub group_commit_requests: Histogram,
+    /// Seconds per fsync of a group commit.
+    pub fsync_seconds: Histogram,
+    /// Seconds per RPC (to the response headers for streams), by method and code.
+    pub rpc_seconds: Family<RpcLabels, Histogram>,
+}
+
+impl Metrics {
+    /// Returns the metrics, registered and at zero.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("accord");
+        let appended_events = Counter::default();
+        registry.register(
+            "appended_events",
+            "Events appended to the log",
+            appended_events.clone(),
+        );
+        let group_commit_events = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "group_commit_events",
+            "Events written by one group commit",
+            group_commit_events.clone(),
+        );
+        let group_commit_requests = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register(
+            "group_commit_requests",
+            "Append requests answered by one group commit",
+            group_commit_requests.clone(),
+        );
+        let fsync_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "fsync_seconds",
+            "Duration of the fsync that makes a group commit durable",
+            fsync_seconds.clone(),
+        );
+        let rpc_seconds = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "rpc_duration_seconds",
+            "Duration of gRPC calls by method and status code",
+            rpc_seconds.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            appended_events,
+            group_commit_events,
+            group_commit_requests,
+            fsync_seconds,
+            rpc_seconds,
+        })
+    }
+
+    /// Returns the metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        text
+    }
+}
+
+impl CommitObserver for Metrics {
+    fn committed(&self, appends: usize, events: usize, fsync: Duration) {
+        self.appended_events.inc_by(events as u64);
+        self.group_commit_events.observe(events as f64);
+        self.group_commit_requests.observe(appends as f64);
+        self.fsync_seconds.observe(fsync.as_secs_f64());
+    }
+}

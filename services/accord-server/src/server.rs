@@ -1,0 +1,170 @@
+//! Wires the store, the command handler and the gRPC services together, and
+//! stops them in order: health NOT_SERVING, stop accepting, drain the
+//! writer, flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use accord_proto::v1::admin_server::AdminServer;
+use accord_proto::v1::agreement_service_server::AgreementServiceServer;
+use accord_proto::v1::event_log_server::EventLogServer;
+use accord_store::{EventLog, SledLog, SledOptions, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+use crate::commands::CommandHandler;
+use crate::config::Config;
+use crate::grpc::{AdminApi, AgreementApi, EventLogApi};
+use crate::metrics::{Metrics, RpcLayer, serve_metrics};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory or a port could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed to open or to close cleanly.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC transport failed.
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not load the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A started server.
+pub struct RunningServer {
+    grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// The address gRPC is served on.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The address `/metrics` is served on.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Stops gracefully and waits until the log is flushed.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.stop.send_replace(true);
+        self.task
+            .await
+            .map_err(|error| ServerError::Io(std::io::Error::other(error)))?
+    }
+}
+
+/// Opens the store, binds both ports and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let metrics = Metrics::new();
+    let options = SledOptions {
+        cache_capacity_bytes: config.cache_bytes,
+        observer: Some(metrics.clone()),
+        ..SledOptions::new(&config.data_dir)
+    };
+    let log = tokio::task::spawn_blocking(move || SledLog::open(options))
+        .await
+        .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
+    let log: Arc<dyn EventLog> = Arc::new(log);
+
+    let grpc_listener = TcpListener::bind(config.listen).await?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let handler = Arc::new(CommandHandler::new(log.clone()));
+    let max_message_bytes = config.max_message_bytes;
+    let agreements =
+        AgreementServiceServer::new(AgreementApi::new(handler, config.max_execute_commands))
+            .max_decoding_message_size(max_message_bytes);
+    let event_log = EventLogServer::new(EventLogApi::new(log.clone()))
+        .max_decoding_message_size(max_message_bytes);
+    let admin =
+        AdminServer::new(AdminApi::new(log.clone())).max_decoding_message_size(max_message_bytes);
+
+    for service in SERVICE_NAMES {
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let mut metrics_stopped = stopped.clone();
+    let metrics_task = tokio::spawn(serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        async move {
+            let _ = metrics_stopped.wait_for(|stop| *stop).await;
+        },
+    ));
+
+    let router = tonic::transport::Server::builder()
+        .layer(RpcLayer::new(metrics))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(agreements)
+        .add_service(event_log)
+        .add_service(admin);
+
+    let task = tokio::spawn(async move {
+        let mut stopped = stopped;
+        let signal = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            for service in SERVICE_NAMES {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!("health is NOT_SERVING; no new connections accepted");
+        };
+        let served = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), signal)
+            .await;
+        tracing::info!("grpc stopped; draining the log writer");
+        let closed = log.close().await;
+        let _ = metrics_task.await;
+        served?;
+        closed?;
+        tracing::info!("log flushed; stopped");
+        Ok(())
+    });
+
+    tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), "accord-server listening");
+    Ok(RunningServer {
+        grpc_addr,
+        metrics_addr,
+        stop,
+        task,
+    })
+}
+
+/// The overall status ("") and each service's, as health checks ask for them.
+const SERVICE_NAMES: [&str; 4] = [
+    "",
+    "accord.v1.AgreementService",
+    "accord.v1.EventLog",
+    "accord.v1.Admin",
+];
