@@ -131,6 +131,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
     let task = tokio::spawn(async move {
         let mut stopped = stopped;
+        let mut grace_stopped = stopped.clone();
         let signal = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
             for service in SERVICE_NAMES {
@@ -140,9 +141,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             }
             tracing::info!("health is NOT_SERVING; no new connections accepted");
         };
-        let served = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), signal)
-            .await;
+        let serve =
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), signal);
+        // Calls that outlive the grace period (a health Watch, a client that
+        // stopped reading) are cut off rather than holding the shutdown.
+        let grace_over = async move {
+            let _ = grace_stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace_over => {
+                tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "calls still open after the grace period; closing them");
+                Ok(())
+            }
+        };
         tracing::info!("grpc stopped; draining the log writer");
         let closed = log.close().await;
         let _ = metrics_task.await;
@@ -160,6 +173,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         task,
     })
 }
+
+/// How long in-flight calls may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The overall status ("") and each service's, as health checks ask for them.
 const SERVICE_NAMES: [&str; 4] = [

@@ -71,7 +71,10 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
 /// Turns sled's open error into one that says what to do.
 pub(crate) fn explain_open_error(path: &Path, error: ::sled::Error) -> StoreError {
     match &error {
-        ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+        ::sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock") =>
+        {
             StoreError::Unavailable(format!(
                 "data directory {} is in use by another process (a running accord-server?); stop it or use a different directory",
                 path.display()

@@ -15,8 +15,12 @@ use super::state_cache::StateCache;
 use crate::error::ApiError;
 
 /// How many times a command is decided again after losing a race to a
-/// concurrent writer of the same agreement.
+/// writer of the same agreement on another node (or a stale cache entry).
 const MAX_ATTEMPTS: usize = 16;
+
+/// Locks that serialize this node's writers of one agreement, so that they
+/// queue instead of racing and retrying. Agreements share a stripe by hash.
+const LOCK_STRIPES: usize = 4_096;
 
 /// A command as it arrived, with who sent it.
 pub struct IncomingCommand {
@@ -37,6 +41,7 @@ struct ParsedCommand {
 pub struct CommandHandler {
     log: Arc<dyn EventLog>,
     cache: StateCache,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl CommandHandler {
@@ -45,6 +50,9 @@ impl CommandHandler {
         Self {
             log,
             cache: StateCache::default(),
+            stripes: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -57,6 +65,17 @@ impl CommandHandler {
         in_batch: bool,
     ) -> Result<Vec<AppendOutcome>, ApiError> {
         let parsed = parse_all(commands, actor, in_batch)?;
+        let mut stripes: Vec<usize> = parsed
+            .iter()
+            .map(|command| stripe_of(command.command.agreement_id()))
+            .collect();
+        // Always in ascending order, so that two batches never deadlock.
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut _guards = Vec::with_capacity(stripes.len());
+        for stripe in stripes {
+            _guards.push(self.stripes[stripe].lock().await);
+        }
         let mut last_conflict = None;
         for _ in 0..MAX_ATTEMPTS {
             match self.attempt(&parsed, in_batch).await {
@@ -179,6 +198,13 @@ impl CommandHandler {
         }
         Ok(state)
     }
+}
+
+fn stripe_of(agreement_id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    agreement_id.hash(&mut hasher);
+    (hasher.finish() % LOCK_STRIPES as u64) as usize
 }
 
 fn parse_all(

@@ -1,6 +1,6 @@
-//! A tower layer around every gRPC call: it times the call by method and
-//! status code, and reports an oversized request as INVALID_ARGUMENT, as the
-//! contract says (tonic's codec reports it as OUT_OF_RANGE).
+//! A tower layer around every gRPC call: it records each call's duration by
+//! method and final status code, and reports an oversized request as
+//! INVALID_ARGUMENT, as the contract says (tonic's codec says OUT_OF_RANGE).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 
 use super::{Metrics, RpcLabels};
@@ -37,7 +38,7 @@ impl<S> tower::Layer<S> for RpcLayer {
     }
 }
 
-/// Times calls and normalises the status of oversized requests.
+/// Observes calls and normalises the status of oversized requests.
 #[derive(Clone)]
 pub struct RpcService<S> {
     inner: S,
@@ -52,8 +53,9 @@ where
         + 'static,
     S::Future: Send + 'static,
     RequestBody: Send + 'static,
+    ResponseBody: Body + Unpin,
 {
-    type Response = S::Response;
+    type Response = Response<ObservedBody<ResponseBody>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -62,54 +64,129 @@ where
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let method = request.uri().path().to_owned();
-        let metrics = self.metrics.clone();
+        let call = Call {
+            metrics: self.metrics.clone(),
+            method: request.uri().path().to_owned(),
+            started: Instant::now(),
+        };
         // The ready service handles this call; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let started = Instant::now();
         Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            let code = status_code(&response);
-            let code = if code == Code::OutOfRange && is_oversized(&response) {
-                response.headers_mut().insert(
-                    "grpc-status",
-                    HeaderValue::from(Code::InvalidArgument as i32),
-                );
-                Code::InvalidArgument
-            } else {
-                code
+            let response = inner.call(request).await?;
+            let (mut parts, body) = response.into_parts();
+            // A trailers-only response carries its status in the headers.
+            let call = match normalise_status(&mut parts.headers) {
+                Some(code) => {
+                    call.finish(code);
+                    None
+                }
+                None => Some(call),
             };
-            metrics
-                .rpc_seconds
-                .get_or_create(&RpcLabels {
-                    method,
-                    code: code_name(code).to_owned(),
-                })
-                .observe(started.elapsed().as_secs_f64());
-            Ok(response)
+            Ok(Response::from_parts(
+                parts,
+                ObservedBody { inner: body, call },
+            ))
         })
     }
 }
 
-/// The status a trailers-only response carries in its headers; OK otherwise
-/// (a successful call sends its status in the trailers).
-fn status_code<B>(response: &Response<B>) -> Code {
-    response
-        .headers()
+/// One call in flight.
+struct Call {
+    metrics: Arc<Metrics>,
+    method: String,
+    started: Instant,
+}
+
+impl Call {
+    fn finish(self, code: Code) {
+        self.metrics
+            .rpc_seconds
+            .get_or_create(&RpcLabels {
+                method: self.method,
+                code: code_name(code).to_owned(),
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// A response body that reports the call when its trailers pass, or when it
+/// is dropped early (the client went away).
+pub struct ObservedBody<B> {
+    inner: B,
+    call: Option<Call>,
+}
+
+impl<B: Body + Unpin> Body for ObservedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(context);
+        match polled {
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    let code = normalise_status(trailers).unwrap_or(Code::Ok);
+                    if let Some(call) = this.call.take() {
+                        call.finish(code);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                if let Some(call) = this.call.take() {
+                    call.finish(Code::Ok);
+                }
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for ObservedBody<B> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            call.finish(Code::Cancelled);
+        }
+    }
+}
+
+/// Returns the status in `headers`, rewriting an oversized request's
+/// OUT_OF_RANGE to INVALID_ARGUMENT.
+fn normalise_status(headers: &mut HeaderMap) -> Option<Code> {
+    let code = headers
         .get("grpc-status")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
-        .map(Code::from_i32)
-        .unwrap_or(Code::Ok)
-}
-
-fn is_oversized<B>(response: &Response<B>) -> bool {
-    response
-        .headers()
+        .map(Code::from_i32)?;
+    let oversized = headers
         .get("grpc-message")
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|message| message.contains("message length too large"))
+        .is_some_and(|message| {
+            message.contains("message%20length%20too%20large")
+                || message.contains("message length too large")
+        });
+    if code == Code::OutOfRange && oversized {
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(Code::InvalidArgument as i32),
+        );
+        return Some(Code::InvalidArgument);
+    }
+    Some(code)
 }
 
 fn code_name(code: Code) -> &'static str {

@@ -1,0 +1,72 @@
+//! The server as a child process, to be killed with SIGKILL or stopped with SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A server process on `127.0.0.1:0`.
+pub struct ChildServer {
+    child: Child,
+    grpc_addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `binary` on `data_dir` and waits until it logs its address.
+    pub async fn start(binary: &Path, data_dir: &Path) -> Self {
+        let mut child = Command::new(binary)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--metrics-listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--log-format")
+            .arg("json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("server process starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let grpc_addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("reads server output")
+                .expect("server exited before listening");
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
+                break addr.parse().expect("a socket address");
+            }
+        };
+        // Keep reading so that the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, grpc_addr }
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("sends SIGKILL");
+        self.child.wait().await.expect("reaps the process");
+    }
+
+    /// Sends SIGTERM and returns how the process exited.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().expect("process is running") as libc::pid_t;
+        // SAFETY: kill(2) with a pid this test owns and a valid signal number.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM sent");
+        self.child.wait().await.expect("reaps the process")
+    }
+}

@@ -1,0 +1,125 @@
+//! End-to-end test support: starts the real server (in this process, or as a
+//! child process that can be killed), connects the generated clients, and
+//! builds requests from the UNGA 80 facts.
+
+pub mod child;
+pub mod requests;
+
+use accord_proto::v1::admin_client::AdminClient;
+use accord_proto::v1::agreement_service_client::AgreementServiceClient;
+use accord_proto::v1::event_log_client::EventLogClient;
+use accord_server::{Config, RunningServer};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+pub use requests::*;
+
+/// A server running in this process on `127.0.0.1:0` with its own data directory.
+pub struct TestServer {
+    server: Option<RunningServer>,
+    data_dir: tempfile::TempDir,
+    channel: Channel,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server on a fresh data directory, with `adjust` applied to its config.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let mut config = Config::for_tests(data_dir.path());
+        adjust(&mut config);
+        let server = accord_server::start(config).await.expect("server starts");
+        let channel = connect(server.grpc_addr()).await;
+        Self {
+            server: Some(server),
+            data_dir,
+            channel,
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        let server = accord_server::start(Config::for_tests(self.data_dir.path()))
+            .await
+            .expect("server restarts");
+        self.channel = connect(server.grpc_addr()).await;
+        self.server = Some(server);
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server is running")
+    }
+
+    /// A client of `AgreementService`.
+    pub fn agreements(&self) -> AgreementServiceClient<Channel> {
+        AgreementServiceClient::new(self.channel.clone())
+    }
+
+    /// A client of `EventLog`.
+    pub fn event_log(&self) -> EventLogClient<Channel> {
+        EventLogClient::new(self.channel.clone())
+    }
+
+    /// A client of `Admin`.
+    pub fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.channel.clone())
+    }
+
+    /// The channel, for other clients (health, reflection).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The head position as `GetStats` reports it.
+    pub async fn head(&self) -> u64 {
+        self.admin()
+            .get_stats(accord_proto::v1::GetStatsRequest {})
+            .await
+            .expect("stats")
+            .into_inner()
+            .head_position
+    }
+
+    /// Every event in the log, through `ReadLog`.
+    pub async fn read_all(&self) -> Vec<accord_proto::v1::RecordedEvent> {
+        read_all(self.event_log()).await
+    }
+}
+
+/// Connects a channel to `addr`.
+pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// Every event in the log behind `client`, through `ReadLog`.
+pub async fn read_all(mut client: EventLogClient<Channel>) -> Vec<accord_proto::v1::RecordedEvent> {
+    let mut stream = client
+        .read_log(accord_proto::v1::ReadLogRequest::default())
+        .await
+        .expect("read log")
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.next().await {
+        events.push(event.expect("event"));
+    }
+    events
+}
