@@ -169,3 +169,93 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     assert!(said.contains("in use by another process"), "{said}");
     server.kill().await;
 }
+
+#[tokio::test]
+async fn read_models_after_sigkill_neither_double_count_nor_skip() {
+    use accord_proto::v1;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
+    let (progress_sender, mut progress) = tokio::sync::watch::channel(0usize);
+    let progress_sender = Arc::new(progress_sender);
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let channel = connect(server.grpc_addr()).await;
+        let progress_sender = progress_sender.clone();
+        writers.push(tokio::spawn(async move {
+            let mut client = AgreementServiceClient::new(channel);
+            let agreement_id = format!("kz-{writer}");
+            let mut announce = announce_wabtec(&agreement_id);
+            announce.quantity = Some(1_000_000);
+            if client.announce(announce).await.is_err()
+                || client.sign(sign(&agreement_id)).await.is_err()
+            {
+                return;
+            }
+            for delivery in 0..100_000 {
+                let request = deliver(
+                    &agreement_id,
+                    &format!("{agreement_id}/{delivery}"),
+                    1 + delivery % 3,
+                );
+                if client.record_delivery(request).await.is_err() {
+                    return;
+                }
+                progress_sender.send_modify(|count| *count += 1);
+            }
+        }));
+    }
+    progress
+        .wait_for(|count| *count >= 1_500)
+        .await
+        .expect("load runs");
+    server.kill().await;
+    for writer in writers {
+        writer.await.expect("writer ends");
+    }
+
+    let restarted = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
+    let channel = connect(restarted.grpc_addr()).await;
+    let events = read_all(EventLogClient::new(channel.clone())).await;
+    let head = events.len() as u64;
+    let mut delivered_by_agreement: HashMap<String, u64> = HashMap::new();
+    for event in &events {
+        if let Some(v1::recorded_event::Payload::DeliveryRecorded(delivery)) = &event.payload {
+            *delivered_by_agreement
+                .entry(event.agreement_id.clone())
+                .or_default() += delivery.units;
+        }
+    }
+    let mut client = AgreementServiceClient::new(channel);
+    for (agreement_id, delivered) in &delivered_by_agreement {
+        let view = client
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: agreement_id.clone(),
+                min_position: head,
+                as_of_position: 0,
+            })
+            .await
+            .expect("view")
+            .into_inner();
+        assert_eq!(
+            view.delivered_units, *delivered,
+            "{agreement_id} counted exactly once"
+        );
+    }
+    let portfolio = client
+        .get_country_portfolio(v1::GetCountryPortfolioRequest {
+            country: "KZ".into(),
+            min_position: head,
+        })
+        .await
+        .expect("portfolio")
+        .into_inner();
+    assert_eq!(
+        portfolio.delivered_units,
+        delivered_by_agreement.values().sum::<u64>()
+    );
+    assert_eq!(
+        portfolio.agreement_count,
+        delivered_by_agreement.len() as u64
+    );
+    restarted.kill().await;
+}

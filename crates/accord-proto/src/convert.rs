@@ -8,7 +8,7 @@ mod views;
 
 pub use commands::{command_from_wire, expected_version_from_wire};
 pub use events::{event_from_wire, event_to_wire, recorded_event_to_wire};
-pub use views::{agreement_to_wire, stage_to_wire};
+pub use views::{agreement_from_wire, agreement_to_wire, stage_from_wire, stage_to_wire};
 
 use accord_domain::{Timestamp, ValidationError};
 

@@ -6,9 +6,9 @@
 mod convert;
 
 pub use convert::{
-    WireError, agreement_to_wire, command_from_wire, event_from_wire, event_to_wire,
-    expected_version_from_wire, recorded_event_to_wire, stage_to_wire, timestamp_from_domain,
-    timestamp_to_domain,
+    WireError, agreement_from_wire, agreement_to_wire, command_from_wire, event_from_wire,
+    event_to_wire, expected_version_from_wire, recorded_event_to_wire, stage_from_wire,
+    stage_to_wire, timestamp_from_domain, timestamp_to_domain,
 };
 
 /// Generated modules, nested as their protobuf packages are.

@@ -1,6 +1,7 @@
 //! The one place where errors become gRPC status codes, as API.md's table says.
 
 use accord_domain::{DomainError, ValidationError};
+use accord_projections::ProjectionError;
 use accord_store::StoreError;
 use tonic::{Code, Status};
 
@@ -13,6 +14,9 @@ pub enum ApiError {
     /// Refused or failed by the store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The read models failed.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
     /// A server limit was reached (commands per Execute, subscriptions).
     #[error("{0}")]
     LimitExceeded(String),
@@ -44,6 +48,10 @@ impl ApiError {
                 StoreError::StorageFull(_) => Code::ResourceExhausted,
                 StoreError::Unavailable(_) | StoreError::Corrupt(_) => Code::Unavailable,
             },
+            ApiError::Projection(ProjectionError::Log(error)) => {
+                ApiError::Store(error.clone()).code()
+            }
+            ApiError::Projection(_) => Code::Unavailable,
             ApiError::LimitExceeded(_) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
         }

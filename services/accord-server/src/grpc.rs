@@ -2,8 +2,11 @@
 
 mod admin;
 mod agreements;
+mod deadline;
 mod event_log;
 mod filter;
+mod page_token;
+mod queries;
 
 pub use admin::AdminApi;
 pub use agreements::AgreementApi;

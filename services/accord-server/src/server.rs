@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use accord_projections::{Projector, ReadModels};
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
 use accord_proto::v1::event_log_server::EventLogServer;
@@ -29,6 +30,9 @@ pub enum ServerError {
     /// The store failed to open or to close cleanly.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The read models failed to open.
+    #[error(transparent)]
+    ReadModels(#[from] accord_projections::ProjectionError),
     /// The gRPC transport failed.
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -72,12 +76,18 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let options = SledOptions {
         cache_capacity_bytes: config.cache_bytes,
         observer: Some(metrics.clone()),
-        ..SledOptions::new(&config.data_dir)
+        ..SledOptions::new(config.data_dir.join("log"))
     };
     let log = tokio::task::spawn_blocking(move || SledLog::open(options))
         .await
         .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
     let log: Arc<dyn EventLog> = Arc::new(log);
+    let read_models_dir = config.data_dir.join("read-models");
+    let read_models = tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir))
+        .await
+        .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
+    let read_models = Arc::new(read_models);
+    let projector = Projector::spawn(log.clone(), read_models.clone());
 
     let grpc_listener = TcpListener::bind(config.listen).await?;
     let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
@@ -96,13 +106,17 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
     let handler = Arc::new(CommandHandler::new(log.clone()));
     let max_message_bytes = config.max_message_bytes;
-    let agreements =
-        AgreementServiceServer::new(AgreementApi::new(handler, config.max_execute_commands))
-            .max_decoding_message_size(max_message_bytes);
+    let agreements = AgreementServiceServer::new(AgreementApi::new(
+        handler,
+        log.clone(),
+        read_models.clone(),
+        config.max_execute_commands,
+    ))
+    .max_decoding_message_size(max_message_bytes);
     let event_log = EventLogServer::new(EventLogApi::new(log.clone()))
         .max_decoding_message_size(max_message_bytes);
-    let admin =
-        AdminServer::new(AdminApi::new(log.clone())).max_decoding_message_size(max_message_bytes);
+    let admin = AdminServer::new(AdminApi::new(log.clone(), read_models))
+        .max_decoding_message_size(max_message_bytes);
 
     for service in SERVICE_NAMES {
         health
@@ -156,7 +170,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
                 Ok(())
             }
         };
-        tracing::info!("grpc stopped; draining the log writer");
+        tracing::info!("grpc stopped; stopping the projector and draining the log writer");
+        projector.stop().await;
         let closed = log.close().await;
         let _ = metrics_task.await;
         served?;

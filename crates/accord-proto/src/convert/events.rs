@@ -126,7 +126,7 @@ pub(super) fn kind_to_wire(kind: AgreementKind) -> v1::AgreementKind {
     }
 }
 
-fn kind_from_wire(kind: i32) -> Result<AgreementKind, WireError> {
+pub(super) fn kind_from_wire(kind: i32) -> Result<AgreementKind, WireError> {
     match v1::AgreementKind::try_from(kind) {
         Ok(v1::AgreementKind::Procurement) => Ok(AgreementKind::Procurement),
         Ok(v1::AgreementKind::Cooperation) => Ok(AgreementKind::Cooperation),
@@ -145,7 +145,7 @@ pub(super) fn party_to_wire(party: &Party) -> v1::Party {
     }
 }
 
-fn party_from_wire(party: Option<v1::Party>) -> Party {
+pub(super) fn party_from_wire(party: Option<v1::Party>) -> Party {
     party
         .map(|party| Party {
             name: party.name,

@@ -45,3 +45,62 @@ pub fn agreement_to_wire(agreement: &Agreement) -> v1::Agreement {
         signatories: agreement.signatories.clone(),
     }
 }
+
+/// Returns the domain agreement of a wire view (read models are stored as wire views).
+pub fn agreement_from_wire(view: v1::Agreement) -> Result<Agreement, super::WireError> {
+    use super::events::{kind_from_wire, party_from_wire};
+    use super::{commands::money_from_wire, timestamp_to_domain};
+    let stage = match v1::AgreementStage::try_from(view.stage) {
+        Ok(v1::AgreementStage::Announced) => Stage::Announced,
+        Ok(v1::AgreementStage::Signed) => Stage::Signed,
+        Ok(v1::AgreementStage::Delivering) => Stage::Delivering,
+        Ok(v1::AgreementStage::Delivered) => Stage::Delivered,
+        _ => {
+            return Err(accord_domain::ValidationError::new(
+                "stage",
+                format!("unknown value {}", view.stage),
+            ));
+        }
+    };
+    Ok(Agreement {
+        agreement_id: view.agreement_id,
+        title: view.title,
+        kind: kind_from_wire(view.kind)?,
+        stage,
+        buyer: party_from_wire(view.buyer),
+        supplier: party_from_wire(view.supplier),
+        sector: view.sector,
+        product: view.product,
+        quantity: view.quantity,
+        value: view.value.map(money_from_wire),
+        delivered_units: view.delivered_units,
+        localized: view.localized,
+        localization_rate_bp: view.localization_rate_bp,
+        local_units: view.local_units,
+        facility: view.facility,
+        technology_transfer: view.technology_transfer,
+        announced_at: view
+            .announced_at
+            .as_ref()
+            .map(timestamp_to_domain)
+            .unwrap_or_default(),
+        signed_at: view.signed_at.as_ref().map(timestamp_to_domain),
+        last_delivery_at: view.last_delivery_at.as_ref().map(timestamp_to_domain),
+        venue: view.venue,
+        source: view.source,
+        signatories: view.signatories,
+        version: view.version,
+        position: view.position,
+    })
+}
+
+/// Returns the domain stage of a wire stage, None for unspecified or unknown values.
+pub fn stage_from_wire(stage: i32) -> Option<Stage> {
+    match v1::AgreementStage::try_from(stage) {
+        Ok(v1::AgreementStage::Announced) => Some(Stage::Announced),
+        Ok(v1::AgreementStage::Signed) => Some(Stage::Signed),
+        Ok(v1::AgreementStage::Delivering) => Some(Stage::Delivering),
+        Ok(v1::AgreementStage::Delivered) => Some(Stage::Delivered),
+        _ => None,
+    }
+}

@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use accord_projections::{PROJECTION_NAME, ReadModels};
 use accord_proto::v1::{self, admin_server::Admin};
 use accord_store::EventLog;
 use tokio_stream::Stream;
@@ -14,12 +15,13 @@ use crate::error::ApiError;
 /// Serves `Admin`.
 pub struct AdminApi {
     log: Arc<dyn EventLog>,
+    read_models: Arc<ReadModels>,
 }
 
 impl AdminApi {
-    /// Returns the service over `log`.
-    pub fn new(log: Arc<dyn EventLog>) -> Self {
-        Self { log }
+    /// Returns the service over `log` and its `read_models`.
+    pub fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> Self {
+        Self { log, read_models }
     }
 }
 
@@ -31,13 +33,18 @@ impl Admin for AdminApi {
         &self,
         _request: Request<v1::GetStatsRequest>,
     ) -> RpcResult<v1::GetStatsResponse> {
+        let checkpoint = self.read_models.checkpoint();
         let stats = self.log.stats().await.map_err(ApiError::from)?;
         Ok(Response::new(v1::GetStatsResponse {
             head_position: stats.head_position,
             event_count: stats.event_count,
             agreement_count: stats.agreement_count,
-            disk_bytes: stats.disk_bytes,
-            projections: Vec::new(),
+            disk_bytes: stats.disk_bytes + self.read_models.disk_bytes(),
+            projections: vec![v1::ProjectionStatus {
+                name: PROJECTION_NAME.to_owned(),
+                checkpoint,
+                lag: stats.head_position.saturating_sub(checkpoint),
+            }],
         }))
     }
 

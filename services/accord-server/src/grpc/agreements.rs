@@ -10,20 +10,28 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::RpcResult;
+use super::queries::Queries;
 use crate::commands::{CommandHandler, IncomingCommand};
 use crate::error::ApiError;
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
     handler: Arc<CommandHandler>,
+    queries: Queries,
     max_execute_commands: usize,
 }
 
 impl AgreementApi {
-    /// Returns the service over `handler`.
-    pub fn new(handler: Arc<CommandHandler>, max_execute_commands: usize) -> Self {
+    /// Returns the service: commands through `handler`, queries from `read_models`.
+    pub fn new(
+        handler: Arc<CommandHandler>,
+        log: Arc<dyn accord_store::EventLog>,
+        read_models: Arc<accord_projections::ReadModels>,
+        max_execute_commands: usize,
+    ) -> Self {
         Self {
             handler,
+            queries: Queries::new(log, read_models),
             max_execute_commands,
         }
     }
@@ -117,46 +125,51 @@ impl AgreementService for AgreementApi {
 
     async fn get_agreement(
         &self,
-        _request: Request<v1::GetAgreementRequest>,
+        request: Request<v1::GetAgreementRequest>,
     ) -> RpcResult<v1::Agreement> {
-        Err(Status::unimplemented(
-            "GetAgreement arrives with the read models",
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(
+            self.queries.get_agreement(request, &metadata).await?,
         ))
     }
 
     async fn list_agreements(
         &self,
-        _request: Request<v1::ListAgreementsRequest>,
+        request: Request<v1::ListAgreementsRequest>,
     ) -> RpcResult<v1::ListAgreementsResponse> {
-        Err(Status::unimplemented(
-            "ListAgreements arrives with the read models",
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(
+            self.queries.list_agreements(request, &metadata).await?,
         ))
     }
 
     async fn get_country_portfolio(
         &self,
-        _request: Request<v1::GetCountryPortfolioRequest>,
+        request: Request<v1::GetCountryPortfolioRequest>,
     ) -> RpcResult<v1::CountryPortfolio> {
-        Err(Status::unimplemented(
-            "GetCountryPortfolio arrives with the read models",
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(
+            self.queries.country_portfolio(request, &metadata).await?,
         ))
     }
 
     async fn list_country_portfolios(
         &self,
-        _request: Request<v1::ListCountryPortfoliosRequest>,
+        request: Request<v1::ListCountryPortfoliosRequest>,
     ) -> RpcResult<v1::ListCountryPortfoliosResponse> {
-        Err(Status::unimplemented(
-            "ListCountryPortfolios arrives with the read models",
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(
+            self.queries.country_portfolios(request, &metadata).await?,
         ))
     }
 
     async fn get_localization_report(
         &self,
-        _request: Request<v1::GetLocalizationReportRequest>,
+        request: Request<v1::GetLocalizationReportRequest>,
     ) -> RpcResult<v1::LocalizationReport> {
-        Err(Status::unimplemented(
-            "GetLocalizationReport arrives with the read models",
+        let (metadata, _, request) = request.into_parts();
+        Ok(Response::new(
+            self.queries.localization_report(request, &metadata).await?,
         ))
     }
 

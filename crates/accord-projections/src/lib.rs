@@ -1,0 +1,20 @@
+//! Accord's read models and the projector that keeps them. The projector
+//! follows the log from its checkpoint; each batch of read-model writes is
+//! committed atomically with the checkpoint, so a crash never double-applies
+//! or skips an event. Read models are derived data: they can always be
+//! rebuilt from the log.
+
+mod error;
+mod keys;
+mod portfolio;
+mod project;
+mod projector;
+mod queries;
+mod read_models;
+
+pub use error::ProjectionError;
+pub use portfolio::PortfolioSums;
+pub use project::project_batch;
+pub use projector::{Projector, ProjectorHandle};
+pub use queries::{AgreementFilter, AgreementPage};
+pub use read_models::{PROJECTION_NAME, ReadModels};

@@ -1,0 +1,203 @@
+//! Reading the read models: one agreement, filtered pages, portfolios and
+//! the localization report.
+
+use accord_domain::{Agreement, Stage};
+use accord_proto::{agreement_to_wire, v1};
+
+use crate::keys;
+use crate::read_models::{ReadModels, decode_agreement, decode_portfolio};
+use crate::{PortfolioSums, ProjectionError};
+
+/// Which agreements a list returns; empty or None matches all.
+#[derive(Debug, Clone, Default)]
+pub struct AgreementFilter {
+    /// Buyer country.
+    pub buyer_country: Option<String>,
+    /// Supplier country.
+    pub supplier_country: Option<String>,
+    /// Sector.
+    pub sector: Option<String>,
+    /// Stage.
+    pub stage: Option<Stage>,
+}
+
+impl AgreementFilter {
+    fn matches(&self, agreement: &Agreement) -> bool {
+        self.buyer_country
+            .as_ref()
+            .is_none_or(|country| agreement.buyer.country == *country)
+            && self
+                .supplier_country
+                .as_ref()
+                .is_none_or(|country| agreement.supplier.country == *country)
+            && self
+                .sector
+                .as_ref()
+                .is_none_or(|sector| agreement.sector == *sector)
+            && self.stage.is_none_or(|stage| agreement.stage == stage)
+    }
+}
+
+/// One page of agreements, ordered by id.
+#[derive(Debug, Clone)]
+pub struct AgreementPage {
+    /// The agreements.
+    pub agreements: Vec<v1::Agreement>,
+    /// The id to continue after, when more may follow.
+    pub last_id: Option<String>,
+}
+
+impl ReadModels {
+    /// Returns the current view of one agreement.
+    pub fn agreement(&self, agreement_id: &str) -> Result<Option<Agreement>, ProjectionError> {
+        self.tree()
+            .get(keys::agreement_key(agreement_id))?
+            .map(|bytes| decode_agreement(&bytes))
+            .transpose()
+    }
+
+    /// Returns up to `page_size` matching agreements with ids after `after_id`.
+    pub fn list_agreements(
+        &self,
+        filter: &AgreementFilter,
+        page_size: usize,
+        after_id: Option<&str>,
+    ) -> Result<AgreementPage, ProjectionError> {
+        let tree = self.tree();
+        let mut agreements = Vec::new();
+        let mut push = |agreement: Agreement| -> bool {
+            if filter.matches(&agreement) {
+                agreements.push(agreement_to_wire(&agreement));
+            }
+            agreements.len() < page_size
+        };
+        match &filter.buyer_country {
+            Some(country) => {
+                let prefix = keys::buyer_prefix(country);
+                let start = match after_id {
+                    Some(after) => successor(keys::buyer_key(country, after)),
+                    None => prefix.clone(),
+                };
+                for entry in tree.range(start..) {
+                    let (key, _) = entry?;
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let agreement_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    let Some(bytes) = tree.get(keys::agreement_key(&agreement_id))? else {
+                        return Err(ProjectionError::Inconsistent(format!(
+                            "buyer index names {agreement_id}, which has no view"
+                        )));
+                    };
+                    if !push(decode_agreement(&bytes)?) {
+                        break;
+                    }
+                }
+            }
+            None => {
+                let start = match after_id {
+                    Some(after) => successor(keys::agreement_key(after)),
+                    None => vec![keys::AGREEMENT],
+                };
+                for entry in tree.range(start..) {
+                    let (key, bytes) = entry?;
+                    if key.first() != Some(&keys::AGREEMENT) {
+                        break;
+                    }
+                    if !push(decode_agreement(&bytes)?) {
+                        break;
+                    }
+                }
+            }
+        }
+        let last_id = if agreements.len() == page_size {
+            agreements
+                .last()
+                .map(|agreement| agreement.agreement_id.clone())
+        } else {
+            None
+        };
+        Ok(AgreementPage {
+            agreements,
+            last_id,
+        })
+    }
+
+    /// Returns the portfolio of one buyer country (empty when it has no agreements).
+    pub fn portfolio(&self, country: &str) -> Result<v1::CountryPortfolio, ProjectionError> {
+        let sums = self
+            .tree()
+            .get(keys::portfolio_key(country))?
+            .map(|bytes| decode_portfolio(&bytes))
+            .transpose()?
+            .unwrap_or_else(|| PortfolioSums::new(country));
+        Ok(sums.to_wire())
+    }
+
+    /// Returns the portfolio of every buyer country, ordered by country.
+    pub fn portfolios(&self) -> Result<Vec<v1::CountryPortfolio>, ProjectionError> {
+        let mut portfolios = Vec::new();
+        for entry in self.tree().scan_prefix([keys::PORTFOLIO]) {
+            let (_, bytes) = entry?;
+            let sums = decode_portfolio(&bytes)?;
+            if !sums.is_empty() {
+                portfolios.push(sums.to_wire());
+            }
+        }
+        Ok(portfolios)
+    }
+
+    /// Returns the localization of every signed agreement (of one buyer
+    /// country, when given), and those with none recorded.
+    pub fn localization_report(
+        &self,
+        country: Option<&str>,
+    ) -> Result<v1::LocalizationReport, ProjectionError> {
+        let position = self.checkpoint();
+        let filter = AgreementFilter {
+            buyer_country: country.map(str::to_owned),
+            ..AgreementFilter::default()
+        };
+        let mut report = v1::LocalizationReport {
+            position,
+            ..Default::default()
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_agreements(&filter, 1_000, after.as_deref())?;
+            for view in page.agreements {
+                let signed = view.stage >= v1::AgreementStage::Signed as i32;
+                if !signed {
+                    continue;
+                }
+                let entry = v1::LocalizationEntry {
+                    agreement_id: view.agreement_id,
+                    title: view.title,
+                    buyer: view.buyer,
+                    supplier: view.supplier,
+                    value: view.value,
+                    stage: view.stage,
+                    localization_rate_bp: view.localization_rate_bp,
+                    facility: view.facility,
+                    local_units: view.local_units,
+                    technology_transfer: view.technology_transfer,
+                };
+                if !view.localized && entry.technology_transfer.is_empty() {
+                    report.dependency_risk.push(entry.clone());
+                }
+                report.agreements.push(entry);
+            }
+            match page.last_id {
+                Some(last) => after = Some(last),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The smallest key after `key`.
+fn successor(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}

@@ -1,0 +1,57 @@
+//! How long a query may wait for the read models: the call's deadline
+//! (`grpc-timeout`), or 5 s when the client set none.
+
+use std::time::Duration;
+
+use tonic::metadata::MetadataMap;
+
+/// The wait when the client sets no deadline.
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// Returns the wait allowed by the call's `grpc-timeout`, a little short of
+/// it so that the answer arrives before the client gives up.
+pub(crate) fn allowed_wait(metadata: &MetadataMap) -> Duration {
+    let Some(timeout) = metadata
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout)
+    else {
+        return DEFAULT_WAIT;
+    };
+    timeout.mul_f64(0.9)
+}
+
+/// Parses the gRPC wire form: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3_600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("150m"), Some(Duration::from_millis(150)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3_600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! The read-model queries of `AgreementService`, with read-your-writes
+//! (`min_position`) and time travel (`as_of_position`).
+
+use std::sync::Arc;
+
+use accord_domain::{Agreement, DomainError, ValidationError, validate_country};
+use accord_projections::{AgreementFilter, ReadModels};
+use accord_proto::{agreement_to_wire, stage_from_wire, v1};
+use accord_store::EventLog;
+use tonic::metadata::MetadataMap;
+
+use super::deadline::allowed_wait;
+use super::page_token;
+use crate::error::ApiError;
+
+/// Agreements per page when the client asks for none.
+const DEFAULT_PAGE_SIZE: usize = 50;
+/// Most agreements per page.
+const MAX_PAGE_SIZE: usize = 1_000;
+
+/// Answers queries from the read models (and, for `as_of_position`, the log).
+pub(crate) struct Queries {
+    log: Arc<dyn EventLog>,
+    read_models: Arc<ReadModels>,
+}
+
+impl Queries {
+    pub(crate) fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> Self {
+        Self { log, read_models }
+    }
+
+    /// Waits until the read models have applied `min_position`, up to the call's deadline.
+    async fn caught_up(&self, min_position: u64, metadata: &MetadataMap) -> Result<(), ApiError> {
+        if min_position == 0 {
+            return Ok(());
+        }
+        self.read_models
+            .wait_for(min_position, allowed_wait(metadata))
+            .await
+            .map_err(|reached| {
+                ApiError::Unavailable(format!(
+                    "read models are at position {reached}; min_position {min_position} was not reached before the deadline"
+                ))
+            })
+    }
+
+    pub(crate) async fn get_agreement(
+        &self,
+        request: v1::GetAgreementRequest,
+        metadata: &MetadataMap,
+    ) -> Result<v1::Agreement, ApiError> {
+        if request.agreement_id.is_empty() {
+            return Err(ValidationError::new("agreement_id", "is required").into());
+        }
+        if request.as_of_position > 0 {
+            return self
+                .agreement_as_of(&request.agreement_id, request.as_of_position)
+                .await;
+        }
+        self.caught_up(request.min_position, metadata).await?;
+        let agreement = self
+            .read_models
+            .agreement(&request.agreement_id)?
+            .ok_or_else(|| DomainError::NotFound {
+                agreement_id: request.agreement_id.clone(),
+            })?;
+        Ok(agreement_to_wire(&agreement))
+    }
+
+    /// Folds the agreement's stream up to `position`.
+    async fn agreement_as_of(
+        &self,
+        agreement_id: &str,
+        position: u64,
+    ) -> Result<v1::Agreement, ApiError> {
+        let head = self.log.head();
+        if position > head {
+            return Err(ValidationError::new(
+                "as_of_position",
+                format!("position {position} is beyond the head of the log ({head})"),
+            )
+            .into());
+        }
+        let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
+        let agreement = events
+            .iter()
+            .take_while(|event| event.position <= position)
+            .fold(None, Agreement::fold)
+            .ok_or_else(|| DomainError::NotFound {
+                agreement_id: format!("{agreement_id} (at position {position})"),
+            })?;
+        Ok(agreement_to_wire(&agreement))
+    }
+
+    pub(crate) async fn list_agreements(
+        &self,
+        request: v1::ListAgreementsRequest,
+        metadata: &MetadataMap,
+    ) -> Result<v1::ListAgreementsResponse, ApiError> {
+        let filter = AgreementFilter {
+            buyer_country: optional_country("buyer_country", request.buyer_country)?,
+            supplier_country: optional_country("supplier_country", request.supplier_country)?,
+            sector: Some(request.sector).filter(|sector| !sector.is_empty()),
+            stage: match request.stage {
+                0 => None,
+                stage => Some(stage_from_wire(stage).ok_or_else(|| {
+                    ValidationError::new("stage", format!("unknown value {stage}"))
+                })?),
+            },
+        };
+        let page_size = match request.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let after = page_token::decode(&request.page_token)?;
+        self.caught_up(request.min_position, metadata).await?;
+        let page = self
+            .read_models
+            .list_agreements(&filter, page_size, after.as_deref())?;
+        Ok(v1::ListAgreementsResponse {
+            agreements: page.agreements,
+            next_page_token: page
+                .last_id
+                .map(|last| page_token::encode(&last))
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(crate) async fn country_portfolio(
+        &self,
+        request: v1::GetCountryPortfolioRequest,
+        metadata: &MetadataMap,
+    ) -> Result<v1::CountryPortfolio, ApiError> {
+        validate_country("country", &request.country)?;
+        self.caught_up(request.min_position, metadata).await?;
+        Ok(self.read_models.portfolio(&request.country)?)
+    }
+
+    pub(crate) async fn country_portfolios(
+        &self,
+        request: v1::ListCountryPortfoliosRequest,
+        metadata: &MetadataMap,
+    ) -> Result<v1::ListCountryPortfoliosResponse, ApiError> {
+        self.caught_up(request.min_position, metadata).await?;
+        Ok(v1::ListCountryPortfoliosResponse {
+            portfolios: self.read_models.portfolios()?,
+        })
+    }
+
+    pub(crate) async fn localization_report(
+        &self,
+        request: v1::GetLocalizationReportRequest,
+        metadata: &MetadataMap,
+    ) -> Result<v1::LocalizationReport, ApiError> {
+        let country = optional_country("country", request.country)?;
+        self.caught_up(request.min_position, metadata).await?;
+        Ok(self.read_models.localization_report(country.as_deref())?)
+    }
+}
+
+fn optional_country(field: &str, country: String) -> Result<Option<String>, ApiError> {
+    if country.is_empty() {
+        return Ok(None);
+    }
+    validate_country(field, &country)?;
+    Ok(Some(country))
+}
