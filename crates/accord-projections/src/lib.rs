@@ -14,7 +14,7 @@ mod read_models;
 
 pub use error::ProjectionError;
 pub use portfolio::PortfolioSums;
-pub use project::project_batch;
+pub use project::{PendingChanges, ProjectedBatch};
 pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage};
 pub use read_models::{PROJECTION_NAME, ReadModels};

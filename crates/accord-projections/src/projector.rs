@@ -1,16 +1,28 @@
 //! The task that follows the log and keeps the read models at its head.
+//!
+//! A reader task reads ahead from the log while the projector folds what it
+//! has read; the pending changes are committed (views and checkpoint in one
+//! atomic batch) as soon as they reach the head of the log, when they touch
+//! many agreements, or when a commit is due, so that a projector catching up
+//! or rebuilding writes each view once for many of its events.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use accord_store::EventLog;
-use tokio::sync::watch;
+use accord_store::{EventLog, RawRecord, StoreError, decode_record};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::ReadModels;
+use crate::{PendingChanges, ProjectionError, ReadModels};
 
-/// Events read from the log and applied per batch.
-const BATCH_EVENTS: usize = 2_048;
+/// Most events read from the log at once.
+const READ_EVENTS: usize = 16_384;
+/// Log batches read ahead of the fold.
+const READ_AHEAD: usize = 4;
+/// Most agreements changed before a commit.
+const MAX_PENDING_AGREEMENTS: usize = 100_000;
+/// Longest time between commits while catching up.
+const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause after a failure before trying again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
@@ -53,48 +65,108 @@ impl ProjectorHandle {
     }
 }
 
-async fn follow(
-    log: Arc<dyn EventLog>,
-    read_models: Arc<ReadModels>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut head = log.watch_head();
+async fn follow(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
-        let checkpoint = read_models.checkpoint();
-        let events = match log.read_log(checkpoint + 1, BATCH_EVENTS).await {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::error!(%error, checkpoint, "projector cannot read the log");
-                pause(&mut stopped).await;
-                continue;
-            }
-        };
-        if events.is_empty() {
+        if let Err(error) = project_until_stopped(&log, &read_models, &mut stopped).await {
+            tracing::error!(%error, checkpoint = read_models.checkpoint(), "projector failed; retrying");
             tokio::select! {
-                _ = head.wait_for(|head| *head > checkpoint) => {}
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
                 _ = stopped.wait_for(|stop| *stop) => {}
-            }
-            continue;
-        }
-        let models = read_models.clone();
-        let applied = tokio::task::spawn_blocking(move || models.apply(&events)).await;
-        match applied {
-            Ok(Ok(_changed)) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, checkpoint, "projector cannot apply events");
-                pause(&mut stopped).await;
-            }
-            Err(error) => {
-                tracing::error!(%error, checkpoint, "projector task failed");
-                pause(&mut stopped).await;
             }
         }
     }
 }
 
-async fn pause(stopped: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(RETRY_AFTER) => {}
-        _ = stopped.wait_for(|stop| *stop) => {}
+async fn project_until_stopped(
+    log: &Arc<dyn EventLog>,
+    read_models: &Arc<ReadModels>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Result<(), ProjectionError> {
+    let (batches, mut received) = mpsc::channel(READ_AHEAD);
+    let reader = tokio::spawn(read_ahead(log.clone(), read_models.checkpoint() + 1, batches));
+    let _stop_reader = AbortOnDrop(reader);
+    let mut pending = read_models.begin();
+    let mut last_commit = Instant::now();
+    loop {
+        let caught_up = pending.checkpoint() >= log.head();
+        let due = last_commit.elapsed() >= MAX_COMMIT_INTERVAL
+            || pending.changed_agreements() >= MAX_PENDING_AGREEMENTS;
+        if pending.changed_agreements() > 0 && (caught_up || due) {
+            let full = std::mem::replace(&mut pending, PendingChanges::new(0));
+            let models = read_models.clone();
+            tokio::task::spawn_blocking(move || models.commit(full))
+                .await
+                .map_err(|error| ProjectionError::Storage(error.to_string()))??;
+            pending = read_models.begin();
+            last_commit = Instant::now();
+            continue;
+        }
+        let wait = if pending.changed_agreements() == 0 {
+            Duration::from_secs(3_600)
+        } else {
+            MAX_COMMIT_INTERVAL.saturating_sub(last_commit.elapsed())
+        };
+        let events = tokio::select! {
+            batch = received.recv() => match batch {
+                Some(batch) => batch?,
+                None => return Err(ProjectionError::Storage("log reader stopped".into())),
+            },
+            _ = tokio::time::sleep(wait) => continue,
+            _ = stopped.wait_for(|stop| *stop) => {
+                if pending.changed_agreements() > 0 {
+                    read_models.commit(pending)?;
+                }
+                return Ok(());
+            }
+        };
+        let models = read_models.clone();
+        pending = tokio::task::spawn_blocking(move || {
+            // Decoding here rather than in the reader spreads the work over both cores.
+            let events = events
+                .iter()
+                .map(|record| decode_record(&record.bytes).map(|decoded| decoded.event))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            models.fold(&mut pending, &events).map(|()| pending)
+        })
+        .await
+        .map_err(|error| ProjectionError::Storage(error.to_string()))??;
+    }
+}
+
+/// Reads the log's records from `next` onwards, waiting at the head for new ones.
+async fn read_ahead(
+    log: Arc<dyn EventLog>,
+    mut next: u64,
+    batches: mpsc::Sender<Result<Vec<RawRecord>, StoreError>>,
+) {
+    let mut head = log.watch_head();
+    loop {
+        let events = match log.read_raw(next, READ_EVENTS).await {
+            Ok(events) => events,
+            Err(error) => {
+                let _ = batches.send(Err(error)).await;
+                return;
+            }
+        };
+        let Some(last) = events.last() else {
+            let after = next - 1;
+            if head.wait_for(|head| *head > after).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        next = last.position + 1;
+        if batches.send(Ok(events)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops a task when its owner goes away.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

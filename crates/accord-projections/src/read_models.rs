@@ -1,8 +1,9 @@
 //! The read-model store: a sled database beside the log, one tree per
 //! projection generation, and the checkpoint that queries wait on.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use accord_domain::{Agreement, RecordedEvent};
@@ -11,7 +12,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use crate::keys;
-use crate::project::project_batch;
+use crate::project::PendingChanges;
 use crate::{PortfolioSums, ProjectionError};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
@@ -21,11 +22,16 @@ const META_TREE: &str = "meta";
 const ACTIVE_TREE_KEY: &[u8] = b"active_tree";
 const FIRST_TREE: &str = "agreements-1";
 
+/// Most agreement views the projector keeps decoded in memory.
+const CACHED_VIEWS: usize = 200_000;
+
 /// The read models, always at one checkpoint.
 pub struct ReadModels {
     db: sled::Db,
     active: RwLock<sled::Tree>,
     checkpoint: watch::Sender<u64>,
+    /// Views equal to the active tree's, so the projector need not read them back.
+    cached_views: Mutex<HashMap<String, Agreement>>,
 }
 
 impl ReadModels {
@@ -50,6 +56,7 @@ impl ReadModels {
             db,
             active: RwLock::new(tree),
             checkpoint: watch::Sender::new(checkpoint),
+            cached_views: Mutex::new(HashMap::new()),
         })
     }
 
@@ -78,11 +85,44 @@ impl ReadModels {
     /// Applies consecutive events atomically with the new checkpoint and
     /// returns the changed agreements.
     pub fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<Agreement>, ProjectionError> {
+        let mut pending = self.begin();
+        self.fold(&mut pending, events)?;
+        self.commit(pending)
+    }
+
+    /// Starts collecting changes from the current checkpoint.
+    pub fn begin(&self) -> PendingChanges {
+        PendingChanges::new(self.checkpoint())
+    }
+
+    /// Folds consecutive events into `pending`.
+    pub fn fold(&self, pending: &mut PendingChanges, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let cached = self.lock_cache();
+        pending.fold(&self.tree(), &cached, events)
+    }
+
+    /// Writes `pending` and its checkpoint in one atomic batch; returns the
+    /// changed agreements.
+    pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
         let tree = self.tree();
-        let batch = project_batch(&tree, events)?;
+        let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
+        let mut cached = self.lock_cache();
+        if cached.len() + batch.changed.len() > CACHED_VIEWS {
+            cached.clear();
+        }
+        for agreement in &batch.changed {
+            cached.insert(agreement.agreement_id.clone(), agreement.clone());
+        }
+        drop(cached);
         self.checkpoint.send_replace(batch.checkpoint);
         Ok(batch.changed)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Agreement>> {
+        self.cached_views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes everything to disk.

@@ -49,6 +49,15 @@ pub struct CommandRecord {
     pub outcome: AppendOutcome,
 }
 
+/// A record as stored: its position and its framed bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// Position in the log.
+    pub position: u64,
+    /// `[format version][crc32c][body]`, see [`crate::decode_record`].
+    pub bytes: Vec<u8>,
+}
+
 /// Figures about the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -79,6 +88,11 @@ pub trait EventLog: Send + Sync + 'static {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `max_count` framed records from `from_position`
+    /// (inclusive), undecoded: for export, verification, and readers that
+    /// decode on another thread.
+    async fn read_raw(&self, from_position: u64, max_count: usize) -> Result<Vec<RawRecord>, StoreError>;
 
     /// Reads up to `max_count` events of one agreement from `from_version` (inclusive).
     async fn read_stream(

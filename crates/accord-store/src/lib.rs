@@ -9,6 +9,10 @@ mod record;
 mod sled;
 
 pub use error::StoreError;
-pub use event_log::{AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats};
-pub use record::{DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record};
+pub use event_log::{
+    AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,
+};
+pub use record::{
+    DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record, record_hash,
+};
 pub use sled::{CommitObserver, SledLog, SledOptions};

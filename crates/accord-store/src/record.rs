@@ -24,8 +24,11 @@ pub struct DecodedRecord {
     pub event: RecordedEvent,
     /// The hash of the previous record (zeros before the first).
     pub prev_hash: RecordHash,
-    /// The hash of this record's bytes.
-    pub hash: RecordHash,
+}
+
+/// Returns the hash of a framed record, which the next record carries.
+pub fn record_hash(bytes: &[u8]) -> RecordHash {
+    *blake3::hash(bytes).as_bytes()
 }
 
 /// Encodes `event` as a framed record chained to `prev_hash`; returns the bytes and their hash.
@@ -53,11 +56,12 @@ pub fn encode_record(event: &RecordedEvent, prev_hash: &RecordHash) -> (Vec<u8>,
         .expect("a Vec grows to hold any message");
     let crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
     bytes[1..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
-    let hash = *blake3::hash(&bytes).as_bytes();
+    let hash = record_hash(&bytes);
     (bytes, hash)
 }
 
-/// Decodes a framed record, checking its format version and checksum.
+/// Decodes a framed record, checking its format version and checksum (not
+/// the chain: see [`record_hash`]).
 pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
     let (header, body) = bytes.split_at_checked(HEADER_BYTES).ok_or_else(|| {
         StoreError::Corrupt(format!("record of {} bytes is too short", bytes.len()))
@@ -110,7 +114,6 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
             event,
         },
         prev_hash,
-        hash: *blake3::hash(bytes).as_bytes(),
     })
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys;
 use crate::{
-    AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, StoreError, decode_record,
+    AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError, decode_record,
 };
 use writer::{PendingAppend, Writer, WriterMessage};
 
@@ -98,7 +98,7 @@ impl SledLog {
     }
 
     /// Returns the raw framed bytes at `position`, for verification and export.
-    pub fn read_raw(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn read_raw_at(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .tree
             .get(keys::event_key(position))?
@@ -146,6 +146,27 @@ impl EventLog for SledLog {
             .map(|entry| {
                 let (_, bytes) = entry?;
                 Ok(decode_record(&bytes)?.event)
+            })
+            .collect()
+    }
+
+    async fn read_raw(&self, from_position: u64, max_count: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let head = self.head();
+        let from_position = from_position.max(1);
+        if from_position > head || max_count == 0 {
+            return Ok(Vec::new());
+        }
+        self.tree
+            .range(keys::event_key(from_position)..=keys::event_key(head))
+            .take(max_count)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let position = keys::position_of_event_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
+                Ok(RawRecord {
+                    position,
+                    bytes: bytes.to_vec(),
+                })
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::keys;
-use crate::{RecordHash, StoreError, decode_record};
+use crate::{RecordHash, StoreError, decode_record, record_hash};
 
 /// What the writer needs to continue the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
     }
     Ok(LogState {
         head,
-        last_hash: record.hash,
+        last_hash: record_hash(&bytes),
         last_recorded_nanos: record.event.recorded_at.unix_nanos(),
         agreement_count,
     })

@@ -180,8 +180,8 @@ async fn the_log_reopens_at_its_head_with_its_idempotency_keys() {
         .await
         .expect("appends");
     assert_eq!(next[0].position, 3);
-    let chain = log.read_raw(3).expect("reads").expect("present");
-    let previous = log.read_raw(2).expect("reads").expect("present");
+    let chain = log.read_raw_at(3).expect("reads").expect("present");
+    let previous = log.read_raw_at(2).expect("reads").expect("present");
     let decoded = decode_record(&chain).expect("decodes");
     assert_eq!(decoded.prev_hash, *blake3::hash(&previous).as_bytes());
     log.close().await.expect("closes");
