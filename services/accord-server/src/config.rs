@@ -45,7 +45,7 @@ pub struct Config {
     pub max_execute_commands: usize,
 
     /// Bytes of the store's page cache.
-    #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
 }
 
