@@ -502,3 +502,24 @@ async fn read_models_survive_a_restart_without_double_counting() {
     assert_eq!(uzbekistan.contracted_value[0].minor_units, 850_000_000_000);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn deleted_read_models_are_rebuilt_from_the_log() {
+    let mut server = TestServer::start().await;
+    let head = load_unga80(&server).await;
+    let before = server
+        .agreements()
+        .list_country_portfolios(v1::ListCountryPortfoliosRequest { min_position: head })
+        .await
+        .expect("portfolios")
+        .into_inner();
+    server.restart_with_fresh_read_models().await;
+    let after = server
+        .agreements()
+        .list_country_portfolios(v1::ListCountryPortfoliosRequest { min_position: head })
+        .await
+        .expect("portfolios after the rebuild")
+        .into_inner();
+    assert_eq!(after, before);
+    server.stop().await;
+}

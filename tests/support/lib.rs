@@ -53,6 +53,16 @@ impl TestServer {
         self.server = Some(server);
     }
 
+    /// Stops the server, deletes its read models, and starts it again: the
+    /// read models are rebuilt from the log.
+    pub async fn restart_with_fresh_read_models(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        std::fs::remove_dir_all(self.data_dir.path().join("read-models")).expect("read models removed");
+        self.restart().await;
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
