@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use accord_tests::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -116,20 +115,6 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
     server.stop().await;
 }
 
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
-
 #[tokio::test]
 async fn metrics_count_appends_commits_and_rpcs_by_code() {
     let server = TestServer::start().await;
@@ -139,7 +124,7 @@ async fn metrics_count_appends_commits_and_rpcs_by_code() {
         .await
         .expect("announced");
     client.sign(sign("nowhere")).await.expect_err("not found");
-    let text = scrape(server.server().metrics_addr()).await;
+    let text = scrape_metrics(server.server().metrics_addr()).await;
     assert!(text.contains("accord_appended_events_total 1"), "{text}");
     assert!(
         text.contains("accord_group_commit_events_count 1"),

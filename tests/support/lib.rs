@@ -59,7 +59,8 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
-        std::fs::remove_dir_all(self.data_dir.path().join("read-models")).expect("read models removed");
+        std::fs::remove_dir_all(self.data_dir.path().join("read-models"))
+            .expect("read models removed");
         self.restart().await;
     }
 
@@ -132,4 +133,20 @@ pub async fn read_all(mut client: EventLogClient<Channel>) -> Vec<accord_proto::
         events.push(event.expect("event"));
     }
     events
+}
+
+/// The Prometheus text the server exports at `addr`.
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }

@@ -16,7 +16,10 @@ use accord_projections::{Projector, ReadModels};
 use accord_store::{AppendItem, EventLog, SledLog, SledOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 fn event_for(agreement: usize, version: u64) -> Event {
@@ -59,7 +62,10 @@ fn event_for(agreement: usize, version: u64) -> Event {
 fn main() {
     let events = env_usize("EVENTS", 1_000_000);
     let agreements = env_usize("AGREEMENTS", 10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let cache_mib = env_usize("CACHE_MIB", 1_024) as u64;
     let options = SledOptions {
@@ -83,7 +89,10 @@ fn main() {
                     expected: ExpectedVersion::Any,
                     command_id: format!("c{written}"),
                     fingerprint: [0; 16],
-                    metadata: EventMetadata { command_id: format!("c{written}"), ..EventMetadata::default() },
+                    metadata: EventMetadata {
+                        command_id: format!("c{written}"),
+                        ..EventMetadata::default()
+                    },
                     event: event_for(agreement, version),
                 });
                 written += 1;
@@ -91,7 +100,10 @@ fn main() {
             log.append(items).await.expect("append");
         }
     });
-    println!("wrote {events} events over {agreements} agreements in {:.1?}", started.elapsed());
+    println!(
+        "wrote {events} events over {agreements} agreements in {:.1?}",
+        started.elapsed()
+    );
 
     let started = Instant::now();
     let scanned = runtime.block_on(async {
@@ -131,7 +143,8 @@ fn main() {
         scanned as f64 / elapsed.as_secs_f64()
     );
 
-    let read_models = Arc::new(ReadModels::open(&dir.path().join("read-models")).expect("read models"));
+    let read_models =
+        Arc::new(ReadModels::open(&dir.path().join("read-models")).expect("read models"));
     let started = Instant::now();
     runtime.block_on(async {
         let log: Arc<dyn EventLog> = log.clone();

@@ -81,7 +81,10 @@ impl PendingChanges {
                     Some(agreement) => Some(agreement.clone()),
                     None => load_agreement(tree, &event.agreement_id)?,
                 };
-                check_version(stored.as_ref().map_or(0, |agreement| agreement.version), event)?;
+                check_version(
+                    stored.as_ref().map_or(0, |agreement| agreement.version),
+                    event,
+                )?;
                 let next = Agreement::fold(stored.clone(), event).ok_or_else(|| {
                     ProjectionError::Inconsistent(format!(
                         "position {}: {} before the announcement of {}",
@@ -149,7 +152,10 @@ fn check_version(current_version: u64, event: &RecordedEvent) -> Result<(), Proj
     )))
 }
 
-fn load_agreement(tree: &sled::Tree, agreement_id: &str) -> Result<Option<Agreement>, ProjectionError> {
+fn load_agreement(
+    tree: &sled::Tree,
+    agreement_id: &str,
+) -> Result<Option<Agreement>, ProjectionError> {
     tree.get(keys::agreement_key(agreement_id))?
         .map(|bytes| decode_agreement(&bytes))
         .transpose()

@@ -65,7 +65,11 @@ impl ProjectorHandle {
     }
 }
 
-async fn follow(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>, mut stopped: watch::Receiver<bool>) {
+async fn follow(
+    log: Arc<dyn EventLog>,
+    read_models: Arc<ReadModels>,
+    mut stopped: watch::Receiver<bool>,
+) {
     while !*stopped.borrow() {
         if let Err(error) = project_until_stopped(&log, &read_models, &mut stopped).await {
             tracing::error!(%error, checkpoint = read_models.checkpoint(), "projector failed; retrying");
@@ -83,7 +87,11 @@ async fn project_until_stopped(
     stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
     let (batches, mut received) = mpsc::channel(READ_AHEAD);
-    let reader = tokio::spawn(read_ahead(log.clone(), read_models.checkpoint() + 1, batches));
+    let reader = tokio::spawn(read_ahead(
+        log.clone(),
+        read_models.checkpoint() + 1,
+        batches,
+    ));
     let _stop_reader = AbortOnDrop(reader);
     let mut pending = read_models.begin();
     let mut last_commit = Instant::now();

@@ -96,7 +96,11 @@ impl ReadModels {
     }
 
     /// Folds consecutive events into `pending`.
-    pub fn fold(&self, pending: &mut PendingChanges, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+    pub fn fold(
+        &self,
+        pending: &mut PendingChanges,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let cached = self.lock_cache();
         pending.fold(&self.tree(), &cached, events)
     }

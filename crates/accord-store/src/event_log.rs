@@ -92,7 +92,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads up to `max_count` framed records from `from_position`
     /// (inclusive), undecoded: for export, verification, and readers that
     /// decode on another thread.
-    async fn read_raw(&self, from_position: u64, max_count: usize) -> Result<Vec<RawRecord>, StoreError>;
+    async fn read_raw(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RawRecord>, StoreError>;
 
     /// Reads up to `max_count` events of one agreement from `from_version` (inclusive).
     async fn read_stream(

@@ -44,6 +44,18 @@ pub struct Config {
     #[arg(long, env = "ACCORD_MAX_EXECUTE_COMMANDS", default_value_t = 1_000)]
     pub max_execute_commands: usize,
 
+    /// Most open Subscribe and WatchAgreements streams; more is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ACCORD_MAX_SUBSCRIPTIONS", default_value_t = 10_000)]
+    pub max_subscriptions: usize,
+
+    /// Most open streams on one client connection; more is RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "ACCORD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 1_000
+    )]
+    pub max_subscriptions_per_connection: usize,
+
     /// Bytes of the store's page cache.
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
@@ -60,6 +72,8 @@ impl Config {
             log_format: LogFormat::Human,
             max_message_bytes: 4 * 1024 * 1024,
             max_execute_commands: 1_000,
+            max_subscriptions: 10_000,
+            max_subscriptions_per_connection: 1_000,
             cache_bytes: 64 * 1024 * 1024,
         }
     }

@@ -9,8 +9,9 @@ mod page_token;
 mod queries;
 
 pub use admin::AdminApi;
-pub use agreements::AgreementApi;
+pub use agreements::{AgreementApi, WatchContext};
 pub use event_log::EventLogApi;
+pub(crate) use filter::EventFilter;
 
 /// The result of a unary RPC.
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;
+pub mod streams;
 pub mod telemetry;
 
 use std::process::ExitCode;

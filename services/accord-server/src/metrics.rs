@@ -11,6 +11,7 @@ use accord_store::CommitObserver;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -37,8 +38,14 @@ pub struct Metrics {
     pub group_commit_requests: Histogram,
     /// Seconds per fsync of a group commit.
     pub fsync_seconds: Histogram,
-    /// Seconds per RPC (to the response headers for streams), by method and code.
+    /// Seconds per RPC (for streams, until the stream ends), by method and code.
     pub rpc_seconds: Family<RpcLabels, Histogram>,
+    /// Open `Subscribe` and `WatchAgreements` streams.
+    pub subscriptions_active: Gauge,
+    /// Events sent to subscribers.
+    pub subscription_events_sent: Counter,
+    /// How far behind the head each event sent to a subscriber was, in events.
+    pub subscription_lag_events: Histogram,
 }
 
 impl Metrics {
@@ -77,8 +84,29 @@ impl Metrics {
             "Duration of gRPC calls by method and status code",
             rpc_seconds.clone(),
         );
+        let subscriptions_active = Gauge::default();
+        registry.register(
+            "subscriptions_active",
+            "Open Subscribe and WatchAgreements streams",
+            subscriptions_active.clone(),
+        );
+        let subscription_events_sent = Counter::default();
+        registry.register(
+            "subscription_events_sent",
+            "Events sent to subscribers",
+            subscription_events_sent.clone(),
+        );
+        let subscription_lag_events = Histogram::new(exponential_buckets(1.0, 4.0, 12));
+        registry.register(
+            "subscription_lag_events",
+            "Events between the head of the log and each event sent to a subscriber",
+            subscription_lag_events.clone(),
+        );
         Arc::new(Self {
             registry,
+            subscriptions_active,
+            subscription_events_sent,
+            subscription_lag_events,
             appended_events,
             group_commit_events,
             group_commit_requests,

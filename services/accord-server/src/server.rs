@@ -18,8 +18,9 @@ use tonic_health::ServingStatus;
 
 use crate::commands::CommandHandler;
 use crate::config::Config;
-use crate::grpc::{AdminApi, AgreementApi, EventLogApi};
+use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer, serve_metrics};
+use crate::streams::SubscriptionSlots;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -106,15 +107,30 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
     let handler = Arc::new(CommandHandler::new(log.clone()));
     let max_message_bytes = config.max_message_bytes;
+    let slots = SubscriptionSlots::new(
+        config.max_subscriptions,
+        config.max_subscriptions_per_connection,
+        metrics.clone(),
+    );
+    let (stop, stopped) = watch::channel(false);
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
-        log.clone(),
-        read_models.clone(),
+        WatchContext {
+            log: log.clone(),
+            read_models: read_models.clone(),
+            slots: slots.clone(),
+            stopping: stopped.clone(),
+        },
         config.max_execute_commands,
     ))
     .max_decoding_message_size(max_message_bytes);
-    let event_log = EventLogServer::new(EventLogApi::new(log.clone()))
-        .max_decoding_message_size(max_message_bytes);
+    let event_log = EventLogServer::new(EventLogApi::new(
+        log.clone(),
+        metrics.clone(),
+        slots.clone(),
+        stopped.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes);
     let admin = AdminServer::new(AdminApi::new(log.clone(), read_models))
         .max_decoding_message_size(max_message_bytes);
 
@@ -124,7 +140,6 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .await;
     }
 
-    let (stop, stopped) = watch::channel(false);
     let mut metrics_stopped = stopped.clone();
     let metrics_task = tokio::spawn(serve_metrics(
         metrics_listener,

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys;
 use crate::{
-    AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError, decode_record,
+    AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError,
+    decode_record,
 };
 use writer::{PendingAppend, Writer, WriterMessage};
 
@@ -150,7 +151,11 @@ impl EventLog for SledLog {
             .collect()
     }
 
-    async fn read_raw(&self, from_position: u64, max_count: usize) -> Result<Vec<RawRecord>, StoreError> {
+    async fn read_raw(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RawRecord>, StoreError> {
         let head = self.head();
         let from_position = from_position.max(1);
         if from_position > head || max_count == 0 {

@@ -13,26 +13,40 @@ use super::RpcResult;
 use super::queries::Queries;
 use crate::commands::{CommandHandler, IncomingCommand};
 use crate::error::ApiError;
+use crate::streams::{SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
     handler: Arc<CommandHandler>,
     queries: Queries,
     max_execute_commands: usize,
+    streams: WatchContext,
+}
+
+/// What `WatchAgreements` streams need.
+pub struct WatchContext {
+    /// The log the streams follow.
+    pub log: Arc<dyn accord_store::EventLog>,
+    /// The read models the views come from.
+    pub read_models: Arc<accord_projections::ReadModels>,
+    /// Limits on open streams.
+    pub slots: Arc<SubscriptionSlots>,
+    /// Turns true when the server begins to shut down.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AgreementApi {
     /// Returns the service: commands through `handler`, queries from `read_models`.
     pub fn new(
         handler: Arc<CommandHandler>,
-        log: Arc<dyn accord_store::EventLog>,
-        read_models: Arc<accord_projections::ReadModels>,
+        streams: WatchContext,
         max_execute_commands: usize,
     ) -> Self {
         Self {
             handler,
-            queries: Queries::new(log, read_models),
+            queries: Queries::new(streams.log.clone(), streams.read_models.clone()),
             max_execute_commands,
+            streams,
         }
     }
 
@@ -177,10 +191,16 @@ impl AgreementService for AgreementApi {
 
     async fn watch_agreements(
         &self,
-        _request: Request<v1::WatchAgreementsRequest>,
+        request: Request<v1::WatchAgreementsRequest>,
     ) -> RpcResult<Self::WatchAgreementsStream> {
-        Err(Status::unimplemented(
-            "WatchAgreements arrives with the read models",
-        ))
+        let slot = self.streams.slots.take(request.remote_addr())?;
+        let stream = start_watch(
+            self.streams.log.clone(),
+            self.streams.read_models.clone(),
+            self.streams.stopping.clone(),
+            slot,
+            request.into_inner(),
+        )?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

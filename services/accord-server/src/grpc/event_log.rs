@@ -7,7 +7,7 @@ use accord_domain::{DomainError, ValidationError};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, event_log_server::EventLog as EventLogService};
 use accord_store::EventLog;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -15,6 +15,8 @@ use tonic::{Request, Response, Status};
 use super::RpcResult;
 use super::filter::EventFilter;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::streams::{SubscriptionSlots, start_subscription};
 
 /// Events read from the log per store call.
 const READ_BATCH: usize = 512;
@@ -24,12 +26,25 @@ const STREAM_BUFFER: usize = 256;
 /// Serves `EventLog`.
 pub struct EventLogApi {
     log: Arc<dyn EventLog>,
+    metrics: Arc<Metrics>,
+    slots: Arc<SubscriptionSlots>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl EventLogApi {
-    /// Returns the service over `log`.
-    pub fn new(log: Arc<dyn EventLog>) -> Self {
-        Self { log }
+    /// Returns the service over `log`; streams end when `stopping` turns true.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        metrics: Arc<Metrics>,
+        slots: Arc<SubscriptionSlots>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            log,
+            metrics,
+            slots,
+            stopping,
+        }
     }
 }
 
@@ -42,11 +57,17 @@ impl EventLogService for EventLogApi {
 
     async fn subscribe(
         &self,
-        _request: Request<v1::SubscribeRequest>,
+        request: Request<v1::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
-        Err(Status::unimplemented(
-            "Subscribe arrives with the live streams",
-        ))
+        let slot = self.slots.take(request.remote_addr())?;
+        let stream = start_subscription(
+            self.log.clone(),
+            self.metrics.clone(),
+            self.stopping.clone(),
+            slot,
+            request.into_inner(),
+        )?;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type ReadLogStream = EventStream;

@@ -1,0 +1,194 @@
+//! `EventLog.Subscribe`: catch up from the log, say `caught_up` once, then
+//! follow the head, with heartbeats on a quiet stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_domain::ValidationError;
+use accord_proto::recorded_event_to_wire;
+use accord_proto::v1::{self, subscribe_request::Start, subscribe_response::Message};
+use accord_store::EventLog;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::STREAM_BUFFER;
+use super::cursor::LogCursor;
+use super::slots::Slot;
+use crate::error::ApiError;
+use crate::grpc::EventFilter;
+use crate::metrics::Metrics;
+
+/// The heartbeat interval when the client asks for none.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// The shortest heartbeat interval a client may ask for.
+const MIN_HEARTBEAT_MS: u32 = 100;
+/// The longest heartbeat interval a client may ask for (one hour).
+const MAX_HEARTBEAT_MS: u32 = 3_600_000;
+
+/// How long a stream waits to hand its client the shutdown notice.
+pub(crate) const SHUTDOWN_NOTICE: Duration = Duration::from_secs(2);
+
+/// A stream of subscription messages.
+pub(crate) type SubscriptionStream = ReceiverStream<Result<v1::SubscribeResponse, Status>>;
+
+/// Checks the request and starts the stream's task.
+pub(crate) fn start_subscription(
+    log: Arc<dyn EventLog>,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+    slot: Slot,
+    request: v1::SubscribeRequest,
+) -> Result<SubscriptionStream, ApiError> {
+    let filter = EventFilter::new(request.filter)?;
+    let heartbeat = match request.heartbeat_interval_ms {
+        0 => DEFAULT_HEARTBEAT,
+        interval if (MIN_HEARTBEAT_MS..=MAX_HEARTBEAT_MS).contains(&interval) => {
+            Duration::from_millis(u64::from(interval))
+        }
+        interval => {
+            return Err(ValidationError::new(
+                "heartbeat_interval_ms",
+                format!(
+                    "must be 0 (5000) or {MIN_HEARTBEAT_MS}..={MAX_HEARTBEAT_MS}, got {interval}"
+                ),
+            )
+            .into());
+        }
+    };
+    let after = match request.start {
+        None | Some(Start::FromStart(_)) => 0,
+        Some(Start::FromEnd(_)) => log.head(),
+        Some(Start::AfterPosition(position)) => position,
+    };
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let subscription = Subscription {
+        cursor: LogCursor::after(log.clone(), after),
+        log,
+        filter,
+        heartbeat,
+        metrics,
+        stopping,
+        sender,
+    };
+    tokio::spawn(async move {
+        let _slot = slot;
+        subscription.run().await;
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+/// Why a stream at the head woke up.
+pub(crate) enum Wake {
+    /// The log grew (or failed).
+    More(Result<(), accord_store::StoreError>),
+    /// The heartbeat interval passed quietly.
+    Heartbeat,
+    /// The server is stopping.
+    Stop,
+    /// The client went away.
+    ClientGone,
+}
+
+struct Subscription {
+    log: Arc<dyn EventLog>,
+    cursor: LogCursor,
+    filter: EventFilter,
+    heartbeat: Duration,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+    sender: mpsc::Sender<Result<v1::SubscribeResponse, Status>>,
+}
+
+impl Subscription {
+    async fn run(mut self) {
+        let mut caught_up = false;
+        let mut last_sent = Instant::now();
+        loop {
+            if *self.stopping.borrow() {
+                return self.end_for_shutdown().await;
+            }
+            match self.cursor.next().await {
+                Ok(Some(event)) => {
+                    match self.filter.matches(self.log.as_ref(), &event).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(error) => return self.fail(error).await,
+                    }
+                    let lag = self.cursor.head().saturating_sub(event.position);
+                    if !self
+                        .send(Message::Event(recorded_event_to_wire(&event)))
+                        .await
+                    {
+                        return;
+                    }
+                    self.metrics.subscription_events_sent.inc();
+                    self.metrics.subscription_lag_events.observe(lag as f64);
+                    last_sent = Instant::now();
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => return self.fail(error.into()).await,
+            }
+            if !caught_up {
+                caught_up = true;
+                let position = self.cursor.position();
+                if !self
+                    .send(Message::CaughtUp(v1::CaughtUp { position }))
+                    .await
+                {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            let wake = tokio::select! {
+                more = self.cursor.wait_for_more() => Wake::More(more),
+                () = tokio::time::sleep_until(last_sent + self.heartbeat) => Wake::Heartbeat,
+                _ = self.stopping.wait_for(|stop| *stop) => Wake::Stop,
+                () = self.sender.closed() => Wake::ClientGone,
+            };
+            match wake {
+                Wake::More(Ok(())) => {}
+                Wake::More(Err(error)) => return self.fail(error.into()).await,
+                Wake::Heartbeat => {
+                    let heartbeat = v1::Heartbeat {
+                        head_position: self.cursor.head(),
+                        last_position: self.cursor.position(),
+                    };
+                    if !self.send(Message::Heartbeat(heartbeat)).await {
+                        return;
+                    }
+                    last_sent = Instant::now();
+                }
+                Wake::Stop => return self.end_for_shutdown().await,
+                Wake::ClientGone => return,
+            }
+        }
+    }
+
+    /// Sends a message, waiting for room; false when the client is gone or
+    /// the server is stopping.
+    async fn send(&mut self, message: Message) -> bool {
+        let response = v1::SubscribeResponse {
+            message: Some(message),
+        };
+        tokio::select! {
+            sent = self.sender.send(Ok(response)) => sent.is_ok(),
+            _ = self.stopping.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    async fn end_for_shutdown(self) {
+        let status = Status::unavailable(format!(
+            "server is shutting down; resume with after_position = {}",
+            self.cursor.position()
+        ));
+        // A client that stopped reading is cut off by the shutdown grace period.
+        let _ = tokio::time::timeout(SHUTDOWN_NOTICE, self.sender.send(Err(status))).await;
+    }
+
+    async fn fail(self, error: ApiError) {
+        let _ = self.sender.send(Err(error.into())).await;
+    }
+}

@@ -1,0 +1,235 @@
+//! `AgreementService.WatchAgreements`: the agreement view after each change.
+//!
+//! The stream follows the log for events of the watched agreements; for each
+//! one it waits until the read models have applied it and sends the view.
+//! A view may already include later events (the stream lagged behind the
+//! projector); those later events are then not sent again, so views never go
+//! backwards and the last one is always the current one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use accord_domain::{Agreement, ValidationError, validate_country};
+use accord_projections::{AgreementFilter, ReadModels};
+use accord_proto::{agreement_to_wire, v1};
+use accord_store::EventLog;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::STREAM_BUFFER;
+use super::cursor::LogCursor;
+use super::slots::Slot;
+use super::subscribe::{SHUTDOWN_NOTICE, Wake};
+use crate::error::ApiError;
+
+/// A stream of agreement updates.
+pub(crate) type WatchStream = ReceiverStream<Result<v1::AgreementUpdate, Status>>;
+
+/// Which agreements a watch follows.
+enum Watched {
+    Ids(HashSet<String>),
+    BuyerCountry(String),
+    All,
+}
+
+impl Watched {
+    fn includes(&self, agreement: &Agreement) -> bool {
+        match self {
+            Watched::Ids(ids) => ids.contains(&agreement.agreement_id),
+            Watched::BuyerCountry(country) => agreement.buyer.country == *country,
+            Watched::All => true,
+        }
+    }
+}
+
+/// Checks the request and starts the stream's task.
+pub(crate) fn start_watch(
+    log: Arc<dyn EventLog>,
+    read_models: Arc<ReadModels>,
+    stopping: watch::Receiver<bool>,
+    slot: Slot,
+    request: v1::WatchAgreementsRequest,
+) -> Result<WatchStream, ApiError> {
+    if request.agreement_ids.len() > accord_domain::limits::LIST_MAX_ENTRIES {
+        return Err(ValidationError::new("agreement_ids", "must have at most 100 entries").into());
+    }
+    let watched = match (
+        request.agreement_ids.is_empty(),
+        request.buyer_country.is_empty(),
+    ) {
+        (false, false) => {
+            return Err(ValidationError::new(
+                "buyer_country",
+                "give agreement_ids or buyer_country, not both",
+            )
+            .into());
+        }
+        (false, true) => Watched::Ids(request.agreement_ids.into_iter().collect()),
+        (true, false) => {
+            validate_country("buyer_country", &request.buyer_country)?;
+            Watched::BuyerCountry(request.buyer_country)
+        }
+        (true, true) => Watched::All,
+    };
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let watch = Watch {
+        cursor: LogCursor::after(log, read_models.checkpoint()),
+        read_models,
+        watched,
+        stopping,
+        sender,
+        ahead: HashMap::new(),
+    };
+    let include_initial = request.include_initial;
+    tokio::spawn(async move {
+        let _slot = slot;
+        watch.run(include_initial).await;
+    });
+    Ok(ReceiverStream::new(receiver))
+}
+
+struct Watch {
+    cursor: LogCursor,
+    read_models: Arc<ReadModels>,
+    watched: Watched,
+    stopping: watch::Receiver<bool>,
+    sender: mpsc::Sender<Result<v1::AgreementUpdate, Status>>,
+    /// Agreements whose last view sent is ahead of the cursor: id -> view position.
+    ahead: HashMap<String, u64>,
+}
+
+impl Watch {
+    async fn run(mut self, include_initial: bool) {
+        if include_initial && let Err(error) = self.send_initial().await {
+            return self.fail(error).await;
+        }
+        loop {
+            if *self.stopping.borrow() {
+                return self.end_for_shutdown().await;
+            }
+            let event = match self.cursor.next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    let wake = tokio::select! {
+                        more = self.cursor.wait_for_more() => Wake::More(more),
+                        _ = self.stopping.wait_for(|stop| *stop) => Wake::Stop,
+                        () = self.sender.closed() => Wake::ClientGone,
+                    };
+                    match wake {
+                        Wake::More(Ok(())) | Wake::Heartbeat => continue,
+                        Wake::More(Err(error)) => return self.fail(error.into()).await,
+                        Wake::Stop => return self.end_for_shutdown().await,
+                        Wake::ClientGone => return,
+                    }
+                }
+                Err(error) => return self.fail(error.into()).await,
+            };
+            if let Some(view_position) = self.ahead.get(&event.agreement_id).copied() {
+                if event.position >= view_position {
+                    self.ahead.remove(&event.agreement_id);
+                }
+                continue;
+            }
+            match self.update_for(&event.agreement_id, event.position).await {
+                Ok(Some(agreement)) => {
+                    if !self.watched.includes(&agreement) {
+                        continue;
+                    }
+                    if !self.send(agreement).await {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => return self.fail(error).await,
+            }
+        }
+    }
+
+    /// Sends the current view of every watched agreement.
+    async fn send_initial(&mut self) -> Result<(), ApiError> {
+        let filter = match &self.watched {
+            Watched::Ids(ids) => {
+                let mut ids: Vec<String> = ids.iter().cloned().collect();
+                ids.sort();
+                for agreement_id in ids {
+                    if let Some(agreement) = self.read_models.agreement(&agreement_id)?
+                        && !self.send(agreement).await
+                    {
+                        return Ok(());
+                    }
+                }
+                return Ok(());
+            }
+            Watched::BuyerCountry(country) => AgreementFilter {
+                buyer_country: Some(country.clone()),
+                ..AgreementFilter::default()
+            },
+            Watched::All => AgreementFilter::default(),
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .read_models
+                .list_agreements(&filter, 500, after.as_deref())?;
+            for view in page.agreements {
+                let agreement = accord_proto::agreement_from_wire(view)
+                    .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+                if !self.send(agreement).await {
+                    return Ok(());
+                }
+            }
+            match page.last_id {
+                Some(last) => after = Some(last),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits until the read models have applied `position` and returns the view.
+    async fn update_for(
+        &mut self,
+        agreement_id: &str,
+        position: u64,
+    ) -> Result<Option<Agreement>, ApiError> {
+        let mut checkpoint = self.read_models.watch_checkpoint();
+        tokio::select! {
+            reached = checkpoint.wait_for(|checkpoint| *checkpoint >= position) => {
+                if reached.is_err() {
+                    return Err(ApiError::Unavailable("read models stopped".into()));
+                }
+            }
+            _ = self.stopping.wait_for(|stop| *stop) => return Ok(None),
+        }
+        self.read_models
+            .agreement(agreement_id)
+            .map_err(ApiError::from)
+    }
+
+    async fn send(&mut self, agreement: Agreement) -> bool {
+        if agreement.position > self.cursor.position() {
+            self.ahead
+                .insert(agreement.agreement_id.clone(), agreement.position);
+        }
+        let update = v1::AgreementUpdate {
+            position: agreement.position,
+            agreement: Some(agreement_to_wire(&agreement)),
+        };
+        tokio::select! {
+            sent = self.sender.send(Ok(update)) => sent.is_ok(),
+            _ = self.stopping.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    async fn end_for_shutdown(self) {
+        let status = Status::unavailable(format!(
+            "server is shutting down; watch again (views up to position {} were sent)",
+            self.cursor.position()
+        ));
+        let _ = tokio::time::timeout(SHUTDOWN_NOTICE, self.sender.send(Err(status))).await;
+    }
+
+    async fn fail(self, error: ApiError) {
+        let _ = self.sender.send(Err(error.into())).await;
+    }
+}
