@@ -1,0 +1,138 @@
+//! `accord-bench`: starts the release `accord-server` on a temporary data
+//! directory, drives it over gRPC with the same workloads the peer gets, and
+//! writes `bench-results.json`.
+
+mod process;
+mod report;
+mod scenarios;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use report::Results;
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(name = "accord-bench", about = "Load generator for Accord")]
+struct Options {
+    /// Scenarios to run: append, batch, subscribe, rebuild (all when none given).
+    scenarios: Vec<String>,
+    /// Run each scenario for a few seconds only.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per timed scenario.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Clients of the append scenario.
+    #[arg(long, default_value_t = 64)]
+    append_clients: usize,
+    /// Clients of the batch scenario.
+    #[arg(long, default_value_t = 16)]
+    batch_clients: usize,
+    /// Commands per Execute in the batch scenario.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Subscribers of the subscribe scenario.
+    #[arg(long, default_value_t = 1_000)]
+    subscribers: usize,
+    /// Events per second the subscribe scenario's writer appends.
+    #[arg(long, default_value_t = 1_000)]
+    subscribe_rate: u64,
+    /// Events in the rebuild scenario's log.
+    #[arg(long, default_value_t = 1_000_000)]
+    rebuild_events: usize,
+    /// The server binary (default: accord-server beside this binary).
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// Where to write the results.
+    #[arg(long, default_value = "bench-results.json")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let options = Options::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("accord-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("accord-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let server_binary = match &options.server_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|error| error.to_string())?
+            .with_file_name("accord-server"),
+    };
+    if !server_binary.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p accord-server`",
+            server_binary.display()
+        ));
+    }
+    let duration = Duration::from_secs(if options.quick { 3 } else { options.seconds });
+    let wanted = |name: &str| {
+        options.scenarios.is_empty() || options.scenarios.iter().any(|wanted| wanted == name)
+    };
+    let mut results = Results::default();
+    if wanted("append") {
+        let outcome =
+            scenarios::append::run(&server_binary, options.append_clients, duration).await?;
+        results.record("append", outcome);
+    }
+    if wanted("batch") {
+        let outcome = scenarios::batch::run(
+            &server_binary,
+            options.batch_clients,
+            options.batch_size,
+            duration,
+        )
+        .await?;
+        results.record("batch", outcome);
+    }
+    if wanted("subscribe") {
+        let subscribers = if options.quick {
+            options.subscribers.min(200)
+        } else {
+            options.subscribers
+        };
+        let outcome = scenarios::subscribe::run(
+            &server_binary,
+            subscribers,
+            options.subscribe_rate,
+            duration,
+        )
+        .await?;
+        results.record("subscribe", outcome);
+    }
+    if wanted("rebuild") {
+        let events = if options.quick {
+            options.rebuild_events.min(100_000)
+        } else {
+            options.rebuild_events
+        };
+        let outcome = scenarios::rebuild::run(&server_binary, events).await?;
+        results.record("rebuild", outcome);
+    }
+    results.write(&options.out)?;
+    println!("{}", results.table());
+    println!("results written to {}", options.out.display());
+    Ok(())
+}

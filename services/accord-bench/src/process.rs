@@ -1,0 +1,145 @@
+//! The server under test as a child process, with its CPU, memory and disk.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running `accord-server`.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pid: u32,
+    grpc_addr: SocketAddr,
+    data_dir: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `binary` on `data_dir` with ephemeral loopback ports.
+    pub(crate) async fn start(binary: &Path, data_dir: &Path) -> Result<Self, String> {
+        let mut child = Command::new(binary)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn,accord_server=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+        let pid = child.id().ok_or("server exited at once")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let grpc_addr = loop {
+            let line = lines
+                .next_line()
+                .await
+                .map_err(|error| error.to_string())?
+                .ok_or("server exited before listening")?;
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
+                break addr
+                    .parse()
+                    .map_err(|error| format!("bad address {addr}: {error}"))?;
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            pid,
+            grpc_addr,
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The gRPC address.
+    pub(crate) fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// CPU seconds (user + system) the server has used so far.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return 0.0;
+        };
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
+        // SAFETY: sysconf has no preconditions.
+        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (ticks(11) + ticks(12)) / ticks_per_second.max(1.0)
+    }
+
+    /// Resident memory now, in bytes.
+    pub(crate) fn rss_bytes(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    /// Peak resident memory, in bytes.
+    pub(crate) fn peak_rss_bytes(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(field))
+                    .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Bytes the data directory occupies.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        directory_bytes(&self.data_dir)
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub(crate) async fn stop(mut self) -> Result<(), String> {
+        // SAFETY: kill(2) on the pid of a child this process started.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        let status = self.child.wait().await.map_err(|error| error.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("server exited with {status}"))
+        }
+    }
+}
+
+/// Bytes of every file under `path`.
+pub(crate) fn directory_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => directory_bytes(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

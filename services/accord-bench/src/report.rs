@@ -1,0 +1,124 @@
+//! What a scenario measured, and `bench-results.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// The figures of one scenario against one system.
+pub(crate) struct Outcome {
+    /// Events appended (or delivered, for fan-out).
+    pub(crate) events: u64,
+    /// Wall time of the measured part.
+    pub(crate) elapsed: Duration,
+    /// Latencies in microseconds.
+    pub(crate) latency_us: Histogram<u64>,
+    /// CPU seconds the server used during the measured part.
+    pub(crate) server_cpu_seconds: f64,
+    /// Peak resident memory of the server.
+    pub(crate) peak_rss_bytes: u64,
+    /// Bytes on disk per event in the log.
+    pub(crate) bytes_per_event: f64,
+    /// Scenario-specific figures.
+    pub(crate) extra: BTreeMap<String, f64>,
+}
+
+impl Outcome {
+    fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    fn percentile_ms(&self, quantile: f64) -> f64 {
+        if self.latency_us.is_empty() {
+            return 0.0;
+        }
+        self.latency_us.value_at_quantile(quantile) as f64 / 1_000.0
+    }
+
+    fn to_json(&self) -> Value {
+        let mut value = json!({
+            "events_per_sec": round(self.events_per_second()),
+            "p50_ms": round(self.percentile_ms(0.50)),
+            "p99_ms": round(self.percentile_ms(0.99)),
+            "p999_ms": round(self.percentile_ms(0.999)),
+            "bytes_per_event": round(self.bytes_per_event),
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "server_cpu_seconds": round(self.server_cpu_seconds),
+            "events": self.events,
+            "seconds": round(self.elapsed.as_secs_f64()),
+        });
+        for (name, figure) in &self.extra {
+            value[name] = json!(round(*figure));
+        }
+        value
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 1_000.0).round() / 1_000.0
+}
+
+/// Every scenario's figures, per system.
+#[derive(Default)]
+pub(crate) struct Results {
+    scenarios: BTreeMap<String, (Outcome, Option<Outcome>)>,
+}
+
+impl Results {
+    /// Records Accord's outcome of a scenario.
+    pub(crate) fn record(&mut self, scenario: &str, accord: Outcome) {
+        self.scenarios.insert(scenario.to_owned(), (accord, None));
+    }
+
+    /// Writes the JSON file.
+    pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
+        let mut root = serde_json::Map::new();
+        for (scenario, (accord, peer)) in &self.scenarios {
+            let ratio = peer.as_ref().map(|peer| {
+                round(accord.events_per_second() / peer.events_per_second().max(f64::EPSILON))
+            });
+            root.insert(
+                scenario.clone(),
+                json!({
+                    "accord": accord.to_json(),
+                    "postgres": peer.as_ref().map(Outcome::to_json),
+                    "ratio": ratio,
+                }),
+            );
+        }
+        let text = serde_json::to_string_pretty(&Value::Object(root))
+            .map_err(|error| error.to_string())?;
+        std::fs::write(path, text + "\n")
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    }
+
+    /// A table for people.
+    pub(crate) fn table(&self) -> String {
+        let mut table = format!(
+            "{:<10} {:>14} {:>9} {:>9} {:>12} {:>14}\n",
+            "scenario", "events/s", "p50 ms", "p99 ms", "bytes/event", "peak RSS MiB"
+        );
+        for (scenario, (accord, _)) in &self.scenarios {
+            table.push_str(&format!(
+                "{:<10} {:>14.0} {:>9.2} {:>9.2} {:>12.0} {:>14.1}\n",
+                scenario,
+                accord.events_per_second(),
+                accord.percentile_ms(0.50),
+                accord.percentile_ms(0.99),
+                accord.bytes_per_event,
+                accord.peak_rss_bytes as f64 / 1_048_576.0
+            ));
+            for (name, figure) in &accord.extra {
+                table.push_str(&format!("{:<10}   {name}: {figure:.1}\n", ""));
+            }
+        }
+        table
+    }
+}
+
+/// A histogram of microseconds up to one minute.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}

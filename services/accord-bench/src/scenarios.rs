@@ -1,0 +1,6 @@
+//! The scenarios, each against a fresh server.
+
+pub(crate) mod append;
+pub(crate) mod batch;
+pub(crate) mod rebuild;
+pub(crate) mod subscribe;

@@ -1,0 +1,152 @@
+//! `subscribe`: N subscribers hold streams open while steady writers append
+//! at a fixed total rate; each event's commit-to-receive latency is measured
+//! from the `recorded_at` the server stamps at commit. Also measures the
+//! server's memory per idle subscriber.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use accord_proto::v1::{
+    self, agreement_service_client::AgreementServiceClient, event_log_client::EventLogClient,
+    subscribe_request::Start, subscribe_response::Message,
+};
+use tokio_stream::StreamExt;
+
+use crate::process::ServerProcess;
+use crate::report::{Outcome, latency_histogram};
+use crate::workload::{connect_many, deliver, prepare};
+
+/// Streams per subscriber connection.
+const STREAMS_PER_CONNECTION: usize = 100;
+/// Concurrent writers sharing the rate.
+const WRITERS: usize = 8;
+
+pub(crate) async fn run(
+    binary: &Path,
+    subscribers: usize,
+    rate: u64,
+    duration: Duration,
+) -> Result<Outcome, String> {
+    let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let writer_channels = connect_many(server.grpc_addr(), 2).await?;
+    for writer in 0..WRITERS {
+        prepare(&writer_channels[writer % 2], &format!("writer-{writer}")).await?;
+    }
+    let subscriber_channels = connect_many(
+        server.grpc_addr(),
+        subscribers.div_ceil(STREAMS_PER_CONNECTION),
+    )
+    .await?;
+    let rss_before = server.rss_bytes();
+    let mut streams = Vec::with_capacity(subscribers);
+    for index in 0..subscribers {
+        let mut client =
+            EventLogClient::new(subscriber_channels[index / STREAMS_PER_CONNECTION].clone());
+        let request = v1::SubscribeRequest {
+            start: Some(Start::FromEnd(v1::subscribe_request::FromEnd {})),
+            heartbeat_interval_ms: 60_000,
+            ..Default::default()
+        };
+        let mut stream = client
+            .subscribe(request)
+            .await
+            .map_err(|status| status.to_string())?
+            .into_inner();
+        match stream.next().await {
+            Some(Ok(v1::SubscribeResponse {
+                message: Some(Message::CaughtUp(_)),
+            })) => {}
+            other => return Err(format!("expected caught_up, got {other:?}")),
+        }
+        streams.push(stream);
+    }
+    let idle_bytes_per_subscriber =
+        server.rss_bytes().saturating_sub(rss_before) as f64 / subscribers.max(1) as f64;
+
+    let per_writer = (rate * duration.as_secs()).div_ceil(WRITERS as u64);
+    let expected = per_writer * WRITERS as u64;
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    let mut readers = Vec::with_capacity(subscribers);
+    for mut stream in streams {
+        readers.push(tokio::spawn(async move {
+            let mut latency = latency_histogram();
+            let mut received = 0;
+            while received < expected {
+                let message = tokio::time::timeout(Duration::from_secs(60), stream.next())
+                    .await
+                    .map_err(|_| {
+                        format!("subscriber stalled after {received} of {expected} events")
+                    })?
+                    .ok_or("stream ended")?
+                    .map_err(|status| status.to_string())?;
+                if let Some(Message::Event(event)) = message.message {
+                    received += 1;
+                    if let Some(recorded_at) = event.recorded_at {
+                        let committed_us = recorded_at.seconds as i128 * 1_000_000
+                            + recorded_at.nanos as i128 / 1_000;
+                        let now_us = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map(|now| now.as_micros() as i128)
+                            .unwrap_or(0);
+                        latency.saturating_record((now_us - committed_us).max(0) as u64);
+                    }
+                }
+            }
+            Ok::<_, String>(latency)
+        }));
+    }
+    let interval = Duration::from_secs_f64(WRITERS as f64 / rate as f64);
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let mut client = AgreementServiceClient::new(writer_channels[writer % 2].clone());
+        writers.push(tokio::spawn(async move {
+            let agreement_id = format!("writer-{writer}");
+            let offset = interval.mul_f64(writer as f64 / WRITERS as f64);
+            let first = tokio::time::Instant::now() + offset;
+            for sequence in 0..per_writer {
+                // A fixed schedule: a writer that falls behind sends at once
+                // instead of stretching the schedule.
+                tokio::time::sleep_until(first + interval.mul_f64(sequence as f64)).await;
+                client
+                    .record_delivery(deliver(&agreement_id, sequence))
+                    .await
+                    .map_err(|status| status.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for writer in writers {
+        writer.await.map_err(|error| error.to_string())??;
+    }
+    let writing = started.elapsed();
+    let mut latency_us = latency_histogram();
+    for reader in readers {
+        let latency = reader.await.map_err(|error| error.to_string())??;
+        latency_us.add(latency).map_err(|error| error.to_string())?;
+    }
+    let elapsed = started.elapsed();
+    let outcome = Outcome {
+        events: expected * subscribers as u64,
+        elapsed,
+        latency_us,
+        server_cpu_seconds: server.cpu_seconds() - cpu_before,
+        peak_rss_bytes: server.peak_rss_bytes(),
+        bytes_per_event: server.disk_bytes() as f64 / (expected + 2 * WRITERS as u64) as f64,
+        extra: BTreeMap::from([
+            ("subscribers".to_owned(), subscribers as f64),
+            (
+                "writer_events_per_sec".to_owned(),
+                expected as f64 / writing.as_secs_f64(),
+            ),
+            (
+                "idle_bytes_per_subscriber".to_owned(),
+                idle_bytes_per_subscriber,
+            ),
+        ]),
+    };
+    server.stop().await?;
+    Ok(outcome)
+}
