@@ -30,7 +30,7 @@ impl TestServer {
     /// Starts a server on a fresh data directory, with `adjust` applied to its config.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
-        let mut config = Config::for_tests(data_dir.path());
+        let mut config = Config::ephemeral(data_dir.path());
         adjust(&mut config);
         let server = accord_server::start(config).await.expect("server starts");
         let channel = connect(server.grpc_addr()).await;
@@ -46,7 +46,7 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
-        let server = accord_server::start(Config::for_tests(self.data_dir.path()))
+        let server = accord_server::start(Config::ephemeral(self.data_dir.path()))
             .await
             .expect("server restarts");
         self.channel = connect(server.grpc_addr()).await;
@@ -69,6 +69,20 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// Stops the server, runs `change` on its stopped data directory, and starts it again.
+    pub async fn restart_after(&mut self, change: impl FnOnce(&std::path::Path)) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        change(self.data_dir.path());
+        self.restart().await;
     }
 
     /// The running server.

@@ -11,6 +11,9 @@ pub enum ProjectionError {
     /// A stored view does not decode, or the log is not what the views expect.
     #[error("read models inconsistent: {0}")]
     Inconsistent(String),
+    /// The read models were replaced by a rebuild while changes were pending.
+    #[error("read models were replaced by a rebuild")]
+    Superseded,
     /// The log could not be read.
     #[error(transparent)]
     Log(#[from] StoreError),

@@ -11,10 +11,12 @@ mod project;
 mod projector;
 mod queries;
 mod read_models;
+mod rebuild;
 
 pub use error::ProjectionError;
 pub use portfolio::PortfolioSums;
 pub use project::{PendingChanges, ProjectedBatch};
 pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage};
-pub use read_models::{PROJECTION_NAME, ReadModels};
+pub use read_models::{PROJECTION_NAME, ReadModels, Rebuild};
+pub use rebuild::{RebuildStatus, rebuild};

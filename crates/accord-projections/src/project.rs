@@ -15,6 +15,7 @@ use crate::{PortfolioSums, ProjectionError};
 /// Changes folded from the log but not yet written.
 pub struct PendingChanges {
     checkpoint: u64,
+    generation: u64,
     before: HashMap<String, Option<Agreement>>,
     after: HashMap<String, Agreement>,
     order: Vec<String>,
@@ -31,14 +32,20 @@ pub struct ProjectedBatch {
 }
 
 impl PendingChanges {
-    /// Starts from the read models at `checkpoint`.
-    pub fn new(checkpoint: u64) -> Self {
+    /// Starts from the read models of `generation` at `checkpoint`.
+    pub fn new(checkpoint: u64, generation: u64) -> Self {
         Self {
             checkpoint,
+            generation,
             before: HashMap::new(),
             after: HashMap::new(),
             order: Vec::new(),
         }
+    }
+
+    /// The generation of read models the changes apply to.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The position the changes reach.

@@ -100,11 +100,17 @@ async fn project_until_stopped(
         let due = last_commit.elapsed() >= MAX_COMMIT_INTERVAL
             || pending.changed_agreements() >= MAX_PENDING_AGREEMENTS;
         if pending.changed_agreements() > 0 && (caught_up || due) {
-            let full = std::mem::replace(&mut pending, PendingChanges::new(0));
+            let full = std::mem::replace(&mut pending, PendingChanges::new(0, 0));
             let models = read_models.clone();
-            tokio::task::spawn_blocking(move || models.commit(full))
+            match tokio::task::spawn_blocking(move || models.commit(full))
                 .await
-                .map_err(|error| ProjectionError::Storage(error.to_string()))??;
+                .map_err(|error| ProjectionError::Storage(error.to_string()))?
+            {
+                Ok(_) => {}
+                // A rebuild swapped in newer read models: follow them instead.
+                Err(ProjectionError::Superseded) => return Ok(()),
+                Err(error) => return Err(error),
+            }
             pending = read_models.begin();
             last_commit = Instant::now();
             continue;
@@ -122,7 +128,10 @@ async fn project_until_stopped(
             _ = tokio::time::sleep(wait) => continue,
             _ = stopped.wait_for(|stop| *stop) => {
                 if pending.changed_agreements() > 0 {
-                    read_models.commit(pending)?;
+                    match read_models.commit(pending) {
+                        Ok(_) | Err(ProjectionError::Superseded) => {}
+                        Err(error) => return Err(error),
+                    }
                 }
                 return Ok(());
             }

@@ -28,7 +28,9 @@ const CACHED_VIEWS: usize = 200_000;
 /// The read models, always at one checkpoint.
 pub struct ReadModels {
     db: sled::Db,
-    active: RwLock<sled::Tree>,
+    active: RwLock<Generation>,
+    /// Held while a commit or a swap changes what is active.
+    commit_lock: Mutex<()>,
     checkpoint: watch::Sender<u64>,
     /// Views equal to the active tree's, so the projector need not read them back.
     cached_views: Mutex<HashMap<String, Agreement>>,
@@ -50,11 +52,13 @@ impl ReadModels {
                 FIRST_TREE.to_owned()
             }
         };
-        let tree = db.open_tree(active_name)?;
+        let tree = db.open_tree(&active_name)?;
         let checkpoint = read_checkpoint(&tree)?;
+        let number = generation_number(&active_name);
         Ok(Self {
             db,
-            active: RwLock::new(tree),
+            active: RwLock::new(Generation { tree, number }),
+            commit_lock: Mutex::new(()),
             checkpoint: watch::Sender::new(checkpoint),
             cached_views: Mutex::new(HashMap::new()),
         })
@@ -92,7 +96,12 @@ impl ReadModels {
 
     /// Starts collecting changes from the current checkpoint.
     pub fn begin(&self) -> PendingChanges {
-        PendingChanges::new(self.checkpoint())
+        PendingChanges::new(self.checkpoint(), self.generation())
+    }
+
+    /// The number of the active generation of read models (a rebuild makes a new one).
+    pub fn generation(&self) -> u64 {
+        self.read_active().number
     }
 
     /// Folds consecutive events into `pending`.
@@ -108,6 +117,13 @@ impl ReadModels {
     /// Writes `pending` and its checkpoint in one atomic batch; returns the
     /// changed agreements.
     pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
+        let _committing = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if pending.generation() != self.generation() {
+            return Err(ProjectionError::Superseded);
+        }
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
@@ -137,15 +153,137 @@ impl ReadModels {
 
     /// Returns the active tree.
     pub(crate) fn tree(&self) -> sled::Tree {
+        self.read_active().tree.clone()
+    }
+
+    fn read_active(&self) -> std::sync::RwLockReadGuard<'_, Generation> {
         self.active
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+    }
+
+    /// Starts a rebuild into a fresh generation, beside the active one.
+    pub fn start_rebuild(&self) -> Result<Rebuild, ProjectionError> {
+        let number = self.generation() + 1;
+        let name = generation_name(number);
+        self.db.drop_tree(&name)?;
+        let tree = self.db.open_tree(&name)?;
+        Ok(Rebuild {
+            tree,
+            number,
+            checkpoint: 0,
+            cached: HashMap::new(),
+            pending: None,
+        })
+    }
+
+    /// Makes a rebuilt generation the active one, if it has reached the
+    /// active checkpoint; returns false (and changes nothing) otherwise.
+    pub fn swap_in(&self, rebuild: &mut Rebuild) -> Result<bool, ProjectionError> {
+        rebuild.write_pending()?;
+        let _committing = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if rebuild.checkpoint < self.checkpoint() {
+            return Ok(false);
+        }
+        let meta = self.db.open_tree(META_TREE)?;
+        meta.insert(ACTIVE_TREE_KEY, generation_name(rebuild.number).as_bytes())?;
+        self.db.flush()?;
+        let old = {
+            let mut active = self
+                .active
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::replace(
+                &mut *active,
+                Generation {
+                    tree: rebuild.tree.clone(),
+                    number: rebuild.number,
+                },
+            )
+        };
+        self.lock_cache().clear();
+        self.checkpoint.send_replace(rebuild.checkpoint);
+        if let Err(error) = self.db.drop_tree(old.tree.name()) {
+            tracing::warn!(%error, "cannot drop the replaced read models");
+        }
+        Ok(true)
     }
 
     /// Bytes the read models occupy on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// One generation of read models: a tree and its number.
+struct Generation {
+    tree: sled::Tree,
+    number: u64,
+}
+
+fn generation_name(number: u64) -> String {
+    format!("agreements-{number}")
+}
+
+fn generation_number(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Read models being rebuilt from position 1 in a fresh tree.
+pub struct Rebuild {
+    tree: sled::Tree,
+    number: u64,
+    checkpoint: u64,
+    cached: HashMap<String, Agreement>,
+    pending: Option<PendingChanges>,
+}
+
+/// Agreements a rebuild changes before it writes them.
+const REBUILD_PENDING_AGREEMENTS: usize = 100_000;
+
+impl Rebuild {
+    /// The position the rebuilt read models have reached (written or pending).
+    pub fn position(&self) -> u64 {
+        self.pending
+            .as_ref()
+            .map_or(self.checkpoint, PendingChanges::checkpoint)
+    }
+
+    /// Folds consecutive events into the rebuilt read models, writing them
+    /// out when many agreements are pending.
+    pub fn apply(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+        let pending = self
+            .pending
+            .get_or_insert_with(|| PendingChanges::new(self.checkpoint, self.number));
+        pending.fold(&self.tree, &self.cached, events)?;
+        if pending.changed_agreements() >= REBUILD_PENDING_AGREEMENTS {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending, with its checkpoint, in one atomic batch.
+    pub fn write_pending(&mut self) -> Result<(), ProjectionError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let batch = pending.into_batch(&self.tree)?;
+        self.tree.apply_batch(batch.writes)?;
+        if self.cached.len() + batch.changed.len() > CACHED_VIEWS {
+            self.cached.clear();
+        }
+        for agreement in batch.changed {
+            self.cached
+                .insert(agreement.agreement_id.clone(), agreement);
+        }
+        self.checkpoint = batch.checkpoint;
+        Ok(())
     }
 }
 

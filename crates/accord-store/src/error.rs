@@ -21,6 +21,9 @@ pub enum StoreError {
         /// The reused id.
         command_id: String,
     },
+    /// Records offered for import do not continue this log.
+    #[error("import refused: {0}")]
+    InvalidImport(String),
     /// The disk is full.
     #[error("storage full: {0}")]
     StorageFull(String),

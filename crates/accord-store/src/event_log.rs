@@ -106,6 +106,15 @@ pub trait EventLog: Send + Sync + 'static {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Returns the position of version `version` of an agreement, from the
+    /// stream index.
+    async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError>;
+
+    /// Appends records exported from another log, unchanged (positions,
+    /// event ids, timestamps and chain). They must continue this log exactly:
+    /// the first one at the next position, carrying the hash of the last.
+    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError>;
+
     /// Returns what the log remembers of `command_id`, once durable.
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
 

@@ -7,6 +7,9 @@ mod event_log;
 mod keys;
 mod record;
 mod sled;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+mod verify;
 
 pub use error::StoreError;
 pub use event_log::{
@@ -16,3 +19,4 @@ pub use record::{
     DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
 pub use sled::{CommitObserver, SledLog, SledOptions};
+pub use verify::{VerifyReport, verify_log};

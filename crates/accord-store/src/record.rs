@@ -24,6 +24,8 @@ pub struct DecodedRecord {
     pub event: RecordedEvent,
     /// The hash of the previous record (zeros before the first).
     pub prev_hash: RecordHash,
+    /// Digest of the command that produced the event.
+    pub command_fingerprint: crate::Fingerprint,
 }
 
 /// Returns the hash of a framed record, which the next record carries.
@@ -32,7 +34,11 @@ pub fn record_hash(bytes: &[u8]) -> RecordHash {
 }
 
 /// Encodes `event` as a framed record chained to `prev_hash`; returns the bytes and their hash.
-pub fn encode_record(event: &RecordedEvent, prev_hash: &RecordHash) -> (Vec<u8>, RecordHash) {
+pub fn encode_record(
+    event: &RecordedEvent,
+    command_fingerprint: &crate::Fingerprint,
+    prev_hash: &RecordHash,
+) -> (Vec<u8>, RecordHash) {
     let body = StoredRecord {
         position: event.position,
         agreement_id: event.agreement_id.clone(),
@@ -46,6 +52,7 @@ pub fn encode_record(event: &RecordedEvent, prev_hash: &RecordHash) -> (Vec<u8>,
             actor: event.metadata.actor.clone(),
         }),
         prev_hash: prev_hash.to_vec(),
+        command_fingerprint: command_fingerprint.to_vec(),
         payload: Some(stored_payload(accord_proto::event_to_wire(&event.event))),
     };
     let body_len = body.encoded_len();
@@ -94,6 +101,14 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
         .as_slice()
         .try_into()
         .map_err(|_| corrupt("previous hash is not 32 bytes"))?;
+    let command_fingerprint: crate::Fingerprint = match record.command_fingerprint.len() {
+        0 => [0; 16],
+        _ => record
+            .command_fingerprint
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("command fingerprint is not 16 bytes"))?,
+    };
     let payload = record.payload.ok_or_else(|| corrupt("no payload"))?;
     let event = accord_proto::event_from_wire(wire_payload(payload))
         .map_err(|error| corrupt(&error.to_string()))?;
@@ -114,6 +129,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
             event,
         },
         prev_hash,
+        command_fingerprint,
     })
 }
 

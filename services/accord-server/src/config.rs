@@ -63,8 +63,9 @@ pub struct Config {
 
 impl Config {
     /// Returns the defaults with the given data directory and ephemeral
-    /// loopback ports, as tests use.
-    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+    /// loopback ports: for tests, and for tools that open a stopped
+    /// server's data directory in process.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),

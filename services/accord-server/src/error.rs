@@ -20,6 +20,10 @@ pub enum ApiError {
     /// A server limit was reached (commands per Execute, subscriptions).
     #[error("{0}")]
     LimitExceeded(String),
+    /// The request does not fit the server's current state (a rebuild is
+    /// already running; an import into a log that is not empty).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// The read models are behind, or the server is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -45,6 +49,7 @@ impl ApiError {
             ApiError::Store(error) => match error {
                 StoreError::WrongExpectedVersion { .. } => Code::Aborted,
                 StoreError::CommandIdConflict { .. } => Code::AlreadyExists,
+                StoreError::InvalidImport(_) => Code::InvalidArgument,
                 StoreError::StorageFull(_) => Code::ResourceExhausted,
                 StoreError::Unavailable(_) | StoreError::Corrupt(_) => Code::Unavailable,
             },
@@ -52,6 +57,7 @@ impl ApiError {
                 ApiError::Store(error.clone()).code()
             }
             ApiError::Projection(_) => Code::Unavailable,
+            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::LimitExceeded(_) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
         }

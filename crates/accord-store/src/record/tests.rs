@@ -26,16 +26,17 @@ fn sample(position: u64) -> RecordedEvent {
 #[test]
 fn a_record_round_trips_with_its_chain_fields() {
     let prev = [9; 32];
-    let (bytes, hash) = encode_record(&sample(5), &prev);
+    let (bytes, hash) = encode_record(&sample(5), &[3; 16], &prev);
     let decoded = decode_record(&bytes).expect("decodes");
     assert_eq!(decoded.event, sample(5));
     assert_eq!(decoded.prev_hash, prev);
+    assert_eq!(decoded.command_fingerprint, [3; 16]);
     assert_eq!(record_hash(&bytes), hash);
 }
 
 #[test]
 fn any_flipped_bit_is_caught_by_the_checksum_or_the_header() {
-    let (bytes, _) = encode_record(&sample(1), &[0; 32]);
+    let (bytes, _) = encode_record(&sample(1), &[3; 16], &[0; 32]);
     for index in 0..bytes.len() {
         for bit in 0..8 {
             let mut corrupted = bytes.clone();
@@ -50,7 +51,7 @@ fn any_flipped_bit_is_caught_by_the_checksum_or_the_header() {
 
 #[test]
 fn truncated_records_are_refused() {
-    let (bytes, _) = encode_record(&sample(1), &[0; 32]);
+    let (bytes, _) = encode_record(&sample(1), &[3; 16], &[0; 32]);
     for length in 0..bytes.len() {
         assert!(decode_record(&bytes[..length]).is_err(), "length {length}");
     }
@@ -59,7 +60,7 @@ fn truncated_records_are_refused() {
 #[test]
 fn unknown_fields_in_the_body_are_skipped() {
     // A newer writer may add fields; an older reader must still decode the record.
-    let (bytes, _) = encode_record(&sample(1), &[0; 32]);
+    let (bytes, _) = encode_record(&sample(1), &[3; 16], &[0; 32]);
     let mut body = bytes[HEADER_BYTES..].to_vec();
     // Field 99, wire type 2 (length-delimited), 3 bytes.
     prost::encoding::encode_key(99, prost::encoding::WireType::LengthDelimited, &mut body);

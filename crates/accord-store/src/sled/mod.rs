@@ -201,6 +201,26 @@ impl EventLog for SledLog {
         Ok(events)
     }
 
+    async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        let head = self.head();
+        Ok(self
+            .tree
+            .get(keys::stream_key(agreement_id, version))?
+            .and_then(|bytes| keys::decode_u64(&bytes))
+            .filter(|position| *position <= head))
+    }
+
+    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+        let (reply, imported) = oneshot::channel();
+        self.appends
+            .send(WriterMessage::Import(records, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the log is closed".into()))?;
+        imported
+            .await
+            .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))?
+    }
+
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
         let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
             return Ok(None);

@@ -11,7 +11,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::open::{LogState, recover};
 use crate::keys;
-use crate::{AppendItem, AppendOutcome, Fingerprint, StoreError, decode_record, encode_record};
+use crate::{
+    AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, decode_record, encode_record,
+    record_hash,
+};
 
 /// Told about every group commit, for metrics.
 pub trait CommitObserver: Send + Sync {
@@ -30,6 +33,7 @@ pub(crate) struct PendingAppend {
 /// What the writer is asked to do.
 pub(crate) enum WriterMessage {
     Append(PendingAppend),
+    Import(Vec<RawRecord>, oneshot::Sender<Result<u64, StoreError>>),
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -80,19 +84,30 @@ impl Writer {
         let mut close_reply = None;
         while let Some(message) = requests.blocking_recv() {
             let mut pending = Vec::new();
+            let mut import = None;
             match message {
                 WriterMessage::Append(append) => pending.push(append),
+                WriterMessage::Import(records, reply) => import = Some((records, reply)),
                 WriterMessage::Close(reply) => close_reply = Some(reply),
             }
-            while close_reply.is_none() && pending.len() < self.max_group_commit {
+            while close_reply.is_none() && import.is_none() && pending.len() < self.max_group_commit
+            {
                 match requests.try_recv() {
                     Ok(WriterMessage::Append(append)) => pending.push(append),
+                    Ok(WriterMessage::Import(records, reply)) => import = Some((records, reply)),
                     Ok(WriterMessage::Close(reply)) => close_reply = Some(reply),
                     Err(_) => break,
                 }
             }
             if !pending.is_empty() {
                 self.commit_group(pending);
+            }
+            if let Some((records, reply)) = import {
+                let imported = self.import(records);
+                if imported.is_err() {
+                    self.reload_after_failure();
+                }
+                let _ = reply.send(imported);
             }
             if close_reply.is_some() {
                 break;
@@ -101,10 +116,18 @@ impl Writer {
         requests.close();
         // Answer whatever arrived after the close request: the log is closed.
         while let Ok(message) = requests.try_recv() {
-            if let WriterMessage::Append(append) = message {
-                let _ = append
-                    .reply
-                    .send(Err(StoreError::Unavailable("the log is closed".into())));
+            match message {
+                WriterMessage::Append(append) => {
+                    let _ = append
+                        .reply
+                        .send(Err(StoreError::Unavailable("the log is closed".into())));
+                }
+                WriterMessage::Import(_, reply) => {
+                    let _ = reply.send(Err(StoreError::Unavailable("the log is closed".into())));
+                }
+                WriterMessage::Close(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
             }
         }
         let flushed = self.db.flush().map(|_| ()).map_err(StoreError::from);
@@ -114,6 +137,98 @@ impl Writer {
         if let Some(reply) = close_reply {
             let _ = reply.send(flushed);
         }
+    }
+
+    /// Writes exported records unchanged, after checking that each one
+    /// continues the log: position, chain, version and command id.
+    fn import(&mut self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+        let mut state = self.state.clone();
+        let mut batch = ::sled::Batch::default();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut commands: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let refuse = |position: u64, why: String| {
+            StoreError::InvalidImport(format!("record at position {position}: {why}"))
+        };
+        for record in &records {
+            if record.position != state.head + 1 {
+                return Err(refuse(
+                    record.position,
+                    format!("the log continues at position {}", state.head + 1),
+                ));
+            }
+            let decoded = decode_record(&record.bytes)
+                .map_err(|error| refuse(record.position, error.to_string()))?;
+            let event = &decoded.event;
+            if event.position != record.position {
+                return Err(refuse(
+                    record.position,
+                    format!("the record says position {}", event.position),
+                ));
+            }
+            if decoded.prev_hash != state.last_hash {
+                return Err(refuse(
+                    record.position,
+                    "the hash chain is broken: it does not carry the previous record's hash".into(),
+                ));
+            }
+            let current = match versions.get(&event.agreement_id) {
+                Some(version) => *version,
+                None => self.current_version(&Group::default(), &event.agreement_id)?,
+            };
+            if event.version != current + 1 {
+                return Err(refuse(
+                    record.position,
+                    format!(
+                        "{} is at version {current}, the record says {}",
+                        event.agreement_id, event.version
+                    ),
+                ));
+            }
+            if current == 0 {
+                if !matches!(event.event, Event::Announced(_)) {
+                    return Err(refuse(
+                        record.position,
+                        "an agreement's first event must be its announcement".into(),
+                    ));
+                }
+                state.agreement_count += 1;
+            }
+            let command_id = &event.metadata.command_id;
+            if !commands.insert(command_id.clone())
+                || self.tree.get(keys::command_key(command_id))?.is_some()
+            {
+                return Err(refuse(
+                    record.position,
+                    format!("command id {command_id:?} is already in the log"),
+                ));
+            }
+            batch.insert(
+                &keys::event_key(record.position)[..],
+                record.bytes.as_slice(),
+            );
+            batch.insert(
+                keys::stream_key(&event.agreement_id, event.version),
+                &record.position.to_be_bytes()[..],
+            );
+            batch.insert(
+                keys::command_key(command_id),
+                encode_command_entry(&decoded.command_fingerprint, record.position),
+            );
+            versions.insert(event.agreement_id.clone(), event.version);
+            state.head = record.position;
+            state.last_hash = record_hash(&record.bytes);
+            state.last_recorded_nanos = event.recorded_at.unix_nanos();
+        }
+        if records.is_empty() {
+            return Ok(0);
+        }
+        batch.insert(keys::AGREEMENT_COUNT, &state.agreement_count.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        self.state = state;
+        self.stream_versions.extend(versions);
+        self.head_sender.send_replace(self.state.head);
+        Ok(records.len() as u64)
     }
 
     fn commit_group(&mut self, pending: Vec<PendingAppend>) {
@@ -266,7 +381,7 @@ impl Writer {
                 metadata: item.metadata.clone(),
                 event: item.event.clone(),
             };
-            let (bytes, hash) = encode_record(&recorded, &staged.last_hash);
+            let (bytes, hash) = encode_record(&recorded, &item.fingerprint, &staged.last_hash);
             staged.last_hash = hash;
             writes.push((keys::event_key(staged.head).to_vec(), bytes));
             writes.push((

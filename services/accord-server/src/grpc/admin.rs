@@ -1,31 +1,55 @@
-//! `accord.v1.Admin`: figures, and (with the operator tooling) rebuild and verify.
+//! `accord.v1.Admin`: figures, rebuild, verification, export and import.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use accord_projections::{PROJECTION_NAME, ReadModels};
+use accord_domain::ValidationError;
+use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
+use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::EventLog;
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use accord_store::{EventLog, RawRecord, decode_record, record_hash, verify_log};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
+
+/// Records exported per log read.
+const EXPORT_BATCH: usize = 1_024;
+/// Records handed to the log per import step.
+const IMPORT_CHUNK: usize = 10_000;
 
 /// Serves `Admin`.
 pub struct AdminApi {
     log: Arc<dyn EventLog>,
     read_models: Arc<ReadModels>,
+    rebuilding: Arc<AtomicBool>,
 }
 
 impl AdminApi {
     /// Returns the service over `log` and its `read_models`.
     pub fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> Self {
-        Self { log, read_models }
+        Self {
+            log,
+            read_models,
+            rebuilding: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
 type ProgressStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Clears the "rebuild running" flag when the rebuild task ends, however it ends.
+struct RebuildGuard(Arc<AtomicBool>);
+
+impl Drop for RebuildGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
 
 #[tonic::async_trait]
 impl Admin for AdminApi {
@@ -52,11 +76,52 @@ impl Admin for AdminApi {
 
     async fn rebuild_projections(
         &self,
-        _request: Request<v1::RebuildProjectionsRequest>,
+        request: Request<v1::RebuildProjectionsRequest>,
     ) -> RpcResult<Self::RebuildProjectionsStream> {
-        Err(Status::unimplemented(
-            "RebuildProjections arrives with the operator tooling",
-        ))
+        for (index, name) in request.into_inner().names.iter().enumerate() {
+            if name != PROJECTION_NAME {
+                return Err(ApiError::from(ValidationError::new(
+                    format!("names[{index}]"),
+                    format!("unknown projection {name:?}; known: {PROJECTION_NAME}"),
+                ))
+                .into());
+            }
+        }
+        if self.rebuilding.swap(true, Ordering::SeqCst) {
+            return Err(ApiError::FailedPrecondition("a rebuild is already running".into()).into());
+        }
+        let guard = RebuildGuard(self.rebuilding.clone());
+        let (sender, receiver) = mpsc::channel(16);
+        let log = self.log.clone();
+        let read_models = self.read_models.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let progress_sender = sender.clone();
+            let result = rebuild(log, read_models, move |status| {
+                let _ = progress_sender.try_send(Ok(v1::RebuildProgress {
+                    name: PROJECTION_NAME.to_owned(),
+                    position: status.position,
+                    head_position: status.head_position,
+                    events_per_second: status.events_per_second,
+                    done: status.done,
+                }));
+            })
+            .await;
+            match result {
+                Ok(status) => {
+                    tracing::info!(
+                        position = status.position,
+                        events_per_second = status.events_per_second,
+                        "read models rebuilt"
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, "rebuild failed");
+                    let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     type VerifyLogStream = ProgressStream<v1::VerifyProgress>;
@@ -65,8 +130,138 @@ impl Admin for AdminApi {
         &self,
         _request: Request<v1::VerifyLogRequest>,
     ) -> RpcResult<Self::VerifyLogStream> {
-        Err(Status::unimplemented(
-            "VerifyLog arrives with the operator tooling",
-        ))
+        let (sender, receiver) = mpsc::channel(64);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let progress_sender = sender.clone();
+            let report = verify_log(log.as_ref(), move |checked, head_position, problems| {
+                let _ = progress_sender.try_send(Ok(v1::VerifyProgress {
+                    checked,
+                    head_position,
+                    problems: problems.to_vec(),
+                    done: false,
+                }));
+            })
+            .await;
+            let last = match report {
+                Ok(report) => Ok(v1::VerifyProgress {
+                    checked: report.checked,
+                    head_position: report.head_position,
+                    problems: report.problems,
+                    done: true,
+                }),
+                Err(error) => Err(Status::from(ApiError::from(error))),
+            };
+            let _ = sender.send(last).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    type ExportLogStream = ProgressStream<v1::ExportedRecord>;
+
+    async fn export_log(
+        &self,
+        request: Request<v1::ExportLogRequest>,
+    ) -> RpcResult<Self::ExportLogStream> {
+        let from = request.into_inner().from_position.max(1);
+        let log = self.log.clone();
+        let head = log.head();
+        let (sender, receiver) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut next = from;
+            while next <= head {
+                let records = match log.read_raw(next, EXPORT_BATCH).await {
+                    Ok(records) if !records.is_empty() => records,
+                    Ok(_) => return,
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
+                        return;
+                    }
+                };
+                for record in records {
+                    if record.position > head {
+                        return;
+                    }
+                    next = record.position + 1;
+                    let exported = match decode_record(&record.bytes) {
+                        Ok(decoded) => Ok(v1::ExportedRecord {
+                            position: record.position,
+                            hash: record_hash(&record.bytes).to_vec(),
+                            prev_hash: decoded.prev_hash.to_vec(),
+                            event: Some(recorded_event_to_wire(&decoded.event)),
+                            record: record.bytes,
+                        }),
+                        Err(error) => Err(Status::from(ApiError::from(error))),
+                    };
+                    let failed = exported.is_err();
+                    if sender.send(exported).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn import_log(
+        &self,
+        request: Request<Streaming<v1::ExportedRecord>>,
+    ) -> RpcResult<v1::ImportLogResponse> {
+        let head = self.log.head();
+        if head != 0 {
+            return Err(ApiError::FailedPrecondition(format!(
+                "imports go into an empty log; this one has {head} events"
+            ))
+            .into());
+        }
+        let mut stream = request.into_inner();
+        let mut records = Vec::new();
+        let mut previous_hash = [0u8; 32];
+        while let Some(exported) = stream.next().await {
+            let exported = exported?;
+            let position = exported.position;
+            let refuse = |why: String| -> Status {
+                ApiError::from(ValidationError::new(
+                    format!("records[{}]", records_len(position)),
+                    why,
+                ))
+                .into()
+            };
+            if position != records.len() as u64 + 1 {
+                return Err(refuse(format!(
+                    "position {position} where {} was expected",
+                    records.len() + 1
+                )));
+            }
+            let decoded =
+                decode_record(&exported.record).map_err(|error| refuse(error.to_string()))?;
+            let hash = record_hash(&exported.record);
+            if exported.hash != hash
+                || exported.prev_hash != decoded.prev_hash
+                || decoded.prev_hash != previous_hash
+            {
+                return Err(refuse(format!("hash chain broken at position {position}")));
+            }
+            if exported.event.as_ref() != Some(&recorded_event_to_wire(&decoded.event)) {
+                return Err(refuse(format!(
+                    "the event at position {position} differs from its record"
+                )));
+            }
+            previous_hash = hash;
+            records.push(RawRecord {
+                position,
+                bytes: exported.record,
+            });
+        }
+        let mut imported = 0;
+        let mut remaining = records.into_iter().peekable();
+        while remaining.peek().is_some() {
+            let chunk: Vec<RawRecord> = remaining.by_ref().take(IMPORT_CHUNK).collect();
+            imported += self.log.import(chunk).await.map_err(ApiError::from)?;
+        }
+        Ok(Response::new(v1::ImportLogResponse {
+            imported,
+            head_position: self.log.head(),
+        }))
     }
 }

@@ -1,0 +1,52 @@
+//! `accordctl stats`.
+
+use std::process::ExitCode;
+
+use accord_proto::v1::{self, admin_client::AdminClient};
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::Outcome;
+
+pub(crate) async fn run(channel: Channel, as_json: bool) -> Outcome {
+    let stats = AdminClient::new(channel)
+        .get_stats(v1::GetStatsRequest {})
+        .await
+        .map_err(|status| status.message().to_owned())?
+        .into_inner();
+    if as_json {
+        let projections: Vec<_> = stats
+            .projections
+            .iter()
+            .map(|projection| json!({"name": projection.name, "checkpoint": projection.checkpoint, "lag": projection.lag}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "head_position": stats.head_position,
+                "event_count": stats.event_count,
+                "agreement_count": stats.agreement_count,
+                "disk_bytes": stats.disk_bytes,
+                "projections": projections,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<18} {}", "head position", stats.head_position);
+    println!("{:<18} {}", "events", stats.event_count);
+    println!("{:<18} {}", "agreements", stats.agreement_count);
+    println!(
+        "{:<18} {:.1} MiB",
+        "disk",
+        stats.disk_bytes as f64 / 1_048_576.0
+    );
+    println!();
+    println!("{:<14} {:>12} {:>8}", "projection", "checkpoint", "lag");
+    for projection in &stats.projections {
+        println!(
+            "{:<14} {:>12} {:>8}",
+            projection.name, projection.checkpoint, projection.lag
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,135 @@
+//! `accordctl`: operate an Accord server, or the data directory of a stopped one:
+//! stats, verify, rebuild, tail, export, import and the demo data.
+
+mod commands;
+mod connection;
+mod hex;
+mod json;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Operator tool for Accord.
+#[derive(Debug, Parser)]
+#[command(name = "accordctl", version, about)]
+struct Options {
+    /// The server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "ACCORD_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Work on the data directory of a stopped server instead (stats, verify, export, rebuild).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Head, counts, bytes on disk, and each projection's checkpoint and lag.
+    Stats {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every record's checksum, the hash chain, positions and indexes.
+    Verify,
+    /// Rebuild read models from position 1 while the old ones keep serving.
+    Rebuild {
+        /// Projections to rebuild (all when none given).
+        names: Vec<String>,
+    },
+    /// Print events as JSON lines.
+    Tail {
+        /// First position to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Keep printing new events as they are appended.
+        #[arg(long)]
+        follow: bool,
+        /// Only events of this type (repeatable).
+        #[arg(long = "type")]
+        event_types: Vec<String>,
+        /// Only events of this agreement (repeatable).
+        #[arg(long = "agreement")]
+        agreement_ids: Vec<String>,
+    },
+    /// Write every record, with its hash-chain fields, to FILE as NDJSON.
+    Export {
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Load an export into an empty log, after verifying all of it.
+    Import {
+        /// The file to read.
+        file: PathBuf,
+    },
+    /// Load the UNGA 80 facts through the public API (idempotent).
+    Demo,
+}
+
+/// Runs `accordctl` with the process's arguments.
+pub fn main_entry() -> ExitCode {
+    let options = Options::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("accordctl: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> ExitCode {
+    let offline_ok = matches!(
+        options.command,
+        Command::Stats { .. } | Command::Verify | Command::Export { .. } | Command::Rebuild { .. }
+    );
+    if options.data_dir.is_some() && !offline_ok {
+        eprintln!(
+            "accordctl: --data-dir works with stats, verify, export and rebuild; use --server for the others"
+        );
+        return ExitCode::from(2);
+    }
+    let connection =
+        match connection::Connection::open(&options.server, options.data_dir.as_deref()).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                eprintln!("accordctl: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    let channel = connection.channel();
+    let outcome = match options.command {
+        Command::Stats { json } => commands::stats::run(channel, json).await,
+        Command::Verify => commands::verify::run(channel).await,
+        Command::Rebuild { names } => commands::rebuild::run(channel, names).await,
+        Command::Tail {
+            from,
+            follow,
+            event_types,
+            agreement_ids,
+        } => commands::tail::run(channel, from, follow, event_types, agreement_ids).await,
+        Command::Export { file } => commands::export::run(channel, &file).await,
+        Command::Import { file } => commands::import::run(channel, &file).await,
+        Command::Demo => commands::demo::run(channel).await,
+    };
+    connection.close().await;
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("accordctl: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! `accordctl`: see the `accordctl` library for the commands.
+
+fn main() -> std::process::ExitCode {
+    accordctl::main_entry()
+}

@@ -1,0 +1,449 @@
+//! Operator tooling through the real server and the real `accordctl`:
+//! export and import, verify, rebuild under load, tail, stats and demo.
+
+use std::path::Path;
+use std::process::Output;
+
+use accord_proto::v1;
+use accord_tests::*;
+use tokio_stream::StreamExt;
+
+const ACCORDCTL: &str = env!("CARGO_BIN_EXE_accordctl-under-test");
+
+async fn accordctl(server: &TestServer, args: &[&str]) -> Output {
+    let url = format!("http://{}", server.server().grpc_addr());
+    tokio::process::Command::new(ACCORDCTL)
+        .arg("--server")
+        .arg(url)
+        .args(args)
+        .output()
+        .await
+        .expect("accordctl runs")
+}
+
+async fn accordctl_offline(data_dir: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(ACCORDCTL)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .await
+        .expect("accordctl runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn load_demo(server: &TestServer) {
+    let output = accordctl(server, &["demo"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout(&output).contains("9 new events"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[tokio::test]
+async fn demo_loads_the_unga80_facts_once() {
+    let server = TestServer::start().await;
+    load_demo(&server).await;
+    let again = accordctl(&server, &["demo"]).await;
+    assert!(again.status.success());
+    assert!(
+        stdout(&again).contains("0 new events, 9 already loaded"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(server.head().await, 9);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn export_then_import_into_a_fresh_server_gives_an_identical_log() {
+    let source = TestServer::start().await;
+    load_demo(&source).await;
+    let mut client = source.agreements();
+    client
+        .record_delivery(deliver("uz-boeing-787", "first-787s", 2))
+        .await
+        .expect("delivered");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let file = directory.path().join("backup.ndjson");
+    let export = accordctl(&source, &["export", file.to_str().expect("utf-8")]).await;
+    assert!(export.status.success(), "{export:?}");
+    assert!(
+        stdout(&export).contains("exported 10 records"),
+        "{}",
+        stdout(&export)
+    );
+
+    let target = TestServer::start().await;
+    let import = accordctl(&target, &["import", file.to_str().expect("utf-8")]).await;
+    assert!(import.status.success(), "{import:?}");
+    assert!(
+        stdout(&import).contains("imported 10 records"),
+        "{}",
+        stdout(&import)
+    );
+    assert_eq!(
+        target.read_all().await,
+        source.read_all().await,
+        "event ids, positions and timestamps kept"
+    );
+
+    let verify = accordctl(&target, &["verify"]).await;
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let portfolio = |server: &TestServer| {
+        let mut client = server.agreements();
+        async move {
+            client
+                .get_country_portfolio(v1::GetCountryPortfolioRequest {
+                    country: "UZ".into(),
+                    min_position: 10,
+                })
+                .await
+                .expect("portfolio")
+                .into_inner()
+        }
+    };
+    assert_eq!(portfolio(&target).await, portfolio(&source).await);
+    // A retried command is still recognised after the import.
+    let retry = target
+        .agreements()
+        .record_delivery(deliver("uz-boeing-787", "first-787s", 2))
+        .await
+        .expect("duplicate")
+        .into_inner();
+    assert!(retry.duplicate);
+    // Importing into a log that is not empty is refused.
+    let again = accordctl(&target, &["import", file.to_str().expect("utf-8")]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stdout(&again).contains("empty log"), "{}", stdout(&again));
+    source.stop().await;
+    target.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_or_truncated_export_is_refused_and_imports_nothing() {
+    let source = TestServer::start().await;
+    load_demo(&source).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let file = directory.path().join("backup.ndjson");
+    assert!(
+        accordctl(&source, &["export", file.to_str().expect("utf-8")])
+            .await
+            .status
+            .success()
+    );
+    let text = std::fs::read_to_string(&file).expect("export");
+
+    let tampered_value = text.replacen("850000000000", "950000000000", 1);
+    let mut tampered_record = String::new();
+    for (index, line) in text.lines().enumerate() {
+        if index == 3 {
+            // Flip one hex digit inside the raw record of the fourth line.
+            let at = line.find("\"record\":\"").expect("record field") + 40;
+            let mut bytes = line.as_bytes().to_vec();
+            bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+            tampered_record.push_str(&String::from_utf8(bytes).expect("utf-8"));
+        } else {
+            tampered_record.push_str(line);
+        }
+        tampered_record.push('\n');
+    }
+    let truncated: String = text
+        .lines()
+        .take(5)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let cut_mid_line = &text[..text.len() / 2];
+    for (name, content) in [
+        ("altered value", tampered_value.as_str()),
+        ("altered record", tampered_record.as_str()),
+        ("truncated", truncated.as_str()),
+        ("cut mid-line", cut_mid_line),
+    ] {
+        let target = TestServer::start().await;
+        let bad = directory.path().join("bad.ndjson");
+        std::fs::write(&bad, content).expect("written");
+        let import = accordctl(&target, &["import", bad.to_str().expect("utf-8")]).await;
+        assert_eq!(import.status.code(), Some(1), "{name}: {import:?}");
+        assert!(
+            stdout(&import).contains("nothing was imported"),
+            "{name}: {}",
+            stdout(&import)
+        );
+        assert_eq!(target.head().await, 0, "{name}: the target stays empty");
+        target.stop().await;
+    }
+    source.stop().await;
+}
+
+#[tokio::test]
+async fn verify_finds_a_corrupted_record() {
+    let mut server = TestServer::start().await;
+    load_demo(&server).await;
+    let clean = accordctl(&server, &["verify"]).await;
+    assert!(clean.status.success(), "{}", stdout(&clean));
+    assert!(
+        stdout(&clean).contains("ok: 9 records verified"),
+        "{}",
+        stdout(&clean)
+    );
+    server
+        .restart_after(|data_dir| {
+            accord_store::test_support::corrupt_record(&data_dir.join("log"), 4)
+                .expect("corrupted");
+        })
+        .await;
+    let found = accordctl(&server, &["verify"]).await;
+    assert_eq!(found.status.code(), Some(1), "{found:?}");
+    let report = stdout(&found);
+    assert!(report.contains("position 4"), "{report}");
+    assert!(report.contains("checksum mismatch"), "{report}");
+    // The record after it carries the hash of the original, so the chain break shows too.
+    assert!(report.contains("position 5: hash chain broken"), "{report}");
+
+    let mut stream = server
+        .admin()
+        .verify_log(v1::VerifyLogRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    let mut last = None;
+    while let Some(progress) = stream.next().await {
+        last = Some(progress.expect("progress"));
+    }
+    let last = last.expect("a final report");
+    assert!(last.done);
+    assert_eq!(last.checked, 9);
+    assert!(last.problems.len() >= 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rebuild_while_writers_append_ends_with_correct_read_models() {
+    let server = TestServer::start().await;
+    let mut client = server.agreements();
+    for index in 0..4 {
+        let mut announce = announce_wabtec(&format!("kz-{index}"));
+        announce.quantity = Some(1_000_000);
+        client.announce(announce).await.expect("announced");
+        client
+            .sign(sign(&format!("kz-{index}")))
+            .await
+            .expect("signed");
+    }
+    let commands: Vec<_> = (0..2_000)
+        .map(|index| {
+            command(v1::command::Command::RecordDelivery(deliver(
+                &format!("kz-{}", index % 4),
+                &format!("seed-{index}"),
+                1,
+            )))
+        })
+        .collect();
+    for chunk in commands.chunks(500) {
+        client
+            .execute(v1::ExecuteRequest {
+                commands: chunk.to_vec(),
+            })
+            .await
+            .expect("seeded");
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let mut client = server.agreements();
+        let mut stopped = stopped.clone();
+        writers.push(tokio::spawn(async move {
+            let mut written = 0u64;
+            while !*stopped.borrow_and_update() {
+                let request = deliver(
+                    &format!("kz-{writer}"),
+                    &format!("live-{writer}-{written}"),
+                    1,
+                );
+                client
+                    .record_delivery(request)
+                    .await
+                    .expect("appended during the rebuild");
+                written += 1;
+            }
+            written
+        }));
+    }
+    let rebuild = accordctl(&server, &["rebuild", "agreements"]).await;
+    assert!(rebuild.status.success(), "{rebuild:?}");
+    assert!(
+        stdout(&rebuild).contains("agreements rebuilt to position"),
+        "{}",
+        stdout(&rebuild)
+    );
+    stop.send_replace(true);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.expect("writer");
+    }
+    assert!(written > 0, "writers kept appending during the rebuild");
+    let head = server.head().await;
+    let events = server.read_all().await;
+    for index in 0..4 {
+        let agreement_id = format!("kz-{index}");
+        let delivered = events
+            .iter()
+            .filter(|event| {
+                event.agreement_id == agreement_id
+                    && event.event_type == "agreement.delivery_recorded"
+            })
+            .count() as u64;
+        let view = server
+            .agreements()
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: agreement_id.clone(),
+                min_position: head,
+                as_of_position: 0,
+            })
+            .await
+            .expect("view")
+            .into_inner();
+        assert_eq!(view.delivered_units, delivered, "{agreement_id}");
+    }
+    let portfolio = server
+        .agreements()
+        .get_country_portfolio(v1::GetCountryPortfolioRequest {
+            country: "KZ".into(),
+            min_position: head,
+        })
+        .await
+        .expect("portfolio")
+        .into_inner();
+    assert_eq!(portfolio.delivered_units, 2_000 + written);
+    let unknown = accordctl(&server, &["rebuild", "nonsense"]).await;
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown projection"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stats_and_tail_print_for_people_and_machines() {
+    let server = TestServer::start().await;
+    load_demo(&server).await;
+    server
+        .agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "uz-boeing-787".into(),
+            min_position: 9,
+            as_of_position: 0,
+        })
+        .await
+        .expect("caught up");
+    let table = accordctl(&server, &["stats"]).await;
+    assert!(table.status.success());
+    assert!(
+        stdout(&table).contains("head position      9"),
+        "{}",
+        stdout(&table)
+    );
+    assert!(stdout(&table).contains("agreements"), "{}", stdout(&table));
+    let json = accordctl(&server, &["stats", "--json"]).await;
+    let stats: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(stats["head_position"], 9);
+    assert_eq!(stats["agreement_count"], 6);
+    assert_eq!(stats["projections"][0]["lag"], 0);
+
+    let all = accordctl(&server, &["tail"]).await;
+    assert!(all.status.success());
+    let lines: Vec<serde_json::Value> = stdout(&all)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 9);
+    assert_eq!(lines[0]["position"], 1);
+    assert_eq!(
+        lines[0]["announced"]["value"]["minor_units"],
+        850_000_000_000i64
+    );
+    let signed = accordctl(
+        &server,
+        &["tail", "--from", "3", "--type", "agreement.signed"],
+    )
+    .await;
+    let positions: Vec<u64> = stdout(&signed)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).expect("JSON")["position"]
+                .as_u64()
+                .expect("position")
+        })
+        .collect();
+    assert_eq!(positions, [4]);
+    let wabtec = accordctl(&server, &["tail", "--agreement", "kz-wabtec-locomotives"]).await;
+    assert_eq!(stdout(&wabtec).lines().count(), 3);
+
+    // --follow keeps printing live events.
+    let mut follow = tokio::process::Command::new(ACCORDCTL)
+        .arg("--server")
+        .arg(format!("http://{}", server.server().grpc_addr()))
+        .args(["tail", "--follow", "--from", "10"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("follows");
+    let appended = server
+        .agreements()
+        .record_delivery(deliver("uz-boeing-787", "live-787", 1))
+        .await
+        .expect("appended")
+        .into_inner();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        follow.stdout.take().expect("stdout"),
+    ));
+    let line = lines.next_line().await.expect("reads").expect("a line");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(event["position"], appended.position);
+    follow.kill().await.expect("stopped");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn data_dir_mode_works_on_a_stopped_server_and_refuses_a_running_one() {
+    let mut server = TestServer::start().await;
+    load_demo(&server).await;
+    let busy = accordctl_offline(server.data_dir(), &["stats"]).await;
+    assert_eq!(busy.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(said.contains("in use by another process"), "{said}");
+
+    let data_dir = server.data_dir().to_path_buf();
+    let mut outputs = Vec::new();
+    server
+        .restart_after(|_| {
+            // The server is stopped here: run the offline commands synchronously.
+            let run = |args: &[&str]| {
+                std::process::Command::new(ACCORDCTL)
+                    .arg("--data-dir")
+                    .arg(&data_dir)
+                    .args(args)
+                    .output()
+                    .expect("accordctl runs")
+            };
+            outputs.push(run(&["stats", "--json"]));
+            outputs.push(run(&["verify"]));
+            outputs.push(run(&["rebuild"]));
+        })
+        .await;
+    for output in &outputs {
+        assert!(output.status.success(), "{output:?}");
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&outputs[0].stdout).expect("JSON");
+    assert_eq!(stats["head_position"], 9);
+    assert!(stdout(&outputs[1]).contains("ok: 9 records verified"));
+    let missing = accordctl_offline(Path::new("/nonexistent/accord"), &["stats"]).await;
+    assert_eq!(missing.status.code(), Some(2));
+    let online_only = accordctl_offline(server.data_dir(), &["demo"]).await;
+    assert_eq!(online_only.status.code(), Some(2));
+    server.stop().await;
+}
