@@ -222,7 +222,7 @@ impl Admin for AdminApi {
             let position = exported.position;
             let refuse = |why: String| -> Status {
                 ApiError::from(ValidationError::new(
-                    format!("records[{}]", records_len(position)),
+                    format!("records[{}]", position.saturating_sub(1)),
                     why,
                 ))
                 .into()
