@@ -10,6 +10,8 @@ use accord_proto::v1::{
     self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
 };
 
+use tokio_stream::StreamExt;
+
 use crate::process::ServerProcess;
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{announce, connect_many, deliver, sign};
@@ -81,6 +83,32 @@ pub(crate) async fn run(binary: &Path, events: usize) -> Result<Outcome, String>
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let elapsed = started.elapsed();
+
+    // The operator's view of the same log: VerifyLog and RebuildProjections.
+    let verify_started = Instant::now();
+    let mut verify = admin
+        .verify_log(v1::VerifyLogRequest {})
+        .await
+        .map_err(|status| status.to_string())?
+        .into_inner();
+    while let Some(progress) = verify.next().await {
+        let progress = progress.map_err(|status| status.to_string())?;
+        if progress.done && !progress.problems.is_empty() {
+            return Err(format!("verify found problems: {:?}", progress.problems));
+        }
+    }
+    let verify_seconds = verify_started.elapsed().as_secs_f64();
+    let rebuild_started = Instant::now();
+    let mut rebuild = admin
+        .rebuild_projections(v1::RebuildProjectionsRequest { names: Vec::new() })
+        .await
+        .map_err(|status| status.to_string())?
+        .into_inner();
+    while let Some(progress) = rebuild.next().await {
+        progress.map_err(|status| status.to_string())?;
+    }
+    let rebuild_rpc_seconds = rebuild_started.elapsed().as_secs_f64();
+
     let outcome = Outcome {
         events: head,
         elapsed,
@@ -94,6 +122,8 @@ pub(crate) async fn run(binary: &Path, events: usize) -> Result<Outcome, String>
                 (batches * AGREEMENTS_PER_BATCH) as f64,
             ),
             ("fill_events_per_sec".to_owned(), head as f64 / fill_seconds),
+            ("verify_seconds".to_owned(), verify_seconds),
+            ("rebuild_rpc_seconds".to_owned(), rebuild_rpc_seconds),
         ]),
     };
     server.stop().await?;
