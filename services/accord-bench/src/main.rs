@@ -2,6 +2,7 @@
 //! directory, drives it over gRPC with the same workloads the peer gets, and
 //! writes `bench-results.json`.
 
+mod postgres;
 mod process;
 mod report;
 mod scenarios;
@@ -48,6 +49,9 @@ struct Options {
     /// The server binary (default: accord-server beside this binary).
     #[arg(long)]
     server_binary: Option<PathBuf>,
+    /// Skip the PostgreSQL peer.
+    #[arg(long)]
+    no_peer: bool,
     /// Where to write the results.
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
@@ -92,20 +96,26 @@ async fn run(options: Options) -> Result<(), String> {
         options.scenarios.is_empty() || options.scenarios.iter().any(|wanted| wanted == name)
     };
     let mut results = Results::default();
+    let peer = !options.no_peer && (wanted("append") || wanted("batch"));
+    if peer {
+        postgres::ensure_installed()?;
+    }
     if wanted("append") {
-        let outcome =
-            scenarios::append::run(&server_binary, options.append_clients, duration).await?;
+        let outcome = scenarios::append::run(&server_binary, options.append_clients, duration).await?;
         results.record("append", outcome);
+        if peer {
+            let outcome = scenarios::peer::append(options.append_clients, duration).await?;
+            results.record_peer("append", outcome);
+        }
     }
     if wanted("batch") {
-        let outcome = scenarios::batch::run(
-            &server_binary,
-            options.batch_clients,
-            options.batch_size,
-            duration,
-        )
-        .await?;
+        let outcome =
+            scenarios::batch::run(&server_binary, options.batch_clients, options.batch_size, duration).await?;
         results.record("batch", outcome);
+        if peer {
+            let outcome = scenarios::peer::batch(options.batch_clients, options.batch_size, duration).await?;
+            results.record_peer("batch", outcome);
+        }
     }
     if wanted("subscribe") {
         let subscribers = if options.quick {

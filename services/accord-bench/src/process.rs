@@ -69,51 +69,22 @@ impl ServerProcess {
 
     /// CPU seconds (user + system) the server has used so far.
     pub(crate) fn cpu_seconds(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return 0.0;
-        };
-        // Fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |index: usize| {
-            fields
-                .get(index)
-                .and_then(|value| value.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
-        // SAFETY: sysconf has no preconditions.
-        let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        (ticks(11) + ticks(12)) / ticks_per_second.max(1.0)
+        cpu_seconds_of(self.pid)
     }
 
     /// Resident memory now, in bytes.
     pub(crate) fn rss_bytes(&self) -> u64 {
-        self.status_kib("VmRSS:") * 1024
+        status_kib_of(self.pid, "VmRSS:") * 1024
     }
 
     /// Peak resident memory, in bytes.
     pub(crate) fn peak_rss_bytes(&self) -> u64 {
-        self.status_kib("VmHWM:") * 1024
+        status_kib_of(self.pid, "VmHWM:") * 1024
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix(field))
-                    .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    /// Bytes the data directory occupies.
-    pub(crate) fn disk_bytes(&self) -> u64 {
-        directory_bytes(&self.data_dir)
+    /// Bytes of the event log (read models excluded, as the peer has none).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        directory_bytes(&self.data_dir.join("log"))
     }
 
     /// Stops the server with SIGTERM and waits for it.
@@ -142,4 +113,34 @@ pub(crate) fn directory_bytes(path: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+pub(crate) fn cpu_seconds_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses; utime and
+    // stime are fields 14 and 15 of the line, 11 and 12 after the name.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / ticks_per_second.max(1.0)
+}
+
+/// A `/proc/PID/status` figure in KiB.
+pub(crate) fn status_kib_of(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }

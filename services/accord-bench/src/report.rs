@@ -72,6 +72,13 @@ impl Results {
         self.scenarios.insert(scenario.to_owned(), (accord, None));
     }
 
+    /// Records the peer's outcome of a scenario already recorded for Accord.
+    pub(crate) fn record_peer(&mut self, scenario: &str, peer: Outcome) {
+        if let Some(entry) = self.scenarios.get_mut(scenario) {
+            entry.1 = Some(peer);
+        }
+    }
+
     /// Writes the JSON file.
     pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
         let mut root = serde_json::Map::new();
@@ -97,19 +104,30 @@ impl Results {
     /// A table for people.
     pub(crate) fn table(&self) -> String {
         let mut table = format!(
-            "{:<10} {:>14} {:>9} {:>9} {:>12} {:>14}\n",
-            "scenario", "events/s", "p50 ms", "p99 ms", "bytes/event", "peak RSS MiB"
+            "{:<10} {:<9} {:>12} {:>9} {:>9} {:>12} {:>13} {:>8}\n",
+            "scenario", "system", "events/s", "p50 ms", "p99 ms", "bytes/event", "peak RSS MiB", "ratio"
         );
-        for (scenario, (accord, _)) in &self.scenarios {
-            table.push_str(&format!(
-                "{:<10} {:>14.0} {:>9.2} {:>9.2} {:>12.0} {:>14.1}\n",
+        let row = |scenario: &str, system: &str, outcome: &Outcome, ratio: String| {
+            format!(
+                "{:<10} {:<9} {:>12.0} {:>9.2} {:>9.2} {:>12.0} {:>13.1} {:>8}\n",
                 scenario,
-                accord.events_per_second(),
-                accord.percentile_ms(0.50),
-                accord.percentile_ms(0.99),
-                accord.bytes_per_event,
-                accord.peak_rss_bytes as f64 / 1_048_576.0
-            ));
+                system,
+                outcome.events_per_second(),
+                outcome.percentile_ms(0.50),
+                outcome.percentile_ms(0.99),
+                outcome.bytes_per_event,
+                outcome.peak_rss_bytes as f64 / 1_048_576.0,
+                ratio
+            )
+        };
+        for (scenario, (accord, peer)) in &self.scenarios {
+            let ratio = peer.as_ref().map_or(String::new(), |peer| {
+                format!("{:.2}x", accord.events_per_second() / peer.events_per_second().max(f64::EPSILON))
+            });
+            table.push_str(&row(scenario, "accord", accord, ratio));
+            if let Some(peer) = peer {
+                table.push_str(&row(scenario, "postgres", peer, String::new()));
+            }
             for (name, figure) in &accord.extra {
                 table.push_str(&format!("{:<10}   {name}: {figure:.1}\n", ""));
             }

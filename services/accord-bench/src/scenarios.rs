@@ -2,5 +2,6 @@
 
 pub(crate) mod append;
 pub(crate) mod batch;
+pub(crate) mod peer;
 pub(crate) mod rebuild;
 pub(crate) mod subscribe;

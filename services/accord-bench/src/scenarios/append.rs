@@ -62,7 +62,7 @@ pub(crate) async fn run(
         latency_us,
         server_cpu_seconds,
         peak_rss_bytes: server.peak_rss_bytes(),
-        bytes_per_event: server.disk_bytes() as f64 / total_events as f64,
+        bytes_per_event: server.log_bytes() as f64 / total_events as f64,
         extra: BTreeMap::from([("clients".to_owned(), clients as f64)]),
     };
     server.stop().await?;

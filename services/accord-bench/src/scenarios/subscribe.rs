@@ -134,7 +134,7 @@ pub(crate) async fn run(
         latency_us,
         server_cpu_seconds: server.cpu_seconds() - cpu_before,
         peak_rss_bytes: server.peak_rss_bytes(),
-        bytes_per_event: server.disk_bytes() as f64 / (expected + 2 * WRITERS as u64) as f64,
+        bytes_per_event: server.log_bytes() as f64 / (expected + 2 * WRITERS as u64) as f64,
         extra: BTreeMap::from([
             ("subscribers".to_owned(), subscribers as f64),
             (
