@@ -101,7 +101,8 @@ async fn run(options: Options) -> Result<(), String> {
         postgres::ensure_installed()?;
     }
     if wanted("append") {
-        let outcome = scenarios::append::run(&server_binary, options.append_clients, duration).await?;
+        let outcome =
+            scenarios::append::run(&server_binary, options.append_clients, duration).await?;
         results.record("append", outcome);
         if peer {
             let outcome = scenarios::peer::append(options.append_clients, duration).await?;
@@ -109,11 +110,17 @@ async fn run(options: Options) -> Result<(), String> {
         }
     }
     if wanted("batch") {
-        let outcome =
-            scenarios::batch::run(&server_binary, options.batch_clients, options.batch_size, duration).await?;
+        let outcome = scenarios::batch::run(
+            &server_binary,
+            options.batch_clients,
+            options.batch_size,
+            duration,
+        )
+        .await?;
         results.record("batch", outcome);
         if peer {
-            let outcome = scenarios::peer::batch(options.batch_clients, options.batch_size, duration).await?;
+            let outcome =
+                scenarios::peer::batch(options.batch_clients, options.batch_size, duration).await?;
             results.record_peer("batch", outcome);
         }
     }

@@ -64,7 +64,9 @@ fn binaries() -> Result<PathBuf, String> {
         .filter(|bin| bin.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().ok_or_else(|| "no initdb under /usr/lib/postgresql".to_owned())
+    versions
+        .pop()
+        .ok_or_else(|| "no initdb under /usr/lib/postgresql".to_owned())
 }
 
 /// Installs PostgreSQL from Debian's packages when it is missing.
@@ -85,7 +87,10 @@ pub(crate) fn ensure_installed() -> Result<(), String> {
 
 fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener.local_addr().map(|addr| addr.port()).map_err(|error| error.to_string())
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|error| error.to_string())
 }
 
 /// Runs a command as the `postgres` user when this process is root (PostgreSQL refuses root).
@@ -122,7 +127,13 @@ impl Postgres {
             }
         }
         let initdb = as_postgres(&bin.join("initdb"))
-            .args(["--auth=trust", "--username=bench", "--encoding=UTF8", "--no-instructions", "-D"])
+            .args([
+                "--auth=trust",
+                "--username=bench",
+                "--encoding=UTF8",
+                "--no-instructions",
+                "-D",
+            ])
             .arg(&data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -130,21 +141,47 @@ impl Postgres {
             .await
             .map_err(|error| format!("initdb: {error}"))?;
         if !initdb.status.success() {
-            return Err(format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr)));
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
         }
         let port = free_port()?;
         let child = as_postgres(&bin.join("postgres"))
             .arg("-D")
             .arg(&data_dir)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "synchronous_commit=on", "-c", "fsync=on"])
-            .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB", "-c"])
-            .arg(format!("unix_socket_directories={}", scratch.path().display()))
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "fsync=on",
+            ])
+            .args([
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+            ])
+            .arg(format!(
+                "unix_socket_directories={}",
+                scratch.path().display()
+            ))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| format!("postgres: {error}"))?;
-        let postgres = Self { child, port, data_dir, _scratch: scratch };
+        let postgres = Self {
+            child,
+            port,
+            data_dir,
+            _scratch: scratch,
+        };
         // Ready when it accepts a connection: bounded retries, not a fixed sleep.
         let mut attempts = 0;
         let client = loop {
@@ -158,14 +195,20 @@ impl Postgres {
                 Err(error) => return Err(format!("postgres did not start: {error}")),
             }
         };
-        client.batch_execute(SCHEMA).await.map_err(|error| format!("schema: {error}"))?;
+        client
+            .batch_execute(SCHEMA)
+            .await
+            .map_err(|error| format!("schema: {error}"))?;
         Ok(postgres)
     }
 
     /// A new client connection.
     pub(crate) async fn connect(&self) -> Result<Client, String> {
         let (client, connection) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=bench dbname=postgres", self.port),
+            &format!(
+                "host=127.0.0.1 port={} user=bench dbname=postgres",
+                self.port
+            ),
             NoTls,
         )
         .await
@@ -178,11 +221,14 @@ impl Postgres {
 
     /// CPU seconds and summed peak RSS of the server's processes.
     pub(crate) fn usage(&self) -> (f64, u64) {
-        let Some(root) = self.child.id() else { return (0.0, 0) };
+        let Some(root) = self.child.id() else {
+            return (0.0, 0);
+        };
         let mut cpu = 0.0;
         let mut peak = 0;
-        for pid in std::iter::once(root).chain(children_of(root)) {
-            cpu += crate::process::cpu_seconds_of(pid);
+        for pid in std::iter::once(root).chain(descendants_of(root)) {
+            // Backends that exited are counted in their parent's reaped-children time.
+            cpu += crate::process::cpu_seconds_with_reaped_children_of(pid);
             peak += crate::process::status_kib_of(pid, "VmHWM:") * 1024;
         }
         (cpu, peak)
@@ -192,7 +238,10 @@ impl Postgres {
     pub(crate) async fn table_bytes(&self) -> Result<(u64, u64), String> {
         let client = self.connect().await?;
         let row = client
-            .query_one("SELECT pg_total_relation_size('messages')::bigint, count(*)::bigint FROM messages", &[])
+            .query_one(
+                "SELECT pg_total_relation_size('messages')::bigint, count(*)::bigint FROM messages",
+                &[],
+            )
             .await
             .map_err(|error| error.to_string())?;
         let bytes: i64 = row.get(0);
@@ -211,15 +260,31 @@ impl Postgres {
     }
 }
 
+fn descendants_of(root: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        let children = children_of(parent);
+        frontier.extend(&children);
+        found.extend(children);
+    }
+    found
+}
+
 fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned)))
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned))
+                })
                 .flatten()
                 .and_then(|ppid| ppid.parse::<u32>().ok())
                 == Some(parent)

@@ -117,6 +117,15 @@ pub(crate) fn directory_bytes(path: &Path) -> u64 {
 
 /// CPU seconds (user + system) process `pid` has used.
 pub(crate) fn cpu_seconds_of(pid: u32) -> f64 {
+    cpu_ticks_of(pid, false)
+}
+
+/// CPU seconds of `pid` and of its children that have exited and been waited for.
+pub(crate) fn cpu_seconds_with_reaped_children_of(pid: u32) -> f64 {
+    cpu_ticks_of(pid, true)
+}
+
+fn cpu_ticks_of(pid: u32, with_reaped_children: bool) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -126,10 +135,20 @@ pub(crate) fn cpu_seconds_of(pid: u32) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |index: usize| fields.get(index).and_then(|value| value.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / ticks_per_second.max(1.0)
+    let children = if with_reaped_children {
+        ticks(13) + ticks(14)
+    } else {
+        0.0
+    };
+    (ticks(11) + ticks(12) + children) / ticks_per_second.max(1.0)
 }
 
 /// A `/proc/PID/status` figure in KiB.

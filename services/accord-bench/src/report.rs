@@ -105,7 +105,14 @@ impl Results {
     pub(crate) fn table(&self) -> String {
         let mut table = format!(
             "{:<10} {:<9} {:>12} {:>9} {:>9} {:>12} {:>13} {:>8}\n",
-            "scenario", "system", "events/s", "p50 ms", "p99 ms", "bytes/event", "peak RSS MiB", "ratio"
+            "scenario",
+            "system",
+            "events/s",
+            "p50 ms",
+            "p99 ms",
+            "bytes/event",
+            "peak RSS MiB",
+            "ratio"
         );
         let row = |scenario: &str, system: &str, outcome: &Outcome, ratio: String| {
             format!(
@@ -122,7 +129,10 @@ impl Results {
         };
         for (scenario, (accord, peer)) in &self.scenarios {
             let ratio = peer.as_ref().map_or(String::new(), |peer| {
-                format!("{:.2}x", accord.events_per_second() / peer.events_per_second().max(f64::EPSILON))
+                format!(
+                    "{:.2}x",
+                    accord.events_per_second() / peer.events_per_second().max(f64::EPSILON)
+                )
             });
             table.push_str(&row(scenario, "accord", accord, ratio));
             if let Some(peer) = peer {

@@ -46,7 +46,16 @@ pub(crate) async fn append(clients: usize, duration: Duration) -> Result<Outcome
                 let expected = sequence as i64 - 1;
                 let sent = Instant::now();
                 connection
-                    .query_one(&statement, &[&event_id(client, sequence), &stream, &payload(sequence), &metadata(client, sequence), &expected])
+                    .query_one(
+                        &statement,
+                        &[
+                            &event_id(client, sequence),
+                            &stream,
+                            &payload(sequence),
+                            &metadata(client, sequence),
+                            &expected,
+                        ],
+                    )
                     .await
                     .map_err(|error| error.to_string())?;
                 latency.saturating_record(sent.elapsed().as_micros() as u64);
@@ -55,12 +64,23 @@ pub(crate) async fn append(clients: usize, duration: Duration) -> Result<Outcome
             Ok::<_, String>((sequence, latency))
         }));
     }
-    finish(postgres, tasks, started, cpu_before, BTreeMap::from([("clients".to_owned(), clients as f64)])).await
+    finish(
+        postgres,
+        tasks,
+        started,
+        cpu_before,
+        BTreeMap::from([("clients".to_owned(), clients as f64)]),
+    )
+    .await
 }
 
 /// `batch`: `batch_size` `write_message` calls in one statement and one
 /// transaction, `clients` connections.
-pub(crate) async fn batch(clients: usize, batch_size: usize, duration: Duration) -> Result<Outcome, String> {
+pub(crate) async fn batch(
+    clients: usize,
+    batch_size: usize,
+    duration: Duration,
+) -> Result<Outcome, String> {
     let postgres = Postgres::start().await?;
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
