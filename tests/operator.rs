@@ -447,3 +447,40 @@ async fn data_dir_mode_works_on_a_stopped_server_and_refuses_a_running_one() {
     assert_eq!(online_only.status.code(), Some(2));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn new_token_makes_a_token_that_accordctl_carries() {
+    let made = tokio::process::Command::new(ACCORDCTL)
+        .args(["new-token", "ops", "operator,writer"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(made.status.success(), "{made:?}");
+    let text = stdout(&made);
+    let token = text
+        .lines()
+        .find_map(|line| line.split("it is not stored anywhere): ").nth(1))
+        .expect("token line")
+        .to_owned();
+    let file_line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("token file line: "))
+        .expect("file line")
+        .to_owned();
+    assert!(!file_line.contains(&token), "the file holds only the hash");
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(file.path(), file_line).expect("written");
+    let path = file.path().to_path_buf();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let refused = accordctl(&server, &["demo"]).await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("bearer token"),
+        "{refused:?}"
+    );
+    let loaded = accordctl(&server, &["--token", &token, "demo"]).await;
+    assert!(loaded.status.success(), "{loaded:?}");
+    let stats = accordctl(&server, &["--token", &token, "stats", "--json"]).await;
+    assert!(stats.status.success(), "{stats:?}");
+    server.stop().await;
+}

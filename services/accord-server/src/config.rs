@@ -56,6 +56,14 @@ pub struct Config {
     )]
     pub max_subscriptions_per_connection: usize,
 
+    /// Token file (lines of `NAME ROLES blake3:HEX`); without it every call is let through.
+    #[arg(long, env = "ACCORD_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Serve without tokens on an address other than loopback (never do this in production).
+    #[arg(long, env = "ACCORD_INSECURE")]
+    pub insecure: bool,
+
     /// Bytes of the store's page cache.
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
@@ -75,6 +83,8 @@ impl Config {
             max_execute_commands: 1_000,
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,
+            token_file: None,
+            insecure: false,
             cache_bytes: 64 * 1024 * 1024,
         }
     }

@@ -1,6 +1,7 @@
 //! The Accord server: gRPC commands, queries and streams over an event log,
 //! with health, reflection, Prometheus metrics and graceful shutdown.
 
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
+use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
 use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
@@ -34,6 +35,9 @@ pub enum ServerError {
     /// The read models failed to open.
     #[error(transparent)]
     ReadModels(#[from] accord_projections::ProjectionError),
+    /// The configuration is refused.
+    #[error("{0}")]
+    Config(String),
     /// The gRPC transport failed.
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -72,6 +76,18 @@ impl RunningServer {
 
 /// Opens the store, binds both ports and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let tokens = match &config.token_file {
+        Some(path) => Some(Arc::new(
+            TokenTable::load(path).map_err(ServerError::Config)?,
+        )),
+        None => None,
+    };
+    if tokens.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
+        return Err(ServerError::Config(format!(
+            "refusing to serve {} without tokens: give --token-file, or --insecure to serve it open",
+            config.listen
+        )));
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Metrics::new();
     let options = SledOptions {
@@ -151,6 +167,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
     let router = tonic::transport::Server::builder()
         .layer(RpcLayer::new(metrics))
+        .layer(AuthLayer::new(tokens))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -4,17 +4,54 @@
 use std::path::Path;
 
 use accord_server::{Config, RunningServer};
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The channel every command calls through, with the bearer token attached.
+pub(crate) type Grpc = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer TOKEN` to every call when a token is given.
+#[derive(Clone)]
+pub(crate) struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// Where the commands send their calls.
 pub(crate) struct Connection {
-    channel: Channel,
+    channel: Grpc,
     embedded: Option<RunningServer>,
 }
 
 impl Connection {
     /// Connects to `server`, or opens `data_dir` in process when given.
-    pub(crate) async fn open(server: &str, data_dir: Option<&Path>) -> Result<Self, String> {
+    pub(crate) async fn open(
+        server: &str,
+        data_dir: Option<&Path>,
+        token: Option<&str>,
+    ) -> Result<Self, String> {
+        let bearer = match token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| "the token has characters a header cannot carry".to_owned())?,
+            ),
+            None => None,
+        };
+        let bearer = BearerToken(bearer);
         let Some(data_dir) = data_dir else {
             let channel = tonic::transport::Endpoint::from_shared(server.to_owned())
                 .map_err(|error| format!("bad server address {server:?}: {error}"))?
@@ -22,7 +59,7 @@ impl Connection {
                 .await
                 .map_err(|error| format!("cannot reach the server at {server}: {error}"))?;
             return Ok(Self {
-                channel,
+                channel: InterceptedService::new(channel, bearer),
                 embedded: None,
             });
         };
@@ -42,13 +79,13 @@ impl Connection {
                 .await
                 .map_err(|error| error.to_string())?;
         Ok(Self {
-            channel,
+            channel: InterceptedService::new(channel, bearer),
             embedded: Some(embedded),
         })
     }
 
     /// The channel.
-    pub(crate) fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> Grpc {
         self.channel.clone()
     }
 

@@ -23,6 +23,9 @@ struct Options {
         default_value = "http://127.0.0.1:50051"
     )]
     server: String,
+    /// Bearer token for a server that requires one.
+    #[arg(long, global = true, env = "ACCORD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Work on the data directory of a stopped server instead (stats, verify, export, rebuild).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -72,6 +75,13 @@ enum Command {
     },
     /// Load the UNGA 80 facts through the public API (idempotent).
     Demo,
+    /// Make a new token: prints it once, and the line for the server's token file.
+    NewToken {
+        /// The token's name (recorded as the actor of the events it writes).
+        name: String,
+        /// Roles, comma-separated: writer, reader, operator.
+        roles: String,
+    },
 }
 
 /// Runs `accordctl` with the process's arguments.
@@ -91,6 +101,9 @@ pub fn main_entry() -> ExitCode {
 }
 
 async fn run(options: Options) -> ExitCode {
+    if let Command::NewToken { name, roles } = &options.command {
+        return commands::new_token::run(name, roles);
+    }
     let offline_ok = matches!(
         options.command,
         Command::Stats { .. } | Command::Verify | Command::Export { .. } | Command::Rebuild { .. }
@@ -101,14 +114,19 @@ async fn run(options: Options) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let connection =
-        match connection::Connection::open(&options.server, options.data_dir.as_deref()).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                eprintln!("accordctl: {error}");
-                return ExitCode::from(2);
-            }
-        };
+    let connection = match connection::Connection::open(
+        &options.server,
+        options.data_dir.as_deref(),
+        options.token.as_deref(),
+    )
+    .await
+    {
+        Ok(connection) => connection,
+        Err(error) => {
+            eprintln!("accordctl: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let channel = connection.channel();
     let outcome = match options.command {
         Command::Stats { json } => commands::stats::run(channel, json).await,
@@ -123,6 +141,7 @@ async fn run(options: Options) -> ExitCode {
         Command::Export { file } => commands::export::run(channel, &file).await,
         Command::Import { file } => commands::import::run(channel, &file).await,
         Command::Demo => commands::demo::run(channel).await,
+        Command::NewToken { .. } => Ok(ExitCode::SUCCESS),
     };
     connection.close().await;
     match outcome {

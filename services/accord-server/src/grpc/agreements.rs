@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::RpcResult;
 use super::queries::Queries;
+use crate::auth::Actor;
 use crate::commands::{CommandHandler, IncomingCommand};
 use crate::error::ApiError;
 use crate::streams::{SubscriptionSlots, start_watch};
@@ -50,19 +51,32 @@ impl AgreementApi {
         }
     }
 
-    async fn one(&self, command: v1::command::Command) -> RpcResult<v1::AppendResult> {
+    async fn one(
+        &self,
+        actor: String,
+        command: v1::command::Command,
+    ) -> RpcResult<v1::AppendResult> {
         let incoming = IncomingCommand {
             wire: v1::Command {
                 command: Some(command),
             },
         };
-        let outcomes = self.handler.execute(vec![incoming], "", false).await?;
+        let outcomes = self.handler.execute(vec![incoming], &actor, false).await?;
         let outcome = outcomes
             .into_iter()
             .next()
             .ok_or_else(|| Status::internal("no outcome for the command"))?;
         Ok(Response::new(append_result(outcome)))
     }
+}
+
+/// The name of the token the call was made with (empty when tokens are off).
+fn actor_of<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Actor>()
+        .map(|actor| actor.0.clone())
+        .unwrap_or_default()
 }
 
 fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
@@ -80,30 +94,40 @@ type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::AgreementUpdate, Status
 #[tonic::async_trait]
 impl AgreementService for AgreementApi {
     async fn announce(&self, request: Request<v1::AnnounceRequest>) -> RpcResult<v1::AppendResult> {
-        self.one(v1::command::Command::Announce(request.into_inner()))
-            .await
+        self.one(
+            actor_of(&request),
+            v1::command::Command::Announce(request.into_inner()),
+        )
+        .await
     }
 
     async fn sign(&self, request: Request<v1::SignRequest>) -> RpcResult<v1::AppendResult> {
-        self.one(v1::command::Command::Sign(request.into_inner()))
-            .await
+        self.one(
+            actor_of(&request),
+            v1::command::Command::Sign(request.into_inner()),
+        )
+        .await
     }
 
     async fn record_delivery(
         &self,
         request: Request<v1::RecordDeliveryRequest>,
     ) -> RpcResult<v1::AppendResult> {
-        self.one(v1::command::Command::RecordDelivery(request.into_inner()))
-            .await
+        self.one(
+            actor_of(&request),
+            v1::command::Command::RecordDelivery(request.into_inner()),
+        )
+        .await
     }
 
     async fn record_localization(
         &self,
         request: Request<v1::RecordLocalizationRequest>,
     ) -> RpcResult<v1::AppendResult> {
-        self.one(v1::command::Command::RecordLocalization(
-            request.into_inner(),
-        ))
+        self.one(
+            actor_of(&request),
+            v1::command::Command::RecordLocalization(request.into_inner()),
+        )
         .await
     }
 
@@ -111,6 +135,7 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<v1::ExecuteRequest>,
     ) -> RpcResult<v1::ExecuteResponse> {
+        let actor = actor_of(&request);
         let commands = request.into_inner().commands;
         if commands.is_empty() {
             return Err(ApiError::from(accord_domain::ValidationError::new(
@@ -131,7 +156,7 @@ impl AgreementService for AgreementApi {
             .into_iter()
             .map(|wire| IncomingCommand { wire })
             .collect();
-        let outcomes = self.handler.execute(incoming, "", true).await?;
+        let outcomes = self.handler.execute(incoming, &actor, true).await?;
         Ok(Response::new(v1::ExecuteResponse {
             results: outcomes.into_iter().map(append_result).collect(),
         }))

@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::v1::{self, agreement_service_client::AgreementServiceClient};
-use tonic::transport::Channel;
 
 use super::Outcome;
 
-pub(crate) async fn run(channel: Channel) -> Outcome {
+pub(crate) async fn run(channel: Grpc) -> Outcome {
     let commands = accord_dataset::unga80_commands().map_err(|error| error.to_string())?;
     let results = AgreementServiceClient::new(channel)
         .execute(v1::ExecuteRequest { commands })

@@ -5,15 +5,15 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::v1::{self, admin_client::AdminClient};
 use serde_json::json;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use super::{Outcome, progress_bar};
 use crate::{hex, json};
 
-pub(crate) async fn run(channel: Channel, file: &Path) -> Outcome {
+pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     let mut admin = AdminClient::new(channel);
     let head = admin
         .get_stats(v1::GetStatsRequest {})

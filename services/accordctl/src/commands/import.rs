@@ -6,15 +6,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_client::AdminClient};
 use accord_store::{decode_record, record_hash};
-use tonic::transport::Channel;
 
 use super::Outcome;
 use crate::{hex, json};
 
-pub(crate) async fn run(channel: Channel, file: &Path) -> Outcome {
+pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     let text = std::fs::read_to_string(file)
         .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
     let records = match check(&text) {

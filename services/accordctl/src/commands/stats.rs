@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::v1::{self, admin_client::AdminClient};
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::Outcome;
 
-pub(crate) async fn run(channel: Channel, as_json: bool) -> Outcome {
+pub(crate) async fn run(channel: Grpc, as_json: bool) -> Outcome {
     let stats = AdminClient::new(channel)
         .get_stats(v1::GetStatsRequest {})
         .await

@@ -3,15 +3,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::v1::{self, event_log_client::EventLogClient, subscribe_response::Message};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use super::Outcome;
 use crate::json;
 
 pub(crate) async fn run(
-    channel: Channel,
+    channel: Grpc,
     from: u64,
     follow: bool,
     event_types: Vec<String>,

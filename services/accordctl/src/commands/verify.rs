@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
+use crate::connection::Grpc;
 use accord_proto::v1::{self, admin_client::AdminClient};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use super::{Outcome, progress_bar};
 
-pub(crate) async fn run(channel: Channel) -> Outcome {
+pub(crate) async fn run(channel: Grpc) -> Outcome {
     let mut stream = AdminClient::new(channel)
         .verify_log(v1::VerifyLogRequest {})
         .await

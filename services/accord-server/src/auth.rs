@@ -1,0 +1,313 @@
+//! Bearer-token authentication and roles.
+//!
+//! Tokens come from a token file that holds only their BLAKE3 hashes, one
+//! line per token: `NAME ROLE[,ROLE...] blake3:HEX` (`#` starts a comment).
+//! Roles: `writer` (commands), `reader` (queries and streams), `operator`
+//! (Admin). Health and reflection stay open. A missing or unknown token is
+//! UNAUTHENTICATED; a known token without the role is PERMISSION_DENIED. The
+//! token's name is recorded as `actor` in the metadata of the events it writes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tonic::Status;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Commands.
+    Writer,
+    /// Queries and streams.
+    Reader,
+    /// Admin.
+    Operator,
+}
+
+impl Role {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "writer" => Some(Role::Writer),
+            "reader" => Some(Role::Reader),
+            "operator" => Some(Role::Operator),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// The name of the token a call was made with; handlers record it as `actor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+#[derive(Debug, Clone)]
+struct Grant {
+    name: String,
+    roles: Vec<Role>,
+}
+
+/// The tokens the server accepts, by hash.
+#[derive(Debug, Clone, Default)]
+pub struct TokenTable {
+    by_hash: HashMap<[u8; 32], Grant>,
+}
+
+impl TokenTable {
+    /// Reads a token file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read the token file {}: {error}", path.display()))?;
+        Self::parse(&text).map_err(|error| format!("token file {}: {error}", path.display()))
+    }
+
+    /// Parses the token file format.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut by_hash = HashMap::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let number = index + 1;
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [name, roles, hash] = fields[..] else {
+                return Err(format!("line {number}: expected `NAME ROLES blake3:HEX`"));
+            };
+            let roles = roles
+                .split(',')
+                .map(|role| {
+                    Role::parse(role).ok_or_else(|| {
+                        format!("line {number}: unknown role {role:?} (writer, reader, operator)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let hash = hash
+                .strip_prefix("blake3:")
+                .ok_or_else(|| format!("line {number}: the hash must start with blake3:"))?;
+            let hash = decode_hash(hash)
+                .ok_or_else(|| format!("line {number}: the hash must be 64 hex digits"))?;
+            if by_hash
+                .insert(
+                    hash,
+                    Grant {
+                        name: name.to_owned(),
+                        roles,
+                    },
+                )
+                .is_some()
+            {
+                return Err(format!("line {number}: the same token appears twice"));
+            }
+        }
+        if by_hash.is_empty() {
+            return Err("no tokens".into());
+        }
+        Ok(Self { by_hash })
+    }
+
+    /// Returns the token file line for `token`.
+    pub fn line_for(name: &str, roles: &str, token: &str) -> String {
+        format!(
+            "{name} {roles} blake3:{}",
+            blake3::hash(token.as_bytes()).to_hex()
+        )
+    }
+
+    fn grant(&self, token: &str) -> Option<&Grant> {
+        self.by_hash.get(blake3::hash(token.as_bytes()).as_bytes())
+    }
+}
+
+/// Returns a new random token (244 random bits).
+pub fn new_token() -> String {
+    format!(
+        "acc_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn decode_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut hash = [0; 32];
+    for (index, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    Some(hash)
+}
+
+/// The role a method needs, or None for open services (health, reflection).
+fn required_role(path: &str) -> Option<Role> {
+    let (service, method) = path.trim_start_matches('/').split_once('/')?;
+    match service {
+        "accord.v1.AgreementService" => match method {
+            "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute" => {
+                Some(Role::Writer)
+            }
+            _ => Some(Role::Reader),
+        },
+        "accord.v1.EventLog" => Some(Role::Reader),
+        "accord.v1.Admin" => Some(Role::Operator),
+        // Unknown accord services are closed; health and reflection are open.
+        other if other.starts_with("accord.") => Some(Role::Operator),
+        _ => None,
+    }
+}
+
+/// Checks tokens in front of every service.
+#[derive(Clone)]
+pub struct AuthLayer {
+    tokens: Option<Arc<TokenTable>>,
+}
+
+impl AuthLayer {
+    /// Checks calls against `tokens`; with None, every call is let through.
+    pub fn new(tokens: Option<Arc<TokenTable>>) -> Self {
+        Self { tokens }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    tokens: Option<Arc<TokenTable>>,
+}
+
+impl<S, RequestBody> tower::Service<Request<RequestBody>> for AuthService<S>
+where
+    S: tower::Service<Request<RequestBody>, Response = Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    RequestBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: Request<RequestBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(tokens) = &self.tokens else {
+            return Box::pin(inner.call(request));
+        };
+        let Some(role) = required_role(request.uri().path()) else {
+            return Box::pin(inner.call(request));
+        };
+        let token = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        let refusal = match token.map(|token| tokens.grant(token)) {
+            None => Some(Status::unauthenticated(
+                "a bearer token is required (authorization: Bearer TOKEN)",
+            )),
+            Some(None) => Some(Status::unauthenticated("the bearer token is not valid")),
+            Some(Some(grant)) if !grant.roles.contains(&role) => {
+                Some(Status::permission_denied(format!(
+                    "token {:?} lacks the {} role this call needs",
+                    grant.name,
+                    role.name()
+                )))
+            }
+            Some(Some(grant)) => {
+                request.extensions_mut().insert(Actor(grant.name.clone()));
+                None
+            }
+        };
+        match refusal {
+            Some(status) => Box::pin(async move { Ok(status.into_http()) }),
+            None => Box::pin(inner.call(request)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_files_hold_hashes_and_roles() {
+        let token = new_token();
+        let table = TokenTable::parse(&format!(
+            "# comment\n{}\n",
+            TokenTable::line_for("importer", "writer,reader", &token)
+        ))
+        .expect("parses");
+        let grant = table.grant(&token).expect("known");
+        assert_eq!(grant.name, "importer");
+        assert_eq!(grant.roles, vec![Role::Writer, Role::Reader]);
+        assert!(table.grant("acc_wrong").is_none());
+    }
+
+    #[test]
+    fn bad_token_files_say_which_line() {
+        for (text, needle) in [
+            ("a writer", "line 1"),
+            ("a boss blake3:00", "unknown role"),
+            ("a writer sha1:00", "blake3:"),
+            ("a writer blake3:zz", "64 hex"),
+            ("", "no tokens"),
+        ] {
+            let error = TokenTable::parse(text).expect_err("refused");
+            assert!(error.contains(needle), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn methods_need_the_right_role() {
+        assert_eq!(
+            required_role("/accord.v1.AgreementService/Announce"),
+            Some(Role::Writer)
+        );
+        assert_eq!(
+            required_role("/accord.v1.AgreementService/GetAgreement"),
+            Some(Role::Reader)
+        );
+        assert_eq!(
+            required_role("/accord.v1.EventLog/Subscribe"),
+            Some(Role::Reader)
+        );
+        assert_eq!(
+            required_role("/accord.v1.Admin/VerifyLog"),
+            Some(Role::Operator)
+        );
+        assert_eq!(required_role("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            required_role("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            None
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Authentication and roles through the real server: bearer tokens from a
+//! token file of hashes, UNAUTHENTICATED and PERMISSION_DENIED, the token's
+//! name as the events' actor, health and reflection open, and no open server
+//! on a non-loopback address.
+
+use accord_proto::v1::{
+    self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
+    event_log_client::EventLogClient,
+};
+use accord_server::auth::{TokenTable, new_token};
+use accord_tests::*;
+use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+struct Tokens {
+    writer: String,
+    reader: String,
+    operator: String,
+    _file: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+fn tokens() -> Tokens {
+    let (writer, reader, operator) = (new_token(), new_token(), new_token());
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    let text = [
+        "# name roles hash".to_owned(),
+        TokenTable::line_for("importer", "writer", &writer),
+        TokenTable::line_for("analyst", "reader", &reader),
+        TokenTable::line_for("ops", "operator,reader", &operator),
+    ]
+    .join("\n");
+    std::fs::write(file.path(), text).expect("written");
+    let path = file.path().to_path_buf();
+    Tokens {
+        writer,
+        reader,
+        operator,
+        _file: file,
+        path,
+    }
+}
+
+type Authenticated = InterceptedService<
+    Channel,
+    Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send + Sync>,
+>;
+
+fn with_token(channel: Channel, token: &str) -> Authenticated {
+    let value: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("header");
+    InterceptedService::new(
+        channel,
+        Box::new(move |mut request: Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+            Ok(request)
+        }),
+    )
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated() {
+    let tokens = tokens();
+    let path = tokens.path.clone();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let status = server
+        .agreements()
+        .announce(announce_boeing("a"))
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("bearer token"),
+        "{}",
+        status.message()
+    );
+    let status = server
+        .agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = server
+        .event_log()
+        .subscribe(v1::SubscribeRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = server
+        .admin()
+        .get_stats(v1::GetStatsRequest {})
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut forged = AgreementServiceClient::new(with_token(server.channel(), "acc_forged"));
+    let status = forged
+        .announce(announce_boeing("a"))
+        .await
+        .expect_err("bad token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("not valid"));
+    let _ = tokens.writer;
+    assert_eq!(
+        AdminClient::new(with_token(server.channel(), &tokens.operator))
+            .get_stats(v1::GetStatsRequest {})
+            .await
+            .expect("operator")
+            .into_inner()
+            .head_position,
+        0,
+        "nothing was appended"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn roles_decide_what_a_token_may_do_and_the_writer_is_the_actor() {
+    let tokens = tokens();
+    let path = tokens.path.clone();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let mut writer = AgreementServiceClient::new(with_token(server.channel(), &tokens.writer));
+    let mut reader = AgreementServiceClient::new(with_token(server.channel(), &tokens.reader));
+    let status = reader
+        .announce(announce_boeing("a"))
+        .await
+        .expect_err("a reader cannot write");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("\"analyst\" lacks the writer role"),
+        "{}",
+        status.message()
+    );
+    let appended = writer
+        .announce(announce_boeing("a"))
+        .await
+        .expect("a writer writes")
+        .into_inner();
+    let status = writer
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a writer cannot read");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let view = reader
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "a".into(),
+            min_position: appended.position,
+            as_of_position: 0,
+        })
+        .await
+        .expect("a reader reads")
+        .into_inner();
+    assert_eq!(view.agreement_id, "a");
+
+    let mut log = EventLogClient::new(with_token(server.channel(), &tokens.reader));
+    let mut events = log
+        .read_log(v1::ReadLogRequest::default())
+        .await
+        .expect("reads")
+        .into_inner();
+    let event = events.next().await.expect("one event").expect("ok");
+    assert_eq!(event.metadata.expect("metadata").actor, "importer");
+
+    let status = AdminClient::new(with_token(server.channel(), &tokens.reader))
+        .get_stats(v1::GetStatsRequest {})
+        .await
+        .expect_err("a reader is no operator");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_stay_open() {
+    let tokens = tokens();
+    let path = tokens.path.clone();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel());
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health needs no token")
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    use tonic_reflection::pb::v1 as reflection;
+    let mut client =
+        reflection::server_reflection_client::ServerReflectionClient::new(server.channel());
+    let request = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection needs no token")
+        .into_inner();
+    assert!(responses.next().await.expect("a response").is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_server_on_a_non_loopback_address_refuses_to_start() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut config = accord_server::Config::ephemeral(data_dir.path());
+    config.listen = "0.0.0.0:0".parse().expect("address");
+    let error = match accord_server::start(config).await {
+        Ok(_) => panic!("an open server on every interface must not start"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("--token-file"), "{error}");
+    assert!(error.contains("--insecure"), "{error}");
+}
+
+#[tokio::test]
+async fn a_bad_token_file_stops_the_start() {
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), "ops superuser blake3:00").expect("written");
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut config = accord_server::Config::ephemeral(data_dir.path());
+    config.token_file = Some(file.path().to_path_buf());
+    let error = match accord_server::start(config).await {
+        Ok(_) => panic!("a bad token file must stop the start"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("unknown role"), "{error}");
+}
