@@ -77,8 +77,13 @@ impl CommandHandler {
             _guards.push(self.stripes[stripe].lock().await);
         }
         let mut last_conflict = None;
-        for _ in 0..MAX_ATTEMPTS {
-            match self.attempt(&parsed, in_batch).await {
+        for attempt in 0..MAX_ATTEMPTS {
+            // The writer checks every command id, so the first attempt looks
+            // ids up only for commands the domain refuses (a retry whose
+            // effect is already in the agreement). After a conflict, which a
+            // duplicate inside a batch also causes, every id is looked up.
+            let look_up_first = attempt > 0;
+            match self.attempt(&parsed, in_batch, look_up_first).await {
                 Err(ApiError::Store(conflict @ StoreError::WrongExpectedVersion { .. })) => {
                     if let StoreError::WrongExpectedVersion { agreement_id, .. } = &conflict {
                         self.cache.forget(agreement_id);
@@ -98,64 +103,31 @@ impl CommandHandler {
         &self,
         parsed: &[ParsedCommand],
         in_batch: bool,
+        look_up_first: bool,
     ) -> Result<Vec<AppendOutcome>, ApiError> {
         let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; parsed.len()];
         let mut items = Vec::new();
         let mut appended_at = Vec::new();
         let mut working: HashMap<String, Option<Agreement>> = HashMap::new();
         for (index, command) in parsed.iter().enumerate() {
-            if let Some(record) = self.log.find_command(&command.command_id).await? {
-                if record.fingerprint != command.fingerprint {
-                    return Err(StoreError::CommandIdConflict {
-                        command_id: command.command_id.clone(),
-                    }
-                    .into());
-                }
-                outcomes[index] = Some(record.outcome);
+            if look_up_first && let Some(outcome) = self.recorded(command).await? {
+                outcomes[index] = Some(outcome);
                 continue;
             }
-            let agreement_id = command.command.agreement_id();
-            if !working.contains_key(agreement_id) {
-                let state = self.load(agreement_id).await?;
-                working.insert(agreement_id.to_owned(), state);
-            }
-            let state = working.get_mut(agreement_id).expect("inserted above");
-            let version = state.as_ref().map_or(0, |agreement| agreement.version);
-            if state.is_none() && !matches!(command.command, Command::Announce(_)) {
-                return Err(DomainError::NotFound {
-                    agreement_id: agreement_id.to_owned(),
+            match self
+                .decide_one(&mut working, command, index, in_batch)
+                .await
+            {
+                Ok(item) => {
+                    items.push(item);
+                    appended_at.push(index);
                 }
-                .into());
+                Err(refusal) if look_up_first => return Err(refusal),
+                Err(refusal) => match self.recorded(command).await? {
+                    Some(outcome) => outcomes[index] = Some(outcome),
+                    None => return Err(refusal),
+                },
             }
-            if let Some(expected) = command.expected {
-                expected.check(agreement_id, version)?;
-            }
-            let event = decide(state.as_ref(), &command.command)
-                .map_err(|error| name_field(error, index, in_batch))?;
-            let expected = if version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(version)
-            };
-            let recorded = RecordedEvent {
-                position: 0,
-                agreement_id: agreement_id.to_owned(),
-                version: version + 1,
-                event_id: [0; 16],
-                recorded_at: Timestamp::default(),
-                metadata: command.metadata.clone(),
-                event: event.clone(),
-            };
-            *state = Agreement::fold(state.take(), &recorded);
-            items.push(AppendItem {
-                agreement_id: agreement_id.to_owned(),
-                expected,
-                command_id: command.command_id.clone(),
-                fingerprint: command.fingerprint,
-                metadata: command.metadata.clone(),
-                event,
-            });
-            appended_at.push(index);
         }
         if !items.is_empty() {
             let appended = self.log.append(items).await?;
@@ -165,6 +137,73 @@ impl CommandHandler {
             }
         }
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// The original outcome of a command already in the log, or None; an id
+    /// reused for a different command is ALREADY_EXISTS.
+    async fn recorded(&self, command: &ParsedCommand) -> Result<Option<AppendOutcome>, ApiError> {
+        let Some(record) = self.log.find_command(&command.command_id).await? else {
+            return Ok(None);
+        };
+        if record.fingerprint != command.fingerprint {
+            return Err(StoreError::CommandIdConflict {
+                command_id: command.command_id.clone(),
+            }
+            .into());
+        }
+        Ok(Some(record.outcome))
+    }
+
+    /// Decides one command against the working state of its agreement and
+    /// returns what to append; the working state moves on with the event.
+    async fn decide_one(
+        &self,
+        working: &mut HashMap<String, Option<Agreement>>,
+        command: &ParsedCommand,
+        index: usize,
+        in_batch: bool,
+    ) -> Result<AppendItem, ApiError> {
+        let agreement_id = command.command.agreement_id();
+        if !working.contains_key(agreement_id) {
+            let state = self.load(agreement_id).await?;
+            working.insert(agreement_id.to_owned(), state);
+        }
+        let state = working.get_mut(agreement_id).expect("inserted above");
+        let version = state.as_ref().map_or(0, |agreement| agreement.version);
+        if state.is_none() && !matches!(command.command, Command::Announce(_)) {
+            return Err(DomainError::NotFound {
+                agreement_id: agreement_id.to_owned(),
+            }
+            .into());
+        }
+        if let Some(expected) = command.expected {
+            expected.check(agreement_id, version)?;
+        }
+        let event = decide(state.as_ref(), &command.command)
+            .map_err(|error| name_field(error, index, in_batch))?;
+        let expected = if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        };
+        let recorded = RecordedEvent {
+            position: 0,
+            agreement_id: agreement_id.to_owned(),
+            version: version + 1,
+            event_id: [0; 16],
+            recorded_at: Timestamp::default(),
+            metadata: command.metadata.clone(),
+            event: event.clone(),
+        };
+        *state = Agreement::fold(state.take(), &recorded);
+        Ok(AppendItem {
+            agreement_id: agreement_id.to_owned(),
+            expected,
+            command_id: command.command_id.clone(),
+            fingerprint: command.fingerprint,
+            metadata: command.metadata.clone(),
+            event,
+        })
     }
 
     /// Caches the states the appended events produced.
