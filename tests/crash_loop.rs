@@ -22,6 +22,9 @@ use tonic::transport::Channel;
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 const CLIENTS: usize = 8;
 
+/// What clients were told: command id -> (agreement, version, position), over every cycle.
+type Acknowledged = Arc<Mutex<HashMap<String, (String, u64, u64)>>>;
+
 /// A small deterministic generator, seeded per run and printed, so a failing
 /// run can be repeated with ACCORD_CRASH_SEED.
 struct Random(u64);
@@ -120,8 +123,7 @@ async fn crash_loop_loses_no_acknowledged_event() {
     println!("crash loop: {cycles} cycles, ACCORD_CRASH_SEED={seed}");
     let mut random = Random(seed);
     let data_dir = tempfile::tempdir().expect("data dir");
-    // command id -> (agreement, version, position), over every cycle.
-    let acknowledged: Arc<Mutex<HashMap<String, (String, u64, u64)>>> = Arc::default();
+    let acknowledged: Acknowledged = Arc::default();
     let mut server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
     for cycle in 0..cycles {
         let kill_after = 50 + random.below(1_500) as usize;
