@@ -21,7 +21,7 @@ use crate::commands::CommandHandler;
 use crate::config::Config;
 use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer, serve_metrics};
-use crate::streams::SubscriptionSlots;
+use crate::streams::{RecentEvents, SubscriptionSlots};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +129,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         metrics.clone(),
     );
     let (stop, stopped) = watch::channel(false);
+    let recent = RecentEvents::follow(log.clone(), stopped.clone());
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
         WatchContext {
             log: log.clone(),
+            recent: recent.clone(),
             read_models: read_models.clone(),
             slots: slots.clone(),
             stopping: stopped.clone(),
@@ -142,6 +144,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     .max_decoding_message_size(max_message_bytes);
     let event_log = EventLogServer::new(EventLogApi::new(
         log.clone(),
+        recent,
         metrics.clone(),
         slots.clone(),
         stopped.clone(),

@@ -7,10 +7,12 @@
 //! most one read batch and a small channel of messages.
 
 mod cursor;
+mod recent;
 mod slots;
 mod subscribe;
 mod watch_agreements;
 
+pub use recent::RecentEvents;
 pub use slots::SubscriptionSlots;
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;

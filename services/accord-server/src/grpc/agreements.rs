@@ -28,6 +28,8 @@ pub struct AgreementApi {
 pub struct WatchContext {
     /// The log the streams follow.
     pub log: Arc<dyn accord_store::EventLog>,
+    /// The shared window of recent events.
+    pub recent: Arc<crate::streams::RecentEvents>,
     /// The read models the views come from.
     pub read_models: Arc<accord_projections::ReadModels>,
     /// Limits on open streams.
@@ -221,6 +223,7 @@ impl AgreementService for AgreementApi {
         let slot = self.streams.slots.take(request.remote_addr())?;
         let stream = start_watch(
             self.streams.log.clone(),
+            self.streams.recent.clone(),
             self.streams.read_models.clone(),
             self.streams.stopping.clone(),
             slot,

@@ -16,7 +16,7 @@ use super::RpcResult;
 use super::filter::EventFilter;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::streams::{SubscriptionSlots, start_subscription};
+use crate::streams::{RecentEvents, SubscriptionSlots, start_subscription};
 
 /// Events read from the log per store call.
 const READ_BATCH: usize = 512;
@@ -26,6 +26,7 @@ const STREAM_BUFFER: usize = 256;
 /// Serves `EventLog`.
 pub struct EventLogApi {
     log: Arc<dyn EventLog>,
+    recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,
     stopping: watch::Receiver<bool>,
@@ -35,12 +36,14 @@ impl EventLogApi {
     /// Returns the service over `log`; streams end when `stopping` turns true.
     pub fn new(
         log: Arc<dyn EventLog>,
+        recent: Arc<RecentEvents>,
         metrics: Arc<Metrics>,
         slots: Arc<SubscriptionSlots>,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
             log,
+            recent,
             metrics,
             slots,
             stopping,
@@ -62,6 +65,7 @@ impl EventLogService for EventLogApi {
         let slot = self.slots.take(request.remote_addr())?;
         let stream = start_subscription(
             self.log.clone(),
+            self.recent.clone(),
             self.metrics.clone(),
             self.stopping.clone(),
             slot,

@@ -1,4 +1,5 @@
-//! Reads the log in order from a position, a batch at a time.
+//! Reads the log in order from a position, a batch at a time: from the shared
+//! window of recent events when it holds the position, from the log otherwise.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -7,23 +8,32 @@ use accord_domain::RecordedEvent;
 use accord_store::{EventLog, StoreError};
 use tokio::sync::watch;
 
-/// Events read from the log per call while catching up.
+use super::recent::RecentEvents;
+
+/// How long a stream at the head waits for the shared window before it reads
+/// a new event from the log itself.
+const WINDOW_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Events read per call while catching up.
 const READ_BATCH: usize = 256;
 
 /// A position in the log and the events read ahead of it.
 pub(crate) struct LogCursor {
     log: Arc<dyn EventLog>,
+    recent: Arc<RecentEvents>,
     next: u64,
-    buffered: VecDeque<RecordedEvent>,
+    buffered: VecDeque<Arc<RecordedEvent>>,
+    /// The head of the shared window: new events are there before a stream wakes.
     head: watch::Receiver<u64>,
 }
 
 impl LogCursor {
     /// Starts after `position` (0 = before the first event).
-    pub(crate) fn after(log: Arc<dyn EventLog>, position: u64) -> Self {
-        let head = log.watch_head();
+    pub(crate) fn after(log: Arc<dyn EventLog>, recent: Arc<RecentEvents>, position: u64) -> Self {
+        let head = recent.watch_head();
         Self {
             log,
+            recent,
             next: position + 1,
             buffered: VecDeque::new(),
             head,
@@ -31,10 +41,15 @@ impl LogCursor {
     }
 
     /// Returns the next event, or None when the cursor is at the head.
-    pub(crate) async fn next(&mut self) -> Result<Option<RecordedEvent>, StoreError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Arc<RecordedEvent>>, StoreError> {
         if self.buffered.is_empty() {
-            let batch = self.log.read_log(self.next, READ_BATCH).await?;
-            self.buffered.extend(batch);
+            match self.recent.from(self.next, READ_BATCH) {
+                Some(events) => self.buffered.extend(events),
+                None => {
+                    let batch = self.log.read_log(self.next, READ_BATCH).await?;
+                    self.buffered.extend(batch.into_iter().map(Arc::new));
+                }
+            }
         }
         let event = self.buffered.pop_front();
         if let Some(event) = &event {
@@ -50,16 +65,28 @@ impl LogCursor {
 
     /// The durable head of the log.
     pub(crate) fn head(&self) -> u64 {
-        *self.head.borrow()
+        self.log.head()
     }
 
-    /// Waits until the log has an event after the cursor.
+    /// Waits until there is an event after the cursor: normally until the
+    /// shared window has it; should the window lag, the log is read after a
+    /// short wait instead.
     pub(crate) async fn wait_for_more(&mut self) -> Result<(), StoreError> {
         let position = self.position();
-        self.head
-            .wait_for(|head| *head > position)
-            .await
-            .map(|_| ())
-            .map_err(|_| StoreError::Unavailable("the log is closed".into()))
+        loop {
+            if *self.head.borrow_and_update() > position {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = self.head.changed() => {
+                    changed.map_err(|_| StoreError::Unavailable("the log is closed".into()))?;
+                }
+                () = tokio::time::sleep(WINDOW_GRACE) => {
+                    if self.log.head() > position {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ use tonic::Status;
 
 use super::STREAM_BUFFER;
 use super::cursor::LogCursor;
+use super::recent::RecentEvents;
 use super::slots::Slot;
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
@@ -36,6 +37,7 @@ pub(crate) type SubscriptionStream = ReceiverStream<Result<v1::SubscribeResponse
 /// Checks the request and starts the stream's task.
 pub(crate) fn start_subscription(
     log: Arc<dyn EventLog>,
+    recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
     slot: Slot,
@@ -64,7 +66,7 @@ pub(crate) fn start_subscription(
     };
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let subscription = Subscription {
-        cursor: LogCursor::after(log.clone(), after),
+        cursor: LogCursor::after(log.clone(), recent, after),
         log,
         filter,
         heartbeat,

@@ -46,6 +46,7 @@ impl Watched {
 /// Checks the request and starts the stream's task.
 pub(crate) fn start_watch(
     log: Arc<dyn EventLog>,
+    recent: Arc<super::recent::RecentEvents>,
     read_models: Arc<ReadModels>,
     stopping: watch::Receiver<bool>,
     slot: Slot,
@@ -74,7 +75,7 @@ pub(crate) fn start_watch(
     };
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let watch = Watch {
-        cursor: LogCursor::after(log, read_models.checkpoint()),
+        cursor: LogCursor::after(log, recent, read_models.checkpoint()),
         read_models,
         watched,
         stopping,
