@@ -64,6 +64,18 @@ pub struct Config {
     #[arg(long, env = "ACCORD_INSECURE")]
     pub insecure: bool,
 
+    /// PEM certificate (chain) to serve gRPC over TLS; needs --tls-key.
+    #[arg(long, env = "ACCORD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ACCORD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM certificate authority whose client certificates are required (mutual TLS).
+    #[arg(long, env = "ACCORD_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Bytes of the store's page cache.
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
@@ -85,6 +97,9 @@ impl Config {
             max_subscriptions_per_connection: 1_000,
             token_file: None,
             insecure: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             cache_bytes: 64 * 1024 * 1024,
         }
     }

@@ -82,6 +82,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         )),
         None => None,
     };
+    let tls = tls_config(&config)?;
     if tokens.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
         return Err(ServerError::Config(format!(
             "refusing to serve {} without tokens: give --token-file, or --insecure to serve it open",
@@ -168,7 +169,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         },
     ));
 
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|error| ServerError::Config(format!("TLS: {error}")))?;
+    }
+    let router = builder
         .layer(RpcLayer::new(metrics))
         .layer(AuthLayer::new(tokens))
         .add_service(health_service)
@@ -222,6 +229,29 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         stop,
         task,
     })
+}
+
+/// The TLS settings from the configuration, if TLS is asked for.
+fn tls_config(config: &Config) -> Result<Option<tonic::transport::ServerTlsConfig>, ServerError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        if config.tls_cert.is_some() || config.tls_key.is_some() || config.tls_client_ca.is_some() {
+            return Err(ServerError::Config(
+                "TLS needs both --tls-cert and --tls-key".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| {
+            ServerError::Config(format!("cannot read {}: {error}", path.display()))
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(client_ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(client_ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// How long in-flight calls may take to finish once shutdown begins.

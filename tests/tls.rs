@@ -1,0 +1,143 @@
+//! TLS through the real server, with certificates made in the test: the
+//! server's own, and client certificates when it asks for them.
+
+use std::path::{Path, PathBuf};
+
+use accord_proto::v1::{self, admin_client::AdminClient};
+use accord_server::Config;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A certificate authority, and PEM files of what it signed.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("written");
+    path
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let server_key = KeyPair::generate().expect("key");
+    let server_cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&server_key, &ca)
+        .expect("server certificate");
+    let client_key = KeyPair::generate().expect("key");
+    let client_cert = CertificateParams::new(vec!["importer".to_owned()])
+        .expect("params")
+        .signed_by(&client_key, &ca)
+        .expect("client certificate");
+    write(dir.path(), "server.pem", &server_cert.pem());
+    write(dir.path(), "server.key", &server_key.serialize_pem());
+    write(dir.path(), "ca.pem", &ca.pem());
+    Pki {
+        ca_pem: ca.pem(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+        dir,
+    }
+}
+
+fn tls_config(pki: &Pki, data_dir: &Path, require_client_certificates: bool) -> Config {
+    let mut config = Config::ephemeral(data_dir);
+    config.tls_cert = Some(pki.dir.path().join("server.pem"));
+    config.tls_key = Some(pki.dir.path().join("server.key"));
+    if require_client_certificates {
+        config.tls_client_ca = Some(pki.dir.path().join("ca.pem"));
+    }
+    config
+}
+
+async fn tls_channel(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    identity: bool,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if identity {
+        tls = tls.identity(Identity::from_pem(
+            &pki.client_cert_pem,
+            &pki.client_key_pem,
+        ));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+async fn head(channel: Channel) -> Result<u64, tonic::Status> {
+    Ok(AdminClient::new(channel)
+        .get_stats(v1::GetStatsRequest {})
+        .await?
+        .into_inner()
+        .head_position)
+}
+
+#[tokio::test]
+async fn the_server_speaks_tls_and_nothing_else() {
+    let pki = pki();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = accord_server::start(tls_config(&pki, data_dir.path(), false))
+        .await
+        .expect("starts");
+    let channel = tls_channel(server.grpc_addr(), &pki, false)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(head(channel).await.expect("served over TLS"), 0);
+    let plaintext = Endpoint::from_shared(format!("http://{}", server.grpc_addr()))
+        .expect("endpoint")
+        .connect()
+        .await;
+    let refused = match plaintext {
+        Err(_) => true,
+        Ok(channel) => head(channel).await.is_err(),
+    };
+    assert!(refused, "plaintext gRPC must not be served");
+    server.shutdown().await.expect("stops");
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_when_a_client_ca_is_given() {
+    let pki = pki();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = accord_server::start(tls_config(&pki, data_dir.path(), true))
+        .await
+        .expect("starts");
+    let without = match tls_channel(server.grpc_addr(), &pki, false).await {
+        Err(_) => true,
+        Ok(channel) => head(channel).await.is_err(),
+    };
+    assert!(without, "a client without a certificate is refused");
+    let with = tls_channel(server.grpc_addr(), &pki, true)
+        .await
+        .expect("mutual TLS handshake");
+    assert_eq!(head(with).await.expect("served"), 0);
+    server.shutdown().await.expect("stops");
+}
+
+#[tokio::test]
+async fn unreadable_certificates_stop_the_start() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut config = Config::ephemeral(data_dir.path());
+    config.tls_cert = Some(PathBuf::from("/nonexistent/cert.pem"));
+    config.tls_key = Some(PathBuf::from("/nonexistent/key.pem"));
+    let error = match accord_server::start(config).await {
+        Ok(_) => panic!("must not start"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("/nonexistent/cert.pem"), "{error}");
+}
