@@ -141,3 +141,30 @@ async fn unreadable_certificates_stop_the_start() {
     };
     assert!(error.contains("/nonexistent/cert.pem"), "{error}");
 }
+
+#[tokio::test]
+async fn accordctl_speaks_tls_with_the_servers_authority() {
+    let pki = pki();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = accord_server::start(tls_config(&pki, data_dir.path(), true))
+        .await
+        .expect("starts");
+    let url = format!("https://localhost:{}", server.grpc_addr().port());
+    let client_cert = write(pki.dir.path(), "client.pem", &pki.client_cert_pem);
+    let client_key = write(pki.dir.path(), "client.key", &pki.client_key_pem);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_accordctl-under-test"))
+        .args(["--server", &url, "--tls-ca"])
+        .arg(pki.dir.path().join("ca.pem"))
+        .arg("--tls-cert")
+        .arg(&client_cert)
+        .arg("--tls-key")
+        .arg(&client_key)
+        .args(["stats", "--json"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let stats: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(stats["head_position"], 0);
+    server.shutdown().await.expect("stops");
+}

@@ -30,6 +30,32 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// TLS files for an https:// server.
+pub(crate) struct Tls {
+    pub(crate) ca: Option<std::path::PathBuf>,
+    pub(crate) cert: Option<std::path::PathBuf>,
+    pub(crate) key: Option<std::path::PathBuf>,
+}
+
+impl Tls {
+    fn client_config(&self) -> Result<tonic::transport::ClientTlsConfig, String> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+        };
+        let mut config = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            config = config.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
+        }
+        Ok(config)
+    }
+}
+
 /// Where the commands send their calls.
 pub(crate) struct Connection {
     channel: Grpc,
@@ -42,6 +68,7 @@ impl Connection {
         server: &str,
         data_dir: Option<&Path>,
         token: Option<&str>,
+        tls: Tls,
     ) -> Result<Self, String> {
         let bearer = match token {
             Some(token) => Some(
@@ -53,8 +80,14 @@ impl Connection {
         };
         let bearer = BearerToken(bearer);
         let Some(data_dir) = data_dir else {
-            let channel = tonic::transport::Endpoint::from_shared(server.to_owned())
-                .map_err(|error| format!("bad server address {server:?}: {error}"))?
+            let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+                .map_err(|error| format!("bad server address {server:?}: {error}"))?;
+            if server.starts_with("https://") {
+                endpoint = endpoint
+                    .tls_config(tls.client_config()?)
+                    .map_err(|error| format!("TLS: {error}"))?;
+            }
+            let channel = endpoint
                 .connect()
                 .await
                 .map_err(|error| format!("cannot reach the server at {server}: {error}"))?;

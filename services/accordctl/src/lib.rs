@@ -26,6 +26,15 @@ struct Options {
     /// Bearer token for a server that requires one.
     #[arg(long, global = true, env = "ACCORD_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificate authority to trust for an https:// server.
+    #[arg(long, global = true, env = "ACCORD_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate for a server that requires one (with --tls-key).
+    #[arg(long, global = true, env = "ACCORD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM key of --tls-cert.
+    #[arg(long, global = true, env = "ACCORD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Work on the data directory of a stopped server instead (stats, verify, export, rebuild).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -118,6 +127,11 @@ async fn run(options: Options) -> ExitCode {
         &options.server,
         options.data_dir.as_deref(),
         options.token.as_deref(),
+        connection::Tls {
+            ca: options.tls_ca.clone(),
+            cert: options.tls_cert.clone(),
+            key: options.tls_key.clone(),
+        },
     )
     .await
     {
