@@ -106,6 +106,30 @@ impl SledLog {
             .map(|bytes| bytes.to_vec()))
     }
 
+    /// Maps up to `max_count` durable records from `from_position` on.
+    fn durable_records<T>(
+        &self,
+        from_position: u64,
+        max_count: usize,
+        mut map: impl FnMut(u64, ::sled::IVec) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let head = self.head();
+        let from_position = from_position.max(1);
+        if from_position > head || max_count == 0 {
+            return Ok(Vec::new());
+        }
+        self.tree
+            .range(keys::event_key(from_position)..=keys::event_key(head))
+            .take(max_count)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let position = keys::position_of_event_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
+                map(position, bytes)
+            })
+            .collect()
+    }
+
     async fn wait_until_durable(&self, position: u64) -> Result<(), StoreError> {
         let mut head = self.head.clone();
         head.wait_for(|head| *head >= position)
@@ -136,19 +160,9 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let head = self.head();
-        let from_position = from_position.max(1);
-        if from_position > head || max_count == 0 {
-            return Ok(Vec::new());
-        }
-        self.tree
-            .range(keys::event_key(from_position)..=keys::event_key(head))
-            .take(max_count)
-            .map(|entry| {
-                let (_, bytes) = entry?;
-                Ok(decode_record(&bytes)?.event)
-            })
-            .collect()
+        self.durable_records(from_position, max_count, |_, bytes| {
+            Ok(decode_record(&bytes)?.event)
+        })
     }
 
     async fn read_raw(
@@ -156,24 +170,12 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        let head = self.head();
-        let from_position = from_position.max(1);
-        if from_position > head || max_count == 0 {
-            return Ok(Vec::new());
-        }
-        self.tree
-            .range(keys::event_key(from_position)..=keys::event_key(head))
-            .take(max_count)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                let position = keys::position_of_event_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
-                Ok(RawRecord {
-                    position,
-                    bytes: bytes.to_vec(),
-                })
+        self.durable_records(from_position, max_count, |position, bytes| {
+            Ok(RawRecord {
+                position,
+                bytes: bytes.to_vec(),
             })
-            .collect()
+        })
     }
 
     async fn read_stream(
