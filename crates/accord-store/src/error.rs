@@ -38,7 +38,12 @@ pub enum StoreError {
 impl From<::sled::Error> for StoreError {
     fn from(error: ::sled::Error) -> Self {
         match error {
-            ::sled::Error::Io(io) if io.raw_os_error() == Some(28) => {
+            // sled hands out copies of its first IO error that keep the kind
+            // but not the OS code.
+            ::sled::Error::Io(io)
+                if io.raw_os_error() == Some(28)
+                    || io.kind() == std::io::ErrorKind::StorageFull =>
+            {
                 StoreError::StorageFull(io.to_string())
             }
             ::sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
