@@ -40,6 +40,8 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Seconds per RPC (for streams, until the stream ends), by method and code.
     pub rpc_seconds: Family<RpcLabels, Histogram>,
+    /// Group commits that failed to reach the disk.
+    pub storage_failures: Counter,
     /// Open `Subscribe` and `WatchAgreements` streams.
     pub subscriptions_active: Gauge,
     /// Events sent to subscribers.
@@ -84,6 +86,12 @@ impl Metrics {
             "Duration of gRPC calls by method and status code",
             rpc_seconds.clone(),
         );
+        let storage_failures = Counter::default();
+        registry.register(
+            "storage_failures",
+            "Group commits that failed to reach the disk",
+            storage_failures.clone(),
+        );
         let subscriptions_active = Gauge::default();
         registry.register(
             "subscriptions_active",
@@ -104,6 +112,7 @@ impl Metrics {
         );
         Arc::new(Self {
             registry,
+            storage_failures,
             subscriptions_active,
             subscription_events_sent,
             subscription_lag_events,
@@ -122,6 +131,26 @@ impl Metrics {
             tracing::error!(%error, "cannot encode metrics");
         }
         text
+    }
+}
+
+/// Hears about group commits: counts them, and raises a flag when the
+/// store fails so that health can say so.
+pub struct StoreObserver {
+    /// Where the figures go.
+    pub metrics: Arc<Metrics>,
+    /// Turns true at the first storage failure.
+    pub failing: tokio::sync::watch::Sender<bool>,
+}
+
+impl CommitObserver for StoreObserver {
+    fn committed(&self, appends: usize, events: usize, fsync: Duration) {
+        self.metrics.committed(appends, events, fsync);
+    }
+
+    fn failed(&self, _error: &accord_store::StoreError) {
+        self.metrics.storage_failures.inc();
+        self.failing.send_replace(true);
     }
 }
 

@@ -20,7 +20,7 @@ use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
 use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
-use crate::metrics::{Metrics, RpcLayer, serve_metrics};
+use crate::metrics::{Metrics, RpcLayer, StoreObserver, serve_metrics};
 use crate::streams::{RecentEvents, SubscriptionSlots};
 
 /// Why the server could not start or stopped with an error.
@@ -91,9 +91,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Metrics::new();
+    let (failing, mut storage_failing) = watch::channel(false);
     let options = SledOptions {
         cache_capacity_bytes: config.cache_bytes,
-        observer: Some(metrics.clone()),
+        observer: Some(Arc::new(StoreObserver {
+            metrics: metrics.clone(),
+            failing,
+        })),
         ..SledOptions::new(config.data_dir.join("log"))
     };
     let log = tokio::task::spawn_blocking(move || SledLog::open(options))
@@ -129,6 +133,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.max_subscriptions_per_connection,
         metrics.clone(),
     );
+    // A store that failed stays failed until the process reopens it: say so
+    // to load balancers and orchestrators, which restart the server.
+    let failure_health = health.clone();
+    tokio::spawn(async move {
+        if storage_failing.wait_for(|failing| *failing).await.is_ok() {
+            tracing::error!(
+                "the store failed; health is NOT_SERVING until the server is restarted"
+            );
+            for service in SERVICE_NAMES {
+                failure_health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    });
     let (stop, stopped) = watch::channel(false);
     let recent = RecentEvents::follow(log.clone(), stopped.clone());
     let agreements = AgreementServiceServer::new(AgreementApi::new(

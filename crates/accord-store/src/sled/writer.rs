@@ -20,6 +20,9 @@ use crate::{
 pub trait CommitObserver: Send + Sync {
     /// A group of `appends` requests holding `events` events was made durable.
     fn committed(&self, appends: usize, events: usize, fsync: Duration);
+
+    /// Writing to the store failed; appends are answered with `error`.
+    fn failed(&self, _error: &StoreError) {}
 }
 
 type Reply = oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>;
@@ -284,6 +287,9 @@ impl Writer {
             Err(error) => {
                 let error = StoreError::from(error);
                 tracing::error!(%error, events = group.events, "group commit failed");
+                if let Some(observer) = &self.observer {
+                    observer.failed(&error);
+                }
                 for (reply, _) in group.answers {
                     let _ = reply.send(Err(error.clone()));
                 }
