@@ -129,6 +129,19 @@ pub fn validate_command_id(command_id: &str) -> Checked {
     Ok(())
 }
 
+/// Returns a client's value for an error message: quoted, and cut short
+/// when long, so that a huge value never makes a huge status message.
+pub fn quoted(value: &str) -> String {
+    const SHOWN_CHARS: usize = 40;
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
+    if chars.next().is_none() {
+        format!("{head:?}")
+    } else {
+        format!("{head:?}... ({} characters)", value.chars().count())
+    }
+}
+
 /// Checks optional free text (correlation ids, references): at most 2,000 characters.
 pub fn validate_text(field: &str, value: &str) -> Checked {
     optional_text(field, value)
@@ -141,12 +154,16 @@ pub fn validate_country(field: &str, country: &str) -> Checked {
     } else {
         Err(ValidationError::new(
             field,
-            format!("must be an ISO 3166-1 alpha-2 code in upper case, got {country:?}"),
+            format!(
+                "must be an ISO 3166-1 alpha-2 code in upper case, got {}",
+                quoted(country)
+            ),
         ))
     }
 }
 
-fn validate_agreement_id(agreement_id: &str) -> Checked {
+/// Checks an agreement id: `^[a-z0-9][a-z0-9._-]{0,127}$`.
+pub fn validate_agreement_id(agreement_id: &str) -> Checked {
     const FIELD: &str = "agreement_id";
     let bytes = agreement_id.as_bytes();
     let Some(first) = bytes.first() else {
@@ -167,7 +184,10 @@ fn validate_agreement_id(agreement_id: &str) -> Checked {
     } else {
         Err(ValidationError::new(
             FIELD,
-            format!("must match ^[a-z0-9][a-z0-9._-]{{0,127}}$, got {agreement_id:?}"),
+            format!(
+                "must match ^[a-z0-9][a-z0-9._-]{{0,127}}$, got {}",
+                quoted(agreement_id)
+            ),
         ))
     }
 }
@@ -192,7 +212,10 @@ fn validate_sector(sector: &str) -> Checked {
     } else {
         Err(ValidationError::new(
             "sector",
-            format!("must be a lower-case word of at most 64 characters, got {sector:?}"),
+            format!(
+                "must be a lower-case word of at most 64 characters, got {}",
+                quoted(sector)
+            ),
         ))
     }
 }
@@ -204,8 +227,8 @@ fn validate_money(field: &str, money: &Money) -> Checked {
         return Err(ValidationError::new(
             format!("{field}.currency"),
             format!(
-                "must be an ISO 4217 code of 3 upper-case letters, got {:?}",
-                money.currency
+                "must be an ISO 4217 code of 3 upper-case letters, got {}",
+                quoted(&money.currency)
             ),
         ));
     }

@@ -282,3 +282,17 @@ fn command_ids_are_1_to_128_printable_ascii() {
         assert_eq!(error.field, "meta.command_id");
     }
 }
+
+#[test]
+fn quoted_values_are_cut_short() {
+    assert_eq!(quoted("UZ"), "\"UZ\"");
+    let long = quoted(&"x".repeat(1_048_576));
+    assert!(long.len() < 80, "{long}");
+    assert!(long.ends_with("(1048576 characters)"), "{long}");
+}
+
+#[test]
+fn a_huge_value_makes_a_short_message() {
+    let error = validate_country("country", &"x".repeat(1_048_576)).expect_err("refused");
+    assert!(error.reason.len() < 200);
+}

@@ -82,7 +82,10 @@ impl Admin for AdminApi {
             if name != PROJECTION_NAME {
                 return Err(ApiError::from(ValidationError::new(
                     format!("names[{index}]"),
-                    format!("unknown projection {name:?}; known: {PROJECTION_NAME}"),
+                    format!(
+                        "unknown projection {}; known: {PROJECTION_NAME}",
+                        accord_domain::quoted(name)
+                    ),
                 ))
                 .into());
             }

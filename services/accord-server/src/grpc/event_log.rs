@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use accord_domain::{DomainError, ValidationError};
+use accord_domain::{DomainError, validate_agreement_id};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, event_log_server::EventLog as EventLogService};
 use accord_store::EventLog;
@@ -135,9 +135,7 @@ impl EventLogService for EventLogApi {
         request: Request<v1::ReadAgreementHistoryRequest>,
     ) -> RpcResult<Self::ReadAgreementHistoryStream> {
         let request = request.into_inner();
-        if request.agreement_id.is_empty() {
-            return Err(ApiError::from(ValidationError::new("agreement_id", "is required")).into());
-        }
+        validate_agreement_id(&request.agreement_id).map_err(ApiError::from)?;
         let log = self.log.clone();
         if log
             .read_stream(&request.agreement_id, 1, 1)

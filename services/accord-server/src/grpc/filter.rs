@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use accord_domain::{Event, RecordedEvent, ValidationError, validate_country};
+use accord_domain::{
+    Event, RecordedEvent, ValidationError, validate_agreement_id, validate_country,
+};
 use accord_proto::v1;
 use accord_store::EventLog;
 
@@ -26,12 +28,18 @@ impl EventFilter {
                 return Err(ValidationError::new(
                     format!("filter.event_types[{index}]"),
                     format!(
-                        "unknown event type {event_type:?}; known: {}",
+                        "unknown event type {}; known: {}",
+                        accord_domain::quoted(event_type),
                         Event::TYPES.join(", ")
                     ),
                 )
                 .into());
             }
+        }
+        for (index, agreement_id) in filter.agreement_ids.iter().enumerate() {
+            validate_agreement_id(agreement_id).map_err(|error| {
+                ValidationError::new(format!("filter.agreement_ids[{index}]"), error.reason)
+            })?;
         }
         for (index, country) in filter.countries.iter().enumerate() {
             validate_country(&format!("filter.countries[{index}]"), country)?;

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use accord_domain::{Agreement, DomainError, ValidationError, validate_country};
+use accord_domain::{
+    Agreement, DomainError, ValidationError, validate_agreement_id, validate_country,
+};
 use accord_projections::{AgreementFilter, ReadModels};
 use accord_proto::{agreement_to_wire, stage_from_wire, v1};
 use accord_store::EventLog;
@@ -49,9 +51,7 @@ impl Queries {
         request: v1::GetAgreementRequest,
         metadata: &MetadataMap,
     ) -> Result<v1::Agreement, ApiError> {
-        if request.agreement_id.is_empty() {
-            return Err(ValidationError::new("agreement_id", "is required").into());
-        }
+        validate_agreement_id(&request.agreement_id)?;
         if request.as_of_position > 0 {
             return self
                 .agreement_as_of(&request.agreement_id, request.as_of_position)
@@ -100,7 +100,15 @@ impl Queries {
         let filter = AgreementFilter {
             buyer_country: optional_country("buyer_country", request.buyer_country)?,
             supplier_country: optional_country("supplier_country", request.supplier_country)?,
-            sector: Some(request.sector).filter(|sector| !sector.is_empty()),
+            sector: match request.sector.as_str() {
+                "" => None,
+                sector if sector.len() <= 64 => Some(request.sector),
+                _ => {
+                    return Err(
+                        ValidationError::new("sector", "must be at most 64 characters").into(),
+                    );
+                }
+            },
             stage: match request.stage {
                 0 => None,
                 stage => Some(stage_from_wire(stage).ok_or_else(|| {

@@ -55,6 +55,11 @@ pub(crate) fn start_watch(
     if request.agreement_ids.len() > accord_domain::limits::LIST_MAX_ENTRIES {
         return Err(ValidationError::new("agreement_ids", "must have at most 100 entries").into());
     }
+    for (index, agreement_id) in request.agreement_ids.iter().enumerate() {
+        accord_domain::validate_agreement_id(agreement_id).map_err(|error| {
+            ValidationError::new(format!("agreement_ids[{index}]"), error.reason)
+        })?;
+    }
     let watched = match (
         request.agreement_ids.is_empty(),
         request.buyer_country.is_empty(),

@@ -1,0 +1,272 @@
+//! Every RPC given garbage: huge strings, huge lists, out-of-range values and
+//! foreign tokens. Each is answered INVALID_ARGUMENT or RESOURCE_EXHAUSTED
+//! with a message naming the field, the server stays up, and the log stays
+//! as it was. (Commands are covered field by field in errors.rs.)
+
+use accord_proto::v1;
+use accord_tests::*;
+use tonic::Code;
+
+const MIB: usize = 1_048_576;
+
+fn refused<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<tonic::Response<T>, tonic::Status>,
+    field: &str,
+) {
+    let status = result.expect_err(what);
+    assert!(
+        matches!(
+            status.code(),
+            Code::InvalidArgument | Code::ResourceExhausted
+        ),
+        "{what}: {status:?}"
+    );
+    assert!(
+        status.message().contains(field),
+        "{what}: {:?} should name {field}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn every_rpc_refuses_garbage_and_the_log_stays_as_it_was() {
+    let server = TestServer::start().await;
+    let huge = "x".repeat(MIB);
+    let many: Vec<String> = (0..100_000).map(|index| format!("a{index}")).collect();
+    let mut agreements = server.agreements();
+    let mut log = server.event_log();
+    let mut admin = server.admin();
+
+    refused(
+        "GetAgreement huge id",
+        agreements
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: huge.clone(),
+                ..Default::default()
+            })
+            .await,
+        "agreement_id",
+    );
+    refused(
+        "GetAgreement bad id",
+        agreements
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: "../etc/passwd".into(),
+                ..Default::default()
+            })
+            .await,
+        "agreement_id",
+    );
+    // On a connection of its own: h2 ends the connection of an oversized request.
+    let mut oversized = accord_proto::v1::agreement_service_client::AgreementServiceClient::new(
+        connect(server.server().grpc_addr()).await,
+    );
+    refused(
+        "GetAgreement over the size limit",
+        oversized
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: "x".repeat(5 * MIB),
+                ..Default::default()
+            })
+            .await,
+        "message length too large",
+    );
+    refused(
+        "ListAgreements huge country",
+        agreements
+            .list_agreements(v1::ListAgreementsRequest {
+                buyer_country: huge.clone(),
+                ..Default::default()
+            })
+            .await,
+        "buyer_country",
+    );
+    refused(
+        "ListAgreements huge supplier",
+        agreements
+            .list_agreements(v1::ListAgreementsRequest {
+                supplier_country: "\u{0}\u{1}".into(),
+                ..Default::default()
+            })
+            .await,
+        "supplier_country",
+    );
+    refused(
+        "ListAgreements huge sector",
+        agreements
+            .list_agreements(v1::ListAgreementsRequest {
+                sector: huge.clone(),
+                ..Default::default()
+            })
+            .await,
+        "sector",
+    );
+    refused(
+        "ListAgreements bad stage",
+        agreements
+            .list_agreements(v1::ListAgreementsRequest {
+                stage: -7,
+                ..Default::default()
+            })
+            .await,
+        "stage",
+    );
+    refused(
+        "ListAgreements huge token",
+        agreements
+            .list_agreements(v1::ListAgreementsRequest {
+                page_token: huge.clone(),
+                ..Default::default()
+            })
+            .await,
+        "page_token",
+    );
+    refused(
+        "GetCountryPortfolio huge",
+        agreements
+            .get_country_portfolio(v1::GetCountryPortfolioRequest {
+                country: huge.clone(),
+                min_position: 0,
+            })
+            .await,
+        "country",
+    );
+    refused(
+        "GetLocalizationReport bad",
+        agreements
+            .get_localization_report(v1::GetLocalizationReportRequest {
+                country: "kz".into(),
+                min_position: 0,
+            })
+            .await,
+        "country",
+    );
+    refused(
+        "WatchAgreements many ids",
+        agreements
+            .watch_agreements(v1::WatchAgreementsRequest {
+                agreement_ids: many.clone(),
+                ..Default::default()
+            })
+            .await,
+        "agreement_ids",
+    );
+    refused(
+        "WatchAgreements bad id",
+        agreements
+            .watch_agreements(v1::WatchAgreementsRequest {
+                agreement_ids: vec![huge.clone()],
+                ..Default::default()
+            })
+            .await,
+        "agreement_ids[0]",
+    );
+    refused(
+        "WatchAgreements bad country",
+        agreements
+            .watch_agreements(v1::WatchAgreementsRequest {
+                buyer_country: huge.clone(),
+                ..Default::default()
+            })
+            .await,
+        "buyer_country",
+    );
+    refused(
+        "Execute too many",
+        agreements
+            .execute(v1::ExecuteRequest {
+                commands: (0..5_000)
+                    .map(|index| command(v1::command::Command::Sign(sign(&format!("a{index}")))))
+                    .collect(),
+            })
+            .await,
+        "limit is 1000",
+    );
+
+    let filter = |filter: v1::SubscriptionFilter| Some(filter);
+    refused(
+        "Subscribe many ids",
+        log.subscribe(v1::SubscribeRequest {
+            filter: filter(v1::SubscriptionFilter {
+                agreement_ids: many.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await,
+        "filter.agreement_ids",
+    );
+    refused(
+        "Subscribe many types",
+        log.subscribe(v1::SubscribeRequest {
+            filter: filter(v1::SubscriptionFilter {
+                event_types: vec!["agreement.signed".into(); 100_000],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await,
+        "filter.event_types",
+    );
+    refused(
+        "Subscribe huge country",
+        log.subscribe(v1::SubscribeRequest {
+            filter: filter(v1::SubscriptionFilter {
+                countries: vec![huge.clone()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await,
+        "filter.countries[0]",
+    );
+    refused(
+        "Subscribe heartbeat",
+        log.subscribe(v1::SubscribeRequest {
+            heartbeat_interval_ms: u32::MAX,
+            ..Default::default()
+        })
+        .await,
+        "heartbeat_interval_ms",
+    );
+    refused(
+        "ReadLog bad id",
+        log.read_log(v1::ReadLogRequest {
+            filter: filter(v1::SubscriptionFilter {
+                agreement_ids: vec!["UPPER".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await,
+        "filter.agreement_ids[0]",
+    );
+    refused(
+        "ReadAgreementHistory huge",
+        log.read_agreement_history(v1::ReadAgreementHistoryRequest {
+            agreement_id: huge.clone(),
+            from_version: u64::MAX,
+        })
+        .await,
+        "agreement_id",
+    );
+    refused(
+        "RebuildProjections many",
+        admin
+            .rebuild_projections(v1::RebuildProjectionsRequest {
+                names: many.clone(),
+            })
+            .await,
+        "names[0]",
+    );
+
+    // Still serving, and nothing was appended.
+    assert_eq!(server.head().await, 0);
+    agreements
+        .announce(announce_boeing("still-serving"))
+        .await
+        .expect("the server is alive");
+    assert_eq!(server.head().await, 1);
+    server.stop().await;
+}
