@@ -152,3 +152,68 @@ async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
     }
     server.shutdown().await.expect("stops");
 }
+
+#[tokio::test]
+async fn the_server_process_recovers_by_itself_when_space_returns() {
+    let disk = SmallDisk::mount("24m");
+    let binary = Path::new(env!("CARGO_BIN_EXE_accord-server-under-test"));
+    let server = accord_tests::child::ChildServer::start(binary, &disk.path().join("data")).await;
+    let channel = connect(server.grpc_addr()).await;
+    let mut client = AgreementServiceClient::new(channel.clone());
+    let mut announce = announce_wabtec("kz");
+    announce.quantity = Some(100_000_000);
+    client.announce(announce).await.expect("announced");
+    client.sign(sign("kz")).await.expect("signed");
+    let mut acknowledged = 2u64;
+    let mut full = false;
+    for batch in 0..2_000 {
+        let commands = (0..100)
+            .map(|index| {
+                let mut request = deliver("kz", &format!("b{batch}-{index}"), 1);
+                request.reference = "x".repeat(1_500);
+                command(v1::command::Command::RecordDelivery(request))
+            })
+            .collect();
+        match client.execute(v1::ExecuteRequest { commands }).await {
+            Ok(response) => acknowledged += response.into_inner().results.len() as u64,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(full, "the disk fills up");
+    disk.resize("256m");
+    // The server reopens its store by itself; clients reconnect to the same port.
+    // Bounded polling: each try is one append.
+    let mut recovered = false;
+    for attempt in 0..150 {
+        if client
+            .record_delivery(deliver("kz", "after-the-disk-was-full", 1))
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        let _ = attempt;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the server serves appends again without being restarted from outside"
+    );
+    let checked = verify_clean(channel.clone()).await;
+    let events = read_all(accord_proto::v1::event_log_client::EventLogClient::new(
+        channel,
+    ))
+    .await;
+    assert_eq!(checked, events.len() as u64);
+    let extra = events.len() as u64 - acknowledged;
+    assert!(
+        extra == 1 || extra == 101,
+        "{extra} events beyond the acknowledged ones"
+    );
+    server.kill().await;
+}

@@ -42,9 +42,61 @@ pub fn main_entry() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), ServerError> {
-    let server = start(config).await?;
-    let signal = shutdown::termination_signal().await;
-    tracing::info!(signal, "shutting down");
-    server.shutdown().await
+/// Serves until SIGTERM or SIGINT. When the store fails (a full disk, say),
+/// the store stays failed until it is reopened, so the server restarts
+/// itself in process on the same ports, retrying until the store opens and
+/// writes again: it recovers by itself once space returns.
+async fn run(mut config: Config) -> Result<(), ServerError> {
+    let mut server = start(config.clone()).await?;
+    // Restarts keep the ports clients know, even when the first bind chose them.
+    config.listen = server.grpc_addr();
+    config.metrics_listen = server.metrics_addr();
+    let signal = shutdown::termination_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            signal = &mut signal => {
+                tracing::info!(signal, "shutting down");
+                return server.shutdown().await;
+            }
+            () = server.storage_failed() => {
+                tracing::error!("the store failed; restarting it in process");
+                if let Err(error) = server.shutdown().await {
+                    tracing::warn!(%error, "stopping the failed store");
+                }
+                match restart(&config, &mut signal).await? {
+                    Some(restarted) => server = restarted,
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Starts the server again, retrying with a growing pause until it starts;
+/// None when a termination signal comes first.
+async fn restart(
+    config: &Config,
+    signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = &'static str>>,
+) -> Result<Option<RunningServer>, ServerError> {
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match start(config.clone()).await {
+            Ok(server) => {
+                tracing::info!("store reopened; serving again");
+                return Ok(Some(server));
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "cannot restart yet")
+            }
+        }
+        tokio::select! {
+            signal = signal.as_mut() => {
+                tracing::info!(signal, "shutting down while the store is down");
+                return Ok(None);
+            }
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
 }

@@ -50,6 +50,7 @@ pub enum ServerError {
 pub struct RunningServer {
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    storage_failing: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -63,6 +64,12 @@ impl RunningServer {
     /// The address `/metrics` is served on.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Resolves when the store has failed (and keeps failing until reopened).
+    pub async fn storage_failed(&self) {
+        let mut failing = self.storage_failing.clone();
+        let _ = failing.wait_for(|failing| *failing).await;
     }
 
     /// Stops gracefully and waits until the log is flushed.
@@ -136,11 +143,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     // A store that failed stays failed until the process reopens it: say so
     // to load balancers and orchestrators, which restart the server.
     let failure_health = health.clone();
+    let storage_failing_for_server = storage_failing.clone();
     tokio::spawn(async move {
         if storage_failing.wait_for(|failing| *failing).await.is_ok() {
-            tracing::error!(
-                "the store failed; health is NOT_SERVING until the server is restarted"
-            );
+            tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
             for service in SERVICE_NAMES {
                 failure_health
                     .set_service_status(service, ServingStatus::NotServing)
@@ -149,7 +155,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     });
     let (stop, stopped) = watch::channel(false);
-    let recent = RecentEvents::follow(log.clone(), stopped.clone());
+    let (recent, recent_task) = RecentEvents::follow(log.clone(), stopped.clone());
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
         WatchContext {
@@ -233,6 +239,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         };
         tracing::info!("grpc stopped; stopping the projector and draining the log writer");
         projector.stop().await;
+        let _ = recent_task.await;
         let closed = log.close().await;
         let _ = metrics_task.await;
         served?;
@@ -245,6 +252,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         grpc_addr,
         metrics_addr,
+        storage_failing: storage_failing_for_server,
         stop,
         task,
     })

@@ -21,14 +21,19 @@ pub struct RecentEvents {
 }
 
 impl RecentEvents {
-    /// Starts following `log` from its current head; the task ends when `stopping` turns true.
-    pub fn follow(log: Arc<dyn EventLog>, mut stopping: watch::Receiver<bool>) -> Arc<Self> {
+    /// Starts following `log` from its current head; the task (returned too,
+    /// so that shutdown can wait for it to let go of the log) ends when
+    /// `stopping` turns true.
+    pub fn follow(
+        log: Arc<dyn EventLog>,
+        mut stopping: watch::Receiver<bool>,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let recent = Arc::new(Self {
             window: RwLock::new(VecDeque::with_capacity(WINDOW)),
             head: watch::Sender::new(log.head()),
         });
         let shared = recent.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut log_head = log.watch_head();
             loop {
                 let next = *shared.head.borrow() + 1;
@@ -50,7 +55,7 @@ impl RecentEvents {
                 }
             }
         });
-        recent
+        (recent, task)
     }
 
     fn push(&self, events: Vec<RecordedEvent>) {
