@@ -5,14 +5,21 @@
 //! Needs root (mount), as CI and the development machines run.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use accord_proto::v1::{
     self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
+    event_log_client::EventLogClient,
 };
 use accord_server::Config;
+use accord_tests::child::ChildServer;
 use accord_tests::*;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct SmallDisk {
@@ -59,7 +66,7 @@ impl Drop for SmallDisk {
     }
 }
 
-async fn verify_clean(channel: tonic::transport::Channel) -> u64 {
+async fn verify_clean(channel: Channel) -> u64 {
     let mut stream = AdminClient::new(channel)
         .verify_log(v1::VerifyLogRequest {})
         .await
@@ -74,21 +81,15 @@ async fn verify_clean(channel: tonic::transport::Channel) -> u64 {
     last.checked
 }
 
-#[tokio::test]
-async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
-    let disk = SmallDisk::mount("24m");
-    let mut config = Config::ephemeral(disk.path().join("data"));
-    config.cache_bytes = 4 * 1024 * 1024;
-    let server = accord_server::start(config).await.expect("starts");
-    let channel = connect(server.grpc_addr()).await;
-    let mut client = AgreementServiceClient::new(channel.clone());
+/// Announces and signs an agreement, then appends batches of 100 deliveries
+/// with 1.5 KB references until the disk is full; returns the acknowledged
+/// events and the refusal, which must be RESOURCE_EXHAUSTED.
+async fn fill_until_full(client: &mut AgreementServiceClient<Channel>) -> u64 {
     let mut announce = announce_wabtec("kz");
     announce.quantity = Some(100_000_000);
     client.announce(announce).await.expect("announced");
     client.sign(sign("kz")).await.expect("signed");
-
     let mut acknowledged = 2u64;
-    let mut failure = None;
     for batch in 0..2_000 {
         let commands = (0..100)
             .map(|index| {
@@ -100,56 +101,101 @@ async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
         match client.execute(v1::ExecuteRequest { commands }).await {
             Ok(response) => acknowledged += response.into_inner().results.len() as u64,
             Err(status) => {
-                failure = Some(status);
-                break;
+                assert_eq!(
+                    status.code(),
+                    Code::ResourceExhausted,
+                    "a full disk: {status:?}"
+                );
+                assert!(
+                    status.message().contains("No space left"),
+                    "{}",
+                    status.message()
+                );
+                println!(
+                    "disk full after {acknowledged} acknowledged events: {}",
+                    status.message()
+                );
+                return acknowledged;
             }
         }
     }
-    let status = failure.expect("the disk fills up");
-    assert_eq!(
-        status.code(),
-        Code::ResourceExhausted,
-        "a full disk is RESOURCE_EXHAUSTED: {status:?}"
-    );
-    assert!(
-        status.message().contains("No space left"),
-        "{}",
-        status.message()
-    );
-    println!(
-        "disk full after {acknowledged} acknowledged events: {}",
-        status.message()
-    );
+    panic!("the disk never filled up");
+}
 
-    disk.resize("256m");
-    // The store stays failed until it is reopened: restart on the same directory.
-    let _ = server.shutdown().await;
-    let mut config = Config::ephemeral(disk.path().join("data"));
-    config.cache_bytes = 4 * 1024 * 1024;
-    let server = accord_server::start(config)
-        .await
-        .expect("restarts once space is back");
-    let channel = connect(server.grpc_addr()).await;
-    let mut client = AgreementServiceClient::new(channel.clone());
-    client
-        .record_delivery(deliver("kz", "after-the-disk-was-full", 1))
-        .await
-        .expect("appends again");
+/// After recovery: verified clean, gap-free, every acknowledged event there,
+/// the failed batch whole or absent, and the one appended after recovery.
+async fn check_after_recovery(channel: Channel, acknowledged: u64) {
     let checked = verify_clean(channel.clone()).await;
-    let events = read_all(accord_proto::v1::event_log_client::EventLogClient::new(
-        channel,
-    ))
-    .await;
+    let events = read_all(EventLogClient::new(channel)).await;
     assert_eq!(checked, events.len() as u64);
-    // The failed batch of 100 is there whole or not at all, never in part.
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.position, index as u64 + 1);
+    }
     let extra = events.len() as u64 - acknowledged;
     assert!(
         extra == 1 || extra == 101,
         "{extra} events beyond the acknowledged ones"
     );
-    for (index, event) in events.iter().enumerate() {
-        assert_eq!(event.position, index as u64 + 1);
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
+    let disk = SmallDisk::mount("24m");
+    let config = || {
+        let mut config = Config::ephemeral(disk.path().join("data"));
+        config.cache_bytes = 4 * 1024 * 1024;
+        config
+    };
+    let server = accord_server::start(config()).await.expect("starts");
+    let channel = connect(server.grpc_addr()).await;
+    let acknowledged = fill_until_full(&mut AgreementServiceClient::new(channel.clone())).await;
+    // Health tells load balancers and orchestrators that this store failed.
+    let mut health = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health watch")
+        .into_inner();
+    let not_serving = ServingStatus::NotServing as i32;
+    let became_not_serving = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(update)) = health.next().await {
+            if update.status == not_serving {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        became_not_serving,
+        "health turns NOT_SERVING when the store fails"
+    );
+
+    disk.resize("256m");
+    // The store stays failed until it is reopened: start again on the same
+    // directory. The old store is released once the last connection to the
+    // old server has closed, so retry, as the server's own supervisor does.
+    drop(health);
+    let _ = server.shutdown().await;
+    let mut restarted = None;
+    for _ in 0..100 {
+        match accord_server::start(config()).await {
+            Ok(server) => {
+                restarted = Some(server);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
+    let server = restarted.expect("restarts once space is back");
+    let channel = connect(server.grpc_addr()).await;
+    AgreementServiceClient::new(channel.clone())
+        .record_delivery(deliver("kz", "after-the-disk-was-full", 1))
+        .await
+        .expect("appends again");
+    check_after_recovery(channel, acknowledged).await;
     server.shutdown().await.expect("stops");
 }
 
@@ -157,38 +203,15 @@ async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
 async fn the_server_process_recovers_by_itself_when_space_returns() {
     let disk = SmallDisk::mount("24m");
     let binary = Path::new(env!("CARGO_BIN_EXE_accord-server-under-test"));
-    let server = accord_tests::child::ChildServer::start(binary, &disk.path().join("data")).await;
+    let server = ChildServer::start(binary, &disk.path().join("data")).await;
     let channel = connect(server.grpc_addr()).await;
     let mut client = AgreementServiceClient::new(channel.clone());
-    let mut announce = announce_wabtec("kz");
-    announce.quantity = Some(100_000_000);
-    client.announce(announce).await.expect("announced");
-    client.sign(sign("kz")).await.expect("signed");
-    let mut acknowledged = 2u64;
-    let mut full = false;
-    for batch in 0..2_000 {
-        let commands = (0..100)
-            .map(|index| {
-                let mut request = deliver("kz", &format!("b{batch}-{index}"), 1);
-                request.reference = "x".repeat(1_500);
-                command(v1::command::Command::RecordDelivery(request))
-            })
-            .collect();
-        match client.execute(v1::ExecuteRequest { commands }).await {
-            Ok(response) => acknowledged += response.into_inner().results.len() as u64,
-            Err(status) => {
-                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-                full = true;
-                break;
-            }
-        }
-    }
-    assert!(full, "the disk fills up");
+    let acknowledged = fill_until_full(&mut client).await;
     disk.resize("256m");
-    // The server reopens its store by itself; clients reconnect to the same port.
-    // Bounded polling: each try is one append.
+    // The server reopens its store by itself; the client reconnects to the
+    // same port. Bounded polling: each try is one append.
     let mut recovered = false;
-    for attempt in 0..150 {
+    for _ in 0..150 {
         if client
             .record_delivery(deliver("kz", "after-the-disk-was-full", 1))
             .await
@@ -197,23 +220,12 @@ async fn the_server_process_recovers_by_itself_when_space_returns() {
             recovered = true;
             break;
         }
-        let _ = attempt;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
         recovered,
         "the server serves appends again without being restarted from outside"
     );
-    let checked = verify_clean(channel.clone()).await;
-    let events = read_all(accord_proto::v1::event_log_client::EventLogClient::new(
-        channel,
-    ))
-    .await;
-    assert_eq!(checked, events.len() as u64);
-    let extra = events.len() as u64 - acknowledged;
-    assert!(
-        extra == 1 || extra == 101,
-        "{extra} events beyond the acknowledged ones"
-    );
+    check_after_recovery(channel, acknowledged).await;
     server.kill().await;
 }
