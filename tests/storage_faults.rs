@@ -175,10 +175,15 @@ async fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
 
     disk.resize("256m");
     // The store stays failed until it is reopened: start again on the same
-    // directory. The old store is released once the last connection to the
-    // old server has closed, so retry, as the server's own supervisor does.
-    drop(health);
+    // directory. This client's health watch is still open: the shutdown
+    // closes its connection after the grace period, which releases the old
+    // store; retry until then, as the server's own supervisor does.
     let _ = server.shutdown().await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = health.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the shutdown closed the watch's connection");
     let mut restarted = None;
     for _ in 0..100 {
         match accord_server::start(config()).await {

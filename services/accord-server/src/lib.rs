@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod commands;
 pub mod config;
+mod connections;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

@@ -13,12 +13,14 @@ use accord_store::{EventLog, SledLog, SledOptions, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer, StoreObserver, serve_metrics};
 use crate::streams::{RecentEvents, SubscriptionSlots};
@@ -222,19 +224,28 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             }
             tracing::info!("health is NOT_SERVING; no new connections accepted");
         };
-        let serve =
-            router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), signal);
+        let connections = Arc::new(Connections::default());
+        let tracked = connections.clone();
+        let incoming = TcpListenerStream::new(grpc_listener)
+            .map(move |accepted| accepted.map(|stream| tracked.track(stream)));
+        let serve = router.serve_with_incoming_shutdown(incoming, signal);
         // Calls that outlive the grace period (a health Watch, a client that
         // stopped reading) are cut off rather than holding the shutdown.
         let grace_over = async move {
             let _ = grace_stopped.wait_for(|stop| *stop).await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
+        tokio::pin!(serve);
         let served = tokio::select! {
-            served = serve => served,
+            served = &mut serve => served,
             () = grace_over => {
                 tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "calls still open after the grace period; closing them");
-                Ok(())
+                connections.close_all();
+                // The closed connections end; the server then finishes its shutdown.
+                match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
+                    Ok(served) => served,
+                    Err(_) => Ok(()),
+                }
             }
         };
         tracing::info!("grpc stopped; stopping the projector and draining the log writer");
