@@ -38,26 +38,6 @@ impl Random {
     }
 }
 
-async fn verify_clean(channel: Channel) -> u64 {
-    let mut stream = AdminClient::new(channel)
-        .verify_log(v1::VerifyLogRequest {})
-        .await
-        .expect("verify")
-        .into_inner();
-    let mut last = None;
-    while let Some(progress) = stream.next().await {
-        last = Some(progress.expect("progress"));
-    }
-    let last = last.expect("a final report");
-    assert!(last.done);
-    assert!(
-        last.problems.is_empty(),
-        "VerifyLog found {:?}",
-        last.problems
-    );
-    last.checked
-}
-
 /// Every agreement view and portfolio, once the read models reach `head`.
 async fn read_models(
     channel: Channel,

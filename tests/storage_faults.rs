@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use accord_proto::v1::{
-    self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
-    event_log_client::EventLogClient,
+    self, agreement_service_client::AgreementServiceClient, event_log_client::EventLogClient,
 };
 use accord_server::Config;
 use accord_tests::child::ChildServer;
@@ -64,21 +63,6 @@ impl Drop for SmallDisk {
             .arg(&self.path)
             .status();
     }
-}
-
-async fn verify_clean(channel: Channel) -> u64 {
-    let mut stream = AdminClient::new(channel)
-        .verify_log(v1::VerifyLogRequest {})
-        .await
-        .expect("verify")
-        .into_inner();
-    let mut last = None;
-    while let Some(progress) = stream.next().await {
-        last = Some(progress.expect("progress"));
-    }
-    let last = last.expect("report");
-    assert!(last.problems.is_empty(), "{:?}", last.problems);
-    last.checked
 }
 
 /// Announces and signs an agreement, then appends batches of 100 deliveries

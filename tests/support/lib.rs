@@ -164,3 +164,25 @@ pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+/// Runs `VerifyLog` to the end, asserts it found no problem, and returns the
+/// records it checked.
+pub async fn verify_clean(channel: Channel) -> u64 {
+    let mut stream = accord_proto::v1::admin_client::AdminClient::new(channel)
+        .verify_log(accord_proto::v1::VerifyLogRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    let mut last = None;
+    while let Some(progress) = stream.next().await {
+        last = Some(progress.expect("progress"));
+    }
+    let last = last.expect("a final report");
+    assert!(last.done);
+    assert!(
+        last.problems.is_empty(),
+        "VerifyLog found {:?}",
+        last.problems
+    );
+    last.checked
+}
