@@ -142,12 +142,18 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.max_subscriptions_per_connection,
         metrics.clone(),
     );
-    // A store that failed stays failed until the process reopens it: say so
-    // to load balancers and orchestrators, which restart the server.
+    let (stop, stopped) = watch::channel(false);
+    // A store that failed stays failed until it is reopened (`run` restarts
+    // the server for that): meanwhile, say so to load balancers.
     let failure_health = health.clone();
     let storage_failing_for_server = storage_failing.clone();
+    let mut failure_stopped = stopped.clone();
     tokio::spawn(async move {
-        if storage_failing.wait_for(|failing| *failing).await.is_ok() {
+        let failed = tokio::select! {
+            failed = async { storage_failing.wait_for(|failing| *failing).await.is_ok() } => failed,
+            () = async { let _ = failure_stopped.wait_for(|stop| *stop).await; } => false,
+        };
+        if failed {
             tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
             for service in SERVICE_NAMES {
                 failure_health
@@ -156,7 +162,6 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             }
         }
     });
-    let (stop, stopped) = watch::channel(false);
     let (recent, recent_task) = RecentEvents::follow(log.clone(), stopped.clone());
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
