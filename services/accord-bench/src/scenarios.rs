@@ -2,6 +2,7 @@
 
 pub(crate) mod append;
 pub(crate) mod batch;
+mod closed_loop;
 pub(crate) mod peer;
 pub(crate) mod rebuild;
 pub(crate) mod subscribe;

@@ -2,69 +2,31 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use accord_proto::v1::agreement_service_client::AgreementServiceClient;
-
-use crate::process::ServerProcess;
-use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, deliver, prepare};
-
-/// Connections the clients share, as a client library would pool them.
-const CONNECTIONS: usize = 4;
+use super::closed_loop;
+use crate::report::Outcome;
+use crate::workload::deliver;
 
 pub(crate) async fn run(
     binary: &Path,
     clients: usize,
     duration: Duration,
 ) -> Result<Outcome, String> {
-    let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let server = ServerProcess::start(binary, data_dir.path()).await?;
-    let channels = connect_many(server.grpc_addr(), CONNECTIONS).await?;
-    for client in 0..clients {
-        prepare(&channels[client % CONNECTIONS], &format!("append-{client}")).await?;
-    }
-    let cpu_before = server.cpu_seconds();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let mut agreements = AgreementServiceClient::new(channels[client % CONNECTIONS].clone());
-        tasks.push(tokio::spawn(async move {
-            let agreement_id = format!("append-{client}");
-            let mut latency = latency_histogram();
-            let mut sequence = 0;
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                agreements
-                    .record_delivery(deliver(&agreement_id, sequence))
-                    .await
-                    .map_err(|status| status.to_string())?;
-                latency.saturating_record(sent.elapsed().as_micros() as u64);
-                sequence += 1;
-            }
-            Ok::<_, String>((sequence, latency))
-        }));
-    }
-    let mut events = 0;
-    let mut latency_us = latency_histogram();
-    for task in tasks {
-        let (appended, latency) = task.await.map_err(|error| error.to_string())??;
-        events += appended;
-        latency_us.add(latency).map_err(|error| error.to_string())?;
-    }
-    let elapsed = started.elapsed();
-    let server_cpu_seconds = server.cpu_seconds() - cpu_before;
-    let total_events = events + 2 * clients as u64;
-    let outcome = Outcome {
-        events,
-        elapsed,
-        latency_us,
-        server_cpu_seconds,
-        peak_rss_bytes: server.peak_rss_bytes(),
-        bytes_per_event: server.log_bytes() as f64 / total_events as f64,
-        extra: BTreeMap::from([("clients".to_owned(), clients as f64)]),
-    };
-    server.stop().await?;
-    Ok(outcome)
+    let extra = BTreeMap::from([("clients".to_owned(), clients as f64)]);
+    closed_loop::run(
+        binary,
+        "append",
+        clients,
+        duration,
+        extra,
+        |mut agreements, agreement_id, sequence| async move {
+            agreements
+                .record_delivery(deliver(&agreement_id, sequence))
+                .await
+                .map_err(|status| status.to_string())?;
+            Ok(1)
+        },
+    )
+    .await
 }

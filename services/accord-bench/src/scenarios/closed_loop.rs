@@ -1,0 +1,81 @@
+//! The shape `append` and `batch` share: a fresh server, N clients on their
+//! own agreements over a few pooled connections, each issuing its next call
+//! as soon as the last one returns, until the time is up.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use accord_proto::v1::agreement_service_client::AgreementServiceClient;
+use tonic::transport::Channel;
+
+use crate::process::ServerProcess;
+use crate::report::{Outcome, latency_histogram};
+use crate::workload::{connect_many, prepare};
+
+/// Connections the clients share, as a client library would pool them.
+const CONNECTIONS: usize = 4;
+
+/// Runs `call(client, agreement_id, first_sequence)` in a loop per client;
+/// each call returns how many events it appended.
+pub(crate) async fn run<Call, Calling>(
+    binary: &Path,
+    name: &str,
+    clients: usize,
+    duration: Duration,
+    extra: BTreeMap<String, f64>,
+    call: Call,
+) -> Result<Outcome, String>
+where
+    Call: Fn(AgreementServiceClient<Channel>, String, u64) -> Calling + Clone + Send + 'static,
+    Calling: Future<Output = Result<u64, String>> + Send,
+{
+    let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let channels = connect_many(server.grpc_addr(), CONNECTIONS).await?;
+    for client in 0..clients {
+        prepare(&channels[client % CONNECTIONS], &format!("{name}-{client}")).await?;
+    }
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let agreements = AgreementServiceClient::new(channels[client % CONNECTIONS].clone());
+        let agreement_id = format!("{name}-{client}");
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latency = latency_histogram();
+            let mut sequence = 0;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                sequence += call(agreements.clone(), agreement_id.clone(), sequence).await?;
+                latency.saturating_record(sent.elapsed().as_micros() as u64);
+            }
+            Ok::<_, String>((sequence, latency))
+        }));
+    }
+    let mut events = 0;
+    let mut latency_us = latency_histogram();
+    for task in tasks {
+        let (appended, latency) = task.await.map_err(|error| error.to_string())??;
+        events += appended;
+        latency_us.add(latency).map_err(|error| error.to_string())?;
+    }
+    let elapsed = started.elapsed();
+    let server_cpu_seconds = server.cpu_seconds() - cpu_before;
+    // Every client announced and signed its agreement before the clock started.
+    let total_events = events + 2 * clients as u64;
+    let outcome = Outcome {
+        events,
+        elapsed,
+        latency_us,
+        server_cpu_seconds,
+        peak_rss_bytes: server.peak_rss_bytes(),
+        bytes_per_event: server.log_bytes() as f64 / total_events as f64,
+        extra,
+    };
+    server.stop().await?;
+    Ok(outcome)
+}
