@@ -138,15 +138,8 @@ pub fn new_token() -> String {
     )
 }
 
-fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut hash = [0; 32];
-    for (index, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(hash)
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    crate::hex::decode(text).ok()?.try_into().ok()
 }
 
 /// The role a method needs, or None for open services (health, reflection).

@@ -3,7 +3,6 @@
 
 mod commands;
 mod connection;
-mod hex;
 mod json;
 
 use std::path::PathBuf;

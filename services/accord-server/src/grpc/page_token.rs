@@ -7,12 +7,7 @@ const TAG: &str = "p1.";
 
 /// Returns the token that continues after `last_id`.
 pub(crate) fn encode(last_id: &str) -> String {
-    let mut token = String::with_capacity(TAG.len() + last_id.len() * 2);
-    token.push_str(TAG);
-    for byte in last_id.bytes() {
-        token.push_str(&format!("{byte:02x}"));
-    }
-    token
+    format!("{TAG}{}", crate::hex::encode(last_id.as_bytes()))
 }
 
 /// Returns the id a token continues after (None for the first page).
@@ -22,14 +17,10 @@ pub(crate) fn decode(token: &str) -> Result<Option<String>, ValidationError> {
     }
     let invalid = || ValidationError::new("page_token", "is not a token this server issued");
     let hex = token.strip_prefix(TAG).ok_or_else(invalid)?;
-    if hex.len() % 2 != 0 || hex.len() > 512 {
+    if hex.len() > 512 {
         return Err(invalid());
     }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(hex.get(index..index + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| invalid())?;
+    let bytes = crate::hex::decode(hex).map_err(|_| invalid())?;
     String::from_utf8(bytes).map(Some).map_err(|_| invalid())
 }
 

@@ -11,7 +11,8 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 
 use super::{Outcome, progress_bar};
-use crate::{hex, json};
+use crate::json;
+use accord_server::hex;
 
 pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     let mut admin = AdminClient::new(channel);

@@ -12,7 +12,8 @@ use accord_proto::v1::{self, admin_client::AdminClient};
 use accord_store::{decode_record, record_hash};
 
 use super::Outcome;
-use crate::{hex, json};
+use crate::json;
+use accord_server::hex;
 
 pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     let text = std::fs::read_to_string(file)

@@ -1,7 +1,7 @@
-//! Hexadecimal text for bytes in exports.
+//! Hexadecimal text for bytes: page tokens, token hashes, exports.
 
 /// Returns `bytes` as lower-case hex.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
         text.push_str(&format!("{byte:02x}"));
@@ -10,7 +10,7 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 }
 
 /// Returns the bytes of lower- or upper-case hex.
-pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode(text: &str) -> Result<Vec<u8>, String> {
     if !text.len().is_multiple_of(2) {
         return Err("hex of odd length".into());
     }
