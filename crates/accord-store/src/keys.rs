@@ -56,6 +56,26 @@ pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
+/// Encodes a command index entry: fingerprint, then position.
+pub(crate) fn encode_command_entry(fingerprint: &crate::Fingerprint, position: u64) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(24);
+    entry.extend_from_slice(fingerprint);
+    entry.extend_from_slice(&position.to_be_bytes());
+    entry
+}
+
+/// Splits a command index entry into fingerprint and position.
+pub(crate) fn decode_command_entry(entry: &[u8]) -> Result<(crate::Fingerprint, u64), crate::StoreError> {
+    let corrupt = || crate::StoreError::Corrupt("malformed command index entry".into());
+    let fingerprint: crate::Fingerprint = entry
+        .get(..16)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let position = decode_u64(entry.get(16..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+    Ok((fingerprint, position))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

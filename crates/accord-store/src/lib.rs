@@ -7,6 +7,7 @@ mod event_log;
 mod keys;
 mod record;
 mod sled;
+mod tree_reader;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod verify;

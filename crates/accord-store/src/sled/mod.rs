@@ -12,9 +12,9 @@ use accord_domain::RecordedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys;
+use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError,
-    decode_record,
 };
 use writer::{PendingAppend, Writer, WriterMessage};
 
@@ -49,8 +49,8 @@ impl SledOptions {
 pub struct SledLog {
     db: ::sled::Db,
     tree: ::sled::Tree,
+    reader: TreeReader,
     appends: mpsc::Sender<WriterMessage>,
-    head: watch::Receiver<u64>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -84,18 +84,11 @@ impl SledLog {
             })?;
         Ok(Self {
             db,
+            reader: TreeReader::new(tree.clone(), head),
             tree,
             appends,
-            head,
             writer_thread: Mutex::new(Some(writer_thread)),
         })
-    }
-
-    fn read_position(&self, position: u64) -> Result<RecordedEvent, StoreError> {
-        let bytes = self.tree.get(keys::event_key(position))?.ok_or_else(|| {
-            StoreError::Corrupt(format!("index points at missing position {position}"))
-        })?;
-        Ok(decode_record(&bytes)?.event)
     }
 
     /// Returns the raw framed bytes at `position`, for verification and export.
@@ -106,37 +99,6 @@ impl SledLog {
             .map(|bytes| bytes.to_vec()))
     }
 
-    /// Maps up to `max_count` durable records from `from_position` on.
-    fn durable_records<T>(
-        &self,
-        from_position: u64,
-        max_count: usize,
-        mut map: impl FnMut(u64, ::sled::IVec) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError> {
-        let head = self.head();
-        let from_position = from_position.max(1);
-        if from_position > head || max_count == 0 {
-            return Ok(Vec::new());
-        }
-        self.tree
-            .range(keys::event_key(from_position)..=keys::event_key(head))
-            .take(max_count)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                let position = keys::position_of_event_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
-                map(position, bytes)
-            })
-            .collect()
-    }
-
-    async fn wait_until_durable(&self, position: u64) -> Result<(), StoreError> {
-        let mut head = self.head.clone();
-        head.wait_for(|head| *head >= position)
-            .await
-            .map(|_| ())
-            .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))
-    }
 }
 
 #[async_trait::async_trait]
@@ -160,9 +122,7 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.durable_records(from_position, max_count, |_, bytes| {
-            Ok(decode_record(&bytes)?.event)
-        })
+        self.reader.read_log(from_position, max_count)
     }
 
     async fn read_raw(
@@ -170,12 +130,7 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        self.durable_records(from_position, max_count, |position, bytes| {
-            Ok(RawRecord {
-                position,
-                bytes: bytes.to_vec(),
-            })
-        })
+        self.reader.read_raw(from_position, max_count)
     }
 
     async fn read_stream(
@@ -184,32 +139,12 @@ impl EventLog for SledLog {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let head = self.head();
-        let start = keys::stream_key(agreement_id, from_version.max(1));
-        let end = keys::stream_key(agreement_id, u64::MAX);
-        let mut events = Vec::new();
-        for entry in self.tree.range(start..=end) {
-            if events.len() >= max_count {
-                break;
-            }
-            let (_, position) = entry?;
-            let position = keys::decode_u64(&position)
-                .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
-            if position > head {
-                break;
-            }
-            events.push(self.read_position(position)?);
-        }
-        Ok(events)
+        self.reader
+            .read_stream(agreement_id, from_version, max_count)
     }
 
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
-        let head = self.head();
-        Ok(self
-            .tree
-            .get(keys::stream_key(agreement_id, version))?
-            .and_then(|bytes| keys::decode_u64(&bytes))
-            .filter(|position| *position <= head))
+        self.reader.locate(agreement_id, version)
     }
 
     async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
@@ -224,43 +159,23 @@ impl EventLog for SledLog {
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
-            return Ok(None);
-        };
-        let (fingerprint, position) = writer::decode_command_entry(&entry)?;
-        self.wait_until_durable(position).await?;
-        let event = self.read_position(position)?;
-        Ok(Some(CommandRecord {
-            fingerprint,
-            outcome: AppendOutcome {
-                agreement_id: event.agreement_id,
-                version: event.version,
-                position: event.position,
-                recorded_at: event.recorded_at,
-                duplicate: true,
-            },
-        }))
+        self.reader.find_command(command_id).await
     }
 
     fn head(&self) -> u64 {
-        *self.head.borrow()
+        self.reader.head()
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
-        self.head.clone()
+        self.reader.watch_head()
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {
         let head = self.head();
-        let agreement_count = self
-            .tree
-            .get(keys::AGREEMENT_COUNT)?
-            .and_then(|bytes| keys::decode_u64(&bytes))
-            .unwrap_or(0);
         Ok(LogStats {
             head_position: head,
             event_count: head,
-            agreement_count,
+            agreement_count: self.reader.agreement_count()?,
             disk_bytes: self.db.size_on_disk()?,
         })
     }

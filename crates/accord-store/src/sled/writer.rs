@@ -215,7 +215,7 @@ impl Writer {
             );
             batch.insert(
                 keys::command_key(command_id),
-                encode_command_entry(&decoded.command_fingerprint, record.position),
+                keys::encode_command_entry(&decoded.command_fingerprint, record.position),
             );
             versions.insert(event.agreement_id.clone(), event.version);
             state.head = record.position;
@@ -396,7 +396,7 @@ impl Writer {
             ));
             writes.push((
                 keys::command_key(&item.command_id),
-                encode_command_entry(&item.fingerprint, staged.head),
+                keys::encode_command_entry(&item.fingerprint, staged.head),
             ));
             let outcome = AppendOutcome {
                 agreement_id: item.agreement_id.clone(),
@@ -450,7 +450,7 @@ impl Writer {
         let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
             return Ok(None);
         };
-        let (fingerprint, position) = decode_command_entry(&entry)?;
+        let (fingerprint, position) = keys::decode_command_entry(&entry)?;
         let bytes = self.tree.get(keys::event_key(position))?.ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "command {command_id:?} points at missing position {position}"
@@ -468,25 +468,6 @@ impl Writer {
             },
         )))
     }
-}
-
-fn encode_command_entry(fingerprint: &Fingerprint, position: u64) -> Vec<u8> {
-    let mut entry = Vec::with_capacity(24);
-    entry.extend_from_slice(fingerprint);
-    entry.extend_from_slice(&position.to_be_bytes());
-    entry
-}
-
-/// Splits a command index entry into fingerprint and position.
-pub(crate) fn decode_command_entry(entry: &[u8]) -> Result<(Fingerprint, u64), StoreError> {
-    let corrupt = || StoreError::Corrupt("malformed command index entry".into());
-    let fingerprint: Fingerprint = entry
-        .get(..16)
-        .ok_or_else(corrupt)?
-        .try_into()
-        .map_err(|_| corrupt())?;
-    let position = keys::decode_u64(entry.get(16..).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-    Ok((fingerprint, position))
 }
 
 fn now_nanos() -> i64 {
