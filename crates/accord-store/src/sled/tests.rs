@@ -1,4 +1,5 @@
 use super::*;
+use crate::decode_record;
 use accord_domain::{
     AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Money, Party, Signed,
     Timestamp,
