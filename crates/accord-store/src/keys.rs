@@ -65,7 +65,9 @@ pub(crate) fn encode_command_entry(fingerprint: &crate::Fingerprint, position: u
 }
 
 /// Splits a command index entry into fingerprint and position.
-pub(crate) fn decode_command_entry(entry: &[u8]) -> Result<(crate::Fingerprint, u64), crate::StoreError> {
+pub(crate) fn decode_command_entry(
+    entry: &[u8],
+) -> Result<(crate::Fingerprint, u64), crate::StoreError> {
     let corrupt = || crate::StoreError::Corrupt("malformed command index entry".into());
     let fingerprint: crate::Fingerprint = entry
         .get(..16)

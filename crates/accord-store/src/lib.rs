@@ -4,18 +4,21 @@
 
 mod error;
 mod event_log;
+mod import_check;
 mod keys;
+mod nats;
 mod record;
 mod sled;
-mod tree_reader;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod tree_reader;
 mod verify;
 
 pub use error::StoreError;
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,
 };
+pub use nats::{NatsLog, NatsOptions};
 pub use record::{
     DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };

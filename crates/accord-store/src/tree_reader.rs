@@ -116,7 +116,11 @@ impl TreeReader {
         Ok(events)
     }
 
-    pub(crate) fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn locate(
+        &self,
+        agreement_id: &str,
+        version: u64,
+    ) -> Result<Option<u64>, StoreError> {
         let head = self.head();
         Ok(self
             .tree
@@ -165,6 +169,11 @@ impl TreeReader {
                 duplicate: true,
             },
         }))
+    }
+
+    /// True when the command index holds `command_id`.
+    pub(crate) fn has_command(&self, command_id: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.get(keys::command_key(command_id))?.is_some())
     }
 
     pub(crate) fn agreement_count(&self) -> Result<u64, StoreError> {

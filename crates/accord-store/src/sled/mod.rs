@@ -13,11 +13,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::keys;
 use crate::tree_reader::TreeReader;
-use crate::{
-    AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError,
-};
+use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
 use writer::{PendingAppend, Writer, WriterMessage};
 
+pub(crate) use open::{LogState, explain_open_error, recover};
 pub use writer::CommitObserver;
 
 /// How to open a sled log.
@@ -98,7 +97,6 @@ impl SledLog {
             .get(keys::event_key(position))?
             .map(|bytes| bytes.to_vec()))
     }
-
 }
 
 #[async_trait::async_trait]

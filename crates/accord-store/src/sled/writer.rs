@@ -10,10 +10,10 @@ use accord_domain::{Event, RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::open::{LogState, recover};
+use crate::import_check::ImportCheck;
 use crate::keys;
 use crate::{
     AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, decode_record, encode_record,
-    record_hash,
 };
 
 /// Told about every group commit, for metrics.
@@ -145,66 +145,19 @@ impl Writer {
     /// Writes exported records unchanged, after checking that each one
     /// continues the log: position, chain, version and command id.
     fn import(&mut self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
-        let mut state = self.state.clone();
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut check = ImportCheck::new(self.state.head, self.state.last_hash);
         let mut batch = ::sled::Batch::default();
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut commands: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let refuse = |position: u64, why: String| {
-            StoreError::InvalidImport(format!("record at position {position}: {why}"))
-        };
+        let mut last_recorded_nanos = self.state.last_recorded_nanos;
         for record in &records {
-            if record.position != state.head + 1 {
-                return Err(refuse(
-                    record.position,
-                    format!("the log continues at position {}", state.head + 1),
-                ));
-            }
-            let decoded = decode_record(&record.bytes)
-                .map_err(|error| refuse(record.position, error.to_string()))?;
+            let decoded = check.accept(
+                record,
+                |agreement_id| self.current_version(&Group::default(), agreement_id),
+                |command_id| Ok(self.tree.get(keys::command_key(command_id))?.is_some()),
+            )?;
             let event = &decoded.event;
-            if event.position != record.position {
-                return Err(refuse(
-                    record.position,
-                    format!("the record says position {}", event.position),
-                ));
-            }
-            if decoded.prev_hash != state.last_hash {
-                return Err(refuse(
-                    record.position,
-                    "the hash chain is broken: it does not carry the previous record's hash".into(),
-                ));
-            }
-            let current = match versions.get(&event.agreement_id) {
-                Some(version) => *version,
-                None => self.current_version(&Group::default(), &event.agreement_id)?,
-            };
-            if event.version != current + 1 {
-                return Err(refuse(
-                    record.position,
-                    format!(
-                        "{} is at version {current}, the record says {}",
-                        event.agreement_id, event.version
-                    ),
-                ));
-            }
-            if current == 0 {
-                if !matches!(event.event, Event::Announced(_)) {
-                    return Err(refuse(
-                        record.position,
-                        "an agreement's first event must be its announcement".into(),
-                    ));
-                }
-                state.agreement_count += 1;
-            }
-            let command_id = &event.metadata.command_id;
-            if !commands.insert(command_id.clone())
-                || self.tree.get(keys::command_key(command_id))?.is_some()
-            {
-                return Err(refuse(
-                    record.position,
-                    format!("command id {command_id:?} is already in the log"),
-                ));
-            }
             batch.insert(
                 &keys::event_key(record.position)[..],
                 record.bytes.as_slice(),
@@ -214,22 +167,22 @@ impl Writer {
                 &record.position.to_be_bytes()[..],
             );
             batch.insert(
-                keys::command_key(command_id),
+                keys::command_key(&event.metadata.command_id),
                 keys::encode_command_entry(&decoded.command_fingerprint, record.position),
             );
-            versions.insert(event.agreement_id.clone(), event.version);
-            state.head = record.position;
-            state.last_hash = record_hash(&record.bytes);
-            state.last_recorded_nanos = event.recorded_at.unix_nanos();
+            last_recorded_nanos = event.recorded_at.unix_nanos();
         }
-        if records.is_empty() {
-            return Ok(0);
-        }
+        let state = LogState {
+            head: check.head,
+            last_hash: check.last_hash,
+            last_recorded_nanos,
+            agreement_count: self.state.agreement_count + check.new_agreements,
+        };
         batch.insert(keys::AGREEMENT_COUNT, &state.agreement_count.to_be_bytes());
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         self.state = state;
-        self.stream_versions.extend(versions);
+        self.stream_versions.extend(check.into_versions());
         self.head_sender.send_replace(self.state.head);
         Ok(records.len() as u64)
     }

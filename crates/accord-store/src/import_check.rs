@@ -1,0 +1,104 @@
+//! The checks an imported record must pass on every backend: it continues
+//! the log at the next position, carries the previous record's hash, is the
+//! next version of its agreement (an announcement first), and brings a
+//! command id the log has not seen.
+
+use std::collections::{HashMap, HashSet};
+
+use accord_domain::Event;
+
+use crate::{DecodedRecord, RawRecord, RecordHash, StoreError, decode_record, record_hash};
+
+/// Where the log stands while a sequence of records is checked.
+pub(crate) struct ImportCheck {
+    /// Position of the last record accepted so far.
+    pub(crate) head: u64,
+    /// Hash of the last record accepted so far.
+    pub(crate) last_hash: RecordHash,
+    /// Agreements the accepted records announce.
+    pub(crate) new_agreements: u64,
+    versions: HashMap<String, u64>,
+    commands: HashSet<String>,
+}
+
+impl ImportCheck {
+    /// Starts after the log's last record.
+    pub(crate) fn new(head: u64, last_hash: RecordHash) -> Self {
+        Self {
+            head,
+            last_hash,
+            new_agreements: 0,
+            versions: HashMap::new(),
+            commands: HashSet::new(),
+        }
+    }
+
+    /// Checks `record` against the log and the records accepted before it.
+    /// `stored_version` says the version of an agreement in the log;
+    /// `stored_command` whether the log already holds a command id.
+    pub(crate) fn accept(
+        &mut self,
+        record: &RawRecord,
+        stored_version: impl FnOnce(&str) -> Result<u64, StoreError>,
+        stored_command: impl FnOnce(&str) -> Result<bool, StoreError>,
+    ) -> Result<DecodedRecord, StoreError> {
+        let refuse = |why: String| {
+            StoreError::InvalidImport(format!("record at position {}: {why}", record.position))
+        };
+        if record.position != self.head + 1 {
+            return Err(refuse(format!(
+                "the log continues at position {}",
+                self.head + 1
+            )));
+        }
+        let decoded = decode_record(&record.bytes).map_err(|error| refuse(error.to_string()))?;
+        let event = &decoded.event;
+        if event.position != record.position {
+            return Err(refuse(format!(
+                "the record says position {}",
+                event.position
+            )));
+        }
+        accord_domain::validate_agreement_id(&event.agreement_id)
+            .map_err(|error| refuse(error.to_string()))?;
+        if decoded.prev_hash != self.last_hash {
+            return Err(refuse(
+                "the hash chain is broken: it does not carry the previous record's hash".into(),
+            ));
+        }
+        let current = match self.versions.get(&event.agreement_id) {
+            Some(version) => *version,
+            None => stored_version(&event.agreement_id)?,
+        };
+        if event.version != current + 1 {
+            return Err(refuse(format!(
+                "{} is at version {current}, the record says {}",
+                event.agreement_id, event.version
+            )));
+        }
+        if current == 0 {
+            if !matches!(event.event, Event::Announced(_)) {
+                return Err(refuse(
+                    "an agreement's first event must be its announcement".into(),
+                ));
+            }
+            self.new_agreements += 1;
+        }
+        let command_id = &event.metadata.command_id;
+        if !self.commands.insert(command_id.clone()) || stored_command(command_id)? {
+            return Err(refuse(format!(
+                "command id {command_id:?} is already in the log"
+            )));
+        }
+        self.versions
+            .insert(event.agreement_id.clone(), event.version);
+        self.head = record.position;
+        self.last_hash = record_hash(&record.bytes);
+        Ok(decoded)
+    }
+
+    /// The versions the accepted records reached, per agreement.
+    pub(crate) fn into_versions(self) -> HashMap<String, u64> {
+        self.versions
+    }
+}

@@ -1,0 +1,164 @@
+//! Connecting: server version, the stream and its settings.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+
+use super::NatsOptions;
+use super::subject::stream_subjects;
+use crate::StoreError;
+
+/// The oldest nats-server Accord runs on.
+const MIN_VERSION: (u64, u64) = (2, 10);
+/// The first nats-server with atomic batch publish.
+const ATOMIC_BATCH_VERSION: (u64, u64) = (2, 12);
+/// How long a publish of a command id is remembered by the server; the
+/// node's replica covers what is older.
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long to wait for a new cluster to elect its JetStream leaders.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// A connection to the stream.
+pub(crate) struct Connected {
+    pub(crate) client: async_nats::Client,
+    pub(crate) jetstream: jetstream::Context,
+    pub(crate) stream: stream::Stream,
+    pub(crate) atomic_batches: bool,
+    pub(crate) server_version: String,
+}
+
+/// Connects, refuses servers older than 2.10, and creates (or checks) the stream.
+pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreError> {
+    let addresses = options
+        .servers
+        .split(',')
+        .map(|address| address.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            StoreError::Unavailable(format!(
+                "invalid NATS address {:?}: {error}",
+                options.servers
+            ))
+        })?;
+    let client = async_nats::ConnectOptions::new()
+        .name("accord-server")
+        .request_timeout(Some(options.request_timeout))
+        .connect(addresses)
+        .await
+        .map_err(|error| {
+            StoreError::Unavailable(format!(
+                "cannot connect to NATS at {}: {error}",
+                options.servers
+            ))
+        })?;
+    let server_version = client.server_info().version;
+    let version = parse_version(&server_version);
+    if version < MIN_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "nats-server {server_version} at {} is too old: Accord needs 2.10 or newer \
+             (the per-subject expected sequence it relies on is not safe in a 2.9 cluster, \
+             and 2.10 adds sync_interval: always)",
+            options.servers
+        )));
+    }
+    let atomic_batches = version >= ATOMIC_BATCH_VERSION;
+    let mut jetstream = jetstream::new(client.clone());
+    jetstream.set_timeout(options.request_timeout);
+    let config = stream::Config {
+        name: options.stream.clone(),
+        subjects: stream_subjects(),
+        num_replicas: options.replicas,
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: DUPLICATE_WINDOW,
+        allow_direct: true,
+        allow_atomic_publish: atomic_batches,
+        deny_delete: true,
+        deny_purge: true,
+        ..stream::Config::default()
+    };
+    let stream = ensure_stream(&jetstream, config).await?;
+    Ok(Connected {
+        client,
+        jetstream,
+        stream,
+        atomic_batches,
+        server_version,
+    })
+}
+
+/// Gets the stream, creating it if missing; waits while a new cluster
+/// elects its leaders.
+async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, StoreError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match jetstream.get_or_create_stream(config.clone()).await {
+            Ok(stream) => {
+                let existing = &stream.cached_info().config;
+                if existing.subjects != config.subjects {
+                    return Err(StoreError::Unavailable(format!(
+                        "stream {} captures {:?}, Accord needs {:?}",
+                        config.name, existing.subjects, config.subjects
+                    )));
+                }
+                if config.allow_atomic_publish && !existing.allow_atomic_publish {
+                    let mut updated = existing.clone();
+                    updated.allow_atomic_publish = true;
+                    jetstream.update_stream(updated).await.map_err(|error| {
+                        StoreError::Unavailable(format!(
+                            "cannot allow atomic batches on stream {}: {error}",
+                            config.name
+                        ))
+                    })?;
+                    return jetstream.get_stream(&config.name).await.map_err(|error| {
+                        StoreError::Unavailable(format!("stream {}: {error}", config.name))
+                    });
+                }
+                return Ok(stream);
+            }
+            Err(error) if started.elapsed() < READY_WITHIN => {
+                tracing::debug!(%error, "JetStream not ready yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(error) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot create or open stream {}: {error}",
+                    config.name
+                )));
+            }
+        }
+    }
+}
+
+/// `2.10.4` -> (2, 10); anything unreadable is (0, 0).
+fn parse_version(version: &str) -> (u64, u64) {
+    let mut parts = version.trim_start_matches('v').split('.').map(|part| {
+        part.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert_eq!(parse_version("2.15.1"), (2, 15));
+        assert_eq!(parse_version("v2.9.25"), (2, 9));
+        assert_eq!(parse_version("2.11.0-RC.2"), (2, 11));
+        assert_eq!(parse_version("garbage"), (0, 0));
+        assert!(parse_version("2.9.25") < MIN_VERSION);
+        assert!(parse_version("2.10.0") >= MIN_VERSION);
+        assert!(parse_version("2.12.0") >= ATOMIC_BATCH_VERSION);
+    }
+}

@@ -1,0 +1,133 @@
+//! The follower: an ordered consumer from the replica's head that applies
+//! every stored message to the replica, in stream order, in chunks.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::stream;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::replica::{Replica, StreamEntry};
+use crate::StoreError;
+
+/// Messages applied to the replica in one atomic batch, at most.
+const CHUNK: usize = 2_048;
+
+/// When the replica was last known to hold every message the stream had.
+#[derive(Default)]
+pub(crate) struct Freshness {
+    caught_up_at: Mutex<Option<Instant>>,
+}
+
+impl Freshness {
+    pub(crate) fn mark(&self, at: Instant) {
+        if let Ok(mut caught_up_at) = self.caught_up_at.lock()
+            && caught_up_at.is_none_or(|earlier| earlier < at)
+        {
+            *caught_up_at = Some(at);
+        }
+    }
+
+    /// True when the replica held the whole stream less than `within` ago.
+    pub(crate) fn within(&self, within: Duration) -> bool {
+        self.caught_up_at
+            .lock()
+            .ok()
+            .and_then(|caught_up_at| *caught_up_at)
+            .is_some_and(|at| at.elapsed() < within)
+    }
+}
+
+/// Follows `stream` into `replica` until `stop` turns true. A replica that
+/// cannot apply a message (the stream is not Accord's, or it lost messages)
+/// stops the follower and reports why through `failure`.
+pub(crate) async fn follow(
+    stream: stream::Stream,
+    replica: Arc<Mutex<Replica>>,
+    freshness: Arc<Freshness>,
+    failure: watch::Sender<Option<StoreError>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let start = match replica.lock() {
+            Ok(replica) => replica.head() + 1,
+            Err(_) => return,
+        };
+        let outcome = tokio::select! {
+            outcome = follow_from(&stream, start, &replica, &freshness) => outcome,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match outcome {
+            Err(error @ StoreError::Corrupt(_)) => {
+                tracing::error!(%error, "the replica cannot follow the stream");
+                failure.send_replace(Some(error));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "following the stream failed; resuming from the replica's head");
+            }
+            Ok(()) => pause = Duration::from_millis(50),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn follow_from(
+    stream: &stream::Stream,
+    start: u64,
+    replica: &Arc<Mutex<Replica>>,
+    freshness: &Freshness,
+) -> Result<(), StoreError> {
+    let unavailable = |error: &dyn std::fmt::Display| StoreError::Unavailable(error.to_string());
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            max_batch: CHUNK as i64,
+            ..pull::OrderedConfig::default()
+        })
+        .await
+        .map_err(|error| unavailable(&error))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|error| unavailable(&error))?
+        .ready_chunks(CHUNK);
+    while let Some(chunk) = messages.next().await {
+        let received_at = Instant::now();
+        let mut entries = Vec::with_capacity(chunk.len());
+        let mut caught_up = false;
+        for message in chunk {
+            let message = message.map_err(|error| unavailable(&error))?;
+            let info = message.info().map_err(|error| unavailable(&error))?;
+            caught_up = info.pending == 0;
+            entries.push(StreamEntry {
+                sequence: info.stream_sequence,
+                stored_at_nanos: i64::try_from(info.published.unix_timestamp_nanos())
+                    .unwrap_or(i64::MAX),
+                payload: message.message.payload.clone(),
+            });
+        }
+        let replica = Arc::clone(replica);
+        tokio::task::spawn_blocking(move || {
+            replica
+                .lock()
+                .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
+                .apply(&entries)
+        })
+        .await
+        .map_err(|error| unavailable(&error))??;
+        if caught_up {
+            freshness.mark(received_at);
+        }
+    }
+    Ok(())
+}

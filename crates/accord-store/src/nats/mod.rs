@@ -1,0 +1,281 @@
+//! The NATS JetStream backend: the log is one JetStream stream (replicated
+//! across a cluster), one subject per agreement, position = stream sequence.
+//! Appends are conditional on the subject's last sequence
+//! (`Nats-Expected-Last-Subject-Sequence`), carry the command id as
+//! `Nats-Msg-Id`, and go as one atomic batch when there are several. Each
+//! node follows the stream into a local replica (see [`replica`]) that
+//! answers reads, the stream index and the command index, so that a retry
+//! is answered `duplicate = true` long after the server's duplicate window.
+
+mod connect;
+mod follower;
+mod import;
+mod publish;
+mod replica;
+mod subject;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use accord_domain::RecordedEvent;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::tree_reader::TreeReader;
+use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
+use connect::Connected;
+use follower::Freshness;
+use replica::Replica;
+
+/// How to reach the stream and where to keep the node's replica.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// Comma-separated server URLs, such as `nats://10.0.0.1:4222,nats://10.0.0.2:4222`.
+    pub servers: String,
+    /// The JetStream stream holding the log.
+    pub stream: String,
+    /// Copies of the stream the cluster keeps (1, or 3 in production).
+    pub replicas: usize,
+    /// Directory of this node's replica.
+    pub replica_path: PathBuf,
+    /// Bytes of sled's page cache for the replica.
+    pub cache_capacity_bytes: u64,
+    /// How long a request to NATS may take.
+    pub request_timeout: Duration,
+}
+
+impl NatsOptions {
+    /// Returns the defaults for `servers`, with the replica in `replica_path`.
+    pub fn new(servers: impl Into<String>, replica_path: impl Into<PathBuf>) -> Self {
+        Self {
+            servers: servers.into(),
+            stream: "ACCORD".into(),
+            replicas: 1,
+            replica_path: replica_path.into(),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The JetStream-backed event log.
+pub struct NatsLog {
+    connected: Connected,
+    options: NatsOptions,
+    replica: Arc<Mutex<Replica>>,
+    reader: TreeReader,
+    freshness: Arc<Freshness>,
+    failure: watch::Receiver<Option<StoreError>>,
+    stop: watch::Sender<bool>,
+    follower: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+impl NatsLog {
+    /// Connects, checks the server, creates the stream if missing, opens the
+    /// replica and starts following the stream from the replica's head.
+    pub async fn open(options: NatsOptions) -> Result<Self, StoreError> {
+        let connected = connect::connect(&options).await?;
+        let (replica, reader) = {
+            let path = options.replica_path.clone();
+            let cache = options.cache_capacity_bytes;
+            tokio::task::spawn_blocking(move || Replica::open(&path, cache))
+                .await
+                .map_err(|error| StoreError::Unavailable(error.to_string()))??
+        };
+        let replica = Arc::new(Mutex::new(replica));
+        let freshness = Arc::new(Freshness::default());
+        let (failure_sender, failure) = watch::channel(None);
+        let (stop, stop_receiver) = watch::channel(false);
+        let follower = tokio::spawn(follower::follow(
+            connected.stream.clone(),
+            Arc::clone(&replica),
+            Arc::clone(&freshness),
+            failure_sender,
+            stop_receiver,
+        ));
+        tracing::info!(
+            servers = %options.servers,
+            stream = %options.stream,
+            server_version = %connected.server_version,
+            atomic_batches = connected.atomic_batches,
+            "event log on NATS JetStream"
+        );
+        let log = Self {
+            connected,
+            options,
+            replica,
+            reader,
+            freshness,
+            failure,
+            stop,
+            follower: Mutex::new(Some(follower)),
+            closed: AtomicBool::new(false),
+        };
+        log.sync().await?;
+        Ok(log)
+    }
+
+    /// The nats-server version the node is connected to.
+    pub fn server_version(&self) -> &str {
+        &self.connected.server_version
+    }
+
+    fn check_usable(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the log is closed".into()));
+        }
+        match &*self.failure.borrow() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the replica holds every message the stream held when called.
+    async fn sync(&self) -> Result<(), StoreError> {
+        let asked_at = Instant::now();
+        let info = self
+            .connected
+            .stream
+            .get_info()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        self.wait_applied(info.state.last_sequence).await?;
+        self.freshness.mark(asked_at);
+        Ok(())
+    }
+
+    /// Syncs unless the replica was known complete recently enough that
+    /// anything it may lack is still inside the server's duplicate window.
+    async fn ensure_fresh(&self) -> Result<(), StoreError> {
+        if self.freshness.within(connect::DUPLICATE_WINDOW / 4) {
+            return Ok(());
+        }
+        self.sync().await
+    }
+
+    /// Waits until the replica has applied `position`.
+    async fn wait_applied(&self, position: u64) -> Result<(), StoreError> {
+        let mut failure = self.failure.clone();
+        tokio::select! {
+            waited = tokio::time::timeout(self.options.request_timeout, self.reader.wait_for(position)) => {
+                waited.map_err(|_| StoreError::Unavailable(format!(
+                    "this node's replica has not reached position {position} within {:?} (it is at {})",
+                    self.options.request_timeout,
+                    self.reader.head()
+                )))?
+            }
+            _ = failure.wait_for(Option::is_some) => self.check_usable(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for NatsLog {
+    async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.check_usable()?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_fresh().await?;
+        publish::append(self, &items).await
+    }
+
+    async fn read_log(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        self.reader.read_log(from_position, max_count)
+    }
+
+    async fn read_raw(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RawRecord>, StoreError> {
+        self.check_usable()?;
+        self.reader.read_raw(from_position, max_count)
+    }
+
+    async fn read_stream(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.check_usable()?;
+        self.reader
+            .read_stream(agreement_id, from_version, max_count)
+    }
+
+    async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        self.check_usable()?;
+        self.reader.locate(agreement_id, version)
+    }
+
+    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+        self.check_usable()?;
+        import::import(self, records).await
+    }
+
+    async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        self.check_usable()?;
+        if let Some(found) = self.reader.find_command(command_id).await? {
+            return Ok(Some(found));
+        }
+        // Another node may have appended it a moment ago.
+        self.sync().await?;
+        self.reader.find_command(command_id).await
+    }
+
+    fn head(&self) -> u64 {
+        self.reader.head()
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.reader.watch_head()
+    }
+
+    async fn stats(&self) -> Result<LogStats, StoreError> {
+        self.check_usable()?;
+        let info = self
+            .connected
+            .stream
+            .get_info()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        let head = self.head();
+        Ok(LogStats {
+            head_position: head,
+            event_count: head,
+            agreement_count: self.reader.agreement_count()?,
+            disk_bytes: info.state.bytes,
+        })
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::Release);
+        self.stop.send_replace(true);
+        let follower = self
+            .follower
+            .lock()
+            .map_err(|_| StoreError::Unavailable("follower handle poisoned".into()))?
+            .take();
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
+        let replica = Arc::clone(&self.replica);
+        tokio::task::spawn_blocking(move || {
+            replica
+                .lock()
+                .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
+                .flush()
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+    }
+}

@@ -1,0 +1,159 @@
+//! The node's replica of the stream: a local sled tree with the same layout
+//! as the embedded log (records, stream index, command index), written only
+//! by the follower in stream order. Every node derives the same bytes from
+//! the same messages: the record gets its position (the stream sequence),
+//! the server's timestamp, and the hash of the record before it, so the
+//! replica carries the hash chain that `VerifyLog` checks and exports carry.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use accord_domain::Timestamp;
+use tokio::sync::watch;
+
+use crate::keys;
+use crate::sled::{LogState, explain_open_error, recover};
+use crate::tree_reader::TreeReader;
+use crate::{RecordHash, StoreError, decode_record, encode_record};
+
+/// One stored message, as the follower received it.
+pub(crate) struct StreamEntry {
+    pub(crate) sequence: u64,
+    pub(crate) stored_at_nanos: i64,
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// Writes the replica.
+pub(crate) struct Replica {
+    db: ::sled::Db,
+    tree: ::sled::Tree,
+    state: LogState,
+    head: watch::Sender<u64>,
+    reader: TreeReader,
+}
+
+impl Replica {
+    /// Opens the replica in `path` and returns it with a reader.
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<(Self, TreeReader), StoreError> {
+        let db = ::sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(::sled::Mode::HighThroughput)
+            .open()
+            .map_err(|error| explain_open_error(path, error))?;
+        let tree = db.open_tree("replica")?;
+        let state = recover(&tree)?;
+        let (head, receiver) = watch::channel(state.head);
+        let reader = TreeReader::new(tree.clone(), receiver);
+        Ok((
+            Self {
+                db,
+                tree,
+                state,
+                head,
+                reader: reader.clone(),
+            },
+            reader,
+        ))
+    }
+
+    /// The last applied stream sequence.
+    pub(crate) fn head(&self) -> u64 {
+        self.state.head
+    }
+
+    /// The hash of the last applied record.
+    pub(crate) fn last_hash(&self) -> RecordHash {
+        self.state.last_hash
+    }
+
+    /// Applies messages in stream order as one atomic batch. Messages at or
+    /// below the head (redeliveries) are skipped; a gap is refused.
+    pub(crate) fn apply(&mut self, entries: &[StreamEntry]) -> Result<(), StoreError> {
+        let mut next = self.state.clone();
+        let mut batch = ::sled::Batch::default();
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut commands: HashSet<String> = HashSet::new();
+        for entry in entries {
+            if entry.sequence <= next.head {
+                continue;
+            }
+            if entry.sequence != next.head + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "stream sequences {}..{} are missing: Accord's stream must never lose messages",
+                    next.head + 1,
+                    entry.sequence - 1
+                )));
+            }
+            let corrupt = |why: String| {
+                StoreError::Corrupt(format!("stream message {}: {why}", entry.sequence))
+            };
+            let decoded =
+                decode_record(&entry.payload).map_err(|error| corrupt(error.to_string()))?;
+            let mut event = decoded.event;
+            if event.position != 0 && event.position != entry.sequence {
+                return Err(corrupt(format!(
+                    "the record says position {}",
+                    event.position
+                )));
+            }
+            let current = match versions.get(&event.agreement_id) {
+                Some(version) => *version,
+                None => self.stored_version(&event.agreement_id)?,
+            };
+            if event.version != current + 1 {
+                return Err(corrupt(format!(
+                    "{} is at version {current}, the message says {}",
+                    event.agreement_id, event.version
+                )));
+            }
+            if current == 0 {
+                next.agreement_count += 1;
+            }
+            event.position = entry.sequence;
+            if event.recorded_at.unix_nanos() == 0 {
+                event.recorded_at = Timestamp::from_unix_nanos(entry.stored_at_nanos);
+            }
+            let (bytes, hash) =
+                encode_record(&event, &decoded.command_fingerprint, &next.last_hash);
+            batch.insert(&keys::event_key(entry.sequence)[..], bytes);
+            batch.insert(
+                keys::stream_key(&event.agreement_id, event.version),
+                &entry.sequence.to_be_bytes()[..],
+            );
+            // The first record of a command id is its outcome.
+            let command_id = &event.metadata.command_id;
+            if !commands.contains(command_id)
+                && self.tree.get(keys::command_key(command_id))?.is_none()
+            {
+                batch.insert(
+                    keys::command_key(command_id),
+                    keys::encode_command_entry(&decoded.command_fingerprint, entry.sequence),
+                );
+                commands.insert(command_id.clone());
+            }
+            versions.insert(event.agreement_id.clone(), event.version);
+            next.head = entry.sequence;
+            next.last_hash = hash;
+            next.last_recorded_nanos = event.recorded_at.unix_nanos();
+        }
+        if next.head == self.state.head {
+            return Ok(());
+        }
+        batch.insert(keys::AGREEMENT_COUNT, &next.agreement_count.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        self.state = next;
+        self.head.send_replace(self.state.head);
+        Ok(())
+    }
+
+    fn stored_version(&self, agreement_id: &str) -> Result<u64, StoreError> {
+        Ok(self.reader.last_version(agreement_id)?.0)
+    }
+
+    /// Writes what is applied to disk.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

