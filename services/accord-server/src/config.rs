@@ -79,6 +79,19 @@ pub struct Config {
     /// Bytes of the store's page cache.
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
+
+    /// Where the event log lives: `sled` (embedded, in --data-dir) or a
+    /// NATS JetStream cluster, `nats://HOST:PORT[,nats://HOST:PORT...]`.
+    #[arg(long, env = "ACCORD_STORE", default_value = "sled")]
+    pub store: String,
+
+    /// The JetStream stream holding the log (with --store nats://).
+    #[arg(long, env = "ACCORD_NATS_STREAM", default_value = "ACCORD")]
+    pub nats_stream: String,
+
+    /// Copies of the stream the NATS cluster keeps (3 for a cluster; 1 for a single nats-server).
+    #[arg(long, env = "ACCORD_NATS_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
 }
 
 impl Config {
@@ -101,6 +114,9 @@ impl Config {
             tls_key: None,
             tls_client_ca: None,
             cache_bytes: 64 * 1024 * 1024,
+            store: "sled".into(),
+            nats_stream: "ACCORD".into(),
+            nats_replicas: 1,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod hex;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;
+pub mod store;
 pub mod streams;
 pub mod telemetry;
 

@@ -9,7 +9,7 @@ use accord_projections::{Projector, ReadModels};
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
 use accord_proto::v1::event_log_server::EventLogServer;
-use accord_store::{EventLog, SledLog, SledOptions, StoreError};
+use accord_store::StoreError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -101,18 +101,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Metrics::new();
     let (failing, mut storage_failing) = watch::channel(false);
-    let options = SledOptions {
-        cache_capacity_bytes: config.cache_bytes,
-        observer: Some(Arc::new(StoreObserver {
+    let log = crate::store::open(
+        &config,
+        StoreObserver {
             metrics: metrics.clone(),
             failing,
-        })),
-        ..SledOptions::new(config.data_dir.join("log"))
-    };
-    let log = tokio::task::spawn_blocking(move || SledLog::open(options))
-        .await
-        .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
-    let log: Arc<dyn EventLog> = Arc::new(log);
+        },
+    )
+    .await?;
     let read_models_dir = config.data_dir.join("read-models");
     let read_models = tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir))
         .await

@@ -92,6 +92,9 @@ async fn follow_from(
                 start_sequence: start,
             },
             max_batch: CHUNK as i64,
+            // Short pulls make heartbeats frequent, so that a consumer lost
+            // with a dead NATS node is noticed and recreated in seconds.
+            max_expires: Duration::from_secs(2),
             ..pull::OrderedConfig::default()
         })
         .await

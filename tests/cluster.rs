@@ -1,0 +1,250 @@
+//! Two Accord nodes on one three-node NATS JetStream cluster: every node
+//! serves the same log, reads its writes through the other, and keeps
+//! every acknowledged event when a NATS node dies under load.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use accord_proto::v1;
+use accord_proto::v1::subscribe_request::Start;
+use accord_proto::v1::subscribe_response::Message;
+use accord_tests::nats::NatsCluster;
+use accord_tests::{
+    TestServer, announce_wabtec, connect, localize, meta_expecting, sign, verify_clean,
+};
+use tokio_stream::StreamExt;
+
+/// Starts an Accord node on the cluster, with its own data directory.
+async fn node(cluster: &NatsCluster) -> TestServer {
+    let urls = cluster.urls();
+    TestServer::start_with(move |config| {
+        config.store = urls;
+        config.nats_replicas = 3;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_write_through_one_node_is_read_through_the_other() {
+    let cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    let announced = a
+        .agreements()
+        .announce(announce_wabtec("kz-wabtec"))
+        .await
+        .expect("announced through A")
+        .into_inner();
+    let agreement = b
+        .agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "kz-wabtec".into(),
+            min_position: announced.position,
+            as_of_position: 0,
+        })
+        .await
+        .expect("read through B")
+        .into_inner();
+    assert_eq!(agreement.position, announced.position);
+    assert_eq!(agreement.buyer.expect("buyer").country, "KZ");
+    // A retry through the other node is the same event, not a new one.
+    let retry = b
+        .agreements()
+        .announce(announce_wabtec("kz-wabtec"))
+        .await
+        .expect("retry through B")
+        .into_inner();
+    assert!(retry.duplicate);
+    assert_eq!(retry.position, announced.position);
+    assert_eq!(b.head().await, 1);
+    verify_clean(b.channel()).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_on_one_node_sees_the_other_nodes_writes_in_order() {
+    let cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    let mut stream = b
+        .event_log()
+        .subscribe(v1::SubscribeRequest {
+            start: Some(Start::FromStart(v1::subscribe_request::FromStart {})),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribed on B")
+        .into_inner();
+    let mut writer = a.agreements();
+    let mut expected = Vec::new();
+    for index in 0..20 {
+        let id = format!("kz-{index}");
+        expected.push(
+            writer
+                .announce(announce_wabtec(&id))
+                .await
+                .expect("announced through A")
+                .into_inner()
+                .position,
+        );
+    }
+    let mut seen = Vec::new();
+    while seen.len() < expected.len() {
+        let message = stream.next().await.expect("stream open").expect("no error");
+        if let Some(Message::Event(event)) = message.message {
+            seen.push(event.position);
+        }
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn conflicting_writes_through_two_nodes_have_exactly_one_winner() {
+    let cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    a.agreements()
+        .announce(announce_wabtec("kz-race"))
+        .await
+        .expect("announced");
+    let signed = a
+        .agreements()
+        .sign(sign("kz-race"))
+        .await
+        .expect("signed")
+        .into_inner();
+    assert_eq!(signed.version, 2);
+    for round in 0..5 {
+        let version = 2 + round;
+        let through = |server: &TestServer, name: &str| {
+            let mut client = server.agreements();
+            let mut request = localize("kz-race", &format!("{name}-{round}"));
+            request.meta = meta_expecting(&format!("{name}-{round}"), version);
+            async move { client.record_localization(request).await }
+        };
+        let (from_a, from_b) = tokio::join!(through(&a, "a"), through(&b, "b"));
+        let outcomes = [from_a, from_b];
+        let wins = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {outcomes:?}");
+        let loser = outcomes
+            .into_iter()
+            .find_map(Result::err)
+            .expect("one refusal");
+        assert_eq!(loser.code(), tonic::Code::Aborted, "{loser:?}");
+        assert!(
+            loser
+                .message()
+                .contains(&format!("actual version {}", version + 1)),
+            "{}",
+            loser.message()
+        );
+    }
+    assert_eq!(a.head().await, 7);
+    verify_clean(a.channel()).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
+    let mut cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    // Position -> agreement id of every acknowledged append, and how many
+    // were acknowledged after the kill.
+    let (acks, mut ack_count) = tokio::sync::watch::channel(BTreeMap::<u64, String>::new());
+    let acks = Arc::new(acks);
+    let killed = Arc::new(AtomicBool::new(false));
+    let after_kill = Arc::new(AtomicU64::new(0));
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let mut writers = Vec::new();
+    for (index, server) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let channel = connect(server.server().grpc_addr()).await;
+        let (acks, killed, after_kill) = (acks.clone(), killed.clone(), after_kill.clone());
+        let mut stop = stop.subscribe();
+        writers.push(tokio::spawn(async move {
+            let mut client = v1::agreement_service_client::AgreementServiceClient::new(channel);
+            for n in 0.. {
+                let id = format!("w{index}-{n}");
+                let result = tokio::select! {
+                    result = client.announce(announce_wabtec(&id)) => result,
+                    _ = stop.wait_for(|stop| *stop) => break,
+                };
+                // Refusals while the cluster elects a new leader are fine:
+                // the client was told, nothing is promised.
+                if let Ok(result) = result {
+                    let position = result.into_inner().position;
+                    let was_killed = killed.load(Ordering::SeqCst);
+                    acks.send_modify(|acks| {
+                        acks.insert(position, id);
+                    });
+                    if was_killed {
+                        after_kill.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    ack_count
+        .wait_for(|acks| acks.len() >= 200)
+        .await
+        .expect("writers run");
+    cluster.nodes[2].kill().await;
+    killed.store(true, Ordering::SeqCst);
+    ack_count
+        .wait_for(|_| after_kill.load(Ordering::SeqCst) >= 300)
+        .await
+        .expect("writes continue after the kill");
+    stop.send_replace(true);
+    for writer in writers {
+        writer.await.expect("writer ends");
+    }
+    let acknowledged = acks.borrow().clone();
+    let (last_position, last_id) = acknowledged
+        .last_key_value()
+        .map(|(position, id)| (*position, id.clone()))
+        .expect("some acknowledged");
+    for server in [&a, &b] {
+        // Each node reads the whole log from its own replica, once its read
+        // models (which follow the replica) show the last acknowledged write.
+        server
+            .agreements()
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: last_id.clone(),
+                min_position: last_position,
+                as_of_position: 0,
+            })
+            .await
+            .expect("the node catches up");
+        let head = server.head().await;
+        let events = accord_tests::read_all(server.event_log()).await;
+        assert_eq!(events.len() as u64, head);
+        assert_eq!(
+            events
+                .iter()
+                .map(|event| event.position)
+                .collect::<Vec<_>>(),
+            (1..=head).collect::<Vec<_>>(),
+            "positions are gap-free"
+        );
+        let by_position: BTreeMap<u64, &str> = events
+            .iter()
+            .map(|event| (event.position, event.agreement_id.as_str()))
+            .collect();
+        for (position, id) in &acknowledged {
+            assert_eq!(
+                by_position.get(position).copied(),
+                Some(id.as_str()),
+                "acknowledged event at {position}"
+            );
+        }
+    }
+    verify_clean(a.channel()).await;
+    a.stop().await;
+    b.stop().await;
+}
