@@ -12,9 +12,6 @@ use crate::StoreError;
 const MIN_VERSION: (u64, u64) = (2, 10);
 /// The first nats-server with atomic batch publish.
 const ATOMIC_BATCH_VERSION: (u64, u64) = (2, 12);
-/// How long a publish of a command id is remembered by the server; the
-/// node's replica covers what is older.
-pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long to wait for a new cluster to elect its JetStream leaders.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -25,6 +22,8 @@ pub(crate) struct Connected {
     pub(crate) stream: stream::Stream,
     pub(crate) atomic_batches: bool,
     pub(crate) server_version: String,
+    /// The stream's duplicate window (an existing stream keeps its own).
+    pub(crate) duplicate_window: Duration,
 }
 
 /// Connects, refuses servers older than 2.10, and creates (or checks) the stream.
@@ -70,7 +69,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         num_replicas: options.replicas,
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
-        duplicate_window: DUPLICATE_WINDOW,
+        duplicate_window: options.duplicate_window,
         allow_direct: true,
         allow_atomic_publish: atomic_batches,
         deny_delete: true,
@@ -78,7 +77,9 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         ..stream::Config::default()
     };
     let stream = ensure_stream(&jetstream, config).await?;
+    let duplicate_window = stream.cached_info().config.duplicate_window;
     Ok(Connected {
+        duplicate_window,
         client,
         jetstream,
         stream,
@@ -126,8 +127,16 @@ async fn ensure_stream(
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
             Err(error) => {
+                let hint = if error.to_string().contains("insufficient resources") {
+                    format!(
+                        " ({} replicas asked for: a cluster needs at least as many JetStream servers; give --nats-replicas 1 for a single nats-server)",
+                        config.num_replicas
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(StoreError::Unavailable(format!(
-                    "cannot create or open stream {}: {error}",
+                    "cannot create or open stream {}: {error}{hint}",
                     config.name
                 )));
             }

@@ -44,6 +44,9 @@ pub struct NatsOptions {
     pub cache_capacity_bytes: u64,
     /// How long a request to NATS may take.
     pub request_timeout: Duration,
+    /// How long the server itself remembers a command id (`Nats-Msg-Id`)
+    /// for a new stream; the replica's command index covers the rest.
+    pub duplicate_window: Duration,
 }
 
 impl NatsOptions {
@@ -56,6 +59,7 @@ impl NatsOptions {
             replica_path: replica_path.into(),
             cache_capacity_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
+            duplicate_window: Duration::from_secs(120),
         }
     }
 }
@@ -150,7 +154,7 @@ impl NatsLog {
     /// Syncs unless the replica was known complete recently enough that
     /// anything it may lack is still inside the server's duplicate window.
     async fn ensure_fresh(&self) -> Result<(), StoreError> {
-        if self.freshness.within(connect::DUPLICATE_WINDOW / 4) {
+        if self.freshness.within(self.connected.duplicate_window / 4) {
             return Ok(());
         }
         self.sync().await
