@@ -21,8 +21,8 @@ enum Backend {
         servers: String,
         replicas: usize,
         dirs: tempfile::TempDir,
-        _one: Option<NatsNode>,
-        _three: Option<NatsCluster>,
+        /// The nats-server processes, stopped when dropped.
+        _nodes: Vec<NatsNode>,
     },
 }
 
@@ -37,8 +37,7 @@ impl Backend {
             servers: node.url().to_owned(),
             replicas: 1,
             dirs: tempfile::tempdir().expect("tempdir"),
-            _one: Some(node),
-            _three: None,
+            _nodes: vec![node],
         }
     }
 
@@ -48,8 +47,7 @@ impl Backend {
             servers: cluster.urls(),
             replicas: 3,
             dirs: tempfile::tempdir().expect("tempdir"),
-            _one: None,
-            _three: Some(cluster),
+            _nodes: cluster.nodes,
         }
     }
 
