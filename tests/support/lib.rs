@@ -3,7 +3,6 @@
 //! builds requests from the UNGA 80 facts.
 
 pub mod child;
-pub mod nats;
 pub mod requests;
 
 use accord_proto::v1::admin_client::AdminClient;
@@ -13,6 +12,7 @@ use accord_server::{Config, RunningServer};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+pub use nats_process as nats;
 pub use requests::*;
 
 /// A server running in this process on `127.0.0.1:0` with its own data directory.

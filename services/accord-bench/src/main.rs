@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use process::Target;
 use report::Results;
 
 /// Command-line options.
@@ -46,6 +47,11 @@ struct Options {
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
+    /// Backends Accord runs on for append, batch and subscribe: sled, nats-1
+    /// (one nats-server), nats-3 (a three-node cluster, R3). The first is
+    /// the one `accord` and `ratio` report; the others are reported beside it.
+    #[arg(long, value_delimiter = ',', default_value = "sled,nats-1,nats-3")]
+    backends: Vec<String>,
     /// The server binary (default: accord-server beside this binary).
     #[arg(long)]
     server_binary: Option<PathBuf>,
@@ -91,6 +97,22 @@ async fn run(options: Options) -> Result<(), String> {
             server_binary.display()
         ));
     }
+    let backends = options
+        .backends
+        .iter()
+        .map(|label| process::Backend::parse(label))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets: Vec<Target> = backends
+        .iter()
+        .map(|backend| Target {
+            binary: server_binary.clone(),
+            backend: *backend,
+        })
+        .collect();
+    let sled = Target {
+        binary: server_binary.clone(),
+        backend: process::Backend::Sled,
+    };
     let duration = Duration::from_secs(if options.quick { 3 } else { options.seconds });
     let wanted = |name: &str| {
         options.scenarios.is_empty() || options.scenarios.iter().any(|wanted| wanted == name)
@@ -101,23 +123,22 @@ async fn run(options: Options) -> Result<(), String> {
         postgres::ensure_installed()?;
     }
     if wanted("append") {
-        let outcome =
-            scenarios::append::run(&server_binary, options.append_clients, duration).await?;
-        results.record("append", outcome);
+        for (index, target) in targets.iter().enumerate() {
+            let outcome = scenarios::append::run(target, options.append_clients, duration).await?;
+            results.record_on(index, "append", target, outcome);
+        }
         if peer {
             let outcome = scenarios::peer::append(options.append_clients, duration).await?;
             results.record_peer("append", outcome);
         }
     }
     if wanted("batch") {
-        let outcome = scenarios::batch::run(
-            &server_binary,
-            options.batch_clients,
-            options.batch_size,
-            duration,
-        )
-        .await?;
-        results.record("batch", outcome);
+        for (index, target) in targets.iter().enumerate() {
+            let outcome =
+                scenarios::batch::run(target, options.batch_clients, options.batch_size, duration)
+                    .await?;
+            results.record_on(index, "batch", target, outcome);
+        }
         if peer {
             let outcome =
                 scenarios::peer::batch(options.batch_clients, options.batch_size, duration).await?;
@@ -130,14 +151,12 @@ async fn run(options: Options) -> Result<(), String> {
         } else {
             options.subscribers
         };
-        let outcome = scenarios::subscribe::run(
-            &server_binary,
-            subscribers,
-            options.subscribe_rate,
-            duration,
-        )
-        .await?;
-        results.record("subscribe", outcome);
+        for (index, target) in targets.iter().enumerate() {
+            let outcome =
+                scenarios::subscribe::run(target, subscribers, options.subscribe_rate, duration)
+                    .await?;
+            results.record_on(index, "subscribe", target, outcome);
+        }
     }
     if wanted("rebuild") {
         let events = if options.quick {
@@ -145,7 +164,8 @@ async fn run(options: Options) -> Result<(), String> {
         } else {
             options.rebuild_events
         };
-        let outcome = scenarios::rebuild::run(&server_binary, events).await?;
+        // Replay reads the node's own copy of the log, sled on every backend.
+        let outcome = scenarios::rebuild::run(&sled, events).await?;
         results.record("rebuild", outcome);
     }
     results.write(&options.out)?;

@@ -4,21 +4,75 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use nats_process::{NatsCluster, NatsNode};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A running `accord-server`.
+/// Which event log the server under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// The embedded sled log.
+    Sled,
+    /// A NATS JetStream stream on one node (R1) or three (R3).
+    Nats(usize),
+}
+
+impl Backend {
+    /// `sled`, `nats-1`, `nats-3`.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Backend::Sled => "sled".into(),
+            Backend::Nats(nodes) => format!("nats-{nodes}"),
+        }
+    }
+
+    /// Reads a label.
+    pub(crate) fn parse(label: &str) -> Result<Self, String> {
+        match label {
+            "sled" => Ok(Backend::Sled),
+            "nats-1" => Ok(Backend::Nats(1)),
+            "nats-3" => Ok(Backend::Nats(3)),
+            other => Err(format!("unknown backend {other:?}: sled, nats-1 or nats-3")),
+        }
+    }
+}
+
+/// The server binary and the log it runs on.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) binary: PathBuf,
+    pub(crate) backend: Backend,
+}
+
+/// A running `accord-server`, with the nats-server processes of its log.
 pub(crate) struct ServerProcess {
     child: Child,
     pid: u32,
     grpc_addr: SocketAddr,
     data_dir: PathBuf,
+    nats: Vec<NatsNode>,
 }
 
 impl ServerProcess {
-    /// Starts `binary` on `data_dir` with ephemeral loopback ports.
-    pub(crate) async fn start(binary: &Path, data_dir: &Path) -> Result<Self, String> {
-        let mut child = Command::new(binary)
+    /// Starts the target's server on `data_dir` with ephemeral loopback
+    /// ports; for NATS, starts fresh nats-server processes first.
+    pub(crate) async fn start(target: &Target, data_dir: &Path) -> Result<Self, String> {
+        let nats = match target.backend {
+            Backend::Sled => Vec::new(),
+            Backend::Nats(1) => vec![NatsNode::single().await],
+            Backend::Nats(_) => NatsCluster::three().await.nodes,
+        };
+        let binary = &target.binary;
+        let mut command = Command::new(binary);
+        if !nats.is_empty() {
+            let urls: Vec<&str> = nats.iter().map(NatsNode::url).collect();
+            command
+                .arg("--store")
+                .arg(urls.join(","))
+                .arg("--nats-replicas")
+                .arg(nats.len().to_string());
+        }
+        let mut child = command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -59,6 +113,7 @@ impl ServerProcess {
             pid,
             grpc_addr,
             data_dir: data_dir.to_path_buf(),
+            nats,
         })
     }
 
@@ -82,12 +137,27 @@ impl ServerProcess {
         status_kib_of(self.pid, "VmHWM:") * 1024
     }
 
-    /// Bytes of the event log (read models excluded, as the peer has none).
-    pub(crate) fn log_bytes(&self) -> u64 {
-        directory_bytes(&self.data_dir.join("log"))
+    /// CPU seconds the nats-server processes have used so far.
+    pub(crate) fn nats_cpu_seconds(&self) -> f64 {
+        self.nats
+            .iter()
+            .filter_map(NatsNode::pid)
+            .map(cpu_seconds_of)
+            .sum()
     }
 
-    /// Stops the server with SIGTERM and waits for it.
+    /// Bytes of one copy of the event log (read models excluded, as the
+    /// peer has none): sled's log directory, or one NATS node's store
+    /// (a three-node cluster keeps three such copies).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        match self.nats.first() {
+            Some(node) => directory_bytes(node.dir()),
+            None => directory_bytes(&self.data_dir.join("log")),
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it; then the NATS
+    /// processes (killed when dropped).
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         // SAFETY: kill(2) on the pid of a child this process started.
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };

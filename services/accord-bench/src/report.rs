@@ -64,6 +64,8 @@ fn round(value: f64) -> f64 {
 #[derive(Default)]
 pub(crate) struct Results {
     scenarios: BTreeMap<String, (Outcome, Option<Outcome>)>,
+    /// Accord on other backends (`nats-1`, `nats-3`), per scenario.
+    backends: BTreeMap<String, BTreeMap<String, Outcome>>,
 }
 
 impl Results {
@@ -79,6 +81,39 @@ impl Results {
         }
     }
 
+    /// Records the outcome on the `index`th backend asked for: the first is
+    /// Accord's main figure, the others are reported beside it.
+    pub(crate) fn record_on(
+        &mut self,
+        index: usize,
+        scenario: &str,
+        target: &crate::process::Target,
+        outcome: Outcome,
+    ) {
+        if index == 0 {
+            self.record(scenario, outcome);
+        } else {
+            self.record_backend(scenario, &target.backend.label(), outcome);
+        }
+    }
+
+    /// Records Accord's outcome of a scenario on another backend.
+    pub(crate) fn record_backend(&mut self, scenario: &str, backend: &str, outcome: Outcome) {
+        self.backends
+            .entry(scenario.to_owned())
+            .or_default()
+            .insert(backend.to_owned(), outcome);
+    }
+
+    fn peer_ratio(&self, scenario: &str, outcome: &Outcome) -> Option<f64> {
+        self.scenarios
+            .get(scenario)
+            .and_then(|(_, peer)| peer.as_ref())
+            .map(|peer| {
+                round(outcome.events_per_second() / peer.events_per_second().max(f64::EPSILON))
+            })
+    }
+
     /// Writes the JSON file.
     pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
         let mut root = serde_json::Map::new();
@@ -86,14 +121,17 @@ impl Results {
             let ratio = peer.as_ref().map(|peer| {
                 round(accord.events_per_second() / peer.events_per_second().max(f64::EPSILON))
             });
-            root.insert(
-                scenario.clone(),
-                json!({
-                    "accord": accord.to_json(),
-                    "postgres": peer.as_ref().map(Outcome::to_json),
-                    "ratio": ratio,
-                }),
-            );
+            let mut entry = json!({
+                "accord": accord.to_json(),
+                "postgres": peer.as_ref().map(Outcome::to_json),
+                "ratio": ratio,
+            });
+            for (backend, outcome) in self.backends.get(scenario).into_iter().flatten() {
+                let key = backend.replace('-', "_");
+                entry[format!("accord_{key}")] = outcome.to_json();
+                entry[format!("ratio_{key}")] = json!(self.peer_ratio(scenario, outcome));
+            }
+            root.insert(scenario.clone(), entry);
         }
         let text = serde_json::to_string_pretty(&Value::Object(root))
             .map_err(|error| error.to_string())?;
@@ -135,6 +173,12 @@ impl Results {
                 )
             });
             table.push_str(&row(scenario, "accord", accord, ratio));
+            for (backend, outcome) in self.backends.get(scenario).into_iter().flatten() {
+                let ratio = self
+                    .peer_ratio(scenario, outcome)
+                    .map_or(String::new(), |ratio| format!("{ratio:.2}x"));
+                table.push_str(&row(scenario, &format!("  {backend}"), outcome, ratio));
+            }
             if let Some(peer) = peer {
                 table.push_str(&row(scenario, "postgres", peer, String::new()));
             }

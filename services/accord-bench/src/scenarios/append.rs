@@ -1,21 +1,21 @@
 //! `append`: N clients, one command per RPC, as fast as each can go.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use super::closed_loop;
+use crate::process::Target;
 use crate::report::Outcome;
 use crate::workload::deliver;
 
 pub(crate) async fn run(
-    binary: &Path,
+    target: &Target,
     clients: usize,
     duration: Duration,
 ) -> Result<Outcome, String> {
     let extra = BTreeMap::from([("clients".to_owned(), clients as f64)]);
     closed_loop::run(
-        binary,
+        target,
         "append",
         clients,
         duration,

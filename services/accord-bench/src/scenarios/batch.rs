@@ -1,17 +1,17 @@
 //! `batch`: N clients, `Execute` with K commands per RPC.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use accord_proto::v1;
 
 use super::closed_loop;
+use crate::process::Target;
 use crate::report::Outcome;
 use crate::workload::deliver;
 
 pub(crate) async fn run(
-    binary: &Path,
+    target: &Target,
     clients: usize,
     batch_size: usize,
     duration: Duration,
@@ -21,7 +21,7 @@ pub(crate) async fn run(
         ("commands_per_execute".to_owned(), batch_size as f64),
     ]);
     closed_loop::run(
-        binary,
+        target,
         "batch",
         clients,
         duration,

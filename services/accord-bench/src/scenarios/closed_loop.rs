@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use accord_proto::v1::agreement_service_client::AgreementServiceClient;
 use tonic::transport::Channel;
 
-use crate::process::ServerProcess;
+use crate::process::{Backend, ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{connect_many, prepare};
 
@@ -20,7 +19,7 @@ const CONNECTIONS: usize = 4;
 /// Runs `call(client, agreement_id, first_sequence)` in a loop per client;
 /// each call returns how many events it appended.
 pub(crate) async fn run<Call, Calling>(
-    binary: &Path,
+    target: &Target,
     name: &str,
     clients: usize,
     duration: Duration,
@@ -32,12 +31,13 @@ where
     Calling: Future<Output = Result<u64, String>> + Send,
 {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let server = ServerProcess::start(target, data_dir.path()).await?;
     let channels = connect_many(server.grpc_addr(), CONNECTIONS).await?;
     for client in 0..clients {
         prepare(&channels[client % CONNECTIONS], &format!("{name}-{client}")).await?;
     }
     let cpu_before = server.cpu_seconds();
+    let nats_cpu_before = server.nats_cpu_seconds();
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -65,6 +65,13 @@ where
     }
     let elapsed = started.elapsed();
     let server_cpu_seconds = server.cpu_seconds() - cpu_before;
+    let mut extra = extra;
+    if target.backend != Backend::Sled {
+        extra.insert(
+            "nats_cpu_seconds".into(),
+            server.nats_cpu_seconds() - nats_cpu_before,
+        );
+    }
     // Every client announced and signed its agreement before the clock started.
     let total_events = events + 2 * clients as u64;
     let outcome = Outcome {

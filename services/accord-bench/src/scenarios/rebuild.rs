@@ -3,7 +3,6 @@
 //! projector rebuilds them from the log (from process start to lag 0).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use accord_proto::v1::{
@@ -12,7 +11,7 @@ use accord_proto::v1::{
 
 use tokio_stream::StreamExt;
 
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{announce, connect_many, deliver, sign};
 
@@ -21,9 +20,9 @@ const FILLERS: usize = 8;
 const AGREEMENTS_PER_BATCH: usize = 100;
 const EVENTS_PER_AGREEMENT: usize = 10;
 
-pub(crate) async fn run(binary: &Path, events: usize) -> Result<Outcome, String> {
+pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let server = ServerProcess::start(target, data_dir.path()).await?;
     let channels = connect_many(server.grpc_addr(), FILLERS).await?;
     let batches = events.div_ceil(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
     let fill_started = Instant::now();
@@ -65,7 +64,7 @@ pub(crate) async fn run(binary: &Path, events: usize) -> Result<Outcome, String>
     let log_bytes = crate::process::directory_bytes(&data_dir.path().join("log"));
 
     let started = Instant::now();
-    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let server = ServerProcess::start(target, data_dir.path()).await?;
     let mut admin = AdminClient::new(connect_many(server.grpc_addr(), 1).await?.remove(0));
     let head = loop {
         let stats = admin

@@ -4,7 +4,6 @@
 //! server's memory per idle subscriber.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accord_proto::v1::{
@@ -13,7 +12,7 @@ use accord_proto::v1::{
 };
 use tokio_stream::StreamExt;
 
-use crate::process::ServerProcess;
+use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{connect_many, deliver, prepare};
 
@@ -23,13 +22,13 @@ const STREAMS_PER_CONNECTION: usize = 100;
 const WRITERS: usize = 8;
 
 pub(crate) async fn run(
-    binary: &Path,
+    target: &Target,
     subscribers: usize,
     rate: u64,
     duration: Duration,
 ) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let server = ServerProcess::start(binary, data_dir.path()).await?;
+    let server = ServerProcess::start(target, data_dir.path()).await?;
     let writer_channels = connect_many(server.grpc_addr(), 2).await?;
     for writer in 0..WRITERS {
         prepare(&writer_channels[writer % 2], &format!("writer-{writer}")).await?;

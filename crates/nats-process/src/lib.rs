@@ -1,5 +1,6 @@
-//! Real nats-server processes for the tests: one node, or a three-node
-//! cluster, on ports the servers pick themselves and report in their logs.
+//! Real nats-server processes for Accord's tests and load generator: one
+//! node, or a three-node cluster, with JetStream fsyncing every write
+//! (`sync_interval: always`), on ports the OS picks.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -94,6 +95,11 @@ impl NatsNode {
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.client_url
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills the node with SIGKILL and reaps it.
