@@ -205,6 +205,11 @@ async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
         writer.await.expect("writer ends");
     }
     let acknowledged = acks.borrow().clone();
+    eprintln!(
+        "{} appends acknowledged, {} of them after the kill",
+        acknowledged.len(),
+        after_kill.load(Ordering::SeqCst)
+    );
     let (last_position, last_id) = acknowledged
         .last_key_value()
         .map(|(position, id)| (*position, id.clone()))
@@ -212,15 +217,25 @@ async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
     for server in [&a, &b] {
         // Each node reads the whole log from its own replica, once its read
         // models (which follow the replica) show the last acknowledged write.
+        // A node whose consumer died with the NATS node needs a new one, and
+        // the cluster may still be electing leaders: give it time, as a
+        // client would after a failover.
+        let mut request = tonic::Request::new(v1::GetAgreementRequest {
+            agreement_id: last_id.clone(),
+            min_position: last_position,
+            as_of_position: 0,
+        });
+        request.set_timeout(std::time::Duration::from_secs(60));
+        let waiting = std::time::Instant::now();
         server
             .agreements()
-            .get_agreement(v1::GetAgreementRequest {
-                agreement_id: last_id.clone(),
-                min_position: last_position,
-                as_of_position: 0,
-            })
+            .get_agreement(request)
             .await
             .expect("the node catches up");
+        eprintln!(
+            "node caught up with position {last_position} {:?} after the writers stopped",
+            waiting.elapsed()
+        );
         let head = server.head().await;
         let events = accord_tests::read_all(server.event_log()).await;
         assert_eq!(events.len() as u64, head);

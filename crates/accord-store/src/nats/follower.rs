@@ -14,6 +14,8 @@ use crate::StoreError;
 
 /// Messages applied to the replica in one atomic batch, at most.
 const CHUNK: usize = 2_048;
+/// Silence after which the follower checks that its consumer still works.
+const STALL: Duration = Duration::from_secs(2);
 
 /// When the replica was last known to hold every message the stream had.
 #[derive(Default)]
@@ -104,7 +106,32 @@ async fn follow_from(
         .await
         .map_err(|error| unavailable(&error))?
         .ready_chunks(CHUNK);
-    while let Some(chunk) = messages.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(STALL, messages.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                // Quiet: fine when the stream is, but a consumer lost with a
+                // NATS node can also go quiet; start a new one if the
+                // stream has moved past the replica.
+                let head = replica
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
+                    .head();
+                let info = stream
+                    .get_info()
+                    .await
+                    .map_err(|error| unavailable(&error))?;
+                if info.state.last_sequence > head {
+                    return Err(StoreError::Unavailable(format!(
+                        "no message for {STALL:?} while the stream is at {} and the replica at {head}",
+                        info.state.last_sequence
+                    )));
+                }
+                freshness.mark(Instant::now());
+                continue;
+            }
+        };
         let received_at = Instant::now();
         let mut entries = Vec::with_capacity(chunk.len());
         let mut caught_up = false;
@@ -132,5 +159,4 @@ async fn follow_from(
             freshness.mark(received_at);
         }
     }
-    Ok(())
 }

@@ -118,8 +118,40 @@ impl NatsLog {
             follower: Mutex::new(Some(follower)),
             closed: AtomicBool::new(false),
         };
-        log.sync().await?;
+        log.catch_up().await?;
         Ok(log)
+    }
+
+    /// Waits, however long it takes, until the replica holds what the
+    /// stream held at open, logging progress: a new node copies the whole
+    /// stream before it serves.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        let asked_at = Instant::now();
+        let info = self
+            .connected
+            .stream
+            .get_info()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        let target = info.state.last_sequence;
+        let mut failure = self.failure.clone();
+        loop {
+            let head = self.reader.head();
+            if head >= target {
+                break;
+            }
+            tracing::info!(
+                replica = head,
+                stream = target,
+                "replica catching up with the stream"
+            );
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(5), self.reader.wait_for(target)) => {}
+                _ = failure.wait_for(Option::is_some) => return self.check_usable(),
+            }
+        }
+        self.freshness.mark(asked_at);
+        Ok(())
     }
 
     /// The nats-server version the node is connected to.
