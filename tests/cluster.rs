@@ -64,10 +64,20 @@ async fn a_write_through_one_node_is_read_through_the_other() {
 }
 
 #[tokio::test]
-async fn a_subscriber_on_one_node_sees_the_other_nodes_writes_in_order() {
+async fn subscribers_on_one_node_see_the_other_nodes_writes_in_order() {
     let cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
+    let mut watch = b
+        .agreements()
+        .watch_agreements(v1::WatchAgreementsRequest {
+            agreement_ids: vec![],
+            buyer_country: "KZ".into(),
+            include_initial: false,
+        })
+        .await
+        .expect("watching on B")
+        .into_inner();
     let mut stream = b
         .event_log()
         .subscribe(v1::SubscribeRequest {
@@ -99,6 +109,12 @@ async fn a_subscriber_on_one_node_sees_the_other_nodes_writes_in_order() {
     }
     assert_eq!(seen, expected);
     assert_eq!(seen, (1..=20).collect::<Vec<_>>());
+    let mut updates = Vec::new();
+    while updates.len() < expected.len() {
+        let update = watch.next().await.expect("watch open").expect("no error");
+        updates.push(update.position);
+    }
+    assert_eq!(updates, expected, "read-model updates on B, in order");
     a.stop().await;
     b.stop().await;
 }
