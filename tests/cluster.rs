@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use accord_proto::v1;
 use accord_proto::v1::subscribe_request::Start;
 use accord_proto::v1::subscribe_response::Message;
+use accord_tests::child::ChildServer;
 use accord_tests::nats::NatsCluster;
 use accord_tests::{
     TestServer, announce_wabtec, connect, localize, meta_expecting, sign, verify_clean,
@@ -278,4 +279,78 @@ async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
     verify_clean(a.channel()).await;
     a.stop().await;
     b.stop().await;
+}
+
+const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
+
+#[tokio::test]
+async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_stream() {
+    let nats = accord_tests::nats::NatsNode::single().await;
+    let args = [
+        "--store".to_owned(),
+        nats.url().to_owned(),
+        "--nats-replicas".to_owned(),
+        "1".to_owned(),
+    ];
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &args).await;
+    let (acks, mut ack_count) = tokio::sync::watch::channel(BTreeMap::<u64, String>::new());
+    let acks = Arc::new(acks);
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let channel = connect(server.grpc_addr()).await;
+        let acks = acks.clone();
+        writers.push(tokio::spawn(async move {
+            let mut client = v1::agreement_service_client::AgreementServiceClient::new(channel);
+            for n in 0..100_000 {
+                let id = format!("p{writer}-{n}");
+                match client.announce(announce_wabtec(&id)).await {
+                    Ok(result) => {
+                        let position = result.into_inner().position;
+                        acks.send_modify(|acks| {
+                            acks.insert(position, id);
+                        });
+                    }
+                    // The server is gone.
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    ack_count
+        .wait_for(|acks| acks.len() >= 300)
+        .await
+        .expect("writers run");
+    server.kill().await;
+    for writer in writers {
+        writer.await.expect("writer ends");
+    }
+    let acknowledged = acks.borrow().clone();
+
+    // The same node after SIGKILL, and a new node with an empty data directory.
+    let fresh_dir = tempfile::tempdir().expect("data dir");
+    for dir in [data_dir.path(), fresh_dir.path()] {
+        let node = ChildServer::start_with_args(std::path::Path::new(SERVER), dir, &args).await;
+        let channel = connect(node.grpc_addr()).await;
+        let events =
+            accord_tests::read_all(v1::event_log_client::EventLogClient::new(channel.clone()))
+                .await;
+        assert_eq!(
+            events
+                .iter()
+                .map(|event| event.position)
+                .collect::<Vec<_>>(),
+            (1..=events.len() as u64).collect::<Vec<_>>()
+        );
+        let by_position: BTreeMap<u64, &str> = events
+            .iter()
+            .map(|event| (event.position, event.agreement_id.as_str()))
+            .collect();
+        for (position, id) in &acknowledged {
+            assert_eq!(by_position.get(position).copied(), Some(id.as_str()));
+        }
+        verify_clean(channel).await;
+        node.kill().await;
+    }
 }

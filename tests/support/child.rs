@@ -16,7 +16,13 @@ pub struct ChildServer {
 impl ChildServer {
     /// Starts `binary` on `data_dir` and waits until it logs its address.
     pub async fn start(binary: &Path, data_dir: &Path) -> Self {
+        Self::start_with_args(binary, data_dir, &[]).await
+    }
+
+    /// Starts `binary` on `data_dir` with more flags (`--store nats://...`).
+    pub async fn start_with_args(binary: &Path, data_dir: &Path, args: &[String]) -> Self {
         let mut child = Command::new(binary)
+            .args(args)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--metrics-listen")

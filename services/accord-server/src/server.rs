@@ -68,10 +68,14 @@ impl RunningServer {
         self.metrics_addr
     }
 
-    /// Resolves when the store has failed (and keeps failing until reopened).
+    /// Resolves when the store has failed (and keeps failing until
+    /// reopened); never, for a store that does not report failures (NATS
+    /// reconnects by itself).
     pub async fn storage_failed(&self) {
         let mut failing = self.storage_failing.clone();
-        let _ = failing.wait_for(|failing| *failing).await;
+        if failing.wait_for(|failing| *failing).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Stops gracefully and waits until the log is flushed.
