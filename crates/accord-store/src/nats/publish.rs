@@ -441,7 +441,7 @@ fn publish_failed(description: &str) -> StoreError {
     let lower = description.to_ascii_lowercase();
     if lower.contains("insufficient")
         || lower.contains("maximum bytes")
-        || lower.contains("storage") && lower.contains("exceed")
+        || (lower.contains("storage") && lower.contains("exceed"))
     {
         StoreError::StorageFull(format!("NATS refused the append: {description}"))
     } else {
