@@ -12,6 +12,9 @@ use crate::StoreError;
 const MIN_VERSION: (u64, u64) = (2, 10);
 /// The first nats-server with atomic batch publish.
 const ATOMIC_BATCH_VERSION: (u64, u64) = (2, 12);
+/// The first nats-server known to take `Nats-Msg-Id` inside an atomic batch
+/// (it refuses a batch holding a message id it has seen).
+const BATCH_MESSAGE_ID_VERSION: (u64, u64) = (2, 14);
 /// How long to wait for a new cluster to elect its JetStream leaders.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -21,6 +24,7 @@ pub(crate) struct Connected {
     pub(crate) jetstream: jetstream::Context,
     pub(crate) stream: stream::Stream,
     pub(crate) atomic_batches: bool,
+    pub(crate) batch_message_ids: bool,
     pub(crate) server_version: String,
     /// The stream's duplicate window (an existing stream keeps its own).
     pub(crate) duplicate_window: Duration,
@@ -61,6 +65,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         )));
     }
     let atomic_batches = version >= ATOMIC_BATCH_VERSION;
+    let batch_message_ids = version >= BATCH_MESSAGE_ID_VERSION;
     let mut jetstream = jetstream::new(client.clone());
     jetstream.set_timeout(options.request_timeout);
     let config = stream::Config {
@@ -84,6 +89,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         jetstream,
         stream,
         atomic_batches,
+        batch_message_ids,
         server_version,
     })
 }

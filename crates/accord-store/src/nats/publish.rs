@@ -22,6 +22,8 @@ pub(crate) const MAX_BATCH: usize = 1_000;
 /// JetStream's error codes for a failed expected-sequence check (a
 /// clustered stream may answer with the second).
 const WRONG_LAST_SEQUENCE: [u64; 2] = [10_071, 10_164];
+/// JetStream's error code for a batch holding a message id seen before.
+const DUPLICATE_IN_BATCH: u64 = 10_201;
 
 /// One event on its way to the stream.
 struct Outgoing {
@@ -180,7 +182,7 @@ async fn attempt(
         let item = &items[out.index];
         match publish_one(log, out, &item.command_id).await? {
             Published::At(position) => position,
-            Published::Conflict => return Err(conflict()),
+            Published::Conflict | Published::SeenCommand => return Err(conflict()),
             Published::Duplicate(position) => {
                 return duplicate_of(log, out, item, position)
                     .await
@@ -195,6 +197,12 @@ async fn attempt(
         match publish_batch(log, &outgoing, items).await? {
             Published::At(position) => position,
             Published::Conflict => return Err(conflict()),
+            Published::SeenCommand => {
+                // Another node appended one of these command ids a moment
+                // ago: once the replica holds it, deciding again finds it.
+                log.sync().await?;
+                return Err(conflict());
+            }
             Published::Duplicate(_) => {
                 return Err(StoreError::Unavailable("unexpected duplicate batch".into()).into());
             }
@@ -260,6 +268,8 @@ enum Published {
     Conflict,
     /// The command id was seen inside the duplicate window, at this position.
     Duplicate(u64),
+    /// A batch holds a command id seen inside the duplicate window.
+    SeenCommand,
 }
 
 async fn publish_one(
@@ -364,6 +374,9 @@ async fn publish_batch(
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Batch-Id", batch_id.as_str());
         headers.insert("Nats-Batch-Sequence", (offset + 1).to_string().as_str());
+        if log.connected.batch_message_ids {
+            headers.insert("Nats-Msg-Id", items[out.index].command_id.as_str());
+        }
         if let Some(sequence) = out.expected_subject_sequence {
             headers.insert(
                 "Nats-Expected-Last-Subject-Sequence",
@@ -399,6 +412,9 @@ fn read_batch_answer(payload: &[u8], expected_count: usize) -> Result<Published,
     if let Some(error) = answer.error {
         if WRONG_LAST_SEQUENCE.contains(&error.err_code) {
             return Ok(Published::Conflict);
+        }
+        if error.err_code == DUPLICATE_IN_BATCH {
+            return Ok(Published::SeenCommand);
         }
         return Err(publish_failed(&error.description));
     }
