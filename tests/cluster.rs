@@ -59,6 +59,16 @@ async fn a_write_through_one_node_is_read_through_the_other() {
     assert!(retry.duplicate);
     assert_eq!(retry.position, announced.position);
     assert_eq!(b.head().await, 1);
+    let metrics = accord_tests::scrape_metrics(a.server().metrics_addr()).await;
+    assert!(
+        metrics.contains("accord_appended_events_total 1"),
+        "{metrics}"
+    );
+    let metrics = accord_tests::scrape_metrics(b.server().metrics_addr()).await;
+    assert!(
+        metrics.contains("accord_appended_events_total 0"),
+        "{metrics}"
+    );
     verify_clean(b.channel()).await;
     a.stop().await;
     b.stop().await;

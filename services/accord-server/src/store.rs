@@ -62,6 +62,7 @@ pub async fn open(
                 stream: config.nats_stream.clone(),
                 replicas: usize::from(config.nats_replicas),
                 cache_capacity_bytes: config.cache_bytes,
+                observer: Some(Arc::new(observer)),
                 ..NatsOptions::new(servers, replica)
             };
             Ok(Arc::new(NatsLog::open(options).await?))

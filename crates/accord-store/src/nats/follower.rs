@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::replica::{Replica, StreamEntry};
-use crate::StoreError;
+use crate::{CommitObserver, StoreError};
 
 /// Messages applied to the replica in one atomic batch, at most.
 const CHUNK: usize = 2_048;
@@ -51,6 +51,7 @@ pub(crate) async fn follow(
     freshness: Arc<Freshness>,
     failure: watch::Sender<Option<StoreError>>,
     mut stop: watch::Receiver<bool>,
+    observer: Option<Arc<dyn CommitObserver>>,
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
@@ -65,6 +66,9 @@ pub(crate) async fn follow(
         match outcome {
             Err(error @ StoreError::Corrupt(_)) => {
                 tracing::error!(%error, "the replica cannot follow the stream");
+                if let Some(observer) = &observer {
+                    observer.failed(&error);
+                }
                 failure.send_replace(Some(error));
                 return;
             }

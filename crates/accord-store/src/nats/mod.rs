@@ -24,13 +24,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::tree_reader::TreeReader;
-use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
+use crate::{
+    AppendItem, AppendOutcome, CommandRecord, CommitObserver, EventLog, LogStats, RawRecord,
+    StoreError,
+};
 use connect::Connected;
 use follower::Freshness;
 use replica::Replica;
 
 /// How to reach the stream and where to keep the node's replica.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NatsOptions {
     /// Comma-separated server URLs, such as `nats://10.0.0.1:4222,nats://10.0.0.2:4222`.
     pub servers: String,
@@ -47,6 +50,10 @@ pub struct NatsOptions {
     /// How long the server itself remembers a command id (`Nats-Msg-Id`)
     /// for a new stream; the replica's command index covers the rest.
     pub duplicate_window: Duration,
+    /// Told about every append the stream acknowledged (one "group" per
+    /// publish, its acknowledgement time as the "fsync"), and about a
+    /// replica that cannot follow the stream.
+    pub observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl NatsOptions {
@@ -60,6 +67,7 @@ impl NatsOptions {
             cache_capacity_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
+            observer: None,
         }
     }
 }
@@ -99,6 +107,7 @@ impl NatsLog {
             Arc::clone(&freshness),
             failure_sender,
             stop_receiver,
+            options.observer.clone(),
         ));
         tracing::info!(
             servers = %options.servers,
@@ -216,7 +225,15 @@ impl EventLog for NatsLog {
             return Ok(Vec::new());
         }
         self.ensure_fresh().await?;
-        publish::append(self, &items).await
+        let started = Instant::now();
+        let outcomes = publish::append(self, &items).await?;
+        let appended = outcomes.iter().filter(|outcome| !outcome.duplicate).count();
+        if appended > 0
+            && let Some(observer) = &self.options.observer
+        {
+            observer.committed(1, appended, started.elapsed());
+        }
+        Ok(outcomes)
     }
 
     async fn read_log(
