@@ -69,6 +69,30 @@ async fn a_write_through_one_node_is_read_through_the_other() {
         metrics.contains("accord_appended_events_total 0"),
         "{metrics}"
     );
+    // Commands are decided against the log, not against a node's lagging
+    // view: announce through A, sign through B at once, from 8 clients.
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let (mut through_a, mut through_b) = (a.agreements(), b.agreements());
+        clients.push(tokio::spawn(async move {
+            for index in 0..10 {
+                let id = format!("kz-next-{client}-{index}");
+                through_a
+                    .announce(announce_wabtec(&id))
+                    .await
+                    .expect("announced through A");
+                let signed = through_b
+                    .sign(sign(&id))
+                    .await
+                    .expect("signed through B at once")
+                    .into_inner();
+                assert_eq!(signed.version, 2);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client ends");
+    }
     verify_clean(b.channel()).await;
     a.stop().await;
     b.stop().await;

@@ -118,6 +118,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// Returns what the log remembers of `command_id`, once durable.
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
 
+    /// Makes reads of `agreement_id` reflect every event of it stored before
+    /// the call, and says whether they may have lagged. A log with one
+    /// writer (sled) is never behind; one that other nodes write to (NATS)
+    /// asks the stream and waits for its replica.
+    async fn catch_up_agreement(&self, _agreement_id: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// Returns the position of the last durable event (0 for an empty log).
     fn head(&self) -> u64;
 

@@ -285,6 +285,13 @@ impl EventLog for NatsLog {
         self.reader.find_command(command_id).await
     }
 
+    async fn catch_up_agreement(&self, agreement_id: &str) -> Result<bool, StoreError> {
+        self.check_usable()?;
+        let (_, known) = self.reader.last_version(agreement_id)?;
+        let stored = publish::refresh(self, agreement_id).await?;
+        Ok(stored.sequence > known)
+    }
+
     fn head(&self) -> u64 {
         self.reader.head()
     }

@@ -60,7 +60,7 @@ pub(crate) async fn append(
             Err(Refused::Store(error)) => return Err(error),
             Err(Refused::Conflict(agreements)) => {
                 for agreement_id in agreements {
-                    let actual = refresh(log, &agreement_id).await?;
+                    let actual = refresh(log, &agreement_id).await?.version;
                     last_conflict = Some((agreement_id.clone(), actual));
                     refreshed.insert(agreement_id, actual);
                 }
@@ -79,9 +79,17 @@ pub(crate) async fn append(
     })
 }
 
+/// An agreement's last event as the stream leader has it.
+pub(crate) struct LastStored {
+    /// Its version (0: the agreement has no events).
+    pub(crate) version: u64,
+    /// Its stream sequence (0: none).
+    pub(crate) sequence: u64,
+}
+
 /// Asks the stream leader for the agreement's last event and waits until
-/// the replica holds it; returns the agreement's version.
-async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, StoreError> {
+/// the replica holds it.
+pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<LastStored, StoreError> {
     let stream = &log.connected.stream;
     match stream
         .get_last_raw_message_by_subject(&subject_of(agreement_id))
@@ -89,7 +97,10 @@ async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, StoreError> {
     {
         Ok(message) => {
             log.wait_applied(message.sequence).await?;
-            Ok(decode_record(&message.payload)?.event.version)
+            Ok(LastStored {
+                version: decode_record(&message.payload)?.event.version,
+                sequence: message.sequence,
+            })
         }
         Err(error)
             if matches!(
@@ -97,7 +108,10 @@ async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, StoreError> {
                 async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
             ) =>
         {
-            Ok(0)
+            Ok(LastStored {
+                version: 0,
+                sequence: 0,
+            })
         }
         Err(error) => Err(StoreError::Unavailable(format!(
             "last event of {agreement_id}: {error}"

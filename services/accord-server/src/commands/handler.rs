@@ -77,6 +77,7 @@ impl CommandHandler {
             _guards.push(self.stripes[stripe].lock().await);
         }
         let mut last_conflict = None;
+        let mut caught_up = false;
         for attempt in 0..MAX_ATTEMPTS {
             // The writer checks every command id, so the first attempt looks
             // ids up only for commands the domain refuses (a retry whose
@@ -90,12 +91,36 @@ impl CommandHandler {
                     }
                     last_conflict = Some(conflict);
                 }
+                // Refused against this node's view: with other nodes writing
+                // the same log, that view may lag. Catch up once and decide
+                // again if it did.
+                Err(ApiError::Domain(refusal)) if !caught_up && is_state_refusal(&refusal) => {
+                    caught_up = true;
+                    if !self.catch_up(&parsed).await? {
+                        return Err(ApiError::Domain(refusal));
+                    }
+                }
                 result => return result,
             }
         }
         Err(last_conflict
             .map(ApiError::Store)
             .unwrap_or_else(|| ApiError::Unavailable("too much contention".into())))
+    }
+
+    /// Brings the log's view of every agreement in `parsed` up to date;
+    /// true if any was behind (its cached state is dropped).
+    async fn catch_up(&self, parsed: &[ParsedCommand]) -> Result<bool, ApiError> {
+        let mut behind = false;
+        let mut seen = std::collections::HashSet::new();
+        for command in parsed {
+            let agreement_id = command.command.agreement_id();
+            if seen.insert(agreement_id) && self.log.catch_up_agreement(agreement_id).await? {
+                self.cache.forget(agreement_id);
+                behind = true;
+            }
+        }
+        Ok(behind)
     }
 
     /// Decides every command against the latest known state and appends.
@@ -237,6 +262,11 @@ impl CommandHandler {
         }
         Ok(state)
     }
+}
+
+/// A refusal that depends on the agreement's state (not on the command alone).
+fn is_state_refusal(refusal: &DomainError) -> bool {
+    !matches!(refusal, DomainError::Invalid(_))
 }
 
 fn stripe_of(agreement_id: &str) -> usize {
