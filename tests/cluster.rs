@@ -287,15 +287,17 @@ async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
             "node caught up with position {last_position} {:?} after the writers stopped",
             waiting.elapsed()
         );
+        // Appends cancelled by the stop may still land: the log may grow
+        // past what GetStats said a moment ago.
         let head = server.head().await;
         let events = accord_tests::read_all(server.event_log()).await;
-        assert_eq!(events.len() as u64, head);
+        assert!(events.len() as u64 >= head);
         assert_eq!(
             events
                 .iter()
                 .map(|event| event.position)
                 .collect::<Vec<_>>(),
-            (1..=head).collect::<Vec<_>>(),
+            (1..=events.len() as u64).collect::<Vec<_>>(),
             "positions are gap-free"
         );
         let by_position: BTreeMap<u64, &str> = events

@@ -119,9 +119,9 @@ pub trait EventLog: Send + Sync + 'static {
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
 
     /// Makes reads of `agreement_id` reflect every event of it stored before
-    /// the call, and says whether they may have lagged. A log with one
-    /// writer (sled) is never behind; one that other nodes write to (NATS)
-    /// asks the stream and waits for its replica.
+    /// the call. Returns whether other writers share the log, so that what
+    /// was read of it before the call may have lagged: never for sled (this
+    /// process is its only writer), always for NATS (other nodes write).
     async fn catch_up_agreement(&self, _agreement_id: &str) -> Result<bool, StoreError> {
         Ok(false)
     }

@@ -60,7 +60,7 @@ pub(crate) async fn append(
             Err(Refused::Store(error)) => return Err(error),
             Err(Refused::Conflict(agreements)) => {
                 for agreement_id in agreements {
-                    let actual = refresh(log, &agreement_id).await?.version;
+                    let actual = refresh(log, &agreement_id).await?;
                     last_conflict = Some((agreement_id.clone(), actual));
                     refreshed.insert(agreement_id, actual);
                 }
@@ -79,17 +79,9 @@ pub(crate) async fn append(
     })
 }
 
-/// An agreement's last event as the stream leader has it.
-pub(crate) struct LastStored {
-    /// Its version (0: the agreement has no events).
-    pub(crate) version: u64,
-    /// Its stream sequence (0: none).
-    pub(crate) sequence: u64,
-}
-
 /// Asks the stream leader for the agreement's last event and waits until
-/// the replica holds it.
-pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<LastStored, StoreError> {
+/// the replica holds it; returns the agreement's version (0: no events).
+pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, StoreError> {
     let stream = &log.connected.stream;
     match stream
         .get_last_raw_message_by_subject(&subject_of(agreement_id))
@@ -97,10 +89,7 @@ pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<LastSto
     {
         Ok(message) => {
             log.wait_applied(message.sequence).await?;
-            Ok(LastStored {
-                version: decode_record(&message.payload)?.event.version,
-                sequence: message.sequence,
-            })
+            Ok(decode_record(&message.payload)?.event.version)
         }
         Err(error)
             if matches!(
@@ -108,10 +97,7 @@ pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<LastSto
                 async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
             ) =>
         {
-            Ok(LastStored {
-                version: 0,
-                sequence: 0,
-            })
+            Ok(0)
         }
         Err(error) => Err(StoreError::Unavailable(format!(
             "last event of {agreement_id}: {error}"

@@ -109,7 +109,8 @@ impl CommandHandler {
     }
 
     /// Brings the log's view of every agreement in `parsed` up to date;
-    /// true if any was behind (its cached state is dropped).
+    /// true if that view may have lagged (other nodes write the log), in
+    /// which case the cached states are dropped.
     async fn catch_up(&self, parsed: &[ParsedCommand]) -> Result<bool, ApiError> {
         let mut behind = false;
         let mut seen = std::collections::HashSet::new();
