@@ -5,7 +5,7 @@
 use async_nats::HeaderMap;
 
 use super::NatsLog;
-use super::publish::MAX_BATCH;
+use super::batch::MAX_BATCH;
 use super::subject::subject_of;
 use crate::import_check::ImportCheck;
 use crate::{RawRecord, StoreError};

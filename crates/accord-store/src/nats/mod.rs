@@ -7,6 +7,7 @@
 //! answers reads, the stream index and the command index, so that a retry
 //! is answered `duplicate = true` long after the server's duplicate window.
 
+mod batch;
 mod connect;
 mod follower;
 mod import;
