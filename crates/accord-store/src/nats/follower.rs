@@ -122,9 +122,10 @@ async fn follow_from(
                     .lock()
                     .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
                     .head();
-                let info = stream
-                    .get_info()
+                // A NATS node that does not answer quickly is no better.
+                let info = tokio::time::timeout(STALL, stream.get_info())
                     .await
+                    .map_err(|_| StoreError::Unavailable("stream info timed out".into()))?
                     .map_err(|error| unavailable(&error))?;
                 if info.state.last_sequence > head {
                     return Err(StoreError::Unavailable(format!(
