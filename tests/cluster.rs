@@ -12,7 +12,7 @@ use accord_proto::v1::subscribe_response::Message;
 use accord_tests::child::ChildServer;
 use accord_tests::nats::NatsCluster;
 use accord_tests::{
-    TestServer, announce_wabtec, connect, localize, meta_expecting, sign, verify_clean,
+    TestServer, announce_wabtec, connect, localize, meta, meta_expecting, sign, verify_clean,
 };
 use tokio_stream::StreamExt;
 
@@ -150,6 +150,44 @@ async fn subscribers_on_one_node_see_the_other_nodes_writes_in_order() {
         updates.push(update.position);
     }
     assert_eq!(updates, expected, "read-model updates on B, in order");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_catches_up_before_refusing_on_a_view_another_node_changed() {
+    let cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    // B announces, so B holds the agreement at version 1 (announced) in
+    // its state cache; A signs it: B's cached view is now stale.
+    b.agreements()
+        .announce(announce_wabtec("kz-stale"))
+        .await
+        .expect("announced through B");
+    let signed = a
+        .agreements()
+        .sign(sign("kz-stale"))
+        .await
+        .expect("signed through A")
+        .into_inner();
+    assert_eq!(signed.version, 2);
+    // On its stale view B would refuse both: "expected 2, actual 1" and
+    // "localization needs a signed agreement".
+    let mut request = localize("kz-stale", "b-localize");
+    request.meta = meta_expecting("b-localize", 2);
+    let localized = b
+        .agreements()
+        .record_localization(request)
+        .await
+        .expect("decided against the log, not the stale view")
+        .into_inner();
+    assert_eq!((localized.version, localized.position), (3, 3));
+    // A refusal that holds on the log is still a refusal, with the true state.
+    let mut again = sign("kz-stale");
+    again.meta = meta("b-sign-again");
+    let error = b.agreements().sign(again).await.expect_err("signing twice");
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error:?}");
     a.stop().await;
     b.stop().await;
 }
