@@ -15,8 +15,9 @@ const ATOMIC_BATCH_VERSION: (u64, u64) = (2, 12);
 /// The first nats-server known to take `Nats-Msg-Id` inside an atomic batch
 /// (it refuses a batch holding a message id it has seen).
 const BATCH_MESSAGE_ID_VERSION: (u64, u64) = (2, 14);
-/// How long to wait for a new cluster to elect its JetStream leaders.
-const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long to wait for a new cluster to elect its JetStream leaders (a
+/// cluster whose nodes all boot at once on busy machines can take a while).
+const READY_WITHIN: Duration = Duration::from_secs(90);
 
 /// A connection to the stream.
 pub(crate) struct Connected {
@@ -128,7 +129,11 @@ async fn ensure_stream(
                 return Ok(stream);
             }
             Err(error) if started.elapsed() < READY_WITHIN => {
-                tracing::debug!(%error, "JetStream not ready yet");
+                if started.elapsed() > Duration::from_secs(5) {
+                    tracing::info!(%error, "waiting for JetStream to be ready");
+                } else {
+                    tracing::debug!(%error, "JetStream not ready yet");
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
