@@ -16,6 +16,33 @@ use accord_tests::{
 };
 use tokio_stream::StreamExt;
 
+/// Asserts that `events` (a whole log) has gap-free positions and holds
+/// every acknowledged append (position -> agreement id) at its position.
+fn assert_holds_every_acknowledged(
+    events: &[v1::RecordedEvent],
+    acknowledged: &BTreeMap<u64, String>,
+) {
+    assert_eq!(
+        events
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>(),
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "positions are gap-free"
+    );
+    let by_position: BTreeMap<u64, &str> = events
+        .iter()
+        .map(|event| (event.position, event.agreement_id.as_str()))
+        .collect();
+    for (position, id) in acknowledged {
+        assert_eq!(
+            by_position.get(position).copied(),
+            Some(id.as_str()),
+            "acknowledged event at {position}"
+        );
+    }
+}
+
 /// Starts an Accord node on the cluster, with its own data directory.
 async fn node(cluster: &NatsCluster) -> TestServer {
     let urls = cluster.urls();
@@ -335,25 +362,7 @@ async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
         let head = server.head().await;
         let events = accord_tests::read_all(server.event_log()).await;
         assert!(events.len() as u64 >= head);
-        assert_eq!(
-            events
-                .iter()
-                .map(|event| event.position)
-                .collect::<Vec<_>>(),
-            (1..=events.len() as u64).collect::<Vec<_>>(),
-            "positions are gap-free"
-        );
-        let by_position: BTreeMap<u64, &str> = events
-            .iter()
-            .map(|event| (event.position, event.agreement_id.as_str()))
-            .collect();
-        for (position, id) in &acknowledged {
-            assert_eq!(
-                by_position.get(position).copied(),
-                Some(id.as_str()),
-                "acknowledged event at {position}"
-            );
-        }
+        assert_holds_every_acknowledged(&events, &acknowledged);
     }
     verify_clean(a.channel()).await;
     a.stop().await;
@@ -415,20 +424,7 @@ async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_s
         let events =
             accord_tests::read_all(v1::event_log_client::EventLogClient::new(channel.clone()))
                 .await;
-        assert_eq!(
-            events
-                .iter()
-                .map(|event| event.position)
-                .collect::<Vec<_>>(),
-            (1..=events.len() as u64).collect::<Vec<_>>()
-        );
-        let by_position: BTreeMap<u64, &str> = events
-            .iter()
-            .map(|event| (event.position, event.agreement_id.as_str()))
-            .collect();
-        for (position, id) in &acknowledged {
-            assert_eq!(by_position.get(position).copied(), Some(id.as_str()));
-        }
+        assert_holds_every_acknowledged(&events, &acknowledged);
         verify_clean(channel).await;
         node.kill().await;
     }

@@ -40,6 +40,19 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
+impl AppendOutcome {
+    /// Where `event` stands; `duplicate` marks a command seen before.
+    pub fn of(event: &RecordedEvent, duplicate: bool) -> Self {
+        Self {
+            agreement_id: event.agreement_id.clone(),
+            version: event.version,
+            position: event.position,
+            recorded_at: event.recorded_at,
+            duplicate,
+        }
+    }
+}
+
 /// What the log remembers of a command id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRecord {

@@ -6,7 +6,7 @@ use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 
 use crate::keys;
-use crate::{AppendOutcome, CommandRecord, RawRecord, StoreError, decode_record};
+use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
 
 /// Reads records and indexes of one tree up to a head.
 #[derive(Clone)]
@@ -131,21 +131,7 @@ impl TreeReader {
 
     /// The last version of an agreement and its position (0, 0 for none).
     pub(crate) fn last_version(&self, agreement_id: &str) -> Result<(u64, u64), StoreError> {
-        match self
-            .tree
-            .scan_prefix(keys::stream_prefix(agreement_id))
-            .next_back()
-        {
-            Some(entry) => {
-                let (key, position) = entry?;
-                let version = keys::version_of_stream_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
-                let position = keys::decode_u64(&position)
-                    .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
-                Ok((version, position))
-            }
-            None => Ok((0, 0)),
-        }
+        last_version_in(&self.tree, agreement_id)
     }
 
     /// What the command index says of `command_id`, once its event is durable.
@@ -153,21 +139,13 @@ impl TreeReader {
         &self,
         command_id: &str,
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
+        let Some((fingerprint, outcome)) = command_outcome_in(&self.tree, command_id)? else {
             return Ok(None);
         };
-        let (fingerprint, position) = keys::decode_command_entry(&entry)?;
-        self.wait_for(position).await?;
-        let event = self.read_position(position)?;
+        self.wait_for(outcome.position).await?;
         Ok(Some(CommandRecord {
             fingerprint,
-            outcome: AppendOutcome {
-                agreement_id: event.agreement_id,
-                version: event.version,
-                position: event.position,
-                recorded_at: event.recorded_at,
-                duplicate: true,
-            },
+            outcome,
         }))
     }
 
@@ -183,4 +161,44 @@ impl TreeReader {
             .and_then(|bytes| keys::decode_u64(&bytes))
             .unwrap_or(0))
     }
+}
+
+/// The last version of an agreement in `tree` and its position (0, 0 for none).
+pub(crate) fn last_version_in(
+    tree: &::sled::Tree,
+    agreement_id: &str,
+) -> Result<(u64, u64), StoreError> {
+    match tree
+        .scan_prefix(keys::stream_prefix(agreement_id))
+        .next_back()
+    {
+        Some(entry) => {
+            let (key, position) = entry?;
+            let version = keys::version_of_stream_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
+            let position = keys::decode_u64(&position)
+                .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
+            Ok((version, position))
+        }
+        None => Ok((0, 0)),
+    }
+}
+
+/// What the command index of `tree` says of `command_id`: the fingerprint
+/// recorded with it and its outcome, marked as a duplicate.
+pub(crate) fn command_outcome_in(
+    tree: &::sled::Tree,
+    command_id: &str,
+) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
+    let Some(entry) = tree.get(keys::command_key(command_id))? else {
+        return Ok(None);
+    };
+    let (fingerprint, position) = keys::decode_command_entry(&entry)?;
+    let bytes = tree.get(keys::event_key(position))?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "command {command_id:?} points at missing position {position}"
+        ))
+    })?;
+    let event = decode_record(&bytes)?.event;
+    Ok(Some((fingerprint, AppendOutcome::of(&event, true))))
 }

@@ -31,7 +31,7 @@ pub fn nats_server_binary() -> PathBuf {
 pub struct NatsNode {
     child: Child,
     client_url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl NatsNode {
@@ -83,7 +83,7 @@ impl NatsNode {
         Self {
             child,
             client_url: client_url.expect("nats-server reported its client port"),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -108,9 +108,9 @@ impl NatsNode {
         let _ = self.child.wait().await;
     }
 
-    /// The store directory, for tests that look at it.
+    /// The node's directory: its configuration and JetStream store.
     pub fn dir(&self) -> &Path {
-        self._dir.path()
+        self.dir.path()
     }
 }
 

@@ -105,6 +105,7 @@ impl Results {
             .insert(backend.to_owned(), outcome);
     }
 
+    /// `outcome`'s events per second over the peer's in the same scenario.
     fn peer_ratio(&self, scenario: &str, outcome: &Outcome) -> Option<f64> {
         self.scenarios
             .get(scenario)
@@ -118,9 +119,7 @@ impl Results {
     pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
         let mut root = serde_json::Map::new();
         for (scenario, (accord, peer)) in &self.scenarios {
-            let ratio = peer.as_ref().map(|peer| {
-                round(accord.events_per_second() / peer.events_per_second().max(f64::EPSILON))
-            });
+            let ratio = self.peer_ratio(scenario, accord);
             let mut entry = json!({
                 "accord": accord.to_json(),
                 "postgres": peer.as_ref().map(Outcome::to_json),
@@ -166,18 +165,18 @@ impl Results {
             )
         };
         for (scenario, (accord, peer)) in &self.scenarios {
-            let ratio = peer.as_ref().map_or(String::new(), |peer| {
-                format!(
-                    "{:.2}x",
-                    accord.events_per_second() / peer.events_per_second().max(f64::EPSILON)
-                )
-            });
-            table.push_str(&row(scenario, "accord", accord, ratio));
+            let ratio = |outcome: &Outcome| {
+                self.peer_ratio(scenario, outcome)
+                    .map_or(String::new(), |ratio| format!("{ratio:.2}x"))
+            };
+            table.push_str(&row(scenario, "accord", accord, ratio(accord)));
             for (backend, outcome) in self.backends.get(scenario).into_iter().flatten() {
-                let ratio = self
-                    .peer_ratio(scenario, outcome)
-                    .map_or(String::new(), |ratio| format!("{ratio:.2}x"));
-                table.push_str(&row(scenario, &format!("  {backend}"), outcome, ratio));
+                table.push_str(&row(
+                    scenario,
+                    &format!("  {backend}"),
+                    outcome,
+                    ratio(outcome),
+                ));
             }
             if let Some(peer) = peer {
                 table.push_str(&row(scenario, "postgres", peer, String::new()));

@@ -16,22 +16,26 @@ const WRONG_LAST_SEQUENCE: [u64; 2] = [10_071, 10_164];
 /// JetStream's error code for a batch holding a message id seen before.
 const DUPLICATE_IN_BATCH: u64 = 10_201;
 
-/// The body of a batch commit's answer.
+/// The body of the stream's answer to a commit.
 #[derive(Deserialize)]
-struct BatchAnswer {
+pub(crate) struct BatchAnswer {
+    /// Sequence of the last message stored.
     #[serde(default)]
     seq: u64,
+    /// Messages stored (absent for a single message).
     #[serde(default)]
     count: u64,
-    error: Option<ApiError>,
+    /// Why nothing was stored.
+    pub(crate) error: Option<ApiError>,
 }
 
+/// A JetStream API error.
 #[derive(Deserialize)]
-struct ApiError {
+pub(crate) struct ApiError {
     #[serde(default)]
-    err_code: u64,
+    pub(crate) err_code: u64,
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
 }
 
 /// Publishes several events as one atomic batch: all are stored, at
@@ -54,47 +58,94 @@ pub(crate) async fn publish_batch(
             outgoing.len()
         )));
     }
+    let messages = outgoing
+        .iter()
+        .map(|out| {
+            let mut headers = HeaderMap::new();
+            if log.connected.batch_message_ids {
+                headers.insert("Nats-Msg-Id", items[out.index].command_id.as_str());
+            }
+            if let Some(sequence) = out.expected_subject_sequence {
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    sequence.to_string().as_str(),
+                );
+            }
+            BatchMessage {
+                subject: out.subject.clone(),
+                headers,
+                payload: out.payload.clone(),
+            }
+        })
+        .collect();
+    match send(&log.connected.client, messages).await? {
+        Sent::Answered(answer) => read_batch_answer(answer, outgoing.len()),
+        Sent::Unanswered(error) => {
+            tracing::warn!(%error, "atomic batch not acknowledged; finding out whether it was stored");
+            resolve_unacknowledged(log, outgoing, items).await
+        }
+    }
+}
+
+/// One message of a batch.
+pub(crate) struct BatchMessage {
+    pub(crate) subject: String,
+    /// Headers of its own (expectations, message id).
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// What became of a batch's commit.
+pub(crate) enum Sent {
+    /// The stream answered.
+    Answered(BatchAnswer),
+    /// No answer came (timeout, lost connection): stored or not, unknown.
+    Unanswered(String),
+}
+
+/// Sends `messages` as one atomic batch (a single message as a plain
+/// request): every message but the last is published without waiting for
+/// an answer, the last one commits and brings the stream's answer.
+pub(crate) async fn send(
+    client: &async_nats::Client,
+    messages: Vec<BatchMessage>,
+) -> Result<Sent, StoreError> {
+    let count = messages.len();
     let batch_id = uuid::Uuid::new_v4().simple().to_string();
-    let client = &log.connected.client;
-    for (offset, out) in outgoing.iter().enumerate() {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Batch-Id", batch_id.as_str());
-        headers.insert("Nats-Batch-Sequence", (offset + 1).to_string().as_str());
-        if log.connected.batch_message_ids {
-            headers.insert("Nats-Msg-Id", items[out.index].command_id.as_str());
+    for (offset, mut message) in messages.into_iter().enumerate() {
+        let last = offset + 1 == count;
+        if count > 1 {
+            message.headers.insert("Nats-Batch-Id", batch_id.as_str());
+            message
+                .headers
+                .insert("Nats-Batch-Sequence", (offset + 1).to_string().as_str());
+            if last {
+                message.headers.insert("Nats-Batch-Commit", "1");
+            }
         }
-        if let Some(sequence) = out.expected_subject_sequence {
-            headers.insert(
-                "Nats-Expected-Last-Subject-Sequence",
-                sequence.to_string().as_str(),
-            );
-        }
-        if offset + 1 < outgoing.len() {
+        if !last {
             client
-                .publish_with_headers(out.subject.clone(), headers, out.payload.clone())
+                .publish_with_headers(message.subject, message.headers, message.payload)
                 .await
                 .map_err(|error| publish_failed(&error.to_string()))?;
             continue;
         }
-        headers.insert("Nats-Batch-Commit", "1");
-        let answer = client
-            .request_with_headers(out.subject.clone(), headers, out.payload.clone())
-            .await;
-        return match answer {
-            Ok(message) => read_batch_answer(&message.payload, outgoing.len()),
-            Err(error) => {
-                tracing::warn!(%error, "atomic batch not acknowledged; finding out whether it was stored");
-                resolve_unacknowledged(log, outgoing, items).await
-            }
+        return match client
+            .request_with_headers(message.subject, message.headers, message.payload)
+            .await
+        {
+            Ok(answer) => Ok(Sent::Answered(
+                serde_json::from_slice(&answer.payload).map_err(|error| {
+                    StoreError::Unavailable(format!("unreadable answer to a batch commit: {error}"))
+                })?,
+            )),
+            Err(error) => Ok(Sent::Unanswered(error.to_string())),
         };
     }
     Err(StoreError::Unavailable("empty batch".into()))
 }
 
-fn read_batch_answer(payload: &[u8], expected_count: usize) -> Result<Published, StoreError> {
-    let answer: BatchAnswer = serde_json::from_slice(payload).map_err(|error| {
-        StoreError::Unavailable(format!("unreadable answer to a batch commit: {error}"))
-    })?;
+fn read_batch_answer(answer: BatchAnswer, expected_count: usize) -> Result<Published, StoreError> {
     if let Some(error) = answer.error {
         if WRONG_LAST_SEQUENCE.contains(&error.err_code) {
             return Ok(Published::Conflict);

@@ -5,7 +5,7 @@
 use async_nats::HeaderMap;
 
 use super::NatsLog;
-use super::batch::MAX_BATCH;
+use super::batch::{self, BatchAnswer, BatchMessage, MAX_BATCH, Sent};
 use super::subject::subject_of;
 use crate::import_check::ImportCheck;
 use crate::{RawRecord, StoreError};
@@ -37,48 +37,43 @@ pub(crate) async fn import(log: &NatsLog, records: Vec<RawRecord>) -> Result<u64
     } else {
         1
     };
-    let client = &log.connected.client;
     for (records, subjects) in records.chunks(chunk).zip(subjects.chunks(chunk)) {
-        let batch_id = uuid::Uuid::new_v4().simple().to_string();
-        let count = records.len();
-        for (offset, (record, subject)) in records.iter().zip(subjects).enumerate() {
-            let mut headers = HeaderMap::new();
-            if offset == 0 {
-                headers.insert(
-                    "Nats-Expected-Last-Sequence",
-                    (record.position - 1).to_string().as_str(),
-                );
-            }
-            if count > 1 {
-                headers.insert("Nats-Batch-Id", batch_id.as_str());
-                headers.insert("Nats-Batch-Sequence", (offset + 1).to_string().as_str());
-            }
-            let payload = bytes::Bytes::from(record.bytes.clone());
-            if offset + 1 < count {
-                client
-                    .publish_with_headers(subject.clone(), headers, payload)
-                    .await
-                    .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-                continue;
-            }
-            if count > 1 {
-                headers.insert("Nats-Batch-Commit", "1");
-            }
-            let answer = client
-                .request_with_headers(subject.clone(), headers, payload)
-                .await
-                .map_err(|error| StoreError::Unavailable(format!("import: {error}")))?;
-            let answer: serde_json::Value = serde_json::from_slice(&answer.payload)
-                .map_err(|error| StoreError::Unavailable(format!("import: {error}")))?;
-            if let Some(error) = answer.get("error") {
+        let messages = records
+            .iter()
+            .zip(subjects)
+            .enumerate()
+            .map(|(offset, (record, subject))| {
+                let mut headers = HeaderMap::new();
+                if offset == 0 {
+                    headers.insert(
+                        "Nats-Expected-Last-Sequence",
+                        (record.position - 1).to_string().as_str(),
+                    );
+                }
+                BatchMessage {
+                    subject: subject.clone(),
+                    headers,
+                    payload: bytes::Bytes::from(record.bytes.clone()),
+                }
+            })
+            .collect();
+        let first = records[0].position;
+        match batch::send(&log.connected.client, messages).await? {
+            Sent::Answered(BatchAnswer {
+                error: Some(error), ..
+            }) => {
                 return Err(StoreError::InvalidImport(format!(
-                    "the stream refused the records from position {}: {error}",
-                    records[0].position
+                    "the stream refused the records from position {first}: {} (error code {})",
+                    error.description, error.err_code
                 )));
             }
+            Sent::Answered(_) => {}
+            Sent::Unanswered(error) => {
+                return Err(StoreError::Unavailable(format!("import: {error}")));
+            }
         }
-        let last = records[count - 1].position;
-        log.wait_applied(last).await?;
+        log.wait_applied(records[records.len() - 1].position)
+            .await?;
     }
     Ok(records.len() as u64)
 }

@@ -137,13 +137,7 @@ impl NatsLog {
     /// stream before it serves.
     async fn catch_up(&self) -> Result<(), StoreError> {
         let asked_at = Instant::now();
-        let info = self
-            .connected
-            .stream
-            .get_info()
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
-        let target = info.state.last_sequence;
+        let target = self.stream_state().await?.last_sequence;
         let mut failure = self.failure.clone();
         loop {
             let head = self.reader.head();
@@ -164,6 +158,17 @@ impl NatsLog {
         Ok(())
     }
 
+    /// The stream's state as its leader reports it.
+    async fn stream_state(&self) -> Result<async_nats::jetstream::stream::State, StoreError> {
+        let info = self
+            .connected
+            .stream
+            .get_info()
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        Ok(info.state)
+    }
+
     /// The nats-server version the node is connected to.
     pub fn server_version(&self) -> &str {
         &self.connected.server_version
@@ -182,13 +187,8 @@ impl NatsLog {
     /// Waits until the replica holds every message the stream held when called.
     async fn sync(&self) -> Result<(), StoreError> {
         let asked_at = Instant::now();
-        let info = self
-            .connected
-            .stream
-            .get_info()
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
-        self.wait_applied(info.state.last_sequence).await?;
+        self.wait_applied(self.stream_state().await?.last_sequence)
+            .await?;
         self.freshness.mark(asked_at);
         Ok(())
     }
@@ -302,18 +302,13 @@ impl EventLog for NatsLog {
 
     async fn stats(&self) -> Result<LogStats, StoreError> {
         self.check_usable()?;
-        let info = self
-            .connected
-            .stream
-            .get_info()
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        let state = self.stream_state().await?;
         let head = self.head();
         Ok(LogStats {
             head_position: head,
             event_count: head,
             agreement_count: self.reader.agreement_count()?,
-            disk_bytes: info.state.bytes,
+            disk_bytes: state.bytes,
         })
     }
 

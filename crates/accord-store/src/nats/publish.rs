@@ -212,19 +212,9 @@ async fn attempt(
             ))
             .into());
         }
-        outcomes[out.index] = Some(outcome_of(&event, false));
+        outcomes[out.index] = Some(AppendOutcome::of(&event, false));
     }
     Ok(outcomes.into_iter().flatten().collect())
-}
-
-fn outcome_of(event: &RecordedEvent, duplicate: bool) -> AppendOutcome {
-    AppendOutcome {
-        agreement_id: event.agreement_id.clone(),
-        version: event.version,
-        position: event.position,
-        recorded_at: event.recorded_at,
-        duplicate,
-    }
 }
 
 /// The server said it saw the command id before: it is this very event
@@ -239,7 +229,7 @@ async fn duplicate_of(
     log.wait_applied(position).await?;
     let event = log.reader.read_position(position)?;
     if event.event_id == out.event_id {
-        return Ok(outcome_of(&event, false));
+        return Ok(AppendOutcome::of(&event, false));
     }
     let fingerprint: Option<Fingerprint> = log
         .reader
@@ -251,7 +241,7 @@ async fn duplicate_of(
             command_id: item.command_id.clone(),
         });
     }
-    Ok(outcome_of(&event, true))
+    Ok(AppendOutcome::of(&event, true))
 }
 
 pub(crate) enum Published {

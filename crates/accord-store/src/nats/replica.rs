@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::keys;
 use crate::sled::{LogState, explain_open_error, recover};
-use crate::tree_reader::TreeReader;
+use crate::tree_reader::{TreeReader, last_version_in};
 use crate::{RecordHash, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.
@@ -29,7 +29,6 @@ pub(crate) struct Replica {
     tree: ::sled::Tree,
     state: LogState,
     head: watch::Sender<u64>,
-    reader: TreeReader,
 }
 
 impl Replica {
@@ -51,7 +50,6 @@ impl Replica {
                 tree,
                 state,
                 head,
-                reader: reader.clone(),
             },
             reader,
         ))
@@ -148,7 +146,7 @@ impl Replica {
     }
 
     fn stored_version(&self, agreement_id: &str) -> Result<u64, StoreError> {
-        Ok(self.reader.last_version(agreement_id)?.0)
+        Ok(last_version_in(&self.tree, agreement_id)?.0)
     }
 
     /// Writes what is applied to disk.

@@ -12,9 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::open::{LogState, recover};
 use crate::import_check::ImportCheck;
 use crate::keys;
-use crate::{
-    AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, decode_record, encode_record,
-};
+use crate::tree_reader::{command_outcome_in, last_version_in};
+use crate::{AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, encode_record};
 
 /// Told about every group commit, for metrics.
 pub trait CommitObserver: Send + Sync {
@@ -351,13 +350,7 @@ impl Writer {
                 keys::command_key(&item.command_id),
                 keys::encode_command_entry(&item.fingerprint, staged.head),
             ));
-            let outcome = AppendOutcome {
-                agreement_id: item.agreement_id.clone(),
-                version,
-                position: staged.head,
-                recorded_at: recorded.recorded_at,
-                duplicate: false,
-            };
+            let outcome = AppendOutcome::of(&recorded, false);
             local_versions.push((item.agreement_id.clone(), version));
             local_commands.push((item.command_id.clone(), item.fingerprint, outcome.clone()));
             outcomes.push(outcome);
@@ -382,44 +375,14 @@ impl Writer {
         if let Some(version) = self.stream_versions.get(agreement_id) {
             return Ok(*version);
         }
-        match self
-            .tree
-            .scan_prefix(keys::stream_prefix(agreement_id))
-            .next_back()
-        {
-            Some(entry) => {
-                let (key, _) = entry?;
-                keys::version_of_stream_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))
-            }
-            None => Ok(0),
-        }
+        Ok(last_version_in(&self.tree, agreement_id)?.0)
     }
 
     fn stored_command(
         &self,
         command_id: &str,
     ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
-            return Ok(None);
-        };
-        let (fingerprint, position) = keys::decode_command_entry(&entry)?;
-        let bytes = self.tree.get(keys::event_key(position))?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "command {command_id:?} points at missing position {position}"
-            ))
-        })?;
-        let event = decode_record(&bytes)?.event;
-        Ok(Some((
-            fingerprint,
-            AppendOutcome {
-                agreement_id: event.agreement_id,
-                version: event.version,
-                position,
-                recorded_at: event.recorded_at,
-                duplicate: true,
-            },
-        )))
+        command_outcome_in(&self.tree, command_id)
     }
 }
 
