@@ -75,6 +75,77 @@ async fn a_retry_after_the_duplicate_window_is_still_a_duplicate() {
     b.close().await.expect("closes");
 }
 
+#[tokio::test]
+async fn through_the_server_execute_is_one_batch_and_a_late_retry_is_a_duplicate() {
+    use accord_proto::v1::{self, command::Command};
+    use accord_tests::{TestServer, announce_wabtec, command, sign};
+
+    let nats = NatsNode::single().await;
+    // An operator created the stream with a short duplicate window; the
+    // servers keep the stream's own settings.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = NatsOptions::new(nats.url(), dir.path().join("creator"));
+    options.duplicate_window = Duration::from_secs(1);
+    NatsLog::open(options)
+        .await
+        .expect("stream created")
+        .close()
+        .await
+        .expect("closes");
+    let node = || {
+        let url = nats.url().to_owned();
+        TestServer::start_with(move |config| {
+            config.store = url;
+            config.nats_replicas = 1;
+        })
+    };
+    let a = node().await;
+    let executed = a
+        .agreements()
+        .execute(v1::ExecuteRequest {
+            commands: vec![
+                command(Command::Announce(announce_wabtec("kz-batch"))),
+                command(Command::Sign(sign("kz-batch"))),
+            ],
+        })
+        .await
+        .expect("executed as one atomic batch")
+        .into_inner()
+        .results;
+    assert_eq!(
+        executed
+            .iter()
+            .map(|result| (result.version, result.position))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 2)]
+    );
+    // Past the server's duplicate window, through the node that wrote it and
+    // through a node started afterwards: still the same append.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let b = node().await;
+    for server in [&a, &b] {
+        let retry = server
+            .agreements()
+            .sign(sign("kz-batch"))
+            .await
+            .expect("a late retry is answered")
+            .into_inner();
+        assert!(retry.duplicate);
+        assert_eq!((retry.version, retry.position), (2, 2));
+        let mut reused = announce_wabtec("other");
+        reused.meta = accord_tests::meta("kz-batch/sign");
+        let error = server
+            .agreements()
+            .announce(reused)
+            .await
+            .expect_err("the id is taken");
+        assert_eq!(error.code(), tonic::Code::AlreadyExists, "{error:?}");
+        assert_eq!(server.head().await, 2);
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
 /// A TCP server that greets like nats-server 2.9 and answers pings.
 async fn pretend_nats_2_9() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
