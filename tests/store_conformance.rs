@@ -384,6 +384,149 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
     log.close().await.expect("closes");
 }
 
+/// Reads that start and stop anywhere in a log written in large batches
+/// over several agreements (a commit packs many records together), before
+/// and after reopening.
+async fn reads_start_and_stop_anywhere_in_large_batches(backend: Backend) {
+    let log = backend.open().await;
+    let agreements = ["a", "b", "c"];
+    // Agreement and version of each position, from position 1 on.
+    let mut written: Vec<(&str, u64)> = Vec::new();
+    let announcements = agreements
+        .iter()
+        .map(|id| {
+            item(
+                id,
+                &format!("announce-{id}"),
+                ExpectedVersion::NoStream,
+                announced(),
+            )
+        })
+        .collect();
+    log.append(announcements).await.expect("announces");
+    written.extend(agreements.iter().map(|id| (*id, 1)));
+    for round in 0..6 {
+        let mut items = Vec::new();
+        for index in 0..99 {
+            let id = agreements[index % 3];
+            let version = written.iter().filter(|(other, _)| *other == id).count() as u64;
+            items.push(item(
+                id,
+                &format!("r{round}-{index}"),
+                ExpectedVersion::Exact(version),
+                signed(),
+            ));
+            written.push((id, version + 1));
+        }
+        let outcomes = log.append(items).await.expect("appends a batch");
+        assert_eq!(
+            outcomes.last().expect("outcomes").position,
+            written.len() as u64
+        );
+    }
+    let head = written.len() as u64;
+    assert_eq!(head, 597);
+    let position_of = |id: &str, version: u64| {
+        written
+            .iter()
+            .position(|entry| *entry == (id, version))
+            .map(|index| index as u64 + 1)
+    };
+
+    let mut log = log;
+    for round in 0..2 {
+        assert_eq!(log.head(), head);
+        for from in [0, 1, 2, 50, 51, 296, 597, 598] {
+            for max in [1, 7, 1_000] {
+                let events = log.read_log(from, max).await.expect("reads");
+                let first = from.max(1);
+                let expected: Vec<u64> = (first..=head).take(max).collect();
+                let got: Vec<u64> = events.iter().map(|event| event.position).collect();
+                assert_eq!(got, expected, "read_log({from}, {max})");
+                for event in &events {
+                    let (id, version) = written[event.position as usize - 1];
+                    assert_eq!((event.agreement_id.as_str(), event.version), (id, version));
+                }
+                let raw = log.read_raw(from, max).await.expect("reads raw");
+                let raw_positions: Vec<u64> = raw.iter().map(|record| record.position).collect();
+                assert_eq!(raw_positions, expected, "read_raw({from}, {max})");
+                for record in &raw {
+                    let decoded = decode_record(&record.bytes).expect("decodes");
+                    assert_eq!(decoded.event.position, record.position);
+                }
+            }
+        }
+        for id in agreements {
+            let last = written.iter().filter(|(other, _)| *other == id).count() as u64;
+            assert_eq!(last, 199);
+            for from in [0, 1, 2, 100, 199, 200] {
+                for max in [1, 5, 1_000] {
+                    let events = log.read_stream(id, from, max).await.expect("reads");
+                    let expected: Vec<(u64, Option<u64>)> = (from.max(1)..=last)
+                        .take(max)
+                        .map(|version| (version, position_of(id, version)))
+                        .collect();
+                    let got: Vec<(u64, Option<u64>)> = events
+                        .iter()
+                        .map(|event| (event.version, Some(event.position)))
+                        .collect();
+                    assert_eq!(got, expected, "read_stream({id}, {from}, {max})");
+                }
+            }
+            for version in 1..=last {
+                assert_eq!(
+                    log.locate(id, version).await.expect("locates"),
+                    position_of(id, version),
+                    "locate({id}, {version})"
+                );
+            }
+            assert_eq!(log.locate(id, last + 1).await.expect("locates"), None);
+        }
+        for (command_id, position) in [("announce-b", 2), ("r0-0", 4), ("r5-98", 597)] {
+            let found = log
+                .find_command(command_id)
+                .await
+                .expect("looks up")
+                .expect("found");
+            assert_eq!(found.outcome.position, position, "{command_id}");
+        }
+        let report = verify_log(log.as_ref(), |_, _, _| {})
+            .await
+            .expect("verifies");
+        assert_eq!((report.checked, report.problem_count), (head, 0));
+        if round == 0 {
+            log.close().await.expect("closes");
+            drop(log);
+            log = backend.open().await;
+        }
+    }
+    // The reopened log continues every agreement at its last version.
+    let next = log
+        .append(vec![item(
+            "b",
+            "after-reopen",
+            ExpectedVersion::Exact(199),
+            signed(),
+        )])
+        .await
+        .expect("appends after reopening");
+    assert_eq!((next[0].position, next[0].version), (head + 1, 200));
+    let stale = log
+        .append(vec![item(
+            "c",
+            "stale",
+            ExpectedVersion::Exact(198),
+            signed(),
+        )])
+        .await
+        .expect_err("c is at 199");
+    assert!(
+        matches!(stale, StoreError::WrongExpectedVersion { actual: 199, .. }),
+        "{stale}"
+    );
+    log.close().await.expect("closes");
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
@@ -424,6 +567,12 @@ macro_rules! conformance {
                     Backend::$backend().await,
                 )
                 .await;
+            }
+
+            #[tokio::test]
+            async fn reads_start_and_stop_anywhere_in_large_batches() {
+                super::reads_start_and_stop_anywhere_in_large_batches(Backend::$backend().await)
+                    .await;
             }
 
             #[tokio::test]

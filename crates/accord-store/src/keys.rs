@@ -1,10 +1,13 @@
 //! Key layout of the log tree. Everything lives in one sled tree so that a
-//! batch of records and their index entries is written by one atomic batch.
+//! group of records and their index entries is written by one atomic batch.
 //!
-//! - `e` + position (u64 BE)                    -> framed record
-//! - `s` + agreement id + 0x00 + version (u64 BE) -> position (u64 BE)
-//! - `c` + command id                           -> fingerprint (16) + position (u64 BE)
-//! - `m` + name                                 -> counters
+//! - `e` + position (u64 BE)       -> a block of consecutive records from that
+//!   position on, or one framed record (see [`crate::blocks`])
+//! - `s` + agreement id + 0x00 + version (u64 BE) -> the positions of that
+//!   version and the ones after it written by the same commit, 8 bytes BE
+//!   each (see [`crate::stream_index`])
+//! - `c` + command id              -> fingerprint (16) + position (u64 BE)
+//! - `m` + name                    -> counters
 
 /// Prefix of record keys.
 pub(crate) const EVENT: u8 = b'e';

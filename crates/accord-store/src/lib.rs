@@ -2,13 +2,16 @@
 //! the framed, checksummed and hash-chained record format, and the embedded
 //! sled backend with its group-committing writer.
 
+mod blocks;
 mod error;
 mod event_log;
 mod import_check;
 mod keys;
+mod log_batch;
 mod nats;
 mod record;
 mod sled;
+mod stream_index;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod tree_reader;

@@ -5,7 +5,9 @@
 use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 
+use crate::blocks::{Block, block_at, record_at};
 use crate::keys;
+use crate::stream_index::{chunk_at, for_each_from, last_chunk};
 use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
 
 /// Reads records and indexes of one tree up to a head.
@@ -38,9 +40,7 @@ impl TreeReader {
     }
 
     pub(crate) fn read_position(&self, position: u64) -> Result<RecordedEvent, StoreError> {
-        let bytes = self.tree.get(keys::event_key(position))?.ok_or_else(|| {
-            StoreError::Corrupt(format!("index points at missing position {position}"))
-        })?;
+        let bytes = record_at(&self.tree, position)?.ok_or_else(|| missing(position))?;
         Ok(decode_record(&bytes)?.event)
     }
 
@@ -49,23 +49,36 @@ impl TreeReader {
         &self,
         from_position: u64,
         max_count: usize,
-        mut map: impl FnMut(u64, ::sled::IVec) -> Result<T, StoreError>,
+        mut map: impl FnMut(u64, &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let head = self.head();
         let from_position = from_position.max(1);
         if from_position > head || max_count == 0 {
             return Ok(Vec::new());
         }
-        self.tree
-            .range(keys::event_key(from_position)..=keys::event_key(head))
-            .take(max_count)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                let position = keys::position_of_event_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
-                map(position, bytes)
-            })
-            .collect()
+        // The block holding `from_position` may start before it.
+        let start =
+            block_at(&self.tree, from_position)?.map_or(from_position, |block| block.first());
+        let mut mapped = Vec::new();
+        for entry in self
+            .tree
+            .range(keys::event_key(start)..=keys::event_key(head))
+        {
+            let (key, value) = entry?;
+            let first = keys::position_of_event_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
+            for record in Block::new(first, value).records() {
+                let (position, bytes) = record?;
+                if position < from_position {
+                    continue;
+                }
+                if position > head || mapped.len() >= max_count {
+                    return Ok(mapped);
+                }
+                mapped.push(map(position, bytes)?);
+            }
+        }
+        Ok(mapped)
     }
 
     pub(crate) fn read_log(
@@ -74,7 +87,7 @@ impl TreeReader {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.durable_records(from_position, max_count, |_, bytes| {
-            Ok(decode_record(&bytes)?.event)
+            Ok(decode_record(bytes)?.event)
         })
     }
 
@@ -98,21 +111,31 @@ impl TreeReader {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let head = self.head();
-        let start = keys::stream_key(agreement_id, from_version.max(1));
-        let end = keys::stream_key(agreement_id, u64::MAX);
         let mut events = Vec::new();
-        for entry in self.tree.range(start..=end) {
-            if events.len() >= max_count {
-                break;
-            }
-            let (_, position) = entry?;
-            let position = keys::decode_u64(&position)
-                .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
-            if position > head {
-                break;
-            }
-            events.push(self.read_position(position)?);
+        if max_count == 0 {
+            return Ok(events);
         }
+        // Events of one agreement written together share a block: keep the last one.
+        let mut block: Option<Block> = None;
+        for_each_from(&self.tree, agreement_id, from_version, |_, position| {
+            if position > head {
+                return Ok(false);
+            }
+            let cached = match &block {
+                Some(block) => block.get(position)?.is_some(),
+                None => false,
+            };
+            if !cached {
+                block = block_at(&self.tree, position)?;
+            }
+            let bytes = match &block {
+                Some(block) => block.get(position)?,
+                None => None,
+            }
+            .ok_or_else(|| missing(position))?;
+            events.push(decode_record(bytes)?.event);
+            Ok(events.len() < max_count)
+        })?;
         Ok(events)
     }
 
@@ -122,10 +145,8 @@ impl TreeReader {
         version: u64,
     ) -> Result<Option<u64>, StoreError> {
         let head = self.head();
-        Ok(self
-            .tree
-            .get(keys::stream_key(agreement_id, version))?
-            .and_then(|bytes| keys::decode_u64(&bytes))
+        Ok(chunk_at(&self.tree, agreement_id, version)?
+            .and_then(|chunk| chunk.position_of(version))
             .filter(|position| *position <= head))
     }
 
@@ -168,15 +189,11 @@ pub(crate) fn last_version_in(
     tree: &::sled::Tree,
     agreement_id: &str,
 ) -> Result<(u64, u64), StoreError> {
-    match tree
-        .scan_prefix(keys::stream_prefix(agreement_id))
-        .next_back()
-    {
-        Some(entry) => {
-            let (key, position) = entry?;
-            let version = keys::version_of_stream_key(&key)
-                .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
-            let position = keys::decode_u64(&position)
+    match last_chunk(tree, agreement_id)? {
+        Some(chunk) => {
+            let version = chunk.last_version();
+            let position = chunk
+                .position_of(version)
                 .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
             Ok((version, position))
         }
@@ -194,11 +211,15 @@ pub(crate) fn command_outcome_in(
         return Ok(None);
     };
     let (fingerprint, position) = keys::decode_command_entry(&entry)?;
-    let bytes = tree.get(keys::event_key(position))?.ok_or_else(|| {
+    let bytes = record_at(tree, position)?.ok_or_else(|| {
         StoreError::Corrupt(format!(
             "command {command_id:?} points at missing position {position}"
         ))
     })?;
     let event = decode_record(&bytes)?.event;
     Ok(Some((fingerprint, AppendOutcome::of(&event, true))))
+}
+
+fn missing(position: u64) -> StoreError {
+    StoreError::Corrupt(format!("index points at missing position {position}"))
 }

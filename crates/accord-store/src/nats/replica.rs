@@ -12,6 +12,7 @@ use accord_domain::Timestamp;
 use tokio::sync::watch;
 
 use crate::keys;
+use crate::log_batch::LogBatch;
 use crate::sled::{LogState, explain_open_error, recover};
 use crate::tree_reader::{TreeReader, last_version_in};
 use crate::{RecordHash, StoreError, decode_record, encode_record};
@@ -69,7 +70,7 @@ impl Replica {
     /// below the head (redeliveries) are skipped; a gap is refused.
     pub(crate) fn apply(&mut self, entries: &[StreamEntry]) -> Result<(), StoreError> {
         let mut next = self.state.clone();
-        let mut batch = ::sled::Batch::default();
+        let mut writes = LogBatch::default();
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut commands: HashSet<String> = HashSet::new();
         for entry in entries {
@@ -114,20 +115,13 @@ impl Replica {
             }
             let (bytes, hash) =
                 encode_record(&event, &decoded.command_fingerprint, &next.last_hash);
-            batch.insert(&keys::event_key(entry.sequence)[..], bytes);
-            batch.insert(
-                keys::stream_key(&event.agreement_id, event.version),
-                &entry.sequence.to_be_bytes()[..],
-            );
+            writes.push_record(entry.sequence, &event.agreement_id, event.version, &bytes);
             // The first record of a command id is its outcome.
             let command_id = &event.metadata.command_id;
             if !commands.contains(command_id)
                 && self.tree.get(keys::command_key(command_id))?.is_none()
             {
-                batch.insert(
-                    keys::command_key(command_id),
-                    keys::encode_command_entry(&decoded.command_fingerprint, entry.sequence),
-                );
+                writes.push_command(command_id, &decoded.command_fingerprint, entry.sequence);
                 commands.insert(command_id.clone());
             }
             versions.insert(event.agreement_id.clone(), event.version);
@@ -138,8 +132,8 @@ impl Replica {
         if next.head == self.state.head {
             return Ok(());
         }
-        batch.insert(keys::AGREEMENT_COUNT, &next.agreement_count.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        self.tree
+            .apply_batch(writes.into_sled_batch(next.agreement_count))?;
         self.state = next;
         self.head.send_replace(self.state.head);
         Ok(())

@@ -11,7 +11,6 @@ use std::thread::JoinHandle;
 use accord_domain::RecordedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::keys;
 use crate::tree_reader::TreeReader;
 use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
 use writer::{PendingAppend, Writer, WriterMessage};
@@ -47,7 +46,6 @@ impl SledOptions {
 /// The sled-backed event log.
 pub struct SledLog {
     db: ::sled::Db,
-    tree: ::sled::Tree,
     reader: TreeReader,
     appends: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -83,19 +81,10 @@ impl SledLog {
             })?;
         Ok(Self {
             db,
-            reader: TreeReader::new(tree.clone(), head),
-            tree,
+            reader: TreeReader::new(tree, head),
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
         })
-    }
-
-    /// Returns the raw framed bytes at `position`, for verification and export.
-    pub fn read_raw_at(&self, position: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree
-            .get(keys::event_key(position))?
-            .map(|bytes| bytes.to_vec()))
     }
 }
 

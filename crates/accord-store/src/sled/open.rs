@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
+use crate::blocks::last_block;
 use crate::keys;
+use crate::stream_index::chunk_at;
 use crate::{RecordHash, StoreError, decode_record, record_hash};
 
 /// What the writer needs to continue the log.
@@ -23,7 +25,7 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
         .get(keys::AGREEMENT_COUNT)?
         .and_then(|bytes| keys::decode_u64(&bytes))
         .unwrap_or(0);
-    let Some(last) = tree.scan_prefix([keys::EVENT]).next_back() else {
+    let Some(block) = last_block(tree)? else {
         return Ok(LogState {
             head: 0,
             last_hash: [0; 32],
@@ -31,21 +33,23 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
             agreement_count,
         });
     };
-    let (key, bytes) = last?;
-    let head = keys::position_of_event_key(&key)
-        .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
-    let record = decode_record(&bytes)?;
+    // Only the last record is decoded: a damaged record before it is for
+    // VerifyLog to report, not a reason to refuse to start.
+    let mut last = None;
+    for entry in block.records() {
+        last = Some(entry?);
+    }
+    let (head, bytes) = last.ok_or_else(|| StoreError::Corrupt("empty record block".into()))?;
+    let record = decode_record(bytes)?;
     if record.event.position != head {
         return Err(StoreError::Corrupt(format!(
-            "record under key {head} says position {}",
+            "record stored at position {head} says position {}",
             record.event.position
         )));
     }
-    let stream_entry = tree.get(keys::stream_key(
-        &record.event.agreement_id,
-        record.event.version,
-    ))?;
-    if stream_entry.as_deref().and_then(keys::decode_u64) != Some(head) {
+    let indexed = chunk_at(tree, &record.event.agreement_id, record.event.version)?
+        .and_then(|chunk| chunk.position_of(record.event.version));
+    if indexed != Some(head) {
         return Err(StoreError::Corrupt(format!(
             "stream index of {} version {} does not point at the head {head}",
             record.event.agreement_id, record.event.version
@@ -62,7 +66,7 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
     }
     Ok(LogState {
         head,
-        last_hash: record_hash(&bytes),
+        last_hash: record_hash(bytes),
         last_recorded_nanos: record.event.recorded_at.unix_nanos(),
         agreement_count,
     })

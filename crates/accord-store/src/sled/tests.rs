@@ -2,6 +2,7 @@
 //! meets is tested in `tests/store_conformance.rs`, against sled and NATS.
 
 use super::*;
+use crate::keys;
 
 fn open(dir: &std::path::Path) -> SledLog {
     SledLog::open(SledOptions::new(dir)).expect("opens")
@@ -22,4 +23,145 @@ async fn a_second_process_on_the_same_directory_is_told_plainly() {
         "{error}"
     );
     log.close().await.expect("closes");
+}
+
+/// A log written before record blocks and stream-index chunks existed
+/// holds one record per value and one position per stream entry.
+fn write_legacy_log(dir: &std::path::Path) -> Vec<RecordedEvent> {
+    use accord_domain::{
+        AgreementKind, Announced, DeliveryRecorded, Event, EventMetadata, Party, Timestamp,
+    };
+    let db = ::sled::open(dir).expect("opens");
+    let tree = db.open_tree("log").expect("tree");
+    let mut previous = [0; 32];
+    let mut events = Vec::new();
+    for position in 1..=3u64 {
+        let event = RecordedEvent {
+            position,
+            agreement_id: "kz-locomotives".into(),
+            version: position,
+            event_id: [position as u8; 16],
+            recorded_at: Timestamp::from_unix_nanos(1_000 * position as i64),
+            metadata: EventMetadata {
+                command_id: format!("legacy-{position}"),
+                ..EventMetadata::default()
+            },
+            event: if position == 1 {
+                Event::Announced(Announced {
+                    title: "300 locomotives".into(),
+                    kind: AgreementKind::Procurement,
+                    buyer: Party::new("KTZ", "KZ"),
+                    supplier: Party::new("Wabtec", "US"),
+                    sector: "rail".into(),
+                    product: "locomotives".into(),
+                    quantity: Some(300),
+                    value: None,
+                    announced_at: Timestamp::from_seconds(1),
+                    venue: String::new(),
+                    source: String::new(),
+                })
+            } else {
+                Event::DeliveryRecorded(DeliveryRecorded {
+                    units: 1,
+                    delivered_at: Timestamp::from_seconds(2),
+                    reference: format!("waybill {position}"),
+                })
+            },
+        };
+        let fingerprint = [position as u8; 16];
+        let (bytes, hash) = crate::encode_record(&event, &fingerprint, &previous);
+        previous = hash;
+        tree.insert(keys::event_key(position), bytes)
+            .expect("record");
+        tree.insert(
+            keys::stream_key(&event.agreement_id, event.version),
+            &position.to_be_bytes(),
+        )
+        .expect("stream entry");
+        tree.insert(
+            keys::command_key(&event.metadata.command_id),
+            keys::encode_command_entry(&fingerprint, position),
+        )
+        .expect("command entry");
+        events.push(event);
+    }
+    tree.insert(keys::AGREEMENT_COUNT, &1u64.to_be_bytes())
+        .expect("counter");
+    db.flush().expect("flushes");
+    events
+}
+
+#[tokio::test]
+async fn a_log_written_one_record_per_entry_opens_reads_and_continues() {
+    use accord_domain::{DeliveryRecorded, Event, EventMetadata, ExpectedVersion, Timestamp};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let legacy = write_legacy_log(dir.path());
+    let log = open(dir.path());
+    assert_eq!(log.head(), 3);
+    assert_eq!(
+        log.read_log(2, 10).await.expect("reads"),
+        legacy[1..].to_vec()
+    );
+    assert_eq!(
+        log.read_stream("kz-locomotives", 1, 10)
+            .await
+            .expect("reads"),
+        legacy
+    );
+    assert_eq!(
+        log.locate("kz-locomotives", 2).await.expect("locates"),
+        Some(2)
+    );
+    let found = log.find_command("legacy-3").await.expect("looks up");
+    assert_eq!(found.expect("found").outcome.position, 3);
+
+    let delivery = |units: u64, command_id: &str, expected: u64| AppendItem {
+        agreement_id: "kz-locomotives".into(),
+        expected: ExpectedVersion::Exact(expected),
+        command_id: command_id.into(),
+        fingerprint: [9; 16],
+        metadata: EventMetadata {
+            command_id: command_id.into(),
+            ..EventMetadata::default()
+        },
+        event: Event::DeliveryRecorded(DeliveryRecorded {
+            units,
+            delivered_at: Timestamp::from_seconds(3),
+            reference: String::new(),
+        }),
+    };
+    let appended = log
+        .append(vec![delivery(1, "new-4", 3), delivery(2, "new-5", 4)])
+        .await
+        .expect("continues the legacy log");
+    assert_eq!((appended[1].position, appended[1].version), (5, 5));
+    let retried = log
+        .append(vec![AppendItem {
+            fingerprint: [3; 16],
+            ..delivery(1, "legacy-3", 5)
+        }])
+        .await
+        .expect("a legacy command id is a duplicate");
+    assert!(retried[0].duplicate);
+    let stream = log
+        .read_stream("kz-locomotives", 3, 10)
+        .await
+        .expect("reads");
+    assert_eq!(
+        stream
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    let report = crate::verify_log(&log, |_, _, _| {})
+        .await
+        .expect("verifies");
+    assert_eq!((report.checked, report.problem_count), (5, 0));
+    log.close().await.expect("closes");
+    drop(log);
+    let reopened = open(dir.path());
+    assert_eq!(reopened.head(), 5);
+    assert_eq!(reopened.read_log(1, 10).await.expect("reads").len(), 5);
+    reopened.close().await.expect("closes");
 }

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::open::{LogState, recover};
 use crate::import_check::ImportCheck;
 use crate::keys;
+use crate::log_batch::LogBatch;
 use crate::tree_reader::{command_outcome_in, last_version_in};
 use crate::{AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, encode_record};
 
@@ -55,10 +56,9 @@ pub(crate) struct Writer {
 /// Changes accepted into the group being built, not yet written.
 #[derive(Default)]
 struct Group {
-    batch: ::sled::Batch,
+    writes: LogBatch,
     stream_versions: HashMap<String, u64>,
     commands: HashMap<String, (Fingerprint, AppendOutcome)>,
-    events: usize,
     answers: Vec<(Reply, Vec<AppendOutcome>)>,
 }
 
@@ -148,7 +148,7 @@ impl Writer {
             return Ok(0);
         }
         let mut check = ImportCheck::new(self.state.head, self.state.last_hash);
-        let mut batch = ::sled::Batch::default();
+        let mut writes = LogBatch::default();
         let mut last_recorded_nanos = self.state.last_recorded_nanos;
         for record in &records {
             let decoded = check.accept(
@@ -157,17 +157,16 @@ impl Writer {
                 |command_id| Ok(self.tree.get(keys::command_key(command_id))?.is_some()),
             )?;
             let event = &decoded.event;
-            batch.insert(
-                &keys::event_key(record.position)[..],
-                record.bytes.as_slice(),
+            writes.push_record(
+                record.position,
+                &event.agreement_id,
+                event.version,
+                &record.bytes,
             );
-            batch.insert(
-                keys::stream_key(&event.agreement_id, event.version),
-                &record.position.to_be_bytes()[..],
-            );
-            batch.insert(
-                keys::command_key(&event.metadata.command_id),
-                keys::encode_command_entry(&decoded.command_fingerprint, record.position),
+            writes.push_command(
+                &event.metadata.command_id,
+                &decoded.command_fingerprint,
+                record.position,
             );
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
@@ -177,8 +176,8 @@ impl Writer {
             last_recorded_nanos,
             agreement_count: self.state.agreement_count + check.new_agreements,
         };
-        batch.insert(keys::AGREEMENT_COUNT, &state.agreement_count.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        self.tree
+            .apply_batch(writes.into_sled_batch(state.agreement_count))?;
         self.db.flush()?;
         self.state = state;
         self.stream_versions.extend(check.into_versions());
@@ -205,17 +204,16 @@ impl Writer {
                 let _ = reply.send(Err(error));
             }
         };
-        if group.events == 0 {
+        let events = group.writes.records();
+        if events == 0 {
             for (reply, outcomes) in group.answers {
                 let _ = reply.send(Ok(outcomes));
             }
             answer_refusals(refusals);
             return;
         }
-        group
-            .batch
-            .insert(keys::AGREEMENT_COUNT, &next.agreement_count.to_be_bytes());
-        let written = self.tree.apply_batch(group.batch).and_then(|()| {
+        let batch = std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count);
+        let written = self.tree.apply_batch(batch).and_then(|()| {
             let started = Instant::now();
             self.db.flush()?;
             Ok(started.elapsed())
@@ -223,7 +221,7 @@ impl Writer {
         match written {
             Ok(fsync) => {
                 if let Some(observer) = &self.observer {
-                    observer.committed(requests, group.events, fsync);
+                    observer.committed(requests, events, fsync);
                 }
                 self.state = next;
                 if self.stream_versions.len() > VERSION_CACHE_LIMIT {
@@ -238,7 +236,7 @@ impl Writer {
             }
             Err(error) => {
                 let error = StoreError::from(error);
-                tracing::error!(%error, events = group.events, "group commit failed");
+                tracing::error!(%error, events, "group commit failed");
                 if let Some(observer) = &self.observer {
                     observer.failed(&error);
                 }
@@ -277,7 +275,7 @@ impl Writer {
         let mut staged = next.clone();
         let mut local_versions: Vec<(String, u64)> = Vec::new();
         let mut local_commands: Vec<(String, Fingerprint, AppendOutcome)> = Vec::new();
-        let mut writes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut records: Vec<(&AppendItem, u64, u64, Vec<u8>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let seen = local_commands
@@ -341,15 +339,7 @@ impl Writer {
             };
             let (bytes, hash) = encode_record(&recorded, &item.fingerprint, &staged.last_hash);
             staged.last_hash = hash;
-            writes.push((keys::event_key(staged.head).to_vec(), bytes));
-            writes.push((
-                keys::stream_key(&item.agreement_id, version),
-                staged.head.to_be_bytes().to_vec(),
-            ));
-            writes.push((
-                keys::command_key(&item.command_id),
-                keys::encode_command_entry(&item.fingerprint, staged.head),
-            ));
+            records.push((item, staged.head, version, bytes));
             let outcome = AppendOutcome::of(&recorded, false);
             local_versions.push((item.agreement_id.clone(), version));
             local_commands.push((item.command_id.clone(), item.fingerprint, outcome.clone()));
@@ -357,9 +347,13 @@ impl Writer {
         }
 
         *next = staged;
-        group.events += local_commands.len();
-        for (key, value) in writes {
-            group.batch.insert(key, value);
+        for (item, position, version, bytes) in records {
+            group
+                .writes
+                .push_record(position, &item.agreement_id, version, &bytes);
+            group
+                .writes
+                .push_command(&item.command_id, &item.fingerprint, position);
         }
         group.stream_versions.extend(local_versions);
         for (command_id, fingerprint, outcome) in local_commands {
