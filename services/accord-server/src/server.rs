@@ -231,8 +231,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         };
         let connections = Arc::new(Connections::default());
         let tracked = connections.clone();
-        let incoming = TcpListenerStream::new(grpc_listener)
-            .map(move |accepted| accepted.map(|stream| tracked.track(stream)));
+        let incoming = TcpListenerStream::new(grpc_listener).map(move |accepted| {
+            accepted.map(|stream| {
+                // Without TCP_NODELAY, a response written in two segments
+                // waits for the client's delayed ACK (40 ms on Linux).
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+                }
+                tracked.track(stream)
+            })
+        });
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         // Calls that outlive the grace period (a health Watch, a client that
         // stopped reading) are cut off rather than holding the shutdown.

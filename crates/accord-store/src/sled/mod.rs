@@ -25,8 +25,9 @@ pub struct SledOptions {
     pub path: PathBuf,
     /// Bytes of sled's page cache.
     pub cache_capacity_bytes: u64,
-    /// Most appends taken into one group commit.
-    pub max_group_commit: usize,
+    /// Events after which a group commit takes no more appends (one
+    /// append larger than this is a group of its own).
+    pub max_group_events: usize,
     /// Called after every group commit, for metrics.
     pub observer: Option<Arc<dyn CommitObserver>>,
 }
@@ -37,7 +38,7 @@ impl SledOptions {
         Self {
             path: path.into(),
             cache_capacity_bytes: 256 * 1024 * 1024,
-            max_group_commit: 4_096,
+            max_group_events: 512,
             observer: None,
         }
     }
@@ -70,7 +71,7 @@ impl SledLog {
             tree.clone(),
             state,
             head_sender,
-            options.max_group_commit,
+            options.max_group_events,
             options.observer.clone(),
         );
         let writer_thread = std::thread::Builder::new()

@@ -49,7 +49,7 @@ pub(crate) struct Writer {
     state: LogState,
     stream_versions: HashMap<String, u64>,
     head_sender: watch::Sender<u64>,
-    max_group_commit: usize,
+    max_group_events: usize,
     observer: Option<Arc<dyn CommitObserver>>,
 }
 
@@ -68,7 +68,7 @@ impl Writer {
         tree: ::sled::Tree,
         state: LogState,
         head_sender: watch::Sender<u64>,
-        max_group_commit: usize,
+        max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
         Self {
@@ -77,7 +77,7 @@ impl Writer {
             state,
             stream_versions: HashMap::new(),
             head_sender,
-            max_group_commit: max_group_commit.max(1),
+            max_group_events: max_group_events.max(1),
             observer,
         }
     }
@@ -86,16 +86,25 @@ impl Writer {
         let mut close_reply = None;
         while let Some(message) = requests.blocking_recv() {
             let mut pending = Vec::new();
+            let mut events = 0;
             let mut import = None;
             match message {
-                WriterMessage::Append(append) => pending.push(append),
+                WriterMessage::Append(append) => {
+                    events += append.items.len();
+                    pending.push(append);
+                }
                 WriterMessage::Import(records, reply) => import = Some((records, reply)),
                 WriterMessage::Close(reply) => close_reply = Some(reply),
             }
-            while close_reply.is_none() && import.is_none() && pending.len() < self.max_group_commit
-            {
+            // A group stops at `max_group_events`, so that callers answered
+            // by one group prepare their next requests while the next group
+            // is written.
+            while close_reply.is_none() && import.is_none() && events < self.max_group_events {
                 match requests.try_recv() {
-                    Ok(WriterMessage::Append(append)) => pending.push(append),
+                    Ok(WriterMessage::Append(append)) => {
+                        events += append.items.len();
+                        pending.push(append);
+                    }
                     Ok(WriterMessage::Import(records, reply)) => import = Some((records, reply)),
                     Ok(WriterMessage::Close(reply)) => close_reply = Some(reply),
                     Err(_) => break,
