@@ -107,15 +107,7 @@ pub fn recorded_event_to_wire(recorded: &RecordedEvent) -> v1::RecordedEvent {
 }
 
 fn format_uuid(bytes: &[u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::from_bytes(*bytes).hyphenated().to_string()
 }
 
 pub(super) fn kind_to_wire(kind: AgreementKind) -> v1::AgreementKind {

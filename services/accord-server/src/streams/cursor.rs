@@ -43,7 +43,21 @@ impl LogCursor {
     /// Returns the next event, or None when the cursor is at the head.
     pub(crate) async fn next(&mut self) -> Result<Option<Arc<RecordedEvent>>, StoreError> {
         if self.buffered.is_empty() {
-            match self.recent.from(self.next, READ_BATCH) {
+            // At the head: nothing to read (every stream asks after each batch).
+            if self.next > self.log.head() {
+                return Ok(None);
+            }
+            let mut window = self.recent.from(self.next, READ_BATCH);
+            if window.is_none() && self.next > *self.head.borrow() {
+                // The log has it and the shared window will in a moment:
+                // waiting is cheaper than every stream reading it itself.
+                let wanted = self.next;
+                let _ =
+                    tokio::time::timeout(WINDOW_GRACE, self.head.wait_for(|head| *head >= wanted))
+                        .await;
+                window = self.recent.from(self.next, READ_BATCH);
+            }
+            match window {
                 Some(events) => self.buffered.extend(events),
                 None => {
                     let batch = self.log.read_log(self.next, READ_BATCH).await?;
