@@ -2,6 +2,7 @@
 //! directory, drives it over gRPC with the same workloads the peer gets, and
 //! writes `bench-results.json`.
 
+mod group_commits;
 mod postgres;
 mod process;
 mod report;

@@ -49,6 +49,7 @@ pub(crate) struct ServerProcess {
     child: Child,
     pid: u32,
     grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     data_dir: PathBuf,
     nats: Vec<NatsNode>,
 }
@@ -92,7 +93,7 @@ impl ServerProcess {
         let pid = child.id().ok_or("server exited at once")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let grpc_addr = loop {
+        let (grpc_addr, metrics_addr) = loop {
             let line = lines
                 .next_line()
                 .await
@@ -101,10 +102,15 @@ impl ServerProcess {
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
-                break addr
-                    .parse()
-                    .map_err(|error| format!("bad address {addr}: {error}"))?;
+            let address = |field: &str| -> Option<Result<SocketAddr, String>> {
+                let addr = entry.get(field)?.as_str()?;
+                Some(
+                    addr.parse()
+                        .map_err(|error| format!("bad address {addr}: {error}")),
+                )
+            };
+            if let (Some(grpc), Some(metrics)) = (address("grpc_addr"), address("metrics_addr")) {
+                break (grpc?, metrics?);
             }
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -112,6 +118,7 @@ impl ServerProcess {
             child,
             pid,
             grpc_addr,
+            metrics_addr,
             data_dir: data_dir.to_path_buf(),
             nats,
         })
@@ -120,6 +127,24 @@ impl ServerProcess {
     /// The gRPC address.
     pub(crate) fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The server's Prometheus exposition (`GET /metrics`).
+    pub(crate) async fn metrics(&self) -> Result<String, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .map_err(|error| format!("metrics: {error}"))?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: accord\r\n\r\n")
+            .await
+            .map_err(|error| format!("metrics: {error}"))?;
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .map_err(|error| format!("metrics: {error}"))?;
+        Ok(response)
     }
 
     /// CPU seconds (user + system) the server has used so far.

@@ -1,0 +1,135 @@
+//! The group-commit size distribution, read from the server's
+//! `accord_group_commit_events` histogram before and after a run.
+
+use std::collections::BTreeMap;
+
+const METRIC: &str = "accord_group_commit_events";
+
+/// A cumulative Prometheus histogram: `(upper bound, count)` per bucket.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct GroupCommits {
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+impl GroupCommits {
+    /// Reads the histogram out of a Prometheus text exposition.
+    pub(crate) fn parse(exposition: &str) -> Self {
+        let mut histogram = Self::default();
+        for line in exposition.lines() {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if let Some(labels) = name
+                .strip_prefix(METRIC)
+                .and_then(|rest| rest.strip_prefix("_bucket{le=\""))
+            {
+                let bound = labels.trim_end_matches("\"}");
+                let bound = if bound == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    bound.parse().unwrap_or(f64::NAN)
+                };
+                histogram.buckets.push((bound, value));
+            } else if name == format!("{METRIC}_sum") {
+                histogram.sum = value;
+            } else if name == format!("{METRIC}_count") {
+                histogram.count = value;
+            }
+        }
+        histogram
+    }
+
+    /// What was observed after `earlier`.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|(bound, count)| {
+                let before = earlier
+                    .buckets
+                    .iter()
+                    .find(|(other, _)| other == bound)
+                    .map_or(0.0, |(_, count)| *count);
+                (*bound, count - before)
+            })
+            .collect();
+        Self {
+            buckets,
+            sum: self.sum - earlier.sum,
+            count: self.count - earlier.count,
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    fn quantile_bound(&self, q: f64) -> f64 {
+        let wanted = q * self.count;
+        self.buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= wanted)
+            .map_or(f64::NAN, |(bound, _)| *bound)
+    }
+
+    /// Figures for the report: groups, mean events per group, and the
+    /// bucket bounds at the median and the 99th percentile.
+    pub(crate) fn figures(&self) -> BTreeMap<String, f64> {
+        let mut figures = BTreeMap::new();
+        if self.count <= 0.0 {
+            return figures;
+        }
+        figures.insert("group_commits".into(), self.count);
+        figures.insert("group_commit_mean_events".into(), self.sum / self.count);
+        figures.insert(
+            "group_commit_p50_events_le".into(),
+            self.quantile_bound(0.5),
+        );
+        figures.insert(
+            "group_commit_p99_events_le".into(),
+            self.quantile_bound(0.99),
+        );
+        figures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "# HELP accord_group_commit_events Events written by one group commit
+# TYPE accord_group_commit_events histogram
+accord_group_commit_events_bucket{le=\"1.0\"} 2
+accord_group_commit_events_bucket{le=\"2.0\"} 2
+accord_group_commit_events_bucket{le=\"4.0\"} 2
+accord_group_commit_events_bucket{le=\"+Inf\"} 2
+accord_group_commit_events_sum 2.0
+accord_group_commit_events_count 2
+accord_appended_events_total 2
+";
+
+    const AFTER: &str = "accord_group_commit_events_bucket{le=\"1.0\"} 3
+accord_group_commit_events_bucket{le=\"2.0\"} 52
+accord_group_commit_events_bucket{le=\"4.0\"} 101
+accord_group_commit_events_bucket{le=\"+Inf\"} 102
+accord_group_commit_events_sum 312.0
+accord_group_commit_events_count 102
+";
+
+    #[test]
+    fn the_distribution_of_a_run_is_the_difference_of_two_readings() {
+        let run = GroupCommits::parse(AFTER).since(&GroupCommits::parse(BEFORE));
+        let figures = run.figures();
+        assert_eq!(figures["group_commits"], 100.0);
+        assert_eq!(figures["group_commit_mean_events"], 3.1);
+        assert_eq!(figures["group_commit_p50_events_le"], 2.0);
+        assert_eq!(figures["group_commit_p99_events_le"], 4.0);
+    }
+
+    #[test]
+    fn no_histogram_gives_no_figures() {
+        assert!(GroupCommits::parse("up 1\n").figures().is_empty());
+    }
+}
