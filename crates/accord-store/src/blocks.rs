@@ -77,12 +77,6 @@ impl Block {
         Self { first, value }
     }
 
-    /// The stored value.
-    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
-    pub(crate) fn value(&self) -> &[u8] {
-        &self.value
-    }
-
     /// Position of the first record.
     pub(crate) fn first(&self) -> u64 {
         self.first

@@ -71,8 +71,14 @@ pub(crate) fn chunk_at(
     agreement_id: &str,
     version: u64,
 ) -> Result<Option<Chunk>, StoreError> {
-    let start = keys::stream_key(agreement_id, 0);
     let end = keys::stream_key(agreement_id, version);
+    // Most lookups ask for a chunk's first version (a stream read from 1, an
+    // agreement appended to once per group): an exact get, before the range
+    // scan that costs several.
+    if let Some(positions) = tree.get(&end)? {
+        return Chunk::decode(&end, positions).map(Some);
+    }
+    let start = keys::stream_key(agreement_id, 0);
     match tree.range(start..=end).next_back() {
         Some(entry) => {
             let (key, positions) = entry?;

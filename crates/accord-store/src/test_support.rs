@@ -13,12 +13,25 @@ pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
     let tree = db.open_tree("log")?;
     let no_record = || StoreError::Corrupt(format!("no record at position {position}"));
     let block = blocks::block_at(&tree, position)?.ok_or_else(no_record)?;
-    // The record's bytes are a slice of the stored value: flip its middle byte.
-    let record = block.get(position)?.ok_or_else(no_record)?;
-    let offset = record.as_ptr() as usize - block.value().as_ptr() as usize + record.len() / 2;
-    let mut bytes = block.value().to_vec();
-    bytes[offset] ^= 0x5a;
-    tree.insert(keys::event_key(block.first()), bytes)?;
+    // Rewrite the block holding it with that record's middle byte flipped.
+    let mut packer = blocks::BlockPacker::default();
+    let mut found = false;
+    for entry in block.records() {
+        let (at, record) = entry?;
+        let mut bytes = record.to_vec();
+        if at == position {
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x5a;
+            found = true;
+        }
+        packer.push(at, &bytes);
+    }
+    if !found {
+        return Err(no_record());
+    }
+    for (first, value) in packer.finish() {
+        tree.insert(keys::event_key(first), value)?;
+    }
     db.flush()?;
     Ok(())
 }

@@ -40,8 +40,29 @@ impl TreeReader {
     }
 
     pub(crate) fn read_position(&self, position: u64) -> Result<RecordedEvent, StoreError> {
-        let bytes = record_at(&self.tree, position)?.ok_or_else(|| missing(position))?;
-        Ok(decode_record(&bytes)?.event)
+        Ok(decode_record(self.record_from(&mut None, position)?)?.event)
+    }
+
+    /// The record at `position`: from `block` when it holds it, else from
+    /// the tree, and `block` becomes the block that holds it (callers that
+    /// read nearby positions in turn pass the same `block`).
+    fn record_from<'b>(
+        &self,
+        block: &'b mut Option<Block>,
+        position: u64,
+    ) -> Result<&'b [u8], StoreError> {
+        let held = match block {
+            Some(block) => block.get(position)?.is_some(),
+            None => false,
+        };
+        if !held {
+            *block = block_at(&self.tree, position)?;
+        }
+        match block {
+            Some(block) => block.get(position)?,
+            None => None,
+        }
+        .ok_or_else(|| missing(position))
     }
 
     /// Maps up to `max_count` durable records from `from_position` on.
@@ -56,9 +77,13 @@ impl TreeReader {
         if from_position > head || max_count == 0 {
             return Ok(Vec::new());
         }
-        // The block holding `from_position` may start before it.
-        let start =
-            block_at(&self.tree, from_position)?.map_or(from_position, |block| block.first());
+        // The block holding `from_position` may start before it; readers that
+        // follow the head ask for the first position of the next block.
+        let start = if self.tree.contains_key(keys::event_key(from_position))? {
+            from_position
+        } else {
+            block_at(&self.tree, from_position)?.map_or(from_position, |block| block.first())
+        };
         let mut mapped = Vec::new();
         for entry in self
             .tree
@@ -121,19 +146,7 @@ impl TreeReader {
             if position > head {
                 return Ok(false);
             }
-            let cached = match &block {
-                Some(block) => block.get(position)?.is_some(),
-                None => false,
-            };
-            if !cached {
-                block = block_at(&self.tree, position)?;
-            }
-            let bytes = match &block {
-                Some(block) => block.get(position)?,
-                None => None,
-            }
-            .ok_or_else(|| missing(position))?;
-            events.push(decode_record(bytes)?.event);
+            events.push(decode_record(self.record_from(&mut block, position)?)?.event);
             Ok(events.len() < max_count)
         })?;
         Ok(events)

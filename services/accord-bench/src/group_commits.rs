@@ -24,21 +24,22 @@ impl GroupCommits {
             let Ok(value) = value.parse::<f64>() else {
                 continue;
             };
-            if let Some(labels) = name
-                .strip_prefix(METRIC)
-                .and_then(|rest| rest.strip_prefix("_bucket{le=\""))
-            {
-                let bound = labels.trim_end_matches("\"}");
-                let bound = if bound == "+Inf" {
-                    f64::INFINITY
-                } else {
-                    bound.parse().unwrap_or(f64::NAN)
-                };
-                histogram.buckets.push((bound, value));
-            } else if name == format!("{METRIC}_sum") {
-                histogram.sum = value;
-            } else if name == format!("{METRIC}_count") {
-                histogram.count = value;
+            let Some(series) = name.strip_prefix(METRIC) else {
+                continue;
+            };
+            match series {
+                "_sum" => histogram.sum = value,
+                "_count" => histogram.count = value,
+                _ => {
+                    let Some(labels) = series.strip_prefix("_bucket{le=\"") else {
+                        continue;
+                    };
+                    let bound = match labels.trim_end_matches("\"}") {
+                        "+Inf" => f64::INFINITY,
+                        bound => bound.parse().unwrap_or(f64::NAN),
+                    };
+                    histogram.buckets.push((bound, value));
+                }
             }
         }
         histogram
