@@ -5,8 +5,11 @@
 //! - `b` + buyer country + 0x00 + agreement id -> empty (buyer index)
 //! - `p` + buyer country                    -> portfolio sums (JSON)
 //! - `checkpoint`                           -> last applied position (u64 BE)
+//! - `checkpoint_event`                     -> id of the event at that position (16 bytes),
+//!   so that read models can tell at open whether they follow this log
 
 pub(crate) const CHECKPOINT: &[u8] = b"checkpoint";
+pub(crate) const CHECKPOINT_EVENT: &[u8] = b"checkpoint_event";
 pub(crate) const AGREEMENT: u8 = b'a';
 pub(crate) const BUYER: u8 = b'b';
 pub(crate) const PORTFOLIO: u8 = b'p';

@@ -12,6 +12,7 @@ mod projector;
 mod queries;
 mod read_models;
 mod rebuild;
+mod reconcile;
 
 pub use error::ProjectionError;
 pub use portfolio::PortfolioSums;
@@ -20,3 +21,4 @@ pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage};
 pub use read_models::{PROJECTION_NAME, ReadModels, Rebuild};
 pub use rebuild::{RebuildStatus, rebuild};
+pub use reconcile::{Divergence, divergence, reconcile};

@@ -15,6 +15,8 @@ use crate::{PortfolioSums, ProjectionError};
 /// Changes folded from the log but not yet written.
 pub struct PendingChanges {
     checkpoint: u64,
+    /// The id of the event at `checkpoint`, once one was folded.
+    checkpoint_event_id: Option<[u8; 16]>,
     generation: u64,
     before: HashMap<String, Option<Agreement>>,
     after: HashMap<String, Agreement>,
@@ -36,6 +38,7 @@ impl PendingChanges {
     pub fn new(checkpoint: u64, generation: u64) -> Self {
         Self {
             checkpoint,
+            checkpoint_event_id: None,
             generation,
             before: HashMap::new(),
             after: HashMap::new(),
@@ -105,6 +108,7 @@ impl PendingChanges {
                 self.after.insert(event.agreement_id.clone(), next);
             }
             self.checkpoint = event.position;
+            self.checkpoint_event_id = Some(event.event_id);
         }
         Ok(())
     }
@@ -141,6 +145,9 @@ impl PendingChanges {
             writes.insert(keys::portfolio_key(&country), encoded);
         }
         writes.insert(keys::CHECKPOINT, &self.checkpoint.to_be_bytes());
+        if let Some(event_id) = self.checkpoint_event_id {
+            writes.insert(keys::CHECKPOINT_EVENT, &event_id);
+        }
         Ok(ProjectedBatch {
             writes,
             checkpoint: self.checkpoint,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use accord_domain::{Agreement, RecordedEvent};
 use accord_proto::v1;
+use accord_store::SyncedDb;
 use prost::Message;
 use tokio::sync::watch;
 
@@ -27,7 +28,7 @@ const CACHED_VIEWS: usize = 200_000;
 
 /// The read models, always at one checkpoint.
 pub struct ReadModels {
-    db: sled::Db,
+    db: SyncedDb,
     active: RwLock<Generation>,
     /// Held while a commit or a swap changes what is active.
     commit_lock: Mutex<()>,
@@ -39,12 +40,12 @@ pub struct ReadModels {
 impl ReadModels {
     /// Opens (or creates) the read models in `path`.
     pub fn open(path: &Path) -> Result<Self, ProjectionError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(128 * 1024 * 1024)
-            .open()?;
-        let meta = db.open_tree(META_TREE)?;
+            .cache_capacity(128 * 1024 * 1024);
+        let db = SyncedDb::open(config, path)?;
+        let meta = db.db().open_tree(META_TREE)?;
         let active_name = match meta.get(ACTIVE_TREE_KEY)? {
             Some(name) => String::from_utf8_lossy(&name).into_owned(),
             None => {
@@ -52,7 +53,8 @@ impl ReadModels {
                 FIRST_TREE.to_owned()
             }
         };
-        let tree = db.open_tree(&active_name)?;
+        let tree = db.db().open_tree(&active_name)?;
+        db.sync()?;
         let checkpoint = read_checkpoint(&tree)?;
         let number = generation_number(&active_name);
         Ok(Self {
@@ -114,8 +116,8 @@ impl ReadModels {
         pending.fold(&self.tree(), &cached, events)
     }
 
-    /// Writes `pending` and its checkpoint in one atomic batch; returns the
-    /// changed agreements.
+    /// Writes `pending` and its checkpoint in one atomic batch, synced to
+    /// stable storage; returns the changed agreements.
     pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
         let _committing = self
             .commit_lock
@@ -127,6 +129,7 @@ impl ReadModels {
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
+        self.db.sync()?;
         let mut cached = self.lock_cache();
         if cached.len() + batch.changed.len() > CACHED_VIEWS {
             cached.clear();
@@ -145,10 +148,29 @@ impl ReadModels {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes everything to disk.
+    /// Writes everything to stable storage.
     pub fn flush(&self) -> Result<(), ProjectionError> {
-        self.db.flush()?;
+        self.db.sync()?;
         Ok(())
+    }
+
+    /// The id of the event at the checkpoint, when the read models recorded it.
+    pub fn checkpoint_event_id(&self) -> Result<Option<[u8; 16]>, ProjectionError> {
+        Ok(self
+            .tree()
+            .get(keys::CHECKPOINT_EVENT)?
+            .and_then(|bytes| bytes.as_ref().try_into().ok()))
+    }
+
+    /// Replaces the read models with an empty generation at checkpoint 0,
+    /// for the projector to rebuild from the log.
+    pub fn reset(&self) -> Result<(), ProjectionError> {
+        let mut empty = self.start_rebuild()?;
+        let _committing = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.swap(&mut empty)
     }
 
     /// Returns the active tree.
@@ -166,8 +188,8 @@ impl ReadModels {
     pub fn start_rebuild(&self) -> Result<Rebuild, ProjectionError> {
         let number = self.generation() + 1;
         let name = generation_name(number);
-        self.db.drop_tree(&name)?;
-        let tree = self.db.open_tree(&name)?;
+        self.db.db().drop_tree(&name)?;
+        let tree = self.db.db().open_tree(&name)?;
         Ok(Rebuild {
             tree,
             number,
@@ -188,9 +210,17 @@ impl ReadModels {
         if rebuild.checkpoint < self.checkpoint() {
             return Ok(false);
         }
-        let meta = self.db.open_tree(META_TREE)?;
+        self.swap(rebuild)?;
+        Ok(true)
+    }
+
+    /// Makes `rebuild` the active generation; the caller holds the commit lock.
+    fn swap(&self, rebuild: &mut Rebuild) -> Result<(), ProjectionError> {
+        let meta = self.db.db().open_tree(META_TREE)?;
         meta.insert(ACTIVE_TREE_KEY, generation_name(rebuild.number).as_bytes())?;
-        self.db.flush()?;
+        // The rebuilt views and the switch to them are durable before the
+        // old generation is dropped.
+        self.db.sync()?;
         let old = {
             let mut active = self
                 .active
@@ -206,15 +236,15 @@ impl ReadModels {
         };
         self.lock_cache().clear();
         self.checkpoint.send_replace(rebuild.checkpoint);
-        if let Err(error) = self.db.drop_tree(old.tree.name()) {
+        if let Err(error) = self.db.db().drop_tree(old.tree.name()) {
             tracing::warn!(%error, "cannot drop the replaced read models");
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Bytes the read models occupy on disk.
     pub fn disk_bytes(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.db().size_on_disk().unwrap_or(0)
     }
 }
 

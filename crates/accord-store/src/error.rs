@@ -35,6 +35,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Classifies an I/O error of the store's own files.
+    pub(crate) fn from_io(error: std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::StorageFull {
+            StoreError::StorageFull(error.to_string())
+        } else {
+            StoreError::Unavailable(error.to_string())
+        }
+    }
+}
+
 impl From<::sled::Error> for StoreError {
     fn from(error: ::sled::Error) -> Self {
         match error {

@@ -3,6 +3,7 @@
 //! sled backend with its group-committing writer.
 
 mod blocks;
+mod durable;
 mod error;
 mod event_log;
 mod import_check;
@@ -17,6 +18,7 @@ pub mod test_support;
 mod tree_reader;
 mod verify;
 
+pub use durable::{SyncedDb, sync_dir};
 pub use error::StoreError;
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,

@@ -103,6 +103,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         )));
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    // A data directory created here survives a power cut with its entry.
+    accord_store::sync_dir(&parent_dir(&config.data_dir))?;
     let metrics = Metrics::new();
     let (failing, mut storage_failing) = watch::channel(false);
     let log = crate::store::open(
@@ -118,6 +120,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .await
         .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
     let read_models = Arc::new(read_models);
+    accord_projections::reconcile(&read_models, log.as_ref()).await?;
     let projector = Projector::spawn(log.clone(), read_models.clone());
 
     let grpc_listener = TcpListener::bind(config.listen).await?;
@@ -315,3 +318,11 @@ const SERVICE_NAMES: [&str; 4] = [
     "accord.v1.EventLog",
     "accord.v1.Admin",
 ];
+
+/// The directory that holds `path` (`.` for a bare name).
+fn parent_dir(path: &std::path::Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}

@@ -83,7 +83,16 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         ..stream::Config::default()
     };
     let stream = ensure_stream(&jetstream, config).await?;
-    let duplicate_window = stream.cached_info().config.duplicate_window;
+    let stream_config = &stream.cached_info().config;
+    if stream_config.num_replicas < 2 {
+        tracing::warn!(
+            stream = %stream_config.name,
+            replicas = stream_config.num_replicas,
+            "the stream is not replicated: an acknowledged append lives on one nats-server's disk \
+             (durable through its power loss only with sync_interval: always), and is lost with that disk"
+        );
+    }
+    let duplicate_window = stream_config.duplicate_window;
     Ok(Connected {
         duplicate_window,
         client,

@@ -13,6 +13,7 @@ mod follower;
 mod import;
 mod publish;
 mod replica;
+mod replica_check;
 mod subject;
 
 use std::path::PathBuf;
@@ -91,13 +92,12 @@ impl NatsLog {
     /// replica and starts following the stream from the replica's head.
     pub async fn open(options: NatsOptions) -> Result<Self, StoreError> {
         let connected = connect::connect(&options).await?;
-        let (replica, reader) = {
-            let path = options.replica_path.clone();
-            let cache = options.cache_capacity_bytes;
-            tokio::task::spawn_blocking(move || Replica::open(&path, cache))
-                .await
-                .map_err(|error| StoreError::Unavailable(error.to_string()))??
-        };
+        let (replica, reader) = replica_check::open_replica(
+            &connected.stream,
+            &options.replica_path,
+            options.cache_capacity_bytes,
+        )
+        .await?;
         let replica = Arc::new(Mutex::new(replica));
         let freshness = Arc::new(Freshness::default());
         let (failure_sender, failure) = watch::channel(None);

@@ -11,6 +11,7 @@ use std::path::Path;
 use accord_domain::Timestamp;
 use tokio::sync::watch;
 
+use crate::durable::SyncedDb;
 use crate::keys;
 use crate::log_batch::LogBatch;
 use crate::sled::{LogState, explain_open_error, recover};
@@ -26,7 +27,7 @@ pub(crate) struct StreamEntry {
 
 /// Writes the replica.
 pub(crate) struct Replica {
-    db: ::sled::Db,
+    db: SyncedDb,
     tree: ::sled::Tree,
     state: LogState,
     head: watch::Sender<u64>,
@@ -35,13 +36,13 @@ pub(crate) struct Replica {
 impl Replica {
     /// Opens the replica in `path` and returns it with a reader.
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<(Self, TreeReader), StoreError> {
-        let db = ::sled::Config::new()
+        let config = ::sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .mode(::sled::Mode::HighThroughput)
-            .open()
-            .map_err(|error| explain_open_error(path, error))?;
-        let tree = db.open_tree("replica")?;
+            .mode(::sled::Mode::HighThroughput);
+        let db = SyncedDb::open(config, path).map_err(|error| explain_open_error(path, error))?;
+        let tree = db.db().open_tree("replica")?;
+        db.sync()?;
         let state = recover(&tree)?;
         let (head, receiver) = watch::channel(state.head);
         let reader = TreeReader::new(tree.clone(), receiver);
@@ -143,9 +144,8 @@ impl Replica {
         Ok(last_version_in(&self.tree, agreement_id)?.0)
     }
 
-    /// Writes what is applied to disk.
+    /// Writes what is applied to stable storage.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.db.sync()
     }
 }

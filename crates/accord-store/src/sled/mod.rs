@@ -5,12 +5,14 @@ mod open;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use accord_domain::RecordedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::durable::SyncedDb;
 use crate::tree_reader::TreeReader;
 use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
 use writer::{PendingAppend, Writer, WriterMessage};
@@ -46,8 +48,12 @@ impl SledOptions {
 
 /// The sled-backed event log.
 pub struct SledLog {
-    db: ::sled::Db,
+    db: Arc<SyncedDb>,
     reader: TreeReader,
+    /// Set by the writer when a write failed: sled's in-memory tree may
+    /// then hold records that were never made durable, so nothing is read
+    /// from it any more; the log must be reopened from disk.
+    failed: Arc<AtomicBool>,
     appends: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -56,21 +62,26 @@ impl SledLog {
     /// Opens (or creates) the log, finds its head and checks that the
     /// indexes agree with the last record.
     pub fn open(options: SledOptions) -> Result<Self, StoreError> {
-        let db = ::sled::Config::new()
+        let config = ::sled::Config::new()
             .path(&options.path)
             .cache_capacity(options.cache_capacity_bytes)
-            .mode(::sled::Mode::HighThroughput)
-            .open()
+            .mode(::sled::Mode::HighThroughput);
+        let db = SyncedDb::open(config, &options.path)
             .map_err(|error| open::explain_open_error(&options.path, error))?;
-        let tree = db.open_tree("log")?;
+        let db = Arc::new(db);
+        let tree = db.db().open_tree("log")?;
+        // Opening a tree the first time writes to sled: make it durable too.
+        db.sync()?;
         let state = open::recover(&tree)?;
         let (head_sender, head) = watch::channel(state.head);
         let (appends, requests) = mpsc::channel(16_384);
+        let failed = Arc::new(AtomicBool::new(false));
         let writer = Writer::new(
             db.clone(),
             tree.clone(),
             state,
             head_sender,
+            failed.clone(),
             options.max_group_events,
             options.observer.clone(),
         );
@@ -83,9 +94,22 @@ impl SledLog {
         Ok(Self {
             db,
             reader: TreeReader::new(tree, head),
+            failed,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
         })
+    }
+}
+
+impl SledLog {
+    /// Refuses reads once a write failed (see `failed`).
+    fn readable(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "a write to the log failed; it is being reopened from disk".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +134,7 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readable()?;
         self.reader.read_log(from_position, max_count)
     }
 
@@ -118,6 +143,7 @@ impl EventLog for SledLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
+        self.readable()?;
         self.reader.read_raw(from_position, max_count)
     }
 
@@ -127,11 +153,13 @@ impl EventLog for SledLog {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readable()?;
         self.reader
             .read_stream(agreement_id, from_version, max_count)
     }
 
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        self.readable()?;
         self.reader.locate(agreement_id, version)
     }
 
@@ -147,6 +175,7 @@ impl EventLog for SledLog {
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        self.readable()?;
         self.reader.find_command(command_id).await
     }
 
@@ -159,12 +188,13 @@ impl EventLog for SledLog {
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {
+        self.readable()?;
         let head = self.head();
         Ok(LogStats {
             head_position: head,
             event_count: head,
             agreement_count: self.reader.agreement_count()?,
-            disk_bytes: self.db.size_on_disk()?,
+            disk_bytes: self.db.db().size_on_disk()?,
         })
     }
 

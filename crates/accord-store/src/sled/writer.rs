@@ -1,15 +1,20 @@
 //! The one task that appends: it takes every pending append, checks
 //! idempotency keys and expected versions against the latest state, writes
 //! the accepted ones in one atomic batch, fsyncs once, and only then answers.
+//!
+//! A failed write fails closed: the head stays at the last durable position,
+//! nothing more is written or read until the log is reopened from disk.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accord_domain::{Event, RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::open::{LogState, recover};
+use super::open::LogState;
+use crate::durable::SyncedDb;
 use crate::import_check::ImportCheck;
 use crate::keys;
 use crate::log_batch::LogBatch;
@@ -44,11 +49,15 @@ pub(crate) enum WriterMessage {
 const VERSION_CACHE_LIMIT: usize = 1_000_000;
 
 pub(crate) struct Writer {
-    db: ::sled::Db,
+    db: Arc<SyncedDb>,
     tree: ::sled::Tree,
     state: LogState,
     stream_versions: HashMap<String, u64>,
     head_sender: watch::Sender<u64>,
+    /// Shared with the readers: set once a write failed.
+    failed: Arc<AtomicBool>,
+    /// The write that failed; every later request is refused with it.
+    failure: Option<StoreError>,
     max_group_events: usize,
     observer: Option<Arc<dyn CommitObserver>>,
 }
@@ -64,10 +73,11 @@ struct Group {
 
 impl Writer {
     pub(crate) fn new(
-        db: ::sled::Db,
+        db: Arc<SyncedDb>,
         tree: ::sled::Tree,
         state: LogState,
         head_sender: watch::Sender<u64>,
+        failed: Arc<AtomicBool>,
         max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
@@ -77,6 +87,8 @@ impl Writer {
             state,
             stream_versions: HashMap::new(),
             head_sender,
+            failed,
+            failure: None,
             max_group_events: max_group_events.max(1),
             observer,
         }
@@ -114,11 +126,7 @@ impl Writer {
                 self.commit_group(pending);
             }
             if let Some((records, reply)) = import {
-                let imported = self.import(records);
-                if imported.is_err() {
-                    self.reload_after_failure();
-                }
-                let _ = reply.send(imported);
+                let _ = reply.send(self.import(records));
             }
             if close_reply.is_some() {
                 break;
@@ -141,7 +149,12 @@ impl Writer {
                 }
             }
         }
-        let flushed = self.db.flush().map(|_| ()).map_err(StoreError::from);
+        // After a failed write sled's memory may hold a group that was never
+        // acknowledged: it is not written out on purpose here.
+        let flushed = match &self.failure {
+            Some(error) => Err(error.clone()),
+            None => self.db.sync(),
+        };
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");
         }
@@ -153,6 +166,7 @@ impl Writer {
     /// Writes exported records unchanged, after checking that each one
     /// continues the log: position, chain, version and command id.
     fn import(&mut self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+        self.refuse_after_failure()?;
         if records.is_empty() {
             return Ok(0);
         }
@@ -185,9 +199,15 @@ impl Writer {
             last_recorded_nanos,
             agreement_count: self.state.agreement_count + check.new_agreements,
         };
-        self.tree
-            .apply_batch(writes.into_sled_batch(state.agreement_count))?;
-        self.db.flush()?;
+        let written = self
+            .tree
+            .apply_batch(writes.into_sled_batch(state.agreement_count))
+            .map_err(StoreError::from)
+            .and_then(|()| self.db.sync());
+        if let Err(error) = written {
+            self.fail(&error, records.len());
+            return Err(error);
+        }
         self.state = state;
         self.stream_versions.extend(check.into_versions());
         self.head_sender.send_replace(self.state.head);
@@ -195,6 +215,12 @@ impl Writer {
     }
 
     fn commit_group(&mut self, pending: Vec<PendingAppend>) {
+        if let Err(error) = self.refuse_after_failure() {
+            for append in pending {
+                let _ = append.reply.send(Err(error.clone()));
+            }
+            return;
+        }
         let requests = pending.len();
         let mut group = Group::default();
         let mut next = self.state.clone();
@@ -222,11 +248,15 @@ impl Writer {
             return;
         }
         let batch = std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count);
-        let written = self.tree.apply_batch(batch).and_then(|()| {
-            let started = Instant::now();
-            self.db.flush()?;
-            Ok(started.elapsed())
-        });
+        let written = self
+            .tree
+            .apply_batch(batch)
+            .map_err(StoreError::from)
+            .and_then(|()| {
+                let started = Instant::now();
+                self.db.sync()?;
+                Ok(started.elapsed())
+            });
         match written {
             Ok(fsync) => {
                 if let Some(observer) = &self.observer {
@@ -244,32 +274,35 @@ impl Writer {
                 answer_refusals(refusals);
             }
             Err(error) => {
-                let error = StoreError::from(error);
-                tracing::error!(%error, events, "group commit failed");
-                if let Some(observer) = &self.observer {
-                    observer.failed(&error);
-                }
+                self.fail(&error, events);
                 for (reply, _) in group.answers {
                     let _ = reply.send(Err(error.clone()));
                 }
                 answer_refusals(refusals);
-                self.reload_after_failure();
             }
         }
     }
 
-    /// Re-reads the head from disk after a failed write: the batch may or
-    /// may not have reached the tree, and was not acknowledged either way.
-    fn reload_after_failure(&mut self) {
-        self.stream_versions.clear();
-        match recover(&self.tree) {
-            Ok(state) => {
-                self.state = state;
-                self.head_sender.send_replace(self.state.head);
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot re-read the log head after a failed write")
-            }
+    /// Fails closed after a write that did not become durable: the group may
+    /// or may not be on disk (sled's memory holds it either way), so the
+    /// head stays at the last durable position, readers are refused, and
+    /// every later write is refused until the log is reopened from disk.
+    fn fail(&mut self, error: &StoreError, events: usize) {
+        tracing::error!(%error, events, head = self.state.head, "a write to the log failed; the log refuses reads and writes until it is reopened");
+        self.failure = Some(error.clone());
+        self.failed.store(true, Ordering::Release);
+        if let Some(observer) = &self.observer {
+            observer.failed(error);
+        }
+    }
+
+    /// The error for any request after a failed write.
+    fn refuse_after_failure(&self) -> Result<(), StoreError> {
+        match &self.failure {
+            None => Ok(()),
+            Some(error) => Err(StoreError::Unavailable(format!(
+                "the log is being reopened after a failed write ({error})"
+            ))),
         }
     }
 
