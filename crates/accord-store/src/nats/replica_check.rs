@@ -38,10 +38,7 @@ pub(crate) async fn open_replica(
     open_blocking(path, cache_bytes).await
 }
 
-async fn open_blocking(
-    path: &Path,
-    cache_bytes: u64,
-) -> Result<(Replica, TreeReader), StoreError> {
+async fn open_blocking(path: &Path, cache_bytes: u64) -> Result<(Replica, TreeReader), StoreError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || Replica::open(&path, cache_bytes))
         .await
@@ -65,9 +62,10 @@ async fn divergence(stream: &Stream, reader: &TreeReader) -> Result<Option<Strin
             "the replica's head {head} is beyond the stream's last sequence {last}"
         )));
     }
-    let message = stream.get_raw_message(head).await.map_err(|error| {
-        StoreError::Unavailable(format!("stream message {head}: {error}"))
-    })?;
+    let message = stream
+        .get_raw_message(head)
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("stream message {head}: {error}")))?;
     let in_stream = decode_record(&message.payload)?.event;
     let in_replica = reader.read_log(head, 1)?;
     match in_replica.first() {
