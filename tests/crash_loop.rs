@@ -1,244 +1,31 @@
 //! The crash loop: N times, start the server, load it from 8 clients, kill it
 //! with SIGKILL at a random moment, restart it, and check that the log
 //! verifies clean, every acknowledged append is there, positions are
-//! gap-free, and the read models equal a fresh rebuild.
+//! gap-free, and the read models equal a fresh rebuild (see
+//! `support/crash_cycles.rs`).
 //!
 //! N is 5 by default; `ACCORD_CRASH_CYCLES=100 cargo test -p accord-tests --test crash_loop`
 //! runs the long loop.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use accord_proto::v1::{
-    self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
-    event_log_client::EventLogClient,
-};
-use accord_tests::child::ChildServer;
-use accord_tests::*;
-use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use accord_tests::crash_cycles::{crash_cycles, cycles_from_env, seed_from_env};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
-const CLIENTS: usize = 8;
-
-/// What clients were told: command id -> (agreement, version, position), over every cycle.
-type Acknowledged = Arc<Mutex<HashMap<String, (String, u64, u64)>>>;
-
-/// A small deterministic generator, seeded per run and printed, so a failing
-/// run can be repeated with ACCORD_CRASH_SEED.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
-
-/// Every agreement view and portfolio, once the read models reach `head`.
-async fn read_models(
-    channel: Channel,
-    head: u64,
-) -> (Vec<v1::Agreement>, Vec<v1::CountryPortfolio>) {
-    let mut client = AgreementServiceClient::new(channel);
-    let mut agreements = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_agreements(v1::ListAgreementsRequest {
-                page_size: 1_000,
-                page_token: token.clone(),
-                min_position: head,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        agreements.extend(page.agreements);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
-    let portfolios = client
-        .list_country_portfolios(v1::ListCountryPortfoliosRequest { min_position: head })
-        .await
-        .expect("portfolios")
-        .into_inner()
-        .portfolios;
-    (agreements, portfolios)
-}
-
-async fn rebuild(channel: Channel) {
-    let mut stream = AdminClient::new(channel)
-        .rebuild_projections(v1::RebuildProjectionsRequest { names: vec![] })
-        .await
-        .expect("rebuild")
-        .into_inner();
-    let mut done = false;
-    while let Some(progress) = stream.next().await {
-        done = progress.expect("progress").done;
-    }
-    assert!(done, "the rebuild finished");
-}
 
 #[tokio::test]
 async fn crash_loop_loses_no_acknowledged_event() {
-    let cycles: usize = std::env::var("ACCORD_CRASH_CYCLES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(5);
-    let seed = std::env::var("ACCORD_CRASH_SEED")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |now| now.as_nanos() as u64)
-                | 1
-        });
-    println!("crash loop: {cycles} cycles, ACCORD_CRASH_SEED={seed}");
-    let mut random = Random(seed);
     let data_dir = tempfile::tempdir().expect("data dir");
-    let acknowledged: Acknowledged = Arc::default();
-    let mut server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
-    for cycle in 0..cycles {
-        let kill_after = 50 + random.below(1_500) as usize;
-        let (count_sender, mut count) = tokio::sync::watch::channel(0usize);
-        let count_sender = Arc::new(count_sender);
-        let mut clients = Vec::new();
-        for client in 0..CLIENTS {
-            let channel = connect(server.grpc_addr()).await;
-            let acknowledged = acknowledged.clone();
-            let count_sender = count_sender.clone();
-            let small_batches = client % 2 == 0;
-            clients.push(tokio::spawn(async move {
-                let mut agreements = AgreementServiceClient::new(channel);
-                let agreement_id = format!("cycle{cycle}-client{client}");
-                let mut announce = announce_wabtec(&agreement_id);
-                announce.quantity = Some(10_000_000);
-                let record = |result: &v1::AppendResult, command_id: String| {
-                    acknowledged.lock().expect("lock").insert(
-                        command_id,
-                        (result.agreement_id.clone(), result.version, result.position),
-                    );
-                    count_sender.send_modify(|count| *count += 1);
-                };
-                let Ok(result) = agreements.announce(announce).await else {
-                    return;
-                };
-                record(&result.into_inner(), format!("{agreement_id}/announce"));
-                let Ok(result) = agreements.sign(sign(&agreement_id)).await else {
-                    return;
-                };
-                record(&result.into_inner(), format!("{agreement_id}/sign"));
-                // Bounded: the kill comes long before this runs out.
-                for step in 0..50_000u64 {
-                    if small_batches {
-                        let ids: Vec<String> = (0..5)
-                            .map(|offset| format!("{agreement_id}/b{step}-{offset}"))
-                            .collect();
-                        let commands = ids
-                            .iter()
-                            .map(|id| {
-                                command(v1::command::Command::RecordDelivery(deliver(
-                                    &agreement_id,
-                                    id,
-                                    1,
-                                )))
-                            })
-                            .collect();
-                        let Ok(response) =
-                            agreements.execute(v1::ExecuteRequest { commands }).await
-                        else {
-                            return;
-                        };
-                        for (result, id) in response.into_inner().results.iter().zip(ids) {
-                            record(result, id);
-                        }
-                    } else {
-                        let id = format!("{agreement_id}/d{step}");
-                        let Ok(result) = agreements
-                            .record_delivery(deliver(&agreement_id, &id, 1))
-                            .await
-                        else {
-                            return;
-                        };
-                        record(&result.into_inner(), id);
-                    }
-                }
-            }));
-        }
-        let target = acknowledged.lock().expect("lock").len() + kill_after;
-        count
-            .wait_for(|_| {
-                acknowledged
-                    .lock()
-                    .map(|acks| acks.len() >= target)
-                    .unwrap_or(true)
-            })
-            .await
-            .expect("load runs");
-        server.kill().await;
-        for client in clients {
-            client.await.expect("client ends");
-        }
-
-        server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
-        let channel = connect(server.grpc_addr()).await;
-        let checked = verify_clean(channel.clone()).await;
-        let events = read_all(EventLogClient::new(channel.clone())).await;
-        assert_eq!(checked, events.len() as u64);
-        for (index, event) in events.iter().enumerate() {
-            assert_eq!(
-                event.position,
-                index as u64 + 1,
-                "cycle {cycle}: positions are gap-free"
-            );
-        }
-        let by_command: HashMap<&str, &v1::RecordedEvent> = events
-            .iter()
-            .map(|event| {
-                (
-                    event
-                        .metadata
-                        .as_ref()
-                        .expect("metadata")
-                        .command_id
-                        .as_str(),
-                    event,
-                )
-            })
-            .collect();
-        for (command_id, (agreement_id, version, position)) in
-            acknowledged.lock().expect("lock").iter()
-        {
-            let event = by_command
-                .get(command_id.as_str())
-                .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged {command_id} lost"));
-            assert_eq!(
-                (&event.agreement_id, event.version, event.position),
-                (agreement_id, *version, *position)
-            );
-        }
-        let head = events.len() as u64;
-        let incremental = read_models(channel.clone(), head).await;
-        rebuild(channel.clone()).await;
-        let rebuilt = read_models(channel, head).await;
-        assert_eq!(
-            incremental, rebuilt,
-            "cycle {cycle}: read models equal a fresh rebuild"
-        );
-        println!(
-            "cycle {cycle}: killed after {kill_after} more acks; {head} events, all acknowledged present, verified, read models equal a rebuild"
-        );
-    }
-    server.kill().await;
+    let summary = crash_cycles(
+        Path::new(SERVER),
+        data_dir.path(),
+        cycles_from_env("ACCORD_CRASH_CYCLES"),
+        seed_from_env(),
+        |_| {},
+    )
+    .await;
     println!(
-        "crash loop: {cycles} cycles survived, {} acknowledged appends, 0 lost",
-        acknowledged.lock().expect("lock").len()
+        "crash loop: {} cycles survived, {} acknowledged appends, 0 lost",
+        summary.cycles, summary.acknowledged
     );
 }

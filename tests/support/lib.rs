@@ -3,6 +3,7 @@
 //! builds requests from the UNGA 80 facts.
 
 pub mod child;
+pub mod crash_cycles;
 pub mod requests;
 
 use accord_proto::v1::admin_client::AdminClient;
