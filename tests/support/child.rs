@@ -11,6 +11,9 @@ use tokio::process::{Child, Command};
 pub struct ChildServer {
     child: Child,
     grpc_addr: SocketAddr,
+    /// Started under a wrapper (such as strace) in its own process group,
+    /// which signals go to as a whole.
+    group: bool,
 }
 
 impl ChildServer {
@@ -21,7 +24,26 @@ impl ChildServer {
 
     /// Starts `binary` on `data_dir` with more flags (`--store nats://...`).
     pub async fn start_with_args(binary: &Path, data_dir: &Path, args: &[String]) -> Self {
-        let mut child = Command::new(binary)
+        Self::start_under(&[], binary, data_dir, args).await
+    }
+
+    /// Starts `binary` under `wrapper` (a program and its arguments, such as
+    /// `strace -f -o FILE`), in a process group of its own; no wrapper when empty.
+    pub async fn start_under(
+        wrapper: &[String],
+        binary: &Path,
+        data_dir: &Path,
+        args: &[String],
+    ) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(binary).process_group(0);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(args)
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -53,7 +75,11 @@ impl ChildServer {
         };
         // Keep reading so that the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, grpc_addr }
+        Self {
+            child,
+            grpc_addr,
+            group: !wrapper.is_empty(),
+        }
     }
 
     /// The gRPC address.
@@ -70,8 +96,10 @@ impl ChildServer {
     /// Sends SIGTERM and returns how the process exited.
     pub async fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().expect("process is running") as libc::pid_t;
-        // SAFETY: kill(2) with a pid this test owns and a valid signal number.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        // A wrapper's whole group: the server under it gets the signal too.
+        let target = if self.group { -pid } else { pid };
+        // SAFETY: kill(2) with a pid or group this test owns and a valid signal number.
+        let sent = unsafe { libc::kill(target, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM sent");
         self.child.wait().await.expect("reaps the process")
     }
