@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use accord_domain::{Agreement, RecordedEvent};
 use accord_proto::v1;
-use accord_store::SyncedDb;
+use accord_store::{ContainedDrop, SyncedDb};
 use prost::Message;
 use tokio::sync::watch;
 
@@ -28,8 +28,8 @@ const CACHED_VIEWS: usize = 200_000;
 
 /// The read models, always at one checkpoint.
 pub struct ReadModels {
-    db: SyncedDb,
-    active: RwLock<Generation>,
+    db: ContainedDrop<SyncedDb>,
+    active: ContainedDrop<RwLock<Generation>>,
     /// Held while a commit or a swap changes what is active.
     commit_lock: Mutex<()>,
     checkpoint: watch::Sender<u64>,
@@ -58,8 +58,8 @@ impl ReadModels {
         let checkpoint = read_checkpoint(&tree)?;
         let number = generation_number(&active_name);
         Ok(Self {
-            db,
-            active: RwLock::new(Generation { tree, number }),
+            db: ContainedDrop::new(db),
+            active: ContainedDrop::new(RwLock::new(Generation { tree, number })),
             commit_lock: Mutex::new(()),
             checkpoint: watch::Sender::new(checkpoint),
             cached_views: Mutex::new(HashMap::new()),

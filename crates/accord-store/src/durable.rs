@@ -124,3 +124,42 @@ fn list_names(dir: &Path) -> io::Result<BTreeSet<OsString>> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// Holds sled handles whose drop may panic: sled 0.34 syncs its file when
+/// the last handle of a database is dropped and unwraps the result
+/// (`pagecache/logger.rs`, `Drop for Log`), so a device that fails syncs
+/// makes the drop panic. The panic is caught and logged here instead of
+/// unwinding through whatever task dropped the last handle.
+pub struct ContainedDrop<T>(Option<T>);
+
+impl<T> ContainedDrop<T> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        Self(Some(value))
+    }
+}
+
+impl<T> std::ops::Deref for ContainedDrop<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("taken only by drop")
+    }
+}
+
+impl<T> std::ops::DerefMut for ContainedDrop<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("taken only by drop")
+    }
+}
+
+impl<T> Drop for ContainedDrop<T> {
+    fn drop(&mut self) {
+        let value = self.0.take();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value))).is_err() {
+            tracing::error!(
+                "sled panicked while closing a database (its final sync failed); what was not synced before is not durable"
+            );
+        }
+    }
+}

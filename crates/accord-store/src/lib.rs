@@ -18,7 +18,7 @@ pub mod test_support;
 mod tree_reader;
 mod verify;
 
-pub use durable::{SyncedDb, sync_dir};
+pub use durable::{ContainedDrop, SyncedDb, sync_dir};
 pub use error::StoreError;
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,

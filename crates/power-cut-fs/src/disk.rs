@@ -136,6 +136,8 @@ pub struct Disk {
     nodes: HashMap<Ino, Node>,
     next_ino: Ino,
     stats: DiskStats,
+    /// Syncs fail with EIO (a failing device) while set.
+    failing_syncs: bool,
 }
 
 impl Default for Disk {
@@ -155,6 +157,7 @@ impl Disk {
             nodes,
             next_ino: ROOT + 1,
             stats: DiskStats::default(),
+            failing_syncs: false,
         }
     }
 
@@ -274,8 +277,16 @@ impl Disk {
         Ok(())
     }
 
+    /// Makes every later sync fail with EIO (`true`), or work again.
+    pub fn fail_syncs(&mut self, failing: bool) {
+        self.failing_syncs = failing;
+    }
+
     /// Syncs the file `ino` (a directory's names are always durable).
     pub fn sync(&mut self, ino: Ino) -> Result<(), Errno> {
+        if self.failing_syncs {
+            return Err(libc::EIO);
+        }
         let copied = match &mut self.node_mut(ino)?.kind {
             Kind::File(data) => data.sync(),
             Kind::Dir(_) => return Ok(()),
@@ -361,6 +372,20 @@ mod tests {
         disk.power_cut();
         assert_eq!(disk.file_mut(a).expect("a").current(), b"a");
         assert_eq!(disk.file_mut(b).expect("b").current(), b"");
+    }
+
+    #[test]
+    fn a_failing_device_refuses_syncs_and_keeps_the_data_volatile() {
+        let mut disk = Disk::new();
+        let ino = file(&mut disk, "db");
+        disk.file_mut(ino).expect("file").write(0, b"x");
+        disk.fail_syncs(true);
+        assert_eq!(disk.sync(ino), Err(libc::EIO));
+        disk.power_cut();
+        assert_eq!(disk.file_mut(ino).expect("file").current(), b"");
+        disk.fail_syncs(false);
+        disk.file_mut(ino).expect("file").write(0, b"y");
+        disk.sync(ino).expect("synced again");
     }
 
     #[test]

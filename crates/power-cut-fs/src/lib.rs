@@ -60,6 +60,12 @@ impl PowerCutDisk {
         Ok(())
     }
 
+    /// Makes every `fsync`/`fdatasync` fail with EIO from now on (`true`),
+    /// as a failing device does, or work again (`false`).
+    pub fn fail_syncs(&self, failing: bool) {
+        self.lock().fail_syncs(failing);
+    }
+
     /// What the disk saw so far.
     pub fn stats(&self) -> DiskStats {
         self.lock().stats()

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use accord_domain::RecordedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::durable::SyncedDb;
+use crate::durable::{ContainedDrop, SyncedDb};
 use crate::tree_reader::TreeReader;
 use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
 use writer::{PendingAppend, Writer, WriterMessage};
@@ -48,8 +48,8 @@ impl SledOptions {
 
 /// The sled-backed event log.
 pub struct SledLog {
-    db: Arc<SyncedDb>,
-    reader: TreeReader,
+    db: ContainedDrop<Arc<SyncedDb>>,
+    reader: ContainedDrop<TreeReader>,
     /// Set by the writer when a write failed: sled's in-memory tree may
     /// then hold records that were never made durable, so nothing is read
     /// from it any more; the log must be reopened from disk.
@@ -92,8 +92,8 @@ impl SledLog {
                 StoreError::Unavailable(format!("cannot start the writer: {error}"))
             })?;
         Ok(Self {
-            db,
-            reader: TreeReader::new(tree, head),
+            db: ContainedDrop::new(db),
+            reader: ContainedDrop::new(TreeReader::new(tree, head)),
             failed,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
