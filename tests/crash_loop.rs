@@ -19,6 +19,7 @@ async fn crash_loop_loses_no_acknowledged_event() {
     let summary = crash_cycles(
         Path::new(SERVER),
         data_dir.path(),
+        &[],
         cycles_from_env("ACCORD_CRASH_CYCLES"),
         seed_from_env(),
         |_| {},

@@ -198,3 +198,51 @@ async fn a_server_older_than_2_10_is_refused_with_the_reason() {
         .expect("the server refuses to start");
     assert!(error.to_string().contains("needs 2.10 or newer"), "{error}");
 }
+
+/// A replica that is not a prefix of the stream (here: the node's data
+/// directory pointed at a fresh stream, shorter than the replica; the same
+/// holds after a power cut kept a replica the stream never had) is derived
+/// again from the stream at open, never served as it was.
+#[tokio::test]
+async fn a_replica_that_is_not_a_prefix_of_the_stream_is_derived_again() {
+    let replica = tempfile::tempdir().expect("tempdir");
+    let first = NatsNode::single().await;
+    let log = NatsLog::open(NatsOptions::new(first.url(), replica.path()))
+        .await
+        .expect("opens");
+    for index in 0..5 {
+        log.append(vec![announce(
+            &format!("old-{index}"),
+            &format!("old-{index}"),
+            1,
+        )])
+        .await
+        .expect("appends");
+    }
+    log.close().await.expect("closes");
+    drop(log);
+
+    let second = NatsNode::single().await;
+    let log = NatsLog::open(NatsOptions::new(second.url(), replica.path()))
+        .await
+        .expect("opens on another stream");
+    assert_eq!(log.head(), 0, "the replica follows the new, empty stream");
+    log.append(vec![announce("new", "new", 1)])
+        .await
+        .expect("appends");
+    let events = log.read_log(1, 100).await.expect("reads");
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|event| event.agreement_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["new"]);
+    let report = accord_store::verify_log(&log, |_, _, _| {})
+        .await
+        .expect("verifies");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        log.find_command("old-1").await.expect("looks up").is_none(),
+        "no command of the old replica is remembered"
+    );
+    log.close().await.expect("closes");
+}

@@ -118,11 +118,13 @@ pub fn seed_from_env() -> u64 {
         })
 }
 
-/// Runs `cycles` crash cycles of `binary` on `data_dir`; `after_kill` runs
-/// once the killed process is reaped, before the restart.
+/// Runs `cycles` crash cycles of `binary` on `data_dir` with the server
+/// flags `args`; `after_kill` runs once the killed process is reaped,
+/// before the restart.
 pub async fn crash_cycles(
     binary: &Path,
     data_dir: &Path,
+    args: &[String],
     cycles: usize,
     seed: u64,
     mut after_kill: impl FnMut(usize),
@@ -130,7 +132,7 @@ pub async fn crash_cycles(
     println!("{cycles} crash cycles, ACCORD_CRASH_SEED={seed}");
     let mut random = Random(seed);
     let acknowledged: Acknowledged = Arc::default();
-    let mut server = ChildServer::start(binary, data_dir).await;
+    let mut server = ChildServer::start_with_args(binary, data_dir, args).await;
     let mut head = 0;
     for cycle in 0..cycles {
         let kill_after = 50 + random.below(1_500) as usize;
@@ -215,7 +217,7 @@ pub async fn crash_cycles(
         }
         after_kill(cycle);
 
-        server = ChildServer::start(binary, data_dir).await;
+        server = ChildServer::start_with_args(binary, data_dir, args).await;
         let channel = connect(server.grpc_addr()).await;
         let checked = verify_clean(channel.clone()).await;
         let events = read_all(EventLogClient::new(channel.clone())).await;
