@@ -116,8 +116,9 @@ impl ReadModels {
         pending.fold(&self.tree(), &cached, events)
     }
 
-    /// Writes `pending` and its checkpoint in one atomic batch, synced to
-    /// stable storage; returns the changed agreements.
+    /// Writes `pending` and its checkpoint in one atomic batch, publishes
+    /// the checkpoint, and syncs the batch to stable storage; returns the
+    /// changed agreements.
     pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
         let _committing = self
             .commit_lock
@@ -129,7 +130,6 @@ impl ReadModels {
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
-        self.db.sync()?;
         let mut cached = self.lock_cache();
         if cached.len() + batch.changed.len() > CACHED_VIEWS {
             cached.clear();
@@ -138,7 +138,13 @@ impl ReadModels {
             cached.insert(agreement.agreement_id.clone(), agreement.clone());
         }
         drop(cached);
+        // Queries see the views before they are synced: they hold only
+        // events that are durable in the log, so a power cut can set them
+        // back (the projector applies the events again) but never show
+        // what the log lost. Syncing first would add a sync to every
+        // read-your-writes wait.
         self.checkpoint.send_replace(batch.checkpoint);
+        self.db.sync()?;
         Ok(batch.changed)
     }
 

@@ -28,6 +28,7 @@ fn only_synced_data_survives_a_power_cut() {
 
     let mut file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .read(true)
         .open(&synced)
@@ -45,6 +46,7 @@ fn only_synced_data_survives_a_power_cut() {
 
     let file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .open(&ranged)
         .expect("creates");

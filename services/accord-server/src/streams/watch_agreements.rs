@@ -43,6 +43,9 @@ impl Watched {
     }
 }
 
+/// Longest wait for the read models to reach the head before a watch starts.
+const INITIAL_VIEWS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Checks the request and starts the stream's task.
 pub(crate) fn start_watch(
     log: Arc<dyn EventLog>,
@@ -79,17 +82,25 @@ pub(crate) fn start_watch(
         (true, true) => Watched::All,
     };
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    let watch = Watch {
-        cursor: LogCursor::after(log, recent, read_models.checkpoint()),
-        read_models,
-        watched,
-        stopping,
-        sender,
-        ahead: HashMap::new(),
-    };
     let include_initial = request.include_initial;
+    // Every event acknowledged before the watch began is in its initial
+    // views or among its changes (read-your-writes).
+    let started_at = log.head();
     tokio::spawn(async move {
         let _slot = slot;
+        // Initial views from read models at the head of the request, or as
+        // far as they got after a short wait; changes from there on (views
+        // read ahead of the cursor are not sent twice, see `send`).
+        let _ = read_models.wait_for(started_at, INITIAL_VIEWS_WAIT).await;
+        let start = read_models.checkpoint().min(started_at);
+        let watch = Watch {
+            cursor: LogCursor::after(log, recent, start),
+            read_models,
+            watched,
+            stopping,
+            sender,
+            ahead: HashMap::new(),
+        };
         watch.run(include_initial).await;
     });
     Ok(ReceiverStream::new(receiver))
