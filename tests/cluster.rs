@@ -374,12 +374,7 @@ const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 #[tokio::test]
 async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_stream() {
     let nats = accord_tests::nats::NatsNode::single().await;
-    let args = [
-        "--store".to_owned(),
-        nats.url().to_owned(),
-        "--nats-replicas".to_owned(),
-        "1".to_owned(),
-    ];
+    let args = accord_tests::single_nats_args(nats.url());
     let data_dir = tempfile::tempdir().expect("data dir");
     let server =
         ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &args).await;

@@ -60,12 +60,7 @@ async fn acknowledged_appends_survive_power_cuts() {
 #[tokio::test]
 async fn a_nats_node_rederives_its_replica_after_power_cuts() {
     let nats = accord_tests::nats::NatsNode::single().await;
-    let args = [
-        "--store".to_owned(),
-        nats.url().to_owned(),
-        "--nats-replicas".to_owned(),
-        "1".to_owned(),
-    ];
+    let args = accord_tests::single_nats_args(nats.url());
     let mountpoint = tempfile::tempdir().expect("mount point");
     let mut disk = PowerCutDisk::mount(mountpoint.path())
         .expect("mounts the power-cut file system (needs root and /dev/fuse)");

@@ -128,6 +128,13 @@ impl TestServer {
     }
 }
 
+/// The server flags that put a node on the one-node NATS at `url` (R1).
+pub fn single_nats_args(url: &str) -> Vec<String> {
+    ["--store", url, "--nats-replicas", "1"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
 /// Connects a channel to `addr`.
 pub async fn connect(addr: std::net::SocketAddr) -> Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))

@@ -68,6 +68,24 @@ fn time_of(time: TimeOrNow) -> SystemTime {
     }
 }
 
+impl PowerCutFs {
+    /// Creates a file or directory owned by the caller and returns its attributes.
+    fn create_node(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        permissions: (u32, u32),
+        directory: bool,
+    ) -> Result<FileAttr, disk::Errno> {
+        let (mode, umask) = permissions;
+        let mut disk = self.disk();
+        let perm = (mode & !umask & 0o7777) as u16;
+        let ino = disk.create(parent.0, name, directory, perm, req.uid(), req.gid())?;
+        attr(&disk, ino)
+    }
+}
+
 impl Filesystem for PowerCutFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let disk = self.disk();
@@ -139,12 +157,7 @@ impl Filesystem for PowerCutFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let mut disk = self.disk();
-        let perm = (mode & !umask & 0o7777) as u16;
-        match disk
-            .create(parent.0, name, true, perm, req.uid(), req.gid())
-            .and_then(|ino| attr(&disk, ino))
-        {
+        match self.create_node(req, parent, name, (mode, umask), true) {
             Ok(found) => reply.entry(&NO_CACHE, &found, Generation(0)),
             Err(code) => reply.error(errno(code)),
         }
@@ -345,12 +358,7 @@ impl Filesystem for PowerCutFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let mut disk = self.disk();
-        let perm = (mode & !umask & 0o7777) as u16;
-        match disk
-            .create(parent.0, name, false, perm, req.uid(), req.gid())
-            .and_then(|ino| attr(&disk, ino))
-        {
+        match self.create_node(req, parent, name, (mode, umask), false) {
             Ok(found) => reply.created(
                 &NO_CACHE,
                 &found,
