@@ -424,3 +424,40 @@ async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_s
         node.kill().await;
     }
 }
+
+/// A node warns at start when the stream has one replica (its acknowledged
+/// appends then live on one nats-server's disk), and not on an R3 stream.
+#[tokio::test]
+async fn a_node_warns_when_the_stream_is_not_replicated() {
+    let warning = "the stream is not replicated";
+    let single = accord_tests::nats::NatsNode::single().await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let args = accord_tests::single_nats_args(single.url());
+    let node =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &args).await;
+    assert!(
+        node.startup_log()
+            .iter()
+            .any(|line| line.contains(warning) && line.contains("\"level\":\"WARN\"")),
+        "R1 warns: {:#?}",
+        node.startup_log()
+    );
+    node.kill().await;
+
+    let cluster = NatsCluster::three().await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let args = [
+        "--store".to_owned(),
+        cluster.urls(),
+        "--nats-replicas".to_owned(),
+        "3".to_owned(),
+    ];
+    let node =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &args).await;
+    assert!(
+        !node.startup_log().iter().any(|line| line.contains(warning)),
+        "R3 does not warn: {:#?}",
+        node.startup_log()
+    );
+    node.kill().await;
+}

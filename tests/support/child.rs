@@ -14,6 +14,8 @@ pub struct ChildServer {
     /// Started under a wrapper (such as strace) in its own process group,
     /// which signals go to as a whole.
     group: bool,
+    /// What the server logged before it listened (JSON lines).
+    startup_log: Vec<String>,
 }
 
 impl ChildServer {
@@ -60,6 +62,7 @@ impl ChildServer {
             .expect("server process starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut startup_log = Vec::new();
         let grpc_addr = loop {
             let line = lines
                 .next_line()
@@ -69,6 +72,7 @@ impl ChildServer {
             let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
+            startup_log.push(line);
             if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
                 break addr.parse().expect("a socket address");
             }
@@ -79,7 +83,13 @@ impl ChildServer {
             child,
             grpc_addr,
             group: !wrapper.is_empty(),
+            startup_log,
         }
+    }
+
+    /// The lines the server logged until it listened.
+    pub fn startup_log(&self) -> &[String] {
+        &self.startup_log
     }
 
     /// The gRPC address.
