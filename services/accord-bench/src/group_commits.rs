@@ -1,9 +1,11 @@
-//! The group-commit size distribution, read from the server's
-//! `accord_group_commit_events` histogram before and after a run.
+//! The group-commit size distribution and the time a group's sync took,
+//! read from the server's `accord_group_commit_events` and
+//! `accord_fsync_seconds` histograms before and after a run.
 
 use std::collections::BTreeMap;
 
 const METRIC: &str = "accord_group_commit_events";
+const SYNC_METRIC: &str = "accord_fsync_seconds";
 
 /// A cumulative Prometheus histogram: `(upper bound, count)` per bucket.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -13,9 +15,48 @@ pub(crate) struct GroupCommits {
     count: f64,
 }
 
-impl GroupCommits {
-    /// Reads the histogram out of a Prometheus text exposition.
+/// Both histograms of a group commit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct CommitMetrics {
+    sizes: GroupCommits,
+    syncs: GroupCommits,
+}
+
+impl CommitMetrics {
+    /// Reads both histograms out of a Prometheus text exposition.
     pub(crate) fn parse(exposition: &str) -> Self {
+        Self {
+            sizes: GroupCommits::parse_metric(exposition, METRIC),
+            syncs: GroupCommits::parse_metric(exposition, SYNC_METRIC),
+        }
+    }
+
+    /// What was observed after `earlier`.
+    pub(crate) fn since(&self, earlier: &Self) -> Self {
+        Self {
+            sizes: self.sizes.since(&earlier.sizes),
+            syncs: self.syncs.since(&earlier.syncs),
+        }
+    }
+
+    /// The group-commit figures, and the mean time of a group's sync (on
+    /// sled sled's flush and the `fdatasync`s; on NATS the time until the
+    /// stream acknowledged and the replica held the append).
+    pub(crate) fn figures(&self) -> BTreeMap<String, f64> {
+        let mut figures = self.sizes.figures();
+        if self.syncs.count > 0.0 {
+            figures.insert(
+                "sync_mean_ms".into(),
+                1_000.0 * self.syncs.sum / self.syncs.count,
+            );
+        }
+        figures
+    }
+}
+
+impl GroupCommits {
+    /// Reads the histogram `metric` out of a Prometheus text exposition.
+    fn parse_metric(exposition: &str, metric: &str) -> Self {
         let mut histogram = Self::default();
         for line in exposition.lines() {
             let Some((name, value)) = line.rsplit_once(' ') else {
@@ -24,7 +65,7 @@ impl GroupCommits {
             let Ok(value) = value.parse::<f64>() else {
                 continue;
             };
-            let Some(series) = name.strip_prefix(METRIC) else {
+            let Some(series) = name.strip_prefix(metric) else {
                 continue;
             };
             match series {
@@ -121,7 +162,8 @@ accord_group_commit_events_count 102
 
     #[test]
     fn the_distribution_of_a_run_is_the_difference_of_two_readings() {
-        let run = GroupCommits::parse(AFTER).since(&GroupCommits::parse(BEFORE));
+        let run = GroupCommits::parse_metric(AFTER, METRIC)
+            .since(&GroupCommits::parse_metric(BEFORE, METRIC));
         let figures = run.figures();
         assert_eq!(figures["group_commits"], 100.0);
         assert_eq!(figures["group_commit_mean_events"], 3.1);
@@ -131,6 +173,17 @@ accord_group_commit_events_count 102
 
     #[test]
     fn no_histogram_gives_no_figures() {
-        assert!(GroupCommits::parse("up 1\n").figures().is_empty());
+        assert!(CommitMetrics::parse("up 1\n").figures().is_empty());
+    }
+
+    #[test]
+    fn the_mean_sync_time_comes_from_the_fsync_histogram() {
+        let before = "accord_fsync_seconds_sum 1.0\naccord_fsync_seconds_count 10\n";
+        let after = "accord_fsync_seconds_sum 1.5\naccord_fsync_seconds_count 110\n";
+        let figures = CommitMetrics::parse(after)
+            .since(&CommitMetrics::parse(before))
+            .figures();
+        assert_eq!(figures["sync_mean_ms"], 5.0);
+        assert!(!figures.contains_key("group_commits"));
     }
 }

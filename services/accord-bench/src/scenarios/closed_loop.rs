@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use accord_proto::v1::agreement_service_client::AgreementServiceClient;
 use tonic::transport::Channel;
 
-use crate::group_commits::GroupCommits;
+use crate::group_commits::CommitMetrics;
 use crate::process::{Backend, ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{connect_many, prepare};
@@ -37,7 +37,7 @@ where
     for client in 0..clients {
         prepare(&channels[client % CONNECTIONS], &format!("{name}-{client}")).await?;
     }
-    let groups_before = GroupCommits::parse(&server.metrics().await?);
+    let groups_before = CommitMetrics::parse(&server.metrics().await?);
     let cpu_before = server.cpu_seconds();
     let nats_cpu_before = server.nats_cpu_seconds();
     let started = Instant::now();
@@ -68,7 +68,7 @@ where
     let elapsed = started.elapsed();
     let server_cpu_seconds = server.cpu_seconds() - cpu_before;
     let mut extra = extra;
-    let groups = GroupCommits::parse(&server.metrics().await?).since(&groups_before);
+    let groups = CommitMetrics::parse(&server.metrics().await?).since(&groups_before);
     extra.extend(groups.figures());
     if target.backend != Backend::Sled {
         extra.insert(
