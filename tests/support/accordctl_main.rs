@@ -1,5 +1,13 @@
 //! `accordctl` itself, built inside the test package for the operator tests.
 
+// glibc's allocator was a third of the server's CPU under load (malloc,
+// free and their chunk bookkeeping, mostly from sled's copy-on-write
+// nodes); mimalloc does the same work for much less (BENCHMARKS.md,
+// "Allocator"). Every binary that runs the server or opens its data
+// directory declares it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     accordctl::main_entry()
 }

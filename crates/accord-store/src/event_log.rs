@@ -1,4 +1,4 @@
-//! The contract every log backend fulfils (sled today, NATS JetStream next).
+//! The contract every log backend fulfils: the embedded sled log and NATS JetStream.
 
 use accord_domain::{Event, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp};
 use tokio::sync::watch;

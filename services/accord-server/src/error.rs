@@ -1,4 +1,5 @@
-//! The one place where errors become gRPC status codes, as API.md's table says.
+//! The one place where errors become gRPC status codes, as the README's
+//! "Errors" table lists them.
 
 use accord_domain::{DomainError, ValidationError};
 use accord_projections::ProjectionError;

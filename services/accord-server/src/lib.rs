@@ -1,15 +1,6 @@
 //! The Accord server: gRPC commands, queries and streams over an event log,
 //! with health, reflection, Prometheus metrics and graceful shutdown.
 
-// glibc's allocator was a third of the server's CPU under load (malloc,
-// free and their chunk bookkeeping, mostly from sled's copy-on-write
-// nodes); mimalloc does the same work for much less (BENCHMARKS.md,
-// "Allocator"). Declared here so that every binary that runs the server
-// (accord-server, the process tests' copy, accordctl --data-dir) runs it
-// on the same allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod auth;
 pub mod commands;
 pub mod config;
