@@ -4,7 +4,7 @@
 //! gap-free, and the read models equal a fresh rebuild (see
 //! `support/crash_cycles.rs`).
 //!
-//! N is 5 by default; `ACCORD_CRASH_CYCLES=100 cargo test -p accord-tests --test crash_loop`
+//! N is 5 by default; `ACCORD_CRASH_CYCLES=100 cargo test -p accord-tests --test integration -- crash_loop::`
 //! runs the long loop.
 
 use std::path::Path;

@@ -8,7 +8,7 @@
 //! page cache survives it); this can.
 //!
 //! N is 5 by default; `ACCORD_POWER_CUT_CYCLES=100 cargo test -p accord-tests
-//! --test power_cut` runs the long loop. Needs root and `/dev/fuse`.
+//! --test integration -- power_cut::` runs the long loop. Needs root and `/dev/fuse`.
 
 use std::path::Path;
 

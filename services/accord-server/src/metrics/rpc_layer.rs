@@ -14,7 +14,7 @@ use tonic::Code;
 
 use super::{Metrics, RpcLabels};
 
-/// Wraps services with [`RpcService`].
+/// Wraps services so that every call is counted and timed by method and status code.
 #[derive(Clone)]
 pub struct RpcLayer {
     metrics: Arc<Metrics>,

@@ -1,0 +1,26 @@
+//! Accord's end-to-end tests: the real server (in this process, or as a
+//! child process that can be killed), real nats-server processes, real file
+//! systems (tmpfs, FUSE), driven through the generated clients. One module
+//! per area; run one area with `cargo test -p accord-tests --test
+//! integration -- power_cut::`.
+
+mod cluster;
+mod commands;
+mod crash_loop;
+mod durability;
+mod errors;
+mod failed_writes;
+mod hostile;
+mod nats_store;
+mod operations;
+mod operator;
+mod power_cut;
+mod queries;
+mod read_models_follow_the_log;
+mod reads;
+mod security;
+mod storage_faults;
+mod store_conformance;
+mod streams;
+mod sync_calls;
+mod tls;
