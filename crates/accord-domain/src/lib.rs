@@ -22,5 +22,6 @@ pub use event::{
 pub use expected_version::ExpectedVersion;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};
 pub use validate::{
-    limits, quoted, validate_agreement_id, validate_command_id, validate_country, validate_text,
+    limits, quoted, validate_agreement_id, validate_command_id, validate_country,
+    validate_list_len, validate_text,
 };

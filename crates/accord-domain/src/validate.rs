@@ -266,17 +266,22 @@ fn optional_text(field: &str, value: &str) -> Checked {
     max_chars(field, value, limits::TEXT_MAX_CHARS)
 }
 
-fn validate_list(field: &str, entries: &[String], entry_max_chars: usize) -> Checked {
-    if entries.len() > limits::LIST_MAX_ENTRIES {
+/// Checks that a list field has at most `limits::LIST_MAX_ENTRIES` entries.
+pub fn validate_list_len(field: &str, entries: usize) -> Result<(), ValidationError> {
+    if entries > limits::LIST_MAX_ENTRIES {
         return Err(ValidationError::new(
             field,
             format!(
-                "must have at most {} entries, got {}",
-                limits::LIST_MAX_ENTRIES,
-                entries.len()
+                "must have at most {} entries, got {entries}",
+                limits::LIST_MAX_ENTRIES
             ),
         ));
     }
+    Ok(())
+}
+
+fn validate_list(field: &str, entries: &[String], entry_max_chars: usize) -> Checked {
+    validate_list_len(field, entries.len())?;
     for (index, entry) in entries.iter().enumerate() {
         let entry_field = format!("{field}[{index}]");
         if entry.trim().is_empty() {

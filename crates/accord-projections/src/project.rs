@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use accord_domain::{Agreement, RecordedEvent};
+use accord_store::ClearingMap;
 use prost::Message;
 
 use crate::keys;
@@ -67,7 +68,7 @@ impl PendingChanges {
     pub fn fold(
         &mut self,
         tree: &sled::Tree,
-        cached: &HashMap<String, Agreement>,
+        cached: &ClearingMap<Agreement>,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for event in events {

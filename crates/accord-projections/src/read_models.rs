@@ -1,14 +1,13 @@
 //! The read-model store: a sled database beside the log, one tree per
 //! projection generation, and the checkpoint that queries wait on.
 
-use std::collections::HashMap;
+use parking_lot::{Mutex, RwLock};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use accord_domain::{Agreement, RecordedEvent};
 use accord_proto::v1;
-use accord_store::{ContainedDrop, SyncedDb};
+use accord_store::{ClearingMap, ContainedDrop, SyncedDb};
 use prost::Message;
 use tokio::sync::watch;
 
@@ -34,7 +33,7 @@ pub struct ReadModels {
     commit_lock: Mutex<()>,
     checkpoint: watch::Sender<u64>,
     /// Views equal to the active tree's, so the projector need not read them back.
-    cached_views: Mutex<HashMap<String, Agreement>>,
+    cached_views: Mutex<ClearingMap<Agreement>>,
 }
 
 impl ReadModels {
@@ -62,7 +61,7 @@ impl ReadModels {
             active: ContainedDrop::new(RwLock::new(Generation { tree, number })),
             commit_lock: Mutex::new(()),
             checkpoint: watch::Sender::new(checkpoint),
-            cached_views: Mutex::new(HashMap::new()),
+            cached_views: Mutex::new(ClearingMap::new(CACHED_VIEWS)),
         })
     }
 
@@ -120,24 +119,19 @@ impl ReadModels {
     /// the checkpoint, and syncs the batch to stable storage; returns the
     /// changed agreements.
     pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
-        let _committing = self
-            .commit_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _committing = self.commit_lock.lock();
         if pending.generation() != self.generation() {
             return Err(ProjectionError::Superseded);
         }
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
-        let mut cached = self.lock_cache();
-        if cached.len() + batch.changed.len() > CACHED_VIEWS {
-            cached.clear();
-        }
-        for agreement in &batch.changed {
-            cached.insert(agreement.agreement_id.clone(), agreement.clone());
-        }
-        drop(cached);
+        self.lock_cache().extend(
+            batch
+                .changed
+                .iter()
+                .map(|agreement| (agreement.agreement_id.clone(), agreement.clone())),
+        );
         // Queries see the views before they are synced: they hold only
         // events that are durable in the log, so a power cut can set them
         // back (the projector applies the events again) but never show
@@ -148,10 +142,8 @@ impl ReadModels {
         Ok(batch.changed)
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Agreement>> {
-        self.cached_views
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_cache(&self) -> parking_lot::MutexGuard<'_, ClearingMap<Agreement>> {
+        self.cached_views.lock()
     }
 
     /// Writes everything to stable storage.
@@ -172,10 +164,7 @@ impl ReadModels {
     /// for the projector to rebuild from the log.
     pub fn reset(&self) -> Result<(), ProjectionError> {
         let mut empty = self.start_rebuild()?;
-        let _committing = self
-            .commit_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _committing = self.commit_lock.lock();
         self.swap(&mut empty)
     }
 
@@ -184,10 +173,8 @@ impl ReadModels {
         self.read_active().tree.clone()
     }
 
-    fn read_active(&self) -> std::sync::RwLockReadGuard<'_, Generation> {
-        self.active
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn read_active(&self) -> parking_lot::RwLockReadGuard<'_, Generation> {
+        self.active.read()
     }
 
     /// Starts a rebuild into a fresh generation, beside the active one.
@@ -200,7 +187,7 @@ impl ReadModels {
             tree,
             number,
             checkpoint: 0,
-            cached: HashMap::new(),
+            cached: ClearingMap::new(CACHED_VIEWS),
             pending: None,
         })
     }
@@ -209,10 +196,7 @@ impl ReadModels {
     /// active checkpoint; returns false (and changes nothing) otherwise.
     pub fn swap_in(&self, rebuild: &mut Rebuild) -> Result<bool, ProjectionError> {
         rebuild.write_pending()?;
-        let _committing = self
-            .commit_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _committing = self.commit_lock.lock();
         if rebuild.checkpoint < self.checkpoint() {
             return Ok(false);
         }
@@ -228,10 +212,7 @@ impl ReadModels {
         // old generation is dropped.
         self.db.sync()?;
         let old = {
-            let mut active = self
-                .active
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut active = self.active.write();
             std::mem::replace(
                 &mut *active,
                 Generation {
@@ -276,7 +257,7 @@ pub struct Rebuild {
     tree: sled::Tree,
     number: u64,
     checkpoint: u64,
-    cached: HashMap<String, Agreement>,
+    cached: ClearingMap<Agreement>,
     pending: Option<PendingChanges>,
 }
 
@@ -311,13 +292,12 @@ impl Rebuild {
         };
         let batch = pending.into_batch(&self.tree)?;
         self.tree.apply_batch(batch.writes)?;
-        if self.cached.len() + batch.changed.len() > CACHED_VIEWS {
-            self.cached.clear();
-        }
-        for agreement in batch.changed {
-            self.cached
-                .insert(agreement.agreement_id.clone(), agreement);
-        }
+        self.cached.extend(
+            batch
+                .changed
+                .into_iter()
+                .map(|agreement| (agreement.agreement_id.clone(), agreement)),
+        );
         self.checkpoint = batch.checkpoint;
         Ok(())
     }

@@ -14,12 +14,12 @@
 //! directories whose entries changed, then the data file, so that
 //! everything sled has written is on stable storage when it returns.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use crate::StoreError;
 
@@ -80,10 +80,7 @@ impl SyncedDb {
     }
 
     fn sync_io(&self) -> io::Result<()> {
-        let mut names = self
-            .synced_names
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut names = self.synced_names.lock();
         let blob_dir = self.dir.join(BLOB_DIR);
         let blobs = list_names(&blob_dir)?;
         if blobs != names.blobs {

@@ -3,9 +3,11 @@
 //! sled backend with its group-committing writer.
 
 mod blocks;
+mod clearing_map;
 mod durable;
 mod error;
 mod event_log;
+pub mod hex;
 mod import_check;
 mod keys;
 mod log_batch;
@@ -18,6 +20,7 @@ pub mod test_support;
 mod tree_reader;
 mod verify;
 
+pub use clearing_map::ClearingMap;
 pub use durable::{ContainedDrop, SyncedDb, sync_dir};
 pub use error::StoreError;
 pub use event_log::{

@@ -71,8 +71,8 @@ pub async fn verify_log(
                 found.push(format!(
                     "position {}: hash chain broken: the record carries {}, the previous record hashes to {}",
                     record.position,
-                    hex(&decoded.prev_hash[..8]),
-                    hex(&previous_hash[..8])
+                    crate::hex::encode(&decoded.prev_hash[..8]),
+                    crate::hex::encode(&previous_hash[..8])
                 ));
             }
             previous_hash = hash;
@@ -116,8 +116,4 @@ pub async fn verify_log(
         progress(report.checked, head, &[missing]);
     }
     Ok(report)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -4,8 +4,10 @@
 //! cached (a zero TTL), so a power cut is seen at once.
 
 use std::ffi::OsStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -26,9 +28,7 @@ pub(crate) struct PowerCutFs {
 
 impl PowerCutFs {
     fn disk(&self) -> MutexGuard<'_, Disk> {
-        self.disk
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.disk.lock()
     }
 }
 

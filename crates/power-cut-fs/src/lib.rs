@@ -16,7 +16,9 @@ mod fs;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 pub use disk::{Disk, DiskStats};
 use fuser::{BackgroundSession, Config, MountOption};
@@ -71,10 +73,8 @@ impl PowerCutDisk {
         self.lock().stats()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Disk> {
-        self.disk
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Disk> {
+        self.disk.lock()
     }
 }
 

@@ -7,7 +7,7 @@ pub mod config;
 mod connections;
 pub mod error;
 pub mod grpc;
-pub mod hex;
+pub use accord_store::hex;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;

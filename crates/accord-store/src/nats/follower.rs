@@ -1,7 +1,9 @@
 //! The follower: an ordered consumer from the replica's head that applies
 //! every stored message to the replica, in stream order, in chunks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
@@ -25,9 +27,8 @@ pub(crate) struct Freshness {
 
 impl Freshness {
     pub(crate) fn mark(&self, at: Instant) {
-        if let Ok(mut caught_up_at) = self.caught_up_at.lock()
-            && caught_up_at.is_none_or(|earlier| earlier < at)
-        {
+        let mut caught_up_at = self.caught_up_at.lock();
+        if caught_up_at.is_none_or(|earlier| earlier < at) {
             *caught_up_at = Some(at);
         }
     }
@@ -36,8 +37,6 @@ impl Freshness {
     pub(crate) fn within(&self, within: Duration) -> bool {
         self.caught_up_at
             .lock()
-            .ok()
-            .and_then(|caught_up_at| *caught_up_at)
             .is_some_and(|at| at.elapsed() < within)
     }
 }
@@ -55,10 +54,7 @@ pub(crate) async fn follow(
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
-        let start = match replica.lock() {
-            Ok(replica) => replica.head() + 1,
-            Err(_) => return,
-        };
+        let start = replica.lock().head() + 1;
         let outcome = tokio::select! {
             outcome = follow_from(&stream, start, &replica, &freshness) => outcome,
             _ = stop.wait_for(|stop| *stop) => return,
@@ -118,10 +114,7 @@ async fn follow_from(
                 // Quiet: fine when the stream is, but a consumer lost with a
                 // NATS node can also go quiet; start a new one if the
                 // stream has moved past the replica.
-                let head = replica
-                    .lock()
-                    .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
-                    .head();
+                let head = replica.lock().head();
                 // A NATS node that does not answer quickly is no better.
                 let info = tokio::time::timeout(STALL, stream.get_info())
                     .await
@@ -152,14 +145,9 @@ async fn follow_from(
             });
         }
         let replica = Arc::clone(replica);
-        tokio::task::spawn_blocking(move || {
-            replica
-                .lock()
-                .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
-                .apply(&entries)
-        })
-        .await
-        .map_err(|error| unavailable(&error))??;
+        tokio::task::spawn_blocking(move || replica.lock().apply(&entries))
+            .await
+            .map_err(|error| unavailable(&error))??;
         if caught_up {
             freshness.mark(received_at);
         }

@@ -16,10 +16,7 @@ pub(crate) async fn import(log: &NatsLog, records: Vec<RawRecord>) -> Result<u64
     }
     log.sync().await?;
     let (head, last_hash) = {
-        let replica = log
-            .replica
-            .lock()
-            .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?;
+        let replica = log.replica.lock();
         (replica.head(), replica.last_hash())
     };
     let mut check = ImportCheck::new(head, last_hash);

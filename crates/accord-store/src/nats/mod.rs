@@ -17,8 +17,10 @@ mod replica_check;
 mod subject;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use accord_domain::RecordedEvent;
@@ -315,22 +317,13 @@ impl EventLog for NatsLog {
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
         self.stop.send_replace(true);
-        let follower = self
-            .follower
-            .lock()
-            .map_err(|_| StoreError::Unavailable("follower handle poisoned".into()))?
-            .take();
+        let follower = self.follower.lock().take();
         if let Some(follower) = follower {
             let _ = follower.await;
         }
         let replica = Arc::clone(&self.replica);
-        tokio::task::spawn_blocking(move || {
-            replica
-                .lock()
-                .map_err(|_| StoreError::Unavailable("replica lock poisoned".into()))?
-                .flush()
-        })
-        .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+        tokio::task::spawn_blocking(move || replica.lock().flush())
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?
     }
 }

@@ -5,8 +5,10 @@ mod open;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 
 use accord_domain::RecordedEvent;
@@ -205,11 +207,7 @@ impl EventLog for SledLog {
                 .await
                 .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))??;
         }
-        let thread = self
-            .writer_thread
-            .lock()
-            .map_err(|_| StoreError::Unavailable("writer handle poisoned".into()))?
-            .take();
+        let thread = self.writer_thread.lock().take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
                 .await

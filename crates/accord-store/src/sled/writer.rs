@@ -14,6 +14,7 @@ use accord_domain::{Event, RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::open::LogState;
+use crate::ClearingMap;
 use crate::durable::SyncedDb;
 use crate::import_check::ImportCheck;
 use crate::keys;
@@ -52,7 +53,7 @@ pub(crate) struct Writer {
     db: Arc<SyncedDb>,
     tree: ::sled::Tree,
     state: LogState,
-    stream_versions: HashMap<String, u64>,
+    stream_versions: ClearingMap<u64>,
     head_sender: watch::Sender<u64>,
     /// Shared with the readers: set once a write failed.
     failed: Arc<AtomicBool>,
@@ -85,7 +86,7 @@ impl Writer {
             db,
             tree,
             state,
-            stream_versions: HashMap::new(),
+            stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
             head_sender,
             failed,
             failure: None,
@@ -263,9 +264,6 @@ impl Writer {
                     observer.committed(requests, events, fsync);
                 }
                 self.state = next;
-                if self.stream_versions.len() > VERSION_CACHE_LIMIT {
-                    self.stream_versions.clear();
-                }
                 self.stream_versions.extend(group.stream_versions);
                 self.head_sender.send_replace(self.state.head);
                 for (reply, outcomes) in group.answers {

@@ -2,18 +2,24 @@
 //! store's expected-version check catches a stale entry, which is then
 //! dropped and re-read.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use accord_domain::Agreement;
+use accord_store::ClearingMap;
+use parking_lot::Mutex;
 
 /// Most agreements kept before the cache starts over.
 const CAPACITY: usize = 100_000;
 
 /// Agreement states by id.
-#[derive(Default)]
 pub(crate) struct StateCache {
-    states: Mutex<HashMap<String, Agreement>>,
+    states: Mutex<ClearingMap<Agreement>>,
+}
+
+impl Default for StateCache {
+    fn default() -> Self {
+        Self {
+            states: Mutex::new(ClearingMap::new(CAPACITY)),
+        }
+    }
 }
 
 impl StateCache {
@@ -23,9 +29,6 @@ impl StateCache {
 
     pub(crate) fn put(&self, agreement: Agreement) {
         let mut states = self.lock();
-        if states.len() >= CAPACITY && !states.contains_key(&agreement.agreement_id) {
-            states.clear();
-        }
         // Never replace a newer state with an older one from a slower writer.
         match states.get(&agreement.agreement_id) {
             Some(existing) if existing.version > agreement.version => {}
@@ -39,10 +42,8 @@ impl StateCache {
         self.lock().remove(agreement_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Agreement>> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, ClearingMap<Agreement>> {
         // A panic while holding the lock cannot leave the map half-updated.
-        self.states
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.states.lock()
     }
 }

@@ -1,22 +1,26 @@
 //! Which events a read or subscription carries.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
+
+use parking_lot::Mutex;
 
 use accord_domain::{
     Event, RecordedEvent, ValidationError, validate_agreement_id, validate_country,
 };
 use accord_proto::v1;
-use accord_store::EventLog;
+use accord_store::{ClearingMap, EventLog};
 
 use crate::error::ApiError;
+
+/// Most agreements whose buyer country a filter remembers.
+const BUYER_COUNTRIES: usize = 100_000;
 
 /// A checked `SubscriptionFilter`; empty lists match everything.
 pub(crate) struct EventFilter {
     event_types: HashSet<String>,
     agreement_ids: HashSet<String>,
     countries: HashSet<String>,
-    buyer_countries: Mutex<HashMap<String, String>>,
+    buyer_countries: Mutex<ClearingMap<String>>,
 }
 
 impl EventFilter {
@@ -49,15 +53,13 @@ impl EventFilter {
             ("filter.agreement_ids", filter.agreement_ids.len()),
             ("filter.countries", filter.countries.len()),
         ] {
-            if list > accord_domain::limits::LIST_MAX_ENTRIES {
-                return Err(ValidationError::new(field, "must have at most 100 entries").into());
-            }
+            accord_domain::validate_list_len(field, list)?;
         }
         Ok(Self {
             event_types: filter.event_types.into_iter().collect(),
             agreement_ids: filter.agreement_ids.into_iter().collect(),
             countries: filter.countries.into_iter().collect(),
-            buyer_countries: Mutex::new(HashMap::new()),
+            buyer_countries: Mutex::new(ClearingMap::new(BUYER_COUNTRIES)),
         })
     }
 
@@ -96,17 +98,12 @@ impl EventFilter {
             Some(Event::Announced(announced)) => announced.buyer.country.clone(),
             _ => String::new(),
         };
-        let mut countries = self.lock();
-        if countries.len() > 100_000 {
-            countries.clear();
-        }
-        countries.insert(event.agreement_id.clone(), country.clone());
+        self.lock()
+            .insert(event.agreement_id.clone(), country.clone());
         Ok(country)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.buyer_countries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, ClearingMap<String>> {
+        self.buyer_countries.lock()
     }
 }

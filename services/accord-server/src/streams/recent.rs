@@ -4,7 +4,9 @@
 //! the log as before.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use accord_domain::RecordedEvent;
 use accord_store::EventLog;
@@ -63,10 +65,7 @@ impl RecentEvents {
             return;
         };
         {
-            let mut window = self
-                .window
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut window = self.window.write();
             for event in events {
                 if window.len() == WINDOW {
                     window.pop_front();
@@ -79,10 +78,7 @@ impl RecentEvents {
 
     /// Up to `max` events from `from` on, if the window still holds `from`.
     pub(crate) fn from(&self, from: u64, max: usize) -> Option<Vec<Arc<RecordedEvent>>> {
-        let window = self
-            .window
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let window = self.window.read();
         let first = window.front()?.position;
         let last = window.back()?.position;
         if from < first || from > last {

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -70,10 +72,8 @@ impl SubscriptionSlots {
         self.lock().total
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Open> {
+        self.open.lock()
     }
 }
 

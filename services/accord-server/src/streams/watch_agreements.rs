@@ -55,9 +55,7 @@ pub(crate) fn start_watch(
     slot: Slot,
     request: v1::WatchAgreementsRequest,
 ) -> Result<WatchStream, ApiError> {
-    if request.agreement_ids.len() > accord_domain::limits::LIST_MAX_ENTRIES {
-        return Err(ValidationError::new("agreement_ids", "must have at most 100 entries").into());
-    }
+    accord_domain::validate_list_len("agreement_ids", request.agreement_ids.len())?;
     for (index, agreement_id) in request.agreement_ids.iter().enumerate() {
         accord_domain::validate_agreement_id(agreement_id).map_err(|error| {
             ValidationError::new(format!("agreement_ids[{index}]"), error.reason)
