@@ -13,6 +13,7 @@ mod queries;
 mod read_models;
 mod rebuild;
 mod reconcile;
+mod stored;
 
 pub use error::ProjectionError;
 pub use portfolio::PortfolioSums;

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use accord_domain::{Agreement, RecordedEvent};
 use accord_store::ClearingMap;
-use prost::Message;
 
 use crate::keys;
-use crate::read_models::{decode_agreement, decode_portfolio};
+use crate::stored::{decode_agreement, decode_portfolio, encode_agreement, encode_portfolio};
 use crate::{PortfolioSums, ProjectionError};
 
 /// Changes folded from the log but not yet written.
@@ -136,14 +135,12 @@ impl PendingChanges {
             sums.add(&agreement);
             writes.insert(
                 keys::agreement_key(&agreement_id),
-                accord_proto::agreement_to_wire(&agreement).encode_to_vec(),
+                encode_agreement(&agreement),
             );
             changed.push(agreement);
         }
         for (country, sums) in portfolios {
-            let encoded = serde_json::to_vec(&sums)
-                .map_err(|error| ProjectionError::Inconsistent(error.to_string()))?;
-            writes.insert(keys::portfolio_key(&country), encoded);
+            writes.insert(keys::portfolio_key(&country), encode_portfolio(&sums)?);
         }
         writes.insert(keys::CHECKPOINT, &self.checkpoint.to_be_bytes());
         if let Some(event_id) = self.checkpoint_event_id {

@@ -4,8 +4,9 @@
 use accord_domain::{Agreement, Stage};
 use accord_proto::{agreement_to_wire, v1};
 
+use crate::ReadModels;
 use crate::keys;
-use crate::read_models::{ReadModels, decode_agreement, decode_portfolio};
+use crate::stored::{decode_agreement, decode_portfolio};
 use crate::{PortfolioSums, ProjectionError};
 
 /// Which agreements a list returns; empty or None matches all.

@@ -6,14 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use accord_domain::{Agreement, RecordedEvent};
-use accord_proto::v1;
 use accord_store::{ClearingMap, ContainedDrop, SyncedDb};
-use prost::Message;
 use tokio::sync::watch;
 
+use crate::ProjectionError;
 use crate::keys;
 use crate::project::PendingChanges;
-use crate::{PortfolioSums, ProjectionError};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
 pub const PROJECTION_NAME: &str = "agreements";
@@ -308,17 +306,4 @@ pub(crate) fn read_checkpoint(tree: &sled::Tree) -> Result<u64, ProjectionError>
         .get(keys::CHECKPOINT)?
         .and_then(|bytes| bytes.as_ref().try_into().ok().map(u64::from_be_bytes))
         .unwrap_or(0))
-}
-
-pub(crate) fn decode_agreement(bytes: &[u8]) -> Result<Agreement, ProjectionError> {
-    let view = v1::Agreement::decode(bytes).map_err(|error| {
-        ProjectionError::Inconsistent(format!("undecodable agreement view: {error}"))
-    })?;
-    accord_proto::agreement_from_wire(view)
-        .map_err(|error| ProjectionError::Inconsistent(format!("agreement view: {error}")))
-}
-
-pub(crate) fn decode_portfolio(bytes: &[u8]) -> Result<PortfolioSums, ProjectionError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| ProjectionError::Inconsistent(format!("undecodable portfolio: {error}")))
 }

@@ -10,6 +10,7 @@ pub mod grpc;
 pub use accord_store::hex;
 pub mod metrics;
 pub mod server;
+mod server_error;
 pub mod shutdown;
 pub mod store;
 pub mod streams;

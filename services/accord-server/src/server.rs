@@ -9,7 +9,6 @@ use accord_projections::{Projector, ReadModels};
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
 use accord_proto::v1::event_log_server::EventLogServer;
-use accord_store::StoreError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,30 +22,8 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer, StoreObserver, serve_metrics};
+pub use crate::server_error::ServerError;
 use crate::streams::{RecentEvents, SubscriptionSlots};
-
-/// Why the server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// The data directory or a port could not be used.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The store failed to open or to close cleanly.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The read models failed to open.
-    #[error(transparent)]
-    ReadModels(#[from] accord_projections::ProjectionError),
-    /// The configuration is refused.
-    #[error("{0}")]
-    Config(String),
-    /// The gRPC transport failed.
-    #[error("grpc transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// Reflection could not load the descriptor set.
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-}
 
 /// A started server.
 pub struct RunningServer {

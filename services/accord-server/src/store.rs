@@ -7,7 +7,7 @@ use accord_store::{EventLog, NatsLog, NatsOptions, SledLog, SledOptions};
 
 use crate::config::Config;
 use crate::metrics::StoreObserver;
-use crate::server::ServerError;
+use crate::server_error::ServerError;
 
 /// Which backend `--store` names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use async_nats::HeaderMap;
 use serde::Deserialize;
 
 use super::NatsLog;
-use super::publish::{Outgoing, Published, publish_failed};
+use super::outgoing::{Outgoing, Published, publish_failed};
 use crate::{AppendItem, StoreError};
 
 /// Messages in one atomic batch, at most (the server's limit).

@@ -11,6 +11,7 @@ mod batch;
 mod connect;
 mod follower;
 mod import;
+mod outgoing;
 mod publish;
 mod replica;
 mod replica_check;

@@ -12,20 +12,12 @@ use async_nats::jetstream::message::PublishMessage;
 
 use super::NatsLog;
 use super::batch;
+use super::outgoing::{Outgoing, Published, publish_failed};
 use super::subject::subject_of;
 use crate::{AppendItem, AppendOutcome, Fingerprint, StoreError, decode_record, encode_record};
 
 /// Attempts before a contended append gives up with the last conflict.
 const MAX_ATTEMPTS: usize = 8;
-
-/// One event on its way to the stream.
-pub(crate) struct Outgoing {
-    pub(crate) index: usize,
-    pub(crate) subject: String,
-    pub(crate) payload: bytes::Bytes,
-    pub(crate) expected_subject_sequence: Option<u64>,
-    pub(crate) event_id: [u8; 16],
-}
 
 /// Why an attempt did not append.
 enum Refused {
@@ -244,17 +236,6 @@ async fn duplicate_of(
     Ok(AppendOutcome::of(&event, true))
 }
 
-pub(crate) enum Published {
-    /// Stored; the first event's position.
-    At(u64),
-    /// An expected sequence did not hold.
-    Conflict,
-    /// The command id was seen inside the duplicate window, at this position.
-    Duplicate(u64),
-    /// A batch holds a command id seen inside the duplicate window.
-    SeenCommand,
-}
-
 async fn publish_one(
     log: &NatsLog,
     out: &Outgoing,
@@ -311,16 +292,4 @@ async fn publish_one(
         "NATS did not acknowledge the append: {}",
         last_error.unwrap_or_default()
     )))
-}
-
-pub(crate) fn publish_failed(description: &str) -> StoreError {
-    let lower = description.to_ascii_lowercase();
-    if lower.contains("insufficient")
-        || lower.contains("maximum bytes")
-        || (lower.contains("storage") && lower.contains("exceed"))
-    {
-        StoreError::StorageFull(format!("NATS refused the append: {description}"))
-    } else {
-        StoreError::Unavailable(format!("NATS refused the append: {description}"))
-    }
 }

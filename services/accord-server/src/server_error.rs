@@ -1,0 +1,26 @@
+//! Why the server could not start, or stopped with an error.
+
+use accord_store::StoreError;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory or a port could not be used.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed to open or to close cleanly.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The read models failed to open.
+    #[error(transparent)]
+    ReadModels(#[from] accord_projections::ProjectionError),
+    /// The configuration is refused.
+    #[error("{0}")]
+    Config(String),
+    /// The gRPC transport failed.
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not load the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
