@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord_store::{EventLog, RawRecord, StoreError, decode_record};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{PendingChanges, ProjectionError, ReadModels};
 
@@ -31,7 +32,8 @@ pub struct Projector;
 
 /// A running projector.
 pub struct ProjectorHandle {
-    stop: watch::Sender<bool>,
+    /// Cancelled by `stop`, or when the handle is dropped.
+    stop: DropGuard,
     task: JoinHandle<()>,
     read_models: Arc<ReadModels>,
 }
@@ -39,10 +41,10 @@ pub struct ProjectorHandle {
 impl Projector {
     /// Follows `log` from the read models' checkpoint until stopped.
     pub fn spawn(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> ProjectorHandle {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(follow(log, read_models.clone(), stopped));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(follow(log, read_models.clone(), stop.clone()));
         ProjectorHandle {
-            stop,
+            stop: stop.drop_guard(),
             task,
             read_models,
         }
@@ -52,7 +54,7 @@ impl Projector {
 impl ProjectorHandle {
     /// Stops following the log and flushes the read models.
     pub async fn stop(self) {
-        self.stop.send_replace(true);
+        drop(self.stop);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "projector task failed");
         }
@@ -65,17 +67,13 @@ impl ProjectorHandle {
     }
 }
 
-async fn follow(
-    log: Arc<dyn EventLog>,
-    read_models: Arc<ReadModels>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    while !*stopped.borrow() {
-        if let Err(error) = project_until_stopped(&log, &read_models, &mut stopped).await {
+async fn follow(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>, stopped: CancellationToken) {
+    while !stopped.is_cancelled() {
+        if let Err(error) = project_until_stopped(&log, &read_models, &stopped).await {
             tracing::error!(%error, checkpoint = read_models.checkpoint(), "projector failed; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(RETRY_AFTER) => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
+                _ = stopped.cancelled() => {}
             }
         }
     }
@@ -84,7 +82,7 @@ async fn follow(
 async fn project_until_stopped(
     log: &Arc<dyn EventLog>,
     read_models: &Arc<ReadModels>,
-    stopped: &mut watch::Receiver<bool>,
+    stopped: &CancellationToken,
 ) -> Result<(), ProjectionError> {
     let (batches, mut received) = mpsc::channel(READ_AHEAD);
     let reader = tokio::spawn(read_ahead(
@@ -126,7 +124,7 @@ async fn project_until_stopped(
                 None => return Err(ProjectionError::Storage("log reader stopped".into())),
             },
             _ = tokio::time::sleep(wait) => continue,
-            _ = stopped.wait_for(|stop| *stop) => {
+            _ = stopped.cancelled() => {
                 if pending.changed_agreements() > 0 {
                     match read_models.commit(pending) {
                         Ok(_) | Err(ProjectionError::Superseded) => {}

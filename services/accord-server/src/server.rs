@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic_health::ServingStatus;
 
 use crate::auth::{AuthLayer, TokenTable};
@@ -30,7 +31,8 @@ pub struct RunningServer {
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
     storage_failing: watch::Receiver<bool>,
-    stop: watch::Sender<bool>,
+    /// Cancelled by `shutdown`, or when the server is dropped.
+    stop: DropGuard,
     task: JoinHandle<Result<(), ServerError>>,
 }
 
@@ -57,7 +59,7 @@ impl RunningServer {
 
     /// Stops gracefully and waits until the log is flushed.
     pub async fn shutdown(self) -> Result<(), ServerError> {
-        self.stop.send_replace(true);
+        drop(self.stop);
         self.task
             .await
             .map_err(|error| ServerError::Io(std::io::Error::other(error)))?
@@ -122,16 +124,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.max_subscriptions_per_connection,
         metrics.clone(),
     );
-    let (stop, stopped) = watch::channel(false);
+    let stopped = CancellationToken::new();
     // A store that failed stays failed until it is reopened (`run` restarts
     // the server for that): meanwhile, say so to load balancers.
     let failure_health = health.clone();
     let storage_failing_for_server = storage_failing.clone();
-    let mut failure_stopped = stopped.clone();
+    let failure_stopped = stopped.clone();
     tokio::spawn(async move {
         let failed = tokio::select! {
             failed = async { storage_failing.wait_for(|failing| *failing).await.is_ok() } => failed,
-            () = async { let _ = failure_stopped.wait_for(|stop| *stop).await; } => false,
+            () = failure_stopped.cancelled() => false,
         };
         if failed {
             tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
@@ -172,13 +174,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .await;
     }
 
-    let mut metrics_stopped = stopped.clone();
     let metrics_task = tokio::spawn(serve_metrics(
         metrics_listener,
         metrics.clone(),
-        async move {
-            let _ = metrics_stopped.wait_for(|stop| *stop).await;
-        },
+        stopped.clone().cancelled_owned(),
     ));
 
     let mut builder = tonic::transport::Server::builder();
@@ -197,11 +196,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .add_service(event_log)
         .add_service(admin);
 
+    let stop = stopped.clone().drop_guard();
     let task = tokio::spawn(async move {
-        let mut stopped = stopped;
-        let mut grace_stopped = stopped.clone();
+        let grace_stopped = stopped.clone();
         let signal = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
+            stopped.cancelled().await;
             for service in SERVICE_NAMES {
                 health
                     .set_service_status(service, ServingStatus::NotServing)
@@ -225,7 +224,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         // Calls that outlive the grace period (a health Watch, a client that
         // stopped reading) are cut off rather than holding the shutdown.
         let grace_over = async move {
-            let _ = grace_stopped.wait_for(|stop| *stop).await;
+            grace_stopped.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::pin!(serve);

@@ -10,6 +10,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::replica::{Replica, StreamEntry};
 use crate::{CommitObserver, StoreError};
@@ -49,7 +50,7 @@ pub(crate) async fn follow(
     replica: Arc<Mutex<Replica>>,
     freshness: Arc<Freshness>,
     failure: watch::Sender<Option<StoreError>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     observer: Option<Arc<dyn CommitObserver>>,
 ) {
     let mut pause = Duration::from_millis(50);
@@ -57,7 +58,7 @@ pub(crate) async fn follow(
         let start = replica.lock().head() + 1;
         let outcome = tokio::select! {
             outcome = follow_from(&stream, start, &replica, &freshness) => outcome,
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.cancelled() => return,
         };
         match outcome {
             Err(error @ StoreError::Corrupt(_)) => {
@@ -75,7 +76,7 @@ pub(crate) async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.cancelled() => return,
         }
         pause = (pause * 2).min(Duration::from_secs(2));
     }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::tree_reader::TreeReader;
 use crate::{
@@ -85,7 +86,10 @@ pub struct NatsLog {
     reader: TreeReader,
     freshness: Arc<Freshness>,
     failure: watch::Receiver<Option<StoreError>>,
-    stop: watch::Sender<bool>,
+    /// Stops the follower on `close`.
+    stop: CancellationToken,
+    /// Stops it when the log is dropped without `close`.
+    _stop_on_drop: DropGuard,
     follower: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
 }
@@ -104,13 +108,13 @@ impl NatsLog {
         let replica = Arc::new(Mutex::new(replica));
         let freshness = Arc::new(Freshness::default());
         let (failure_sender, failure) = watch::channel(None);
-        let (stop, stop_receiver) = watch::channel(false);
+        let stop = CancellationToken::new();
         let follower = tokio::spawn(follower::follow(
             connected.stream.clone(),
             Arc::clone(&replica),
             Arc::clone(&freshness),
             failure_sender,
-            stop_receiver,
+            stop.clone(),
             options.observer.clone(),
         ));
         tracing::info!(
@@ -127,7 +131,8 @@ impl NatsLog {
             reader,
             freshness,
             failure,
-            stop,
+            stop: stop.clone(),
+            _stop_on_drop: stop.drop_guard(),
             follower: Mutex::new(Some(follower)),
             closed: AtomicBool::new(false),
         };
@@ -317,7 +322,7 @@ impl EventLog for NatsLog {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
-        self.stop.send_replace(true);
+        self.stop.cancel();
         let follower = self.follower.lock().take();
         if let Some(follower) = follower {
             let _ = follower.await;

@@ -7,6 +7,7 @@ use accord_proto::timestamp_from_domain;
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
 use accord_store::AppendOutcome;
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::RpcResult;
@@ -35,7 +36,7 @@ pub struct WatchContext {
     /// Limits on open streams.
     pub slots: Arc<SubscriptionSlots>,
     /// Turns true when the server begins to shut down.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
+    pub stopping: CancellationToken,
 }
 
 impl AgreementApi {

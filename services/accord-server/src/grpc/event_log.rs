@@ -7,9 +7,10 @@ use accord_domain::{DomainError, validate_agreement_id};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, event_log_server::EventLog as EventLogService};
 use accord_store::EventLog;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::RpcResult;
@@ -29,7 +30,7 @@ pub struct EventLogApi {
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,
-    stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
 }
 
 impl EventLogApi {
@@ -39,7 +40,7 @@ impl EventLogApi {
         recent: Arc<RecentEvents>,
         metrics: Arc<Metrics>,
         slots: Arc<SubscriptionSlots>,
-        stopping: watch::Receiver<bool>,
+        stopping: CancellationToken,
     ) -> Self {
         Self {
             log,

@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use accord_domain::RecordedEvent;
 use accord_store::EventLog;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Events kept.
 const WINDOW: usize = 4_096;
@@ -28,7 +29,7 @@ impl RecentEvents {
     /// `stopping` turns true.
     pub fn follow(
         log: Arc<dyn EventLog>,
-        mut stopping: watch::Receiver<bool>,
+        stopping: CancellationToken,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let recent = Arc::new(Self {
             window: RwLock::new(VecDeque::with_capacity(WINDOW)),
@@ -44,14 +45,14 @@ impl RecentEvents {
                     Ok(_) => {
                         tokio::select! {
                             changed = log_head.wait_for(|head| *head >= next) => if changed.is_err() { return },
-                            _ = stopping.wait_for(|stop| *stop) => return,
+                            _ = stopping.cancelled() => return,
                         }
                     }
                     Err(error) => {
                         tracing::warn!(%error, "recent events cannot read the log");
                         tokio::select! {
                             () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-                            _ = stopping.wait_for(|stop| *stop) => return,
+                            _ = stopping.cancelled() => return,
                         }
                     }
                 }

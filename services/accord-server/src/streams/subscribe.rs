@@ -8,9 +8,10 @@ use accord_domain::ValidationError;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, subscribe_request::Start, subscribe_response::Message};
 use accord_store::EventLog;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::STREAM_BUFFER;
@@ -39,7 +40,7 @@ pub(crate) fn start_subscription(
     log: Arc<dyn EventLog>,
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
-    stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
     slot: Slot,
     request: v1::SubscribeRequest,
 ) -> Result<SubscriptionStream, ApiError> {
@@ -99,7 +100,7 @@ struct Subscription {
     filter: EventFilter,
     heartbeat: Duration,
     metrics: Arc<Metrics>,
-    stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
     sender: mpsc::Sender<Result<v1::SubscribeResponse, Status>>,
 }
 
@@ -108,7 +109,7 @@ impl Subscription {
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         loop {
-            if *self.stopping.borrow() {
+            if self.stopping.is_cancelled() {
                 return self.end_for_shutdown().await;
             }
             match self.cursor.next().await {
@@ -147,7 +148,7 @@ impl Subscription {
             let wake = tokio::select! {
                 more = self.cursor.wait_for_more() => Wake::More(more),
                 () = tokio::time::sleep_until(last_sent + self.heartbeat) => Wake::Heartbeat,
-                _ = self.stopping.wait_for(|stop| *stop) => Wake::Stop,
+                _ = self.stopping.cancelled() => Wake::Stop,
                 () = self.sender.closed() => Wake::ClientGone,
             };
             match wake {
@@ -177,7 +178,7 @@ impl Subscription {
         };
         tokio::select! {
             sent = self.sender.send(Ok(response)) => sent.is_ok(),
-            _ = self.stopping.wait_for(|stop| *stop) => false,
+            _ = self.stopping.cancelled() => false,
         }
     }
 

@@ -13,8 +13,9 @@ use accord_domain::{Agreement, ValidationError, validate_country};
 use accord_projections::{AgreementFilter, ReadModels};
 use accord_proto::{agreement_to_wire, v1};
 use accord_store::EventLog;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::STREAM_BUFFER;
@@ -51,7 +52,7 @@ pub(crate) fn start_watch(
     log: Arc<dyn EventLog>,
     recent: Arc<super::recent::RecentEvents>,
     read_models: Arc<ReadModels>,
-    stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
     slot: Slot,
     request: v1::WatchAgreementsRequest,
 ) -> Result<WatchStream, ApiError> {
@@ -108,7 +109,7 @@ struct Watch {
     cursor: LogCursor,
     read_models: Arc<ReadModels>,
     watched: Watched,
-    stopping: watch::Receiver<bool>,
+    stopping: CancellationToken,
     sender: mpsc::Sender<Result<v1::AgreementUpdate, Status>>,
     /// Agreements whose last view sent is ahead of the cursor: id -> view position.
     ahead: HashMap<String, u64>,
@@ -120,7 +121,7 @@ impl Watch {
             return self.fail(error).await;
         }
         loop {
-            if *self.stopping.borrow() {
+            if self.stopping.is_cancelled() {
                 return self.end_for_shutdown().await;
             }
             let event = match self.cursor.next().await {
@@ -128,7 +129,7 @@ impl Watch {
                 Ok(None) => {
                     let wake = tokio::select! {
                         more = self.cursor.wait_for_more() => Wake::More(more),
-                        _ = self.stopping.wait_for(|stop| *stop) => Wake::Stop,
+                        _ = self.stopping.cancelled() => Wake::Stop,
                         () = self.sender.closed() => Wake::ClientGone,
                     };
                     match wake {
@@ -214,7 +215,7 @@ impl Watch {
                     return Err(ApiError::Unavailable("read models stopped".into()));
                 }
             }
-            _ = self.stopping.wait_for(|stop| *stop) => return Ok(None),
+            _ = self.stopping.cancelled() => return Ok(None),
         }
         self.read_models
             .agreement(agreement_id)
@@ -232,7 +233,7 @@ impl Watch {
         };
         tokio::select! {
             sent = self.sender.send(Ok(update)) => sent.is_ok(),
-            _ = self.stopping.wait_for(|stop| *stop) => false,
+            _ = self.stopping.cancelled() => false,
         }
     }
 
