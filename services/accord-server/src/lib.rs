@@ -1,6 +1,7 @@
 //! The Accord server: gRPC commands, queries and streams over an event log,
 //! with health, reflection, Prometheus metrics and graceful shutdown.
 
+mod app;
 pub mod auth;
 pub mod commands;
 pub mod config;
@@ -9,12 +10,15 @@ pub mod error;
 pub mod grpc;
 pub use accord_store::hex;
 pub mod metrics;
+mod router;
+mod serve;
 pub mod server;
 mod server_error;
 pub mod shutdown;
 pub mod store;
 pub mod streams;
 pub mod telemetry;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -1,13 +1,59 @@
-//! Opens the event log the configuration names: the embedded sled log, or
-//! a NATS JetStream stream with this node's replica in the data directory.
+//! The storage part: the event log the configuration names (the embedded
+//! sled log, or a NATS JetStream stream with this node's replica in the data
+//! directory) and the read models beside it, checked against each other.
 
 use std::sync::Arc;
 
+use accord_projections::ReadModels;
 use accord_store::{EventLog, NatsLog, NatsOptions, SledLog, SledOptions};
+use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::metrics::StoreObserver;
+use crate::metrics::{Metrics, StoreObserver};
 use crate::server_error::ServerError;
+
+/// The log and the read models, open and consistent with each other.
+pub(crate) struct Storage {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) read_models: Arc<ReadModels>,
+    /// Turns true when the store failed (it stays failed until reopened).
+    pub(crate) failing: watch::Receiver<bool>,
+}
+
+impl Storage {
+    /// Creates the data directory if needed, opens the log and the read
+    /// models, and rebuilds read models that do not follow the log.
+    pub(crate) async fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        // A data directory created here survives a power cut with its entry.
+        accord_store::sync_dir(&parent_dir(&config.data_dir))?;
+        let (failing_sender, failing) = watch::channel(false);
+        let observer = StoreObserver {
+            metrics: metrics.clone(),
+            failing: failing_sender,
+        };
+        let log = open(config, observer).await?;
+        let read_models_dir = config.data_dir.join("read-models");
+        let read_models = tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir))
+            .await
+            .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
+        let read_models = Arc::new(read_models);
+        accord_projections::reconcile(&read_models, log.as_ref()).await?;
+        Ok(Self {
+            log,
+            read_models,
+            failing,
+        })
+    }
+}
+
+/// The directory that holds `path` (`.` for a bare name).
+fn parent_dir(path: &std::path::Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
 
 /// Which backend `--store` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +83,7 @@ impl StoreKind {
 }
 
 /// Opens the log.
-pub async fn open(
-    config: &Config,
-    observer: StoreObserver,
-) -> Result<Arc<dyn EventLog>, ServerError> {
+async fn open(config: &Config, observer: StoreObserver) -> Result<Arc<dyn EventLog>, ServerError> {
     match StoreKind::parse(&config.store)? {
         StoreKind::Sled => {
             let options = SledOptions {

@@ -35,7 +35,7 @@ pub struct WatchContext {
     pub read_models: Arc<accord_projections::ReadModels>,
     /// Limits on open streams.
     pub slots: Arc<SubscriptionSlots>,
-    /// Turns true when the server begins to shut down.
+    /// Cancelled when the server begins to shut down.
     pub stopping: CancellationToken,
 }
 

@@ -1,0 +1,136 @@
+//! The server wired in two steps, as linkerd2-proxy's `app` does:
+//! [`App::build`] turns a configuration into parts (checks it, opens the
+//! storage, binds both ports) and starts nothing; [`App::spawn`] starts every
+//! task with one cancellation token and returns the handle that drains them.
+
+use std::sync::Arc;
+
+use accord_projections::Projector;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+use crate::auth::TokenTable;
+use crate::config::Config;
+use crate::grpc::WatchContext;
+use crate::metrics::{Metrics, serve_metrics};
+use crate::router::{ServiceParts, grpc_router};
+use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_failure};
+use crate::server::RunningServer;
+use crate::server_error::ServerError;
+use crate::store::Storage;
+use crate::streams::{RecentEvents, SubscriptionSlots};
+use crate::tls::tls_config;
+
+/// A configured server, not yet running.
+pub(crate) struct App {
+    config: Config,
+    tokens: Option<Arc<TokenTable>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    metrics: Arc<Metrics>,
+    storage: Storage,
+    grpc_listener: TcpListener,
+    metrics_listener: TcpListener,
+}
+
+impl App {
+    /// Checks the configuration, opens the storage and binds both ports.
+    pub(crate) async fn build(config: Config) -> Result<Self, ServerError> {
+        let tokens = match &config.token_file {
+            Some(path) => Some(Arc::new(
+                TokenTable::load(path).map_err(ServerError::Config)?,
+            )),
+            None => None,
+        };
+        let tls = tls_config(&config)?;
+        if tokens.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
+            return Err(ServerError::Config(format!(
+                "refusing to serve {} without tokens: give --token-file, or --insecure to serve it open",
+                config.listen
+            )));
+        }
+        let metrics = Metrics::new();
+        let storage = Storage::open(&config, &metrics).await?;
+        let grpc_listener = TcpListener::bind(config.listen).await?;
+        let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
+        Ok(Self {
+            config,
+            tokens,
+            tls,
+            metrics,
+            storage,
+            grpc_listener,
+            metrics_listener,
+        })
+    }
+
+    /// Starts every task: the projector, the window of recent events, the
+    /// store-failure watch, `/metrics`, and gRPC, which drains the others
+    /// when the returned server is shut down (or dropped).
+    pub(crate) async fn spawn(self) -> Result<RunningServer, ServerError> {
+        let Self {
+            config,
+            tokens,
+            tls,
+            metrics,
+            storage,
+            grpc_listener,
+            metrics_listener,
+        } = self;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        let stopping = CancellationToken::new();
+        let log = storage.log;
+        let projector = Projector::spawn(log.clone(), storage.read_models.clone());
+        let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let slots = SubscriptionSlots::new(
+            config.max_subscriptions,
+            config.max_subscriptions_per_connection,
+            metrics.clone(),
+        );
+        let router = grpc_router(
+            &config,
+            ServiceParts {
+                health: health_service,
+                watch: WatchContext {
+                    log: log.clone(),
+                    recent,
+                    read_models: storage.read_models,
+                    slots,
+                    stopping: stopping.clone(),
+                },
+                metrics: metrics.clone(),
+                tokens,
+                tls,
+            },
+        )?;
+        watch_store_failure(storage.failing.clone(), health.clone(), stopping.clone());
+        set_health(&health, ServingStatus::Serving).await;
+        let metrics_task = tokio::spawn(serve_metrics(
+            metrics_listener,
+            metrics,
+            stopping.clone().cancelled_owned(),
+        ));
+        let task = tokio::spawn(serve_until_stopped(
+            router,
+            grpc_listener,
+            health,
+            stopping.clone(),
+            Followers {
+                projector,
+                recent: recent_task,
+                log,
+                metrics: metrics_task,
+            },
+        ));
+        tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), "accord-server listening");
+        Ok(RunningServer::new(
+            grpc_addr,
+            metrics_addr,
+            storage.failing,
+            stopping,
+            task,
+        ))
+    }
+}

@@ -1,0 +1,83 @@
+//! The gRPC services behind the server's layers: health, reflection (v1 and
+//! v1alpha), `AgreementService`, `EventLog` and `Admin`, each message limited
+//! to the configured size, every call counted and authorized.
+
+use std::sync::Arc;
+
+use accord_proto::v1::admin_server::AdminServer;
+use accord_proto::v1::agreement_service_server::AgreementServiceServer;
+use accord_proto::v1::event_log_server::EventLogServer;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tower::layer::util::{Identity, Stack};
+
+use crate::auth::{AuthLayer, TokenTable};
+use crate::commands::CommandHandler;
+use crate::config::Config;
+use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
+use crate::metrics::{Metrics, RpcLayer};
+use crate::server_error::ServerError;
+use crate::streams::SubscriptionSlots;
+
+/// Everything the services are built from.
+pub(crate) struct ServiceParts<H: Health> {
+    pub(crate) health: HealthServer<H>,
+    pub(crate) watch: WatchContext,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tokens: Option<Arc<TokenTable>>,
+    pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+/// The router with its layers: metrics outermost, then auth.
+pub(crate) type GrpcRouter =
+    tonic::transport::server::Router<Stack<AuthLayer, Stack<RpcLayer, Identity>>>;
+
+/// The router of every gRPC service, with the metrics and auth layers.
+pub(crate) fn grpc_router<H: Health>(
+    config: &Config,
+    parts: ServiceParts<H>,
+) -> Result<GrpcRouter, ServerError> {
+    let max_message_bytes = config.max_message_bytes;
+    let log = parts.watch.log.clone();
+    let handler = Arc::new(CommandHandler::new(log.clone()));
+    let slots: Arc<SubscriptionSlots> = parts.watch.slots.clone();
+    let event_log = EventLogServer::new(EventLogApi::new(
+        log.clone(),
+        parts.watch.recent.clone(),
+        parts.metrics.clone(),
+        slots,
+        parts.watch.stopping.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes);
+    let admin = AdminServer::new(AdminApi::new(log, parts.watch.read_models.clone()))
+        .max_decoding_message_size(max_message_bytes);
+    let agreements = AgreementServiceServer::new(AgreementApi::new(
+        handler,
+        parts.watch,
+        config.max_execute_commands,
+    ))
+    .max_decoding_message_size(max_message_bytes);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = parts.tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|error| ServerError::Config(format!("TLS: {error}")))?;
+    }
+    Ok(builder
+        .layer(RpcLayer::new(parts.metrics))
+        .layer(AuthLayer::new(parts.tokens))
+        .add_service(parts.health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(agreements)
+        .add_service(event_log)
+        .add_service(admin))
+}

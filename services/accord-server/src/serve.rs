@@ -1,0 +1,127 @@
+//! The tasks of a running server and the one place that drains them in
+//! order: health NOT_SERVING, stop accepting, let calls finish (closing the
+//! connections still open after the grace period), stop the projector and
+//! the window of recent events, drain and sync the log, stop `/metrics`.
+
+use std::sync::Arc;
+
+use accord_projections::ProjectorHandle;
+use accord_store::EventLog;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::connections::Connections;
+use crate::router::GrpcRouter;
+use crate::server_error::ServerError;
+
+/// How long in-flight calls may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The overall status ("") and each service's, as health checks ask for them.
+pub(crate) const SERVICE_NAMES: [&str; 4] = [
+    "",
+    "accord.v1.AgreementService",
+    "accord.v1.EventLog",
+    "accord.v1.Admin",
+];
+
+/// Sets every service's health status.
+pub(crate) async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for service in SERVICE_NAMES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Turns health NOT_SERVING when the store fails: a failed store stays
+/// failed until it is reopened (`run` restarts the server for that), and
+/// load balancers should hear so meanwhile.
+pub(crate) fn watch_store_failure(
+    mut failing: watch::Receiver<bool>,
+    health: HealthReporter,
+    stopping: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let failed = tokio::select! {
+            failed = async { failing.wait_for(|failing| *failing).await.is_ok() } => failed,
+            () = stopping.cancelled() => false,
+        };
+        if failed {
+            tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
+            set_health(&health, ServingStatus::NotServing).await;
+        }
+    });
+}
+
+/// The tasks that stop after gRPC, in this order.
+pub(crate) struct Followers {
+    pub(crate) projector: ProjectorHandle,
+    pub(crate) recent: JoinHandle<()>,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) metrics: JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves gRPC on `listener` until `stopping` is cancelled, then drains
+/// everything in order.
+pub(crate) async fn serve_until_stopped(
+    router: GrpcRouter,
+    listener: TcpListener,
+    health: HealthReporter,
+    stopping: CancellationToken,
+    followers: Followers,
+) -> Result<(), ServerError> {
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            stopping.cancelled().await;
+            set_health(&health, ServingStatus::NotServing).await;
+            tracing::info!("health is NOT_SERVING; no new connections accepted");
+        }
+    };
+    let connections = Arc::new(Connections::default());
+    let tracked = connections.clone();
+    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+        accepted.map(|stream| {
+            // Without TCP_NODELAY, a response written in two segments
+            // waits for the client's delayed ACK (40 ms on Linux).
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+            tracked.track(stream)
+        })
+    });
+    let serve = router.serve_with_incoming_shutdown(incoming, signal);
+    // Calls that outlive the grace period (a health Watch, a client that
+    // stopped reading) are cut off rather than holding the shutdown.
+    let grace_over = async move {
+        stopping.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(serve);
+    let served = tokio::select! {
+        served = &mut serve => served,
+        () = grace_over => {
+            tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "calls still open after the grace period; closing them");
+            connections.close_all();
+            // The closed connections end; the server then finishes its shutdown.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
+                Ok(served) => served,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    tracing::info!("grpc stopped; stopping the projector and draining the log writer");
+    followers.projector.stop().await;
+    let _ = followers.recent.await;
+    let closed = followers.log.close().await;
+    let _ = followers.metrics.await;
+    served?;
+    closed?;
+    tracing::info!("log flushed; stopped");
+    Ok(())
+}
