@@ -8,14 +8,31 @@
 
 mod cursor;
 mod recent;
+mod server_stream;
 mod slots;
 mod subscribe;
 mod watch_agreements;
 
 pub use recent::RecentEvents;
+pub use server_stream::ServerStream;
+pub(crate) use server_stream::{StreamSender, spawn_stream, stream_channel};
 pub use slots::SubscriptionSlots;
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;
 
-/// Messages buffered per stream before the stream waits for its client.
-pub(crate) const STREAM_BUFFER: usize = 32;
+/// Messages buffered per live stream (`Subscribe`, `WatchAgreements`)
+/// before it waits for its client.
+pub(crate) const LIVE_STREAM_BUFFER: usize = 32;
+/// Messages buffered per reading stream (`ReadLog`, history, export) before
+/// it waits for its client.
+pub(crate) const READ_STREAM_BUFFER: usize = 256;
+/// Progress reports buffered per operator stream (`VerifyLog`,
+/// `RebuildProjections`); a report that finds no room is dropped.
+pub(crate) const PROGRESS_BUFFER: usize = 64;
+/// Events a reading stream (`ReadLog`, history) asks the log for at once.
+pub(crate) const READ_BATCH: usize = 512;
+/// Records `ExportLog` asks the log for at once.
+pub(crate) const EXPORT_BATCH: usize = 1_024;
+/// Events a live stream's cursor takes at once, from the shared window of
+/// recent events or from the log.
+pub(crate) const CURSOR_BATCH: usize = 256;

@@ -1,6 +1,5 @@
 //! `accord.v1.Admin`: figures, rebuild, verification, export and import.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,16 +8,15 @@ use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
 use accord_store::{EventLog, RawRecord, decode_record, record_hash, verify_log};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
+use crate::streams::{
+    EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
+};
 
-/// Records exported per log read.
-const EXPORT_BATCH: usize = 1_024;
 /// Records handed to the log per import step.
 const IMPORT_CHUNK: usize = 10_000;
 
@@ -39,8 +37,6 @@ impl AdminApi {
         }
     }
 }
-
-type ProgressStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Clears the "rebuild running" flag when the rebuild task ends, however it ends.
 struct RebuildGuard(Arc<AtomicBool>);
@@ -72,7 +68,7 @@ impl Admin for AdminApi {
         }))
     }
 
-    type RebuildProjectionsStream = ProgressStream<v1::RebuildProgress>;
+    type RebuildProjectionsStream = ServerStream<v1::RebuildProgress>;
 
     async fn rebuild_projections(
         &self,
@@ -94,73 +90,63 @@ impl Admin for AdminApi {
             return Err(ApiError::FailedPrecondition("a rebuild is already running".into()).into());
         }
         let guard = RebuildGuard(self.rebuilding.clone());
-        let (sender, receiver) = mpsc::channel(16);
         let log = self.log.clone();
         let read_models = self.read_models.clone();
-        tokio::spawn(async move {
+        let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
             let _guard = guard;
-            let progress_sender = sender.clone();
-            let result = rebuild(log, read_models, move |status| {
-                let _ = progress_sender.try_send(Ok(v1::RebuildProgress {
+            let progress = out.clone();
+            let status = rebuild(log, read_models, move |status| {
+                progress.offer(v1::RebuildProgress {
                     name: PROJECTION_NAME.to_owned(),
                     position: status.position,
                     head_position: status.head_position,
                     events_per_second: status.events_per_second,
                     done: status.done,
-                }));
+                });
             })
-            .await;
-            match result {
-                Ok(status) => {
-                    tracing::info!(
-                        position = status.position,
-                        events_per_second = status.events_per_second,
-                        "read models rebuilt"
-                    );
-                }
-                Err(error) => {
-                    tracing::error!(%error, "rebuild failed");
-                    let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
-                }
-            }
+            .await
+            .inspect_err(|error| tracing::error!(%error, "rebuild failed"))?;
+            tracing::info!(
+                position = status.position,
+                events_per_second = status.events_per_second,
+                "read models rebuilt"
+            );
+            Ok(())
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 
-    type VerifyLogStream = ProgressStream<v1::VerifyProgress>;
+    type VerifyLogStream = ServerStream<v1::VerifyProgress>;
 
     async fn verify_log(
         &self,
         _request: Request<v1::VerifyLogRequest>,
     ) -> RpcResult<Self::VerifyLogStream> {
-        let (sender, receiver) = mpsc::channel(64);
         let log = self.log.clone();
-        tokio::spawn(async move {
-            let progress_sender = sender.clone();
+        let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
+            let progress = out.clone();
             let report = verify_log(log.as_ref(), move |checked, head_position, problems| {
-                let _ = progress_sender.try_send(Ok(v1::VerifyProgress {
+                progress.offer(v1::VerifyProgress {
                     checked,
                     head_position,
                     problems: problems.to_vec(),
                     done: false,
-                }));
+                });
+            })
+            .await?;
+            out.send(v1::VerifyProgress {
+                checked: report.checked,
+                head_position: report.head_position,
+                problems: report.problems,
+                done: true,
             })
             .await;
-            let last = match report {
-                Ok(report) => Ok(v1::VerifyProgress {
-                    checked: report.checked,
-                    head_position: report.head_position,
-                    problems: report.problems,
-                    done: true,
-                }),
-                Err(error) => Err(Status::from(ApiError::from(error))),
-            };
-            let _ = sender.send(last).await;
+            Ok(())
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 
-    type ExportLogStream = ProgressStream<v1::ExportedRecord>;
+    type ExportLogStream = ServerStream<v1::ExportedRecord>;
 
     async fn export_log(
         &self,
@@ -169,41 +155,34 @@ impl Admin for AdminApi {
         let from = request.into_inner().from_position.max(1);
         let log = self.log.clone();
         let head = log.head();
-        let (sender, receiver) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
             let mut next = from;
             while next <= head {
-                let records = match log.read_raw(next, EXPORT_BATCH).await {
-                    Ok(records) if !records.is_empty() => records,
-                    Ok(_) => return,
-                    Err(error) => {
-                        let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
-                        return;
-                    }
-                };
+                let records = log.read_raw(next, EXPORT_BATCH).await?;
+                if records.is_empty() {
+                    return Ok(());
+                }
                 for record in records {
                     if record.position > head {
-                        return;
+                        return Ok(());
                     }
                     next = record.position + 1;
-                    let exported = match decode_record(&record.bytes) {
-                        Ok(decoded) => Ok(v1::ExportedRecord {
-                            position: record.position,
-                            hash: record_hash(&record.bytes).to_vec(),
-                            prev_hash: decoded.prev_hash.to_vec(),
-                            event: Some(recorded_event_to_wire(&decoded.event)),
-                            record: record.bytes,
-                        }),
-                        Err(error) => Err(Status::from(ApiError::from(error))),
+                    let decoded = decode_record(&record.bytes)?;
+                    let exported = v1::ExportedRecord {
+                        position: record.position,
+                        hash: record_hash(&record.bytes).to_vec(),
+                        prev_hash: decoded.prev_hash.to_vec(),
+                        event: Some(recorded_event_to_wire(&decoded.event)),
+                        record: record.bytes,
                     };
-                    let failed = exported.is_err();
-                    if sender.send(exported).await.is_err() || failed {
-                        return;
+                    if !out.send(exported).await {
+                        return Ok(());
                     }
                 }
             }
+            Ok(())
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 
     async fn import_log(

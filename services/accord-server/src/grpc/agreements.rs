@@ -1,12 +1,10 @@
 //! `accord.v1.AgreementService`: the commands, and (with the read models) the queries.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use accord_proto::timestamp_from_domain;
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
 use accord_store::AppendOutcome;
-use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -15,7 +13,7 @@ use super::queries::Queries;
 use crate::auth::Actor;
 use crate::commands::{CommandHandler, IncomingCommand};
 use crate::error::ApiError;
-use crate::streams::{SubscriptionSlots, start_watch};
+use crate::streams::{ServerStream, SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
@@ -91,8 +89,6 @@ fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
         duplicate: outcome.duplicate,
     }
 }
-
-type UpdateStream = Pin<Box<dyn Stream<Item = Result<v1::AgreementUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AgreementService for AgreementApi {
@@ -215,7 +211,7 @@ impl AgreementService for AgreementApi {
         ))
     }
 
-    type WatchAgreementsStream = UpdateStream;
+    type WatchAgreementsStream = ServerStream<v1::AgreementUpdate>;
 
     async fn watch_agreements(
         &self,
@@ -230,6 +226,6 @@ impl AgreementService for AgreementApi {
             slot,
             request.into_inner(),
         )?;
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream))
     }
 }

@@ -1,28 +1,22 @@
 //! `accord.v1.EventLog`: finite reads of the log, and live subscriptions.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use accord_domain::{DomainError, validate_agreement_id};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, event_log_server::EventLog as EventLogService};
 use accord_store::EventLog;
-use tokio::sync::mpsc;
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use super::RpcResult;
 use super::filter::EventFilter;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::streams::{RecentEvents, SubscriptionSlots, start_subscription};
-
-/// Events read from the log per store call.
-const READ_BATCH: usize = 512;
-/// Messages buffered per stream before the reader waits for the client.
-const STREAM_BUFFER: usize = 256;
+use crate::streams::{
+    READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream, SubscriptionSlots, spawn_stream,
+    start_subscription,
+};
 
 /// Serves `EventLog`.
 pub struct EventLogApi {
@@ -52,12 +46,9 @@ impl EventLogApi {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RecordedEvent, Status>> + Send>>;
-type SubscribeStream = Pin<Box<dyn Stream<Item = Result<v1::SubscribeResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl EventLogService for EventLogApi {
-    type SubscribeStream = SubscribeStream;
+    type SubscribeStream = ServerStream<v1::SubscribeResponse>;
 
     async fn subscribe(
         &self,
@@ -72,10 +63,10 @@ impl EventLogService for EventLogApi {
             slot,
             request.into_inner(),
         )?;
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream))
     }
 
-    type ReadLogStream = EventStream;
+    type ReadLogStream = ServerStream<v1::RecordedEvent>;
 
     async fn read_log(
         &self,
@@ -89,47 +80,34 @@ impl EventLogService for EventLogApi {
             0 => usize::MAX,
             count => count as usize,
         };
-        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
+        let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
             let mut next = request.from_position.max(1);
             let mut sent = 0;
             while next <= head && sent < limit {
-                let batch = match log.read_log(next, READ_BATCH).await {
-                    Ok(batch) if !batch.is_empty() => batch,
-                    Ok(_) => break,
-                    Err(error) => {
-                        let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
-                        return;
-                    }
-                };
+                let batch = log.read_log(next, READ_BATCH).await?;
+                if batch.is_empty() {
+                    break;
+                }
                 for event in batch {
                     if event.position > head || sent >= limit {
-                        return;
+                        return Ok(());
                     }
                     next = event.position + 1;
-                    match filter.matches(log.as_ref(), &event).await {
-                        Ok(false) => continue,
-                        Ok(true) => {}
-                        Err(error) => {
-                            let _ = sender.send(Err(error.into())).await;
-                            return;
-                        }
+                    if !filter.matches(log.as_ref(), &event).await? {
+                        continue;
                     }
-                    if sender
-                        .send(Ok(recorded_event_to_wire(&event)))
-                        .await
-                        .is_err()
-                    {
-                        return;
+                    if !out.send(recorded_event_to_wire(&event)).await {
+                        return Ok(());
                     }
                     sent += 1;
                 }
             }
+            Ok(())
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 
-    type ReadAgreementHistoryStream = EventStream;
+    type ReadAgreementHistoryStream = ServerStream<v1::RecordedEvent>;
 
     async fn read_agreement_history(
         &self,
@@ -149,33 +127,23 @@ impl EventLogService for EventLogApi {
             })
             .into());
         }
-        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
+        let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
             let mut next = request.from_version.max(1);
             loop {
-                let batch = match log
+                let batch = log
                     .read_stream(&request.agreement_id, next, READ_BATCH)
-                    .await
-                {
-                    Ok(batch) if !batch.is_empty() => batch,
-                    Ok(_) => return,
-                    Err(error) => {
-                        let _ = sender.send(Err(Status::from(ApiError::from(error)))).await;
-                        return;
-                    }
-                };
+                    .await?;
+                if batch.is_empty() {
+                    return Ok(());
+                }
                 for event in batch {
                     next = event.version + 1;
-                    if sender
-                        .send(Ok(recorded_event_to_wire(&event)))
-                        .await
-                        .is_err()
-                    {
-                        return;
+                    if !out.send(recorded_event_to_wire(&event)).await {
+                        return Ok(());
                     }
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(stream))
     }
 }

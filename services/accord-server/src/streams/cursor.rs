@@ -8,14 +8,12 @@ use accord_domain::RecordedEvent;
 use accord_store::{EventLog, StoreError};
 use tokio::sync::watch;
 
+use super::CURSOR_BATCH;
 use super::recent::RecentEvents;
 
 /// How long a stream at the head waits for the shared window before it reads
 /// a new event from the log itself.
 const WINDOW_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Events read per call while catching up.
-const READ_BATCH: usize = 256;
 
 /// A position in the log and the events read ahead of it.
 pub(crate) struct LogCursor {
@@ -47,7 +45,7 @@ impl LogCursor {
             if self.next > self.log.head() {
                 return Ok(None);
             }
-            let mut window = self.recent.from(self.next, READ_BATCH);
+            let mut window = self.recent.from(self.next, CURSOR_BATCH);
             if window.is_none() && self.next > *self.head.borrow() {
                 // The log has it and the shared window will in a moment:
                 // waiting is cheaper than every stream reading it itself.
@@ -55,12 +53,12 @@ impl LogCursor {
                 let _ =
                     tokio::time::timeout(WINDOW_GRACE, self.head.wait_for(|head| *head >= wanted))
                         .await;
-                window = self.recent.from(self.next, READ_BATCH);
+                window = self.recent.from(self.next, CURSOR_BATCH);
             }
             match window {
                 Some(events) => self.buffered.extend(events),
                 None => {
-                    let batch = self.log.read_log(self.next, READ_BATCH).await?;
+                    let batch = self.log.read_log(self.next, CURSOR_BATCH).await?;
                     self.buffered.extend(batch.into_iter().map(Arc::new));
                 }
             }

@@ -8,16 +8,14 @@ use accord_domain::ValidationError;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, subscribe_request::Start, subscribe_response::Message};
 use accord_store::EventLog;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::STREAM_BUFFER;
 use super::cursor::LogCursor;
 use super::recent::RecentEvents;
 use super::slots::Slot;
+use super::{LIVE_STREAM_BUFFER, ServerStream, StreamSender, stream_channel};
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
 use crate::metrics::Metrics;
@@ -29,12 +27,6 @@ const MIN_HEARTBEAT_MS: u32 = 100;
 /// The longest heartbeat interval a client may ask for (one hour).
 const MAX_HEARTBEAT_MS: u32 = 3_600_000;
 
-/// How long a stream waits to hand its client the shutdown notice.
-pub(crate) const SHUTDOWN_NOTICE: Duration = Duration::from_secs(2);
-
-/// A stream of subscription messages.
-pub(crate) type SubscriptionStream = ReceiverStream<Result<v1::SubscribeResponse, Status>>;
-
 /// Checks the request and starts the stream's task.
 pub(crate) fn start_subscription(
     log: Arc<dyn EventLog>,
@@ -43,7 +35,7 @@ pub(crate) fn start_subscription(
     stopping: CancellationToken,
     slot: Slot,
     request: v1::SubscribeRequest,
-) -> Result<SubscriptionStream, ApiError> {
+) -> Result<ServerStream<v1::SubscribeResponse>, ApiError> {
     let filter = EventFilter::new(request.filter)?;
     let heartbeat = match request.heartbeat_interval_ms {
         0 => DEFAULT_HEARTBEAT,
@@ -65,21 +57,21 @@ pub(crate) fn start_subscription(
         Some(Start::FromEnd(_)) => log.head(),
         Some(Start::AfterPosition(position)) => position,
     };
-    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let (out, stream) = stream_channel(LIVE_STREAM_BUFFER);
     let subscription = Subscription {
         cursor: LogCursor::after(log.clone(), recent, after),
         log,
         filter,
         heartbeat,
         metrics,
+        out: out.live(stopping.clone()),
         stopping,
-        sender,
     };
     tokio::spawn(async move {
         let _slot = slot;
         subscription.run().await;
     });
-    Ok(ReceiverStream::new(receiver))
+    Ok(stream)
 }
 
 /// Why a stream at the head woke up.
@@ -101,7 +93,7 @@ struct Subscription {
     heartbeat: Duration,
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
-    sender: mpsc::Sender<Result<v1::SubscribeResponse, Status>>,
+    out: StreamSender<v1::SubscribeResponse>,
 }
 
 impl Subscription {
@@ -117,7 +109,7 @@ impl Subscription {
                     match self.filter.matches(self.log.as_ref(), &event).await {
                         Ok(true) => {}
                         Ok(false) => continue,
-                        Err(error) => return self.fail(error).await,
+                        Err(error) => return self.out.fail(error).await,
                     }
                     let lag = self.cursor.head().saturating_sub(event.position);
                     if !self
@@ -132,7 +124,7 @@ impl Subscription {
                     continue;
                 }
                 Ok(None) => {}
-                Err(error) => return self.fail(error.into()).await,
+                Err(error) => return self.out.fail(error.into()).await,
             }
             if !caught_up {
                 caught_up = true;
@@ -149,11 +141,11 @@ impl Subscription {
                 more = self.cursor.wait_for_more() => Wake::More(more),
                 () = tokio::time::sleep_until(last_sent + self.heartbeat) => Wake::Heartbeat,
                 _ = self.stopping.cancelled() => Wake::Stop,
-                () = self.sender.closed() => Wake::ClientGone,
+                () = self.out.closed() => Wake::ClientGone,
             };
             match wake {
                 Wake::More(Ok(())) => {}
-                Wake::More(Err(error)) => return self.fail(error.into()).await,
+                Wake::More(Err(error)) => return self.out.fail(error.into()).await,
                 Wake::Heartbeat => {
                     let heartbeat = v1::Heartbeat {
                         head_position: self.cursor.head(),
@@ -173,13 +165,11 @@ impl Subscription {
     /// Sends a message, waiting for room; false when the client is gone or
     /// the server is stopping.
     async fn send(&mut self, message: Message) -> bool {
-        let response = v1::SubscribeResponse {
-            message: Some(message),
-        };
-        tokio::select! {
-            sent = self.sender.send(Ok(response)) => sent.is_ok(),
-            _ = self.stopping.cancelled() => false,
-        }
+        self.out
+            .send(v1::SubscribeResponse {
+                message: Some(message),
+            })
+            .await
     }
 
     async fn end_for_shutdown(self) {
@@ -187,11 +177,6 @@ impl Subscription {
             "server is shutting down; resume with after_position = {}",
             self.cursor.position()
         ));
-        // A client that stopped reading is cut off by the shutdown grace period.
-        let _ = tokio::time::timeout(SHUTDOWN_NOTICE, self.sender.send(Err(status))).await;
-    }
-
-    async fn fail(self, error: ApiError) {
-        let _ = self.sender.send(Err(error.into())).await;
+        self.out.end_with(status).await;
     }
 }

@@ -13,19 +13,14 @@ use accord_domain::{Agreement, ValidationError, validate_country};
 use accord_projections::{AgreementFilter, ReadModels};
 use accord_proto::{agreement_to_wire, v1};
 use accord_store::EventLog;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::STREAM_BUFFER;
 use super::cursor::LogCursor;
 use super::slots::Slot;
-use super::subscribe::{SHUTDOWN_NOTICE, Wake};
+use super::subscribe::Wake;
+use super::{LIVE_STREAM_BUFFER, ServerStream, StreamSender, stream_channel};
 use crate::error::ApiError;
-
-/// A stream of agreement updates.
-pub(crate) type WatchStream = ReceiverStream<Result<v1::AgreementUpdate, Status>>;
 
 /// Which agreements a watch follows.
 enum Watched {
@@ -55,7 +50,7 @@ pub(crate) fn start_watch(
     stopping: CancellationToken,
     slot: Slot,
     request: v1::WatchAgreementsRequest,
-) -> Result<WatchStream, ApiError> {
+) -> Result<ServerStream<v1::AgreementUpdate>, ApiError> {
     accord_domain::validate_list_len("agreement_ids", request.agreement_ids.len())?;
     for (index, agreement_id) in request.agreement_ids.iter().enumerate() {
         accord_domain::validate_agreement_id(agreement_id).map_err(|error| {
@@ -80,7 +75,8 @@ pub(crate) fn start_watch(
         }
         (true, true) => Watched::All,
     };
-    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let (out, stream) = stream_channel(LIVE_STREAM_BUFFER);
+    let out = out.live(stopping.clone());
     let include_initial = request.include_initial;
     // Every event acknowledged before the watch began is in its initial
     // views or among its changes (read-your-writes).
@@ -97,12 +93,12 @@ pub(crate) fn start_watch(
             read_models,
             watched,
             stopping,
-            sender,
+            out,
             ahead: HashMap::new(),
         };
         watch.run(include_initial).await;
     });
-    Ok(ReceiverStream::new(receiver))
+    Ok(stream)
 }
 
 struct Watch {
@@ -110,7 +106,7 @@ struct Watch {
     read_models: Arc<ReadModels>,
     watched: Watched,
     stopping: CancellationToken,
-    sender: mpsc::Sender<Result<v1::AgreementUpdate, Status>>,
+    out: StreamSender<v1::AgreementUpdate>,
     /// Agreements whose last view sent is ahead of the cursor: id -> view position.
     ahead: HashMap<String, u64>,
 }
@@ -118,7 +114,7 @@ struct Watch {
 impl Watch {
     async fn run(mut self, include_initial: bool) {
         if include_initial && let Err(error) = self.send_initial().await {
-            return self.fail(error).await;
+            return self.out.fail(error).await;
         }
         loop {
             if self.stopping.is_cancelled() {
@@ -130,16 +126,16 @@ impl Watch {
                     let wake = tokio::select! {
                         more = self.cursor.wait_for_more() => Wake::More(more),
                         _ = self.stopping.cancelled() => Wake::Stop,
-                        () = self.sender.closed() => Wake::ClientGone,
+                        () = self.out.closed() => Wake::ClientGone,
                     };
                     match wake {
                         Wake::More(Ok(())) | Wake::Heartbeat => continue,
-                        Wake::More(Err(error)) => return self.fail(error.into()).await,
+                        Wake::More(Err(error)) => return self.out.fail(error.into()).await,
                         Wake::Stop => return self.end_for_shutdown().await,
                         Wake::ClientGone => return,
                     }
                 }
-                Err(error) => return self.fail(error.into()).await,
+                Err(error) => return self.out.fail(error.into()).await,
             };
             if let Some(view_position) = self.ahead.get(&event.agreement_id).copied() {
                 if event.position >= view_position {
@@ -157,7 +153,7 @@ impl Watch {
                     }
                 }
                 Ok(None) => {}
-                Err(error) => return self.fail(error).await,
+                Err(error) => return self.out.fail(error).await,
             }
         }
     }
@@ -231,10 +227,7 @@ impl Watch {
             position: agreement.position,
             agreement: Some(agreement_to_wire(&agreement)),
         };
-        tokio::select! {
-            sent = self.sender.send(Ok(update)) => sent.is_ok(),
-            _ = self.stopping.cancelled() => false,
-        }
+        self.out.send(update).await
     }
 
     async fn end_for_shutdown(self) {
@@ -242,10 +235,6 @@ impl Watch {
             "server is shutting down; watch again (views up to position {} were sent)",
             self.cursor.position()
         ));
-        let _ = tokio::time::timeout(SHUTDOWN_NOTICE, self.sender.send(Err(status))).await;
-    }
-
-    async fn fail(self, error: ApiError) {
-        let _ = self.sender.send(Err(error.into())).await;
+        self.out.end_with(status).await;
     }
 }
