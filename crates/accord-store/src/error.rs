@@ -51,10 +51,7 @@ impl From<::sled::Error> for StoreError {
         match error {
             // sled hands out copies of its first IO error that keep the kind
             // but not the OS code.
-            ::sled::Error::Io(io)
-                if io.raw_os_error() == Some(28)
-                    || io.kind() == std::io::ErrorKind::StorageFull =>
-            {
+            ::sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
                 StoreError::StorageFull(io.to_string())
             }
             ::sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
