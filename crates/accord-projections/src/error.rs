@@ -1,13 +1,22 @@
 //! Why a read model could not be read or updated.
 
+use std::sync::Arc;
+
 use accord_store::StoreError;
 
 /// An error of the read models.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProjectionError {
-    /// The read-model store failed.
+    /// The read-model store (sled) failed.
     #[error("read models unavailable: {0}")]
-    Storage(String),
+    Storage(#[source] Arc<sled::Error>),
+    /// A task of the projector or a rebuild ended abnormally (it panicked
+    /// or was cancelled).
+    #[error("read-model task failed: {0}")]
+    Task(#[source] Arc<tokio::task::JoinError>),
+    /// The task reading the log ahead of the projector is gone.
+    #[error("the projector's log reader stopped")]
+    ReaderStopped,
     /// A stored view does not decode, or the log is not what the views expect.
     #[error("read models inconsistent: {0}")]
     Inconsistent(String),
@@ -21,6 +30,12 @@ pub enum ProjectionError {
 
 impl From<sled::Error> for ProjectionError {
     fn from(error: sled::Error) -> Self {
-        ProjectionError::Storage(error.to_string())
+        ProjectionError::Storage(Arc::new(error))
+    }
+}
+
+impl From<tokio::task::JoinError> for ProjectionError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ProjectionError::Task(Arc::new(error))
     }
 }

@@ -100,10 +100,7 @@ async fn project_until_stopped(
         if pending.changed_agreements() > 0 && (caught_up || due) {
             let full = std::mem::replace(&mut pending, PendingChanges::new(0, 0));
             let models = read_models.clone();
-            match tokio::task::spawn_blocking(move || models.commit(full))
-                .await
-                .map_err(|error| ProjectionError::Storage(error.to_string()))?
-            {
+            match tokio::task::spawn_blocking(move || models.commit(full)).await? {
                 Ok(_) => {}
                 // A rebuild swapped in newer read models: follow them instead.
                 Err(ProjectionError::Superseded) => return Ok(()),
@@ -121,7 +118,7 @@ async fn project_until_stopped(
         let events = tokio::select! {
             batch = received.recv() => match batch {
                 Some(batch) => batch?,
-                None => return Err(ProjectionError::Storage("log reader stopped".into())),
+                None => return Err(ProjectionError::ReaderStopped),
             },
             _ = tokio::time::sleep(wait) => continue,
             _ = stopped.cancelled() => {
@@ -143,8 +140,7 @@ async fn project_until_stopped(
                 .collect::<Result<Vec<_>, StoreError>>()?;
             models.fold(&mut pending, &events).map(|()| pending)
         })
-        .await
-        .map_err(|error| ProjectionError::Storage(error.to_string()))??;
+        .await??;
     }
 }
 

@@ -34,9 +34,7 @@ pub async fn rebuild(
     mut progress: impl FnMut(RebuildStatus),
 ) -> Result<RebuildStatus, ProjectionError> {
     let models = read_models.clone();
-    let mut rebuild = tokio::task::spawn_blocking(move || models.start_rebuild())
-        .await
-        .map_err(|error| ProjectionError::Storage(error.to_string()))??;
+    let mut rebuild = tokio::task::spawn_blocking(move || models.start_rebuild()).await??;
     let started = Instant::now();
     let mut last_report = Instant::now();
     let status = |position: u64, head: u64, done: bool| RebuildStatus {
@@ -53,8 +51,7 @@ pub async fn rebuild(
                 let swapped = models.swap_in(&mut rebuild);
                 (swapped, rebuild)
             })
-            .await
-            .map_err(|error| ProjectionError::Storage(error.to_string()))?;
+            .await?;
             rebuild = returned;
             if swapped? {
                 let done = status(rebuild.position(), log.head(), true);
@@ -73,8 +70,7 @@ pub async fn rebuild(
                 .and_then(|events| rebuild.apply(&events));
             (applied, rebuild)
         })
-        .await
-        .map_err(|error| ProjectionError::Storage(error.to_string()))?;
+        .await?;
         rebuild = returned;
         applied?;
         if last_report.elapsed() >= REPORT_EVERY {

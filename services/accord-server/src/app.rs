@@ -37,9 +37,7 @@ impl App {
     /// Checks the configuration, opens the storage and binds both ports.
     pub(crate) async fn build(config: Config) -> Result<Self, ServerError> {
         let tokens = match &config.token_file {
-            Some(path) => Some(Arc::new(
-                TokenTable::load(path).map_err(ServerError::Config)?,
-            )),
+            Some(path) => Some(Arc::new(TokenTable::load(path)?)),
             None => None,
         };
         let tls = tls_config(&config)?;

@@ -57,6 +57,28 @@ struct Grant {
     roles: Vec<Role>,
 }
 
+/// Why the token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file could not be read.
+    #[error("cannot read the token file {}: {source}", path.display())]
+    Read {
+        /// The token file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is not `NAME ROLES blake3:HEX`.
+    #[error("token file {}: {reason}", path.display())]
+    Invalid {
+        /// The token file.
+        path: std::path::PathBuf,
+        /// Which line and what is wrong with it.
+        reason: String,
+    },
+}
+
 /// The tokens the server accepts, by hash.
 #[derive(Debug, Clone, Default)]
 pub struct TokenTable {
@@ -65,10 +87,15 @@ pub struct TokenTable {
 
 impl TokenTable {
     /// Reads a token file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| format!("cannot read the token file {}: {error}", path.display()))?;
-        Self::parse(&text).map_err(|error| format!("token file {}: {error}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, TokenFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| TokenFileError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     /// Parses the token file format.

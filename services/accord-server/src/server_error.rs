@@ -14,6 +14,9 @@ pub enum ServerError {
     /// The read models failed to open.
     #[error(transparent)]
     ReadModels(#[from] accord_projections::ProjectionError),
+    /// The token file could not be read or parsed.
+    #[error(transparent)]
+    Tokens(#[from] crate::auth::TokenFileError),
     /// The configuration is refused.
     #[error("{0}")]
     Config(String),
