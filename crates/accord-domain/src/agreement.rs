@@ -92,18 +92,29 @@ impl Agreement {
     /// Returns None only for a non-announcement event with no prior state,
     /// which a consistent log never contains.
     pub fn fold(state: Option<Self>, recorded: &RecordedEvent) -> Option<Self> {
-        let mut agreement = match (state, &recorded.event) {
+        let mut agreement = Self::next(state, &recorded.agreement_id, &recorded.event)?;
+        agreement.version = recorded.version;
+        agreement.position = recorded.position;
+        Some(agreement)
+    }
+
+    /// The state after `event`, one version on from `state`, for an event
+    /// decided but not yet stored (its position is not known yet).
+    ///
+    /// Returns None for a non-announcement event with no prior state.
+    pub fn next(state: Option<Self>, agreement_id: &str, event: &Event) -> Option<Self> {
+        let (mut agreement, version) = match (state, event) {
             (None, Event::Announced(announced)) => {
-                Agreement::announced(&recorded.agreement_id, announced)
+                (Agreement::announced(agreement_id, announced), 1)
             }
             (None, _) => return None,
             (Some(mut agreement), event) => {
+                let version = agreement.version + 1;
                 agreement.apply(event);
-                agreement
+                (agreement, version)
             }
         };
-        agreement.version = recorded.version;
-        agreement.position = recorded.position;
+        agreement.version = version;
         Some(agreement)
     }
 

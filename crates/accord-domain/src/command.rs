@@ -90,6 +90,12 @@ pub enum Command {
 }
 
 impl Command {
+    /// True for the one command that may open an agreement (the command
+    /// form of [`crate::Event::opens_agreement`]).
+    pub fn opens_agreement(&self) -> bool {
+        matches!(self, Command::Announce(_))
+    }
+
     /// Returns the agreement the command is about.
     pub fn agreement_id(&self) -> &str {
         match self {

@@ -82,6 +82,12 @@ pub enum Event {
 }
 
 impl Event {
+    /// True for the one event that may open an agreement's stream: every
+    /// agreement begins with its announcement.
+    pub fn opens_agreement(&self) -> bool {
+        matches!(self, Event::Announced(_))
+    }
+
     /// Every event type name, in the order of the contract.
     pub const TYPES: [&'static str; 4] = [
         "agreement.announced",

@@ -5,8 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use accord_domain::Event;
-
 use crate::{DecodedRecord, RawRecord, RecordHash, StoreError, decode_record, record_hash};
 
 /// Where the log stands while a sequence of records is checked.
@@ -77,7 +75,7 @@ impl ImportCheck {
             )));
         }
         if current == 0 {
-            if !matches!(event.event, Event::Announced(_)) {
+            if !event.event.opens_agreement() {
                 return Err(refuse(
                     "an agreement's first event must be its announcement".into(),
                 ));

@@ -237,3 +237,32 @@ fn expected_version_errors_name_both_versions() {
         format!("agreement {ID}: expected version 4, actual version 2")
     );
 }
+
+#[test]
+fn a_decided_event_moves_the_state_as_its_stored_record_will() {
+    let commands = [announce(Some(300)), sign(), deliver(5)];
+    let mut decided: Option<Agreement> = None;
+    for command in &commands {
+        assert_eq!(command.opens_agreement(), decided.is_none());
+        let event = decide(decided.as_ref(), command).expect("allowed");
+        assert_eq!(event.opens_agreement(), decided.is_none());
+        decided = Agreement::next(decided, ID, &event);
+    }
+    let mut decided = decided.expect("announced");
+    assert_eq!(decided.version, 3);
+    // Only the position is unknown until the event is stored.
+    decided.position = 3;
+    assert_eq!(Ok(decided), run(&commands));
+    assert_eq!(
+        Agreement::next(None, ID, &decide(None, &announce(None)).expect("allowed"))
+            .map(|agreement| agreement.version),
+        Some(1)
+    );
+    let signed =
+        decide(Some(&run(&[announce(None)]).expect("announced")), &sign()).expect("allowed");
+    assert_eq!(
+        Agreement::next(None, ID, &signed),
+        None,
+        "no stream starts with a signature"
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use accord_domain::{Event, ExpectedVersion, RecordedEvent, Timestamp};
+use accord_domain::{ExpectedVersion, RecordedEvent, Timestamp};
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
@@ -118,7 +118,7 @@ async fn attempt(
             }
         };
         let wrong = item.expected.check(&item.agreement_id, current).is_err()
-            || (current == 0 && !matches!(item.event, Event::Announced(_)));
+            || (current == 0 && !item.event.opens_agreement());
         if wrong {
             if refreshed.get(&item.agreement_id) == Some(&current) {
                 return Err(StoreError::WrongExpectedVersion {

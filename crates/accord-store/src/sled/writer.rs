@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use accord_domain::{Event, RecordedEvent, Timestamp};
+use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::open::LogState;
@@ -356,7 +356,7 @@ impl Writer {
                     actual: current,
                 })?;
             if current == 0 {
-                if !matches!(item.event, Event::Announced(_)) {
+                if !item.event.opens_agreement() {
                     return Err(StoreError::WrongExpectedVersion {
                         agreement_id: item.agreement_id.clone(),
                         expected: item.expected,

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use accord_domain::{
-    Agreement, Command, DomainError, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp,
-    ValidationError, decide, validate_command_id, validate_text,
+    Agreement, Command, DomainError, EventMetadata, ExpectedVersion, ValidationError, decide,
+    validate_command_id, validate_text,
 };
 use accord_proto::{command_from_wire, expected_version_from_wire, v1};
 use accord_store::{AppendItem, AppendOutcome, EventLog, Fingerprint, StoreError};
@@ -196,7 +196,7 @@ impl CommandHandler {
         }
         let state = working.get_mut(agreement_id).expect("inserted above");
         let version = state.as_ref().map_or(0, |agreement| agreement.version);
-        if state.is_none() && !matches!(command.command, Command::Announce(_)) {
+        if state.is_none() && !command.command.opens_agreement() {
             return Err(DomainError::NotFound {
                 agreement_id: agreement_id.to_owned(),
             }
@@ -212,16 +212,7 @@ impl CommandHandler {
         } else {
             ExpectedVersion::Exact(version)
         };
-        let recorded = RecordedEvent {
-            position: 0,
-            agreement_id: agreement_id.to_owned(),
-            version: version + 1,
-            event_id: [0; 16],
-            recorded_at: Timestamp::default(),
-            metadata: command.metadata.clone(),
-            event: event.clone(),
-        };
-        *state = Agreement::fold(state.take(), &recorded);
+        *state = Agreement::next(state.take(), agreement_id, &event);
         Ok(AppendItem {
             agreement_id: agreement_id.to_owned(),
             expected,
