@@ -2,9 +2,11 @@
 
 mod admin;
 mod agreements;
+mod command_input;
 mod deadline;
 mod event_log;
 mod filter;
+mod fingerprint;
 mod page_token;
 mod queries;
 

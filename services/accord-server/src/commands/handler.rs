@@ -1,16 +1,13 @@
-//! Turns wire commands into durable events, all-or-nothing.
+//! Turns checked domain commands into durable events, all-or-nothing. The
+//! gRPC layer parses and validates the wire commands (`grpc/command_input.rs`);
+//! this module speaks the domain only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use accord_domain::{
-    Agreement, Command, DomainError, EventMetadata, ExpectedVersion, ValidationError, decide,
-    validate_command_id, validate_text,
-};
-use accord_proto::{command_from_wire, expected_version_from_wire, v1};
+use accord_domain::{Agreement, Command, DomainError, EventMetadata, ExpectedVersion, decide};
 use accord_store::{AppendItem, AppendOutcome, EventLog, Fingerprint, StoreError};
 
-use super::fingerprint;
 use super::state_cache::StateCache;
 use crate::error::ApiError;
 
@@ -22,19 +19,18 @@ const MAX_ATTEMPTS: usize = 16;
 /// queue instead of racing and retrying. Agreements share a stripe by hash.
 const LOCK_STRIPES: usize = 4_096;
 
-/// A command as it arrived, with who sent it.
-pub struct IncomingCommand {
-    /// The wire command, meta included.
-    pub wire: v1::Command,
-}
-
-/// A command checked and ready to decide.
-struct ParsedCommand {
-    command_id: String,
-    fingerprint: Fingerprint,
-    expected: Option<ExpectedVersion>,
-    metadata: EventMetadata,
-    command: Command,
+/// A command parsed and validated, ready to decide.
+pub struct CheckedCommand {
+    /// The command's idempotency key.
+    pub command_id: String,
+    /// The digest that tells a retry from a reused id.
+    pub fingerprint: Fingerprint,
+    /// The version the caller expects the agreement at, if any.
+    pub expected: Option<ExpectedVersion>,
+    /// What the event will carry besides its payload.
+    pub metadata: EventMetadata,
+    /// The domain command.
+    pub command: Command,
 }
 
 /// Decides and appends commands.
@@ -57,14 +53,11 @@ impl CommandHandler {
     }
 
     /// Appends one event per command, all or none, and returns where each
-    /// stands. `in_batch` prefixes field names with `commands[i].`.
+    /// stands.
     pub async fn execute(
         &self,
-        commands: Vec<IncomingCommand>,
-        actor: &str,
-        in_batch: bool,
+        parsed: Vec<CheckedCommand>,
     ) -> Result<Vec<AppendOutcome>, ApiError> {
-        let parsed = parse_all(commands, actor, in_batch)?;
         let mut stripes: Vec<usize> = parsed
             .iter()
             .map(|command| stripe_of(command.command.agreement_id()))
@@ -84,7 +77,7 @@ impl CommandHandler {
             // effect is already in the agreement). After a conflict, which a
             // duplicate inside a batch also causes, every id is looked up.
             let look_up_first = attempt > 0;
-            match self.attempt(&parsed, in_batch, look_up_first).await {
+            match self.attempt(&parsed, look_up_first).await {
                 Err(ApiError::Store(conflict @ StoreError::WrongExpectedVersion { .. })) => {
                     if let StoreError::WrongExpectedVersion { agreement_id, .. } = &conflict {
                         self.cache.forget(agreement_id);
@@ -111,7 +104,7 @@ impl CommandHandler {
     /// Brings the log's view of every agreement in `parsed` up to date;
     /// true if that view may have lagged (other nodes write the log), in
     /// which case the cached states are dropped.
-    async fn catch_up(&self, parsed: &[ParsedCommand]) -> Result<bool, ApiError> {
+    async fn catch_up(&self, parsed: &[CheckedCommand]) -> Result<bool, ApiError> {
         let mut behind = false;
         let mut seen = std::collections::HashSet::new();
         for command in parsed {
@@ -127,8 +120,7 @@ impl CommandHandler {
     /// Decides every command against the latest known state and appends.
     async fn attempt(
         &self,
-        parsed: &[ParsedCommand],
-        in_batch: bool,
+        parsed: &[CheckedCommand],
         look_up_first: bool,
     ) -> Result<Vec<AppendOutcome>, ApiError> {
         let mut outcomes: Vec<Option<AppendOutcome>> = vec![None; parsed.len()];
@@ -140,10 +132,7 @@ impl CommandHandler {
                 outcomes[index] = Some(outcome);
                 continue;
             }
-            match self
-                .decide_one(&mut working, command, index, in_batch)
-                .await
-            {
+            match self.decide_one(&mut working, command).await {
                 Ok(item) => {
                     items.push(item);
                     appended_at.push(index);
@@ -167,7 +156,7 @@ impl CommandHandler {
 
     /// The original outcome of a command already in the log, or None; an id
     /// reused for a different command is ALREADY_EXISTS.
-    async fn recorded(&self, command: &ParsedCommand) -> Result<Option<AppendOutcome>, ApiError> {
+    async fn recorded(&self, command: &CheckedCommand) -> Result<Option<AppendOutcome>, ApiError> {
         let Some(record) = self.log.find_command(&command.command_id).await? else {
             return Ok(None);
         };
@@ -185,9 +174,7 @@ impl CommandHandler {
     async fn decide_one(
         &self,
         working: &mut HashMap<String, Option<Agreement>>,
-        command: &ParsedCommand,
-        index: usize,
-        in_batch: bool,
+        command: &CheckedCommand,
     ) -> Result<AppendItem, ApiError> {
         let agreement_id = command.command.agreement_id();
         if !working.contains_key(agreement_id) {
@@ -205,8 +192,9 @@ impl CommandHandler {
         if let Some(expected) = command.expected {
             expected.check(agreement_id, version)?;
         }
-        let event = decide(state.as_ref(), &command.command)
-            .map_err(|error| name_field(error, index, in_batch))?;
+        // The command was validated at the edge; `decide` checks it again
+        // as the domain's own guarantee, which cannot fail here.
+        let event = decide(state.as_ref(), &command.command)?;
         let expected = if version == 0 {
             ExpectedVersion::NoStream
         } else {
@@ -266,63 +254,4 @@ fn stripe_of(agreement_id: &str) -> usize {
     let mut hasher = std::hash::DefaultHasher::new();
     agreement_id.hash(&mut hasher);
     (hasher.finish() % LOCK_STRIPES as u64) as usize
-}
-
-fn parse_all(
-    commands: Vec<IncomingCommand>,
-    actor: &str,
-    in_batch: bool,
-) -> Result<Vec<ParsedCommand>, ApiError> {
-    let mut parsed: Vec<ParsedCommand> = Vec::with_capacity(commands.len());
-    for (index, incoming) in commands.into_iter().enumerate() {
-        let fingerprint = fingerprint(&incoming.wire);
-        let named =
-            |error: ValidationError| name_field(DomainError::Invalid(error), index, in_batch);
-        let (meta, command) = command_from_wire(incoming.wire).map_err(named)?;
-        let meta = meta.unwrap_or_default();
-        validate_command_id(&meta.command_id).map_err(named)?;
-        validate_text("meta.correlation_id", &meta.correlation_id).map_err(named)?;
-        validate_text("meta.causation_id", &meta.causation_id).map_err(named)?;
-        let expected = expected_version_from_wire(meta.expected_version.as_ref()).map_err(named)?;
-        command
-            .validate()
-            .map_err(|error| name_field(DomainError::Invalid(error), index, in_batch))?;
-        if parsed
-            .iter()
-            .any(|earlier| earlier.command_id == meta.command_id)
-        {
-            return Err(named(ValidationError::new(
-                "meta.command_id",
-                format!(
-                    "{:?} appears more than once in the request",
-                    meta.command_id
-                ),
-            ))
-            .into());
-        }
-        parsed.push(ParsedCommand {
-            command_id: meta.command_id.clone(),
-            fingerprint,
-            expected,
-            metadata: EventMetadata {
-                command_id: meta.command_id,
-                correlation_id: meta.correlation_id,
-                causation_id: meta.causation_id,
-                actor: actor.to_owned(),
-            },
-            command,
-        });
-    }
-    Ok(parsed)
-}
-
-/// Prefixes the field of a validation error with `commands[i].` in a batch.
-fn name_field(error: DomainError, index: usize, in_batch: bool) -> DomainError {
-    match error {
-        DomainError::Invalid(mut invalid) if in_batch => {
-            invalid.field = format!("commands[{index}].{}", invalid.field);
-            DomainError::Invalid(invalid)
-        }
-        other => other,
-    }
 }

@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::RpcResult;
+use super::command_input::parse_commands;
 use super::queries::Queries;
 use crate::auth::Actor;
-use crate::commands::{CommandHandler, IncomingCommand};
+use crate::commands::CommandHandler;
 use crate::error::ApiError;
 use crate::streams::{ServerStream, SubscriptionSlots, start_watch};
 
@@ -57,12 +58,11 @@ impl AgreementApi {
         actor: String,
         command: v1::command::Command,
     ) -> RpcResult<v1::AppendResult> {
-        let incoming = IncomingCommand {
-            wire: v1::Command {
-                command: Some(command),
-            },
+        let wire = v1::Command {
+            command: Some(command),
         };
-        let outcomes = self.handler.execute(vec![incoming], &actor, false).await?;
+        let parsed = parse_commands(vec![wire], &actor, false)?;
+        let outcomes = self.handler.execute(parsed).await?;
         let outcome = outcomes
             .into_iter()
             .next()
@@ -151,11 +151,8 @@ impl AgreementService for AgreementApi {
             ))
             .into());
         }
-        let incoming = commands
-            .into_iter()
-            .map(|wire| IncomingCommand { wire })
-            .collect();
-        let outcomes = self.handler.execute(incoming, &actor, true).await?;
+        let parsed = parse_commands(commands, &actor, true)?;
+        let outcomes = self.handler.execute(parsed).await?;
         Ok(Response::new(v1::ExecuteResponse {
             results: outcomes.into_iter().map(append_result).collect(),
         }))

@@ -8,8 +8,13 @@ use tonic::metadata::MetadataMap;
 /// The wait when the client sets no deadline.
 pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
-/// Returns the wait allowed by the call's `grpc-timeout`, a little short of
-/// it so that the answer arrives before the client gives up.
+/// What is kept of a deadline for the answer to reach the client: a tenth of
+/// it, and at least this much (a busy server or network needs the time).
+const MIN_ANSWER_MARGIN: Duration = Duration::from_millis(100);
+
+/// Returns the wait allowed by the call's `grpc-timeout`, short of it by a
+/// tenth and at least 100 ms, so that the answer arrives before the client
+/// gives up.
 pub(crate) fn allowed_wait(metadata: &MetadataMap) -> Duration {
     let Some(timeout) = metadata
         .get("grpc-timeout")
@@ -18,7 +23,12 @@ pub(crate) fn allowed_wait(metadata: &MetadataMap) -> Duration {
     else {
         return DEFAULT_WAIT;
     };
-    timeout.mul_f64(0.9)
+    wait_within(timeout)
+}
+
+/// The wait that leaves the answer its margin within `timeout`.
+fn wait_within(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).max(MIN_ANSWER_MARGIN))
 }
 
 /// Parses the gRPC wire form: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -53,5 +63,18 @@ mod tests {
         assert_eq!(parse_grpc_timeout("123456789S"), None);
         assert_eq!(parse_grpc_timeout("5x"), None);
         assert_eq!(parse_grpc_timeout(""), None);
+    }
+
+    #[test]
+    fn the_answer_keeps_a_tenth_of_the_deadline_and_at_least_100_ms() {
+        assert_eq!(
+            wait_within(Duration::from_secs(5)),
+            Duration::from_millis(4_500)
+        );
+        assert_eq!(
+            wait_within(Duration::from_millis(300)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(wait_within(Duration::from_millis(50)), Duration::ZERO);
     }
 }

@@ -7,7 +7,7 @@ use prost::Message;
 /// Returns a digest of the command's content, without its meta: a retry may
 /// carry a different expected version or correlation id and is still the
 /// same command.
-pub fn fingerprint(command: &v1::Command) -> Fingerprint {
+pub(crate) fn fingerprint(command: &v1::Command) -> Fingerprint {
     use v1::command::Command as Wire;
     let mut content = command.clone();
     match &mut content.command {
