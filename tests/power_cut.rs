@@ -13,14 +13,16 @@
 use std::path::Path;
 
 use accord_tests::crash_cycles::{crash_cycles, cycles_from_env, seed_from_env};
-use power_cut_fs::PowerCutDisk;
+use power_cut_fs::{Names, PowerCutDisk};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 
 #[tokio::test]
 async fn acknowledged_appends_survive_power_cuts() {
     let mountpoint = tempfile::tempdir().expect("mount point");
-    let mut disk = PowerCutDisk::mount(mountpoint.path())
+    // POSIX's letter: a name survives a power cut only once its directory
+    // was synced, so the directory syncs are tested too.
+    let mut disk = PowerCutDisk::mount_with(mountpoint.path(), Names::SyncedByDirectory)
         .expect("mounts the power-cut file system (needs root and /dev/fuse)");
     let data_dir = disk.path().join("data");
     let mut lost_before = 0;
@@ -43,8 +45,13 @@ async fn acknowledged_appends_survive_power_cuts() {
     .await;
     let stats = disk.stats();
     println!(
-        "power cut: {} cycles survived, {} acknowledged appends, 0 lost; {} file syncs, {} unsynced bytes dropped",
-        summary.cycles, summary.acknowledged, stats.file_syncs, stats.lost_bytes
+        "power cut: {} cycles survived, {} acknowledged appends, 0 lost; {} file syncs, {} directory syncs, {} unsynced bytes and {} unsynced directories dropped",
+        summary.cycles,
+        summary.acknowledged,
+        stats.file_syncs,
+        stats.directory_syncs,
+        stats.lost_bytes,
+        stats.lost_names
     );
     assert!(
         stats.lost_bytes > 0,
@@ -62,7 +69,9 @@ async fn a_nats_node_rederives_its_replica_after_power_cuts() {
     let nats = accord_tests::nats::NatsNode::single().await;
     let args = accord_tests::single_nats_args(nats.url());
     let mountpoint = tempfile::tempdir().expect("mount point");
-    let mut disk = PowerCutDisk::mount(mountpoint.path())
+    // POSIX's letter: a name survives a power cut only once its directory
+    // was synced, so the directory syncs are tested too.
+    let mut disk = PowerCutDisk::mount_with(mountpoint.path(), Names::SyncedByDirectory)
         .expect("mounts the power-cut file system (needs root and /dev/fuse)");
     let data_dir = disk.path().join("data");
     let cycles = cycles_from_env("ACCORD_POWER_CUT_CYCLES").min(3);

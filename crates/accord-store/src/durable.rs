@@ -61,9 +61,12 @@ impl SyncedDb {
             conf.sync_all()?;
         }
         synced.sync_io()?;
-        // sled creates the directory (and its parents) itself.
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+        // sled creates the directory and its parents itself (a replica's
+        // `nats-replica/STREAM`, say): their entries are made durable too.
+        for ancestor in dir.ancestors().skip(1).take(2) {
+            if !ancestor.as_os_str().is_empty() {
+                sync_dir(ancestor)?;
+            }
         }
         Ok(synced)
     }

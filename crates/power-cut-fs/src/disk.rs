@@ -2,9 +2,14 @@
 //! files where each file has the bytes a reader sees now and the bytes that
 //! would survive a power cut. A write changes only the first; a sync of the
 //! file copies what changed to the second; a power cut throws the first
-//! away. Names (create, rename, unlink, mkdir) are durable at once, as on a
-//! journaling file system whose metadata journal commits in order: the
-//! model is about file data, which is where a missing `fsync` loses writes.
+//! away.
+//!
+//! Names (create, rename, unlink, mkdir) follow one of two models. By
+//! default they are durable at once, as on a journaling file system whose
+//! metadata journal commits in order. With [`Names::SyncedByDirectory`]
+//! (POSIX's letter) a directory's entries survive a power cut only as they
+//! stood at its last `fsync`: a file created, renamed or removed since is
+//! back as it was.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -128,6 +133,21 @@ pub struct DiskStats {
     pub power_cuts: u64,
     /// Bytes written but never synced, lost by the power cuts.
     pub lost_bytes: u64,
+    /// `fsync` calls on directories.
+    pub directory_syncs: u64,
+    /// Directories whose entries a power cut set back (with
+    /// `Names::SyncedByDirectory`).
+    pub lost_names: u64,
+}
+
+/// When a directory's entries become durable.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// At once (a journaling file system with ordered metadata).
+    #[default]
+    DurableAtOnce,
+    /// Only by an `fsync` of the directory.
+    SyncedByDirectory,
 }
 
 /// Every node of the file system.
@@ -138,6 +158,9 @@ pub struct Disk {
     stats: DiskStats,
     /// Syncs fail with EIO (a failing device) while set.
     failing_syncs: bool,
+    names: Names,
+    /// With `Names::SyncedByDirectory`: each directory's entries at its last sync.
+    durable_entries: HashMap<Ino, BTreeMap<OsString, Ino>>,
 }
 
 impl Default for Disk {
@@ -158,6 +181,16 @@ impl Disk {
             next_ino: ROOT + 1,
             stats: DiskStats::default(),
             failing_syncs: false,
+            names: Names::default(),
+            durable_entries: HashMap::from([(ROOT, BTreeMap::new())]),
+        }
+    }
+
+    /// An empty disk whose names follow `names`.
+    pub fn with_names(names: Names) -> Self {
+        Self {
+            names,
+            ..Self::new()
         }
     }
 
@@ -233,6 +266,9 @@ impl Disk {
             Kind::File(FileData::default())
         };
         self.nodes.insert(ino, new_node(kind, perm, uid, gid));
+        if directory {
+            self.durable_entries.insert(ino, BTreeMap::new());
+        }
         self.entries_mut(dir)?.insert(name.to_owned(), ino);
         Ok(ino)
     }
@@ -282,14 +318,19 @@ impl Disk {
         self.failing_syncs = failing;
     }
 
-    /// Syncs the file `ino` (a directory's names are always durable).
+    /// Syncs the file or directory `ino`.
     pub fn sync(&mut self, ino: Ino) -> Result<(), Errno> {
         if self.failing_syncs {
             return Err(libc::EIO);
         }
         let copied = match &mut self.node_mut(ino)?.kind {
             Kind::File(data) => data.sync(),
-            Kind::Dir(_) => return Ok(()),
+            Kind::Dir(entries) => {
+                let entries = entries.clone();
+                self.durable_entries.insert(ino, entries);
+                self.stats.directory_syncs += 1;
+                return Ok(());
+            }
         };
         self.stats.file_syncs += 1;
         self.stats.synced_bytes += copied as u64;
@@ -299,9 +340,17 @@ impl Disk {
     /// Loses every write that was not synced.
     pub fn power_cut(&mut self) {
         let mut lost = 0;
-        for node in self.nodes.values_mut() {
-            if let Kind::File(data) = &mut node.kind {
-                lost += data.power_cut();
+        for (ino, node) in &mut self.nodes {
+            match &mut node.kind {
+                Kind::File(data) => lost += data.power_cut(),
+                Kind::Dir(entries) if self.names == Names::SyncedByDirectory => {
+                    let durable = self.durable_entries.get(ino).cloned().unwrap_or_default();
+                    if *entries != durable {
+                        self.stats.lost_names += 1;
+                    }
+                    *entries = durable;
+                }
+                Kind::Dir(_) => {}
             }
         }
         self.stats.power_cuts += 1;
@@ -386,6 +435,38 @@ mod tests {
         disk.fail_syncs(false);
         disk.file_mut(ino).expect("file").write(0, b"y");
         disk.sync(ino).expect("synced again");
+    }
+
+    #[test]
+    fn names_synced_by_directory_survive_only_as_last_synced() {
+        let mut disk = Disk::with_names(Names::SyncedByDirectory);
+        let dir = disk
+            .create(ROOT, OsStr::new("d"), true, 0o755, 0, 0)
+            .expect("dir");
+        disk.sync(ROOT).expect("root synced");
+        let kept = disk
+            .create(dir, OsStr::new("kept"), false, 0o644, 0, 0)
+            .expect("file");
+        disk.sync(dir).expect("dir synced");
+        disk.create(dir, OsStr::new("lost"), false, 0o644, 0, 0)
+            .expect("file");
+        disk.rename(dir, OsStr::new("kept"), dir, OsStr::new("renamed"), false)
+            .expect("renamed");
+        disk.power_cut();
+        assert_eq!(disk.lookup(dir, OsStr::new("kept")), Ok(kept));
+        assert_eq!(disk.lookup(dir, OsStr::new("lost")), Err(libc::ENOENT));
+        assert_eq!(disk.lookup(dir, OsStr::new("renamed")), Err(libc::ENOENT));
+        assert_eq!(disk.stats().lost_names, 1);
+
+        let mut default = Disk::new();
+        default
+            .create(ROOT, OsStr::new("f"), false, 0o644, 0, 0)
+            .expect("file");
+        default.power_cut();
+        assert!(
+            default.lookup(ROOT, OsStr::new("f")).is_ok(),
+            "durable at once"
+        );
     }
 
     #[test]

@@ -327,13 +327,15 @@ impl Filesystem for PowerCutFs {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Names are durable at once (see `disk`).
-        reply.ok();
+        match self.disk().sync(ino.0) {
+            Ok(()) => reply.ok(),
+            Err(code) => reply.error(errno(code)),
+        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

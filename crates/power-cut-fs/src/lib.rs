@@ -6,7 +6,8 @@
 //! in direct-I/O mode, so the kernel's page cache cannot keep a write alive
 //! across the cut: only `fsync` and `fdatasync` make a file's data durable;
 //! `sync_file_range`, `close` and the passing of time do not. Names
-//! (creating, renaming, removing files and directories) are durable at once.
+//! (creating, renaming, removing files and directories) are durable at once,
+//! or, with [`Names::SyncedByDirectory`], only by an `fsync` of their directory.
 //!
 //! Mounting needs `/dev/fuse` and root (it mounts with `mount(2)` directly,
 //! no `fusermount` helper).
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-pub use disk::{Disk, DiskStats};
+pub use disk::{Disk, DiskStats, Names};
 use fuser::{BackgroundSession, Config, MountOption};
 
 use crate::fs::PowerCutFs;
@@ -33,9 +34,15 @@ pub struct PowerCutDisk {
 }
 
 impl PowerCutDisk {
-    /// Mounts an empty file system at `mountpoint` (an existing directory).
+    /// Mounts an empty file system at `mountpoint` (an existing directory)
+    /// whose names are durable at once.
     pub fn mount(mountpoint: &Path) -> io::Result<Self> {
-        let disk = Arc::new(Mutex::new(Disk::new()));
+        Self::mount_with(mountpoint, Names::DurableAtOnce)
+    }
+
+    /// Mounts an empty file system whose names follow `names`.
+    pub fn mount_with(mountpoint: &Path, names: Names) -> io::Result<Self> {
+        let disk = Arc::new(Mutex::new(Disk::with_names(names)));
         let session = mount_disk(&disk, mountpoint)?;
         Ok(Self {
             mountpoint: mountpoint.to_path_buf(),

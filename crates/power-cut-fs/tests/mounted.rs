@@ -77,3 +77,31 @@ fn only_synced_data_survives_a_power_cut() {
     assert!(stats.file_syncs >= 1);
     assert!(stats.lost_bytes > 0);
 }
+
+#[test]
+fn with_names_synced_by_directory_a_new_file_needs_its_directory_synced() {
+    let mountpoint = tempfile::tempdir().expect("mount point");
+    let mut disk =
+        PowerCutDisk::mount_with(mountpoint.path(), power_cut_fs::Names::SyncedByDirectory)
+            .expect("mounts (needs root and /dev/fuse)");
+    let root = disk.path().to_path_buf();
+    for name in ["named", "unnamed"] {
+        let file = std::fs::File::create(root.join(name)).expect("creates");
+        (&file).write_all(b"synced data").expect("writes");
+        file.sync_all().expect("fsync of the file");
+        if name == "named" {
+            std::fs::File::open(&root)
+                .expect("opens the directory")
+                .sync_all()
+                .expect("fsync of the directory");
+        }
+    }
+    disk.power_cut().expect("power cut");
+    assert_eq!(read(&root.join("named")), b"synced data");
+    assert!(
+        !root.join("unnamed").exists(),
+        "a file whose directory was not synced is gone, synced data and all"
+    );
+    assert!(disk.stats().directory_syncs >= 1);
+    assert_eq!(disk.stats().lost_names, 1);
+}
