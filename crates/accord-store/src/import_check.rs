@@ -5,14 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{DecodedRecord, RawRecord, RecordHash, StoreError, decode_record, record_hash};
+use crate::{ChainHead, DecodedRecord, RawRecord, RecordHash, StoreError, decode_record};
 
 /// Where the log stands while a sequence of records is checked.
 pub(crate) struct ImportCheck {
-    /// Position of the last record accepted so far.
-    pub(crate) head: u64,
-    /// Hash of the last record accepted so far.
-    pub(crate) last_hash: RecordHash,
+    /// The last record accepted so far.
+    pub(crate) head: ChainHead,
     /// Agreements the accepted records announce.
     pub(crate) new_agreements: u64,
     versions: HashMap<String, u64>,
@@ -23,8 +21,10 @@ impl ImportCheck {
     /// Starts after the log's last record.
     pub(crate) fn new(head: u64, last_hash: RecordHash) -> Self {
         Self {
-            head,
-            last_hash,
+            head: ChainHead {
+                position: head,
+                hash: last_hash,
+            },
             new_agreements: 0,
             versions: HashMap::new(),
             commands: HashSet::new(),
@@ -43,10 +43,10 @@ impl ImportCheck {
         let refuse = |why: String| {
             StoreError::InvalidImport(format!("record at position {}: {why}", record.position))
         };
-        if record.position != self.head + 1 {
+        if self.head.check_position(record.position).is_err() {
             return Err(refuse(format!(
                 "the log continues at position {}",
-                self.head + 1
+                self.head.next_position()
             )));
         }
         let decoded = decode_record(&record.bytes).map_err(|error| refuse(error.to_string()))?;
@@ -59,7 +59,7 @@ impl ImportCheck {
         }
         accord_domain::validate_agreement_id(&event.agreement_id)
             .map_err(|error| refuse(error.to_string()))?;
-        if decoded.prev_hash != self.last_hash {
+        if self.head.check_link(&decoded.prev_hash).is_err() {
             return Err(refuse(
                 "the hash chain is broken: it does not carry the previous record's hash".into(),
             ));
@@ -90,8 +90,7 @@ impl ImportCheck {
         }
         self.versions
             .insert(event.agreement_id.clone(), event.version);
-        self.head = record.position;
-        self.last_hash = record_hash(&record.bytes);
+        self.head.advance(record.position, &record.bytes);
         Ok(decoded)
     }
 

@@ -3,6 +3,7 @@
 //! sled backend with its group-committing writer.
 
 mod blocks;
+mod chain;
 mod clearing_map;
 mod durable;
 mod error;
@@ -20,6 +21,7 @@ pub mod test_support;
 mod tree_reader;
 mod verify;
 
+pub use chain::{ChainBreak, ChainHead};
 pub use clearing_map::ClearingMap;
 pub use durable::{ContainedDrop, SyncedDb, sync_dir};
 pub use error::StoreError;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::{EventLog, RecordHash, StoreError, decode_record, record_hash};
+use crate::{ChainBreak, ChainHead, EventLog, StoreError, decode_record};
 
 /// Records read per call.
 const VERIFY_BATCH: usize = 4_096;
@@ -36,11 +36,10 @@ pub async fn verify_log(
         head_position: head,
         ..VerifyReport::default()
     };
-    let mut next = 1;
-    let mut previous_hash: RecordHash = [0; 32];
+    let mut chain = ChainHead::EMPTY;
     let mut versions: HashMap<String, u64> = HashMap::new();
-    while next <= head {
-        let records = log.read_raw(next, VERIFY_BATCH).await?;
+    while chain.next_position() <= head {
+        let records = log.read_raw(chain.next_position(), VERIFY_BATCH).await?;
         if records.is_empty() {
             break;
         }
@@ -49,33 +48,34 @@ pub async fn verify_log(
             if record.position > head {
                 break;
             }
-            if record.position != next {
-                found.push(format!(
-                    "positions {next}..{} are missing",
-                    record.position - 1
-                ));
+            if let Err(ChainBreak::Gap {
+                expected,
+                found: at,
+            }) = chain.check_position(record.position)
+            {
+                found.push(format!("positions {expected}..{} are missing", at - 1));
             }
-            next = record.position + 1;
             report.checked += 1;
-            let hash = record_hash(&record.bytes);
             let decoded = match decode_record(&record.bytes) {
                 Ok(decoded) => decoded,
                 Err(error) => {
                     found.push(format!("position {}: {error}", record.position));
-                    previous_hash = hash;
+                    chain.advance(record.position, &record.bytes);
                     continue;
                 }
             };
             let event = &decoded.event;
-            if decoded.prev_hash != previous_hash {
+            if let Err(ChainBreak::Link { carried, expected }) =
+                chain.check_link(&decoded.prev_hash)
+            {
                 found.push(format!(
                     "position {}: hash chain broken: the record carries {}, the previous record hashes to {}",
                     record.position,
-                    crate::hex::encode(&decoded.prev_hash[..8]),
-                    crate::hex::encode(&previous_hash[..8])
+                    crate::hex::encode(&carried[..8]),
+                    crate::hex::encode(&expected[..8])
                 ));
             }
-            previous_hash = hash;
+            chain.advance(record.position, &record.bytes);
             if event.position != record.position {
                 found.push(format!(
                     "position {}: the record says position {}",
@@ -109,6 +109,7 @@ pub async fn verify_log(
         report.problems.extend(found.iter().take(room).cloned());
         progress(report.checked, head, &found);
     }
+    let next = chain.next_position();
     if next <= head {
         let missing = format!("positions {next}..{head} are missing");
         report.problem_count += 1;

@@ -16,7 +16,7 @@ use crate::keys;
 use crate::log_batch::LogBatch;
 use crate::sled::{LogState, explain_open_error, recover};
 use crate::tree_reader::{TreeReader, last_version_in};
-use crate::{RecordHash, StoreError, decode_record, encode_record};
+use crate::{ChainBreak, ChainHead, RecordHash, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.
 pub(crate) struct StreamEntry {
@@ -78,11 +78,14 @@ impl Replica {
             if entry.sequence <= next.head {
                 continue;
             }
-            if entry.sequence != next.head + 1 {
+            let chain = ChainHead {
+                position: next.head,
+                hash: next.last_hash,
+            };
+            if let Err(ChainBreak::Gap { expected, found }) = chain.check_position(entry.sequence) {
                 return Err(StoreError::Corrupt(format!(
-                    "stream sequences {}..{} are missing: Accord's stream must never lose messages",
-                    next.head + 1,
-                    entry.sequence - 1
+                    "stream sequences {expected}..{} are missing: Accord's stream must never lose messages",
+                    found - 1
                 )));
             }
             let corrupt = |why: String| {

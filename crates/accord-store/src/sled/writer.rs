@@ -195,8 +195,8 @@ impl Writer {
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
         let state = LogState {
-            head: check.head,
-            last_hash: check.last_hash,
+            head: check.head.position,
+            last_hash: check.head.hash,
             last_recorded_nanos,
             agreement_count: self.state.agreement_count + check.new_agreements,
         };

@@ -7,7 +7,7 @@ use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::{EventLog, RawRecord, decode_record, record_hash, verify_log};
+use accord_store::{ChainHead, EventLog, RawRecord, decode_record, record_hash, verify_log};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -198,7 +198,7 @@ impl Admin for AdminApi {
         }
         let mut stream = request.into_inner();
         let mut records = Vec::new();
-        let mut previous_hash = [0u8; 32];
+        let mut chain = ChainHead::EMPTY;
         while let Some(exported) = stream.next().await {
             let exported = exported?;
             let position = exported.position;
@@ -209,18 +209,17 @@ impl Admin for AdminApi {
                 ))
                 .into()
             };
-            if position != records.len() as u64 + 1 {
+            if chain.check_position(position).is_err() {
                 return Err(refuse(format!(
                     "position {position} where {} was expected",
-                    records.len() + 1
+                    chain.next_position()
                 )));
             }
             let decoded =
                 decode_record(&exported.record).map_err(|error| refuse(error.to_string()))?;
-            let hash = record_hash(&exported.record);
-            if exported.hash != hash
+            if exported.hash != record_hash(&exported.record)
                 || exported.prev_hash != decoded.prev_hash
-                || decoded.prev_hash != previous_hash
+                || chain.check_link(&decoded.prev_hash).is_err()
             {
                 return Err(refuse(format!("hash chain broken at position {position}")));
             }
@@ -229,7 +228,7 @@ impl Admin for AdminApi {
                     "the event at position {position} differs from its record"
                 )));
             }
-            previous_hash = hash;
+            chain.advance(position, &exported.record);
             records.push(RawRecord {
                 position,
                 bytes: exported.record,
