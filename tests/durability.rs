@@ -74,27 +74,8 @@ async fn sigkill_under_load_loses_no_acknowledged_event() {
 
     let restarted = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
     let events = read_all(EventLogClient::new(connect(restarted.grpc_addr()).await)).await;
-    for (index, event) in events.iter().enumerate() {
-        assert_eq!(
-            event.position,
-            index as u64 + 1,
-            "positions are gap-free from 1"
-        );
-    }
-    let by_command: HashMap<&str, &accord_proto::v1::RecordedEvent> = events
-        .iter()
-        .map(|event| {
-            (
-                event
-                    .metadata
-                    .as_ref()
-                    .expect("metadata")
-                    .command_id
-                    .as_str(),
-                event,
-            )
-        })
-        .collect();
+    assert_gap_free(&events, "after SIGKILL");
+    let by_command = events_by_command(&events);
     assert_eq!(by_command.len(), events.len(), "no command recorded twice");
     for (command_id, (position, agreement_id, version)) in &acknowledged {
         let event = by_command

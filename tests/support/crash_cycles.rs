@@ -222,27 +222,8 @@ pub async fn crash_cycles(
         let checked = verify_clean(channel.clone()).await;
         let events = read_all(EventLogClient::new(channel.clone())).await;
         assert_eq!(checked, events.len() as u64);
-        for (index, event) in events.iter().enumerate() {
-            assert_eq!(
-                event.position,
-                index as u64 + 1,
-                "cycle {cycle}: positions are gap-free"
-            );
-        }
-        let by_command: HashMap<&str, &v1::RecordedEvent> = events
-            .iter()
-            .map(|event| {
-                (
-                    event
-                        .metadata
-                        .as_ref()
-                        .expect("metadata")
-                        .command_id
-                        .as_str(),
-                    event,
-                )
-            })
-            .collect();
+        assert_gap_free(&events, &format!("cycle {cycle}"));
+        let by_command = events_by_command(&events);
         for (command_id, (agreement_id, version, position)) in
             acknowledged.lock().expect("lock").iter()
         {

@@ -135,6 +135,35 @@ pub fn single_nats_args(url: &str) -> Vec<String> {
         .to_vec()
 }
 
+/// Asserts that `events` sit at positions 1, 2, 3, ... with no gap.
+pub fn assert_gap_free(events: &[accord_proto::v1::RecordedEvent], context: &str) {
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(
+            event.position,
+            index as u64 + 1,
+            "{context}: positions are gap-free from 1"
+        );
+    }
+}
+
+/// Every event by the command id that appended it.
+pub fn events_by_command(
+    events: &[accord_proto::v1::RecordedEvent],
+) -> std::collections::HashMap<&str, &accord_proto::v1::RecordedEvent> {
+    events
+        .iter()
+        .map(|event| {
+            let command_id = event
+                .metadata
+                .as_ref()
+                .expect("metadata")
+                .command_id
+                .as_str();
+            (command_id, event)
+        })
+        .collect()
+}
+
 /// Connects a channel to `addr`.
 pub async fn connect(addr: std::net::SocketAddr) -> Channel {
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))

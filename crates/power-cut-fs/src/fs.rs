@@ -326,16 +326,13 @@ impl Filesystem for PowerCutFs {
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
+        fh: FileHandle,
+        datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.disk().sync(ino.0) {
-            Ok(()) => reply.ok(),
-            Err(code) => reply.error(errno(code)),
-        }
+        self.fsync(req, ino, fh, datasync, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
