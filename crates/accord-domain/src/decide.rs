@@ -3,15 +3,16 @@
 
 use crate::{
     Agreement, Announced, Command, DeliveryRecorded, DomainError, Event, LocalizationRecorded,
-    Signed, Stage,
+    Signed, Stage, ValidCommand,
 };
 
 /// Decides the event a valid command produces, or why it is refused.
 ///
 /// `state` is the agreement as its events have shaped it (None if it does not
-/// exist). Field limits are checked first (see [`Command::validate`]).
-pub fn decide(state: Option<&Agreement>, command: &Command) -> Result<Event, DomainError> {
-    command.validate()?;
+/// exist). The command's field limits were checked when it became a
+/// [`ValidCommand`].
+pub fn decide(state: Option<&Agreement>, command: &ValidCommand) -> Result<Event, DomainError> {
+    let command = command.command();
     let agreement_id = command.agreement_id();
     let Some(agreement) = state else {
         return match command {

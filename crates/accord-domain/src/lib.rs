@@ -10,6 +10,7 @@ mod error;
 mod event;
 mod expected_version;
 mod types;
+mod valid_command;
 mod validate;
 
 pub use agreement::Agreement;
@@ -21,6 +22,7 @@ pub use event::{
 };
 pub use expected_version::ExpectedVersion;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};
+pub use valid_command::ValidCommand;
 pub use validate::{
     limits, quoted, validate_agreement_id, validate_command_id, validate_country,
     validate_list_len, validate_text,

@@ -2,7 +2,7 @@
 
 use accord_domain::{
     Agreement, AgreementKind, Announce, Command, EventMetadata, Money, Party, RecordDelivery,
-    RecordLocalization, RecordedEvent, Sign, Stage, Timestamp, decide,
+    RecordLocalization, RecordedEvent, Sign, Stage, Timestamp, ValidCommand, decide,
 };
 use proptest::prelude::*;
 
@@ -64,7 +64,9 @@ proptest! {
         let mut version = 0;
         for command in &commands {
             let before = state.clone();
-            let Ok(event) = decide(state.as_ref(), command) else { continue };
+            // An invalid command never reaches the state machine.
+            let Ok(valid) = ValidCommand::new(command.clone()) else { continue };
+            let Ok(event) = decide(state.as_ref(), &valid) else { continue };
             version += 1;
             let recorded = RecordedEvent {
                 position: version,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use accord_domain::{
     Agreement, AgreementKind, Announce, Command, EventMetadata, Money, Party, RecordDelivery,
-    RecordLocalization, RecordedEvent, Sign, Timestamp, decide,
+    RecordLocalization, RecordedEvent, Sign, Timestamp, ValidCommand, decide,
 };
 use accord_projections::{PortfolioSums, ReadModels};
 use proptest::prelude::*;
@@ -85,7 +85,11 @@ fn log_of(commands: &[Command]) -> Vec<RecordedEvent> {
     let mut log = Vec::new();
     for command in commands {
         let id = command.agreement_id().to_owned();
-        let Ok(event) = decide(states.get(&id), command) else {
+        // An invalid command never reaches the state machine.
+        let Ok(valid) = ValidCommand::new(command.clone()) else {
+            continue;
+        };
+        let Ok(event) = decide(states.get(&id), &valid) else {
             continue;
         };
         let recorded = RecordedEvent {

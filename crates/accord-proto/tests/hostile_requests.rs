@@ -2,7 +2,7 @@
 //! request message, and arbitrary field values, never panic the conversion,
 //! the validation or the state machine; whatever is refused names a field.
 
-use accord_domain::{Command, decide, validate_command_id};
+use accord_domain::{Command, ValidCommand, decide, validate_command_id};
 use accord_proto::v1;
 use accord_proto::{command_from_wire, expected_version_from_wire};
 use proptest::prelude::*;
@@ -16,13 +16,16 @@ fn check(command: v1::Command) {
     let meta = meta.unwrap_or_default();
     let _ = validate_command_id(&meta.command_id);
     let _ = expected_version_from_wire(meta.expected_version.as_ref());
-    if let Err(error) = command.validate() {
-        assert!(!error.field.is_empty(), "a refusal names its field");
-        return;
-    }
+    let command = match ValidCommand::new(command) {
+        Ok(command) => command,
+        Err(error) => {
+            assert!(!error.field.is_empty(), "a refusal names its field");
+            return;
+        }
+    };
     // Valid commands meet the state machine with no state and with a state of their own making.
     let first = decide(None, &command);
-    if let (Ok(event), Command::Announce(_)) = (first, &command) {
+    if let (Ok(event), Command::Announce(_)) = (first, command.command()) {
         let recorded = accord_domain::RecordedEvent {
             position: 1,
             agreement_id: command.agreement_id().to_owned(),

@@ -6,6 +6,11 @@ use crate::{
 
 const ID: &str = "kz-wabtec-locomotives";
 
+/// `command`, which the tests build valid.
+fn valid(command: &Command) -> ValidCommand {
+    ValidCommand::new(command.clone()).expect("a valid command")
+}
+
 fn announce(quantity: Option<u64>) -> Command {
     Command::Announce(Announce {
         agreement_id: ID.into(),
@@ -57,7 +62,7 @@ fn localize(rate_bp: u32, technology: &[&str]) -> Command {
 fn run(commands: &[Command]) -> Result<Agreement, DomainError> {
     let mut state: Option<Agreement> = None;
     for (index, command) in commands.iter().enumerate() {
-        let event = decide(state.as_ref(), command)?;
+        let event = decide(state.as_ref(), &ValidCommand::new(command.clone())?)?;
         let recorded = RecordedEvent {
             position: index as u64 + 1,
             agreement_id: ID.into(),
@@ -101,7 +106,7 @@ fn announcing_an_existing_agreement_is_already_exists() {
 #[test]
 fn commands_on_an_unknown_agreement_are_not_found() {
     for command in [sign(), deliver(1), localize(100, &[])] {
-        let error = decide(None, &command).expect_err("refused");
+        let error = decide(None, &valid(&command)).expect_err("refused");
         assert_eq!(
             error,
             DomainError::NotFound {
@@ -212,10 +217,9 @@ fn local_units_may_not_exceed_the_contracted_quantity() {
 
 #[test]
 fn invalid_fields_are_refused_before_the_state_is_consulted() {
-    let error = decide(None, &localize(10_001, &[])).expect_err("refused");
-    assert!(
-        matches!(error, DomainError::Invalid(ref invalid) if invalid.field == "localization_rate_bp")
-    );
+    // A command becomes one `decide` takes only once its fields are valid.
+    let error = ValidCommand::new(localize(10_001, &[])).expect_err("refused");
+    assert_eq!(error.field, "localization_rate_bp");
 }
 
 #[test]
@@ -244,7 +248,7 @@ fn a_decided_event_moves_the_state_as_its_stored_record_will() {
     let mut decided: Option<Agreement> = None;
     for command in &commands {
         assert_eq!(command.opens_agreement(), decided.is_none());
-        let event = decide(decided.as_ref(), command).expect("allowed");
+        let event = decide(decided.as_ref(), &valid(command)).expect("allowed");
         assert_eq!(event.opens_agreement(), decided.is_none());
         decided = Agreement::next(decided, ID, &event);
     }
@@ -254,12 +258,19 @@ fn a_decided_event_moves_the_state_as_its_stored_record_will() {
     decided.position = 3;
     assert_eq!(Ok(decided), run(&commands));
     assert_eq!(
-        Agreement::next(None, ID, &decide(None, &announce(None)).expect("allowed"))
-            .map(|agreement| agreement.version),
+        Agreement::next(
+            None,
+            ID,
+            &decide(None, &valid(&announce(None))).expect("allowed")
+        )
+        .map(|agreement| agreement.version),
         Some(1)
     );
-    let signed =
-        decide(Some(&run(&[announce(None)]).expect("announced")), &sign()).expect("allowed");
+    let signed = decide(
+        Some(&run(&[announce(None)]).expect("announced")),
+        &valid(&sign()),
+    )
+    .expect("allowed");
     assert_eq!(
         Agreement::next(None, ID, &signed),
         None,

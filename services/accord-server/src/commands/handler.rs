@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use accord_domain::{Agreement, Command, DomainError, EventMetadata, ExpectedVersion, decide};
+use accord_domain::{Agreement, DomainError, EventMetadata, ExpectedVersion, ValidCommand, decide};
 use accord_store::{AppendItem, AppendOutcome, EventLog, Fingerprint, StoreError};
 
 use super::state_cache::StateCache;
@@ -29,8 +29,8 @@ pub struct CheckedCommand {
     pub expected: Option<ExpectedVersion>,
     /// What the event will carry besides its payload.
     pub metadata: EventMetadata,
-    /// The domain command.
-    pub command: Command,
+    /// The domain command, validated.
+    pub command: ValidCommand,
 }
 
 /// Decides and appends commands.
@@ -192,8 +192,6 @@ impl CommandHandler {
         if let Some(expected) = command.expected {
             expected.check(agreement_id, version)?;
         }
-        // The command was validated at the edge; `decide` checks it again
-        // as the domain's own guarantee, which cannot fail here.
         let event = decide(state.as_ref(), &command.command)?;
         let expected = if version == 0 {
             ExpectedVersion::NoStream

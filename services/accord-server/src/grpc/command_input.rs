@@ -4,7 +4,7 @@
 //! id used twice in one request refused. The handler sees domain commands only.
 
 use accord_domain::{
-    DomainError, EventMetadata, ValidationError, validate_command_id, validate_text,
+    DomainError, EventMetadata, ValidCommand, ValidationError, validate_command_id, validate_text,
 };
 use accord_proto::{command_from_wire, expected_version_from_wire, v1};
 
@@ -29,7 +29,7 @@ pub(crate) fn parse_commands(
         validate_text("meta.correlation_id", &meta.correlation_id).map_err(named)?;
         validate_text("meta.causation_id", &meta.causation_id).map_err(named)?;
         let expected = expected_version_from_wire(meta.expected_version.as_ref()).map_err(named)?;
-        command.validate().map_err(named)?;
+        let command = ValidCommand::new(command).map_err(named)?;
         if parsed
             .iter()
             .any(|earlier| earlier.command_id == meta.command_id)
