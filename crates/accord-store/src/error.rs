@@ -1,6 +1,11 @@
 //! Why the log refused or failed an operation.
 
+use std::sync::Arc;
+
 use accord_domain::ExpectedVersion;
+
+/// The cause of a storage failure, kept for `source()`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 /// An error from the event log. The server maps each variant to one status code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,21 +32,53 @@ pub enum StoreError {
     /// The disk is full.
     #[error("storage full: {0}")]
     StorageFull(String),
-    /// The storage failed or is closed.
+    /// The storage is closed or cannot serve (a condition of Accord's own).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The storage failed: a disk, sled, NATS or a task returned an error,
+    /// kept as the source.
+    #[error("storage unavailable: {context}: {source}")]
+    Failed {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Cause,
+    },
     /// A stored record does not decode or fails its checksum.
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
 
 impl StoreError {
+    /// A failure while doing `context`, caused by `source`.
+    pub fn failed(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Failed {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// A failure while doing `context`, caused by an already boxed error.
+    pub fn failed_boxed(
+        context: impl Into<String>,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> Self {
+        StoreError::Failed {
+            context: context.into(),
+            source: Arc::from(source),
+        }
+    }
+
     /// Classifies an I/O error of the store's own files.
     pub(crate) fn from_io(error: std::io::Error) -> Self {
         if error.kind() == std::io::ErrorKind::StorageFull {
             StoreError::StorageFull(error.to_string())
         } else {
-            StoreError::Unavailable(error.to_string())
+            StoreError::failed("storage I/O", error)
         }
     }
 }
@@ -55,7 +92,7 @@ impl From<::sled::Error> for StoreError {
                 StoreError::StorageFull(io.to_string())
             }
             ::sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
-            other => StoreError::Unavailable(other.to_string()),
+            other => StoreError::failed("sled", other),
         }
     }
 }

@@ -24,7 +24,7 @@ mod verify;
 pub use chain::{ChainBreak, ChainHead};
 pub use clearing_map::ClearingMap;
 pub use durable::{ContainedDrop, SyncedDb, sync_dir};
-pub use error::StoreError;
+pub use error::{Cause, StoreError};
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,
 };

@@ -52,7 +52,9 @@ impl ApiError {
                 StoreError::CommandIdConflict { .. } => Code::AlreadyExists,
                 StoreError::InvalidImport(_) => Code::InvalidArgument,
                 StoreError::StorageFull(_) => Code::ResourceExhausted,
-                StoreError::Unavailable(_) | StoreError::Corrupt(_) => Code::Unavailable,
+                StoreError::Unavailable(_) | StoreError::Failed { .. } | StoreError::Corrupt(_) => {
+                    Code::Unavailable
+                }
             },
             ApiError::Projection(ProjectionError::Log(error)) => {
                 ApiError::Store(error.clone()).code()

@@ -63,9 +63,7 @@ impl RunningServer {
     /// Stops gracefully and waits until the log is flushed.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         drop(self.stop);
-        self.task
-            .await
-            .map_err(|error| ServerError::Io(std::io::Error::other(error)))?
+        self.task.await?
     }
 }
 

@@ -14,6 +14,9 @@ pub enum ServerError {
     /// The read models failed to open.
     #[error(transparent)]
     ReadModels(#[from] accord_projections::ProjectionError),
+    /// A task of the server ended abnormally (it panicked or was cancelled).
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// The token file could not be read or parsed.
     #[error(transparent)]
     Tokens(#[from] crate::auth::TokenFileError),

@@ -34,9 +34,8 @@ impl Storage {
         };
         let log = open(config, observer).await?;
         let read_models_dir = config.data_dir.join("read-models");
-        let read_models = tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir))
-            .await
-            .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
+        let read_models =
+            tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir)).await??;
         let read_models = Arc::new(read_models);
         accord_projections::reconcile(&read_models, log.as_ref()).await?;
         Ok(Self {
@@ -91,9 +90,7 @@ async fn open(config: &Config, observer: StoreObserver) -> Result<Arc<dyn EventL
                 observer: Some(Arc::new(observer)),
                 ..SledOptions::new(config.data_dir.join("log"))
             };
-            let log = tokio::task::spawn_blocking(move || SledLog::open(options))
-                .await
-                .map_err(|error| ServerError::Io(std::io::Error::other(error)))??;
+            let log = tokio::task::spawn_blocking(move || SledLog::open(options)).await??;
             Ok(Arc::new(log))
         }
         StoreKind::Nats(servers) => {

@@ -136,7 +136,7 @@ pub(crate) async fn send(
         {
             Ok(answer) => Ok(Sent::Answered(
                 serde_json::from_slice(&answer.payload).map_err(|error| {
-                    StoreError::Unavailable(format!("unreadable answer to a batch commit: {error}"))
+                    StoreError::failed("unreadable answer to a batch commit", error)
                 })?,
             )),
             Err(error) => Ok(Sent::Unanswered(error.to_string())),

@@ -132,7 +132,7 @@ async fn ensure_stream(
                         ))
                     })?;
                     return jetstream.get_stream(&config.name).await.map_err(|error| {
-                        StoreError::Unavailable(format!("stream {}: {error}", config.name))
+                        StoreError::failed(format!("stream {}", config.name), error)
                     });
                 }
                 return Ok(stream);

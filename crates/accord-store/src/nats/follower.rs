@@ -88,7 +88,6 @@ async fn follow_from(
     replica: &Arc<Mutex<Replica>>,
     freshness: &Freshness,
 ) -> Result<(), StoreError> {
-    let unavailable = |error: &dyn std::fmt::Display| StoreError::Unavailable(error.to_string());
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -101,11 +100,11 @@ async fn follow_from(
             ..pull::OrderedConfig::default()
         })
         .await
-        .map_err(|error| unavailable(&error))?;
+        .map_err(|error| StoreError::failed("creating the ordered consumer", error))?;
     let mut messages = consumer
         .messages()
         .await
-        .map_err(|error| unavailable(&error))?
+        .map_err(|error| StoreError::failed("reading the ordered consumer", error))?
         .ready_chunks(CHUNK);
     loop {
         let chunk = match tokio::time::timeout(STALL, messages.next()).await {
@@ -120,7 +119,7 @@ async fn follow_from(
                 let info = tokio::time::timeout(STALL, stream.get_info())
                     .await
                     .map_err(|_| StoreError::Unavailable("stream info timed out".into()))?
-                    .map_err(|error| unavailable(&error))?;
+                    .map_err(|error| StoreError::failed("stream info", error))?;
                 if info.state.last_sequence > head {
                     return Err(StoreError::Unavailable(format!(
                         "no message for {STALL:?} while the stream is at {} and the replica at {head}",
@@ -135,8 +134,11 @@ async fn follow_from(
         let mut entries = Vec::with_capacity(chunk.len());
         let mut caught_up = false;
         for message in chunk {
-            let message = message.map_err(|error| unavailable(&error))?;
-            let info = message.info().map_err(|error| unavailable(&error))?;
+            let message = message
+                .map_err(|error| StoreError::failed("reading the ordered consumer", error))?;
+            let info = message
+                .info()
+                .map_err(|error| StoreError::failed_boxed("message info", error))?;
             caught_up = info.pending == 0;
             entries.push(StreamEntry {
                 sequence: info.stream_sequence,
@@ -148,7 +150,7 @@ async fn follow_from(
         let replica = Arc::clone(replica);
         tokio::task::spawn_blocking(move || replica.lock().apply(&entries))
             .await
-            .map_err(|error| unavailable(&error))??;
+            .map_err(|error| StoreError::failed("replica apply task", error))??;
         if caught_up {
             freshness.mark(received_at);
         }

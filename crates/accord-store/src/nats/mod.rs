@@ -173,7 +173,7 @@ impl NatsLog {
             .stream
             .get_info()
             .await
-            .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+            .map_err(|error| StoreError::failed("stream info", error))?;
         Ok(info.state)
     }
 
@@ -330,6 +330,6 @@ impl EventLog for NatsLog {
         let replica = Arc::clone(&self.replica);
         tokio::task::spawn_blocking(move || replica.lock().flush())
             .await
-            .map_err(|error| StoreError::Unavailable(error.to_string()))?
+            .map_err(|error| StoreError::failed("replica flush task", error))?
     }
 }

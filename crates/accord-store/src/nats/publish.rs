@@ -84,9 +84,10 @@ pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, St
         {
             Ok(0)
         }
-        Err(error) => Err(StoreError::Unavailable(format!(
-            "last event of {agreement_id}: {error}"
-        ))),
+        Err(error) => Err(StoreError::failed(
+            format!("last event of {agreement_id}"),
+            error,
+        )),
     }
 }
 

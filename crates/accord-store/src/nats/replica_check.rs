@@ -33,7 +33,7 @@ pub(crate) async fn open_replica(
     let removed = path.to_path_buf();
     tokio::task::spawn_blocking(move || std::fs::remove_dir_all(removed))
         .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+        .map_err(|error| StoreError::failed("replica task", error))?
         .map_err(StoreError::from_io)?;
     open_blocking(path, cache_bytes).await
 }
@@ -42,7 +42,7 @@ async fn open_blocking(path: &Path, cache_bytes: u64) -> Result<(Replica, TreeRe
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || Replica::open(&path, cache_bytes))
         .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+        .map_err(|error| StoreError::failed("replica task", error))?
 }
 
 /// Why the replica read by `reader` is not a prefix of `stream`, if it is not.
@@ -55,7 +55,7 @@ async fn divergence(stream: &Stream, reader: &TreeReader) -> Result<Option<Strin
     let info = stream_now
         .info()
         .await
-        .map_err(|error| StoreError::Unavailable(format!("stream info: {error}")))?;
+        .map_err(|error| StoreError::failed("stream info", error))?;
     let last = info.state.last_sequence;
     if head > last {
         return Ok(Some(format!(
@@ -65,7 +65,7 @@ async fn divergence(stream: &Stream, reader: &TreeReader) -> Result<Option<Strin
     let message = stream
         .get_raw_message(head)
         .await
-        .map_err(|error| StoreError::Unavailable(format!("stream message {head}: {error}")))?;
+        .map_err(|error| StoreError::failed(format!("stream message {head}"), error))?;
     let in_stream = decode_record(&message.payload)?.event;
     let in_replica = reader.read_log(head, 1)?;
     match in_replica.first() {

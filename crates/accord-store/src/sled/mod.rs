@@ -90,9 +90,7 @@ impl SledLog {
         let writer_thread = std::thread::Builder::new()
             .name("accord-log-writer".into())
             .spawn(move || writer.run(requests))
-            .map_err(|error| {
-                StoreError::Unavailable(format!("cannot start the writer: {error}"))
-            })?;
+            .map_err(|error| StoreError::failed("cannot start the writer", error))?;
         Ok(Self {
             db: ContainedDrop::new(db),
             reader: ContainedDrop::new(TreeReader::new(tree, head)),
@@ -211,7 +209,7 @@ impl EventLog for SledLog {
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
                 .await
-                .map_err(|error| StoreError::Unavailable(error.to_string()))?
+                .map_err(|error| StoreError::failed("joining the writer", error))?
                 .map_err(|_| StoreError::Unavailable("the log writer panicked".into()))?;
         }
         Ok(())
