@@ -26,11 +26,11 @@ type Acknowledged = Arc<Mutex<HashMap<String, (String, u64, u64)>>>;
 
 /// A small deterministic generator, seeded per run and printed, so a failing
 /// run can be repeated with ACCORD_CRASH_SEED.
-pub struct Random(u64);
+struct Random(u64);
 
 impl Random {
     /// A number below `bound`.
-    pub fn below(&mut self, bound: u64) -> u64 {
+    fn below(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -22,4 +22,4 @@ pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage};
 pub use read_models::{PROJECTION_NAME, ReadModels, Rebuild};
 pub use rebuild::{RebuildStatus, rebuild};
-pub use reconcile::{Divergence, divergence, reconcile};
+pub use reconcile::{Divergence, reconcile};

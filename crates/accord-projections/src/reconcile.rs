@@ -41,7 +41,7 @@ impl std::fmt::Display for Divergence {
 }
 
 /// Returns how `read_models` diverge from `log`, if they do.
-pub async fn divergence(
+async fn divergence(
     read_models: &ReadModels,
     log: &dyn EventLog,
 ) -> Result<Option<Divergence>, ProjectionError> {

@@ -64,9 +64,13 @@ impl SyncedDb {
         // sled creates the directory and its parents itself (a replica's
         // `nats-replica/STREAM`, say): their entries are made durable too.
         for ancestor in dir.ancestors().skip(1).take(2) {
-            if !ancestor.as_os_str().is_empty() {
-                sync_dir(ancestor)?;
-            }
+            // A relative path's last ancestor is "": the working directory.
+            let ancestor = if ancestor.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                ancestor
+            };
+            sync_dir(ancestor)?;
         }
         Ok(synced)
     }
@@ -121,7 +125,7 @@ fn list_names(dir: &Path) -> io::Result<BTreeSet<OsString>> {
 }
 
 /// Makes the entries of `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

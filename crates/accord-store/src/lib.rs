@@ -23,7 +23,7 @@ mod verify;
 
 pub use chain::{ChainBreak, ChainHead};
 pub use clearing_map::ClearingMap;
-pub use durable::{ContainedDrop, SyncedDb, sync_dir};
+pub use durable::{ContainedDrop, SyncedDb};
 pub use error::{Cause, StoreError};
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,

@@ -24,9 +24,9 @@ impl Storage {
     /// Creates the data directory if needed, opens the log and the read
     /// models, and rebuilds read models that do not follow the log.
     pub(crate) async fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, ServerError> {
+        // Its entry in its parent is made durable when the databases in it
+        // open (`SyncedDb` syncs the two directories above each).
         std::fs::create_dir_all(&config.data_dir)?;
-        // A data directory created here survives a power cut with its entry.
-        accord_store::sync_dir(&parent_dir(&config.data_dir))?;
         let (failing_sender, failing) = watch::channel(false);
         let observer = StoreObserver {
             metrics: metrics.clone(),
@@ -43,14 +43,6 @@ impl Storage {
             read_models,
             failing,
         })
-    }
-}
-
-/// The directory that holds `path` (`.` for a bare name).
-fn parent_dir(path: &std::path::Path) -> std::path::PathBuf {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
     }
 }
 

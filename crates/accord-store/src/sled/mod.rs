@@ -6,7 +6,6 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use std::thread::JoinHandle;
@@ -17,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::tree_reader::TreeReader;
 use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
-use writer::{PendingAppend, Writer, WriterMessage};
+use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
 
 pub(crate) use open::{LogState, explain_open_error, recover};
 pub use writer::CommitObserver;
@@ -52,10 +51,8 @@ impl SledOptions {
 pub struct SledLog {
     db: ContainedDrop<Arc<SyncedDb>>,
     reader: ContainedDrop<TreeReader>,
-    /// Set by the writer when a write failed: sled's in-memory tree may
-    /// then hold records that were never made durable, so nothing is read
-    /// from it any more; the log must be reopened from disk.
-    failed: Arc<AtomicBool>,
+    /// Set by the writer when a write failed: nothing is read any more.
+    failure: WriteFailure,
     appends: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -77,13 +74,13 @@ impl SledLog {
         let state = open::recover(&tree)?;
         let (head_sender, head) = watch::channel(state.head);
         let (appends, requests) = mpsc::channel(16_384);
-        let failed = Arc::new(AtomicBool::new(false));
+        let failure = WriteFailure::default();
         let writer = Writer::new(
             db.clone(),
             tree.clone(),
             state,
             head_sender,
-            failed.clone(),
+            failure.clone(),
             options.max_group_events,
             options.observer.clone(),
         );
@@ -94,7 +91,7 @@ impl SledLog {
         Ok(Self {
             db: ContainedDrop::new(db),
             reader: ContainedDrop::new(TreeReader::new(tree, head)),
-            failed,
+            failure,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
         })
@@ -102,14 +99,9 @@ impl SledLog {
 }
 
 impl SledLog {
-    /// Refuses reads once a write failed (see `failed`).
+    /// Refuses reads once a write failed (see `WriteFailure`).
     fn readable(&self) -> Result<(), StoreError> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable(
-                "a write to the log failed; it is being reopened from disk".into(),
-            ));
-        }
-        Ok(())
+        self.failure.check()
     }
 }
 

@@ -6,8 +6,7 @@
 //! nothing more is written or read until the log is reopened from disk.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accord_domain::{RecordedEvent, Timestamp};
@@ -46,6 +45,28 @@ pub(crate) enum WriterMessage {
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
+/// The first write that failed, shared by the writer and the log's readers:
+/// once set, the log refuses reads and writes until it is reopened, since
+/// sled's memory may hold a group that never became durable.
+#[derive(Clone, Default)]
+pub(crate) struct WriteFailure(Arc<OnceLock<StoreError>>);
+
+impl WriteFailure {
+    fn set(&self, error: StoreError) {
+        let _ = self.0.set(error);
+    }
+
+    /// Refuses anything after a failed write.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        match self.0.get() {
+            None => Ok(()),
+            Some(error) => Err(StoreError::Unavailable(format!(
+                "the log is being reopened after a failed write ({error})"
+            ))),
+        }
+    }
+}
+
 /// Most stream heads remembered before the cache is dropped and refilled from disk.
 const VERSION_CACHE_LIMIT: usize = 1_000_000;
 
@@ -56,9 +77,7 @@ pub(crate) struct Writer {
     stream_versions: ClearingMap<u64>,
     head_sender: watch::Sender<u64>,
     /// Shared with the readers: set once a write failed.
-    failed: Arc<AtomicBool>,
-    /// The write that failed; every later request is refused with it.
-    failure: Option<StoreError>,
+    failure: WriteFailure,
     max_group_events: usize,
     observer: Option<Arc<dyn CommitObserver>>,
 }
@@ -78,7 +97,7 @@ impl Writer {
         tree: ::sled::Tree,
         state: LogState,
         head_sender: watch::Sender<u64>,
-        failed: Arc<AtomicBool>,
+        failure: WriteFailure,
         max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
@@ -88,8 +107,7 @@ impl Writer {
             state,
             stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
             head_sender,
-            failed,
-            failure: None,
+            failure,
             max_group_events: max_group_events.max(1),
             observer,
         }
@@ -152,10 +170,7 @@ impl Writer {
         }
         // After a failed write sled's memory may hold a group that was never
         // acknowledged: it is not written out on purpose here.
-        let flushed = match &self.failure {
-            Some(error) => Err(error.clone()),
-            None => self.db.sync(),
-        };
+        let flushed = self.failure.check().and_then(|()| self.db.sync());
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");
         }
@@ -167,7 +182,7 @@ impl Writer {
     /// Writes exported records unchanged, after checking that each one
     /// continues the log: position, chain, version and command id.
     fn import(&mut self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
-        self.refuse_after_failure()?;
+        self.failure.check()?;
         if records.is_empty() {
             return Ok(0);
         }
@@ -216,7 +231,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, pending: Vec<PendingAppend>) {
-        if let Err(error) = self.refuse_after_failure() {
+        if let Err(error) = self.failure.check() {
             for append in pending {
                 let _ = append.reply.send(Err(error.clone()));
             }
@@ -287,20 +302,9 @@ impl Writer {
     /// every later write is refused until the log is reopened from disk.
     fn fail(&mut self, error: &StoreError, events: usize) {
         tracing::error!(%error, events, head = self.state.head, "a write to the log failed; the log refuses reads and writes until it is reopened");
-        self.failure = Some(error.clone());
-        self.failed.store(true, Ordering::Release);
+        self.failure.set(error.clone());
         if let Some(observer) = &self.observer {
             observer.failed(error);
-        }
-    }
-
-    /// The error for any request after a failed write.
-    fn refuse_after_failure(&self) -> Result<(), StoreError> {
-        match &self.failure {
-            None => Ok(()),
-            Some(error) => Err(StoreError::Unavailable(format!(
-                "the log is being reopened after a failed write ({error})"
-            ))),
         }
     }
 
