@@ -93,3 +93,61 @@ async fn a_nats_node_rederives_its_replica_after_power_cuts() {
         disk.stats().lost_bytes
     );
 }
+
+/// An acknowledged `ImportLog` is synced like an append: imported into a
+/// server on the power-cut file system, killed right after the answer, the
+/// power cut, every imported record is there and the log verifies clean.
+#[tokio::test]
+async fn an_acknowledged_import_survives_a_power_cut() {
+    use accord_proto::v1::{self, admin_client::AdminClient};
+    use accord_tests::child::ChildServer;
+    use accord_tests::{TestServer, connect, read_all, verify_clean};
+    use tokio_stream::StreamExt;
+
+    let source = TestServer::start().await;
+    let commands = accord_dataset::unga80_commands().expect("dataset");
+    source
+        .agreements()
+        .execute(v1::ExecuteRequest { commands })
+        .await
+        .expect("loaded");
+    let mut exported = Vec::new();
+    let mut stream = source
+        .admin()
+        .export_log(v1::ExportLogRequest { from_position: 1 })
+        .await
+        .expect("export")
+        .into_inner();
+    while let Some(record) = stream.next().await {
+        exported.push(record.expect("record"));
+    }
+    let expected = source.read_all().await;
+    source.stop().await;
+
+    let mountpoint = tempfile::tempdir().expect("mount point");
+    let mut disk = PowerCutDisk::mount_with(mountpoint.path(), Names::SyncedByDirectory)
+        .expect("mounts the power-cut file system (needs root and /dev/fuse)");
+    let data_dir = disk.path().join("data");
+    let server = ChildServer::start(Path::new(SERVER), &data_dir).await;
+    let imported = AdminClient::new(connect(server.grpc_addr()).await)
+        .import_log(tokio_stream::iter(exported.clone()))
+        .await
+        .expect("imported")
+        .into_inner();
+    assert_eq!(imported.imported, exported.len() as u64);
+    server.kill().await;
+    disk.power_cut().expect("power cut");
+
+    let server = ChildServer::start(Path::new(SERVER), &data_dir).await;
+    let channel = connect(server.grpc_addr()).await;
+    assert_eq!(verify_clean(channel.clone()).await, exported.len() as u64);
+    assert_eq!(
+        read_all(accord_proto::v1::event_log_client::EventLogClient::new(
+            channel
+        ))
+        .await,
+        expected,
+        "every imported record survives the power cut"
+    );
+    server.kill().await;
+}
