@@ -10,20 +10,6 @@ use accord_proto::v1;
 use accord_tests::*;
 use tonic::Code;
 
-/// Copies the directory `from` to `to`, which must not exist.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creates the copy");
-    for entry in std::fs::read_dir(from).expect("lists") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copies");
-        }
-    }
-}
-
 /// Replaces `data_dir/log` with the copy in `from`.
 fn replace_log(data_dir: &Path, from: &Path) {
     std::fs::remove_dir_all(data_dir.join("log")).expect("removes the log");

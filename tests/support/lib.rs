@@ -32,6 +32,12 @@ impl TestServer {
     /// Starts a server on a fresh data directory, with `adjust` applied to its config.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
+        Self::start_in(data_dir, adjust).await
+    }
+
+    /// Starts a server on `data_dir` (which may hold data already), with
+    /// `adjust` applied to its config.
+    pub async fn start_in(data_dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::ephemeral(data_dir.path());
         adjust(&mut config);
         let server = accord_server::start(config).await.expect("server starts");
@@ -71,6 +77,15 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+    }
+
+    /// Stops the server gracefully, then runs `after` while its data
+    /// directory still exists.
+    pub async fn stop_then(mut self, after: impl FnOnce()) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        after();
     }
 
     /// The data directory.
@@ -125,6 +140,20 @@ impl TestServer {
     /// Every event in the log, through `ReadLog`.
     pub async fn read_all(&self) -> Vec<accord_proto::v1::RecordedEvent> {
         read_all(self.event_log()).await
+    }
+}
+
+/// Copies the directory `from` to `to` (created if missing), recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("creates the copy");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copies");
+        }
     }
 }
 
