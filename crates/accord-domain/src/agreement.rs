@@ -165,6 +165,13 @@ impl Agreement {
         }
     }
 
+    /// True when the agreement builds local capacity: localization or
+    /// technology transfer has been recorded. A signed agreement without
+    /// either is a dependency risk for the buyer country.
+    pub fn has_local_content(&self) -> bool {
+        self.localized || !self.technology_transfer.is_empty()
+    }
+
     /// Units still to deliver, when a quantity is contracted.
     pub fn remaining_units(&self) -> Option<u64> {
         self.quantity

@@ -9,6 +9,7 @@ mod decide;
 mod error;
 mod event;
 mod expected_version;
+mod portfolio;
 mod types;
 mod valid_command;
 mod validate;
@@ -21,6 +22,7 @@ pub use event::{
     Announced, DeliveryRecorded, Event, EventMetadata, LocalizationRecorded, RecordedEvent, Signed,
 };
 pub use expected_version::ExpectedVersion;
+pub use portfolio::PortfolioSums;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};
 pub use valid_command::ValidCommand;
 pub use validate::{

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use accord_store::StoreError;
+use accord_store::{Cause, StoreError};
 
 /// An error of the read models.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProjectionError {
-    /// The read-model store (sled) failed.
+    /// The read-model store failed.
     #[error("read models unavailable: {0}")]
-    Storage(#[source] Arc<sled::Error>),
+    Storage(#[source] Cause),
     /// A task of the projector or a rebuild ended abnormally (it panicked
     /// or was cancelled).
     #[error("read-model task failed: {0}")]

@@ -1,9 +1,9 @@
 //! Key layout of a read-model tree; everything of one projection generation
 //! lives in one tree so that a batch and its checkpoint commit atomically.
 //!
-//! - `a` + agreement id                     -> agreement view (protobuf `accord.v1.Agreement`)
+//! - `a` + agreement id                     -> agreement view (`accord.storage.v1.AgreementView`)
 //! - `b` + buyer country + 0x00 + agreement id -> empty (buyer index)
-//! - `p` + buyer country                    -> portfolio sums (JSON)
+//! - `p` + buyer country                    -> portfolio sums (`accord.storage.v1.PortfolioSums`)
 //! - `checkpoint`                           -> last applied position (u64 BE)
 //! - `checkpoint_event`                     -> id of the event at that position (16 bytes),
 //!   so that read models can tell at open whether they follow this log

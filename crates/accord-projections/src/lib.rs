@@ -6,7 +6,6 @@
 
 mod error;
 mod keys;
-mod portfolio;
 mod project;
 mod projector;
 mod queries;
@@ -16,10 +15,9 @@ mod reconcile;
 mod stored;
 
 pub use error::ProjectionError;
-pub use portfolio::PortfolioSums;
-pub use project::{PendingChanges, ProjectedBatch};
+pub use project::PendingChanges;
 pub use projector::{Projector, ProjectorHandle};
-pub use queries::{AgreementFilter, AgreementPage};
+pub use queries::{AgreementFilter, AgreementPage, LocalizationReport};
 pub use read_models::{PROJECTION_NAME, ReadModels, Rebuild};
 pub use rebuild::{RebuildStatus, rebuild};
 pub use reconcile::{Divergence, reconcile};

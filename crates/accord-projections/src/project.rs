@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 
-use accord_domain::{Agreement, RecordedEvent};
+use accord_domain::{Agreement, PortfolioSums, RecordedEvent};
 use accord_store::ClearingMap;
 
+use crate::ProjectionError;
 use crate::keys;
 use crate::stored::{decode_agreement, decode_portfolio, encode_agreement, encode_portfolio};
-use crate::{PortfolioSums, ProjectionError};
 
-/// Changes folded from the log but not yet written.
+/// Changes folded from the log but not yet written: what
+/// [`crate::ReadModels::fold`] collects and [`crate::ReadModels::commit`]
+/// writes.
 pub struct PendingChanges {
     checkpoint: u64,
     /// The id of the event at `checkpoint`, once one was folded.
@@ -24,18 +26,18 @@ pub struct PendingChanges {
 }
 
 /// The writes of one commit.
-pub struct ProjectedBatch {
+pub(crate) struct ProjectedBatch {
     /// Everything to write, checkpoint included.
-    pub writes: sled::Batch,
+    pub(crate) writes: sled::Batch,
     /// The position the batch brings the read models to.
-    pub checkpoint: u64,
+    pub(crate) checkpoint: u64,
     /// Each changed agreement's view after the batch.
-    pub changed: Vec<Agreement>,
+    pub(crate) changed: Vec<Agreement>,
 }
 
 impl PendingChanges {
     /// Starts from the read models of `generation` at `checkpoint`.
-    pub fn new(checkpoint: u64, generation: u64) -> Self {
+    pub(crate) fn new(checkpoint: u64, generation: u64) -> Self {
         Self {
             checkpoint,
             checkpoint_event_id: None,
@@ -64,7 +66,7 @@ impl PendingChanges {
     /// Folds `events` (consecutive positions after the checkpoint) in.
     /// Events at or before the checkpoint are skipped, so folding a batch
     /// twice changes nothing. `cached` holds views equal to the tree's.
-    pub fn fold(
+    pub(crate) fn fold(
         &mut self,
         tree: &sled::Tree,
         cached: &ClearingMap<Agreement>,
@@ -114,7 +116,10 @@ impl PendingChanges {
     }
 
     /// Returns the writes that bring `tree` to the pending state.
-    pub fn into_batch(mut self, tree: &sled::Tree) -> Result<ProjectedBatch, ProjectionError> {
+    pub(crate) fn into_batch(
+        mut self,
+        tree: &sled::Tree,
+    ) -> Result<ProjectedBatch, ProjectionError> {
         let mut writes = sled::Batch::default();
         let mut portfolios: HashMap<String, PortfolioSums> = HashMap::new();
         let mut changed = Vec::with_capacity(self.order.len());
@@ -140,7 +145,7 @@ impl PendingChanges {
             changed.push(agreement);
         }
         for (country, sums) in portfolios {
-            writes.insert(keys::portfolio_key(&country), encode_portfolio(&sums)?);
+            writes.insert(keys::portfolio_key(&country), encode_portfolio(&sums));
         }
         writes.insert(keys::CHECKPOINT, &self.checkpoint.to_be_bytes());
         if let Some(event_id) = self.checkpoint_event_id {

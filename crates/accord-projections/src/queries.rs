@@ -1,13 +1,12 @@
 //! Reading the read models: one agreement, filtered pages, portfolios and
 //! the localization report.
 
-use accord_domain::{Agreement, Stage};
-use accord_proto::{agreement_to_wire, v1};
+use accord_domain::{Agreement, PortfolioSums, Stage};
 
+use crate::ProjectionError;
 use crate::ReadModels;
 use crate::keys;
 use crate::stored::{decode_agreement, decode_portfolio};
-use crate::{PortfolioSums, ProjectionError};
 
 /// Which agreements a list returns; empty or None matches all.
 #[derive(Debug, Clone, Default)]
@@ -39,11 +38,21 @@ impl AgreementFilter {
     }
 }
 
+/// The signed agreements of a localization report, at the checkpoint
+/// they were read at.
+#[derive(Debug, Clone)]
+pub struct LocalizationReport {
+    /// The read models' checkpoint when the report was read.
+    pub position: u64,
+    /// Every signed agreement (of one buyer country, when asked), ordered by id.
+    pub signed: Vec<Agreement>,
+}
+
 /// One page of agreements, ordered by id.
 #[derive(Debug, Clone)]
 pub struct AgreementPage {
     /// The agreements.
-    pub agreements: Vec<v1::Agreement>,
+    pub agreements: Vec<Agreement>,
     /// The id to continue after, when more may follow.
     pub last_id: Option<String>,
 }
@@ -68,7 +77,7 @@ impl ReadModels {
         let mut agreements = Vec::new();
         let mut push = |agreement: Agreement| -> bool {
             if filter.matches(&agreement) {
-                agreements.push(agreement_to_wire(&agreement));
+                agreements.push(agreement);
             }
             agreements.len() < page_size
         };
@@ -125,75 +134,53 @@ impl ReadModels {
     }
 
     /// Returns the portfolio of one buyer country (empty when it has no agreements).
-    pub fn portfolio(&self, country: &str) -> Result<v1::CountryPortfolio, ProjectionError> {
-        let sums = self
+    pub fn portfolio(&self, country: &str) -> Result<PortfolioSums, ProjectionError> {
+        Ok(self
             .tree()
             .get(keys::portfolio_key(country))?
             .map(|bytes| decode_portfolio(&bytes))
             .transpose()?
-            .unwrap_or_else(|| PortfolioSums::new(country));
-        Ok(sums.to_wire())
+            .unwrap_or_else(|| PortfolioSums::new(country)))
     }
 
     /// Returns the portfolio of every buyer country, ordered by country.
-    pub fn portfolios(&self) -> Result<Vec<v1::CountryPortfolio>, ProjectionError> {
+    pub fn portfolios(&self) -> Result<Vec<PortfolioSums>, ProjectionError> {
         let mut portfolios = Vec::new();
         for entry in self.tree().scan_prefix([keys::PORTFOLIO]) {
             let (_, bytes) = entry?;
             let sums = decode_portfolio(&bytes)?;
             if !sums.is_empty() {
-                portfolios.push(sums.to_wire());
+                portfolios.push(sums);
             }
         }
         Ok(portfolios)
     }
 
-    /// Returns the localization of every signed agreement (of one buyer
-    /// country, when given), and those with none recorded.
+    /// Returns every signed agreement (of one buyer country, when given).
     pub fn localization_report(
         &self,
         country: Option<&str>,
-    ) -> Result<v1::LocalizationReport, ProjectionError> {
+    ) -> Result<LocalizationReport, ProjectionError> {
         let position = self.checkpoint();
         let filter = AgreementFilter {
             buyer_country: country.map(str::to_owned),
             ..AgreementFilter::default()
         };
-        let mut report = v1::LocalizationReport {
-            position,
-            ..Default::default()
-        };
+        let mut signed = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.list_agreements(&filter, 1_000, after.as_deref())?;
-            for view in page.agreements {
-                let signed = view.stage >= v1::AgreementStage::Signed as i32;
-                if !signed {
-                    continue;
-                }
-                let entry = v1::LocalizationEntry {
-                    agreement_id: view.agreement_id,
-                    title: view.title,
-                    buyer: view.buyer,
-                    supplier: view.supplier,
-                    value: view.value,
-                    stage: view.stage,
-                    localization_rate_bp: view.localization_rate_bp,
-                    facility: view.facility,
-                    local_units: view.local_units,
-                    technology_transfer: view.technology_transfer,
-                };
-                if !view.localized && entry.technology_transfer.is_empty() {
-                    report.dependency_risk.push(entry.clone());
-                }
-                report.agreements.push(entry);
-            }
+            signed.extend(
+                page.agreements
+                    .into_iter()
+                    .filter(|agreement| agreement.stage.is_signed()),
+            );
             match page.last_id {
                 Some(last) => after = Some(last),
                 None => break,
             }
         }
-        Ok(report)
+        Ok(LocalizationReport { position, signed })
     }
 }
 

@@ -12,12 +12,15 @@ use tokio::sync::watch;
 use crate::ProjectionError;
 use crate::keys;
 use crate::project::PendingChanges;
+use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
 pub const PROJECTION_NAME: &str = "agreements";
 
 const META_TREE: &str = "meta";
 const ACTIVE_TREE_KEY: &[u8] = b"active_tree";
+/// The schema version of every stored value (u32 BE; absent before 0.2).
+const SCHEMA_KEY: &[u8] = b"schema";
 const FIRST_TREE: &str = "agreements-1";
 
 /// Most agreement views the projector keeps decoded in memory.
@@ -35,7 +38,9 @@ pub struct ReadModels {
 }
 
 impl ReadModels {
-    /// Opens (or creates) the read models in `path`.
+    /// Opens (or creates) the read models in `path`. Read models stored in
+    /// another schema than this build writes are replaced by an empty
+    /// generation at checkpoint 0, which the projector rebuilds from the log.
     pub fn open(path: &Path) -> Result<Self, ProjectionError> {
         let config = sled::Config::new()
             .path(path)
@@ -43,24 +48,42 @@ impl ReadModels {
             .cache_capacity(128 * 1024 * 1024);
         let db = SyncedDb::open(config, path)?;
         let meta = db.db().open_tree(META_TREE)?;
-        let active_name = match meta.get(ACTIVE_TREE_KEY)? {
-            Some(name) => String::from_utf8_lossy(&name).into_owned(),
+        let (active_name, schema) = match meta.get(ACTIVE_TREE_KEY)? {
+            Some(name) => (
+                String::from_utf8_lossy(&name).into_owned(),
+                stored_schema(&meta)?,
+            ),
             None => {
+                meta.insert(SCHEMA_KEY, &READ_MODEL_SCHEMA.to_be_bytes())?;
                 meta.insert(ACTIVE_TREE_KEY, FIRST_TREE.as_bytes())?;
-                FIRST_TREE.to_owned()
+                (FIRST_TREE.to_owned(), READ_MODEL_SCHEMA)
             }
         };
         let tree = db.db().open_tree(&active_name)?;
         db.sync()?;
         let checkpoint = read_checkpoint(&tree)?;
         let number = generation_number(&active_name);
-        Ok(Self {
+        let read_models = Self {
             db: ContainedDrop::new(db),
             active: ContainedDrop::new(RwLock::new(Generation { tree, number })),
             commit_lock: Mutex::new(()),
             checkpoint: watch::Sender::new(checkpoint),
             cached_views: Mutex::new(ClearingMap::new(CACHED_VIEWS)),
-        })
+        };
+        if schema != READ_MODEL_SCHEMA {
+            tracing::warn!(
+                stored_schema = schema,
+                schema = READ_MODEL_SCHEMA,
+                checkpoint,
+                "read models were stored in another schema; rebuilding them from the log"
+            );
+            // The empty generation is durable before the new schema is
+            // recorded: a crash in between only repeats the rebuild.
+            read_models.reset()?;
+            meta.insert(SCHEMA_KEY, &READ_MODEL_SCHEMA.to_be_bytes())?;
+            read_models.db.sync()?;
+        }
+        Ok(read_models)
     }
 
     /// Returns the position the read models have applied.
@@ -299,6 +322,14 @@ impl Rebuild {
         self.checkpoint = batch.checkpoint;
         Ok(())
     }
+}
+
+/// The schema of read models that exist already (0 when the key is unreadable).
+fn stored_schema(meta: &sled::Tree) -> Result<u32, ProjectionError> {
+    Ok(match meta.get(SCHEMA_KEY)? {
+        None => UNVERSIONED_SCHEMA,
+        Some(bytes) => bytes.as_ref().try_into().map_or(0, u32::from_be_bytes),
+    })
 }
 
 pub(crate) fn read_checkpoint(tree: &sled::Tree) -> Result<u64, ProjectionError> {

@@ -1,33 +1,50 @@
-//! How read models are stored: an agreement view as the protobuf
-//! `accord.v1.Agreement`, a country's portfolio sums as JSON.
+//! How read models are stored: agreement views and country portfolio sums
+//! as `accord.storage.v1` messages, apart from the wire API.
+//!
+//! The read models carry one schema version for the whole database
+//! ([`READ_MODEL_SCHEMA`], kept in the meta tree). Read models of another
+//! version are not upcast value by value: they are derived data, so
+//! [`crate::ReadModels::open`] drops them and the projector rebuilds them
+//! from the log.
 
-use accord_domain::Agreement;
-use accord_proto::v1;
+use accord_domain::{Agreement, PortfolioSums};
+use accord_proto::{storage, stored};
 use prost::Message;
 
-use crate::{PortfolioSums, ProjectionError};
+use crate::ProjectionError;
+
+/// The schema of the read models written today. 1: views as
+/// `accord.v1.Agreement`, portfolio sums as JSON (Accord 0.1). 2: both as
+/// `accord.storage.v1` messages.
+pub(crate) const READ_MODEL_SCHEMA: u32 = 2;
+
+/// The schema of read models that predate the version key.
+pub(crate) const UNVERSIONED_SCHEMA: u32 = 1;
 
 /// The stored bytes of an agreement view.
 pub(crate) fn encode_agreement(agreement: &Agreement) -> Vec<u8> {
-    accord_proto::agreement_to_wire(agreement).encode_to_vec()
+    stored::agreement_to_stored(agreement).encode_to_vec()
 }
 
 /// The agreement view stored as `bytes`.
 pub(crate) fn decode_agreement(bytes: &[u8]) -> Result<Agreement, ProjectionError> {
-    let view = v1::Agreement::decode(bytes).map_err(|error| {
+    let view = storage::AgreementView::decode(bytes).map_err(|error| {
         ProjectionError::Inconsistent(format!("undecodable agreement view: {error}"))
     })?;
-    accord_proto::agreement_from_wire(view)
+    stored::agreement_from_stored(view)
         .map_err(|error| ProjectionError::Inconsistent(format!("agreement view: {error}")))
 }
 
 /// The stored bytes of a country's portfolio sums.
-pub(crate) fn encode_portfolio(sums: &PortfolioSums) -> Result<Vec<u8>, ProjectionError> {
-    serde_json::to_vec(sums).map_err(|error| ProjectionError::Inconsistent(error.to_string()))
+pub(crate) fn encode_portfolio(sums: &PortfolioSums) -> Vec<u8> {
+    stored::portfolio_to_stored(sums).encode_to_vec()
 }
 
 /// The portfolio sums stored as `bytes`.
 pub(crate) fn decode_portfolio(bytes: &[u8]) -> Result<PortfolioSums, ProjectionError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| ProjectionError::Inconsistent(format!("undecodable portfolio: {error}")))
+    let sums = storage::PortfolioSums::decode(bytes).map_err(|error| {
+        ProjectionError::Inconsistent(format!("undecodable portfolio: {error}"))
+    })?;
+    stored::portfolio_from_stored(sums)
+        .map_err(|error| ProjectionError::Inconsistent(format!("portfolio: {error}")))
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use accord_domain::{
-    Agreement, AgreementKind, Announce, Command, EventMetadata, Money, Party, RecordDelivery,
-    RecordLocalization, RecordedEvent, Sign, Timestamp, ValidCommand, decide,
+    Agreement, AgreementKind, Announce, Command, EventMetadata, Money, Party, PortfolioSums,
+    RecordDelivery, RecordLocalization, RecordedEvent, Sign, Timestamp, ValidCommand, decide,
 };
-use accord_projections::{PortfolioSums, ReadModels};
+use accord_projections::ReadModels;
 use proptest::prelude::*;
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
@@ -145,7 +145,7 @@ proptest! {
                 .or_insert_with(|| PortfolioSums::new(&agreement.buyer.country))
                 .add(agreement);
         }
-        let expected_portfolios: Vec<_> = portfolios.values().map(PortfolioSums::to_wire).collect();
+        let expected_portfolios: Vec<_> = portfolios.into_values().collect();
         prop_assert_eq!(models.portfolios().expect("reads"), expected_portfolios);
     }
 }

@@ -1,14 +1,18 @@
 //! Conversions between the wire types and the domain's. Requests become
 //! domain commands (a missing or unknown value is an error naming the field);
-//! events and read models become wire messages.
+//! events and read models become wire messages. Storage has its own
+//! formats and conversions ([`crate::stored`]).
 
 mod commands;
 mod events;
 mod views;
 
 pub use commands::{command_from_wire, expected_version_from_wire};
-pub use events::{event_from_wire, event_to_wire, recorded_event_to_wire};
-pub use views::{agreement_from_wire, agreement_to_wire, stage_from_wire, stage_to_wire};
+pub use events::{event_to_wire, recorded_event_to_wire};
+pub use views::{
+    agreement_to_wire, localization_entry_to_wire, portfolio_to_wire, stage_from_wire,
+    stage_to_wire,
+};
 
 use accord_domain::{Timestamp, ValidationError};
 

@@ -1,13 +1,14 @@
 //! Generated code for Accord's public gRPC contract (`accord.v1`) and its
-//! on-disk record format (`accord.storage.v1`), the encoded descriptor set that
-//! the server hands to gRPC reflection, and the conversions between the wire
-//! types and the domain's.
+//! storage formats (`accord.storage.v1`, apart from the wire), the encoded
+//! descriptor set of the public contract that the server hands to gRPC
+//! reflection, and the conversions of the domain's types to and from each.
 
 mod convert;
+pub mod stored;
 
 pub use convert::{
-    WireError, agreement_from_wire, agreement_to_wire, command_from_wire, event_from_wire,
-    event_to_wire, expected_version_from_wire, recorded_event_to_wire, stage_from_wire,
+    WireError, agreement_to_wire, command_from_wire, event_to_wire, expected_version_from_wire,
+    localization_entry_to_wire, portfolio_to_wire, recorded_event_to_wire, stage_from_wire,
     stage_to_wire, timestamp_from_domain, timestamp_to_domain,
 };
 
@@ -18,9 +19,10 @@ pub mod accord {
     pub mod v1 {
         tonic::include_proto!("accord.v1");
     }
-    /// The on-disk record format. Not part of the public API.
+    /// The storage formats: log records and read models. Not part of the
+    /// public API.
     pub mod storage {
-        /// Version 1 of the record body.
+        /// Version 1 of the storage messages.
         pub mod v1 {
             tonic::include_proto!("accord.storage.v1");
         }
@@ -30,6 +32,7 @@ pub mod accord {
 pub use accord::storage::v1 as storage;
 pub use accord::v1;
 
-/// The encoded `FileDescriptorSet` of every file in `proto/`, for reflection.
+/// The encoded `FileDescriptorSet` of the public contract (`accord.v1` and
+/// what it imports), for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/accord_descriptor.bin"));

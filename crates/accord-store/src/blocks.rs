@@ -4,16 +4,18 @@
 //! an insert and, every 8–16 entries, a leaf split).
 //!
 //! A value under `e` + position is either one framed record (first byte is
-//! the record format version, as every log written before blocks holds) or
+//! the record's schema version, as every log written before blocks holds) or
 //! a block: `[BLOCK_MARKER][count: u32 LE]` then `count` times
 //! `[length: u32 LE][framed record]`. Each record keeps its own checksum and
 //! hash chain link; the block adds only the lengths.
 
+use crate::StoreError;
 use crate::keys;
-use crate::{RECORD_FORMAT_VERSION, StoreError};
+use crate::record::is_record_schema;
 
-/// First byte of a block value; a single record starts with the format version.
+/// First byte of a block value; a single record starts with its schema version.
 const BLOCK_MARKER: u8 = 0xB1;
+const _: () = assert!(!is_record_schema(BLOCK_MARKER));
 const BLOCK_HEADER: usize = 5;
 /// A block is closed once its records reach this many bytes. Sled writes a
 /// whole leaf (up to 17 entries) inline only below 128 KiB, so blocks stay
@@ -131,7 +133,7 @@ impl<'a> Iterator for BlockRecords<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(record) = self.single.take() {
-            if record.first() != Some(&RECORD_FORMAT_VERSION) {
+            if !record.first().copied().is_some_and(is_record_schema) {
                 return Some(Err(StoreError::Corrupt(format!(
                     "value at position {} is neither a record nor a block",
                     self.position
@@ -201,10 +203,11 @@ pub(crate) fn record_at(tree: &::sled::Tree, position: u64) -> Result<Option<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RECORD_SCHEMA_VERSION;
 
     fn record(fill: u8, length: usize) -> Vec<u8> {
         let mut bytes = vec![fill; length];
-        bytes[0] = RECORD_FORMAT_VERSION;
+        bytes[0] = RECORD_SCHEMA_VERSION;
         bytes
     }
 

@@ -30,7 +30,7 @@ pub use event_log::{
 };
 pub use nats::{NatsLog, NatsOptions};
 pub use record::{
-    DecodedRecord, RECORD_FORMAT_VERSION, RecordHash, decode_record, encode_record, record_hash,
+    DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
 pub use sled::{CommitObserver, SledLog, SledOptions};
 pub use verify::{VerifyReport, verify_log};

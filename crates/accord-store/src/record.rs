@@ -1,18 +1,32 @@
-//! The stored record: `[format version: u8][crc32c of body: u32 LE][body]`,
-//! where the body is a protobuf `StoredRecord` (readable when fields are
-//! added) that carries the hash of the previous record. A record's hash is
-//! the BLAKE3 of its whole framed bytes, so the records form a hash chain.
+//! The stored record: `[schema version: u8][crc32c of body: u32 LE][body]`,
+//! where the body is a protobuf `accord.storage.v1.StoredRecord` (readable
+//! when fields are added) that carries the hash of the previous record. A
+//! record's hash is the BLAKE3 of its whole framed bytes, so the records
+//! form a hash chain, and a record is never rewritten: a record of an older
+//! schema is upcast when it is read, in [`decode_record`], which every read
+//! path (log reads, subscriptions, the projector, rebuilds, verification,
+//! export checks, import checks, the NATS replica) goes through.
 
-use accord_domain::{EventMetadata, RecordedEvent, Timestamp};
-use accord_proto::storage::{StoredRecord, stored_record::Payload as StoredPayload};
-use accord_proto::v1::{self, recorded_event::Payload};
+use accord_domain::{RecordedEvent, Timestamp};
+use accord_proto::storage::StoredRecord;
+use accord_proto::stored::{
+    event_from_stored, event_to_stored, metadata_from_stored, metadata_to_stored,
+};
 use prost::Message;
 
 use crate::StoreError;
 
-/// The format version written today.
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+/// The schema version of the records written today. Version 1: the body as
+/// Accord 0.1 wrote it (its field numbers are those of the `accord.v1`
+/// events it then embedded).
+pub const RECORD_SCHEMA_VERSION: u8 = 1;
 const HEADER_BYTES: usize = 5;
+
+/// True when `byte`, the first of a stored value, is a record schema
+/// version this build reads.
+pub(crate) const fn is_record_schema(byte: u8) -> bool {
+    byte >= 1 && byte <= RECORD_SCHEMA_VERSION
+}
 
 /// A record's BLAKE3 hash.
 pub type RecordHash = [u8; 32];
@@ -45,19 +59,14 @@ pub fn encode_record(
         version: event.version,
         event_id: event.event_id.to_vec(),
         recorded_at_unix_nanos: event.recorded_at.unix_nanos(),
-        metadata: Some(v1::EventMetadata {
-            command_id: event.metadata.command_id.clone(),
-            correlation_id: event.metadata.correlation_id.clone(),
-            causation_id: event.metadata.causation_id.clone(),
-            actor: event.metadata.actor.clone(),
-        }),
+        metadata: Some(metadata_to_stored(&event.metadata)),
         prev_hash: prev_hash.to_vec(),
         command_fingerprint: command_fingerprint.to_vec(),
-        payload: Some(stored_payload(accord_proto::event_to_wire(&event.event))),
+        payload: Some(event_to_stored(&event.event)),
     };
     let body_len = body.encoded_len();
     let mut bytes = Vec::with_capacity(HEADER_BYTES + body_len);
-    bytes.push(RECORD_FORMAT_VERSION);
+    bytes.push(RECORD_SCHEMA_VERSION);
     bytes.extend_from_slice(&[0; 4]);
     body.encode(&mut bytes)
         .expect("a Vec grows to hold any message");
@@ -67,18 +76,12 @@ pub fn encode_record(
     (bytes, hash)
 }
 
-/// Decodes a framed record, checking its format version and checksum (not
-/// the chain: see [`record_hash`]).
+/// Decodes a framed record of any schema this build reads, as the current
+/// schema, checking its checksum (not the chain: see [`record_hash`]).
 pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
     let (header, body) = bytes.split_at_checked(HEADER_BYTES).ok_or_else(|| {
         StoreError::Corrupt(format!("record of {} bytes is too short", bytes.len()))
     })?;
-    if header[0] != RECORD_FORMAT_VERSION {
-        return Err(StoreError::Corrupt(format!(
-            "unknown record format version {}",
-            header[0]
-        )));
-    }
     let stored_crc = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
     let actual_crc = crc32c::crc32c(body);
     if stored_crc != actual_crc {
@@ -86,8 +89,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
             "checksum mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}"
         )));
     }
-    let record = StoredRecord::decode(body)
-        .map_err(|error| StoreError::Corrupt(format!("undecodable record body: {error}")))?;
+    let record = upcast(header[0], body)?;
     let position = record.position;
     let corrupt =
         |what: &str| StoreError::Corrupt(format!("record at position {position}: {what}"));
@@ -110,9 +112,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
             .map_err(|_| corrupt("command fingerprint is not 16 bytes"))?,
     };
     let payload = record.payload.ok_or_else(|| corrupt("no payload"))?;
-    let event = accord_proto::event_from_wire(wire_payload(payload))
-        .map_err(|error| corrupt(&error.to_string()))?;
-    let metadata = record.metadata.unwrap_or_default();
+    let event = event_from_stored(payload).map_err(|error| corrupt(&error.to_string()))?;
     Ok(DecodedRecord {
         event: RecordedEvent {
             position,
@@ -120,12 +120,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
             version: record.version,
             event_id,
             recorded_at: Timestamp::from_unix_nanos(record.recorded_at_unix_nanos),
-            metadata: EventMetadata {
-                command_id: metadata.command_id,
-                correlation_id: metadata.correlation_id,
-                causation_id: metadata.causation_id,
-                actor: metadata.actor,
-            },
+            metadata: metadata_from_stored(record.metadata),
             event,
         },
         prev_hash,
@@ -133,21 +128,19 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
     })
 }
 
-fn stored_payload(payload: Payload) -> StoredPayload {
-    match payload {
-        Payload::Announced(event) => StoredPayload::Announced(event),
-        Payload::Signed(event) => StoredPayload::Signed(event),
-        Payload::DeliveryRecorded(event) => StoredPayload::DeliveryRecorded(event),
-        Payload::LocalizationRecorded(event) => StoredPayload::LocalizationRecorded(event),
-    }
-}
-
-fn wire_payload(payload: StoredPayload) -> Payload {
-    match payload {
-        StoredPayload::Announced(event) => Payload::Announced(event),
-        StoredPayload::Signed(event) => Payload::Signed(event),
-        StoredPayload::DeliveryRecorded(event) => Payload::DeliveryRecorded(event),
-        StoredPayload::LocalizationRecorded(event) => Payload::LocalizationRecorded(event),
+/// The one upcast point: the body of a record of schema `version`, as the
+/// current schema's message. A later schema adds its reader of the older
+/// bodies here (a record written before is never rewritten).
+fn upcast(version: u8, body: &[u8]) -> Result<StoredRecord, StoreError> {
+    match version {
+        1 => StoredRecord::decode(body)
+            .map_err(|error| StoreError::Corrupt(format!("undecodable record body: {error}"))),
+        newer if newer > RECORD_SCHEMA_VERSION => Err(StoreError::Corrupt(format!(
+            "record schema version {newer} was written by a newer Accord; this one reads versions 1 to {RECORD_SCHEMA_VERSION}"
+        ))),
+        other => Err(StoreError::Corrupt(format!(
+            "unknown record schema version {other}"
+        ))),
     }
 }
 

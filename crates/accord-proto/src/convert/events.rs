@@ -1,11 +1,8 @@
-//! Domain events to and from their wire payloads.
+//! Domain events to their wire messages.
 
-use accord_domain::{
-    AgreementKind, Announced, DeliveryRecorded, Event, LocalizationRecorded, Money, Party,
-    RecordedEvent, Signed, ValidationError,
-};
+use accord_domain::{AgreementKind, Event, Money, Party, RecordedEvent};
 
-use super::{WireError, commands::money_from_wire, required_timestamp, timestamp_from_domain};
+use super::timestamp_from_domain;
 use crate::v1;
 use crate::v1::recorded_event::Payload;
 
@@ -48,45 +45,6 @@ pub fn event_to_wire(event: &Event) -> Payload {
     }
 }
 
-/// Returns the domain event of a wire payload (stored records are decoded this way).
-pub fn event_from_wire(payload: Payload) -> Result<Event, WireError> {
-    Ok(match payload {
-        Payload::Announced(announced) => Event::Announced(Announced {
-            title: announced.title,
-            kind: kind_from_wire(announced.kind)?,
-            buyer: party_from_wire(announced.buyer),
-            supplier: party_from_wire(announced.supplier),
-            sector: announced.sector,
-            product: announced.product,
-            quantity: announced.quantity,
-            value: announced.value.map(money_from_wire),
-            announced_at: required_timestamp("announced_at", announced.announced_at)?,
-            venue: announced.venue,
-            source: announced.source,
-        }),
-        Payload::Signed(signed) => Event::Signed(Signed {
-            signed_at: required_timestamp("signed_at", signed.signed_at)?,
-            signatories: signed.signatories,
-            value: signed.value.map(money_from_wire),
-            quantity: signed.quantity,
-        }),
-        Payload::DeliveryRecorded(delivery) => Event::DeliveryRecorded(DeliveryRecorded {
-            units: delivery.units,
-            delivered_at: required_timestamp("delivered_at", delivery.delivered_at)?,
-            reference: delivery.reference,
-        }),
-        Payload::LocalizationRecorded(localization) => {
-            Event::LocalizationRecorded(LocalizationRecorded {
-                localization_rate_bp: localization.localization_rate_bp,
-                facility: localization.facility,
-                local_units: localization.local_units,
-                technology_transfer: localization.technology_transfer,
-                recorded_at: required_timestamp("recorded_at", localization.recorded_at)?,
-            })
-        }
-    })
-}
-
 /// Returns the wire form of a recorded event.
 pub fn recorded_event_to_wire(recorded: &RecordedEvent) -> v1::RecordedEvent {
     v1::RecordedEvent {
@@ -118,32 +76,11 @@ pub(super) fn kind_to_wire(kind: AgreementKind) -> v1::AgreementKind {
     }
 }
 
-pub(super) fn kind_from_wire(kind: i32) -> Result<AgreementKind, WireError> {
-    match v1::AgreementKind::try_from(kind) {
-        Ok(v1::AgreementKind::Procurement) => Ok(AgreementKind::Procurement),
-        Ok(v1::AgreementKind::Cooperation) => Ok(AgreementKind::Cooperation),
-        Ok(v1::AgreementKind::Investment) => Ok(AgreementKind::Investment),
-        _ => Err(ValidationError::new(
-            "kind",
-            format!("unknown value {kind}"),
-        )),
-    }
-}
-
 pub(super) fn party_to_wire(party: &Party) -> v1::Party {
     v1::Party {
         name: party.name.clone(),
         country: party.country.clone(),
     }
-}
-
-pub(super) fn party_from_wire(party: Option<v1::Party>) -> Party {
-    party
-        .map(|party| Party {
-            name: party.name,
-            country: party.country,
-        })
-        .unwrap_or_default()
 }
 
 pub(super) fn money_to_wire(money: &Money) -> v1::Money {

@@ -1,5 +1,5 @@
 use super::*;
-use accord_domain::{DeliveryRecorded, Event};
+use accord_domain::{DeliveryRecorded, Event, EventMetadata};
 use proptest::prelude::*;
 
 fn sample(position: u64) -> RecordedEvent {
@@ -66,7 +66,7 @@ fn unknown_fields_in_the_body_are_skipped() {
     prost::encoding::encode_key(99, prost::encoding::WireType::LengthDelimited, &mut body);
     prost::encoding::encode_varint(3, &mut body);
     body.extend_from_slice(b"new");
-    let mut extended = vec![RECORD_FORMAT_VERSION];
+    let mut extended = vec![RECORD_SCHEMA_VERSION];
     extended.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     extended.extend_from_slice(&body);
     assert_eq!(decode_record(&extended).expect("decodes").event, sample(1));
@@ -80,9 +80,22 @@ proptest! {
 
     #[test]
     fn framed_garbage_with_a_valid_checksum_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let mut bytes = vec![RECORD_FORMAT_VERSION];
+        let mut bytes = vec![RECORD_SCHEMA_VERSION];
         bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
         bytes.extend_from_slice(&body);
         let _ = decode_record(&bytes);
     }
+}
+
+#[test]
+fn a_record_of_a_newer_schema_is_refused_with_a_clear_message() {
+    let (bytes, _) = encode_record(&sample(1), &[3; 16], &[0; 32]);
+    let mut newer = bytes.clone();
+    newer[0] = RECORD_SCHEMA_VERSION + 1;
+    let error = decode_record(&newer).expect_err("refused").to_string();
+    assert!(error.contains("written by a newer Accord"), "{error}");
+    let mut unknown = bytes;
+    unknown[0] = 0;
+    let error = decode_record(&unknown).expect_err("refused").to_string();
+    assert!(error.contains("unknown record schema version 0"), "{error}");
 }

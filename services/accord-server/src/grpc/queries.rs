@@ -7,7 +7,9 @@ use accord_domain::{
     Agreement, DomainError, ValidationError, validate_agreement_id, validate_country,
 };
 use accord_projections::{AgreementFilter, ReadModels};
-use accord_proto::{agreement_to_wire, stage_from_wire, v1};
+use accord_proto::{
+    agreement_to_wire, localization_entry_to_wire, portfolio_to_wire, stage_from_wire, v1,
+};
 use accord_store::EventLog;
 use tonic::metadata::MetadataMap;
 
@@ -126,7 +128,7 @@ impl Queries {
             .read_models
             .list_agreements(&filter, page_size, after.as_deref())?;
         Ok(v1::ListAgreementsResponse {
-            agreements: page.agreements,
+            agreements: page.agreements.iter().map(agreement_to_wire).collect(),
             next_page_token: page
                 .last_id
                 .map(|last| page_token::encode(&last))
@@ -141,7 +143,9 @@ impl Queries {
     ) -> Result<v1::CountryPortfolio, ApiError> {
         validate_country("country", &request.country)?;
         self.caught_up(request.min_position, metadata).await?;
-        Ok(self.read_models.portfolio(&request.country)?)
+        Ok(portfolio_to_wire(
+            &self.read_models.portfolio(&request.country)?,
+        ))
     }
 
     pub(crate) async fn country_portfolios(
@@ -151,7 +155,12 @@ impl Queries {
     ) -> Result<v1::ListCountryPortfoliosResponse, ApiError> {
         self.caught_up(request.min_position, metadata).await?;
         Ok(v1::ListCountryPortfoliosResponse {
-            portfolios: self.read_models.portfolios()?,
+            portfolios: self
+                .read_models
+                .portfolios()?
+                .iter()
+                .map(portfolio_to_wire)
+                .collect(),
         })
     }
 
@@ -162,7 +171,21 @@ impl Queries {
     ) -> Result<v1::LocalizationReport, ApiError> {
         let country = optional_country("country", request.country)?;
         self.caught_up(request.min_position, metadata).await?;
-        Ok(self.read_models.localization_report(country.as_deref())?)
+        let report = self.read_models.localization_report(country.as_deref())?;
+        Ok(v1::LocalizationReport {
+            position: report.position,
+            agreements: report
+                .signed
+                .iter()
+                .map(localization_entry_to_wire)
+                .collect(),
+            dependency_risk: report
+                .signed
+                .iter()
+                .filter(|agreement| !agreement.has_local_content())
+                .map(localization_entry_to_wire)
+                .collect(),
+        })
     }
 }
 

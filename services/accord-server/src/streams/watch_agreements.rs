@@ -184,9 +184,7 @@ impl Watch {
             let page = self
                 .read_models
                 .list_agreements(&filter, 500, after.as_deref())?;
-            for view in page.agreements {
-                let agreement = accord_proto::agreement_from_wire(view)
-                    .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+            for agreement in page.agreements {
                 if !self.send(agreement).await {
                     return Ok(());
                 }

@@ -1,5 +1,5 @@
 use super::*;
-use accord_domain::{AgreementKind, Announced, Money, Party, Timestamp};
+use crate::{AgreementKind, Announced, Money, Party, Timestamp};
 
 fn agreement(country: &str, value: Option<(&str, i64)>, stage: Stage, rate_bp: u32) -> Agreement {
     let mut agreement = Agreement::announced(
@@ -26,6 +26,10 @@ fn agreement(country: &str, value: Option<(&str, i64)>, stage: Stage, rate_bp: u
     agreement
 }
 
+fn usd(amount: i128) -> BTreeMap<String, i128> {
+    BTreeMap::from([("USD".to_owned(), amount)])
+}
+
 #[test]
 fn the_kazakh_portfolio_is_usd_4_2_bn_at_45_percent() {
     let mut sums = PortfolioSums::new("KZ");
@@ -35,30 +39,21 @@ fn the_kazakh_portfolio_is_usd_4_2_bn_at_45_percent() {
         Stage::Signed,
         4_500,
     ));
-    let wire = sums.to_wire();
-    assert_eq!(
-        wire.contracted_value,
-        vec![v1::Money {
-            currency: "USD".into(),
-            minor_units: 420_000_000_000
-        }]
-    );
-    assert_eq!(wire.weighted_localization_bp, 4_500);
-    assert!(wire.value_without_technology_transfer.is_empty());
-    assert_eq!(wire.contracted_units, 300);
+    assert_eq!(sums.contracted_value, usd(420_000_000_000));
+    assert_eq!(sums.headline_localization_bp(), 4_500);
+    assert!(sums.value_without_technology_transfer.is_empty());
+    assert_eq!(sums.contracted_units, 300);
 }
 
 #[test]
 fn announced_agreements_count_but_contract_nothing() {
     let mut sums = PortfolioSums::new("UZ");
     sums.add(&agreement("UZ", Some(("USD", 5)), Stage::Announced, 0));
-    let wire = sums.to_wire();
-    assert_eq!(wire.agreement_count, 1);
-    assert_eq!(
-        wire.count_by_stage.get("AGREEMENT_STAGE_ANNOUNCED"),
-        Some(&1)
-    );
-    assert!(wire.contracted_value.is_empty());
+    assert_eq!(sums.agreement_count, 1);
+    assert_eq!(sums.count_by_stage.get(&Stage::Announced), Some(&1));
+    assert!(sums.contracted_value.is_empty());
+    assert_eq!(sums.main_currency(), None);
+    assert_eq!(sums.headline_localization_bp(), 0);
 }
 
 #[test]
@@ -67,28 +62,15 @@ fn weighting_is_by_value_within_a_currency_and_never_across() {
     sums.add(&agreement("UZ", Some(("USD", 300)), Stage::Signed, 10_000));
     sums.add(&agreement("UZ", Some(("USD", 100)), Stage::Signed, 0));
     sums.add(&agreement("UZ", Some(("EUR", 1_000)), Stage::Signed, 2_000));
-    let wire = sums.to_wire();
-    assert_eq!(wire.contracted_value.len(), 2, "one entry per currency");
+    assert_eq!(sums.contracted_value.len(), 2, "one entry per currency");
     // EUR has the largest value (1000 > 400).
-    assert_eq!(wire.weighted_localization_bp, 2_000);
-    let usd = wire
-        .localization_by_currency
-        .iter()
-        .find(|entry| {
-            entry
-                .contracted_value
-                .as_ref()
-                .is_some_and(|money| money.currency == "USD")
-        })
-        .expect("USD entry");
-    assert_eq!(usd.weighted_localization_bp, 7_500);
+    assert_eq!(sums.main_currency(), Some("EUR"));
+    assert_eq!(sums.headline_localization_bp(), 2_000);
     assert_eq!(
-        wire.value_without_technology_transfer,
-        vec![v1::Money {
-            currency: "USD".into(),
-            minor_units: 100
-        }]
+        sums.weighted_localization_by_currency().get("USD"),
+        Some(&7_500)
     );
+    assert_eq!(sums.value_without_technology_transfer, usd(100));
 }
 
 #[test]

@@ -4,19 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use accord_domain::{Agreement, Stage};
-use accord_proto::v1;
-use serde::{Deserialize, Serialize};
+use crate::{Agreement, Stage};
 
-/// The additive sums behind a `CountryPortfolio`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The additive sums behind a country's portfolio.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortfolioSums {
     /// Buyer country.
     pub country: String,
     /// Agreements of the country, in any stage.
     pub agreement_count: u64,
-    /// Agreements by stage name.
-    pub count_by_stage: BTreeMap<String, u64>,
+    /// Agreements by stage.
+    pub count_by_stage: BTreeMap<Stage, u64>,
     /// Signed value per currency, in minor units.
     pub contracted_value: BTreeMap<String, i128>,
     /// Signed units.
@@ -62,15 +60,12 @@ impl PortfolioSums {
             };
         };
         add_u64(&mut self.agreement_count, 1);
-        let stage_count = self
-            .count_by_stage
-            .entry(agreement.stage.as_str().to_owned())
-            .or_default();
+        let stage_count = self.count_by_stage.entry(agreement.stage).or_default();
         add_u64(stage_count, 1);
         if *stage_count == 0 {
-            self.count_by_stage.remove(agreement.stage.as_str());
+            self.count_by_stage.remove(&agreement.stage);
         }
-        if agreement.stage < Stage::Signed {
+        if !agreement.stage.is_signed() {
             return;
         }
         add_u64(&mut self.contracted_units, agreement.quantity.unwrap_or(0));
@@ -89,7 +84,7 @@ impl PortfolioSums {
             &value.currency,
             sign * minor_units * i128::from(agreement.localization_rate_bp),
         );
-        if !agreement.localized && agreement.technology_transfer.is_empty() {
+        if !agreement.has_local_content() {
             add_to(
                 &mut self.value_without_technology_transfer,
                 &value.currency,
@@ -114,49 +109,26 @@ impl PortfolioSums {
             .collect()
     }
 
-    /// Returns the wire portfolio.
-    ///
-    /// Values are never mixed across currencies, so `weighted_localization_bp`
-    /// is the weighted rate in the currency with the largest signed value;
-    /// every currency's rate is in `localization_by_currency`.
-    pub fn to_wire(&self) -> v1::CountryPortfolio {
-        let by_currency = self.weighted_localization_by_currency();
-        let main_currency = self
-            .contracted_value
+    /// The currency with the largest signed value (ties to the first
+    /// code), whose weighted rate is the portfolio's headline figure.
+    /// Values are never mixed across currencies.
+    pub fn main_currency(&self) -> Option<&str> {
+        self.contracted_value
             .iter()
             .filter(|(_, value)| **value > 0)
             .max_by(|left, right| left.1.cmp(right.1).then(right.0.cmp(left.0)))
-            .map(|(currency, _)| currency.clone());
-        v1::CountryPortfolio {
-            country: self.country.clone(),
-            agreement_count: self.agreement_count,
-            count_by_stage: self
-                .count_by_stage
-                .iter()
-                .map(|(stage, count)| (stage.clone(), *count))
-                .collect(),
-            contracted_value: money_list(&self.contracted_value),
-            contracted_units: self.contracted_units,
-            delivered_units: self.delivered_units,
-            weighted_localization_bp: main_currency
-                .and_then(|currency| by_currency.get(&currency).copied())
-                .unwrap_or(0),
-            value_without_technology_transfer: money_list(&self.value_without_technology_transfer),
-            localization_by_currency: by_currency
-                .into_iter()
-                .map(
-                    |(currency, weighted_localization_bp)| v1::CurrencyLocalization {
-                        contracted_value: Some(v1::Money {
-                            minor_units: saturate(
-                                self.contracted_value.get(&currency).copied().unwrap_or(0),
-                            ),
-                            currency,
-                        }),
-                        weighted_localization_bp,
-                    },
-                )
-                .collect(),
-        }
+            .map(|(currency, _)| currency.as_str())
+    }
+
+    /// The localization rate weighted by signed value in the main currency.
+    pub fn headline_localization_bp(&self) -> u32 {
+        self.main_currency()
+            .and_then(|currency| {
+                self.weighted_localization_by_currency()
+                    .get(currency)
+                    .copied()
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -166,21 +138,6 @@ fn add_to(totals: &mut BTreeMap<String, i128>, currency: &str, amount: i128) {
     if *total == 0 {
         totals.remove(currency);
     }
-}
-
-fn money_list(totals: &BTreeMap<String, i128>) -> Vec<v1::Money> {
-    totals
-        .iter()
-        .filter(|(_, amount)| **amount != 0)
-        .map(|(currency, amount)| v1::Money {
-            currency: currency.clone(),
-            minor_units: saturate(*amount),
-        })
-        .collect()
-}
-
-fn saturate(amount: i128) -> i64 {
-    amount.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 #[cfg(test)]
