@@ -246,3 +246,185 @@ async fn a_replica_that_is_not_a_prefix_of_the_stream_is_derived_again() {
     );
     log.close().await.expect("closes");
 }
+
+/// A delivery of one unit to "kz" with a 1 KB reference.
+fn big_delivery(command_id: &str) -> accord_proto::v1::RecordDeliveryRequest {
+    let mut request = accord_tests::deliver("kz", command_id, 1);
+    request.reference = "x".repeat(1_000);
+    request
+}
+
+/// A server on a one-node NATS whose file store holds 256 KiB, with "kz"
+/// announced and signed.
+async fn server_on_a_small_store() -> (NatsNode, accord_tests::TestServer) {
+    use accord_tests::{TestServer, announce_wabtec, sign};
+
+    let nats = NatsNode::single_with_file_store_limit(256 * 1024).await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    let mut announce = announce_wabtec("kz");
+    announce.quantity = Some(100_000_000);
+    server
+        .agreements()
+        .announce(announce)
+        .await
+        .expect("announced");
+    server.agreements().sign(sign("kz")).await.expect("signed");
+    (nats, server)
+}
+
+/// The commands of the `round`th batch of 20 deliveries.
+fn delivery_batch(round: usize) -> Vec<accord_proto::v1::Command> {
+    use accord_proto::v1::command::Command;
+    (0..20)
+        .map(|index| {
+            accord_tests::command(Command::RecordDelivery(big_delivery(&format!(
+                "b{round}-{index}"
+            ))))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_jetstream_store_refuses_an_append_with_resource_exhausted() {
+    use accord_tests::{assert_gap_free, verify_clean};
+
+    let (_nats, server) = server_on_a_small_store().await;
+    let mut acknowledged = 2u64;
+    let refusal = loop {
+        match server
+            .agreements()
+            .record_delivery(big_delivery(&format!("d{acknowledged}")))
+            .await
+        {
+            Ok(_) => acknowledged += 1,
+            Err(status) => break status,
+        }
+        assert!(acknowledged < 10_000, "NATS never ran out of room");
+    };
+    assert_eq!(
+        refusal.code(),
+        tonic::Code::ResourceExhausted,
+        "a full store: {refusal:?}"
+    );
+    assert!(
+        refusal.message().contains("NATS refused the append"),
+        "{}",
+        refusal.message()
+    );
+    // Nothing of the refused append is in the log; everything acknowledged is.
+    let events = server.read_all().await;
+    assert_gap_free(&events, "after the refusal");
+    assert_eq!(events.len() as u64, acknowledged);
+    assert_eq!(verify_clean(server.channel()).await, acknowledged);
+    server.stop().await;
+}
+
+/// nats-server 2.15 stores a prefix of an atomic batch and never answers
+/// when its file store fills up mid-batch (and stores the rest when it
+/// restarts). Accord says exactly which events are stored, and a retry of
+/// the same commands, once there is room, completes the batch without
+/// storing any event twice.
+#[tokio::test]
+async fn a_batch_cut_short_by_a_full_store_is_reported_and_a_retry_completes_it() {
+    use accord_proto::v1;
+    use accord_tests::{assert_gap_free, verify_clean};
+
+    let (mut nats, server) = server_on_a_small_store().await;
+    let mut acknowledged = 2u64;
+    let mut round = 0;
+    let refusal = loop {
+        match server
+            .agreements()
+            .execute(v1::ExecuteRequest {
+                commands: delivery_batch(round),
+            })
+            .await
+        {
+            Ok(response) => acknowledged += response.into_inner().results.len() as u64,
+            Err(status) => break status,
+        }
+        round += 1;
+        assert!(round < 1_000, "NATS never ran out of room");
+    };
+    let events = server.read_all().await;
+    assert_gap_free(&events, "after the refusal");
+    let stored = events.len() as u64 - acknowledged;
+    println!(
+        "refused after {acknowledged} acknowledged events, {stored} of the batch stored: {}",
+        refusal.message()
+    );
+    if stored == 0 {
+        assert!(
+            matches!(
+                refusal.code(),
+                tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+            ),
+            "{refusal:?}"
+        );
+        assert!(
+            refusal.message().contains("NATS refused the append")
+                || refusal.message().contains("nothing was appended"),
+            "{}",
+            refusal.message()
+        );
+    } else {
+        assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal:?}");
+        let expected = format!(
+            "has stored only {stored} of its 20 events so far (positions {} to {})",
+            acknowledged + 1,
+            events.len()
+        );
+        assert!(
+            refusal.message().contains(&expected),
+            "expected {expected:?} in {:?}",
+            refusal.message()
+        );
+    }
+    assert_eq!(verify_clean(server.channel()).await, events.len() as u64);
+
+    // With room again, the same commands complete the batch.
+    nats.restart_with_file_store_limit(64 * 1024 * 1024).await;
+    let mut attempts = 0;
+    let results = loop {
+        match server
+            .agreements()
+            .execute(v1::ExecuteRequest {
+                commands: delivery_batch(round),
+            })
+            .await
+        {
+            Ok(response) => break response.into_inner().results,
+            // The node reconnects to the restarted NATS: UNAVAILABLE until
+            // then, which clients retry.
+            Err(status) if status.code() == tonic::Code::Unavailable && attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("the retry failed: {status:?}"),
+        }
+    };
+    assert_eq!(results.len(), 20);
+    let duplicates = results.iter().filter(|result| result.duplicate).count() as u64;
+    assert!(duplicates >= stored, "{results:?}");
+    let events = server.read_all().await;
+    assert_gap_free(&events, "after the retry");
+    assert_eq!(events.len() as u64, acknowledged + 20, "each event once");
+    let by_command = accord_tests::events_by_command(&events);
+    for (index, result) in results.iter().enumerate() {
+        let command_id = format!("b{round}-{index}");
+        assert_eq!(
+            by_command
+                .get(command_id.as_str())
+                .map(|event| event.position),
+            Some(result.position),
+            "{command_id}"
+        );
+    }
+    assert_eq!(verify_clean(server.channel()).await, acknowledged + 20);
+    server.stop().await;
+}

@@ -39,10 +39,7 @@ impl NatsNode {
     /// it reports its ports and readiness. `routes` joins it to a cluster.
     async fn start(name: &str, cluster: Option<(u16, &[String])>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = format!(
-            "server_name: {name}\nlisten: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
-            dir.path().join("js")
-        );
+        let mut config = node_config(name, "127.0.0.1:-1", dir.path(), "");
         if let Some((port, routes)) = cluster {
             let routes = routes
                 .iter()
@@ -53,36 +50,10 @@ impl NatsNode {
                 "cluster {{\n  name: accord-test\n  listen: \"127.0.0.1:{port}\"\n  routes: [{routes}]\n}}\n"
             ));
         }
-        let config_path = dir.path().join("nats.conf");
-        std::fs::write(&config_path, config).expect("writes nats.conf");
-        let mut child = Command::new(nats_server_binary())
-            .arg("-c")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start nats-server ({error}); {INSTALL_HINT}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut client_url = None;
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("reads nats-server output")
-                .unwrap_or_else(|| panic!("nats-server {name} exited before it was ready"));
-            if let Some(address) = after(&line, "Listening for client connections on ") {
-                client_url = Some(format!("nats://{address}"));
-            }
-            if line.contains("Server is ready") {
-                break;
-            }
-        }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, client_url) = spawn(name, dir.path(), &config).await;
         Self {
             child,
-            client_url: client_url.expect("nats-server reported its client port"),
+            client_url,
             dir,
         }
     }
@@ -90,6 +61,30 @@ impl NatsNode {
     /// Starts a single node.
     pub async fn single() -> Self {
         Self::start("accord-n1", None).await
+    }
+
+    /// Starts a single node whose JetStream file store holds at most
+    /// `bytes`: the server refuses to store more.
+    pub async fn single_with_file_store_limit(bytes: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = node_config("accord-n1", "127.0.0.1:-1", dir.path(), &store_limit(bytes));
+        let (child, client_url) = spawn("accord-n1", dir.path(), &config).await;
+        Self {
+            child,
+            client_url,
+            dir,
+        }
+    }
+
+    /// Kills a single node and starts it again on the same store and client
+    /// port, its file store now limited to `bytes`: clients reconnect to it.
+    pub async fn restart_with_file_store_limit(&mut self, bytes: u64) {
+        self.kill().await;
+        let listen = self.client_url.trim_start_matches("nats://").to_owned();
+        let config = node_config("accord-n1", &listen, self.dir.path(), &store_limit(bytes));
+        let (child, client_url) = spawn("accord-n1", self.dir.path(), &config).await;
+        assert_eq!(client_url, self.client_url, "restarted on the same port");
+        self.child = child;
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -112,6 +107,55 @@ impl NatsNode {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A node's configuration: its name, client address, JetStream store in
+/// `dir` with a sync on every write, and `jetstream_extra` settings.
+fn node_config(name: &str, listen: &str, dir: &Path, jetstream_extra: &str) -> String {
+    format!(
+        "server_name: {name}\nlisten: \"{listen}\"\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n{jetstream_extra}}}\n",
+        dir.join("js")
+    )
+}
+
+fn store_limit(bytes: u64) -> String {
+    format!("  max_file_store: {bytes}\n")
+}
+
+/// Writes `config` into `dir`, starts nats-server on it and waits until it
+/// reports readiness; returns the process and its client URL.
+async fn spawn(name: &str, dir: &Path, config: &str) -> (Child, String) {
+    let config_path = dir.join("nats.conf");
+    std::fs::write(&config_path, config).expect("writes nats.conf");
+    let mut child = Command::new(nats_server_binary())
+        .arg("-c")
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start nats-server ({error}); {INSTALL_HINT}"));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut client_url = None;
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("reads nats-server output")
+            .unwrap_or_else(|| panic!("nats-server {name} exited before it was ready"));
+        if let Some(address) = after(&line, "Listening for client connections on ") {
+            client_url = Some(format!("nats://{address}"));
+        }
+        if line.contains("Server is ready") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (
+        child,
+        client_url.expect("nats-server reported its client port"),
+    )
 }
 
 fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {

@@ -5,14 +5,11 @@ use async_nats::HeaderMap;
 use serde::Deserialize;
 
 use super::NatsLog;
-use super::outgoing::{Outgoing, Published, publish_failed};
+use super::outgoing::{Outgoing, Published, WRONG_LAST_SEQUENCE, publish_refused};
 use crate::{AppendItem, StoreError};
 
 /// Messages in one atomic batch, at most (the server's limit).
 pub(crate) const MAX_BATCH: usize = 1_000;
-/// JetStream's error codes for a failed expected-sequence check (a
-/// clustered stream may answer with the second).
-const WRONG_LAST_SEQUENCE: [u64; 2] = [10_071, 10_164];
 /// JetStream's error code for a batch holding a message id seen before.
 const DUPLICATE_IN_BATCH: u64 = 10_201;
 
@@ -127,7 +124,7 @@ pub(crate) async fn send(
             client
                 .publish_with_headers(message.subject, message.headers, message.payload)
                 .await
-                .map_err(|error| publish_failed(&error.to_string()))?;
+                .map_err(|error| StoreError::failed("publishing a batch to NATS", error))?;
             continue;
         }
         return match client
@@ -153,7 +150,10 @@ fn read_batch_answer(answer: BatchAnswer, expected_count: usize) -> Result<Publi
         if error.err_code == DUPLICATE_IN_BATCH {
             return Ok(Published::SeenCommand);
         }
-        return Err(publish_failed(&error.description));
+        return Err(publish_refused(
+            error.err_code,
+            &format!("{} (error code {})", error.description, error.err_code),
+        ));
     }
     if answer.count != expected_count as u64 || answer.seq < answer.count {
         return Err(StoreError::Unavailable(format!(
@@ -165,27 +165,49 @@ fn read_batch_answer(answer: BatchAnswer, expected_count: usize) -> Result<Publi
 }
 
 /// After a commit whose answer was lost: once the replica holds the whole
-/// stream, the batch is there (all of it, at consecutive positions) or not
-/// at all.
+/// stream, each event of the batch is looked up by its command id. The
+/// batch should be there whole, at consecutive positions, or not at all;
+/// but nats-server 2.15 stores a prefix of an atomic batch and never
+/// answers when its file store runs out of room mid-batch, and stores the
+/// rest when it restarts (`tests/nats_store.rs`). That is reported as it
+/// is: which events are stored so far, and that retrying the same commands
+/// is safe (the message ids make NATS drop what it already has).
 async fn resolve_unacknowledged(
     log: &NatsLog,
     outgoing: &[Outgoing],
     items: &[AppendItem],
 ) -> Result<Published, StoreError> {
     log.sync().await?;
-    let first = &outgoing[0];
-    if let Some(recorded) = log
-        .reader
-        .find_command(&items[first.index].command_id)
-        .await?
-    {
+    let mut stored = Vec::with_capacity(outgoing.len());
+    for out in outgoing {
+        let Some(recorded) = log
+            .reader
+            .find_command(&items[out.index].command_id)
+            .await?
+        else {
+            continue;
+        };
         let event = log.reader.read_position(recorded.outcome.position)?;
-        if event.event_id == first.event_id {
-            return Ok(Published::At(event.position));
+        if event.event_id == out.event_id {
+            stored.push(event.position);
         }
     }
-    Err(StoreError::Unavailable(
-        "NATS did not acknowledge the batch and it is not in the stream; nothing was appended"
-            .into(),
-    ))
+    let (Some(&first), Some(&last)) = (stored.first(), stored.last()) else {
+        return Err(StoreError::Unavailable(
+            "NATS did not acknowledge the batch and it is not in the stream; nothing was appended"
+                .into(),
+        ));
+    };
+    if stored.len() == outgoing.len() && last - first + 1 == stored.len() as u64 {
+        return Ok(Published::At(first));
+    }
+    let message = format!(
+        "NATS did not acknowledge the atomic batch and has stored only {} of its {} events \
+         so far (positions {first} to {last}); it may store the others later. Retry the same \
+         commands: what is stored already is answered as a duplicate, the rest is appended",
+        stored.len(),
+        outgoing.len()
+    );
+    tracing::error!(%message, "JetStream broke an atomic batch");
+    Err(StoreError::Unavailable(message))
 }

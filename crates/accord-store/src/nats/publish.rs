@@ -12,7 +12,7 @@ use async_nats::jetstream::message::PublishMessage;
 
 use super::NatsLog;
 use super::batch;
-use super::outgoing::{Outgoing, Published, publish_failed};
+use super::outgoing::{Outgoing, Published, WRONG_LAST_SEQUENCE, publish_failed, refusal};
 use super::subject::subject_of;
 use crate::{AppendItem, AppendOutcome, Fingerprint, StoreError, decode_record, encode_record};
 
@@ -273,7 +273,9 @@ async fn publish_one(
             Ok(ack) => return Ok(Published::At(ack.sequence)),
             Err(error)
                 if error.kind() == PublishErrorKind::WrongLastSequence
-                    || error.to_string().contains("wrong last sequence") =>
+                    || refusal(&error).is_some_and(|refused| {
+                        WRONG_LAST_SEQUENCE.contains(&refused.error_code().0)
+                    }) =>
             {
                 return Ok(Published::Conflict);
             }
@@ -286,7 +288,7 @@ async fn publish_one(
                 tracing::warn!(%error, subject = %out.subject, "publish not acknowledged; retrying");
                 last_error = Some(error.to_string());
             }
-            Err(error) => return Err(publish_failed(&error.to_string())),
+            Err(error) => return Err(publish_failed(error)),
         }
     }
     Err(StoreError::Unavailable(format!(
