@@ -106,17 +106,13 @@ fn main() {
     );
 
     let started = Instant::now();
-    let scanned = runtime.block_on(async {
-        let mut next = 1;
-        let mut scanned = 0;
-        loop {
+    let scanned = runtime.block_on(scan(|next| {
+        let log = Arc::clone(&log);
+        async move {
             let batch = log.read_raw(next, 16_384).await.expect("read");
-            let Some(last) = batch.last() else { break };
-            next = last.position + 1;
-            scanned += batch.len();
+            (batch.len(), batch.last().map(|record| record.position))
         }
-        scanned
-    });
+    }));
     let elapsed = started.elapsed();
     println!(
         "read {scanned} raw records in {:.2?}: {:.0} records/s",
@@ -125,17 +121,13 @@ fn main() {
     );
 
     let started = Instant::now();
-    let scanned = runtime.block_on(async {
-        let mut next = 1;
-        let mut scanned = 0;
-        loop {
+    let scanned = runtime.block_on(scan(|next| {
+        let log = Arc::clone(&log);
+        async move {
             let batch = log.read_log(next, 16_384).await.expect("read");
-            let Some(last) = batch.last() else { break };
-            next = last.position + 1;
-            scanned += batch.len();
+            (batch.len(), batch.last().map(|event| event.position))
         }
-        scanned
-    });
+    }));
     let elapsed = started.elapsed();
     println!(
         "read and decoded {scanned} events in {:.2?}: {:.0} events/s",
@@ -164,4 +156,18 @@ fn main() {
         events as f64 / elapsed.as_secs_f64()
     );
     runtime.block_on(log.close()).expect("close");
+}
+
+/// Reads the whole log in batches: `read(next)` returns how many it read
+/// and the last position; returns the total.
+async fn scan<F: std::future::Future<Output = (usize, Option<u64>)>>(
+    read: impl Fn(u64) -> F,
+) -> usize {
+    let mut next = 1;
+    let mut scanned = 0;
+    while let (count, Some(last)) = read(next).await {
+        next = last + 1;
+        scanned += count;
+    }
+    scanned
 }

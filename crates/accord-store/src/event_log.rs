@@ -67,7 +67,7 @@ pub struct CommandRecord {
 pub struct RawRecord {
     /// Position in the log.
     pub position: u64,
-    /// `[format version][crc32c][body]`, see [`crate::decode_record`].
+    /// `[schema version][crc32c][body]`, see [`crate::decode_record`].
     pub bytes: Vec<u8>,
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::context::CreateStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, stream};
 
 use super::NatsOptions;
 use super::subject::stream_subjects;
@@ -147,7 +148,12 @@ async fn ensure_stream(
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
             Err(error) => {
-                let hint = if error.to_string().contains("insufficient resources") {
+                let out_of_resources = matches!(
+                    error.kind(),
+                    CreateStreamErrorKind::JetStream(refusal)
+                        if refusal.error_code() == ErrorCode::INSUFFICIENT_RESOURCES
+                );
+                let hint = if out_of_resources {
                     format!(
                         " ({} replicas asked for: a cluster needs at least as many JetStream servers; give --nats-replicas 1 for a single nats-server)",
                         config.num_replicas

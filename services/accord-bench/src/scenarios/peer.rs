@@ -24,14 +24,8 @@ fn metadata(client: usize, sequence: u64) -> serde_json::Value {
 
 /// `append`: one `write_message` per transaction, `clients` connections.
 pub(crate) async fn append(clients: usize, duration: Duration) -> Result<Outcome, String> {
-    let postgres = Postgres::start().await?;
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(postgres.connect().await?);
-    }
-    let (cpu_before, _) = postgres.usage();
-    let started = Instant::now();
-    let deadline = started + duration;
+    let (run, connections) = Run::start(clients, duration).await?;
+    let deadline = run.deadline;
     let mut tasks = Vec::new();
     for (client, connection) in connections.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
@@ -64,11 +58,8 @@ pub(crate) async fn append(clients: usize, duration: Duration) -> Result<Outcome
             Ok::<_, String>((sequence, latency))
         }));
     }
-    finish(
-        postgres,
+    run.finish(
         tasks,
-        started,
-        cpu_before,
         BTreeMap::from([("clients".to_owned(), clients as f64)]),
     )
     .await
@@ -81,14 +72,8 @@ pub(crate) async fn batch(
     batch_size: usize,
     duration: Duration,
 ) -> Result<Outcome, String> {
-    let postgres = Postgres::start().await?;
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(postgres.connect().await?);
-    }
-    let (cpu_before, _) = postgres.usage();
-    let started = Instant::now();
-    let deadline = started + duration;
+    let (run, connections) = Run::start(clients, duration).await?;
+    let deadline = run.deadline;
     let mut tasks = Vec::new();
     for (client, connection) in connections.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
@@ -126,36 +111,67 @@ pub(crate) async fn batch(
         ("clients".to_owned(), clients as f64),
         ("commands_per_execute".to_owned(), batch_size as f64),
     ]);
-    finish(postgres, tasks, started, cpu_before, extra).await
+    run.finish(tasks, extra).await
 }
 
 type ClientTask = tokio::task::JoinHandle<Result<(u64, hdrhistogram::Histogram<u64>), String>>;
 
-async fn finish(
+/// One measured run against PostgreSQL: the server, the clock and its CPU
+/// counter at the start.
+struct Run {
     postgres: Postgres,
-    tasks: Vec<ClientTask>,
     started: Instant,
+    deadline: Instant,
     cpu_before: f64,
-    extra: BTreeMap<String, f64>,
-) -> Result<Outcome, String> {
-    let mut events = 0;
-    let mut latency_us = latency_histogram();
-    for task in tasks {
-        let (appended, latency) = task.await.map_err(|error| error.to_string())??;
-        events += appended;
-        latency_us.add(latency).map_err(|error| error.to_string())?;
+}
+
+impl Run {
+    /// Starts PostgreSQL, opens `clients` connections, then starts the clock.
+    async fn start(
+        clients: usize,
+        duration: Duration,
+    ) -> Result<(Self, Vec<tokio_postgres::Client>), String> {
+        let postgres = Postgres::start().await?;
+        let mut connections = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            connections.push(postgres.connect().await?);
+        }
+        let (cpu_before, _) = postgres.usage();
+        let started = Instant::now();
+        let run = Self {
+            postgres,
+            started,
+            deadline: started + duration,
+            cpu_before,
+        };
+        Ok((run, connections))
     }
-    let elapsed = started.elapsed();
-    let (cpu_after, peak_rss_bytes) = postgres.usage();
-    let (table_bytes, rows) = postgres.table_bytes().await?;
-    postgres.stop().await;
-    Ok(Outcome {
-        events,
-        elapsed,
-        latency_us,
-        server_cpu_seconds: cpu_after - cpu_before,
-        peak_rss_bytes,
-        bytes_per_event: table_bytes as f64 / rows.max(1) as f64,
-        extra,
-    })
+
+    /// Waits for the clients, stops PostgreSQL and reports.
+    async fn finish(
+        self,
+        tasks: Vec<ClientTask>,
+        extra: BTreeMap<String, f64>,
+    ) -> Result<Outcome, String> {
+        let mut events = 0;
+        let mut latency_us = latency_histogram();
+        for task in tasks {
+            let (appended, latency) = task.await.map_err(|error| error.to_string())??;
+            events += appended;
+            latency_us.add(latency).map_err(|error| error.to_string())?;
+        }
+        let elapsed = self.started.elapsed();
+        let (cpu_after, peak_rss_bytes) = self.postgres.usage();
+        let (table_bytes, rows) = self.postgres.table_bytes().await?;
+        self.postgres.stop().await;
+        Ok(Outcome {
+            events,
+            elapsed,
+            latency_us,
+            server_cpu_seconds: cpu_after - self.cpu_before,
+            peak_rss_bytes,
+            bytes_per_event: table_bytes as f64 / rows.max(1) as f64,
+            extra,
+        })
+    }
 }
