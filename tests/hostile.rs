@@ -270,3 +270,145 @@ async fn every_rpc_refuses_garbage_and_the_log_stays_as_it_was() {
     assert_eq!(server.head().await, 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn positions_beyond_the_head_are_refused_and_nothing_waits_for_ever() {
+    let server = TestServer::start().await;
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec("kz"))
+        .await
+        .expect("announced");
+    agreements.sign(sign("kz")).await.expect("signed");
+    let head = server.head().await;
+    let mut log = server.event_log();
+
+    for after in [u64::MAX, head + 1] {
+        refused(
+            "Subscribe after a position the log does not hold",
+            log.subscribe(v1::SubscribeRequest {
+                start: Some(v1::subscribe_request::Start::AfterPosition(after)),
+                ..Default::default()
+            })
+            .await,
+            "after_position",
+        );
+    }
+    for min_position in [u64::MAX, head + 1] {
+        // A deadline of years changes nothing: the position is refused at once.
+        let mut request = tonic::Request::new(v1::GetAgreementRequest {
+            agreement_id: "kz".into(),
+            min_position,
+            as_of_position: 0,
+        });
+        request.set_timeout(std::time::Duration::from_secs(10 * 365 * 86_400));
+        refused(
+            "GetAgreement waiting for a position the log does not hold",
+            agreements.get_agreement(request).await,
+            "min_position",
+        );
+        refused(
+            "ListCountryPortfolios waiting for a position the log does not hold",
+            agreements
+                .list_country_portfolios(v1::ListCountryPortfoliosRequest { min_position })
+                .await,
+            "min_position",
+        );
+    }
+    refused(
+        "GetAgreement as of a position the log does not hold",
+        agreements
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: "kz".into(),
+                min_position: 0,
+                as_of_position: u64::MAX,
+            })
+            .await,
+        "as_of_position",
+    );
+
+    // At the head, a resumed subscription misses nothing.
+    let mut stream = log
+        .subscribe(v1::SubscribeRequest {
+            start: Some(v1::subscribe_request::Start::AfterPosition(head)),
+            ..Default::default()
+        })
+        .await
+        .expect("after the head is fine")
+        .into_inner();
+    agreements
+        .record_delivery(deliver("kz", "after-resume", 1))
+        .await
+        .expect("delivered");
+    use tokio_stream::StreamExt;
+    loop {
+        let message = stream.next().await.expect("open").expect("message").message;
+        if let Some(v1::subscribe_response::Message::Event(event)) = message {
+            assert_eq!(event.position, head + 1);
+            break;
+        }
+    }
+    assert_eq!(server.head().await, head + 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn technology_transfers_are_listed_once_and_bounded_per_agreement() {
+    let server = TestServer::start().await;
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec("kz"))
+        .await
+        .expect("announced");
+    agreements.sign(sign("kz")).await.expect("signed");
+    let batch = |from: usize, to: usize, command_id: &str| {
+        let mut request = localize("kz", command_id);
+        request.technology_transfer = (from..to)
+            .flat_map(|index| [format!("technology {index}"), format!("technology {index}")])
+            .take(100)
+            .collect();
+        request
+    };
+    // 100 entries naming 50 technologies, twice: recorded once each.
+    let recorded = agreements
+        .record_localization(batch(0, 50, "first"))
+        .await
+        .expect("accepted")
+        .into_inner();
+    agreements
+        .record_localization(batch(50, 100, "second"))
+        .await
+        .expect("accepted up to the limit");
+    let view = agreements
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "kz".into(),
+            min_position: recorded.position + 1,
+            as_of_position: 0,
+        })
+        .await
+        .expect("view")
+        .into_inner();
+    assert_eq!(view.technology_transfer.len(), 100);
+    let history = server.read_all().await;
+    let Some(v1::recorded_event::Payload::LocalizationRecorded(first)) =
+        &history[recorded.position as usize - 1].payload
+    else {
+        panic!("a localization at {}", recorded.position);
+    };
+    assert_eq!(first.technology_transfer.len(), 50, "deduplicated");
+
+    let status = agreements
+        .record_localization(batch(100, 101, "one-more"))
+        .await
+        .expect_err("beyond the limit");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("at most 100 technology transfers"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(server.head().await, recorded.position + 1);
+    server.stop().await;
+}

@@ -3,7 +3,7 @@
 
 use crate::{
     Agreement, Announced, Command, DeliveryRecorded, DomainError, Event, LocalizationRecorded,
-    Signed, Stage, ValidCommand,
+    Signed, Stage, ValidCommand, limits,
 };
 
 /// Decides the event a valid command produces, or why it is refused.
@@ -96,11 +96,31 @@ pub fn decide(state: Option<&Agreement>, command: &ValidCommand) -> Result<Event
                     localization.local_units, quantity
                 )));
             }
+            // Each technology once, in the order given.
+            let mut technology_transfer: Vec<String> = Vec::new();
+            for technology in &localization.technology_transfer {
+                if !technology_transfer.contains(technology) {
+                    technology_transfer.push(technology.clone());
+                }
+            }
+            let new = technology_transfer
+                .iter()
+                .filter(|technology| !agreement.technology_transfer.contains(technology))
+                .count();
+            if agreement.technology_transfer.len() + new
+                > limits::TECHNOLOGY_TRANSFERS_PER_AGREEMENT
+            {
+                return Err(refuse(format!(
+                    "an agreement lists at most {} technology transfers: it lists {} and this adds {new}",
+                    limits::TECHNOLOGY_TRANSFERS_PER_AGREEMENT,
+                    agreement.technology_transfer.len()
+                )));
+            }
             Ok(Event::LocalizationRecorded(LocalizationRecorded {
                 localization_rate_bp: localization.localization_rate_bp,
                 facility: localization.facility.clone(),
                 local_units: localization.local_units,
-                technology_transfer: localization.technology_transfer.clone(),
+                technology_transfer,
                 recorded_at: localization.recorded_at,
             }))
         }

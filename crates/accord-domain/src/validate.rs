@@ -17,6 +17,9 @@ pub mod limits {
     pub const TEXT_MAX_CHARS: usize = 2_000;
     /// Most entries in a list.
     pub const LIST_MAX_ENTRIES: usize = 100;
+    /// Most distinct technology transfers an agreement lists, over all its
+    /// localization records.
+    pub const TECHNOLOGY_TRANSFERS_PER_AGREEMENT: usize = 100;
     /// Highest rate in basis points (100 %).
     pub const RATE_MAX_BP: u32 = 10_000;
     /// 1900-01-01T00:00:00Z.

@@ -142,6 +142,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// Returns the position of the last durable event (0 for an empty log).
     fn head(&self) -> u64;
 
+    /// Returns the head of the log as of the call, other writers' events
+    /// included: [`EventLog::head`] for sled (the only writer is this
+    /// process); on NATS, the stream's last position once this node's
+    /// replica holds it.
+    async fn caught_up_head(&self) -> Result<u64, StoreError> {
+        Ok(self.head())
+    }
+
     /// Returns a receiver that sees every new durable head position.
     fn watch_head(&self) -> watch::Receiver<u64>;
 

@@ -8,12 +8,14 @@ mod event_log;
 mod filter;
 mod fingerprint;
 mod page_token;
+mod positions;
 mod queries;
 
 pub use admin::AdminApi;
 pub use agreements::{AgreementApi, WatchContext};
 pub use event_log::EventLogApi;
 pub(crate) use filter::EventFilter;
+pub(crate) use positions::within_log;
 
 /// The result of a unary RPC.
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;

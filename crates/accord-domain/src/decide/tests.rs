@@ -201,6 +201,51 @@ fn localization_is_allowed_in_any_signed_stage_and_may_repeat() {
 }
 
 #[test]
+fn a_localization_records_each_technology_once() {
+    let state = run(&[announce(Some(2)), sign()]).expect("signed");
+    let event = decide(
+        Some(&state),
+        &valid(&localize(
+            100,
+            &["training", "training", "licence", "training"],
+        )),
+    )
+    .expect("accepted");
+    let Event::LocalizationRecorded(recorded) = event else {
+        unreachable!()
+    };
+    assert_eq!(recorded.technology_transfer, vec!["training", "licence"]);
+}
+
+#[test]
+fn an_agreement_lists_a_bounded_number_of_technology_transfers() {
+    let names: Vec<String> = (0..limits::TECHNOLOGY_TRANSFERS_PER_AGREEMENT + 1)
+        .map(|index| format!("technology {index}"))
+        .collect();
+    let first: Vec<&str> = names[..60].iter().map(String::as_str).collect();
+    let second: Vec<&str> = names[60..100].iter().map(String::as_str).collect();
+    let full = run(&[
+        announce(Some(2)),
+        sign(),
+        localize(100, &first),
+        localize(100, &second),
+    ])
+    .expect("up to the limit");
+    assert_eq!(
+        full.technology_transfer.len(),
+        limits::TECHNOLOGY_TRANSFERS_PER_AGREEMENT
+    );
+    // Repeating what is listed adds nothing and is allowed; one more is not.
+    let mut repeat = first.clone();
+    repeat.truncate(10);
+    decide(Some(&full), &valid(&localize(200, &repeat))).expect("nothing new");
+    let error = decide(Some(&full), &valid(&localize(200, &[names[100].as_str()])))
+        .expect_err("one too many");
+    let (_, rule) = rule_of(error);
+    assert!(rule.contains("at most 100 technology transfers"), "{rule}");
+}
+
+#[test]
 fn local_units_may_not_exceed_the_contracted_quantity() {
     let Command::RecordLocalization(mut too_many) = localize(100, &[]) else {
         unreachable!()

@@ -304,6 +304,12 @@ impl EventLog for NatsLog {
         self.reader.head()
     }
 
+    async fn caught_up_head(&self) -> Result<u64, StoreError> {
+        self.check_usable()?;
+        self.sync().await?;
+        Ok(self.reader.head())
+    }
+
     fn watch_head(&self) -> watch::Receiver<u64> {
         self.reader.watch_head()
     }

@@ -1,5 +1,6 @@
 //! How long a query may wait for the read models: the call's deadline
-//! (`grpc-timeout`), or 5 s when the client set none.
+//! (`grpc-timeout`), or 5 s when the client set none, and never more than
+//! [`MAX_WAIT`].
 
 use std::time::Duration;
 
@@ -7,6 +8,11 @@ use tonic::metadata::MetadataMap;
 
 /// The wait when the client sets no deadline.
 pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest wait, whatever the deadline: a call parked for longer holds
+/// a task and a connection for nothing (read models that are minutes behind
+/// need an operator, not patience).
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// What is kept of a deadline for the answer to reach the client: a tenth of
 /// it, and at least this much (a busy server or network needs the time).
@@ -26,9 +32,11 @@ pub(crate) fn allowed_wait(metadata: &MetadataMap) -> Duration {
     wait_within(timeout)
 }
 
-/// The wait that leaves the answer its margin within `timeout`.
+/// The wait that leaves the answer its margin within `timeout`, at most [`MAX_WAIT`].
 fn wait_within(timeout: Duration) -> Duration {
-    timeout.saturating_sub((timeout / 10).max(MIN_ANSWER_MARGIN))
+    timeout
+        .saturating_sub((timeout / 10).max(MIN_ANSWER_MARGIN))
+        .min(MAX_WAIT)
 }
 
 /// Parses the gRPC wire form: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -76,5 +84,16 @@ mod tests {
             Duration::from_millis(200)
         );
         assert_eq!(wait_within(Duration::from_millis(50)), Duration::ZERO);
+    }
+
+    #[test]
+    fn no_deadline_parks_a_call_longer_than_the_cap() {
+        assert_eq!(
+            wait_within(Duration::from_secs(99_999_999 * 3_600)),
+            MAX_WAIT
+        );
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", "99999999H".parse().expect("ascii"));
+        assert_eq!(allowed_wait(&metadata), MAX_WAIT);
     }
 }

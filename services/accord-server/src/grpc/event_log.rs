@@ -62,7 +62,8 @@ impl EventLogService for EventLogApi {
             self.stopping.clone(),
             slot,
             request.into_inner(),
-        )?;
+        )
+        .await?;
         Ok(Response::new(stream))
     }
 

@@ -15,6 +15,7 @@ use tonic::metadata::MetadataMap;
 
 use super::deadline::allowed_wait;
 use super::page_token;
+use super::positions::within_log;
 use crate::error::ApiError;
 
 /// Agreements per page when the client asks for none.
@@ -33,11 +34,14 @@ impl Queries {
         Self { log, read_models }
     }
 
-    /// Waits until the read models have applied `min_position`, up to the call's deadline.
+    /// Waits until the read models have applied `min_position`, up to the
+    /// call's deadline (at most a minute); a position beyond the log's
+    /// head is refused.
     async fn caught_up(&self, min_position: u64, metadata: &MetadataMap) -> Result<(), ApiError> {
         if min_position == 0 {
             return Ok(());
         }
+        within_log(self.log.as_ref(), "min_position", min_position).await?;
         self.read_models
             .wait_for(min_position, allowed_wait(metadata))
             .await
@@ -75,14 +79,7 @@ impl Queries {
         agreement_id: &str,
         position: u64,
     ) -> Result<v1::Agreement, ApiError> {
-        let head = self.log.head();
-        if position > head {
-            return Err(ValidationError::new(
-                "as_of_position",
-                format!("position {position} is beyond the head of the log ({head})"),
-            )
-            .into());
-        }
+        within_log(self.log.as_ref(), "as_of_position", position).await?;
         let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
         let agreement = events
             .iter()

@@ -32,7 +32,7 @@ impl LogCursor {
         Self {
             log,
             recent,
-            next: position + 1,
+            next: position.saturating_add(1),
             buffered: VecDeque::new(),
             head,
         }

@@ -17,7 +17,7 @@ use super::recent::RecentEvents;
 use super::slots::Slot;
 use super::{LIVE_STREAM_BUFFER, ServerStream, StreamSender, stream_channel};
 use crate::error::ApiError;
-use crate::grpc::EventFilter;
+use crate::grpc::{EventFilter, within_log};
 use crate::metrics::Metrics;
 
 /// The heartbeat interval when the client asks for none.
@@ -28,7 +28,7 @@ const MIN_HEARTBEAT_MS: u32 = 100;
 const MAX_HEARTBEAT_MS: u32 = 3_600_000;
 
 /// Checks the request and starts the stream's task.
-pub(crate) fn start_subscription(
+pub(crate) async fn start_subscription(
     log: Arc<dyn EventLog>,
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
@@ -55,7 +55,10 @@ pub(crate) fn start_subscription(
     let after = match request.start {
         None | Some(Start::FromStart(_)) => 0,
         Some(Start::FromEnd(_)) => log.head(),
-        Some(Start::AfterPosition(position)) => position,
+        Some(Start::AfterPosition(position)) => {
+            within_log(log.as_ref(), "after_position", position).await?;
+            position
+        }
     };
     let (out, stream) = stream_channel(LIVE_STREAM_BUFFER);
     let subscription = Subscription {
