@@ -412,3 +412,48 @@ async fn technology_transfers_are_listed_once_and_bounded_per_agreement() {
     assert_eq!(server.head().await, recorded.position + 1);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn calls_to_random_paths_add_no_metric_series() {
+    const PATHS: usize = 100_000;
+    const CLIENTS: usize = 50;
+    let server = TestServer::start().await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|line| line.starts_with("accord_rpc_duration_seconds_count"))
+            .count()
+    };
+    let before = scrape_metrics(server.server().metrics_addr()).await;
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let channel = server.channel();
+        clients.push(tokio::spawn(async move {
+            for call in 0..PATHS / CLIENTS {
+                let path = format!("/accord.v1.Random{client}/Method{call}");
+                let status = raw_call(channel.clone(), &path, None)
+                    .await
+                    .expect_err("no such method");
+                assert_eq!(status.code(), Code::Unimplemented, "{path}");
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client");
+    }
+    let after = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(!after.contains("Random"), "a client-chosen label");
+    assert!(
+        after.contains("method=\"unknown\",code=\"UNIMPLEMENTED\""),
+        "unknown methods are counted under one label"
+    );
+    assert!(
+        series(&after) <= series(&before) + 1,
+        "{} series before, {} after",
+        series(&before),
+        series(&after)
+    );
+    assert!(after.contains(&format!(
+        "method=\"unknown\",code=\"UNIMPLEMENTED\"}} {PATHS}"
+    )));
+    server.stop().await;
+}

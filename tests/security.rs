@@ -242,3 +242,133 @@ async fn a_bad_token_file_stops_the_start() {
     };
     assert!(error.contains("unknown role"), "{error}");
 }
+
+/// Who may call each RPC, as the README's role table says.
+fn expected_role(path: &str) -> &'static str {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .expect("a method path");
+    match (service, method) {
+        (
+            "accord.v1.AgreementService",
+            "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute",
+        ) => "writer",
+        ("accord.v1.AgreementService" | "accord.v1.EventLog", _) => "reader",
+        ("accord.v1.Admin", _) => "operator",
+        _ => panic!("{path} is in no role of the README"),
+    }
+}
+
+/// Every RPC path of the public contract, from the descriptor set the
+/// server serves.
+fn contract_paths() -> Vec<String> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set");
+    let mut paths = Vec::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|file| file.package().starts_with("accord."))
+    {
+        for service in &file.service {
+            for method in &service.method {
+                paths.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    paths
+}
+
+#[tokio::test]
+async fn every_rpc_takes_exactly_its_role() {
+    let tokens = tokens();
+    let path = tokens.path.clone();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let paths = contract_paths();
+    assert_eq!(paths.len(), 19, "{paths:?}");
+    let callers = [
+        ("writer", tokens.writer.as_str()),
+        ("reader", tokens.reader.as_str()),
+        ("operator", tokens.operator.as_str()),
+    ];
+    let mut checked = 0;
+    for path in &paths {
+        let role = expected_role(path);
+        let status = raw_call(server.channel(), path, None)
+            .await
+            .expect_err("no token");
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{path} without a token"
+        );
+        let status = raw_call(server.channel(), path, Some("acc_forged"))
+            .await
+            .expect_err("forged token");
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{path} with a forged token"
+        );
+        for (name, token) in callers {
+            // The operator's token also holds the reader role.
+            let allowed = name == role || (name == "operator" && role == "reader");
+            match raw_call(server.channel(), path, Some(token)).await {
+                Ok(()) => assert!(allowed, "{path} took a {name} token"),
+                Err(status) if allowed => assert!(
+                    !matches!(
+                        status.code(),
+                        Code::Unauthenticated | Code::PermissionDenied
+                    ),
+                    "{path} refused a {name} token: {status:?}"
+                ),
+                Err(status) => {
+                    assert_eq!(
+                        status.code(),
+                        Code::PermissionDenied,
+                        "{path} with a {name} token"
+                    );
+                    assert!(
+                        status.message().contains(&format!("lacks the {role} role")),
+                        "{path}: {}",
+                        status.message()
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 19 * 3);
+    // A path the server does not have: a token is still needed, and a valid
+    // one learns only that it is unimplemented.
+    let status = raw_call(server.channel(), "/accord.v1.Admin/DropEverything", None)
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = raw_call(
+        server.channel(),
+        "/accord.v1.Admin/DropEverything",
+        Some(&tokens.operator),
+    )
+    .await
+    .expect_err("no such method");
+    assert_eq!(status.code(), Code::Unimplemented);
+    // Nothing the calls carried was appended (the empty commands are invalid).
+    assert_eq!(
+        AdminClient::new(with_token(server.channel(), &tokens.operator))
+            .get_stats(v1::GetStatsRequest {})
+            .await
+            .expect("stats")
+            .into_inner()
+            .head_position,
+        0
+    );
+    server.stop().await;
+}

@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod crash_cycles;
+pub mod raw_call;
 pub mod requests;
 
 use accord_proto::v1::admin_client::AdminClient;
@@ -14,6 +15,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 pub use nats_process as nats;
+pub use raw_call::raw_call;
 pub use requests::*;
 
 /// A server running in this process on `127.0.0.1:0` with its own data directory.

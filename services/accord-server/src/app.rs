@@ -36,6 +36,12 @@ pub(crate) struct App {
 impl App {
     /// Checks the configuration, opens the storage and binds both ports.
     pub(crate) async fn build(config: Config) -> Result<Self, ServerError> {
+        let (missing, extra) = crate::methods::mismatches();
+        if !missing.is_empty() || !extra.is_empty() {
+            return Err(ServerError::Config(format!(
+                "the method table does not match the contract: no access rule for {missing:?}, rules for unknown methods {extra:?}"
+            )));
+        }
         let tokens = match &config.token_file {
             Some(path) => Some(Arc::new(TokenTable::load(path)?)),
             None => None,

@@ -17,6 +17,8 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tonic::Status;
 
+use crate::methods::{self, Access};
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -169,24 +171,6 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
     crate::hex::decode(text).ok()?.try_into().ok()
 }
 
-/// The role a method needs, or None for open services (health, reflection).
-fn required_role(path: &str) -> Option<Role> {
-    let (service, method) = path.trim_start_matches('/').split_once('/')?;
-    match service {
-        "accord.v1.AgreementService" => match method {
-            "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute" => {
-                Some(Role::Writer)
-            }
-            _ => Some(Role::Reader),
-        },
-        "accord.v1.EventLog" => Some(Role::Reader),
-        "accord.v1.Admin" => Some(Role::Operator),
-        // Unknown accord services are closed; health and reflection are open.
-        other if other.starts_with("accord.") => Some(Role::Operator),
-        _ => None,
-    }
-}
-
 /// Checks tokens in front of every service.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -241,8 +225,12 @@ where
         let Some(tokens) = &self.tokens else {
             return Box::pin(inner.call(request));
         };
-        let Some(role) = required_role(request.uri().path()) else {
-            return Box::pin(inner.call(request));
+        // Unknown methods need a valid token too (any role): they are
+        // answered UNIMPLEMENTED only to those who may call the server.
+        let role = match methods::lookup(request.uri().path()).map(|method| method.access) {
+            Some(Access::Open) => return Box::pin(inner.call(request)),
+            Some(Access::Needs(role)) => Some(role),
+            None => None,
         };
         let token = request
             .headers()
@@ -255,11 +243,11 @@ where
                 "a bearer token is required (authorization: Bearer TOKEN)",
             )),
             Some(None) => Some(Status::unauthenticated("the bearer token is not valid")),
-            Some(Some(grant)) if !grant.roles.contains(&role) => {
+            Some(Some(grant)) if role.is_some_and(|role| !grant.roles.contains(&role)) => {
                 Some(Status::permission_denied(format!(
                     "token {:?} lacks the {} role this call needs",
                     grant.name,
-                    role.name()
+                    role.map_or("", Role::name)
                 )))
             }
             Some(Some(grant)) => {
@@ -304,30 +292,5 @@ mod tests {
             let error = TokenTable::parse(text).expect_err("refused");
             assert!(error.contains(needle), "{text:?}: {error}");
         }
-    }
-
-    #[test]
-    fn methods_need_the_right_role() {
-        assert_eq!(
-            required_role("/accord.v1.AgreementService/Announce"),
-            Some(Role::Writer)
-        );
-        assert_eq!(
-            required_role("/accord.v1.AgreementService/GetAgreement"),
-            Some(Role::Reader)
-        );
-        assert_eq!(
-            required_role("/accord.v1.EventLog/Subscribe"),
-            Some(Role::Reader)
-        );
-        assert_eq!(
-            required_role("/accord.v1.Admin/VerifyLog"),
-            Some(Role::Operator)
-        );
-        assert_eq!(required_role("/grpc.health.v1.Health/Check"), None);
-        assert_eq!(
-            required_role("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
-            None
-        );
     }
 }

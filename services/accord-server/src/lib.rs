@@ -9,6 +9,7 @@ mod connections;
 pub mod error;
 pub mod grpc;
 pub use accord_store::hex;
+pub mod methods;
 pub mod metrics;
 mod router;
 mod serve;

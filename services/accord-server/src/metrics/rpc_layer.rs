@@ -66,7 +66,10 @@ where
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
         let call = Call {
             metrics: self.metrics.clone(),
-            method: request.uri().path().to_owned(),
+            // Known methods only: a label from client input would let any
+            // client grow the metrics without bound.
+            method: crate::methods::lookup(request.uri().path())
+                .map_or("unknown", |method| method.path),
             started: Instant::now(),
         };
         // The ready service handles this call; a fresh clone waits for the next.
@@ -94,7 +97,7 @@ where
 /// One call in flight.
 struct Call {
     metrics: Arc<Metrics>,
-    method: String,
+    method: &'static str,
     started: Instant,
 }
 
@@ -103,7 +106,7 @@ impl Call {
         self.metrics
             .rpc_seconds
             .get_or_create(&RpcLabels {
-                method: self.method,
+                method: self.method.to_owned(),
                 code: code_name(code).to_owned(),
             })
             .observe(self.started.elapsed().as_secs_f64());

@@ -1,0 +1,148 @@
+//! Every method the server answers, with who may call it: one table for
+//! authorization and for the metrics' `method` label, checked against the
+//! public contract's descriptor set (an `accord.*` RPC missing from the
+//! table stops the server from starting, and the unit test below).
+
+use std::collections::BTreeSet;
+
+use prost::Message;
+
+use crate::auth::Role;
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with or without a token: health and reflection.
+    Open,
+    /// A token with this role.
+    Needs(Role),
+}
+
+/// A method the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Method {
+    /// Its gRPC path (`/accord.v1.Admin/VerifyLog`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const fn needs(path: &'static str, role: Role) -> Method {
+    Method {
+        path,
+        access: Access::Needs(role),
+    }
+}
+
+const fn open(path: &'static str) -> Method {
+    Method {
+        path,
+        access: Access::Open,
+    }
+}
+
+/// The table, as `README.md` ("Security") lists the roles.
+pub const METHODS: &[Method] = &[
+    needs("/accord.v1.AgreementService/Announce", Role::Writer),
+    needs("/accord.v1.AgreementService/Sign", Role::Writer),
+    needs("/accord.v1.AgreementService/RecordDelivery", Role::Writer),
+    needs(
+        "/accord.v1.AgreementService/RecordLocalization",
+        Role::Writer,
+    ),
+    needs("/accord.v1.AgreementService/Execute", Role::Writer),
+    needs("/accord.v1.AgreementService/GetAgreement", Role::Reader),
+    needs("/accord.v1.AgreementService/ListAgreements", Role::Reader),
+    needs(
+        "/accord.v1.AgreementService/GetCountryPortfolio",
+        Role::Reader,
+    ),
+    needs(
+        "/accord.v1.AgreementService/ListCountryPortfolios",
+        Role::Reader,
+    ),
+    needs(
+        "/accord.v1.AgreementService/GetLocalizationReport",
+        Role::Reader,
+    ),
+    needs("/accord.v1.AgreementService/WatchAgreements", Role::Reader),
+    needs("/accord.v1.EventLog/Subscribe", Role::Reader),
+    needs("/accord.v1.EventLog/ReadLog", Role::Reader),
+    needs("/accord.v1.EventLog/ReadAgreementHistory", Role::Reader),
+    needs("/accord.v1.Admin/GetStats", Role::Operator),
+    needs("/accord.v1.Admin/RebuildProjections", Role::Operator),
+    needs("/accord.v1.Admin/VerifyLog", Role::Operator),
+    needs("/accord.v1.Admin/ExportLog", Role::Operator),
+    needs("/accord.v1.Admin/ImportLog", Role::Operator),
+    open("/grpc.health.v1.Health/Check"),
+    open("/grpc.health.v1.Health/Watch"),
+    open("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+    open("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+];
+
+/// The method at `path`, if the server answers it.
+pub fn lookup(path: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|method| method.path == path)
+}
+
+/// The RPCs of the public contract that the table lacks, and the table's
+/// `accord.*` entries the contract does not have; both empty when the table
+/// is complete.
+pub fn mismatches() -> (Vec<String>, Vec<&'static str>) {
+    let contract = contract_paths();
+    let missing = contract
+        .iter()
+        .filter(|path| lookup(path).is_none())
+        .cloned()
+        .collect();
+    let extra = METHODS
+        .iter()
+        .map(|method| method.path)
+        .filter(|path| path.starts_with("/accord.") && !contract.contains(*path))
+        .collect();
+    (missing, extra)
+}
+
+/// Every RPC path of the `accord.*` services in the descriptor set.
+fn contract_paths() -> BTreeSet<String> {
+    let Ok(set) = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET) else {
+        return BTreeSet::new();
+    };
+    set.file
+        .iter()
+        .filter(|file| file.package().starts_with("accord."))
+        .flat_map(|file| {
+            file.service.iter().flat_map(move |service| {
+                service.method.iter().map(move |method| {
+                    format!("/{}.{}/{}", file.package(), service.name(), method.name())
+                })
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_covers_every_rpc_of_the_contract_and_nothing_else() {
+        assert_eq!(contract_paths().len(), 19, "the descriptor set decodes");
+        let (missing, extra) = mismatches();
+        assert!(missing.is_empty(), "RPCs without a role: {missing:?}");
+        assert!(
+            extra.is_empty(),
+            "roles for RPCs that do not exist: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_not_in_the_table() {
+        assert_eq!(lookup("/accord.v1.AgreementService/Delete"), None);
+        assert_eq!(lookup("/x"), None);
+        assert_eq!(
+            lookup("/accord.v1.Admin/VerifyLog").map(|method| method.access),
+            Some(Access::Needs(Role::Operator))
+        );
+    }
+}
