@@ -216,17 +216,65 @@ async fn health_and_reflection_stay_open() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn an_open_server_on_a_non_loopback_address_refuses_to_start() {
+async fn start_error(adjust: impl FnOnce(&mut accord_server::Config)) -> String {
     let data_dir = tempfile::tempdir().expect("data dir");
     let mut config = accord_server::Config::ephemeral(data_dir.path());
-    config.listen = "0.0.0.0:0".parse().expect("address");
-    let error = match accord_server::start(config).await {
-        Ok(_) => panic!("an open server on every interface must not start"),
+    adjust(&mut config);
+    match accord_server::start(config).await {
+        Ok(_) => panic!("the server must not start"),
         Err(error) => error.to_string(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn beyond_loopback_the_server_refuses_to_start_open_or_in_clear_text() {
+    let every_interface = "0.0.0.0:0".parse().expect("address");
+    let error = start_error(|config| config.listen = every_interface).await;
+    assert!(error.contains("without tokens"), "{error}");
     assert!(error.contains("--token-file"), "{error}");
     assert!(error.contains("--insecure"), "{error}");
+
+    let tokens = tokens();
+    let path = tokens.path.clone();
+    let error = start_error(|config| {
+        config.listen = every_interface;
+        config.token_file = Some(path);
+    })
+    .await;
+    assert!(error.contains("bearer tokens in clear text"), "{error}");
+    assert!(error.contains("--tls-cert"), "{error}");
+
+    let error = start_error(|config| config.metrics_listen = every_interface).await;
+    assert!(error.contains("metrics"), "{error}");
+
+    // Told --insecure, it serves (here on every interface, open).
+    let server = TestServer::start_with(|config| {
+        config.listen = every_interface;
+        config.metrics_listen = every_interface;
+        config.insecure = true;
+    })
+    .await;
+    assert_eq!(server.head().await, 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn accordctl_refuses_to_send_a_token_in_clear_text_beyond_loopback() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_accordctl-under-test"))
+        .args([
+            "--server",
+            "http://192.0.2.1:50051",
+            "--token",
+            "acc_secret",
+            "stats",
+        ])
+        .output()
+        .await
+        .expect("accordctl runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in clear text"), "{stderr}");
+    assert!(stderr.contains("--insecure"), "{stderr}");
 }
 
 #[tokio::test]

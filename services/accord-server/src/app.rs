@@ -47,12 +47,7 @@ impl App {
             None => None,
         };
         let tls = tls_config(&config)?;
-        if tokens.is_none() && !config.listen.ip().is_loopback() && !config.insecure {
-            return Err(ServerError::Config(format!(
-                "refusing to serve {} without tokens: give --token-file, or --insecure to serve it open",
-                config.listen
-            )));
-        }
+        crate::exposure::check(&config, tokens.is_some(), tls.is_some())?;
         let metrics = Metrics::new();
         let storage = Storage::open(&config, &metrics).await?;
         let grpc_listener = TcpListener::bind(config.listen).await?;

@@ -60,7 +60,8 @@ pub struct Config {
     #[arg(long, env = "ACCORD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// Serve without tokens on an address other than loopback (never do this in production).
+    /// Allow what is unsafe beyond loopback: an open gRPC port, tokens in
+    /// clear text, a metrics port on another interface (never in production).
     #[arg(long, env = "ACCORD_INSECURE")]
     pub insecure: bool,
 

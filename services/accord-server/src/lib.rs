@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 mod connections;
 pub mod error;
+mod exposure;
 pub mod grpc;
 pub use accord_store::hex;
 pub mod methods;

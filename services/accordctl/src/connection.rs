@@ -30,6 +30,24 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// True when `server` is a plain `http://` address of a host other than
+/// loopback: what is sent to it can be read on the way.
+pub(crate) fn sends_in_clear_text(server: &str) -> bool {
+    let Ok(uri) = server.parse::<tonic::codegen::http::Uri>() else {
+        return false;
+    };
+    if uri.scheme_str() != Some("http") {
+        return false;
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    !loopback
+}
+
 /// TLS files for an https:// server.
 pub(crate) struct Tls {
     pub(crate) ca: Option<std::path::PathBuf>,
@@ -128,6 +146,31 @@ impl Connection {
             && let Err(error) = embedded.shutdown().await
         {
             eprintln!("accordctl: closing the data directory: {error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sends_in_clear_text;
+
+    #[test]
+    fn only_plain_http_beyond_loopback_is_clear_text() {
+        for server in [
+            "http://10.0.0.5:50051",
+            "http://accord.example.org:50051",
+            "http://[2001:db8::1]:50051",
+        ] {
+            assert!(sends_in_clear_text(server), "{server}");
+        }
+        for server in [
+            "http://127.0.0.1:50051",
+            "http://127.8.9.10:1",
+            "http://localhost:50051",
+            "http://[::1]:50051",
+            "https://accord.example.org:50051",
+        ] {
+            assert!(!sends_in_clear_text(server), "{server}");
         }
     }
 }

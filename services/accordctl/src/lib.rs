@@ -37,6 +37,9 @@ struct Options {
     /// Work on the data directory of a stopped server instead (stats, verify, export, rebuild).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Send the token over plain http:// to a host other than loopback.
+    #[arg(long, global = true, env = "ACCORD_INSECURE")]
+    insecure: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,6 +122,17 @@ async fn run(options: Options) -> ExitCode {
     if options.data_dir.is_some() && !offline_ok {
         eprintln!(
             "accordctl: --data-dir works with stats, verify, export and rebuild; use --server for the others"
+        );
+        return ExitCode::from(2);
+    }
+    if options.token.is_some()
+        && options.data_dir.is_none()
+        && !options.insecure
+        && connection::sends_in_clear_text(&options.server)
+    {
+        eprintln!(
+            "accordctl: refusing to send the token in clear text to {}: use https:// (with --tls-ca), or --insecure",
+            options.server
         );
         return ExitCode::from(2);
     }
