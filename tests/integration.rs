@@ -12,6 +12,7 @@ mod errors;
 mod failed_writes;
 mod hostile;
 mod nats_store;
+mod network_limits;
 mod old_data;
 mod operations;
 mod operator;

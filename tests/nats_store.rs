@@ -368,7 +368,7 @@ async fn a_batch_cut_short_by_a_full_store_is_reported_and_a_retry_completes_it(
         );
         assert!(
             refusal.message().contains("NATS refused the append")
-                || refusal.message().contains("nothing was appended"),
+                || refusal.message().contains("the outcome is unknown"),
             "{}",
             refusal.message()
         );

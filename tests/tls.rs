@@ -168,3 +168,47 @@ async fn accordctl_speaks_tls_with_the_servers_authority() {
     assert_eq!(stats["head_position"], 0);
     server.shutdown().await.expect("stops");
 }
+
+#[tokio::test]
+async fn a_tls_handshake_never_finished_is_cut_off_and_others_are_served() {
+    use tokio::io::AsyncReadExt;
+
+    let pki = pki();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let mut config = tls_config(&pki, data_dir.path(), false);
+    config.tls_handshake_timeout_secs = 1;
+    let server = accord_server::start(config).await.expect("starts");
+    // Connections that say nothing, and one that starts a handshake and stops.
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(
+            tokio::net::TcpStream::connect(server.grpc_addr())
+                .await
+                .expect("connects"),
+        );
+    }
+    // A TLS 1.3 ClientHello record header announcing more than it sends.
+    use tokio::io::AsyncWriteExt;
+    silent[0]
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("writes");
+    // Meanwhile a real client is served.
+    let channel = tls_channel(server.grpc_addr(), &pki, false)
+        .await
+        .expect("TLS handshake");
+    assert_eq!(head(channel).await.expect("served"), 0);
+    // Each silent connection is closed by the server (the bound here only
+    // keeps a broken server from hanging the test; the timeout is 1 s).
+    for mut connection in silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            connection.read(&mut byte),
+        )
+        .await
+        .expect("the server closes a connection that never finishes its handshake");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    server.shutdown().await.expect("stops");
+}

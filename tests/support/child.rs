@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 pub struct ChildServer {
     child: Child,
     grpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     /// Started under a wrapper (such as strace) in its own process group,
     /// which signals go to as a whole.
     group: bool,
@@ -74,14 +75,20 @@ impl ChildServer {
             };
             startup_log.push(line);
             if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
-                break addr.parse().expect("a socket address");
+                let metrics_addr = entry
+                    .get("metrics_addr")
+                    .and_then(|addr| addr.as_str())
+                    .and_then(|addr| addr.parse().ok());
+                break (addr.parse().expect("a socket address"), metrics_addr);
             }
         };
+        let (grpc_addr, metrics_addr) = grpc_addr;
         // Keep reading so that the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             child,
             grpc_addr,
+            metrics_addr,
             group: !wrapper.is_empty(),
             startup_log,
         }
@@ -95,6 +102,31 @@ impl ChildServer {
     /// The gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The metrics address, as the server logged it.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+            .expect("the server logged its metrics address")
+    }
+
+    /// The server's resident memory now, in bytes (`VmRSS`).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.id().expect("process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reads status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib * 1024)
+            .expect("VmRSS")
     }
 
     /// Kills the process with SIGKILL and reaps it.

@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::auth::TokenTable;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::grpc::WatchContext;
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::{ServiceParts, grpc_router};
@@ -106,6 +107,7 @@ impl App {
         )?;
         watch_store_failure(storage.failing.clone(), health.clone(), stopping.clone());
         set_health(&health, ServingStatus::Serving).await;
+        let connections = Arc::new(Connections::new(config.max_connections, metrics.clone()));
         let metrics_task = tokio::spawn(serve_metrics(
             metrics_listener,
             metrics,
@@ -114,6 +116,7 @@ impl App {
         let task = tokio::spawn(serve_until_stopped(
             router,
             grpc_listener,
+            connections,
             health,
             stopping.clone(),
             Followers {

@@ -56,6 +56,23 @@ pub struct Config {
     )]
     pub max_subscriptions_per_connection: usize,
 
+    /// Most open client connections; more are closed as they are accepted.
+    #[arg(long, env = "ACCORD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most calls in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, env = "ACCORD_MAX_CONCURRENT_STREAMS", default_value_t = 2_000)]
+    pub max_concurrent_streams: u32,
+
+    /// Seconds a client has to finish its TLS handshake.
+    #[arg(long, env = "ACCORD_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub tls_handshake_timeout_secs: u64,
+
+    /// Seconds between HTTP/2 pings on a quiet connection; a peer that does
+    /// not answer within 20 s is disconnected.
+    #[arg(long, env = "ACCORD_KEEPALIVE_SECS", default_value_t = 60)]
+    pub keepalive_secs: u64,
+
     /// Token file (lines of `NAME ROLES blake3:HEX`); without it every call is let through.
     #[arg(long, env = "ACCORD_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -109,6 +126,10 @@ impl Config {
             max_execute_commands: 1_000,
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,
+            max_connections: 10_000,
+            max_concurrent_streams: 2_000,
+            tls_handshake_timeout_secs: 10,
+            keepalive_secs: 60,
             token_file: None,
             insecure: false,
             tls_cert: None,

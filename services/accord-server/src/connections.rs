@@ -16,23 +16,47 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// The connections open now.
-#[derive(Default)]
+use crate::metrics::Metrics;
+
+/// The connections open now, at most `max` of them.
 pub(crate) struct Connections {
     open: Mutex<HashMap<u64, RawFd>>,
     next_id: AtomicU64,
+    max: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Connections {
-    /// Tracks an accepted connection until it is dropped.
-    pub(crate) fn track(self: &Arc<Self>, stream: TcpStream) -> TrackedStream {
+    /// Tracks at most `max` connections at a time.
+    pub(crate) fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            max,
+            metrics,
+        }
+    }
+
+    /// Tracks an accepted connection until it is dropped; None (and the
+    /// connection closed) when `max` are open already.
+    pub(crate) fn track(self: &Arc<Self>, stream: TcpStream) -> Option<TrackedStream> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, stream.as_raw_fd());
-        TrackedStream {
+        {
+            let mut open = self.lock();
+            if open.len() >= self.max {
+                drop(open);
+                self.metrics.connections_refused.inc();
+                tracing::debug!(max = self.max, "connection refused: too many open");
+                return None;
+            }
+            open.insert(id, stream.as_raw_fd());
+            self.metrics.connections_open.set(open.len() as i64);
+        }
+        Some(TrackedStream {
             inner: stream,
             id,
             connections: self.clone(),
-        }
+        })
     }
 
     /// Shuts down every connection still open; their tasks then end.
@@ -67,7 +91,12 @@ pub(crate) struct TrackedStream {
 impl Drop for TrackedStream {
     fn drop(&mut self) {
         // Runs before `inner` closes its descriptor.
-        self.connections.lock().remove(&self.id);
+        let mut open = self.connections.lock();
+        open.remove(&self.id);
+        self.connections
+            .metrics
+            .connections_open
+            .set(open.len() as i64);
     }
 }
 

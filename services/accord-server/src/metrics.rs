@@ -48,6 +48,10 @@ pub struct Metrics {
     pub subscription_events_sent: Counter,
     /// How far behind the head each event sent to a subscriber was, in events.
     pub subscription_lag_events: Histogram,
+    /// Open client connections.
+    pub connections_open: Gauge,
+    /// Connections closed as they were accepted, at `--max-connections`.
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -110,8 +114,22 @@ impl Metrics {
             "Events between the head of the log and each event sent to a subscriber",
             subscription_lag_events.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Open client connections on the gRPC port",
+            connections_open.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed as they were accepted because --max-connections were open",
+            connections_refused.clone(),
+        );
         Arc::new(Self {
             registry,
+            connections_open,
+            connections_refused,
             storage_failures,
             subscriptions_active,
             subscription_events_sent,

@@ -3,6 +3,7 @@
 //! to the configured size, every call counted and authorized.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
@@ -17,6 +18,15 @@ use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
 use crate::streams::SubscriptionSlots;
+
+/// Streams a client may reset before the server has answered them, per
+/// connection, before it is sent GOAWAY (h2's default).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server may reset for a client's protocol errors, per
+/// connection, before it is sent GOAWAY (hyper's default).
+const MAX_LOCAL_ERROR_RESETS: usize = 1_024;
+/// How long a keepalive ping may go unanswered.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything the services are built from.
 pub(crate) struct ServiceParts<H: Health> {
@@ -65,10 +75,19 @@ pub(crate) fn grpc_router<H: Health>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        // hyper's guards against reset floods (CVE-2023-44487 and
+        // RUSTSEC-2024-0003), which tonic leaves off unless set.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs.max(1))))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = parts.tls {
         builder = builder
-            .tls_config(tls)
+            .tls_config(tls.timeout(Duration::from_secs(
+                config.tls_handshake_timeout_secs.max(1),
+            )))
             .map_err(|error| ServerError::Config(format!("TLS: {error}")))?;
     }
     Ok(builder

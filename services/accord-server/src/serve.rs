@@ -71,6 +71,7 @@ pub(crate) struct Followers {
 pub(crate) async fn serve_until_stopped(
     router: GrpcRouter,
     listener: TcpListener,
+    connections: Arc<Connections>,
     health: HealthReporter,
     stopping: CancellationToken,
     followers: Followers,
@@ -83,17 +84,17 @@ pub(crate) async fn serve_until_stopped(
             tracing::info!("health is NOT_SERVING; no new connections accepted");
         }
     };
-    let connections = Arc::new(Connections::default());
     let tracked = connections.clone();
-    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
-        accepted.map(|stream| {
+    let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
+        Ok(stream) => {
             // Without TCP_NODELAY, a response written in two segments
             // waits for the client's delayed ACK (40 ms on Linux).
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
             }
-            tracked.track(stream)
-        })
+            tracked.track(stream).map(Ok)
+        }
+        Err(error) => Some(Err(error)),
     });
     let serve = router.serve_with_incoming_shutdown(incoming, signal);
     // Calls that outlive the grace period (a health Watch, a client that

@@ -193,8 +193,12 @@ async fn resolve_unacknowledged(
         }
     }
     let (Some(&first), Some(&last)) = (stored.first(), stored.last()) else {
+        // A commit still on its way may land after the stream was read, so
+        // this is not "nothing was appended".
         return Err(StoreError::Unavailable(
-            "NATS did not acknowledge the batch and it is not in the stream; nothing was appended"
+            "NATS did not acknowledge the atomic batch and none of its events is in the stream \
+             yet; the outcome is unknown. Retry the same commands: what is stored already is \
+             answered as a duplicate, the rest is appended"
                 .into(),
         ));
     };
