@@ -181,7 +181,7 @@ async fn roles_decide_what_a_token_may_do_and_the_writer_is_the_actor() {
 }
 
 #[tokio::test]
-async fn health_and_reflection_stay_open() {
+async fn the_health_check_stays_open_and_watch_and_reflection_need_a_token() {
     let tokens = tokens();
     let path = tokens.path.clone();
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
@@ -191,27 +191,51 @@ async fn health_and_reflection_stay_open() {
             service: String::new(),
         })
         .await
-        .expect("health needs no token")
+        .expect("the health check needs no token")
         .into_inner()
         .status;
     assert_eq!(
         status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    let watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect_err("a stream held open needs a token");
+    assert_eq!(watch.code(), Code::Unauthenticated);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(with_token(
+        server.channel(),
+        &tokens.reader,
+    ));
+    health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("any valid token may watch");
+
     use tonic_reflection::pb::v1 as reflection;
-    let mut client =
-        reflection::server_reflection_client::ServerReflectionClient::new(server.channel());
-    let request = reflection::ServerReflectionRequest {
+    let request = || reflection::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(
             reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
         ),
     };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection needs no token")
-        .into_inner();
+    let status =
+        reflection::server_reflection_client::ServerReflectionClient::new(server.channel())
+            .server_reflection_info(tokio_stream::iter(vec![request()]))
+            .await
+            .expect_err("reflection needs a token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut responses = reflection::server_reflection_client::ServerReflectionClient::new(
+        with_token(server.channel(), &tokens.writer),
+    )
+    .server_reflection_info(tokio_stream::iter(vec![request()]))
+    .await
+    .expect("any valid token may use reflection")
+    .into_inner();
     assert!(responses.next().await.expect("a response").is_ok());
     server.stop().await;
 }

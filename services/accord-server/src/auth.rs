@@ -3,7 +3,8 @@
 //! Tokens come from a token file that holds only their BLAKE3 hashes, one
 //! line per token: `NAME ROLE[,ROLE...] blake3:HEX` (`#` starts a comment).
 //! Roles: `writer` (commands), `reader` (queries and streams), `operator`
-//! (Admin). Health and reflection stay open. A missing or unknown token is
+//! (Admin). The health check stays open; the health watch and reflection
+//! need any valid token (see `methods.rs`). A missing or unknown token is
 //! UNAUTHENTICATED; a known token without the role is PERMISSION_DENIED. The
 //! token's name is recorded as `actor` in the metadata of the events it writes.
 
@@ -230,7 +231,7 @@ where
         let role = match methods::lookup(request.uri().path()).map(|method| method.access) {
             Some(Access::Open) => return Box::pin(inner.call(request)),
             Some(Access::Needs(role)) => Some(role),
-            None => None,
+            Some(Access::Authenticated) | None => None,
         };
         let token = request
             .headers()

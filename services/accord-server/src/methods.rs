@@ -12,8 +12,12 @@ use crate::auth::Role;
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, with or without a token: health and reflection.
+    /// Anyone, with or without a token: the health check of load balancers
+    /// and orchestrators.
     Open,
+    /// Any valid token, whatever its roles: the health watch and reflection
+    /// (they hold a stream, or describe the API).
+    Authenticated,
     /// A token with this role.
     Needs(Role),
 }
@@ -34,11 +38,8 @@ const fn needs(path: &'static str, role: Role) -> Method {
     }
 }
 
-const fn open(path: &'static str) -> Method {
-    Method {
-        path,
-        access: Access::Open,
-    }
+const fn with(path: &'static str, access: Access) -> Method {
+    Method { path, access }
 }
 
 /// The table, as `README.md` ("Security") lists the roles.
@@ -74,10 +75,16 @@ pub const METHODS: &[Method] = &[
     needs("/accord.v1.Admin/VerifyLog", Role::Operator),
     needs("/accord.v1.Admin/ExportLog", Role::Operator),
     needs("/accord.v1.Admin/ImportLog", Role::Operator),
-    open("/grpc.health.v1.Health/Check"),
-    open("/grpc.health.v1.Health/Watch"),
-    open("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
-    open("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+    with("/grpc.health.v1.Health/Check", Access::Open),
+    with("/grpc.health.v1.Health/Watch", Access::Authenticated),
+    with(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Access::Authenticated,
+    ),
+    with(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Access::Authenticated,
+    ),
 ];
 
 /// The method at `path`, if the server answers it.
