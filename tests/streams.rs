@@ -605,3 +605,93 @@ async fn watch_by_buyer_country_follows_new_agreements_of_that_country() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn more_connections_do_not_get_around_the_per_client_limit() {
+    let server = TestServer::start_with(|config| {
+        config.max_subscriptions_per_client = 3;
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        // Each on a connection of its own, from the same address.
+        let channel = connect(server.server().grpc_addr()).await;
+        let mut stream = accord_proto::v1::event_log_client::EventLogClient::new(channel)
+            .subscribe(from_start())
+            .await
+            .expect("within the limit")
+            .into_inner();
+        stream.next().await.expect("open").expect("ok");
+        open.push(stream);
+    }
+    let channel = connect(server.server().grpc_addr()).await;
+    let status = accord_proto::v1::event_log_client::EventLogClient::new(channel.clone())
+        .subscribe(from_start())
+        .await
+        .expect_err("a fourth connection does not help");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("--max-subscriptions-per-client"),
+        "{}",
+        status.message()
+    );
+    // ReadLog holds a slot too.
+    let status = accord_proto::v1::event_log_client::EventLogClient::new(channel.clone())
+        .read_log(v1::ReadLogRequest::default())
+        .await
+        .expect_err("ReadLog counts against the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let status = accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel)
+        .watch_agreements(v1::WatchAgreementsRequest::default())
+        .await
+        .expect_err("WatchAgreements counts against the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn each_token_has_its_own_stream_limit() {
+    use accord_server::auth::{TokenTable, new_token};
+    let (first, second) = (new_token(), new_token());
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(
+        file.path(),
+        [
+            TokenTable::line_for("dashboard", "reader", &first),
+            TokenTable::line_for("indexer", "reader", &second),
+        ]
+        .join("\n"),
+    )
+    .expect("written");
+    let path = file.path().to_path_buf();
+    let server = TestServer::start_with(|config| {
+        config.token_file = Some(path);
+        config.max_subscriptions_per_client = 2;
+    })
+    .await;
+    let subscribe = |token: String| {
+        let channel = server.channel();
+        async move {
+            let mut request = tonic::Request::new(from_start());
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+            accord_proto::v1::event_log_client::EventLogClient::new(channel)
+                .subscribe(request)
+                .await
+        }
+    };
+    let _a = subscribe(first.clone()).await.expect("1 of 2");
+    let _b = subscribe(first.clone()).await.expect("2 of 2");
+    let status = subscribe(first).await.expect_err("3 of 2");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("\"dashboard\""),
+        "{}",
+        status.message()
+    );
+    // The same address with another token is another client.
+    let _c = subscribe(second).await.expect("another token");
+    server.stop().await;
+}

@@ -20,7 +20,7 @@ use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_failu
 use crate::server::RunningServer;
 use crate::server_error::ServerError;
 use crate::store::Storage;
-use crate::streams::{RecentEvents, SubscriptionSlots};
+use crate::streams::{RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
 
 /// A configured server, not yet running.
@@ -85,8 +85,11 @@ impl App {
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
         let slots = SubscriptionSlots::new(
-            config.max_subscriptions,
-            config.max_subscriptions_per_connection,
+            StreamLimits {
+                total: config.max_subscriptions,
+                per_connection: config.max_subscriptions_per_connection,
+                per_client: config.max_subscriptions_per_client,
+            },
             metrics.clone(),
         );
         let router = grpc_router(

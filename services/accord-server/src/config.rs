@@ -56,6 +56,15 @@ pub struct Config {
     )]
     pub max_subscriptions_per_connection: usize,
 
+    /// Most open streams of one client (a token, or on an open server an
+    /// address); more is RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "ACCORD_MAX_SUBSCRIPTIONS_PER_CLIENT",
+        default_value_t = 2_000
+    )]
+    pub max_subscriptions_per_client: usize,
+
     /// Most open client connections; more are closed as they are accepted.
     #[arg(long, env = "ACCORD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -126,6 +135,7 @@ impl Config {
             max_execute_commands: 1_000,
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,
+            max_subscriptions_per_client: 2_000,
             max_connections: 10_000,
             max_concurrent_streams: 2_000,
             tls_handshake_timeout_secs: 10,

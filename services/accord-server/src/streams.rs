@@ -16,7 +16,8 @@ mod watch_agreements;
 pub use recent::RecentEvents;
 pub use server_stream::ServerStream;
 pub(crate) use server_stream::{StreamSender, spawn_stream, stream_channel};
-pub use slots::SubscriptionSlots;
+pub(crate) use slots::Owner;
+pub use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;
 

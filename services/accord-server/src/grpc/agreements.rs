@@ -14,7 +14,7 @@ use super::queries::Queries;
 use crate::auth::Actor;
 use crate::commands::CommandHandler;
 use crate::error::ApiError;
-use crate::streams::{ServerStream, SubscriptionSlots, start_watch};
+use crate::streams::{Owner, ServerStream, SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
@@ -214,7 +214,7 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<v1::WatchAgreementsRequest>,
     ) -> RpcResult<Self::WatchAgreementsStream> {
-        let slot = self.streams.slots.take(request.remote_addr())?;
+        let slot = self.streams.slots.take(Owner::of(&request))?;
         let stream = start_watch(
             self.streams.log.clone(),
             self.streams.recent.clone(),

@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response};
 
 use super::RpcResult;
-use super::filter::EventFilter;
+use super::filter::{BuyerCountries, EventFilter};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::streams::{
-    READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream, SubscriptionSlots, spawn_stream,
-    start_subscription,
+    Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream, SubscriptionSlots,
+    spawn_stream, start_subscription,
 };
 
 /// Serves `EventLog`.
@@ -25,6 +25,9 @@ pub struct EventLogApi {
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,
     stopping: CancellationToken,
+    /// The buyer country of each agreement, for country filters: shared by
+    /// every stream, bounded.
+    buyers: Arc<BuyerCountries>,
 }
 
 impl EventLogApi {
@@ -42,6 +45,7 @@ impl EventLogApi {
             metrics,
             slots,
             stopping,
+            buyers: Arc::new(BuyerCountries::default()),
         }
     }
 }
@@ -54,13 +58,14 @@ impl EventLogService for EventLogApi {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
-        let slot = self.slots.take(request.remote_addr())?;
+        let slot = self.slots.take(Owner::of(&request))?;
         let stream = start_subscription(
             self.log.clone(),
             self.recent.clone(),
             self.metrics.clone(),
             self.stopping.clone(),
             slot,
+            EventFilter::new(request.get_ref().filter.clone(), self.buyers.clone())?,
             request.into_inner(),
         )
         .await?;
@@ -73,8 +78,9 @@ impl EventLogService for EventLogApi {
         &self,
         request: Request<v1::ReadLogRequest>,
     ) -> RpcResult<Self::ReadLogStream> {
+        let slot = self.slots.take(Owner::of(&request))?;
         let request = request.into_inner();
-        let filter = EventFilter::new(request.filter)?;
+        let filter = EventFilter::new(request.filter, self.buyers.clone())?;
         let log = self.log.clone();
         let head = log.head();
         let limit = match request.max_count {
@@ -82,9 +88,12 @@ impl EventLogService for EventLogApi {
             count => count as usize,
         };
         let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
+            let _slot = slot;
             let mut next = request.from_position.max(1);
             let mut sent = 0;
-            while next <= head && sent < limit {
+            // A filter that matches nothing sends nothing: the client's
+            // absence shows only between batches.
+            while next <= head && sent < limit && !out.is_closed() {
                 let batch = log.read_log(next, READ_BATCH).await?;
                 if batch.is_empty() {
                     break;

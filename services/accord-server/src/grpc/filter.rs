@@ -1,6 +1,7 @@
 //! Which events a read or subscription carries.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -12,20 +13,33 @@ use accord_store::{ClearingMap, EventLog};
 
 use crate::error::ApiError;
 
-/// Most agreements whose buyer country a filter remembers.
+/// Most agreements whose buyer country the server remembers for filters.
 const BUYER_COUNTRIES: usize = 100_000;
+
+/// The buyer country of recently filtered agreements, shared by every
+/// stream of a server (an agreement's buyer never changes), bounded.
+pub(crate) struct BuyerCountries(Mutex<ClearingMap<String>>);
+
+impl Default for BuyerCountries {
+    fn default() -> Self {
+        Self(Mutex::new(ClearingMap::new(BUYER_COUNTRIES)))
+    }
+}
 
 /// A checked `SubscriptionFilter`; empty lists match everything.
 pub(crate) struct EventFilter {
     event_types: HashSet<String>,
     agreement_ids: HashSet<String>,
     countries: HashSet<String>,
-    buyer_countries: Mutex<ClearingMap<String>>,
+    buyer_countries: Arc<BuyerCountries>,
 }
 
 impl EventFilter {
     /// Checks the filter's values (known event types, valid countries).
-    pub(crate) fn new(filter: Option<v1::SubscriptionFilter>) -> Result<Self, ApiError> {
+    pub(crate) fn new(
+        filter: Option<v1::SubscriptionFilter>,
+        buyer_countries: Arc<BuyerCountries>,
+    ) -> Result<Self, ApiError> {
         let filter = filter.unwrap_or_default();
         for (index, event_type) in filter.event_types.iter().enumerate() {
             if !Event::TYPES.contains(&event_type.as_str()) {
@@ -59,7 +73,7 @@ impl EventFilter {
             event_types: filter.event_types.into_iter().collect(),
             agreement_ids: filter.agreement_ids.into_iter().collect(),
             countries: filter.countries.into_iter().collect(),
-            buyer_countries: Mutex::new(ClearingMap::new(BUYER_COUNTRIES)),
+            buyer_countries,
         })
     }
 
@@ -104,6 +118,6 @@ impl EventFilter {
     }
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, ClearingMap<String>> {
-        self.buyer_countries.lock()
+        self.buyer_countries.0.lock()
     }
 }

@@ -50,6 +50,11 @@ impl<T> StreamSender<T> {
         let _ = self.sender.try_send(Ok(item));
     }
 
+    /// True once the client went away.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Resolves when the client went away.
     pub(crate) async fn closed(&self) {
         self.sender.closed().await;

@@ -1,4 +1,6 @@
-//! Limits on open streams, globally and per client connection.
+//! Limits on open streams: in all, per client connection, and per client
+//! (a token, or on an open server an address), so that opening more
+//! connections does not get around the limit.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -6,13 +8,24 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// The limits on open streams.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// In all (`--max-subscriptions`).
+    pub total: usize,
+    /// On one connection (`--max-subscriptions-per-connection`).
+    pub per_connection: usize,
+    /// Of one client (`--max-subscriptions-per-client`).
+    pub per_client: usize,
+}
+
 /// Counts open streams and refuses new ones beyond the limits.
 pub struct SubscriptionSlots {
-    max_total: usize,
-    max_per_connection: usize,
+    limits: StreamLimits,
     open: Mutex<Open>,
     metrics: Arc<Metrics>,
 }
@@ -21,49 +34,88 @@ pub struct SubscriptionSlots {
 struct Open {
     total: usize,
     by_connection: HashMap<SocketAddr, usize>,
+    by_client: HashMap<String, usize>,
+}
+
+/// Who opens a stream: its connection, and the client behind it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owner {
+    connection: Option<SocketAddr>,
+    client: Option<String>,
+}
+
+impl Owner {
+    /// The owner of `request`'s stream: the token's name when it carries
+    /// one, the peer's address (without the port) otherwise.
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Self {
+        let connection = request.remote_addr();
+        let client = match request.extensions().get::<Actor>() {
+            Some(actor) => Some(format!("token {:?}", actor.0)),
+            None => connection.map(|address| format!("address {}", address.ip())),
+        };
+        Self { connection, client }
+    }
 }
 
 /// One open stream; dropping it frees the slot.
 pub(crate) struct Slot {
     slots: Arc<SubscriptionSlots>,
-    connection: Option<SocketAddr>,
+    owner: Owner,
 }
 
 impl SubscriptionSlots {
     /// Returns slots with the given limits.
-    pub fn new(max_total: usize, max_per_connection: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(limits: StreamLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
-            max_total,
-            max_per_connection,
+            limits,
             open: Mutex::new(Open::default()),
             metrics,
         })
     }
 
-    /// Takes a slot for a stream of `connection`, or says which limit is reached.
-    pub(crate) fn take(self: &Arc<Self>, connection: Option<SocketAddr>) -> Result<Slot, ApiError> {
+    /// Takes a slot for a stream of `owner`, or says which limit is reached.
+    pub(crate) fn take(self: &Arc<Self>, owner: Owner) -> Result<Slot, ApiError> {
         let mut open = self.lock();
-        if open.total >= self.max_total {
+        let limits = self.limits;
+        if open.total >= limits.total {
             return Err(ApiError::LimitExceeded(format!(
                 "{} streams are open, the server's limit is {} (--max-subscriptions)",
-                open.total, self.max_total
+                open.total, limits.total
             )));
         }
-        if let Some(connection) = connection {
-            let count = open.by_connection.entry(connection).or_default();
-            if *count >= self.max_per_connection {
-                return Err(ApiError::LimitExceeded(format!(
-                    "{count} streams are open on this connection, the limit is {} (--max-subscriptions-per-connection)",
-                    self.max_per_connection
-                )));
-            }
-            *count += 1;
+        let on_connection = owner
+            .connection
+            .and_then(|connection| open.by_connection.get(&connection).copied())
+            .unwrap_or(0);
+        if on_connection >= limits.per_connection {
+            return Err(ApiError::LimitExceeded(format!(
+                "{on_connection} streams are open on this connection, the limit is {} (--max-subscriptions-per-connection)",
+                limits.per_connection
+            )));
+        }
+        let of_client = owner
+            .client
+            .as_ref()
+            .and_then(|client| open.by_client.get(client).copied())
+            .unwrap_or(0);
+        if of_client >= limits.per_client {
+            return Err(ApiError::LimitExceeded(format!(
+                "{of_client} streams are open for this client ({}), the limit is {} (--max-subscriptions-per-client)",
+                owner.client.as_deref().unwrap_or_default(),
+                limits.per_client
+            )));
+        }
+        if let Some(connection) = owner.connection {
+            *open.by_connection.entry(connection).or_default() += 1;
+        }
+        if let Some(client) = &owner.client {
+            *open.by_client.entry(client.clone()).or_default() += 1;
         }
         open.total += 1;
         self.metrics.subscriptions_active.set(open.total as i64);
         Ok(Slot {
             slots: self.clone(),
-            connection,
+            owner,
         })
     }
 
@@ -81,17 +133,25 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.slots.lock();
         open.total = open.total.saturating_sub(1);
-        if let Some(connection) = self.connection
-            && let Some(count) = open.by_connection.get_mut(&connection)
-        {
-            *count -= 1;
-            if *count == 0 {
-                open.by_connection.remove(&connection);
-            }
+        if let Some(connection) = self.owner.connection {
+            release(&mut open.by_connection, &connection);
+        }
+        if let Some(client) = &self.owner.client {
+            release(&mut open.by_client, client);
         }
         self.slots
             .metrics
             .subscriptions_active
             .set(open.total as i64);
+    }
+}
+
+/// Takes one from `key`'s count, forgetting the key at zero.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
     }
 }

@@ -34,9 +34,9 @@ pub(crate) async fn start_subscription(
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
     slot: Slot,
+    filter: EventFilter,
     request: v1::SubscribeRequest,
 ) -> Result<ServerStream<v1::SubscribeResponse>, ApiError> {
-    let filter = EventFilter::new(request.filter)?;
     let heartbeat = match request.heartbeat_interval_ms {
         0 => DEFAULT_HEARTBEAT,
         interval if (MIN_HEARTBEAT_MS..=MAX_HEARTBEAT_MS).contains(&interval) => {

@@ -30,6 +30,15 @@ enum Watched {
 }
 
 impl Watched {
+    /// False when an event of `agreement_id` cannot concern the watch, so
+    /// that its view is not even read.
+    fn may_include(&self, agreement_id: &str) -> bool {
+        match self {
+            Watched::Ids(ids) => ids.contains(agreement_id),
+            Watched::BuyerCountry(_) | Watched::All => true,
+        }
+    }
+
     fn includes(&self, agreement: &Agreement) -> bool {
         match self {
             Watched::Ids(ids) => ids.contains(&agreement.agreement_id),
@@ -137,6 +146,9 @@ impl Watch {
                 }
                 Err(error) => return self.out.fail(error.into()).await,
             };
+            if !self.watched.may_include(&event.agreement_id) {
+                continue;
+            }
             if let Some(view_position) = self.ahead.get(&event.agreement_id).copied() {
                 if event.position >= view_position {
                     self.ahead.remove(&event.agreement_id);
