@@ -9,8 +9,8 @@ use accord_domain::{
     Timestamp,
 };
 use accord_store::{
-    AppendItem, EventLog, NatsLog, NatsOptions, SledLog, SledOptions, StoreError, decode_record,
-    record_hash, verify_log,
+    AppendItem, EventLog, ImportChunks, ImportSource, NatsLog, NatsOptions, RawRecord, SledLog,
+    SledOptions, StoreError, decode_record, record_hash, verify_log,
 };
 use accord_tests::nats::{NatsCluster, NatsNode};
 
@@ -336,32 +336,43 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
     );
 
     let (_other, target) = backend.another().await;
-    let mut gap = exported[1..3].to_vec();
+    let chunks = |chunks: &[&[RawRecord]]| -> Box<dyn ImportSource> {
+        Box::new(ImportChunks::new(
+            chunks.iter().map(|chunk| chunk.to_vec()).collect(),
+        ))
+    };
     let error = target
-        .import(gap.split_off(0))
+        .import(chunks(&[&exported[1..3]]))
         .await
         .expect_err("must start at 1");
     assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
     assert_eq!(target.head(), 0);
-    assert_eq!(
-        target
-            .import(exported[..7].to_vec())
-            .await
-            .expect("imports"),
-        7
+    // A bad record in the last chunk: nothing of the import stays.
+    let mut tampered = exported.clone();
+    tampered[19].bytes[40] ^= 1;
+    let error = target
+        .import(chunks(&[&tampered[..7], &tampered[7..]]))
+        .await
+        .expect_err("a tampered last record");
+    assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
+    assert_eq!(target.head(), 0);
+    assert!(target.read_raw(1, 100).await.expect("reads").is_empty());
+    assert!(
+        target.find_command("c0").await.expect("looks up").is_none(),
+        "nothing of a failed import is remembered"
     );
     assert_eq!(
         target
-            .import(exported[7..].to_vec())
+            .import(chunks(&[&exported[..7], &exported[7..]]))
             .await
             .expect("imports"),
-        13
+        20
     );
     assert_eq!(target.read_raw(1, 100).await.expect("reads"), exported);
     let error = target
-        .import(exported[19..].to_vec())
+        .import(chunks(&[&exported[19..]]))
         .await
-        .expect_err("already there");
+        .expect_err("only into an empty log");
     assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
     let report = verify_log(target.as_ref(), |_, _, _| {})
         .await

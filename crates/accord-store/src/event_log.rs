@@ -71,6 +71,42 @@ pub struct RawRecord {
     pub bytes: Vec<u8>,
 }
 
+/// Records to import, chunk by chunk, readable more than once (a backend
+/// may check them all before it writes the first).
+pub trait ImportSource: Send {
+    /// The next chunk; None after the last.
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawRecord>>, StoreError>;
+
+    /// Starts again from the first chunk.
+    fn rewind(&mut self) -> Result<(), StoreError>;
+}
+
+/// Chunks of records held in memory.
+pub struct ImportChunks {
+    chunks: Vec<Vec<RawRecord>>,
+    next: usize,
+}
+
+impl ImportChunks {
+    /// Imports `chunks` in order.
+    pub fn new(chunks: Vec<Vec<RawRecord>>) -> Self {
+        Self { chunks, next: 0 }
+    }
+}
+
+impl ImportSource for ImportChunks {
+    fn next_chunk(&mut self) -> Result<Option<Vec<RawRecord>>, StoreError> {
+        let chunk = self.chunks.get(self.next).cloned();
+        self.next += usize::from(chunk.is_some());
+        Ok(chunk)
+    }
+
+    fn rewind(&mut self) -> Result<(), StoreError> {
+        self.next = 0;
+        Ok(())
+    }
+}
+
 /// Figures about the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -123,10 +159,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// stream index.
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError>;
 
-    /// Appends records exported from another log, unchanged (positions,
-    /// event ids, timestamps and chain). They must continue this log exactly:
-    /// the first one at the next position, carrying the hash of the last.
-    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError>;
+    /// Imports an export into this empty log, unchanged (positions, event
+    /// ids, timestamps and chain), all or nothing: each record must be the
+    /// next of the log. Appends are refused while it runs; on sled a
+    /// failure at any point, a crash included, leaves the log empty. On
+    /// NATS the records are all checked before the first is published; a
+    /// failure of NATS itself midway leaves the ones published so far, and
+    /// the error says so. Returns the records imported.
+    async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError>;
 
     /// Returns what the log remembers of `command_id`, once durable.
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;

@@ -7,7 +7,7 @@
 //!   version and the ones after it written by the same commit, 8 bytes BE
 //!   each (see [`crate::stream_index`])
 //! - `c` + command id              -> fingerprint (16) + position (u64 BE)
-//! - `m` + name                    -> counters
+//! - `m` + name                    -> counters and markers
 
 /// Prefix of record keys.
 pub(crate) const EVENT: u8 = b'e';
@@ -17,6 +17,8 @@ pub(crate) const STREAM: u8 = b's';
 pub(crate) const COMMAND: u8 = b'c';
 /// Key of the agreement counter.
 pub(crate) const AGREEMENT_COUNT: &[u8] = b"magreements";
+/// Present while an import runs: a log opened with it is emptied.
+pub(crate) const IMPORTING: &[u8] = b"mimporting";
 
 pub(crate) fn event_key(position: u64) -> [u8; 9] {
     let mut key = [EVENT; 9];

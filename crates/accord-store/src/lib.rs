@@ -26,8 +26,10 @@ pub use clearing_map::ClearingMap;
 pub use durable::{ContainedDrop, SyncedDb};
 pub use error::{Cause, StoreError};
 pub use event_log::{
-    AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, LogStats, RawRecord,
+    AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, ImportChunks, ImportSource,
+    LogStats, RawRecord,
 };
+pub use import_check::ImportVerifier;
 pub use nats::{NatsLog, NatsOptions};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,

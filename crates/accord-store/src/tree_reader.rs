@@ -183,11 +183,6 @@ impl TreeReader {
         }))
     }
 
-    /// True when the command index holds `command_id`.
-    pub(crate) fn has_command(&self, command_id: &str) -> Result<bool, StoreError> {
-        Ok(self.tree.get(keys::command_key(command_id))?.is_some())
-    }
-
     pub(crate) fn agreement_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .tree

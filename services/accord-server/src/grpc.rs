@@ -7,6 +7,7 @@ mod deadline;
 mod event_log;
 mod filter;
 mod fingerprint;
+mod import_spool;
 mod page_token;
 mod positions;
 mod queries;

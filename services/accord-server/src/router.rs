@@ -58,8 +58,12 @@ pub(crate) fn grpc_router<H: Health>(
         parts.watch.stopping.clone(),
     ))
     .max_decoding_message_size(max_message_bytes);
-    let admin = AdminServer::new(AdminApi::new(log, parts.watch.read_models.clone()))
-        .max_decoding_message_size(max_message_bytes);
+    let admin = AdminServer::new(AdminApi::new(
+        log,
+        parts.watch.read_models.clone(),
+        config.data_dir.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes);
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
         parts.watch,

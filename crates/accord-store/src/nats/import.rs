@@ -8,27 +8,71 @@ use super::NatsLog;
 use super::batch::{self, BatchAnswer, BatchMessage, MAX_BATCH, Sent};
 use super::subject::subject_of;
 use crate::import_check::ImportCheck;
-use crate::{RawRecord, StoreError};
+use crate::{ImportSource, RawRecord, StoreError, decode_record};
 
-pub(crate) async fn import(log: &NatsLog, records: Vec<RawRecord>) -> Result<u64, StoreError> {
-    if records.is_empty() {
-        return Ok(0);
-    }
+/// Imports every chunk of `source` into the empty stream: all checked
+/// first, then published chunk by chunk.
+pub(crate) async fn import(
+    log: &NatsLog,
+    mut source: Box<dyn ImportSource>,
+) -> Result<u64, StoreError> {
     log.sync().await?;
-    let (head, last_hash) = {
-        let replica = log.replica.lock();
-        (replica.head(), replica.last_hash())
-    };
-    let mut check = ImportCheck::new(head, last_hash);
-    let mut subjects = Vec::with_capacity(records.len());
-    for record in &records {
-        let decoded = check.accept(
-            record,
-            |agreement_id| Ok(log.reader.last_version(agreement_id)?.0),
-            |command_id| log.reader.has_command(command_id),
-        )?;
-        subjects.push(subject_of(&decoded.event.agreement_id));
+    let head = log.replica.lock().head();
+    if head != 0 {
+        return Err(StoreError::InvalidImport(format!(
+            "imports go into an empty log; this one has {head} events"
+        )));
     }
+    // Everything is checked before the first record is published.
+    let mut check = ImportCheck::new(0, [0; 32]);
+    loop {
+        let (returned, chunk) = next_chunk(source).await?;
+        source = returned;
+        let Some(chunk) = chunk else { break };
+        for record in &chunk {
+            check.accept(record, |_| Ok(0), |_| Ok(false))?;
+        }
+    }
+    source.rewind()?;
+    let mut imported = 0;
+    loop {
+        let (returned, chunk) = next_chunk(source).await?;
+        source = returned;
+        let Some(chunk) = chunk else { break };
+        if let Err(error) = publish(log, &chunk).await {
+            return Err(match imported {
+                0 => error,
+                _ => StoreError::Unavailable(format!(
+                    "the import stopped after {imported} records: positions 1 to {imported} are in the stream, the rest is not ({error}); delete the stream and import again"
+                )),
+            });
+        }
+        imported += chunk.len() as u64;
+    }
+    Ok(imported)
+}
+
+/// The source back with its next chunk, read off the async workers.
+type Read = (Box<dyn ImportSource>, Option<Vec<RawRecord>>);
+
+async fn next_chunk(mut source: Box<dyn ImportSource>) -> Result<Read, StoreError> {
+    let (source, chunk) = tokio::task::spawn_blocking(move || {
+        let chunk = source.next_chunk();
+        (source, chunk)
+    })
+    .await
+    .map_err(|error| StoreError::failed("reading an import chunk", error))?;
+    Ok((source, chunk?))
+}
+
+/// Publishes checked records, each at its own position.
+async fn publish(log: &NatsLog, records: &[RawRecord]) -> Result<(), StoreError> {
+    let subjects: Vec<String> = records
+        .iter()
+        .map(|record| {
+            decode_record(&record.bytes).map(|decoded| subject_of(&decoded.event.agreement_id))
+        })
+        .collect::<Result<_, _>>()?;
     let chunk = if log.connected.atomic_batches {
         MAX_BATCH
     } else {
@@ -72,5 +116,5 @@ pub(crate) async fn import(log: &NatsLog, records: Vec<RawRecord>) -> Result<u64
         log.wait_applied(records[records.len() - 1].position)
             .await?;
     }
-    Ok(records.len() as u64)
+    Ok(())
 }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::ImportSource;
 use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CommandRecord, CommitObserver, EventLog, LogStats, RawRecord,
@@ -92,6 +93,8 @@ pub struct NatsLog {
     _stop_on_drop: DropGuard,
     follower: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
+    /// Set while an import runs on this node: its appends are refused.
+    importing: AtomicBool,
 }
 
 impl NatsLog {
@@ -135,6 +138,7 @@ impl NatsLog {
             _stop_on_drop: stop.drop_guard(),
             follower: Mutex::new(Some(follower)),
             closed: AtomicBool::new(false),
+            importing: AtomicBool::new(false),
         };
         log.catch_up().await?;
         Ok(log)
@@ -233,6 +237,11 @@ impl EventLog for NatsLog {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        if self.importing.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "an import is running on this node; appends are refused until it ends".into(),
+            ));
+        }
         self.ensure_fresh().await?;
         let started = Instant::now();
         let outcomes = publish::append(self, &items).await?;
@@ -279,9 +288,16 @@ impl EventLog for NatsLog {
         self.reader.locate(agreement_id, version)
     }
 
-    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+    async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
         self.check_usable()?;
-        import::import(self, records).await
+        if self.importing.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::InvalidImport(
+                "another import is running".into(),
+            ));
+        }
+        let imported = import::import(self, source).await;
+        self.importing.store(false, Ordering::Release);
+        imported
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {

@@ -16,7 +16,7 @@ use crate::keys;
 use crate::log_batch::LogBatch;
 use crate::sled::{LogState, explain_open_error, recover};
 use crate::tree_reader::{TreeReader, last_version_in};
-use crate::{ChainBreak, ChainHead, RecordHash, StoreError, decode_record, encode_record};
+use crate::{ChainBreak, ChainHead, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.
 pub(crate) struct StreamEntry {
@@ -60,11 +60,6 @@ impl Replica {
     /// The last applied stream sequence.
     pub(crate) fn head(&self) -> u64 {
         self.state.head
-    }
-
-    /// The hash of the last applied record.
-    pub(crate) fn last_hash(&self) -> RecordHash {
-        self.state.last_hash
     }
 
     /// Applies messages in stream order as one atomic batch. Messages at or

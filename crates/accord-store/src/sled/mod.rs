@@ -6,6 +6,7 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use std::thread::JoinHandle;
@@ -15,7 +16,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::tree_reader::TreeReader;
-use crate::{AppendItem, AppendOutcome, CommandRecord, EventLog, LogStats, RawRecord, StoreError};
+use crate::{
+    AppendItem, AppendOutcome, CommandRecord, EventLog, ImportSource, LogStats, RawRecord,
+    StoreError,
+};
 use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
 
 pub(crate) use open::{LogState, explain_open_error, recover};
@@ -55,6 +59,8 @@ pub struct SledLog {
     failure: WriteFailure,
     appends: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set while an import runs: appends are refused meanwhile.
+    importing: AtomicBool,
 }
 
 impl SledLog {
@@ -72,6 +78,8 @@ impl SledLog {
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
         let state = open::recover(&tree)?;
+        // An unfinished import emptied at open is durable before anything else.
+        db.sync()?;
         let (head_sender, head) = watch::channel(state.head);
         let (appends, requests) = mpsc::channel(16_384);
         let failure = WriteFailure::default();
@@ -94,6 +102,7 @@ impl SledLog {
             failure,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
+            importing: AtomicBool::new(false),
         })
     }
 }
@@ -110,6 +119,11 @@ impl EventLog for SledLog {
     async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.importing.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "an import is running; appends are refused until it ends".into(),
+            ));
         }
         let (reply, outcome) = oneshot::channel();
         self.appends
@@ -155,15 +169,27 @@ impl EventLog for SledLog {
         self.reader.locate(agreement_id, version)
     }
 
-    async fn import(&self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
+    async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
+        if self.importing.swap(true, Ordering::AcqRel) {
+            return Err(StoreError::InvalidImport(
+                "another import is running".into(),
+            ));
+        }
         let (reply, imported) = oneshot::channel();
-        self.appends
-            .send(WriterMessage::Import(records, reply))
+        let sent = self
+            .appends
+            .send(WriterMessage::Import(source, reply))
             .await
-            .map_err(|_| StoreError::Unavailable("the log is closed".into()))?;
-        imported
-            .await
-            .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the log is closed".into()));
+        let outcome = match sent {
+            Ok(()) => imported
+                .await
+                .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))
+                .and_then(|outcome| outcome),
+            Err(error) => Err(error),
+        };
+        self.importing.store(false, Ordering::Release);
+        outcome
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {

@@ -16,11 +16,25 @@ pub(crate) struct LogState {
     pub(crate) agreement_count: u64,
 }
 
+impl LogState {
+    /// The state of an empty log.
+    pub(crate) const EMPTY: Self = Self {
+        head: 0,
+        last_hash: [0; 32],
+        last_recorded_nanos: 0,
+        agreement_count: 0,
+    };
+}
+
 /// Reads the head and checks the last record against its index entries.
 ///
 /// Records and index entries are written by one atomic batch, so a crash
 /// leaves either all of a batch or none of it; this check proves it.
 pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
+    if tree.contains_key(keys::IMPORTING)? {
+        tracing::warn!("an import did not finish before the log was closed; emptying the log");
+        super::writer::empty_tree(tree)?;
+    }
     let agreement_count = tree
         .get(keys::AGREEMENT_COUNT)?
         .and_then(|bytes| keys::decode_u64(&bytes))

@@ -15,11 +15,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::open::LogState;
 use crate::ClearingMap;
 use crate::durable::SyncedDb;
-use crate::import_check::ImportCheck;
-use crate::keys;
 use crate::log_batch::LogBatch;
 use crate::tree_reader::{command_outcome_in, last_version_in};
-use crate::{AppendItem, AppendOutcome, Fingerprint, RawRecord, StoreError, encode_record};
+use crate::{AppendItem, AppendOutcome, Fingerprint, ImportSource, StoreError, encode_record};
+
+mod import;
+
+pub(crate) use import::empty_tree;
 
 /// Told about every group commit, for metrics.
 pub trait CommitObserver: Send + Sync {
@@ -41,7 +43,10 @@ pub(crate) struct PendingAppend {
 /// What the writer is asked to do.
 pub(crate) enum WriterMessage {
     Append(PendingAppend),
-    Import(Vec<RawRecord>, oneshot::Sender<Result<u64, StoreError>>),
+    Import(
+        Box<dyn ImportSource>,
+        oneshot::Sender<Result<u64, StoreError>>,
+    ),
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -124,7 +129,7 @@ impl Writer {
                     events += append.items.len();
                     pending.push(append);
                 }
-                WriterMessage::Import(records, reply) => import = Some((records, reply)),
+                WriterMessage::Import(source, reply) => import = Some((source, reply)),
                 WriterMessage::Close(reply) => close_reply = Some(reply),
             }
             // A group stops at `max_group_events`, so that callers answered
@@ -136,7 +141,7 @@ impl Writer {
                         events += append.items.len();
                         pending.push(append);
                     }
-                    Ok(WriterMessage::Import(records, reply)) => import = Some((records, reply)),
+                    Ok(WriterMessage::Import(source, reply)) => import = Some((source, reply)),
                     Ok(WriterMessage::Close(reply)) => close_reply = Some(reply),
                     Err(_) => break,
                 }
@@ -144,8 +149,8 @@ impl Writer {
             if !pending.is_empty() {
                 self.commit_group(pending);
             }
-            if let Some((records, reply)) = import {
-                let _ = reply.send(self.import(records));
+            if let Some((source, reply)) = import {
+                let _ = reply.send(self.import_all(source));
             }
             if close_reply.is_some() {
                 break;
@@ -177,57 +182,6 @@ impl Writer {
         if let Some(reply) = close_reply {
             let _ = reply.send(flushed);
         }
-    }
-
-    /// Writes exported records unchanged, after checking that each one
-    /// continues the log: position, chain, version and command id.
-    fn import(&mut self, records: Vec<RawRecord>) -> Result<u64, StoreError> {
-        self.failure.check()?;
-        if records.is_empty() {
-            return Ok(0);
-        }
-        let mut check = ImportCheck::new(self.state.head, self.state.last_hash);
-        let mut writes = LogBatch::default();
-        let mut last_recorded_nanos = self.state.last_recorded_nanos;
-        for record in &records {
-            let decoded = check.accept(
-                record,
-                |agreement_id| self.current_version(&Group::default(), agreement_id),
-                |command_id| Ok(self.tree.get(keys::command_key(command_id))?.is_some()),
-            )?;
-            let event = &decoded.event;
-            writes.push_record(
-                record.position,
-                &event.agreement_id,
-                event.version,
-                &record.bytes,
-            );
-            writes.push_command(
-                &event.metadata.command_id,
-                &decoded.command_fingerprint,
-                record.position,
-            );
-            last_recorded_nanos = event.recorded_at.unix_nanos();
-        }
-        let state = LogState {
-            head: check.head.position,
-            last_hash: check.head.hash,
-            last_recorded_nanos,
-            agreement_count: self.state.agreement_count + check.new_agreements,
-        };
-        let written = self
-            .tree
-            .apply_batch(writes.into_sled_batch(state.agreement_count))
-            .map_err(StoreError::from)
-            .and_then(|()| self.db.sync());
-        if let Err(error) = written {
-            self.fail(&error, records.len());
-            return Err(error);
-        }
-        self.state = state;
-        self.stream_versions.extend(check.into_versions());
-        self.head_sender.send_replace(self.state.head);
-        Ok(records.len() as u64)
     }
 
     fn commit_group(&mut self, pending: Vec<PendingAppend>) {

@@ -1,5 +1,6 @@
 //! `accord.v1.Admin`: figures, rebuild, verification, export and import.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,11 +8,12 @@ use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::{ChainHead, EventLog, RawRecord, decode_record, record_hash, verify_log};
+use accord_store::{EventLog, ImportVerifier, RawRecord, decode_record, record_hash, verify_log};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
+use super::import_spool::Spool;
 use crate::error::ApiError;
 use crate::streams::{
     EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
@@ -25,15 +27,19 @@ pub struct AdminApi {
     log: Arc<dyn EventLog>,
     read_models: Arc<ReadModels>,
     rebuilding: Arc<AtomicBool>,
+    /// Where imports are spooled before they are written.
+    spool_dir: PathBuf,
 }
 
 impl AdminApi {
-    /// Returns the service over `log` and its `read_models`.
-    pub fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> Self {
+    /// Returns the service over `log` and its `read_models`; imports are
+    /// spooled in `spool_dir` (the data directory).
+    pub fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>, spool_dir: PathBuf) -> Self {
         Self {
             log,
             read_models,
             rebuilding: Arc::new(AtomicBool::new(false)),
+            spool_dir,
         }
     }
 }
@@ -196,9 +202,15 @@ impl Admin for AdminApi {
             ))
             .into());
         }
+        // Phase 1: the whole export is checked and spooled; nothing is written.
+        let mut spool = Spool::create(&self.spool_dir).map_err(|error| {
+            ApiError::from(accord_store::StoreError::failed(
+                "creating the import spool",
+                error,
+            ))
+        })?;
+        let mut verifier = ImportVerifier::default();
         let mut stream = request.into_inner();
-        let mut records = Vec::new();
-        let mut chain = ChainHead::EMPTY;
         while let Some(exported) = stream.next().await {
             let exported = exported?;
             let position = exported.position;
@@ -209,17 +221,15 @@ impl Admin for AdminApi {
                 ))
                 .into()
             };
-            if chain.check_position(position).is_err() {
-                return Err(refuse(format!(
-                    "position {position} where {} was expected",
-                    chain.next_position()
-                )));
-            }
-            let decoded =
-                decode_record(&exported.record).map_err(|error| refuse(error.to_string()))?;
-            if exported.hash != record_hash(&exported.record)
+            let record = RawRecord {
+                position,
+                bytes: exported.record,
+            };
+            let decoded = verifier
+                .accept(&record)
+                .map_err(|error| refuse(error.to_string()))?;
+            if exported.hash != record_hash(&record.bytes)
                 || exported.prev_hash != decoded.prev_hash
-                || chain.check_link(&decoded.prev_hash).is_err()
             {
                 return Err(refuse(format!("hash chain broken at position {position}")));
             }
@@ -228,18 +238,27 @@ impl Admin for AdminApi {
                     "the event at position {position} differs from its record"
                 )));
             }
-            chain.advance(position, &exported.record);
-            records.push(RawRecord {
-                position,
-                bytes: exported.record,
-            });
+            spool.push(&record).map_err(|error| {
+                ApiError::from(accord_store::StoreError::failed(
+                    "spooling the import",
+                    error,
+                ))
+            })?;
         }
-        let mut imported = 0;
-        let mut remaining = records.into_iter().peekable();
-        while remaining.peek().is_some() {
-            let chunk: Vec<RawRecord> = remaining.by_ref().take(IMPORT_CHUNK).collect();
-            imported += self.log.import(chunk).await.map_err(ApiError::from)?;
-        }
+        // Phase 2: the log takes it all or nothing.
+        let records = spool.records();
+        let source = spool.into_source(IMPORT_CHUNK).map_err(|error| {
+            ApiError::from(accord_store::StoreError::failed(
+                "reading the import spool",
+                error,
+            ))
+        })?;
+        let imported = self
+            .log
+            .import(Box::new(source))
+            .await
+            .map_err(ApiError::from)?;
+        debug_assert_eq!(imported, records);
         Ok(Response::new(v1::ImportLogResponse {
             imported,
             head_position: self.log.head(),

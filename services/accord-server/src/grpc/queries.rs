@@ -15,7 +15,7 @@ use tonic::metadata::MetadataMap;
 
 use super::deadline::allowed_wait;
 use super::page_token;
-use super::positions::within_log;
+use super::positions::{MIN_POSITION_AHEAD, within_log};
 use crate::error::ApiError;
 
 /// Agreements per page when the client asks for none.
@@ -35,13 +35,19 @@ impl Queries {
     }
 
     /// Waits until the read models have applied `min_position`, up to the
-    /// call's deadline (at most a minute); a position beyond the log's
+    /// call's deadline (at most a minute); a position far beyond the log's
     /// head is refused.
     async fn caught_up(&self, min_position: u64, metadata: &MetadataMap) -> Result<(), ApiError> {
         if min_position == 0 {
             return Ok(());
         }
-        within_log(self.log.as_ref(), "min_position", min_position).await?;
+        within_log(
+            self.log.as_ref(),
+            "min_position",
+            min_position,
+            MIN_POSITION_AHEAD,
+        )
+        .await?;
         self.read_models
             .wait_for(min_position, allowed_wait(metadata))
             .await
@@ -79,7 +85,7 @@ impl Queries {
         agreement_id: &str,
         position: u64,
     ) -> Result<v1::Agreement, ApiError> {
-        within_log(self.log.as_ref(), "as_of_position", position).await?;
+        within_log(self.log.as_ref(), "as_of_position", position, 0).await?;
         let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
         let agreement = events
             .iter()

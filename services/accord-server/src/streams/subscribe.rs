@@ -56,7 +56,7 @@ pub(crate) async fn start_subscription(
         None | Some(Start::FromStart(_)) => 0,
         Some(Start::FromEnd(_)) => log.head(),
         Some(Start::AfterPosition(position)) => {
-            within_log(log.as_ref(), "after_position", position).await?;
+            within_log(log.as_ref(), "after_position", position, 0).await?;
             position
         }
     };

@@ -1,0 +1,132 @@
+//! Importing an export into the empty log, all or nothing. A durable
+//! marker is written before the first record and removed with the last
+//! sync; the head is published only then, so no reader sees a record of an
+//! import that has not finished. A failure empties the log again, and a log
+//! opened with the marker still there (a crash mid-import) is emptied at
+//! open (`super::super::open`).
+
+use super::{Group, Writer};
+use crate::import_check::ImportCheck;
+use crate::keys;
+use crate::log_batch::LogBatch;
+use crate::sled::open::LogState;
+use crate::{ImportSource, RawRecord, StoreError};
+
+impl Writer {
+    /// Imports every chunk of `source` into the empty log, or nothing.
+    pub(super) fn import_all(
+        &mut self,
+        mut source: Box<dyn ImportSource>,
+    ) -> Result<u64, StoreError> {
+        self.failure.check()?;
+        if self.state.head != 0 {
+            return Err(StoreError::InvalidImport(format!(
+                "imports go into an empty log; this one has {} events",
+                self.state.head
+            )));
+        }
+        self.write_marker(true)?;
+        let imported = self.import_chunks(source.as_mut());
+        let finished = imported.and_then(|imported| {
+            self.write_marker(false)?;
+            Ok(imported)
+        });
+        match finished {
+            Ok(imported) => {
+                self.head_sender.send_replace(self.state.head);
+                Ok(imported)
+            }
+            Err(error) => {
+                tracing::warn!(%error, records = self.state.head, "import failed; emptying the log");
+                if let Err(cleanup) = self.empty_log() {
+                    // The marker stays: the next open empties the log.
+                    self.fail(&cleanup, 0);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn import_chunks(&mut self, source: &mut dyn ImportSource) -> Result<u64, StoreError> {
+        let mut imported = 0;
+        while let Some(chunk) = source.next_chunk()? {
+            imported += self.import_chunk(&chunk)?;
+        }
+        Ok(imported)
+    }
+
+    /// Writes one chunk after checking that each record continues the log:
+    /// position, chain, version and command id. The head is not published.
+    fn import_chunk(&mut self, records: &[RawRecord]) -> Result<u64, StoreError> {
+        let mut check = ImportCheck::new(self.state.head, self.state.last_hash);
+        let mut writes = LogBatch::default();
+        let mut last_recorded_nanos = self.state.last_recorded_nanos;
+        for record in records {
+            let decoded = check.accept(
+                record,
+                |agreement_id| self.current_version(&Group::default(), agreement_id),
+                |command_id| Ok(self.tree.get(keys::command_key(command_id))?.is_some()),
+            )?;
+            let event = &decoded.event;
+            writes.push_record(
+                record.position,
+                &event.agreement_id,
+                event.version,
+                &record.bytes,
+            );
+            writes.push_command(
+                &event.metadata.command_id,
+                &decoded.command_fingerprint,
+                record.position,
+            );
+            last_recorded_nanos = event.recorded_at.unix_nanos();
+        }
+        let state = LogState {
+            head: check.head.position,
+            last_hash: check.head.hash,
+            last_recorded_nanos,
+            agreement_count: self.state.agreement_count + check.new_agreements,
+        };
+        self.tree
+            .apply_batch(writes.into_sled_batch(state.agreement_count))
+            .map_err(StoreError::from)
+            .and_then(|()| self.db.sync())?;
+        self.state = state;
+        self.stream_versions.extend(check.into_versions());
+        Ok(records.len() as u64)
+    }
+
+    /// Sets or clears the import marker, durably.
+    fn write_marker(&self, importing: bool) -> Result<(), StoreError> {
+        if importing {
+            self.tree.insert(keys::IMPORTING, &[1u8])?;
+        } else {
+            self.tree.remove(keys::IMPORTING)?;
+        }
+        self.db.sync()
+    }
+
+    /// Removes everything the import wrote, the marker last.
+    fn empty_log(&mut self) -> Result<(), StoreError> {
+        empty_tree(&self.tree)?;
+        self.db.sync()?;
+        self.state = LogState::EMPTY;
+        self.stream_versions.clear();
+        Ok(())
+    }
+}
+
+/// Removes every record and index entry of the log tree, then the import
+/// marker: the tree is as new.
+pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
+    let mut batch = ::sled::Batch::default();
+    for key in tree.iter().keys() {
+        let key = key?;
+        if key.as_ref() != keys::IMPORTING {
+            batch.remove(key);
+        }
+    }
+    tree.apply_batch(batch)?;
+    tree.remove(keys::IMPORTING)?;
+    Ok(())
+}
