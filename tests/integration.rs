@@ -11,6 +11,7 @@ mod durability;
 mod errors;
 mod failed_writes;
 mod hostile;
+mod import_atomicity;
 mod nats_store;
 mod network_limits;
 mod old_data;

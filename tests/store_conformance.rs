@@ -373,7 +373,7 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
         .import(chunks(&[&exported[19..]]))
         .await
         .expect_err("only into an empty log");
-    assert!(matches!(error, StoreError::InvalidImport(_)), "{error}");
+    assert!(matches!(error, StoreError::ImportNotPossible(_)), "{error}");
     let report = verify_log(target.as_ref(), |_, _, _| {})
         .await
         .expect("verifies");

@@ -29,6 +29,10 @@ pub enum StoreError {
     /// Records offered for import do not continue this log.
     #[error("import refused: {0}")]
     InvalidImport(String),
+    /// An import was asked of a log that holds events, or while another
+    /// import runs.
+    #[error("import refused: {0}")]
+    ImportNotPossible(String),
     /// The disk is full.
     #[error("storage full: {0}")]
     StorageFull(String),

@@ -51,6 +51,7 @@ impl ApiError {
                 StoreError::WrongExpectedVersion { .. } => Code::Aborted,
                 StoreError::CommandIdConflict { .. } => Code::AlreadyExists,
                 StoreError::InvalidImport(_) => Code::InvalidArgument,
+                StoreError::ImportNotPossible(_) => Code::FailedPrecondition,
                 StoreError::StorageFull(_) => Code::ResourceExhausted,
                 StoreError::Unavailable(_) | StoreError::Failed { .. } | StoreError::Corrupt(_) => {
                     Code::Unavailable
@@ -131,6 +132,14 @@ mod tests {
             (
                 StoreError::StorageFull("disk".into()).into(),
                 Code::ResourceExhausted,
+            ),
+            (
+                StoreError::InvalidImport("record 3".into()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                StoreError::ImportNotPossible("not empty".into()).into(),
+                Code::FailedPrecondition,
             ),
             (
                 StoreError::Unavailable("io".into()).into(),

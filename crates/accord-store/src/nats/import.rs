@@ -19,7 +19,7 @@ pub(crate) async fn import(
     log.sync().await?;
     let head = log.replica.lock().head();
     if head != 0 {
-        return Err(StoreError::InvalidImport(format!(
+        return Err(StoreError::ImportNotPossible(format!(
             "imports go into an empty log; this one has {head} events"
         )));
     }

@@ -291,7 +291,7 @@ impl EventLog for NatsLog {
     async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
         self.check_usable()?;
         if self.importing.swap(true, Ordering::AcqRel) {
-            return Err(StoreError::InvalidImport(
+            return Err(StoreError::ImportNotPossible(
                 "another import is running".into(),
             ));
         }

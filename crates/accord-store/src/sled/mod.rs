@@ -171,7 +171,7 @@ impl EventLog for SledLog {
 
     async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
         if self.importing.swap(true, Ordering::AcqRel) {
-            return Err(StoreError::InvalidImport(
+            return Err(StoreError::ImportNotPossible(
                 "another import is running".into(),
             ));
         }

@@ -20,7 +20,7 @@ impl Writer {
     ) -> Result<u64, StoreError> {
         self.failure.check()?;
         if self.state.head != 0 {
-            return Err(StoreError::InvalidImport(format!(
+            return Err(StoreError::ImportNotPossible(format!(
                 "imports go into an empty log; this one has {} events",
                 self.state.head
             )));
