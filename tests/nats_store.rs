@@ -428,3 +428,55 @@ async fn a_batch_cut_short_by_a_full_store_is_reported_and_a_retry_completes_it(
     assert_eq!(verify_clean(server.channel()).await, acknowledged + 20);
     server.stop().await;
 }
+
+/// The node's health as a load balancer sees it.
+async fn serving(server: &accord_tests::TestServer) -> bool {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    tonic_health::pb::health_client::HealthClient::new(server.channel())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .is_ok_and(|response| response.into_inner().status == ServingStatus::Serving as i32)
+}
+
+/// Polls health until it is `wanted` (the server checks its store every second).
+async fn wait_for_health(server: &accord_tests::TestServer, wanted: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while serving(server).await != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health never became {}",
+            if wanted { "SERVING" } else { "NOT_SERVING" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_nats_is_away_and_serving_once_it_is_back() {
+    use accord_tests::{TestServer, announce_wabtec, scrape_metrics};
+
+    let mut nats = NatsNode::single().await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    wait_for_health(&server, true).await;
+    nats.kill().await;
+    wait_for_health(&server, false).await;
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(metrics.contains("accord_store_degraded 1"), "{metrics}");
+    nats.restart().await;
+    wait_for_health(&server, true).await;
+    server
+        .agreements()
+        .announce(announce_wabtec("after-the-outage"))
+        .await
+        .expect("serves again");
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(metrics.contains("accord_store_degraded 0"), "{metrics}");
+    server.stop().await;
+}

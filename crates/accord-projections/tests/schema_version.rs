@@ -32,7 +32,12 @@ fn announced(position: u64) -> RecordedEvent {
 
 /// Sets the stored schema version of the closed read models in `path`.
 fn set_schema(path: &std::path::Path, schema: Option<u32>) {
-    let db = sled::open(path).expect("opens");
+    // No background flusher: dropping `db` releases the directory at once.
+    let db = sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()
+        .expect("opens");
     let meta = db.open_tree("meta").expect("meta tree");
     match schema {
         Some(schema) => meta.insert("schema", &schema.to_be_bytes()).map(drop),

@@ -190,6 +190,13 @@ pub trait EventLog: Send + Sync + 'static {
         Ok(self.head())
     }
 
+    /// Why the log cannot serve as it should right now, if it cannot: on
+    /// NATS, no connection to the cluster or a replica that has not caught
+    /// up with the stream for a while. Cheap; health checks poll it.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
     /// Returns a receiver that sees every new durable head position.
     fn watch_head(&self) -> watch::Receiver<u64>;
 

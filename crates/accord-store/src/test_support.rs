@@ -9,7 +9,12 @@ use crate::{blocks, keys};
 /// Flips one byte in the middle of the record at `position` of the stopped
 /// log in `path` (the server's `DATA_DIR/log`).
 pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
-    let db = ::sled::open(path)?;
+    // No background flusher: dropping `db` releases the directory at once,
+    // so that the server the test starts next can open it.
+    let db = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()?;
     let tree = db.open_tree("log")?;
     let no_record = || StoreError::Corrupt(format!("no record at position {position}"));
     let block = blocks::block_at(&tree, position)?.ok_or_else(no_record)?;

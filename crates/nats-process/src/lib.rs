@@ -79,9 +79,19 @@ impl NatsNode {
     /// Kills a single node and starts it again on the same store and client
     /// port, its file store now limited to `bytes`: clients reconnect to it.
     pub async fn restart_with_file_store_limit(&mut self, bytes: u64) {
+        self.restart_with(&store_limit(bytes)).await;
+    }
+
+    /// Kills a single node and starts it again on the same store and client
+    /// port: clients reconnect to it.
+    pub async fn restart(&mut self) {
+        self.restart_with("").await;
+    }
+
+    async fn restart_with(&mut self, jetstream_extra: &str) {
         self.kill().await;
         let listen = self.client_url.trim_start_matches("nats://").to_owned();
-        let config = node_config("accord-n1", &listen, self.dir.path(), &store_limit(bytes));
+        let config = node_config("accord-n1", &listen, self.dir.path(), jetstream_extra);
         let (child, client_url) = spawn("accord-n1", self.dir.path(), &config).await;
         assert_eq!(client_url, self.client_url, "restarted on the same port");
         self.child = child;

@@ -16,7 +16,7 @@ use crate::connections::Connections;
 use crate::grpc::WatchContext;
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::{ServiceParts, grpc_router};
-use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_failure};
+use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
 use crate::server_error::ServerError;
 use crate::store::Storage;
@@ -108,7 +108,13 @@ impl App {
                 tls,
             },
         )?;
-        watch_store_failure(storage.failing.clone(), health.clone(), stopping.clone());
+        watch_store_health(
+            log.clone(),
+            storage.failing.clone(),
+            health.clone(),
+            metrics.clone(),
+            stopping.clone(),
+        );
         set_health(&health, ServingStatus::Serving).await;
         let connections = Arc::new(Connections::new(config.max_connections, metrics.clone()));
         let metrics_task = tokio::spawn(serve_metrics(

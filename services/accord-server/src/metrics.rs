@@ -48,6 +48,8 @@ pub struct Metrics {
     pub subscription_events_sent: Counter,
     /// How far behind the head each event sent to a subscriber was, in events.
     pub subscription_lag_events: Histogram,
+    /// 1 while the store is degraded or failed (health NOT_SERVING), else 0.
+    pub store_degraded: Gauge,
     /// Open client connections.
     pub connections_open: Gauge,
     /// Connections closed as they were accepted, at `--max-connections`.
@@ -114,6 +116,12 @@ impl Metrics {
             "Events between the head of the log and each event sent to a subscriber",
             subscription_lag_events.clone(),
         );
+        let store_degraded = Gauge::default();
+        registry.register(
+            "store_degraded",
+            "1 while the store cannot serve as it should (health NOT_SERVING)",
+            store_degraded.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "connections_open",
@@ -128,6 +136,7 @@ impl Metrics {
         );
         Arc::new(Self {
             registry,
+            store_degraded,
             connections_open,
             connections_refused,
             storage_failures,

@@ -4,6 +4,7 @@
 //! the window of recent events, drain and sync the log, stop `/metrics`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_projections::ProjectorHandle;
 use accord_store::EventLog;
@@ -17,11 +18,12 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::connections::Connections;
+use crate::metrics::Metrics;
 use crate::router::GrpcRouter;
 use crate::server_error::ServerError;
 
 /// How long in-flight calls may take to finish once shutdown begins.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The overall status ("") and each service's, as health checks ask for them.
 pub(crate) const SERVICE_NAMES: [&str; 4] = [
@@ -38,22 +40,54 @@ pub(crate) async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Turns health NOT_SERVING when the store fails: a failed store stays
-/// failed until it is reopened (`run` restarts the server for that), and
-/// load balancers should hear so meanwhile.
-pub(crate) fn watch_store_failure(
+/// How often health asks the store whether it is degraded.
+const HEALTH_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps health true to the store: NOT_SERVING for good once it failed (a
+/// failed store stays failed until it is reopened, which `run` does by
+/// restarting the server), and NOT_SERVING while it is degraded (on NATS:
+/// no connection, or a replica behind the stream), SERVING again after.
+pub(crate) fn watch_store_health(
+    log: Arc<dyn EventLog>,
     mut failing: watch::Receiver<bool>,
     health: HealthReporter,
+    metrics: Arc<Metrics>,
     stopping: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let failed = tokio::select! {
-            failed = async { failing.wait_for(|failing| *failing).await.is_ok() } => failed,
-            () = stopping.cancelled() => false,
-        };
-        if failed {
-            tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
-            set_health(&health, ServingStatus::NotServing).await;
+        let mut degraded: Option<String> = None;
+        let mut poll = tokio::time::interval(HEALTH_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                failed = async { failing.wait_for(|failing| *failing).await.is_ok() } => {
+                    if failed {
+                        tracing::error!("the store failed; health is NOT_SERVING until it is reopened");
+                        metrics.store_degraded.set(1);
+                        set_health(&health, ServingStatus::NotServing).await;
+                    }
+                    return;
+                }
+                _ = poll.tick() => {}
+                () = stopping.cancelled() => return,
+            }
+            let now = log.degraded();
+            if now == degraded {
+                continue;
+            }
+            match &now {
+                Some(reason) => {
+                    tracing::warn!(%reason, "the store is degraded; health is NOT_SERVING");
+                    metrics.store_degraded.set(1);
+                    set_health(&health, ServingStatus::NotServing).await;
+                }
+                None => {
+                    tracing::info!("the store serves again; health is SERVING");
+                    metrics.store_degraded.set(0);
+                    set_health(&health, ServingStatus::Serving).await;
+                }
+            }
+            degraded = now;
         }
     });
 }

@@ -79,7 +79,11 @@ impl NatsOptions {
     }
 }
 
-/// The JetStream-backed event log.
+/// How long a replica may go without catching up with the stream before the
+/// node says it is degraded (the follower checks every 2 s on a quiet stream).
+const FRESH_WITHIN: Duration = Duration::from_secs(10);
+
+/// An event log on a NATS JetStream stream, read through this node's replica.
 pub struct NatsLog {
     connected: Connected,
     options: NatsOptions,
@@ -324,6 +328,22 @@ impl EventLog for NatsLog {
         self.check_usable()?;
         self.sync().await?;
         Ok(self.reader.head())
+    }
+
+    fn degraded(&self) -> Option<String> {
+        if let Some(error) = self.failure.borrow().as_ref() {
+            return Some(format!("the replica stopped following the stream: {error}"));
+        }
+        if self.connected.client.connection_state() != async_nats::connection::State::Connected {
+            return Some("not connected to NATS".into());
+        }
+        if !self.freshness.within(FRESH_WITHIN) {
+            return Some(format!(
+                "this node's replica has not caught up with the stream for {} s",
+                FRESH_WITHIN.as_secs()
+            ));
+        }
+        None
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {

@@ -31,7 +31,13 @@ fn write_legacy_log(dir: &std::path::Path) -> Vec<RecordedEvent> {
     use accord_domain::{
         AgreementKind, Announced, DeliveryRecorded, Event, EventMetadata, Party, Timestamp,
     };
-    let db = ::sled::open(dir).expect("opens");
+    // No background flusher: dropping `db` releases the directory at once,
+    // before the test opens it again.
+    let db = ::sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .expect("opens");
     let tree = db.open_tree("log").expect("tree");
     let mut previous = [0; 32];
     let mut events = Vec::new();
