@@ -20,17 +20,30 @@ const CHUNK: usize = 2_048;
 /// Silence after which the follower checks that its consumer still works.
 const STALL: Duration = Duration::from_secs(2);
 
-/// When the replica was last known to hold every message the stream had.
+/// Messages a replica may be behind the stream and still count as keeping up.
+const NEAR_HEAD: u64 = 10_000;
+
+/// When the replica was last known to hold every message the stream had,
+/// and when it was last within [`NEAR_HEAD`] of it.
 #[derive(Default)]
 pub(crate) struct Freshness {
     caught_up_at: Mutex<Option<Instant>>,
+    near_head_at: Mutex<Option<Instant>>,
 }
 
 impl Freshness {
+    /// The replica held the whole stream at `at`.
     pub(crate) fn mark(&self, at: Instant) {
-        let mut caught_up_at = self.caught_up_at.lock();
-        if caught_up_at.is_none_or(|earlier| earlier < at) {
-            *caught_up_at = Some(at);
+        later(&self.caught_up_at, at);
+        later(&self.near_head_at, at);
+    }
+
+    /// The replica was `pending` messages behind the stream at `at`.
+    fn mark_progress(&self, pending: u64, at: Instant) {
+        if pending == 0 {
+            self.mark(at);
+        } else if pending <= NEAR_HEAD {
+            later(&self.near_head_at, at);
         }
     }
 
@@ -39,6 +52,21 @@ impl Freshness {
         self.caught_up_at
             .lock()
             .is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// True when the replica was near the stream's head less than `within`
+    /// ago: it keeps up, even while writes keep it a few messages behind.
+    pub(crate) fn near_head_within(&self, within: Duration) -> bool {
+        self.near_head_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < within)
+    }
+}
+
+fn later(slot: &Mutex<Option<Instant>>, at: Instant) {
+    let mut slot = slot.lock();
+    if slot.is_none_or(|earlier| earlier < at) {
+        *slot = Some(at);
     }
 }
 
@@ -132,14 +160,14 @@ async fn follow_from(
         };
         let received_at = Instant::now();
         let mut entries = Vec::with_capacity(chunk.len());
-        let mut caught_up = false;
+        let mut pending = u64::MAX;
         for message in chunk {
             let message = message
                 .map_err(|error| StoreError::failed("reading the ordered consumer", error))?;
             let info = message
                 .info()
                 .map_err(|error| StoreError::failed_boxed("message info", error))?;
-            caught_up = info.pending == 0;
+            pending = info.pending;
             entries.push(StreamEntry {
                 sequence: info.stream_sequence,
                 stored_at_nanos: i64::try_from(info.published.unix_timestamp_nanos())
@@ -151,8 +179,6 @@ async fn follow_from(
         tokio::task::spawn_blocking(move || replica.lock().apply(&entries))
             .await
             .map_err(|error| StoreError::failed("replica apply task", error))??;
-        if caught_up {
-            freshness.mark(received_at);
-        }
+        freshness.mark_progress(pending, received_at);
     }
 }

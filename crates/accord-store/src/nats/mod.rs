@@ -79,8 +79,9 @@ impl NatsOptions {
     }
 }
 
-/// How long a replica may go without catching up with the stream before the
-/// node says it is degraded (the follower checks every 2 s on a quiet stream).
+/// How long a replica may stay far behind the stream (or unheard from)
+/// before the node says it is degraded (the follower checks every 2 s on a
+/// quiet stream).
 const FRESH_WITHIN: Duration = Duration::from_secs(10);
 
 /// An event log on a NATS JetStream stream, read through this node's replica.
@@ -337,9 +338,9 @@ impl EventLog for NatsLog {
         if self.connected.client.connection_state() != async_nats::connection::State::Connected {
             return Some("not connected to NATS".into());
         }
-        if !self.freshness.within(FRESH_WITHIN) {
+        if !self.freshness.near_head_within(FRESH_WITHIN) {
             return Some(format!(
-                "this node's replica has not caught up with the stream for {} s",
+                "this node's replica has been more than 10,000 messages behind the stream for {} s",
                 FRESH_WITHIN.as_secs()
             ));
         }
