@@ -480,3 +480,57 @@ async fn health_is_not_serving_while_nats_is_away_and_serving_once_it_is_back() 
     assert!(metrics.contains("accord_store_degraded 0"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_existing_stream_that_would_lose_events_refuses_the_start_naming_the_setting() {
+    use async_nats::jetstream::stream::{Config, StorageType};
+
+    let nats = NatsNode::single().await;
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let jetstream = async_nats::jetstream::new(client);
+    let cases: Vec<(&str, Config, &str)> = vec![
+        (
+            "AGED",
+            Config {
+                max_age: Duration::from_secs(86_400),
+                deny_delete: true,
+                deny_purge: true,
+                ..Config::default()
+            },
+            "max_age is",
+        ),
+        // A stream made with a plain client's defaults lets events be deleted.
+        ("PLAIN", Config::default(), "deny_delete is false"),
+        (
+            "IN_MEMORY",
+            Config {
+                storage: StorageType::Memory,
+                deny_delete: true,
+                deny_purge: true,
+                ..Config::default()
+            },
+            "storage is Memory",
+        ),
+    ];
+    for (name, mut config, expected) in cases {
+        config.name = name.into();
+        // Streams cannot share subjects: one at a time.
+        config.subjects = vec!["accord.agreement.>".into()];
+        jetstream
+            .create_stream(config)
+            .await
+            .expect("stream created");
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let mut accord = accord_server::Config::ephemeral(data_dir.path());
+        accord.store = nats.url().to_owned();
+        accord.nats_replicas = 1;
+        accord.nats_stream = name.into();
+        let error = match accord_server::start(accord).await {
+            Ok(_) => panic!("stream {name} must be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(expected), "{name}: {error}");
+        assert!(error.contains(&format!("stream {name}")), "{error}");
+        jetstream.delete_stream(name).await.expect("stream deleted");
+    }
+}

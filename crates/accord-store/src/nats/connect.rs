@@ -85,6 +85,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
     };
     let stream = ensure_stream(&jetstream, config).await?;
     let stream_config = &stream.cached_info().config;
+    super::stream_check::check_stream(stream_config, options.replicas)?;
     if stream_config.num_replicas < 2 {
         tracing::warn!(
             stream = %stream_config.name,

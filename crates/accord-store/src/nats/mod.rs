@@ -15,6 +15,7 @@ mod outgoing;
 mod publish;
 mod replica;
 mod replica_check;
+mod stream_check;
 mod subject;
 
 use std::path::PathBuf;
