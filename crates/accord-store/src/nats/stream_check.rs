@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn each_setting_that_loses_events_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "retention",
                 Box::new(|c| c.retention = RetentionPolicy::WorkQueue),
