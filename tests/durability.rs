@@ -129,6 +129,22 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     assert!(status.success());
 }
 
+/// The signal handlers are in place before the server says it listens: a
+/// SIGTERM the moment it is up is a graceful shutdown, never the default
+/// action.
+#[tokio::test]
+async fn sigterm_the_moment_the_server_is_up_is_a_graceful_shutdown() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    for attempt in 0..10 {
+        let server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
+        let status = server.terminate().await;
+        assert!(
+            status.success(),
+            "attempt {attempt}: exit status {status:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let data_dir = tempfile::tempdir().expect("data dir");

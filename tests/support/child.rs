@@ -1,17 +1,24 @@
 //! The server as a child process, to be killed with SIGKILL or stopped with SIGTERM.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// Log lines kept for a failure's report.
+const RECENT_LOG_LINES: usize = 50;
 
 /// A server process on `127.0.0.1:0`.
 pub struct ChildServer {
     child: Child,
     grpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    /// The last lines the server logged after it listened.
+    recent_log: Arc<Mutex<VecDeque<String>>>,
     /// Started under a wrapper (such as strace) in its own process group,
     /// which signals go to as a whole.
     group: bool,
@@ -83,12 +90,24 @@ impl ChildServer {
             }
         };
         let (grpc_addr, metrics_addr) = grpc_addr;
-        // Keep reading so that the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Keep reading so that the server never blocks on a full pipe; the
+        // last lines are kept for a failure's report.
+        let recent_log = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = recent_log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut kept = kept.lock().expect("log lines");
+                if kept.len() == RECENT_LOG_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         Self {
             child,
             grpc_addr,
             metrics_addr,
+            recent_log,
             group: !wrapper.is_empty(),
             startup_log,
         }
@@ -143,6 +162,14 @@ impl ChildServer {
         // SAFETY: kill(2) with a pid or group this test owns and a valid signal number.
         let sent = unsafe { libc::kill(target, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM sent");
-        self.child.wait().await.expect("reaps the process")
+        let status = self.child.wait().await.expect("reaps the process");
+        if !status.success() {
+            // Give the reader a moment to take the last lines off the pipe.
+            tokio::task::yield_now().await;
+            for line in self.recent_log.lock().expect("log lines").iter() {
+                eprintln!("server log: {line}");
+            }
+        }
+        status
     }
 }

@@ -57,15 +57,16 @@ pub fn main_entry() -> ExitCode {
 /// itself in process on the same ports, retrying until the store opens and
 /// writes again: it recovers by itself once space returns.
 async fn run(mut config: Config) -> Result<(), ServerError> {
+    // Before anything else, so that a signal during the start is not the
+    // default action (an exit with nothing drained).
+    let mut termination = shutdown::Termination::listen();
     let mut server = start(config.clone()).await?;
     // Restarts keep the ports clients know, even when the first bind chose them.
     config.listen = server.grpc_addr();
     config.metrics_listen = server.metrics_addr();
-    let signal = shutdown::termination_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
-            signal = &mut signal => {
+            signal = termination.received() => {
                 tracing::info!(signal, "shutting down");
                 return server.shutdown().await;
             }
@@ -74,7 +75,7 @@ async fn run(mut config: Config) -> Result<(), ServerError> {
                 if let Err(error) = server.shutdown().await {
                     tracing::warn!(%error, "stopping the failed store");
                 }
-                match restart(&config, &mut signal).await? {
+                match restart(&config, &mut termination).await? {
                     Some(restarted) => server = restarted,
                     None => return Ok(()),
                 }
@@ -87,7 +88,7 @@ async fn run(mut config: Config) -> Result<(), ServerError> {
 /// None when a termination signal comes first.
 async fn restart(
     config: &Config,
-    signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = &'static str>>,
+    termination: &mut shutdown::Termination,
 ) -> Result<Option<RunningServer>, ServerError> {
     let mut pause = std::time::Duration::from_millis(200);
     loop {
@@ -101,7 +102,7 @@ async fn restart(
             }
         }
         tokio::select! {
-            signal = signal.as_mut() => {
+            signal = termination.received() => {
                 tracing::info!(signal, "shutting down while the store is down");
                 return Ok(None);
             }

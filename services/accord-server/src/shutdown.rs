@@ -1,18 +1,49 @@
-//! Turns SIGTERM and SIGINT into a future, and says which one arrived.
+//! SIGTERM and SIGINT, listened for from the moment the process starts: a
+//! signal that arrives while the server is still starting is kept and
+//! answered with a graceful shutdown, never the default action (which ends
+//! the process with nothing drained).
 
-/// Resolves with the name of the first termination signal received.
-pub async fn termination_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM; waiting for SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// The termination signals, registered when this is made.
+pub struct Termination {
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl Termination {
+    /// Listens for SIGTERM and SIGINT from now on.
+    pub fn listen() -> Self {
+        let register = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                tracing::error!(%error, signal = name, "cannot listen for the signal");
+                None
+            }
+        };
+        Self {
+            terminate: register(SignalKind::terminate(), "SIGTERM"),
+            interrupt: register(SignalKind::interrupt(), "SIGINT"),
         }
-    };
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+
+    /// Resolves with the name of the first termination signal received.
+    pub async fn received(&mut self) -> &'static str {
+        let terminate = async {
+            match &mut self.terminate {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            match &mut self.interrupt {
+                Some(stream) => stream.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = terminate => "SIGTERM",
+            _ = interrupt => "SIGINT",
+        }
     }
 }
