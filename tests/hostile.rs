@@ -138,6 +138,7 @@ async fn every_rpc_refuses_garbage_and_the_log_stays_as_it_was() {
             .get_localization_report(v1::GetLocalizationReportRequest {
                 country: "kz".into(),
                 min_position: 0,
+                ..Default::default()
             })
             .await,
         "country",

@@ -129,6 +129,7 @@ async fn read_models(server: &TestServer, min_position: u64) -> Answers {
             .get_localization_report(v1::GetLocalizationReportRequest {
                 country: country.into(),
                 min_position,
+                ..Default::default()
             })
             .await
             .expect("localization report")

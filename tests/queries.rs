@@ -417,6 +417,7 @@ async fn the_localization_report_names_the_dependency_risk() {
         .get_localization_report(v1::GetLocalizationReportRequest {
             country: String::new(),
             min_position: head,
+            ..Default::default()
         })
         .await
         .expect("report")
@@ -443,6 +444,7 @@ async fn the_localization_report_names_the_dependency_risk() {
         .get_localization_report(v1::GetLocalizationReportRequest {
             country: "KZ".into(),
             min_position: head,
+            ..Default::default()
         })
         .await
         .expect("KZ report")
@@ -521,5 +523,71 @@ async fn deleted_read_models_are_rebuilt_from_the_log() {
         .expect("portfolios after the rebuild")
         .into_inner();
     assert_eq!(after, before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_localization_report_pages_through_every_signed_agreement() {
+    use v1::command::Command;
+    let server = TestServer::start().await;
+    // 30 unsigned agreements first in id order, then 5 signed ones.
+    let mut commands = Vec::new();
+    for index in 0..30 {
+        commands.push(command(Command::Announce(announce_boeing(&format!(
+            "a-unsigned-{index:02}"
+        )))));
+    }
+    for index in 0..5 {
+        let id = format!("b-signed-{index}");
+        commands.push(command(Command::Announce(announce_wabtec(&id))));
+        commands.push(command(Command::Sign(sign(&id))));
+    }
+    let head = server
+        .agreements()
+        .execute(v1::ExecuteRequest { commands })
+        .await
+        .expect("executed")
+        .into_inner()
+        .results
+        .last()
+        .expect("results")
+        .position;
+    let mut signed = Vec::new();
+    let mut pages = 0;
+    let mut short_pages = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = server
+            .agreements()
+            .get_localization_report(v1::GetLocalizationReportRequest {
+                country: String::new(),
+                min_position: head,
+                page_size: 2,
+                page_token: page_token.clone(),
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        assert!(page.agreements.len() <= 2);
+        if page.agreements.len() < 2 && !page.next_page_token.is_empty() {
+            short_pages += 1;
+        }
+        signed.extend(page.agreements.into_iter().map(|entry| entry.agreement_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+        assert!(pages < 50, "the pages never end");
+    }
+    assert_eq!(
+        signed,
+        (0..5)
+            .map(|index| format!("b-signed-{index}"))
+            .collect::<Vec<_>>()
+    );
+    // A call looks at ten pages' worth (20 agreements) at most: the 30
+    // unsigned ones before the first signed one take a short page.
+    assert!(short_pages >= 1, "{pages} pages");
     server.stop().await;
 }

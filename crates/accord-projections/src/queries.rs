@@ -38,14 +38,16 @@ impl AgreementFilter {
     }
 }
 
-/// The signed agreements of a localization report, at the checkpoint
+/// A page of a localization report: signed agreements, at the checkpoint
 /// they were read at.
 #[derive(Debug, Clone)]
 pub struct LocalizationReport {
     /// The read models' checkpoint when the report was read.
     pub position: u64,
-    /// Every signed agreement (of one buyer country, when asked), ordered by id.
+    /// Signed agreements (of one buyer country, when asked), ordered by id.
     pub signed: Vec<Agreement>,
+    /// The id to continue after, when more may follow.
+    pub last_id: Option<String>,
 }
 
 /// One page of agreements, ordered by id.
@@ -156,31 +158,56 @@ impl ReadModels {
         Ok(portfolios)
     }
 
-    /// Returns every signed agreement (of one buyer country, when given).
+    /// Returns up to `page_size` signed agreements (of one buyer country,
+    /// when given) with ids after `after_id`. A call looks at no more than
+    /// ten pages' worth of agreements: a page may come back short, with a
+    /// `last_id` to continue from.
     pub fn localization_report(
         &self,
         country: Option<&str>,
+        page_size: usize,
+        after_id: Option<&str>,
     ) -> Result<LocalizationReport, ProjectionError> {
         let position = self.checkpoint();
         let filter = AgreementFilter {
             buyer_country: country.map(str::to_owned),
             ..AgreementFilter::default()
         };
+        let page_size = page_size.max(1);
         let mut signed = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after = after_id.map(str::to_owned);
+        let mut looked_at = 0;
         loop {
-            let page = self.list_agreements(&filter, 1_000, after.as_deref())?;
-            signed.extend(
-                page.agreements
-                    .into_iter()
-                    .filter(|agreement| agreement.stage.is_signed()),
-            );
-            match page.last_id {
-                Some(last) => after = Some(last),
-                None => break,
+            let page = self.list_agreements(&filter, page_size, after.as_deref())?;
+            looked_at += page.agreements.len();
+            for agreement in page.agreements {
+                after = Some(agreement.agreement_id.clone());
+                if agreement.stage.is_signed() {
+                    signed.push(agreement);
+                    if signed.len() == page_size {
+                        return Ok(LocalizationReport {
+                            position,
+                            signed,
+                            last_id: after,
+                        });
+                    }
+                }
+            }
+            if page.last_id.is_none() {
+                return Ok(LocalizationReport {
+                    position,
+                    signed,
+                    last_id: None,
+                });
+            }
+            if looked_at >= 10 * page_size {
+                return Ok(LocalizationReport {
+                    position,
+                    signed,
+                    last_id: after,
+                });
             }
         }
-        Ok(LocalizationReport { position, signed })
     }
 }
 

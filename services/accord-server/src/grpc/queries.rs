@@ -6,7 +6,7 @@ use std::sync::Arc;
 use accord_domain::{
     Agreement, DomainError, ValidationError, validate_agreement_id, validate_country,
 };
-use accord_projections::{AgreementFilter, ReadModels};
+use accord_projections::{AgreementFilter, ProjectionError, ReadModels};
 use accord_proto::{
     agreement_to_wire, localization_entry_to_wire, portfolio_to_wire, stage_from_wire, v1,
 };
@@ -22,6 +22,8 @@ use crate::error::ApiError;
 const DEFAULT_PAGE_SIZE: usize = 50;
 /// Most agreements per page.
 const MAX_PAGE_SIZE: usize = 1_000;
+/// Events of an agreement read at a time for `as_of_position`.
+const AS_OF_BATCH: usize = 256;
 
 /// Answers queries from the read models (and, for `as_of_position`, the log).
 pub(crate) struct Queries {
@@ -32,6 +34,19 @@ pub(crate) struct Queries {
 impl Queries {
     pub(crate) fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>) -> Self {
         Self { log, read_models }
+    }
+
+    /// Runs `read` of the read models on the blocking pool: sled reads
+    /// block, and the async workers serve every other call meanwhile.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&ReadModels) -> Result<T, ProjectionError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let read_models = self.read_models.clone();
+        tokio::task::spawn_blocking(move || read(&read_models))
+            .await
+            .map_err(ProjectionError::from)?
+            .map_err(ApiError::from)
     }
 
     /// Waits until the read models have applied `min_position`, up to the
@@ -70,9 +85,10 @@ impl Queries {
                 .await;
         }
         self.caught_up(request.min_position, metadata).await?;
+        let agreement_id = request.agreement_id.clone();
         let agreement = self
-            .read_models
-            .agreement(&request.agreement_id)?
+            .read(move |read_models| read_models.agreement(&agreement_id))
+            .await?
             .ok_or_else(|| DomainError::NotFound {
                 agreement_id: request.agreement_id.clone(),
             })?;
@@ -86,14 +102,26 @@ impl Queries {
         position: u64,
     ) -> Result<v1::Agreement, ApiError> {
         within_log(self.log.as_ref(), "as_of_position", position, 0).await?;
-        let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
-        let agreement = events
-            .iter()
-            .take_while(|event| event.position <= position)
-            .fold(None, Agreement::fold)
-            .ok_or_else(|| DomainError::NotFound {
-                agreement_id: format!("{agreement_id} (at position {position})"),
-            })?;
+        // The stream is read a batch at a time, up to the position only.
+        let mut agreement = None;
+        let mut next_version = 1;
+        'stream: loop {
+            let batch = self
+                .log
+                .read_stream(agreement_id, next_version, AS_OF_BATCH)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            next_version = last.version + 1;
+            for event in &batch {
+                if event.position > position {
+                    break 'stream;
+                }
+                agreement = Agreement::fold(agreement, event);
+            }
+        }
+        let agreement = agreement.ok_or_else(|| DomainError::NotFound {
+            agreement_id: format!("{agreement_id} (at position {position})"),
+        })?;
         Ok(agreement_to_wire(&agreement))
     }
 
@@ -128,8 +156,10 @@ impl Queries {
         let after = page_token::decode(&request.page_token)?;
         self.caught_up(request.min_position, metadata).await?;
         let page = self
-            .read_models
-            .list_agreements(&filter, page_size, after.as_deref())?;
+            .read(move |read_models| {
+                read_models.list_agreements(&filter, page_size, after.as_deref())
+            })
+            .await?;
         Ok(v1::ListAgreementsResponse {
             agreements: page.agreements.iter().map(agreement_to_wire).collect(),
             next_page_token: page
@@ -146,9 +176,11 @@ impl Queries {
     ) -> Result<v1::CountryPortfolio, ApiError> {
         validate_country("country", &request.country)?;
         self.caught_up(request.min_position, metadata).await?;
-        Ok(portfolio_to_wire(
-            &self.read_models.portfolio(&request.country)?,
-        ))
+        let country = request.country;
+        let sums = self
+            .read(move |read_models| read_models.portfolio(&country))
+            .await?;
+        Ok(portfolio_to_wire(&sums))
     }
 
     pub(crate) async fn country_portfolios(
@@ -157,13 +189,11 @@ impl Queries {
         metadata: &MetadataMap,
     ) -> Result<v1::ListCountryPortfoliosResponse, ApiError> {
         self.caught_up(request.min_position, metadata).await?;
+        // One entry per buyer country (ISO 3166-1 alpha-2): a few hundred at
+        // most, so not paged.
+        let portfolios = self.read(ReadModels::portfolios).await?;
         Ok(v1::ListCountryPortfoliosResponse {
-            portfolios: self
-                .read_models
-                .portfolios()?
-                .iter()
-                .map(portfolio_to_wire)
-                .collect(),
+            portfolios: portfolios.iter().map(portfolio_to_wire).collect(),
         })
     }
 
@@ -173,9 +203,20 @@ impl Queries {
         metadata: &MetadataMap,
     ) -> Result<v1::LocalizationReport, ApiError> {
         let country = optional_country("country", request.country)?;
+        let page_size = page_size(request.page_size);
+        let after = page_token::decode(&request.page_token)?;
         self.caught_up(request.min_position, metadata).await?;
-        let report = self.read_models.localization_report(country.as_deref())?;
+        let report = self
+            .read(move |read_models| {
+                read_models.localization_report(country.as_deref(), page_size, after.as_deref())
+            })
+            .await?;
         Ok(v1::LocalizationReport {
+            next_page_token: report
+                .last_id
+                .as_deref()
+                .map(page_token::encode)
+                .unwrap_or_default(),
             position: report.position,
             agreements: report
                 .signed
@@ -189,6 +230,14 @@ impl Queries {
                 .map(localization_entry_to_wire)
                 .collect(),
         })
+    }
+}
+
+/// A localization report's page size: the most when none is asked.
+fn page_size(asked: u32) -> usize {
+    match asked as usize {
+        0 => MAX_PAGE_SIZE,
+        size => size.min(MAX_PAGE_SIZE),
     }
 }
 
