@@ -534,3 +534,108 @@ async fn an_existing_stream_that_would_lose_events_refuses_the_start_naming_the_
         jetstream.delete_stream(name).await.expect("stream deleted");
     }
 }
+
+#[tokio::test]
+async fn a_node_reaches_nats_over_tls_with_its_credentials_and_not_without() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    let pki = tempfile::tempdir().expect("pki");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let write = |name: &str, content: String| {
+        let path = pki.path().join(name);
+        std::fs::write(&path, content).expect("written");
+        path
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("nats.pem", cert.pem());
+    let key_file = write("nats.key", key.serialize_pem());
+    let nats = NatsNode::single_with(&format!(
+        "authorization {{\n  user: accord\n  password: s3cret-pw\n}}\ntls {{\n  cert_file: {cert_file:?}\n  key_file: {key_file:?}\n}}\n"
+    ))
+    .await;
+    let address = nats.url().trim_start_matches("nats://").to_owned();
+    let start = |store: String, ca: Option<std::path::PathBuf>| async move {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let mut config = accord_server::Config::ephemeral(data_dir.path());
+        config.store = store;
+        config.nats_replicas = 1;
+        config.nats_tls_ca = ca;
+        let started = accord_server::start(config).await;
+        (data_dir, started)
+    };
+
+    // With the authority and the password: served.
+    let (_dir, started) = start(
+        format!("tls://accord:s3cret-pw@{address}"),
+        Some(ca_file.clone()),
+    )
+    .await;
+    let server = started.expect("connects over TLS with its password");
+    let channel = accord_tests::connect(server.grpc_addr()).await;
+    accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel)
+        .announce(accord_tests::announce_wabtec("over-tls"))
+        .await
+        .expect("appends through TLS");
+    server.shutdown().await.expect("stops");
+
+    // A wrong password, or no way to trust the server: refused, and the
+    // password never shows in the message.
+    for (store, ca, what) in [
+        (
+            format!("tls://accord:wrong-pw@{address}"),
+            Some(ca_file.clone()),
+            "a wrong password",
+        ),
+        (
+            format!("tls://accord:s3cret-pw@{address}"),
+            None,
+            "no trusted authority",
+        ),
+    ] {
+        let (_dir, started) = start(store, ca).await;
+        let error = match started {
+            Ok(_) => panic!("{what} must be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("cannot connect to NATS"), "{what}: {error}");
+        assert!(!error.contains("pw@"), "{what}: a password in {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_node_authenticates_to_nats_with_an_nkey_seed() {
+    let user = nkeys::KeyPair::new_user();
+    let nats = NatsNode::single_with(&format!(
+        "authorization {{\n  users: [ {{ nkey: {} }} ]\n}}\n",
+        user.public_key()
+    ))
+    .await;
+    let keys = tempfile::tempdir().expect("dir");
+    let seed_file = keys.path().join("accord.nk");
+    std::fs::write(&seed_file, user.seed().expect("seed")).expect("written");
+    let start = |nkey: Option<std::path::PathBuf>| {
+        let url = nats.url().to_owned();
+        async move {
+            let data_dir = tempfile::tempdir().expect("data dir");
+            let mut config = accord_server::Config::ephemeral(data_dir.path());
+            config.store = url;
+            config.nats_replicas = 1;
+            config.nats_nkey = nkey;
+            (data_dir, accord_server::start(config).await)
+        }
+    };
+    let (_dir, started) = start(Some(seed_file)).await;
+    let server = started.expect("authenticates with the seed");
+    server.shutdown().await.expect("stops");
+    let (_dir, started) = start(None).await;
+    let error = started.err().expect("refused without it").to_string();
+    assert!(error.contains("authorization violation"), "{error}");
+}

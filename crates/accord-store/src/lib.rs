@@ -30,7 +30,7 @@ pub use event_log::{
     LogStats, RawRecord,
 };
 pub use import_check::ImportVerifier;
-pub use nats::{NatsLog, NatsOptions};
+pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };

@@ -63,6 +63,20 @@ impl NatsNode {
         Self::start("accord-n1", None).await
     }
 
+    /// Starts a single node with `extra` added to its configuration (an
+    /// `authorization` or `tls` block, say).
+    pub async fn single_with(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = node_config("accord-n1", "127.0.0.1:-1", dir.path(), "");
+        config.push_str(extra);
+        let (child, client_url) = spawn("accord-n1", dir.path(), &config).await;
+        Self {
+            child,
+            client_url,
+            dir,
+        }
+    }
+
     /// Starts a single node whose JetStream file store holds at most
     /// `bytes`: the server refuses to store more.
     pub async fn single_with_file_store_limit(bytes: u64) -> Self {

@@ -108,7 +108,8 @@ pub struct Config {
     pub cache_bytes: u64,
 
     /// Where the event log lives: `sled` (embedded, in --data-dir) or a
-    /// NATS JetStream cluster, `nats://HOST:PORT[,nats://HOST:PORT...]`.
+    /// NATS JetStream cluster, `nats://HOST:PORT[,nats://HOST:PORT...]`
+    /// (`tls://` for TLS).
     #[arg(long, env = "ACCORD_STORE", default_value = "sled")]
     pub store: String,
 
@@ -119,6 +120,28 @@ pub struct Config {
     /// Copies of the stream the NATS cluster keeps (3 for a cluster; 1 for a single nats-server).
     #[arg(long, env = "ACCORD_NATS_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_replicas: u8,
+
+    /// NATS credentials file (JWT and nkey seed); a user and password go in
+    /// the --store URLs instead (`nats://USER:PASSWORD@HOST:PORT`).
+    #[arg(long, env = "ACCORD_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// File holding an nkey seed to authenticate to NATS with.
+    #[arg(long, env = "ACCORD_NATS_NKEY")]
+    pub nats_nkey: Option<PathBuf>,
+
+    /// PEM authority to trust for the NATS servers' certificates; TLS to
+    /// NATS is then required.
+    #[arg(long, env = "ACCORD_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate for NATS servers that verify clients (with --nats-tls-key).
+    #[arg(long, env = "ACCORD_NATS_TLS_CERT", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+
+    /// PEM key of --nats-tls-cert.
+    #[arg(long, env = "ACCORD_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -149,6 +172,11 @@ impl Config {
             store: "sled".into(),
             nats_stream: "ACCORD".into(),
             nats_replicas: 1,
+            nats_creds: None,
+            nats_nkey: None,
+            nats_tls_ca: None,
+            nats_tls_cert: None,
+            nats_tls_key: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use accord_projections::ReadModels;
-use accord_store::{EventLog, NatsLog, NatsOptions, SledLog, SledOptions};
+use accord_store::{EventLog, NatsLog, NatsOptions, NatsSecurity, SledLog, SledOptions};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -61,14 +61,16 @@ impl StoreKind {
         if store == "sled" {
             return Ok(StoreKind::Sled);
         }
-        if store
-            .split(',')
-            .all(|url| url.trim().starts_with("nats://"))
-        {
+        if store.split(',').all(|url| {
+            ["nats://", "tls://"]
+                .iter()
+                .any(|scheme| url.trim().starts_with(scheme))
+        }) {
             return Ok(StoreKind::Nats(store.to_owned()));
         }
         Err(ServerError::Config(format!(
-            "--store {store:?}: expected `sled` or `nats://HOST:PORT[,nats://HOST:PORT...]`"
+            "--store: expected `sled` or `nats://HOST:PORT[,nats://HOST:PORT...]` (or tls://), got {:?}",
+            accord_store::redacted_nats_servers(store)
         )))
     }
 }
@@ -95,6 +97,15 @@ async fn open(config: &Config, observer: StoreObserver) -> Result<Arc<dyn EventL
                 replicas: usize::from(config.nats_replicas),
                 cache_capacity_bytes: config.cache_bytes,
                 observer: Some(Arc::new(observer)),
+                security: NatsSecurity {
+                    creds_file: config.nats_creds.clone(),
+                    nkey_file: config.nats_nkey.clone(),
+                    tls_ca: config.nats_tls_ca.clone(),
+                    tls_client: config
+                        .nats_tls_cert
+                        .clone()
+                        .zip(config.nats_tls_key.clone()),
+                },
                 ..NatsOptions::new(servers, replica)
             };
             Ok(Arc::new(NatsLog::open(options).await?))

@@ -42,10 +42,11 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         .map_err(|error| {
             StoreError::Unavailable(format!(
                 "invalid NATS address {:?}: {error}",
-                options.servers
+                redacted(&options.servers)
             ))
         })?;
-    let client = async_nats::ConnectOptions::new()
+    let client = connect_options(options, &addresses)
+        .await?
         .name("accord-server")
         .request_timeout(Some(options.request_timeout))
         .connect(addresses)
@@ -53,7 +54,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
         .map_err(|error| {
             StoreError::Unavailable(format!(
                 "cannot connect to NATS at {}: {error}",
-                options.servers
+                redacted(&options.servers)
             ))
         })?;
     let server_version = client.server_info().version;
@@ -63,7 +64,7 @@ pub(crate) async fn connect(options: &NatsOptions) -> Result<Connected, StoreErr
             "nats-server {server_version} at {} is too old: Accord needs 2.10 or newer \
              (the per-subject expected sequence it relies on is not safe in a 2.9 cluster, \
              and 2.10 adds sync_interval: always)",
-            options.servers
+            redacted(&options.servers)
         )));
     }
     let atomic_batches = version >= ATOMIC_BATCH_VERSION;
@@ -171,6 +172,85 @@ async fn ensure_stream(
     }
 }
 
+/// The connection's credentials (a creds file, an nkey seed, or the user
+/// and password or token in the server URLs) and TLS.
+async fn connect_options(
+    options: &NatsOptions,
+    addresses: &[async_nats::ServerAddr],
+) -> Result<async_nats::ConnectOptions, StoreError> {
+    let security = &options.security;
+    let unreadable = |what: &str, path: &std::path::Path, error: std::io::Error| {
+        StoreError::Unavailable(format!(
+            "cannot read the NATS {what} {}: {error}",
+            path.display()
+        ))
+    };
+    // async-nats does not take a user from the URLs by itself.
+    let in_url = addresses
+        .iter()
+        .find_map(|address| address.username().map(|user| (user, address.password())));
+    let ways = usize::from(security.creds_file.is_some())
+        + usize::from(security.nkey_file.is_some())
+        + usize::from(in_url.is_some());
+    if ways > 1 {
+        return Err(StoreError::Unavailable(
+            "give one way to authenticate to NATS: a creds file, an nkey seed, or a user in the URLs"
+                .into(),
+        ));
+    }
+    let mut connect = match (&security.creds_file, &security.nkey_file) {
+        (Some(_), Some(_)) => unreachable!("refused above"),
+        (Some(creds), None) => async_nats::ConnectOptions::with_credentials_file(creds.clone())
+            .await
+            .map_err(|error| unreadable("credentials file", creds, error))?,
+        (None, Some(nkey)) => {
+            let seed = std::fs::read_to_string(nkey)
+                .map_err(|error| unreadable("nkey seed file", nkey, error))?;
+            async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        }
+        (None, None) => match in_url {
+            Some((user, Some(password))) => async_nats::ConnectOptions::with_user_and_password(
+                user.to_owned(),
+                password.to_owned(),
+            ),
+            Some((token, None)) => async_nats::ConnectOptions::with_token(token.to_owned()),
+            None => async_nats::ConnectOptions::new(),
+        },
+    };
+    if let Some(ca) = &security.tls_ca {
+        if !ca.is_file() {
+            return Err(unreadable(
+                "TLS authority",
+                ca,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let Some((cert, key)) = &security.tls_client {
+        connect = connect.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(connect)
+}
+
+/// The server list with any password or token replaced, for messages.
+pub fn redacted(servers: &str) -> String {
+    servers
+        .split(',')
+        .map(|server| {
+            let (scheme, rest) = server.split_once("//").unwrap_or(("", server));
+            match rest.split_once('@') {
+                Some((credentials, host)) => match credentials.split_once(':') {
+                    Some((user, _password)) => format!("{scheme}//{user}:***@{host}"),
+                    None => format!("{scheme}//***@{host}"),
+                },
+                None => server.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `2.10.4` -> (2, 10); anything unreadable is (0, 0).
 fn parse_version(version: &str) -> (u64, u64) {
     let mut parts = version.trim_start_matches('v').split('.').map(|part| {
@@ -196,5 +276,20 @@ mod tests {
         assert!(parse_version("2.9.25") < MIN_VERSION);
         assert!(parse_version("2.10.0") >= MIN_VERSION);
         assert!(parse_version("2.12.0") >= ATOMIC_BATCH_VERSION);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redacted("nats://accord:s3cret@10.0.0.1:4222,tls://10.0.0.2:4222"),
+            "nats://accord:***@10.0.0.1:4222,tls://10.0.0.2:4222"
+        );
+        assert_eq!(redacted("nats://s3cret-token@host:1"), "nats://***@host:1");
+        assert_eq!(redacted("nats://host:1"), "nats://host:1");
     }
 }

@@ -37,6 +37,7 @@ use crate::{
     StoreError,
 };
 use connect::Connected;
+pub use connect::redacted as redacted_nats_servers;
 use follower::Freshness;
 use replica::Replica;
 
@@ -62,6 +63,23 @@ pub struct NatsOptions {
     /// publish, its acknowledgement time as the "fsync"), and about a
     /// replica that cannot follow the stream.
     pub observer: Option<Arc<dyn CommitObserver>>,
+    /// How the node proves who it is to NATS, and whom it trusts.
+    pub security: NatsSecurity,
+}
+
+/// Credentials and TLS for the connection to NATS. A user and password go
+/// in the server URLs (`nats://USER:PASSWORD@HOST:PORT`).
+#[derive(Clone, Debug, Default)]
+pub struct NatsSecurity {
+    /// A `.creds` file (JWT and nkey seed) from `nsc` or the operator.
+    pub creds_file: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU...`).
+    pub nkey_file: Option<PathBuf>,
+    /// PEM authority to trust for the servers' TLS certificates; TLS is
+    /// then required.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that verify clients.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
 }
 
 impl NatsOptions {
@@ -76,6 +94,7 @@ impl NatsOptions {
             request_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
             observer: None,
+            security: NatsSecurity::default(),
         }
     }
 }
@@ -127,7 +146,7 @@ impl NatsLog {
             options.observer.clone(),
         ));
         tracing::info!(
-            servers = %options.servers,
+            servers = %connect::redacted(&options.servers),
             stream = %options.stream,
             server_version = %connected.server_version,
             atomic_batches = connected.atomic_batches,
