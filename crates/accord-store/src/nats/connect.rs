@@ -277,11 +277,6 @@ mod tests {
         assert!(parse_version("2.10.0") >= MIN_VERSION);
         assert!(parse_version("2.12.0") >= ATOMIC_BATCH_VERSION);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
 
     #[test]
     fn passwords_never_reach_a_message() {
