@@ -3,31 +3,89 @@
 //!
 //! - `a` + agreement id                     -> agreement view (`accord.storage.v1.AgreementView`)
 //! - `b` + buyer country + 0x00 + agreement id -> empty (buyer index)
+//! - `u` + supplier country + 0x00 + agreement id -> empty (supplier index)
+//! - `t` + sector + 0x00 + agreement id     -> empty (sector index)
+//! - `g` + stage (one byte) + 0x00 + agreement id -> empty (stage index)
 //! - `p` + buyer country                    -> portfolio sums (`accord.storage.v1.PortfolioSums`)
 //! - `checkpoint`                           -> last applied position (u64 BE)
 //! - `checkpoint_event`                     -> id of the event at that position (16 bytes),
 //!   so that read models can tell at open whether they follow this log
 
+use accord_domain::{Agreement, Stage};
+
 pub(crate) const CHECKPOINT: &[u8] = b"checkpoint";
 pub(crate) const CHECKPOINT_EVENT: &[u8] = b"checkpoint_event";
 pub(crate) const AGREEMENT: u8 = b'a';
-pub(crate) const BUYER: u8 = b'b';
 pub(crate) const PORTFOLIO: u8 = b'p';
 
 pub(crate) fn agreement_key(agreement_id: &str) -> Vec<u8> {
     prefixed(AGREEMENT, agreement_id.as_bytes())
 }
 
-pub(crate) fn buyer_prefix(country: &str) -> Vec<u8> {
-    let mut key = prefixed(BUYER, country.as_bytes());
-    key.push(0);
-    key
+/// An index of the agreement views by one of the values lists filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Index {
+    /// Buyer country.
+    Buyer,
+    /// Supplier country.
+    Supplier,
+    /// Sector.
+    Sector,
+    /// Stage.
+    Stage,
 }
 
-pub(crate) fn buyer_key(country: &str, agreement_id: &str) -> Vec<u8> {
-    let mut key = buyer_prefix(country);
-    key.extend_from_slice(agreement_id.as_bytes());
-    key
+impl Index {
+    /// Every index, in the order a list prefers them (most selective first).
+    pub(crate) const ALL: [Index; 4] = [Index::Buyer, Index::Supplier, Index::Sector, Index::Stage];
+
+    fn tag(self) -> u8 {
+        match self {
+            Index::Buyer => b'b',
+            Index::Supplier => b'u',
+            Index::Sector => b't',
+            Index::Stage => b'g',
+        }
+    }
+
+    /// The prefix of every entry of this index for `value`.
+    pub(crate) fn prefix(self, value: &[u8]) -> Vec<u8> {
+        let mut key = prefixed(self.tag(), value);
+        key.push(0);
+        key
+    }
+
+    /// The entry of `agreement_id` under `value`.
+    pub(crate) fn key(self, value: &[u8], agreement_id: &str) -> Vec<u8> {
+        let mut key = self.prefix(value);
+        key.extend_from_slice(agreement_id.as_bytes());
+        key
+    }
+
+    /// The value `agreement` is indexed under.
+    pub(crate) fn value_of(self, agreement: &Agreement) -> Vec<u8> {
+        match self {
+            Index::Buyer => agreement.buyer.country.as_bytes().to_vec(),
+            Index::Supplier => agreement.supplier.country.as_bytes().to_vec(),
+            Index::Sector => agreement.sector.as_bytes().to_vec(),
+            Index::Stage => vec![stage_byte(agreement.stage)],
+        }
+    }
+
+    /// The entry of `agreement` in this index.
+    pub(crate) fn key_of(self, agreement: &Agreement) -> Vec<u8> {
+        self.key(&self.value_of(agreement), &agreement.agreement_id)
+    }
+}
+
+/// The stage's byte in the stage index.
+pub(crate) fn stage_byte(stage: Stage) -> u8 {
+    match stage {
+        Stage::Announced => 1,
+        Stage::Signed => 2,
+        Stage::Delivering => 3,
+        Stage::Delivered => 4,
+    }
 }
 
 pub(crate) fn portfolio_key(country: &str) -> Vec<u8> {

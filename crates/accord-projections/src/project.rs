@@ -9,7 +9,7 @@ use accord_domain::{Agreement, PortfolioSums, RecordedEvent};
 use accord_store::ClearingMap;
 
 use crate::ProjectionError;
-use crate::keys;
+use crate::keys::{self, Index};
 use crate::stored::{decode_agreement, decode_portfolio, encode_agreement, encode_portfolio};
 
 /// Changes folded from the log but not yet written: what
@@ -133,9 +133,19 @@ impl PendingChanges {
                 portfolios.insert(country.clone(), load_portfolio(tree, &country)?);
             }
             let sums = portfolios.get_mut(&country).expect("inserted above");
-            match &previous {
-                Some(previous) => sums.remove(previous),
-                None => writes.insert(keys::buyer_key(&country, &agreement_id), &[] as &[u8]),
+            // Index entries: added with the view, moved when the value changes.
+            for index in Index::ALL {
+                let key = index.key_of(&agreement);
+                let old = previous.as_ref().map(|previous| index.key_of(previous));
+                if old.as_ref() != Some(&key) {
+                    if let Some(old) = old {
+                        writes.remove(old);
+                    }
+                    writes.insert(key, &[] as &[u8]);
+                }
+            }
+            if let Some(previous) = &previous {
+                sums.remove(previous);
             }
             sums.add(&agreement);
             writes.insert(

@@ -5,7 +5,7 @@ use accord_domain::{Agreement, PortfolioSums, Stage};
 
 use crate::ProjectionError;
 use crate::ReadModels;
-use crate::keys;
+use crate::keys::{self, Index};
 use crate::stored::{decode_agreement, decode_portfolio};
 
 /// Which agreements a list returns; empty or None matches all.
@@ -22,6 +22,22 @@ pub struct AgreementFilter {
 }
 
 impl AgreementFilter {
+    /// The index a list of this filter reads, and the value to read under:
+    /// the most selective of the filter's values.
+    fn index(&self) -> Option<(Index, Vec<u8>)> {
+        if let Some(country) = &self.buyer_country {
+            return Some((Index::Buyer, country.as_bytes().to_vec()));
+        }
+        if let Some(country) = &self.supplier_country {
+            return Some((Index::Supplier, country.as_bytes().to_vec()));
+        }
+        if let Some(sector) = &self.sector {
+            return Some((Index::Sector, sector.as_bytes().to_vec()));
+        }
+        self.stage
+            .map(|stage| (Index::Stage, vec![keys::stage_byte(stage)]))
+    }
+
     fn matches(&self, agreement: &Agreement) -> bool {
         self.buyer_country
             .as_ref()
@@ -83,11 +99,11 @@ impl ReadModels {
             }
             agreements.len() < page_size
         };
-        match &filter.buyer_country {
-            Some(country) => {
-                let prefix = keys::buyer_prefix(country);
+        match filter.index() {
+            Some((index, value)) => {
+                let prefix = index.prefix(&value);
                 let start = match after_id {
-                    Some(after) => successor(keys::buyer_key(country, after)),
+                    Some(after) => successor(index.key(&value, after)),
                     None => prefix.clone(),
                 };
                 for entry in tree.range(start..) {
@@ -98,7 +114,7 @@ impl ReadModels {
                     let agreement_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                     let Some(bytes) = tree.get(keys::agreement_key(&agreement_id))? else {
                         return Err(ProjectionError::Inconsistent(format!(
-                            "buyer index names {agreement_id}, which has no view"
+                            "the {index:?} index names {agreement_id}, which has no view"
                         )));
                     };
                     if !push(decode_agreement(&bytes)?) {

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use accord_domain::{
     Agreement, AgreementKind, Announce, Command, EventMetadata, Money, Party, PortfolioSums,
-    RecordDelivery, RecordLocalization, RecordedEvent, Sign, Timestamp, ValidCommand, decide,
+    RecordDelivery, RecordLocalization, RecordedEvent, Sign, Stage, Timestamp, ValidCommand,
+    decide,
 };
-use accord_projections::ReadModels;
+use accord_projections::{AgreementFilter, ReadModels};
 use proptest::prelude::*;
 
 const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
@@ -147,5 +148,40 @@ proptest! {
         }
         let expected_portfolios: Vec<_> = portfolios.into_values().collect();
         prop_assert_eq!(models.portfolios().expect("reads"), expected_portfolios);
+
+        // Every filter a list offers, through its index, in pages of 2.
+        let mut filters = vec![AgreementFilter::default()];
+        for country in COUNTRIES {
+            filters.push(AgreementFilter { buyer_country: Some(country.into()), ..AgreementFilter::default() });
+        }
+        filters.push(AgreementFilter { supplier_country: Some("US".into()), ..AgreementFilter::default() });
+        filters.push(AgreementFilter { sector: Some("rail".into()), ..AgreementFilter::default() });
+        for stage in [Stage::Announced, Stage::Signed, Stage::Delivering, Stage::Delivered] {
+            filters.push(AgreementFilter { stage: Some(stage), ..AgreementFilter::default() });
+            filters.push(AgreementFilter { buyer_country: Some("UZ".into()), stage: Some(stage), ..AgreementFilter::default() });
+        }
+        for filter in filters {
+            let mut listed = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = models.list_agreements(&filter, 2, after.as_deref()).expect("lists");
+                listed.extend(page.agreements);
+                match page.last_id {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+            let wanted: Vec<Agreement> = expected
+                .values()
+                .filter(|agreement| {
+                    filter.buyer_country.as_ref().is_none_or(|country| agreement.buyer.country == *country)
+                        && filter.supplier_country.as_ref().is_none_or(|country| agreement.supplier.country == *country)
+                        && filter.sector.as_ref().is_none_or(|sector| agreement.sector == *sector)
+                        && filter.stage.is_none_or(|stage| agreement.stage == stage)
+                })
+                .cloned()
+                .collect();
+            prop_assert_eq!(listed, wanted, "{:?}", filter);
+        }
     }
 }
