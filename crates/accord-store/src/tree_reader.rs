@@ -22,6 +22,18 @@ impl TreeReader {
         Self { tree, head }
     }
 
+    /// Runs `read` on the blocking pool: sled reads block on the disk, and
+    /// the async workers serve every other call meanwhile.
+    pub(crate) async fn off_thread<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&TreeReader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || read(&reader))
+            .await
+            .map_err(|error| StoreError::failed("a log read task", error))?
+    }
+
     pub(crate) fn head(&self) -> u64 {
         *self.head.borrow()
     }

@@ -285,7 +285,9 @@ impl EventLog for NatsLog {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.check_usable()?;
-        self.reader.read_log(from_position, max_count)
+        self.reader
+            .off_thread(move |reader| reader.read_log(from_position, max_count))
+            .await
     }
 
     async fn read_raw(
@@ -294,7 +296,9 @@ impl EventLog for NatsLog {
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
         self.check_usable()?;
-        self.reader.read_raw(from_position, max_count)
+        self.reader
+            .off_thread(move |reader| reader.read_raw(from_position, max_count))
+            .await
     }
 
     async fn read_stream(
@@ -304,8 +308,10 @@ impl EventLog for NatsLog {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.check_usable()?;
+        let agreement_id = agreement_id.to_owned();
         self.reader
-            .read_stream(agreement_id, from_version, max_count)
+            .off_thread(move |reader| reader.read_stream(&agreement_id, from_version, max_count))
+            .await
     }
 
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {

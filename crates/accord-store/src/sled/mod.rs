@@ -141,7 +141,9 @@ impl EventLog for SledLog {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.readable()?;
-        self.reader.read_log(from_position, max_count)
+        self.reader
+            .off_thread(move |reader| reader.read_log(from_position, max_count))
+            .await
     }
 
     async fn read_raw(
@@ -150,7 +152,9 @@ impl EventLog for SledLog {
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
         self.readable()?;
-        self.reader.read_raw(from_position, max_count)
+        self.reader
+            .off_thread(move |reader| reader.read_raw(from_position, max_count))
+            .await
     }
 
     async fn read_stream(
@@ -160,8 +164,10 @@ impl EventLog for SledLog {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.readable()?;
+        let agreement_id = agreement_id.to_owned();
         self.reader
-            .read_stream(agreement_id, from_version, max_count)
+            .off_thread(move |reader| reader.read_stream(&agreement_id, from_version, max_count))
+            .await
     }
 
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
