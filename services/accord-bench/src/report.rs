@@ -193,3 +193,18 @@ impl Results {
 pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
+
+/// A load client: the events it appended and its latencies.
+pub(crate) type ClientTask = tokio::task::JoinHandle<Result<(u64, Histogram<u64>), String>>;
+
+/// Waits for every client; the events they appended and their latencies together.
+pub(crate) async fn join_clients(tasks: Vec<ClientTask>) -> Result<(u64, Histogram<u64>), String> {
+    let mut events = 0;
+    let mut latency_us = latency_histogram();
+    for task in tasks {
+        let (appended, latency) = task.await.map_err(|error| error.to_string())??;
+        events += appended;
+        latency_us.add(latency).map_err(|error| error.to_string())?;
+    }
+    Ok((events, latency_us))
+}

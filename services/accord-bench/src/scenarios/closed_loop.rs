@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 use crate::group_commits::CommitMetrics;
 use crate::process::{Backend, ServerProcess, Target};
-use crate::report::{Outcome, latency_histogram};
+use crate::report::{Outcome, join_clients, latency_histogram};
 use crate::workload::{connect_many, prepare};
 
 /// Connections the clients share, as a client library would pool them.
@@ -58,13 +58,7 @@ where
             Ok::<_, String>((sequence, latency))
         }));
     }
-    let mut events = 0;
-    let mut latency_us = latency_histogram();
-    for task in tasks {
-        let (appended, latency) = task.await.map_err(|error| error.to_string())??;
-        events += appended;
-        latency_us.add(latency).map_err(|error| error.to_string())?;
-    }
+    let (events, latency_us) = join_clients(tasks).await?;
     let elapsed = started.elapsed();
     let server_cpu_seconds = server.cpu_seconds() - cpu_before;
     let mut extra = extra;

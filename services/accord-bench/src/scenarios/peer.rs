@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::postgres::Postgres;
-use crate::report::{Outcome, latency_histogram};
+use crate::report::{ClientTask, Outcome, join_clients, latency_histogram};
 
 fn event_id(client: usize, sequence: u64) -> String {
     format!("{client:08x}-0000-4000-8000-{sequence:012x}")
@@ -114,8 +114,6 @@ pub(crate) async fn batch(
     run.finish(tasks, extra).await
 }
 
-type ClientTask = tokio::task::JoinHandle<Result<(u64, hdrhistogram::Histogram<u64>), String>>;
-
 /// One measured run against PostgreSQL: the server, the clock and its CPU
 /// counter at the start.
 struct Run {
@@ -153,13 +151,7 @@ impl Run {
         tasks: Vec<ClientTask>,
         extra: BTreeMap<String, f64>,
     ) -> Result<Outcome, String> {
-        let mut events = 0;
-        let mut latency_us = latency_histogram();
-        for task in tasks {
-            let (appended, latency) = task.await.map_err(|error| error.to_string())??;
-            events += appended;
-            latency_us.add(latency).map_err(|error| error.to_string())?;
-        }
+        let (events, latency_us) = join_clients(tasks).await?;
         let elapsed = self.started.elapsed();
         let (cpu_after, peak_rss_bytes) = self.postgres.usage();
         let (table_bytes, rows) = self.postgres.table_bytes().await?;
