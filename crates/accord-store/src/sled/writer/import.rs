@@ -25,7 +25,12 @@ impl Writer {
                 self.state.head
             )));
         }
-        self.write_marker(true)?;
+        if let Err(error) = self.write_marker(true) {
+            // The marker may be in sled's memory without being durable:
+            // fail closed, so that the log is reopened from the disk.
+            self.fail(&error, 0);
+            return Err(error);
+        }
         let imported = self.import_chunks(source.as_mut());
         let finished = imported.and_then(|imported| {
             self.write_marker(false)?;
