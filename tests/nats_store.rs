@@ -639,3 +639,55 @@ async fn a_node_authenticates_to_nats_with_an_nkey_seed() {
     let error = started.err().expect("refused without it").to_string();
     assert!(error.contains("authorization violation"), "{error}");
 }
+
+#[tokio::test]
+async fn a_foreign_message_on_the_log_stops_appends_naming_it_and_reads_go_on() {
+    use accord_tests::{TestServer, announce_wabtec, sign};
+
+    let nats = NatsNode::single().await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    server
+        .agreements()
+        .announce(announce_wabtec("kz"))
+        .await
+        .expect("announced");
+    server.agreements().sign(sign("kz")).await.expect("signed");
+    // Any client with publish rights on Accord's subjects can do this.
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let ack = async_nats::jetstream::new(client)
+        .publish("accord.agreement.kz", "not an Accord record".into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored by the stream");
+    assert_eq!(ack.sequence, 3);
+    wait_for_health(&server, false).await;
+    // Reads go on up to the message before.
+    let events = server.read_all().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(verify_clean_count(&server).await, 2);
+    // Appends are refused, naming the message.
+    let status = server
+        .agreements()
+        .record_delivery(accord_tests::deliver("kz", "after-the-poison", 1))
+        .await
+        .expect_err("appends are refused");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("stream message 3"),
+        "{}",
+        status.message()
+    );
+    let metrics = accord_tests::scrape_metrics(server.server().metrics_addr()).await;
+    assert!(metrics.contains("accord_store_degraded 1"), "{metrics}");
+    server.stop().await;
+}
+
+async fn verify_clean_count(server: &accord_tests::TestServer) -> u64 {
+    accord_tests::verify_clean(server.channel()).await
+}

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::replica::{Replica, StreamEntry};
-use crate::{CommitObserver, StoreError};
+use crate::StoreError;
 
 /// Messages applied to the replica in one atomic batch, at most.
 const CHUNK: usize = 2_048;
@@ -79,7 +79,6 @@ pub(crate) async fn follow(
     freshness: Arc<Freshness>,
     failure: watch::Sender<Option<StoreError>>,
     stop: CancellationToken,
-    observer: Option<Arc<dyn CommitObserver>>,
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
@@ -90,10 +89,13 @@ pub(crate) async fn follow(
         };
         match outcome {
             Err(error @ StoreError::Corrupt(_)) => {
-                tracing::error!(%error, "the replica cannot follow the stream");
-                if let Some(observer) = &observer {
-                    observer.failed(&error);
-                }
+                // A message that is not the log's next record (anything
+                // published on Accord's subjects by another client) stops
+                // the replica where it is: reads go on up to the message
+                // before, appends are refused naming it, health says so.
+                // Reopening the store would stop at the same message, so
+                // this is not reported as a store failure to restart.
+                tracing::error!(%error, head = replica.lock().head(), "the replica cannot follow the stream; appends are refused");
                 failure.send_replace(Some(error));
                 return;
             }

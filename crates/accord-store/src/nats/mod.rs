@@ -143,7 +143,6 @@ impl NatsLog {
             Arc::clone(&freshness),
             failure_sender,
             stop.clone(),
-            options.observer.clone(),
         ));
         tracing::info!(
             servers = %connect::redacted(&options.servers),
@@ -211,6 +210,18 @@ impl NatsLog {
         &self.connected.server_version
     }
 
+    /// Refuses reads once the log is closed. A replica that stopped
+    /// following the stream (a message that is not an Accord record, say)
+    /// still holds a consistent log up to the message before: it is read.
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the log is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Refuses appends (and reads that need the stream) once the log is
+    /// closed or the replica stopped following the stream.
     fn check_usable(&self) -> Result<(), StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the log is closed".into()));
@@ -284,7 +295,7 @@ impl EventLog for NatsLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         self.reader
             .off_thread(move |reader| reader.read_log(from_position, max_count))
             .await
@@ -295,7 +306,7 @@ impl EventLog for NatsLog {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         self.reader
             .off_thread(move |reader| reader.read_raw(from_position, max_count))
             .await
@@ -307,7 +318,7 @@ impl EventLog for NatsLog {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         let agreement_id = agreement_id.to_owned();
         self.reader
             .off_thread(move |reader| reader.read_stream(&agreement_id, from_version, max_count))
@@ -315,7 +326,7 @@ impl EventLog for NatsLog {
     }
 
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         self.reader.locate(agreement_id, version)
     }
 
@@ -332,7 +343,7 @@ impl EventLog for NatsLog {
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         if let Some(found) = self.reader.find_command(command_id).await? {
             return Ok(Some(found));
         }
@@ -378,7 +389,7 @@ impl EventLog for NatsLog {
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {
-        self.check_usable()?;
+        self.check_open()?;
         let state = self.stream_state().await?;
         let head = self.head();
         Ok(LogStats {
