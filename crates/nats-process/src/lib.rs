@@ -15,16 +15,20 @@ pub const INSTALL_HINT: &str = "nats-server is not on PATH: run `scripts/test`, 
 /// Panics with [`INSTALL_HINT`] when neither exists: a test that needs NATS
 /// never passes without it.
 pub fn nats_server_binary() -> PathBuf {
+    find_nats_server().unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+}
+
+/// The nats-server binary, if there is one: `ACCORD_NATS_SERVER` when it
+/// names a file, else `nats-server` on PATH.
+pub fn find_nats_server() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ACCORD_NATS_SERVER") {
-        return PathBuf::from(path);
+        return Some(PathBuf::from(path)).filter(|path| path.is_file());
     }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("nats-server"))
-                .find(|candidate| candidate.is_file())
-        })
-        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 /// One nats-server process.

@@ -18,12 +18,26 @@ use clap::Parser;
 use process::Target;
 use report::Results;
 
+/// A scenario of the load generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Single appends from many clients.
+    Append,
+    /// `Execute` batches from many clients.
+    Batch,
+    /// Many subscribers while a writer appends at a steady rate.
+    Subscribe,
+    /// Replay of a large log into fresh read models.
+    Rebuild,
+}
+
 /// Command-line options.
 #[derive(Debug, Parser)]
 #[command(name = "accord-bench", about = "Load generator for Accord")]
 struct Options {
-    /// Scenarios to run: append, batch, subscribe, rebuild (all when none given).
-    scenarios: Vec<String>,
+    /// Scenarios to run (all when none given).
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
     /// Run each scenario for a few seconds only.
     #[arg(long)]
     quick: bool,
@@ -86,6 +100,27 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    let mut backends = options
+        .backends
+        .iter()
+        .map(|label| process::Backend::parse(label))
+        .collect::<Result<Vec<_>, _>>()?;
+    if backends
+        .iter()
+        .any(|backend| matches!(backend, process::Backend::Nats(_)))
+        && nats_process::find_nats_server().is_none()
+    {
+        backends.retain(|backend| !matches!(backend, process::Backend::Nats(_)));
+        if backends.is_empty() {
+            return Err(format!(
+                "no backend left to run: {}",
+                nats_process::INSTALL_HINT
+            ));
+        }
+        eprintln!(
+            "accord-bench: nats-server not found (set ACCORD_NATS_SERVER or put it on PATH; scripts/test installs it): skipping the NATS backends"
+        );
+    }
     let server_binary = match &options.server_binary {
         Some(path) => path.clone(),
         None => std::env::current_exe()
@@ -98,11 +133,6 @@ async fn run(options: Options) -> Result<(), String> {
             server_binary.display()
         ));
     }
-    let backends = options
-        .backends
-        .iter()
-        .map(|label| process::Backend::parse(label))
-        .collect::<Result<Vec<_>, _>>()?;
     let targets: Vec<Target> = backends
         .iter()
         .map(|backend| Target {
@@ -115,15 +145,14 @@ async fn run(options: Options) -> Result<(), String> {
         backend: process::Backend::Sled,
     };
     let duration = Duration::from_secs(if options.quick { 3 } else { options.seconds });
-    let wanted = |name: &str| {
-        options.scenarios.is_empty() || options.scenarios.iter().any(|wanted| wanted == name)
-    };
+    let wanted =
+        |scenario: Scenario| options.scenarios.is_empty() || options.scenarios.contains(&scenario);
     let mut results = Results::default();
-    let peer = !options.no_peer && (wanted("append") || wanted("batch"));
+    let peer = !options.no_peer && (wanted(Scenario::Append) || wanted(Scenario::Batch));
     if peer {
         postgres::ensure_installed()?;
     }
-    if wanted("append") {
+    if wanted(Scenario::Append) {
         for (index, target) in targets.iter().enumerate() {
             let outcome = scenarios::append::run(target, options.append_clients, duration).await?;
             results.record_on(index, "append", target, outcome);
@@ -133,7 +162,7 @@ async fn run(options: Options) -> Result<(), String> {
             results.record_peer("append", outcome);
         }
     }
-    if wanted("batch") {
+    if wanted(Scenario::Batch) {
         for (index, target) in targets.iter().enumerate() {
             let outcome =
                 scenarios::batch::run(target, options.batch_clients, options.batch_size, duration)
@@ -146,7 +175,7 @@ async fn run(options: Options) -> Result<(), String> {
             results.record_peer("batch", outcome);
         }
     }
-    if wanted("subscribe") {
+    if wanted(Scenario::Subscribe) {
         let subscribers = if options.quick {
             options.subscribers.min(200)
         } else {
@@ -159,7 +188,7 @@ async fn run(options: Options) -> Result<(), String> {
             results.record_on(index, "subscribe", target, outcome);
         }
     }
-    if wanted("rebuild") {
+    if wanted(Scenario::Rebuild) {
         let events = if options.quick {
             options.rebuild_events.min(100_000)
         } else {
