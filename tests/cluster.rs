@@ -55,6 +55,7 @@ async fn node(cluster: &NatsCluster) -> TestServer {
 
 #[tokio::test]
 async fn a_write_through_one_node_is_read_through_the_other() {
+    let _heavy = accord_tests::heavy().await;
     let cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
@@ -127,6 +128,7 @@ async fn a_write_through_one_node_is_read_through_the_other() {
 
 #[tokio::test]
 async fn subscribers_on_one_node_see_the_other_nodes_writes_in_order() {
+    let _heavy = accord_tests::heavy().await;
     let cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
@@ -183,6 +185,7 @@ async fn subscribers_on_one_node_see_the_other_nodes_writes_in_order() {
 
 #[tokio::test]
 async fn a_node_catches_up_before_refusing_on_a_view_another_node_changed() {
+    let _heavy = accord_tests::heavy().await;
     let cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
@@ -221,6 +224,7 @@ async fn a_node_catches_up_before_refusing_on_a_view_another_node_changed() {
 
 #[tokio::test]
 async fn conflicting_writes_through_two_nodes_have_exactly_one_winner() {
+    let _heavy = accord_tests::heavy().await;
     let cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
@@ -268,6 +272,7 @@ async fn conflicting_writes_through_two_nodes_have_exactly_one_winner() {
 
 #[tokio::test]
 async fn no_acknowledged_event_is_lost_when_a_nats_node_dies_under_load() {
+    let _heavy = accord_tests::heavy().await;
     let mut cluster = NatsCluster::three().await;
     let a = node(&cluster).await;
     let b = node(&cluster).await;
@@ -373,6 +378,7 @@ const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 
 #[tokio::test]
 async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_stream() {
+    let _heavy = accord_tests::heavy().await;
     let nats = accord_tests::nats::NatsNode::single().await;
     let args = accord_tests::single_nats_args(nats.url());
     let data_dir = tempfile::tempdir().expect("data dir");
@@ -429,6 +435,7 @@ async fn the_server_process_on_nats_survives_sigkill_and_a_new_node_copies_the_s
 /// appends then live on one nats-server's disk), and not on an R3 stream.
 #[tokio::test]
 async fn a_node_warns_when_the_stream_is_not_replicated() {
+    let _heavy = accord_tests::heavy().await;
     let warning = "the stream is not replicated";
     let single = accord_tests::nats::NatsNode::single().await;
     let data_dir = tempfile::tempdir().expect("data dir");

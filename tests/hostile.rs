@@ -417,6 +417,7 @@ async fn technology_transfers_are_listed_once_and_bounded_per_agreement() {
 
 #[tokio::test]
 async fn calls_to_random_paths_add_no_metric_series() {
+    let _heavy = accord_tests::heavy().await;
     const PATHS: usize = 100_000;
     const CLIENTS: usize = 50;
     let server = TestServer::start().await;

@@ -69,6 +69,7 @@ fn sending(
 
 #[tokio::test]
 async fn a_bad_last_record_or_a_crash_mid_import_leaves_all_or_nothing() {
+    let _heavy = accord_tests::heavy().await;
     let records = export_of(RECORDS).await;
     let data_dir = tempfile::tempdir().expect("data dir");
     let server = ChildServer::start(std::path::Path::new(SERVER), data_dir.path()).await;
@@ -150,6 +151,7 @@ async fn a_bad_last_record_or_a_crash_mid_import_leaves_all_or_nothing() {
 
 #[tokio::test]
 async fn appends_never_land_among_the_records_of_an_import() {
+    let _heavy = accord_tests::heavy().await;
     let records = export_of(RECORDS).await;
     let target = TestServer::start().await;
     let sent = Arc::new(AtomicBool::new(false));
@@ -235,6 +237,7 @@ async fn small_cache_server(data_dir: &std::path::Path) -> ChildServer {
 
 #[tokio::test]
 async fn an_import_holds_no_export_in_memory() {
+    let _heavy = accord_tests::heavy().await;
     let records = export_of(RECORDS).await;
     let export_bytes: usize = records.iter().map(prost::Message::encoded_len).sum();
     // The same events appended, for the memory the store itself takes.

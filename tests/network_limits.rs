@@ -92,6 +92,7 @@ fn raise_open_files_limit() -> u64 {
 
 #[tokio::test]
 async fn idle_connections_are_capped_and_other_clients_are_served() {
+    let _heavy = accord_tests::heavy().await;
     const CAP: usize = 2_500;
     const IDLE: usize = 2_000;
     let open_files = raise_open_files_limit();
@@ -169,6 +170,7 @@ async fn idle_connections_are_capped_and_other_clients_are_served() {
 
 #[tokio::test]
 async fn a_flood_of_reset_streams_is_absorbed_or_cut_off() {
+    let _heavy = accord_tests::heavy().await;
     const RESETS: usize = 20_000;
     let (_dir, server) = child(&[]).await;
     let rss_before = server.rss_bytes();

@@ -23,6 +23,8 @@ enum Backend {
         dirs: tempfile::TempDir,
         /// The nats-server processes, stopped when dropped.
         _nodes: Vec<NatsNode>,
+        /// Held by three-node clusters: see `accord_tests::heavy`.
+        _heavy: Option<tokio::sync::SemaphorePermit<'static>>,
     },
 }
 
@@ -38,16 +40,28 @@ impl Backend {
             replicas: 1,
             dirs: tempfile::tempdir().expect("tempdir"),
             _nodes: vec![node],
+            _heavy: None,
         }
     }
 
     async fn nats_three_nodes() -> Self {
+        let heavy = accord_tests::heavy().await;
+        let mut backend = Self::three_node_cluster().await;
+        if let Backend::Nats { _heavy, .. } = &mut backend {
+            *_heavy = Some(heavy);
+        }
+        backend
+    }
+
+    /// A three-node cluster; the caller holds the heavy-test permit.
+    async fn three_node_cluster() -> Self {
         let cluster = NatsCluster::three().await;
         Backend::Nats {
             servers: cluster.urls(),
             replicas: 3,
             dirs: tempfile::tempdir().expect("tempdir"),
             _nodes: cluster.nodes,
+            _heavy: None,
         }
     }
 
@@ -74,7 +88,7 @@ impl Backend {
         let other = match self {
             Backend::Sled(_) => Backend::sled().await,
             Backend::Nats { replicas: 1, .. } => Backend::nats_one_node().await,
-            Backend::Nats { .. } => Backend::nats_three_nodes().await,
+            Backend::Nats { .. } => Backend::three_node_cluster().await,
         };
         let log = other.open().await;
         (other, log)

@@ -145,6 +145,19 @@ impl TestServer {
     }
 }
 
+/// One heavy test at a time: the tests that form three-node NATS clusters,
+/// import 50,000 records or open thousands of connections each take a
+/// permit, so that a cluster's leader election does not starve behind
+/// another heavy test on a two-core machine (seen: no JetStream leader
+/// within 90 s).
+pub async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
+    static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    HEAVY
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
 /// Copies the directory `from` to `to` (created if missing), recursively.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("creates the copy");
