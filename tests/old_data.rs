@@ -250,32 +250,54 @@ async fn an_export_written_by_0_1_imports_into_todays_server() {
     target.stop().await;
 }
 
-/// Writes the fixtures into `$ACCORD_FIXTURE_OUT` (run by hand, see
-/// `tests/fixtures/README.md`; never by the suite, whose fixtures must stay
-/// the ones the old version wrote).
+/// Writes fixtures as the checked-in ones were written: into
+/// `$ACCORD_FIXTURE_OUT` when set (how `tests/fixtures/` was made, see its
+/// README), else into a scratch directory. Either way it checks that what
+/// it wrote holds the same events as the checked-in data directory, so the
+/// recipe in the README stays true.
 #[tokio::test]
-#[ignore = "writes the fixtures; run by hand with ACCORD_FIXTURE_OUT set"]
-async fn write_fixtures() {
-    let out = PathBuf::from(std::env::var("ACCORD_FIXTURE_OUT").expect("ACCORD_FIXTURE_OUT"));
+async fn the_fixture_recipe_writes_the_events_of_the_checked_in_fixtures() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let out = std::env::var_os("ACCORD_FIXTURE_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scratch.path().to_owned());
     let data_dir = out.join("v1-data-dir");
     assert!(!data_dir.exists(), "{} exists", data_dir.display());
-    let scratch = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start().await;
     let results = execute_fixture_commands(&server).await;
     assert_eq!(results.len() as u64, FIXTURE_RECORDS);
+    let export_file = out.join("v1-export.ndjson");
     let export = tokio::process::Command::new(ACCORDCTL)
         .arg("--server")
         .arg(format!("http://{}", server.server().grpc_addr()))
         .arg("export")
-        .arg(out.join("v1-export.ndjson"))
+        .arg(&export_file)
         .output()
         .await
         .expect("accordctl runs");
     assert!(export.status.success(), "{export:?}");
     // Wait until the read models hold every record, then stop cleanly.
     read_models(&server, FIXTURE_RECORDS).await;
-    let kept = scratch.path().join("copy");
     let source = server.data_dir().to_owned();
-    server.stop_then(|| copy_dir(&source, &kept)).await;
-    copy_dir(&kept, &data_dir);
+    server.stop_then(|| copy_dir(&source, &data_dir)).await;
+
+    let written = std::fs::read_to_string(&export_file).expect("export written");
+    assert_eq!(
+        written.lines().count() as u64,
+        FIXTURE_RECORDS + 1,
+        "records and the end line"
+    );
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_dir(&data_dir, copy.path());
+    let rewritten = TestServer::start_in(copy, |_| {}).await;
+    let checked_in = server_on_fixture().await;
+    let events = |events: Vec<v1::RecordedEvent>| -> Vec<_> {
+        events.into_iter().map(without_identity).collect()
+    };
+    assert_eq!(
+        events(rewritten.read_all().await),
+        events(checked_in.read_all().await)
+    );
+    rewritten.stop().await;
+    checked_in.stop().await;
 }
