@@ -670,7 +670,7 @@ async fn a_foreign_message_on_the_log_stops_appends_naming_it_and_reads_go_on() 
     // Reads go on up to the message before.
     let events = server.read_all().await;
     assert_eq!(events.len(), 2);
-    assert_eq!(verify_clean_count(&server).await, 2);
+    assert_eq!(accord_tests::verify_clean(server.channel()).await, 2);
     // Appends are refused, naming the message.
     let status = server
         .agreements()
@@ -686,8 +686,4 @@ async fn a_foreign_message_on_the_log_stops_appends_naming_it_and_reads_go_on() 
     let metrics = accord_tests::scrape_metrics(server.server().metrics_addr()).await;
     assert!(metrics.contains("accord_store_degraded 1"), "{metrics}");
     server.stop().await;
-}
-
-async fn verify_clean_count(server: &accord_tests::TestServer) -> u64 {
-    accord_tests::verify_clean(server.channel()).await
 }

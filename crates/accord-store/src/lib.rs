@@ -10,6 +10,7 @@ mod error;
 mod event_log;
 pub mod hex;
 mod import_check;
+mod import_gate;
 mod keys;
 mod log_batch;
 mod nats;

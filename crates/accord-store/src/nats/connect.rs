@@ -198,24 +198,23 @@ async fn connect_options(
                 .into(),
         ));
     }
-    let mut connect = match (&security.creds_file, &security.nkey_file) {
-        (Some(_), Some(_)) => unreachable!("refused above"),
-        (Some(creds), None) => async_nats::ConnectOptions::with_credentials_file(creds.clone())
+    let mut connect = if let Some(creds) = &security.creds_file {
+        async_nats::ConnectOptions::with_credentials_file(creds.clone())
             .await
-            .map_err(|error| unreadable("credentials file", creds, error))?,
-        (None, Some(nkey)) => {
-            let seed = std::fs::read_to_string(nkey)
-                .map_err(|error| unreadable("nkey seed file", nkey, error))?;
-            async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
-        }
-        (None, None) => match in_url {
+            .map_err(|error| unreadable("credentials file", creds, error))?
+    } else if let Some(nkey) = &security.nkey_file {
+        let seed = std::fs::read_to_string(nkey)
+            .map_err(|error| unreadable("nkey seed file", nkey, error))?;
+        async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+    } else {
+        match in_url {
             Some((user, Some(password))) => async_nats::ConnectOptions::with_user_and_password(
                 user.to_owned(),
                 password.to_owned(),
             ),
             Some((token, None)) => async_nats::ConnectOptions::with_token(token.to_owned()),
             None => async_nats::ConnectOptions::new(),
-        },
+        }
     };
     if let Some(ca) = &security.tls_ca {
         if !ca.is_file() {

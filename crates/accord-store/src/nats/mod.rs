@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::ImportSource;
+use crate::import_gate::ImportGate;
 use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CommandRecord, CommitObserver, EventLog, LogStats, RawRecord,
@@ -118,8 +119,8 @@ pub struct NatsLog {
     _stop_on_drop: DropGuard,
     follower: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
-    /// Set while an import runs on this node: its appends are refused.
-    importing: AtomicBool,
+    /// Open unless an import runs on this node: its appends are refused meanwhile.
+    imports: ImportGate,
 }
 
 impl NatsLog {
@@ -162,7 +163,7 @@ impl NatsLog {
             _stop_on_drop: stop.drop_guard(),
             follower: Mutex::new(Some(follower)),
             closed: AtomicBool::new(false),
-            importing: AtomicBool::new(false),
+            imports: ImportGate::default(),
         };
         log.catch_up().await?;
         Ok(log)
@@ -223,9 +224,7 @@ impl NatsLog {
     /// Refuses appends (and reads that need the stream) once the log is
     /// closed or the replica stopped following the stream.
     fn check_usable(&self) -> Result<(), StoreError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("the log is closed".into()));
-        }
+        self.check_open()?;
         match &*self.failure.borrow() {
             Some(error) => Err(error.clone()),
             None => Ok(()),
@@ -273,11 +272,7 @@ impl EventLog for NatsLog {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        if self.importing.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable(
-                "an import is running on this node; appends are refused until it ends".into(),
-            ));
-        }
+        self.imports.check_append()?;
         self.ensure_fresh().await?;
         let started = Instant::now();
         let outcomes = publish::append(self, &items).await?;
@@ -332,14 +327,8 @@ impl EventLog for NatsLog {
 
     async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
         self.check_usable()?;
-        if self.importing.swap(true, Ordering::AcqRel) {
-            return Err(StoreError::ImportNotPossible(
-                "another import is running".into(),
-            ));
-        }
-        let imported = import::import(self, source).await;
-        self.importing.store(false, Ordering::Release);
-        imported
+        let _running = self.imports.begin()?;
+        import::import(self, source).await
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {

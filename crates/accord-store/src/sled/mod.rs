@@ -6,7 +6,6 @@ mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use std::thread::JoinHandle;
@@ -15,6 +14,7 @@ use accord_domain::RecordedEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::durable::{ContainedDrop, SyncedDb};
+use crate::import_gate::ImportGate;
 use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, ImportSource, LogStats, RawRecord,
@@ -59,8 +59,8 @@ pub struct SledLog {
     failure: WriteFailure,
     appends: mpsc::Sender<WriterMessage>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    /// Set while an import runs: appends are refused meanwhile.
-    importing: AtomicBool,
+    /// Open unless an import runs: appends are refused meanwhile.
+    imports: ImportGate,
 }
 
 impl SledLog {
@@ -102,7 +102,7 @@ impl SledLog {
             failure,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
-            importing: AtomicBool::new(false),
+            imports: ImportGate::default(),
         })
     }
 }
@@ -120,11 +120,7 @@ impl EventLog for SledLog {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        if self.importing.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable(
-                "an import is running; appends are refused until it ends".into(),
-            ));
-        }
+        self.imports.check_append()?;
         let (reply, outcome) = oneshot::channel();
         self.appends
             .send(WriterMessage::Append(PendingAppend { items, reply }))
@@ -176,26 +172,15 @@ impl EventLog for SledLog {
     }
 
     async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
-        if self.importing.swap(true, Ordering::AcqRel) {
-            return Err(StoreError::ImportNotPossible(
-                "another import is running".into(),
-            ));
-        }
+        let _running = self.imports.begin()?;
         let (reply, imported) = oneshot::channel();
-        let sent = self
-            .appends
+        self.appends
             .send(WriterMessage::Import(source, reply))
             .await
-            .map_err(|_| StoreError::Unavailable("the log is closed".into()));
-        let outcome = match sent {
-            Ok(()) => imported
-                .await
-                .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))
-                .and_then(|outcome| outcome),
-            Err(error) => Err(error),
-        };
-        self.importing.store(false, Ordering::Release);
-        outcome
+            .map_err(|_| StoreError::Unavailable("the log is closed".into()))?;
+        imported
+            .await
+            .map_err(|_| StoreError::Unavailable("the log writer stopped".into()))?
     }
 
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {

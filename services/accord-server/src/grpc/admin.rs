@@ -203,12 +203,8 @@ impl Admin for AdminApi {
             .into());
         }
         // Phase 1: the whole export is checked and spooled; nothing is written.
-        let mut spool = Spool::create(&self.spool_dir).map_err(|error| {
-            ApiError::from(accord_store::StoreError::failed(
-                "creating the import spool",
-                error,
-            ))
-        })?;
+        let mut spool =
+            Spool::create(&self.spool_dir).map_err(spool_failed("creating the import spool"))?;
         let mut verifier = ImportVerifier::default();
         let mut stream = request.into_inner();
         while let Some(exported) = stream.next().await {
@@ -238,21 +234,15 @@ impl Admin for AdminApi {
                     "the event at position {position} differs from its record"
                 )));
             }
-            spool.push(&record).map_err(|error| {
-                ApiError::from(accord_store::StoreError::failed(
-                    "spooling the import",
-                    error,
-                ))
-            })?;
+            spool
+                .push(&record)
+                .map_err(spool_failed("spooling the import"))?;
         }
         // Phase 2: the log takes it all or nothing.
         let records = spool.records();
-        let source = spool.into_source(IMPORT_CHUNK).map_err(|error| {
-            ApiError::from(accord_store::StoreError::failed(
-                "reading the import spool",
-                error,
-            ))
-        })?;
+        let source = spool
+            .into_source(IMPORT_CHUNK)
+            .map_err(spool_failed("reading the import spool"))?;
         let imported = self
             .log
             .import(Box::new(source))
@@ -264,4 +254,9 @@ impl Admin for AdminApi {
             head_position: self.log.head(),
         }))
     }
+}
+
+/// The error of a failed spool operation, `what` it was.
+fn spool_failed(what: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
+    move |error| ApiError::from(accord_store::StoreError::failed(what, error))
 }

@@ -59,14 +59,16 @@ impl EventLogService for EventLogApi {
         request: Request<v1::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
         let slot = self.slots.take(Owner::of(&request))?;
+        let mut request = request.into_inner();
+        let filter = EventFilter::new(request.filter.take(), self.buyers.clone())?;
         let stream = start_subscription(
             self.log.clone(),
             self.recent.clone(),
             self.metrics.clone(),
             self.stopping.clone(),
             slot,
-            EventFilter::new(request.get_ref().filter.clone(), self.buyers.clone())?,
-            request.into_inner(),
+            filter,
+            request,
         )
         .await?;
         Ok(Response::new(stream))

@@ -149,10 +149,7 @@ impl Queries {
                 })?),
             },
         };
-        let page_size = match request.page_size as usize {
-            0 => DEFAULT_PAGE_SIZE,
-            size => size.min(MAX_PAGE_SIZE),
-        };
+        let page_size = page_size(request.page_size, DEFAULT_PAGE_SIZE);
         let after = page_token::decode(&request.page_token)?;
         self.caught_up(request.min_position, metadata).await?;
         let page = self
@@ -203,7 +200,7 @@ impl Queries {
         metadata: &MetadataMap,
     ) -> Result<v1::LocalizationReport, ApiError> {
         let country = optional_country("country", request.country)?;
-        let page_size = page_size(request.page_size);
+        let page_size = page_size(request.page_size, MAX_PAGE_SIZE);
         let after = page_token::decode(&request.page_token)?;
         self.caught_up(request.min_position, metadata).await?;
         let report = self
@@ -233,10 +230,10 @@ impl Queries {
     }
 }
 
-/// A localization report's page size: the most when none is asked.
-fn page_size(asked: u32) -> usize {
+/// The page size a client asked for, `default` when none, at most [`MAX_PAGE_SIZE`].
+fn page_size(asked: u32, default: usize) -> usize {
     match asked as usize {
-        0 => MAX_PAGE_SIZE,
+        0 => default,
         size => size.min(MAX_PAGE_SIZE),
     }
 }
