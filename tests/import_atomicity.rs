@@ -18,7 +18,20 @@ const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 const RECORDS: usize = 50_000;
 
 /// An export of `count` announcements, from a server of its own.
-async fn export_of(count: usize) -> Vec<v1::ExportedRecord> {
+struct Export {
+    records: Vec<v1::ExportedRecord>,
+    /// The exporting server's public key: importers trust it.
+    public_key: String,
+}
+
+impl Export {
+    /// Arguments of a server that trusts this export's signature.
+    fn trusting(&self) -> Vec<String> {
+        vec!["--trusted-key".to_owned(), self.public_key.clone()]
+    }
+}
+
+async fn export_of(count: usize) -> Export {
     let source = TestServer::start().await;
     for first in (0..count).step_by(1_000) {
         let commands = (first..(first + 1_000).min(count))
@@ -40,8 +53,12 @@ async fn export_of(count: usize) -> Vec<v1::ExportedRecord> {
         .collect()
         .await;
     assert_eq!(records.len(), count);
+    let public_key = source.public_key();
     source.stop().await;
-    records
+    Export {
+        records,
+        public_key,
+    }
 }
 
 async fn head(channel: tonic::transport::Channel) -> u64 {
@@ -70,9 +87,13 @@ fn sending(
 #[tokio::test]
 async fn a_bad_last_record_or_a_crash_mid_import_leaves_all_or_nothing() {
     let _heavy = accord_tests::heavy().await;
-    let records = export_of(RECORDS).await;
+    let export = export_of(RECORDS).await;
+    let records = export.records.clone();
     let data_dir = tempfile::tempdir().expect("data dir");
-    let server = ChildServer::start(std::path::Path::new(SERVER), data_dir.path()).await;
+    let trusting = export.trusting();
+    let start =
+        || ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &trusting);
+    let server = start().await;
     let channel = connect(server.grpc_addr()).await;
 
     // A fault in the last record: nothing is imported.
@@ -108,7 +129,7 @@ async fn a_bad_last_record_or_a_crash_mid_import_leaves_all_or_nothing() {
     tokio::time::sleep(Duration::from_millis(delay)).await;
     server.kill().await;
     let answered = import.await.expect("task");
-    let server = ChildServer::start(std::path::Path::new(SERVER), data_dir.path()).await;
+    let server = start().await;
     let channel = connect(server.grpc_addr()).await;
     let after_crash = head(channel.clone()).await;
     println!(
@@ -152,8 +173,9 @@ async fn a_bad_last_record_or_a_crash_mid_import_leaves_all_or_nothing() {
 #[tokio::test]
 async fn appends_never_land_among_the_records_of_an_import() {
     let _heavy = accord_tests::heavy().await;
-    let records = export_of(RECORDS).await;
-    let target = TestServer::start().await;
+    let export = export_of(RECORDS).await;
+    let records = export.records.clone();
+    let target = TestServer::start_trusting(std::slice::from_ref(&export.public_key)).await;
     let sent = Arc::new(AtomicBool::new(false));
     let import = {
         let mut admin = target.admin();
@@ -230,19 +252,21 @@ where
     peak.saturating_sub(before)
 }
 
-async fn small_cache_server(data_dir: &std::path::Path) -> ChildServer {
-    let args = ["--cache-bytes".to_owned(), (8 * 1024 * 1024).to_string()];
+async fn small_cache_server(data_dir: &std::path::Path, export: &Export) -> ChildServer {
+    let mut args = vec!["--cache-bytes".to_owned(), (8 * 1024 * 1024).to_string()];
+    args.extend(export.trusting());
     ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir, &args).await
 }
 
 #[tokio::test]
 async fn an_import_holds_no_export_in_memory() {
     let _heavy = accord_tests::heavy().await;
-    let records = export_of(RECORDS).await;
+    let export = export_of(RECORDS).await;
+    let records = export.records.clone();
     let export_bytes: usize = records.iter().map(prost::Message::encoded_len).sum();
     // The same events appended, for the memory the store itself takes.
     let appended_dir = tempfile::tempdir().expect("data dir");
-    let appending = small_cache_server(appended_dir.path()).await;
+    let appending = small_cache_server(appended_dir.path(), &export).await;
     let channel = connect(appending.grpc_addr()).await;
     let appended = peak_growth(&appending, async move {
         let mut client = v1::agreement_service_client::AgreementServiceClient::new(channel);
@@ -260,7 +284,7 @@ async fn an_import_holds_no_export_in_memory() {
     appending.terminate().await;
 
     let imported_dir = tempfile::tempdir().expect("data dir");
-    let importing = small_cache_server(imported_dir.path()).await;
+    let importing = small_cache_server(imported_dir.path(), &export).await;
     let channel = connect(importing.grpc_addr()).await;
     // Checking the whole export (refused at its last record) writes
     // nothing and keeps no record in memory.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use accord_domain::{
     AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Party, Timestamp,
 };
+use accord_store::test_support::test_keys;
 use accord_store::{AppendItem, EventLog, NatsLog, NatsOptions, StoreError};
 use accord_tests::nats::NatsNode;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -41,7 +42,7 @@ async fn a_retry_after_the_duplicate_window_is_still_a_duplicate() {
     let server = NatsNode::single().await;
     let dirs = tempfile::tempdir().expect("tempdir");
     let options = |node: &str| {
-        let mut options = NatsOptions::new(server.url(), dirs.path().join(node));
+        let mut options = NatsOptions::new(server.url(), dirs.path().join(node), test_keys());
         options.duplicate_window = Duration::from_secs(1);
         options
     };
@@ -84,7 +85,7 @@ async fn through_the_server_execute_is_one_batch_and_a_late_retry_is_a_duplicate
     // An operator created the stream with a short duplicate window; the
     // servers keep the stream's own settings.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = NatsOptions::new(nats.url(), dir.path().join("creator"));
+    let mut options = NatsOptions::new(nats.url(), dir.path().join("creator"), test_keys());
     options.duplicate_window = Duration::from_secs(1);
     NatsLog::open(options)
         .await
@@ -180,10 +181,14 @@ async fn pretend_nats_2_9() -> std::net::SocketAddr {
 async fn a_server_older_than_2_10_is_refused_with_the_reason() {
     let addr = pretend_nats_2_9().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let error = NatsLog::open(NatsOptions::new(format!("nats://{addr}"), dir.path()))
-        .await
-        .err()
-        .expect("refused");
+    let error = NatsLog::open(NatsOptions::new(
+        format!("nats://{addr}"),
+        dir.path(),
+        test_keys(),
+    ))
+    .await
+    .err()
+    .expect("refused");
     let message = error.to_string();
     assert!(
         message.contains("2.9.25") && message.contains("2.10"),
@@ -207,7 +212,7 @@ async fn a_server_older_than_2_10_is_refused_with_the_reason() {
 async fn a_replica_that_is_not_a_prefix_of_the_stream_is_derived_again() {
     let replica = tempfile::tempdir().expect("tempdir");
     let first = NatsNode::single().await;
-    let log = NatsLog::open(NatsOptions::new(first.url(), replica.path()))
+    let log = NatsLog::open(NatsOptions::new(first.url(), replica.path(), test_keys()))
         .await
         .expect("opens");
     for index in 0..5 {
@@ -223,7 +228,7 @@ async fn a_replica_that_is_not_a_prefix_of_the_stream_is_derived_again() {
     drop(log);
 
     let second = NatsNode::single().await;
-    let log = NatsLog::open(NatsOptions::new(second.url(), replica.path()))
+    let log = NatsLog::open(NatsOptions::new(second.url(), replica.path(), test_keys()))
         .await
         .expect("opens on another stream");
     assert_eq!(log.head(), 0, "the replica follows the new, empty stream");
@@ -236,7 +241,7 @@ async fn a_replica_that_is_not_a_prefix_of_the_stream_is_derived_again() {
         .map(|event| event.agreement_id.as_str())
         .collect();
     assert_eq!(ids, vec!["new"]);
-    let report = accord_store::verify_log(&log, |_, _, _| {})
+    let report = accord_store::verify_log(&log, &test_keys(), |_, _, _| {})
         .await
         .expect("verifies");
     assert!(report.problems.is_empty(), "{:?}", report.problems);

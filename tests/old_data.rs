@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use accord_proto::v1;
+use accord_server::Config;
 use accord_tests::*;
 
 const ACCORDCTL: &str = env!("CARGO_BIN_EXE_accordctl-under-test");
@@ -58,11 +59,44 @@ async fn execute_fixture_commands(server: &TestServer) -> Vec<v1::AppendResult> 
     results
 }
 
-/// A server on a copy of the fixture data directory.
+/// A server on a copy of the fixture data directory, adopted as an
+/// operator upgrading from 0.1 does (`--adopt-unsigned-log`).
 async fn server_on_fixture() -> TestServer {
     let data_dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixtures().join("v1-data-dir"), data_dir.path());
-    TestServer::start_in(data_dir, |_| {}).await
+    TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await
+}
+
+#[tokio::test]
+async fn a_0_1_data_directory_is_refused_until_adopted_then_signed_for_good() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("v1-data-dir"), data_dir.path());
+    let refused = accord_server::start(Config::ephemeral(data_dir.path()))
+        .await
+        .err()
+        .expect("an unsigned log is refused");
+    assert!(
+        refused.to_string().contains("--adopt-unsigned-log"),
+        "{refused}"
+    );
+    let mut server =
+        TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await;
+    let stats = server
+        .admin()
+        .get_stats(v1::GetStatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
+    let checkpoint = stats.checkpoint.expect("signed at adoption");
+    assert_eq!(checkpoint.position, FIXTURE_RECORDS);
+    assert_eq!(
+        accord_server::hex::encode(&checkpoint.public_key),
+        server.public_key()
+    );
+    // Signed now: a plain restart opens it.
+    server.restart().await;
+    assert_eq!(verify_clean(server.channel()).await, FIXTURE_RECORDS);
+    server.stop().await;
 }
 
 /// The event without what differs between two runs of the same commands.
@@ -231,14 +265,25 @@ async fn a_data_directory_written_by_0_1_opens_reads_verifies_projects_and_conti
 async fn an_export_written_by_0_1_imports_into_todays_server() {
     let reference = server_on_fixture().await;
     let target = TestServer::start().await;
-    let import = tokio::process::Command::new(ACCORDCTL)
-        .arg("--server")
-        .arg(format!("http://{}", target.server().grpc_addr()))
-        .arg("import")
-        .arg(fixtures().join("v1-export.ndjson"))
-        .output()
-        .await
-        .expect("accordctl runs");
+    let import = |allow_unsigned: bool| {
+        let mut command = tokio::process::Command::new(ACCORDCTL);
+        command
+            .arg("--server")
+            .arg(format!("http://{}", target.server().grpc_addr()))
+            .arg("import")
+            .arg(fixtures().join("v1-export.ndjson"));
+        if allow_unsigned {
+            command.arg("--allow-unsigned");
+        }
+        command.output()
+    };
+    // 0.1 did not sign its exports: refused unless the operator says so.
+    let refused = import(false).await.expect("accordctl runs");
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(said.contains("--allow-unsigned"), "{said}");
+    assert_eq!(target.head().await, 0);
+    let import = import(true).await.expect("accordctl runs");
     assert!(import.status.success(), "{import:?}");
     assert_eq!(target.read_all().await, reference.read_all().await);
     assert_eq!(verify_clean(target.channel()).await, FIXTURE_RECORDS);

@@ -79,7 +79,19 @@ async fn export_then_import_into_a_fresh_server_gives_an_identical_log() {
         stdout(&export)
     );
 
-    let target = TestServer::start().await;
+    // A server that does not trust the exporter's key refuses the export.
+    let stranger = TestServer::start().await;
+    let refused = accordctl(&stranger, &["import", file.to_str().expect("utf-8")]).await;
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        stdout(&refused).contains("--trusted-key"),
+        "{}",
+        stdout(&refused)
+    );
+    assert_eq!(stranger.head().await, 0);
+    stranger.stop().await;
+
+    let target = TestServer::start_trusting(&[source.public_key()]).await;
     let import = accordctl(&target, &["import", file.to_str().expect("utf-8")]).await;
     assert!(import.status.success(), "{import:?}");
     assert!(

@@ -8,6 +8,7 @@ use accord_domain::{
     AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Money, Party, Signed,
     Timestamp,
 };
+use accord_store::test_support::test_keys;
 use accord_store::{
     AppendItem, EventLog, ImportChunks, ImportSource, NatsLog, NatsOptions, RawRecord, SledLog,
     SledOptions, StoreError, decode_record, record_hash, verify_log,
@@ -68,7 +69,7 @@ impl Backend {
     async fn open(&self) -> Arc<dyn EventLog> {
         match self {
             Backend::Sled(dir) => {
-                Arc::new(SledLog::open(SledOptions::new(dir.path())).expect("opens"))
+                Arc::new(SledLog::open(SledOptions::new(dir.path(), test_keys())).expect("opens"))
             }
             Backend::Nats {
                 servers,
@@ -76,7 +77,8 @@ impl Backend {
                 dirs,
                 ..
             } => {
-                let mut options = NatsOptions::new(servers.clone(), dirs.path().join("replica"));
+                let mut options =
+                    NatsOptions::new(servers.clone(), dirs.path().join("replica"), test_keys());
                 options.replicas = *replicas;
                 Arc::new(NatsLog::open(options).await.expect("opens"))
             }
@@ -339,7 +341,7 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
     }
     let exported = log.read_raw(1, 100).await.expect("reads");
     assert_eq!(exported.len(), 20);
-    let report = verify_log(log.as_ref(), |_, _, _| {})
+    let report = verify_log(log.as_ref(), &test_keys(), |_, _, _| {})
         .await
         .expect("verifies");
     assert_eq!(
@@ -388,7 +390,7 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
         .await
         .expect_err("only into an empty log");
     assert!(matches!(error, StoreError::ImportNotPossible(_)), "{error}");
-    let report = verify_log(target.as_ref(), |_, _, _| {})
+    let report = verify_log(target.as_ref(), &test_keys(), |_, _, _| {})
         .await
         .expect("verifies");
     assert_eq!(
@@ -515,7 +517,7 @@ async fn reads_start_and_stop_anywhere_in_large_batches(backend: Backend) {
                 .expect("found");
             assert_eq!(found.outcome.position, position, "{command_id}");
         }
-        let report = verify_log(log.as_ref(), |_, _, _| {})
+        let report = verify_log(log.as_ref(), &test_keys(), |_, _, _| {})
             .await
             .expect("verifies");
         assert_eq!((report.checked, report.problem_count), (head, 0));

@@ -37,6 +37,19 @@ impl TestServer {
         Self::start_in(data_dir, adjust).await
     }
 
+    /// Starts a server that accepts the signed checkpoints of `public_keys`
+    /// (the exports of those servers) besides its own.
+    pub async fn start_trusting(public_keys: &[String]) -> Self {
+        let public_keys = public_keys.to_vec();
+        Self::start_with(move |config| config.trusted_keys = public_keys).await
+    }
+
+    /// The public key of this server's checkpoint signing key, in hex (for
+    /// another server's `--trusted-key`).
+    pub fn public_key(&self) -> String {
+        public_key_of(self.data_dir())
+    }
+
     /// Starts a server on `data_dir` (which may hold data already), with
     /// `adjust` applied to its config.
     pub async fn start_in(data_dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
@@ -156,6 +169,13 @@ pub async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
         .acquire()
         .await
         .expect("the semaphore is never closed")
+}
+
+/// The public key of the signing key in `data_dir` (the default place).
+pub fn public_key_of(data_dir: &std::path::Path) -> String {
+    let secret = accord_server::signing_key::read(&data_dir.join("signing-key"))
+        .expect("the server's signing key");
+    accord_server::hex::encode(&accord_store::CheckpointKeys::new(secret, []).public_key())
 }
 
 /// Copies the directory `from` to `to` (created if missing), recursively.

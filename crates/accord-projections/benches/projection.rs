@@ -13,7 +13,7 @@ use accord_domain::{
     LocalizationRecorded, Money, Party, Signed, Timestamp,
 };
 use accord_projections::{Projector, ReadModels};
-use accord_store::{AppendItem, EventLog, SledLog, SledOptions};
+use accord_store::{AppendItem, CheckpointKeys, EventLog, SledLog, SledOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -70,7 +70,10 @@ fn main() {
     let cache_mib = env_usize("CACHE_MIB", 1_024) as u64;
     let options = SledOptions {
         cache_capacity_bytes: cache_mib * 1024 * 1024,
-        ..SledOptions::new(dir.path().join("log"))
+        ..SledOptions::new(
+            dir.path().join("log"),
+            CheckpointKeys::ephemeral().expect("a key"),
+        )
     };
     let log = Arc::new(SledLog::open(options).expect("log"));
 

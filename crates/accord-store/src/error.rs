@@ -49,6 +49,10 @@ pub enum StoreError {
         #[source]
         source: Cause,
     },
+    /// The log does not match its signed checkpoint: it was changed by
+    /// someone without the signing key (or the key was replaced).
+    #[error("log tampered with: {0}")]
+    Tampered(String),
     /// A stored record does not decode or fails its checksum.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -3,7 +3,7 @@
 use accord_domain::{Event, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp};
 use tokio::sync::watch;
 
-use crate::StoreError;
+use crate::{SignedCheckpoint, StoreError};
 
 /// A digest of a command's content, to tell a retry from a reused id.
 pub type Fingerprint = [u8; 16];
@@ -199,6 +199,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Returns a receiver that sees every new durable head position.
     fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// Returns the signed checkpoint of the last durable write (`None` for
+    /// an empty log). Read before [`EventLog::head`], its position is at or
+    /// below the head.
+    fn checkpoint(&self) -> Option<SignedCheckpoint>;
 
     /// Returns figures about the log.
     async fn stats(&self) -> Result<LogStats, StoreError>;

@@ -5,7 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{ChainHead, DecodedRecord, RawRecord, RecordHash, StoreError, decode_record};
+use crate::{
+    ChainHead, CheckpointError, CheckpointKeys, DecodedRecord, RawRecord, RecordHash,
+    SignedCheckpoint, StoreError, decode_record,
+};
 
 /// Where the log stands while a sequence of records is checked.
 pub(crate) struct ImportCheck {
@@ -133,5 +136,32 @@ impl ImportVerifier {
     /// Records accepted so far.
     pub fn accepted(&self) -> u64 {
         self.0.accepted()
+    }
+
+    /// Checks, after the last record, that the export's signed checkpoint
+    /// pins the chain the records form, signed by a key of `keys`. An export
+    /// without one (written by Accord 0.1, or stripped) passes only when
+    /// `allow_unsigned`.
+    pub fn finish(
+        &self,
+        checkpoint: Option<&SignedCheckpoint>,
+        keys: &CheckpointKeys,
+        allow_unsigned: bool,
+    ) -> Result<(), StoreError> {
+        let head = self.0.head;
+        let Some(checkpoint) = checkpoint else {
+            if head.position == 0 || allow_unsigned {
+                return Ok(());
+            }
+            return Err(StoreError::ImportNotPossible(
+                "the export carries no signed checkpoint (written by Accord 0.1, or removed): nothing proves its records are the ones a server wrote. If you trust it, import it with `accordctl import --allow-unsigned` (metadata `accord-allow-unsigned: true`)".into(),
+            ));
+        };
+        checkpoint.check(&head, keys).map_err(|error| match error {
+            CheckpointError::UntrustedKey { .. } => StoreError::ImportNotPossible(format!(
+                "{error}: start this server with --trusted-key for the exporting server's public key"
+            )),
+            _ => StoreError::InvalidImport(format!("checkpoint: {error}")),
+        })
     }
 }

@@ -17,6 +17,8 @@ pub(crate) const STREAM: u8 = b's';
 pub(crate) const COMMAND: u8 = b'c';
 /// Key of the agreement counter.
 pub(crate) const AGREEMENT_COUNT: &[u8] = b"magreements";
+/// The signed checkpoint of the head (see [`crate::checkpoint`]).
+pub(crate) const CHECKPOINT: &[u8] = b"mcheckpoint";
 /// Present while an import runs: a log opened with it is emptied.
 pub(crate) const IMPORTING: &[u8] = b"mimporting";
 

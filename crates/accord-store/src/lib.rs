@@ -4,6 +4,7 @@
 
 mod blocks;
 mod chain;
+mod checkpoint;
 mod clearing_map;
 mod durable;
 mod error;
@@ -14,6 +15,7 @@ mod import_gate;
 mod keys;
 mod log_batch;
 mod nats;
+mod published_head;
 mod record;
 mod sled;
 mod stream_index;
@@ -23,6 +25,7 @@ mod tree_reader;
 mod verify;
 
 pub use chain::{ChainBreak, ChainHead};
+pub use checkpoint::{CheckpointError, CheckpointKeys, SignedCheckpoint};
 pub use clearing_map::ClearingMap;
 pub use durable::{ContainedDrop, SyncedDb};
 pub use error::{Cause, StoreError};
@@ -35,5 +38,5 @@ pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
-pub use sled::{CommitObserver, SledLog, SledOptions};
+pub use sled::{CommitObserver, SledLog, SledOptions, UnsignedLog};
 pub use verify::{VerifyReport, verify_log};

@@ -1,6 +1,7 @@
 //! The writes of a run of consecutive records in the log's layout: records
 //! packed into blocks, one stream-index chunk per agreement, one command
-//! index entry per new command id, and the agreement counter, applied as one
+//! index entry per new command id, the agreement counter and the signed
+//! checkpoint of the new head, applied as one
 //! atomic sled batch. The sled writer, imports and the NATS replica all
 //! write through it, so every log has the same layout.
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::blocks::BlockPacker;
 use crate::stream_index::encode_chunk;
-use crate::{Fingerprint, keys};
+use crate::{Fingerprint, SignedCheckpoint, keys};
 
 /// Records and index entries staged for one atomic write.
 #[derive(Default)]
@@ -67,8 +68,13 @@ impl LogBatch {
         self.records
     }
 
-    /// The sled batch that writes everything staged and the agreement counter.
-    pub(crate) fn into_sled_batch(self, agreement_count: u64) -> ::sled::Batch {
+    /// The sled batch that writes everything staged, the agreement counter
+    /// and the signed checkpoint of the new head.
+    pub(crate) fn into_sled_batch(
+        self,
+        agreement_count: u64,
+        checkpoint: &SignedCheckpoint,
+    ) -> ::sled::Batch {
         let mut batch = ::sled::Batch::default();
         for (first, value) in self.blocks.finish() {
             batch.insert(&keys::event_key(first)[..], value);
@@ -87,6 +93,7 @@ impl LogBatch {
             batch.insert(key, value);
         }
         batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
+        batch.insert(keys::CHECKPOINT, checkpoint.encode());
         batch
     }
 }

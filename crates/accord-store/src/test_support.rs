@@ -3,7 +3,13 @@
 
 use std::path::Path;
 
-use crate::StoreError;
+use crate::{CheckpointKeys, StoreError};
+
+/// The signing key of tests that open logs in process: fixed, so that a
+/// test can reopen what it wrote.
+pub fn test_keys() -> CheckpointKeys {
+    CheckpointKeys::new([0x42; 32], [])
+}
 use crate::{blocks, keys};
 
 /// Flips one byte in the middle of the record at `position` of the stopped

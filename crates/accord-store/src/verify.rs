@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::{ChainBreak, ChainHead, EventLog, StoreError, decode_record};
+use crate::{ChainBreak, ChainHead, CheckpointKeys, EventLog, StoreError, decode_record};
 
 /// Records read per call.
 const VERIFY_BATCH: usize = 4_096;
@@ -24,18 +24,36 @@ pub struct VerifyReport {
     pub problem_count: u64,
 }
 
-/// Verifies `log` up to its current head. `progress` is called after each
-/// batch with the records checked so far, the head, and the problems found
-/// in that batch.
+/// Verifies `log` up to its current head, and its signed checkpoint
+/// against `keys`. `progress` is called after each batch with the records
+/// checked so far, the head, and the problems found in that batch.
 pub async fn verify_log(
     log: &dyn EventLog,
+    keys: &CheckpointKeys,
     mut progress: impl FnMut(u64, u64, &[String]),
 ) -> Result<VerifyReport, StoreError> {
+    // Read before the head: the head is at or beyond it.
+    let checkpoint = log.checkpoint();
     let head = log.head();
     let mut report = VerifyReport {
         head_position: head,
         ..VerifyReport::default()
     };
+    let mut found = Vec::new();
+    match &checkpoint {
+        None if head > 0 => found.push(format!("no signed checkpoint covers positions 1..{head}")),
+        None => {}
+        Some(checkpoint) => {
+            if let Err(error) = checkpoint.check_signature(keys) {
+                found.push(format!("signed checkpoint: {error}"));
+            }
+        }
+    }
+    if !found.is_empty() {
+        report.problem_count += found.len() as u64;
+        report.problems.extend(found.iter().cloned());
+        progress(0, head, &found);
+    }
     let mut chain = ChainHead::EMPTY;
     let mut versions: HashMap<String, u64> = HashMap::new();
     while chain.next_position() <= head {
@@ -76,6 +94,15 @@ pub async fn verify_log(
                 ));
             }
             chain.advance(record.position, &record.bytes);
+            if let Some(checkpoint) = checkpoint.filter(|c| c.position == record.position) {
+                let at = ChainHead {
+                    position: record.position,
+                    hash: chain.hash,
+                };
+                if let Err(error) = checkpoint.check(&at, keys) {
+                    found.push(format!("signed checkpoint: {error}"));
+                }
+            }
             if event.position != record.position {
                 found.push(format!(
                     "position {}: the record says position {}",

@@ -106,6 +106,7 @@ impl App {
                 metrics: metrics.clone(),
                 tokens,
                 tls,
+                keys: storage.keys,
             },
         )?;
         watch_store_health(

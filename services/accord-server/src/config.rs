@@ -103,6 +103,28 @@ pub struct Config {
     #[arg(long, env = "ACCORD_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// File of the Ed25519 key that signs the log's checkpoints (see
+    /// `accordctl new-signing-key`); default `DATA_DIR/signing-key`, created
+    /// at first start. Keep it outside the data directory to protect the log
+    /// against someone who can write that directory.
+    #[arg(long, env = "ACCORD_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Public keys (64 hex digits) whose checkpoints are accepted besides
+    /// the server's own: a key signed with before a rotation, or the key of
+    /// a server whose exports are imported here.
+    #[arg(
+        long = "trusted-key",
+        env = "ACCORD_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
+    pub trusted_keys: Vec<String>,
+
+    /// Sign a log that holds records but no checkpoint, as it is found (once,
+    /// after upgrading from Accord 0.1); without it such a log is refused.
+    #[arg(long, env = "ACCORD_ADOPT_UNSIGNED_LOG")]
+    pub adopt_unsigned_log: bool,
+
     /// Bytes of the store's page cache.
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub cache_bytes: u64,
@@ -168,6 +190,9 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            signing_key: None,
+            trusted_keys: Vec::new(),
+            adopt_unsigned_log: false,
             cache_bytes: 64 * 1024 * 1024,
             store: "sled".into(),
             nats_stream: "ACCORD".into(),

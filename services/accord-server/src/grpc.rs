@@ -2,6 +2,7 @@
 
 mod admin;
 mod agreements;
+mod checkpoint;
 mod command_input;
 mod deadline;
 mod event_log;
@@ -12,7 +13,7 @@ mod page_token;
 mod positions;
 mod queries;
 
-pub use admin::AdminApi;
+pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
 pub use event_log::EventLogApi;
 pub(crate) use filter::EventFilter;

@@ -17,6 +17,7 @@ mod serve;
 pub mod server;
 mod server_error;
 pub mod shutdown;
+pub mod signing_key;
 pub mod store;
 pub mod streams;
 pub mod telemetry;

@@ -35,6 +35,8 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The keys whose signed checkpoints the log is checked against.
+    pub(crate) keys: accord_store::CheckpointKeys,
 }
 
 /// The router with its layers: metrics outermost, then auth.
@@ -62,6 +64,7 @@ pub(crate) fn grpc_router<H: Health>(
         log,
         parts.watch.read_models.clone(),
         config.data_dir.clone(),
+        parts.keys,
     ))
     .max_decoding_message_size(max_message_bytes);
     let agreements = AgreementServiceServer::new(AgreementApi::new(

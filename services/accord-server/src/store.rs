@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use accord_projections::ReadModels;
-use accord_store::{EventLog, NatsLog, NatsOptions, NatsSecurity, SledLog, SledOptions};
+use accord_store::{
+    CheckpointKeys, EventLog, NatsLog, NatsOptions, NatsSecurity, SledLog, SledOptions, UnsignedLog,
+};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -18,6 +20,8 @@ pub(crate) struct Storage {
     pub(crate) read_models: Arc<ReadModels>,
     /// Turns true when the store failed (it stays failed until reopened).
     pub(crate) failing: watch::Receiver<bool>,
+    /// The key checkpoints are signed with and the keys trusted besides.
+    pub(crate) keys: CheckpointKeys,
 }
 
 impl Storage {
@@ -32,7 +36,8 @@ impl Storage {
             metrics: metrics.clone(),
             failing: failing_sender,
         };
-        let log = open(config, observer).await?;
+        let keys = crate::signing_key::load(config)?;
+        let log = open(config, observer, keys.clone()).await?;
         let read_models_dir = config.data_dir.join("read-models");
         let read_models =
             tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir)).await??;
@@ -42,6 +47,7 @@ impl Storage {
             log,
             read_models,
             failing,
+            keys,
         })
     }
 }
@@ -76,13 +82,22 @@ impl StoreKind {
 }
 
 /// Opens the log.
-async fn open(config: &Config, observer: StoreObserver) -> Result<Arc<dyn EventLog>, ServerError> {
+async fn open(
+    config: &Config,
+    observer: StoreObserver,
+    keys: CheckpointKeys,
+) -> Result<Arc<dyn EventLog>, ServerError> {
     match StoreKind::parse(&config.store)? {
         StoreKind::Sled => {
             let options = SledOptions {
                 cache_capacity_bytes: config.cache_bytes,
                 observer: Some(Arc::new(observer)),
-                ..SledOptions::new(config.data_dir.join("log"))
+                unsigned: if config.adopt_unsigned_log {
+                    UnsignedLog::Adopt
+                } else {
+                    UnsignedLog::Refuse
+                },
+                ..SledOptions::new(config.data_dir.join("log"), keys)
             };
             let log = tokio::task::spawn_blocking(move || SledLog::open(options)).await??;
             Ok(Arc::new(log))
@@ -106,7 +121,7 @@ async fn open(config: &Config, observer: StoreObserver) -> Result<Arc<dyn EventL
                         .clone()
                         .zip(config.nats_tls_key.clone()),
                 },
-                ..NatsOptions::new(servers, replica)
+                ..NatsOptions::new(servers, replica, keys)
             };
             Ok(Arc::new(NatsLog::open(options).await?))
         }

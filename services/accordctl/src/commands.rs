@@ -3,6 +3,7 @@
 pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod import;
+pub(crate) mod new_signing_key;
 pub(crate) mod new_token;
 pub(crate) mod rebuild;
 pub(crate) mod stats;

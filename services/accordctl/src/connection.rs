@@ -1,7 +1,7 @@
 //! A channel to a running server, or to one started in this process on the
 //! data directory of a stopped server.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use accord_server::{Config, RunningServer};
 use tonic::metadata::MetadataValue;
@@ -74,6 +74,13 @@ impl Tls {
     }
 }
 
+/// The data directory of a stopped server, and the keys its log is signed with.
+pub(crate) struct Offline<'a> {
+    pub(crate) data_dir: &'a Path,
+    pub(crate) signing_key: Option<PathBuf>,
+    pub(crate) trusted_keys: Vec<String>,
+}
+
 /// Where the commands send their calls.
 pub(crate) struct Connection {
     channel: Grpc,
@@ -81,10 +88,11 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `server`, or opens `data_dir` in process when given.
+    /// Connects to `server`, or opens a stopped server's data directory in
+    /// process when given.
     pub(crate) async fn open(
         server: &str,
-        data_dir: Option<&Path>,
+        offline: Option<Offline<'_>>,
         token: Option<&str>,
         tls: Tls,
     ) -> Result<Self, String> {
@@ -97,7 +105,7 @@ impl Connection {
             None => None,
         };
         let bearer = BearerToken(bearer);
-        let Some(data_dir) = data_dir else {
+        let Some(offline) = offline else {
             let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
                 .map_err(|error| format!("bad server address {server:?}: {error}"))?;
             if server.starts_with("https://") {
@@ -114,13 +122,23 @@ impl Connection {
                 embedded: None,
             });
         };
+        let data_dir = offline.data_dir;
         if !data_dir.join("log").is_dir() {
             return Err(format!(
                 "{} is not an Accord data directory (no log/ inside)",
                 data_dir.display()
             ));
         }
-        let embedded = accord_server::start(Config::ephemeral(data_dir))
+        let mut config = Config::ephemeral(data_dir);
+        // The key must exist: a stopped server's log is never signed with a
+        // key made up here.
+        config.signing_key = Some(
+            offline
+                .signing_key
+                .unwrap_or_else(|| data_dir.join("signing-key")),
+        );
+        config.trusted_keys = offline.trusted_keys;
+        let embedded = accord_server::start(config)
             .await
             .map_err(|error| format!("cannot open {}: {error}", data_dir.display()))?;
         let channel =

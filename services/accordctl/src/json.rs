@@ -91,3 +91,35 @@ fn timestamp(timestamp: Option<&prost_types::Timestamp>) -> Value {
         |timestamp| json!({"seconds": timestamp.seconds, "nanos": timestamp.nanos}),
     )
 }
+
+/// Returns a signed checkpoint as a JSON object, its bytes in hex.
+pub(crate) fn checkpoint(checkpoint: &v1::SignedCheckpoint) -> Value {
+    json!({
+        "position": checkpoint.position,
+        "hash": accord_server::hex::encode(&checkpoint.hash),
+        "public_key": accord_server::hex::encode(&checkpoint.public_key),
+        "signature": accord_server::hex::encode(&checkpoint.signature),
+    })
+}
+
+/// Reads a signed checkpoint written by [`checkpoint`].
+pub(crate) fn checkpoint_from(value: &Value) -> Result<v1::SignedCheckpoint, String> {
+    let bytes = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("lacks {name}"))
+            .and_then(|text| {
+                accord_server::hex::decode(text).map_err(|error| format!("{name}: {error}"))
+            })
+    };
+    Ok(v1::SignedCheckpoint {
+        position: value
+            .get("position")
+            .and_then(Value::as_u64)
+            .ok_or("lacks position")?,
+        hash: bytes("hash")?,
+        public_key: bytes("public_key")?,
+        signature: bytes("signature")?,
+    })
+}

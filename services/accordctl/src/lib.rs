@@ -37,6 +37,18 @@ struct Options {
     /// Work on the data directory of a stopped server instead (stats, verify, export, rebuild).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the stopped server's signing key, when it is not
+    /// DATA_DIR/signing-key.
+    #[arg(long, global = true, env = "ACCORD_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// With --data-dir: public keys the stopped server trusts besides its own.
+    #[arg(
+        long = "trusted-key",
+        global = true,
+        env = "ACCORD_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
+    trusted_keys: Vec<String>,
     /// Send the token over plain http:// to a host other than loopback.
     #[arg(long, global = true, env = "ACCORD_INSECURE")]
     insecure: bool,
@@ -83,9 +95,19 @@ enum Command {
     Import {
         /// The file to read.
         file: PathBuf,
+        /// Accept an export without a signed checkpoint (one written by
+        /// Accord 0.1): nothing then proves its records are a server's.
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Load the UNGA 80 facts through the public API (idempotent).
     Demo,
+    /// Make a new checkpoint signing key in FILE (readable by its owner
+    /// only) for `accord-server --signing-key`; prints its public key.
+    NewSigningKey {
+        /// The file to create (never overwritten).
+        file: PathBuf,
+    },
     /// Make a new token: prints it once, and the line for the server's token file.
     NewToken {
         /// The token's name (recorded as the actor of the events it writes).
@@ -115,6 +137,9 @@ async fn run(options: Options) -> ExitCode {
     if let Command::NewToken { name, roles } = &options.command {
         return commands::new_token::run(name, roles);
     }
+    if let Command::NewSigningKey { file } = &options.command {
+        return commands::new_signing_key::run(file);
+    }
     let offline_ok = matches!(
         options.command,
         Command::Stats { .. } | Command::Verify | Command::Export { .. } | Command::Rebuild { .. }
@@ -138,7 +163,14 @@ async fn run(options: Options) -> ExitCode {
     }
     let connection = match connection::Connection::open(
         &options.server,
-        options.data_dir.as_deref(),
+        options
+            .data_dir
+            .as_deref()
+            .map(|data_dir| connection::Offline {
+                data_dir,
+                signing_key: options.signing_key.clone(),
+                trusted_keys: options.trusted_keys.clone(),
+            }),
         options.token.as_deref(),
         connection::Tls {
             ca: options.tls_ca.clone(),
@@ -166,9 +198,12 @@ async fn run(options: Options) -> ExitCode {
             agreement_ids,
         } => commands::tail::run(channel, from, follow, event_types, agreement_ids).await,
         Command::Export { file } => commands::export::run(channel, &file).await,
-        Command::Import { file } => commands::import::run(channel, &file).await,
+        Command::Import {
+            file,
+            allow_unsigned,
+        } => commands::import::run(channel, &file, allow_unsigned).await,
         Command::Demo => commands::demo::run(channel).await,
-        Command::NewToken { .. } => Ok(ExitCode::SUCCESS),
+        Command::NewToken { .. } | Command::NewSigningKey { .. } => Ok(ExitCode::SUCCESS),
     };
     connection.close().await;
     match outcome {

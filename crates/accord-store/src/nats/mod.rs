@@ -32,10 +32,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::ImportSource;
 use crate::import_gate::ImportGate;
+use crate::published_head::LatestCheckpoint;
 use crate::tree_reader::TreeReader;
 use crate::{
-    AppendItem, AppendOutcome, CommandRecord, CommitObserver, EventLog, LogStats, RawRecord,
-    StoreError,
+    AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, CommitObserver, EventLog, LogStats,
+    RawRecord, SignedCheckpoint, StoreError,
 };
 use connect::Connected;
 pub use connect::redacted as redacted_nats_servers;
@@ -66,6 +67,9 @@ pub struct NatsOptions {
     pub observer: Option<Arc<dyn CommitObserver>>,
     /// How the node proves who it is to NATS, and whom it trusts.
     pub security: NatsSecurity,
+    /// The key the replica's checkpoints are signed with, and the keys an
+    /// existing replica's checkpoint may be signed by.
+    pub keys: CheckpointKeys,
 }
 
 /// Credentials and TLS for the connection to NATS. A user and password go
@@ -84,8 +88,13 @@ pub struct NatsSecurity {
 }
 
 impl NatsOptions {
-    /// Returns the defaults for `servers`, with the replica in `replica_path`.
-    pub fn new(servers: impl Into<String>, replica_path: impl Into<PathBuf>) -> Self {
+    /// Returns the defaults for `servers`, with the replica in
+    /// `replica_path` signed with `keys`.
+    pub fn new(
+        servers: impl Into<String>,
+        replica_path: impl Into<PathBuf>,
+        keys: CheckpointKeys,
+    ) -> Self {
         Self {
             servers: servers.into(),
             stream: "ACCORD".into(),
@@ -96,6 +105,7 @@ impl NatsOptions {
             duplicate_window: Duration::from_secs(120),
             observer: None,
             security: NatsSecurity::default(),
+            keys,
         }
     }
 }
@@ -121,6 +131,7 @@ pub struct NatsLog {
     closed: AtomicBool,
     /// Open unless an import runs on this node: its appends are refused meanwhile.
     imports: ImportGate,
+    checkpoint: LatestCheckpoint,
 }
 
 impl NatsLog {
@@ -132,8 +143,10 @@ impl NatsLog {
             &connected.stream,
             &options.replica_path,
             options.cache_capacity_bytes,
+            &options.keys,
         )
         .await?;
+        let checkpoint = replica.latest_checkpoint();
         let replica = Arc::new(Mutex::new(replica));
         let freshness = Arc::new(Freshness::default());
         let (failure_sender, failure) = watch::channel(None);
@@ -164,6 +177,7 @@ impl NatsLog {
             follower: Mutex::new(Some(follower)),
             closed: AtomicBool::new(false),
             imports: ImportGate::default(),
+            checkpoint,
         };
         log.catch_up().await?;
         Ok(log)
@@ -375,6 +389,10 @@ impl EventLog for NatsLog {
 
     fn watch_head(&self) -> watch::Receiver<u64> {
         self.reader.watch_head()
+    }
+
+    fn checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.checkpoint.get()
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {

@@ -9,14 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use accord_domain::Timestamp;
-use tokio::sync::watch;
 
 use crate::durable::SyncedDb;
 use crate::keys;
 use crate::log_batch::LogBatch;
-use crate::sled::{LogState, explain_open_error, recover};
+use crate::published_head::{HeadPublisher, LatestCheckpoint};
+use crate::sled::{LogState, UnsignedLog, explain_open_error, recover};
 use crate::tree_reader::{TreeReader, last_version_in};
-use crate::{ChainBreak, ChainHead, StoreError, decode_record, encode_record};
+use crate::{ChainBreak, ChainHead, CheckpointKeys, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.
 pub(crate) struct StreamEntry {
@@ -30,12 +30,19 @@ pub(crate) struct Replica {
     db: SyncedDb,
     tree: ::sled::Tree,
     state: LogState,
-    head: watch::Sender<u64>,
+    published: HeadPublisher,
+    checkpoint: LatestCheckpoint,
 }
 
 impl Replica {
-    /// Opens the replica in `path` and returns it with a reader.
-    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<(Self, TreeReader), StoreError> {
+    /// Opens the replica in `path` and returns it with a reader. Its
+    /// checkpoint must verify with `keys`; a replica without one (written
+    /// by Accord 0.1) is signed as found: it is derived from the stream.
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: u64,
+        keys: &CheckpointKeys,
+    ) -> Result<(Self, TreeReader), StoreError> {
         let config = ::sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -43,18 +50,26 @@ impl Replica {
         let db = SyncedDb::open(config, path).map_err(|error| explain_open_error(path, error))?;
         let tree = db.db().open_tree("replica")?;
         db.sync()?;
-        let state = recover(&tree)?;
-        let (head, receiver) = watch::channel(state.head);
+        let state = recover(&tree, keys, UnsignedLog::Adopt)?;
+        db.sync()?;
+        let (published, receiver, checkpoint) =
+            HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
         let reader = TreeReader::new(tree.clone(), receiver);
         Ok((
             Self {
                 db,
                 tree,
                 state,
-                head,
+                published,
+                checkpoint,
             },
             reader,
         ))
+    }
+
+    /// The checkpoint of the last applied batch, as readers see it.
+    pub(crate) fn latest_checkpoint(&self) -> LatestCheckpoint {
+        self.checkpoint.clone()
     }
 
     /// The last applied stream sequence.
@@ -131,10 +146,13 @@ impl Replica {
         if next.head == self.state.head {
             return Ok(());
         }
+        let checkpoint = self.published.sign(&next.chain_head());
+        next.checkpoint = Some(checkpoint);
         self.tree
-            .apply_batch(writes.into_sled_batch(next.agreement_count))?;
+            .apply_batch(writes.into_sled_batch(next.agreement_count, &checkpoint))?;
         self.state = next;
-        self.head.send_replace(self.state.head);
+        self.published
+            .publish(self.state.head, self.state.checkpoint);
         Ok(())
     }
 

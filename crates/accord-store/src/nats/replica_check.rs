@@ -2,7 +2,8 @@
 //! than the stream, and at its head the same message. A power cut keeps
 //! only what sled had synced of the replica (it is derived, so it is not
 //! synced per message) and the stream may have been recreated since; a
-//! replica that is not a prefix is deleted and derived again from the stream.
+//! replica that is not a prefix, or whose signed checkpoint does not verify
+//! (changed outside Accord), is deleted and derived again from the stream.
 
 use std::path::Path;
 
@@ -10,37 +11,48 @@ use async_nats::jetstream::stream::Stream;
 
 use super::replica::Replica;
 use crate::tree_reader::TreeReader;
-use crate::{StoreError, decode_record};
+use crate::{CheckpointKeys, StoreError, decode_record};
 
 /// Opens the replica in `path`, re-deriving it when it is not a prefix of `stream`.
 pub(crate) async fn open_replica(
     stream: &Stream,
     path: &Path,
     cache_bytes: u64,
+    keys: &CheckpointKeys,
 ) -> Result<(Replica, TreeReader), StoreError> {
-    let (replica, reader) = open_blocking(path, cache_bytes).await?;
-    let Some(why) = divergence(stream, &reader).await? else {
-        return Ok((replica, reader));
+    let why = match open_blocking(path, cache_bytes, keys).await {
+        Ok((replica, reader)) => {
+            let Some(why) = divergence(stream, &reader).await? else {
+                return Ok((replica, reader));
+            };
+            // sled releases the directory once every handle on it is gone.
+            drop((replica, reader));
+            why
+        }
+        Err(StoreError::Tampered(why)) => why,
+        Err(error) => return Err(error),
     };
     tracing::warn!(
-        replica = reader.head(),
         path = %path.display(),
         why,
-        "the replica is not a prefix of the stream; deriving it again from the stream"
+        "the replica cannot be used; deriving it again from the stream"
     );
-    // sled releases the directory once every handle on it is gone.
-    drop((replica, reader));
     let removed = path.to_path_buf();
     tokio::task::spawn_blocking(move || std::fs::remove_dir_all(removed))
         .await
         .map_err(|error| StoreError::failed("replica task", error))?
         .map_err(StoreError::from_io)?;
-    open_blocking(path, cache_bytes).await
+    open_blocking(path, cache_bytes, keys).await
 }
 
-async fn open_blocking(path: &Path, cache_bytes: u64) -> Result<(Replica, TreeReader), StoreError> {
+async fn open_blocking(
+    path: &Path,
+    cache_bytes: u64,
+    keys: &CheckpointKeys,
+) -> Result<(Replica, TreeReader), StoreError> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || Replica::open(&path, cache_bytes))
+    let keys = keys.clone();
+    tokio::task::spawn_blocking(move || Replica::open(&path, cache_bytes, &keys))
         .await
         .map_err(|error| StoreError::failed("replica task", error))?
 }

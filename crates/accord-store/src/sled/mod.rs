@@ -15,13 +15,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::import_gate::ImportGate;
+use crate::published_head::{HeadPublisher, LatestCheckpoint};
 use crate::tree_reader::TreeReader;
 use crate::{
-    AppendItem, AppendOutcome, CommandRecord, EventLog, ImportSource, LogStats, RawRecord,
-    StoreError,
+    AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
+    RawRecord, SignedCheckpoint, StoreError,
 };
 use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
 
+pub use open::UnsignedLog;
 pub(crate) use open::{LogState, explain_open_error, recover};
 pub use writer::CommitObserver;
 
@@ -37,16 +39,23 @@ pub struct SledOptions {
     pub max_group_events: usize,
     /// Called after every group commit, for metrics.
     pub observer: Option<Arc<dyn CommitObserver>>,
+    /// The key every write's checkpoint is signed with, and the keys an
+    /// existing checkpoint may be signed by.
+    pub keys: CheckpointKeys,
+    /// What to do with a log that has records but no checkpoint.
+    pub unsigned: UnsignedLog,
 }
 
 impl SledOptions {
-    /// Returns the defaults for a log in `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    /// Returns the defaults for a log in `path` signed with `keys`.
+    pub fn new(path: impl Into<PathBuf>, keys: CheckpointKeys) -> Self {
         Self {
             path: path.into(),
             cache_capacity_bytes: 256 * 1024 * 1024,
             max_group_events: 512,
             observer: None,
+            keys,
+            unsigned: UnsignedLog::Refuse,
         }
     }
 }
@@ -61,6 +70,7 @@ pub struct SledLog {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     /// Open unless an import runs: appends are refused meanwhile.
     imports: ImportGate,
+    checkpoint: LatestCheckpoint,
 }
 
 impl SledLog {
@@ -77,17 +87,19 @@ impl SledLog {
         let tree = db.db().open_tree("log")?;
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
-        let state = open::recover(&tree)?;
-        // An unfinished import emptied at open is durable before anything else.
+        let state = open::recover(&tree, &options.keys, options.unsigned)?;
+        // An unfinished import emptied at open (or the checkpoint of an
+        // adopted log) is durable before anything else.
         db.sync()?;
-        let (head_sender, head) = watch::channel(state.head);
+        let (published, head, checkpoint) =
+            HeadPublisher::new(options.keys.clone(), state.head, state.checkpoint);
         let (appends, requests) = mpsc::channel(16_384);
         let failure = WriteFailure::default();
         let writer = Writer::new(
             db.clone(),
             tree.clone(),
             state,
-            head_sender,
+            published,
             failure.clone(),
             options.max_group_events,
             options.observer.clone(),
@@ -103,6 +115,7 @@ impl SledLog {
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
             imports: ImportGate::default(),
+            checkpoint,
         })
     }
 }
@@ -194,6 +207,10 @@ impl EventLog for SledLog {
 
     fn watch_head(&self) -> watch::Receiver<u64> {
         self.reader.watch_head()
+    }
+
+    fn checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.checkpoint.get()
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {

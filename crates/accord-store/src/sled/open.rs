@@ -5,7 +5,10 @@ use std::path::Path;
 use crate::blocks::last_block;
 use crate::keys;
 use crate::stream_index::chunk_at;
-use crate::{RecordHash, StoreError, decode_record, record_hash};
+use crate::{
+    ChainHead, CheckpointError, CheckpointKeys, RecordHash, SignedCheckpoint, StoreError,
+    decode_record, record_hash,
+};
 
 /// What the writer needs to continue the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,8 @@ pub(crate) struct LogState {
     pub(crate) last_hash: RecordHash,
     pub(crate) last_recorded_nanos: i64,
     pub(crate) agreement_count: u64,
+    /// The signed checkpoint of `head` (`None` only for an empty log).
+    pub(crate) checkpoint: Option<SignedCheckpoint>,
 }
 
 impl LogState {
@@ -23,14 +28,85 @@ impl LogState {
         last_hash: [0; 32],
         last_recorded_nanos: 0,
         agreement_count: 0,
+        checkpoint: None,
     };
+
+    /// The chain head this state ends at.
+    pub(crate) fn chain_head(&self) -> ChainHead {
+        ChainHead {
+            position: self.head,
+            hash: self.last_hash,
+        }
+    }
+}
+
+/// What to do with a log that holds records but no signed checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsignedLog {
+    /// Refuse to open it: it was written before Accord signed its logs, or
+    /// someone removed the checkpoint.
+    Refuse,
+    /// Sign its head as found (once, after an upgrade from Accord 0.1; and
+    /// for a NATS replica, which is derived from the stream anyway).
+    Adopt,
+}
+
+/// Reads the head, checks the last record against its index entries and
+/// the signed checkpoint against the head, and returns both.
+///
+/// Records, index entries and the checkpoint are written by one atomic
+/// batch, so a crash leaves either all of a batch or none of it; this check
+/// proves it, and that nobody changed the log without the signing key.
+pub(crate) fn recover(
+    tree: &::sled::Tree,
+    keys: &CheckpointKeys,
+    unsigned: UnsignedLog,
+) -> Result<LogState, StoreError> {
+    let mut state = recover_head(tree)?;
+    let head = state.chain_head();
+    state.checkpoint = match tree.get(keys::CHECKPOINT)? {
+        Some(bytes) => {
+            let checkpoint = SignedCheckpoint::decode(&bytes)?;
+            checkpoint
+                .check(&head, keys)
+                .map_err(|error| refuse_checkpoint(&head, error))?;
+            Some(checkpoint)
+        }
+        None if head.position == 0 => None,
+        None if unsigned == UnsignedLog::Refuse => {
+            return Err(StoreError::Tampered(format!(
+                "the log holds {} records but no signed checkpoint: it was written by Accord 0.1, or the checkpoint was removed outside Accord. If you trust this log, start once with --adopt-unsigned-log to sign it as it is",
+                head.position
+            )));
+        }
+        None => {
+            tracing::warn!(
+                head = head.position,
+                "the log has no signed checkpoint; signing its head as found"
+            );
+            let checkpoint = keys.sign(&head);
+            tree.insert(keys::CHECKPOINT, checkpoint.encode())?;
+            Some(checkpoint)
+        }
+    };
+    Ok(state)
+}
+
+fn refuse_checkpoint(head: &ChainHead, error: CheckpointError) -> StoreError {
+    let advice = match error {
+        CheckpointError::UntrustedKey { .. } => {
+            "if the server's signing key was replaced, pass the old public key with --trusted-key"
+        }
+        _ => "the log was changed outside Accord; restore it from a backup or an export",
+    };
+    StoreError::Tampered(format!(
+        "the log (head {}) does not match its signed checkpoint: {error}; {advice}",
+        head.position
+    ))
 }
 
 /// Reads the head and checks the last record against its index entries.
-///
-/// Records and index entries are written by one atomic batch, so a crash
-/// leaves either all of a batch or none of it; this check proves it.
-pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
+fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
     if tree.contains_key(keys::IMPORTING)? {
         tracing::warn!("an import did not finish before the log was closed; emptying the log");
         super::writer::empty_tree(tree)?;
@@ -45,6 +121,7 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
             last_hash: [0; 32],
             last_recorded_nanos: 0,
             agreement_count,
+            checkpoint: None,
         });
     };
     // Only the last record is decoded: a damaged record before it is for
@@ -83,6 +160,7 @@ pub(crate) fn recover(tree: &::sled::Tree) -> Result<LogState, StoreError> {
         last_hash: record_hash(bytes),
         last_recorded_nanos: record.event.recorded_at.unix_nanos(),
         agreement_count,
+        checkpoint: None,
     })
 }
 

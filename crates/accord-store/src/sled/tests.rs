@@ -4,8 +4,12 @@
 use super::*;
 use crate::keys;
 
+fn keys() -> CheckpointKeys {
+    CheckpointKeys::new([0x42; 32], [])
+}
+
 fn open(dir: &std::path::Path) -> SledLog {
-    SledLog::open(SledOptions::new(dir)).expect("opens")
+    SledLog::open(SledOptions::new(dir, keys())).expect("opens")
 }
 
 #[tokio::test]
@@ -102,7 +106,19 @@ async fn a_log_written_one_record_per_entry_opens_reads_and_continues() {
     use accord_domain::{DeliveryRecorded, Event, EventMetadata, ExpectedVersion, Timestamp};
     let dir = tempfile::tempdir().expect("tempdir");
     let legacy = write_legacy_log(dir.path());
-    let log = open(dir.path());
+    // Written before logs were signed: refused until the operator adopts it.
+    let Err(refused) = SledLog::open(SledOptions::new(dir.path(), keys())) else {
+        panic!("an unsigned log opened without --adopt-unsigned-log");
+    };
+    assert!(
+        matches!(&refused, StoreError::Tampered(why) if why.contains("--adopt-unsigned-log")),
+        "{refused}"
+    );
+    let log = SledLog::open(SledOptions {
+        unsigned: UnsignedLog::Adopt,
+        ..SledOptions::new(dir.path(), keys())
+    })
+    .expect("adopted");
     assert_eq!(log.head(), 3);
     assert_eq!(
         log.read_log(2, 10).await.expect("reads"),
@@ -160,7 +176,7 @@ async fn a_log_written_one_record_per_entry_opens_reads_and_continues() {
             .collect::<Vec<_>>(),
         vec![3, 4, 5]
     );
-    let report = crate::verify_log(&log, |_, _, _| {})
+    let report = crate::verify_log(&log, &keys(), |_, _, _| {})
         .await
         .expect("verifies");
     assert_eq!((report.checked, report.problem_count), (5, 0));

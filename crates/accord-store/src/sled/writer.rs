@@ -10,12 +10,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accord_domain::{RecordedEvent, Timestamp};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::open::LogState;
 use crate::ClearingMap;
 use crate::durable::SyncedDb;
 use crate::log_batch::LogBatch;
+use crate::published_head::HeadPublisher;
 use crate::tree_reader::{command_outcome_in, last_version_in};
 use crate::{AppendItem, AppendOutcome, Fingerprint, ImportSource, StoreError, encode_record};
 
@@ -80,7 +81,7 @@ pub(crate) struct Writer {
     tree: ::sled::Tree,
     state: LogState,
     stream_versions: ClearingMap<u64>,
-    head_sender: watch::Sender<u64>,
+    published: HeadPublisher,
     /// Shared with the readers: set once a write failed.
     failure: WriteFailure,
     max_group_events: usize,
@@ -101,7 +102,7 @@ impl Writer {
         db: Arc<SyncedDb>,
         tree: ::sled::Tree,
         state: LogState,
-        head_sender: watch::Sender<u64>,
+        published: HeadPublisher,
         failure: WriteFailure,
         max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
@@ -111,7 +112,7 @@ impl Writer {
             tree,
             state,
             stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
-            head_sender,
+            published,
             failure,
             max_group_events: max_group_events.max(1),
             observer,
@@ -217,7 +218,10 @@ impl Writer {
             answer_refusals(refusals);
             return;
         }
-        let batch = std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count);
+        let checkpoint = self.published.sign(&next.chain_head());
+        next.checkpoint = Some(checkpoint);
+        let batch =
+            std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count, &checkpoint);
         let written = self
             .tree
             .apply_batch(batch)
@@ -234,7 +238,8 @@ impl Writer {
                 }
                 self.state = next;
                 self.stream_versions.extend(group.stream_versions);
-                self.head_sender.send_replace(self.state.head);
+                self.published
+                    .publish(self.state.head, self.state.checkpoint);
                 for (reply, outcomes) in group.answers {
                     let _ = reply.send(Ok(outcomes));
                 }

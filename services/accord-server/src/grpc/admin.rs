@@ -8,11 +8,15 @@ use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::{EventLog, ImportVerifier, RawRecord, decode_record, record_hash, verify_log};
+use accord_store::{
+    CheckpointKeys, EventLog, ImportVerifier, RawRecord, StoreError, decode_record, record_hash,
+    verify_log,
+};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
+use super::checkpoint;
 use super::import_spool::Spool;
 use crate::error::ApiError;
 use crate::streams::{
@@ -29,17 +33,30 @@ pub struct AdminApi {
     rebuilding: Arc<AtomicBool>,
     /// Where imports are spooled before they are written.
     spool_dir: PathBuf,
+    /// The keys whose checkpoints verification and imports accept.
+    keys: CheckpointKeys,
 }
+
+/// The metadata with which `ImportLog` accepts an export without a signed
+/// checkpoint.
+pub const ALLOW_UNSIGNED_METADATA: &str = "accord-allow-unsigned";
 
 impl AdminApi {
     /// Returns the service over `log` and its `read_models`; imports are
-    /// spooled in `spool_dir` (the data directory).
-    pub fn new(log: Arc<dyn EventLog>, read_models: Arc<ReadModels>, spool_dir: PathBuf) -> Self {
+    /// spooled in `spool_dir` (the data directory); checkpoints are checked
+    /// with `keys`.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        read_models: Arc<ReadModels>,
+        spool_dir: PathBuf,
+        keys: CheckpointKeys,
+    ) -> Self {
         Self {
             log,
             read_models,
             rebuilding: Arc::new(AtomicBool::new(false)),
             spool_dir,
+            keys,
         }
     }
 }
@@ -60,6 +77,7 @@ impl Admin for AdminApi {
         _request: Request<v1::GetStatsRequest>,
     ) -> RpcResult<v1::GetStatsResponse> {
         let checkpoint = self.read_models.checkpoint();
+        let signed = self.log.checkpoint();
         let stats = self.log.stats().await.map_err(ApiError::from)?;
         Ok(Response::new(v1::GetStatsResponse {
             head_position: stats.head_position,
@@ -71,6 +89,7 @@ impl Admin for AdminApi {
                 checkpoint,
                 lag: stats.head_position.saturating_sub(checkpoint),
             }],
+            checkpoint: signed.as_ref().map(checkpoint::to_wire),
         }))
     }
 
@@ -129,16 +148,21 @@ impl Admin for AdminApi {
         _request: Request<v1::VerifyLogRequest>,
     ) -> RpcResult<Self::VerifyLogStream> {
         let log = self.log.clone();
+        let keys = self.keys.clone();
         let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
             let progress = out.clone();
-            let report = verify_log(log.as_ref(), move |checked, head_position, problems| {
-                progress.offer(v1::VerifyProgress {
-                    checked,
-                    head_position,
-                    problems: problems.to_vec(),
-                    done: false,
-                });
-            })
+            let report = verify_log(
+                log.as_ref(),
+                &keys,
+                move |checked, head_position, problems| {
+                    progress.offer(v1::VerifyProgress {
+                        checked,
+                        head_position,
+                        problems: problems.to_vec(),
+                        done: false,
+                    });
+                },
+            )
             .await?;
             out.send(v1::VerifyProgress {
                 checked: report.checked,
@@ -160,7 +184,12 @@ impl Admin for AdminApi {
     ) -> RpcResult<Self::ExportLogStream> {
         let from = request.into_inner().from_position.max(1);
         let log = self.log.clone();
-        let head = log.head();
+        // The export ends at the last signed head, which it carries: records
+        // appended meanwhile are left to the next export.
+        let Some(checkpoint) = log.checkpoint() else {
+            return Ok(Response::new(spawn_stream(1, |_| async { Ok(()) })));
+        };
+        let head = checkpoint.position;
         let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
             let mut next = from;
             while next <= head {
@@ -174,12 +203,21 @@ impl Admin for AdminApi {
                     }
                     next = record.position + 1;
                     let decoded = decode_record(&record.bytes)?;
+                    let hash = record_hash(&record.bytes);
+                    let last = record.position == head;
+                    if last && hash != checkpoint.hash {
+                        return Err(StoreError::Tampered(format!(
+                            "the record at position {head} does not hash to the log's signed checkpoint"
+                        ))
+                        .into());
+                    }
                     let exported = v1::ExportedRecord {
                         position: record.position,
-                        hash: record_hash(&record.bytes).to_vec(),
+                        hash: hash.to_vec(),
                         prev_hash: decoded.prev_hash.to_vec(),
                         event: Some(recorded_event_to_wire(&decoded.event)),
                         record: record.bytes,
+                        checkpoint: last.then(|| checkpoint::to_wire(&checkpoint)),
                     };
                     if !out.send(exported).await {
                         return Ok(());
@@ -202,14 +240,26 @@ impl Admin for AdminApi {
             ))
             .into());
         }
+        let allow_unsigned = request
+            .metadata()
+            .get(ALLOW_UNSIGNED_METADATA)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
         // Phase 1: the whole export is checked and spooled; nothing is written.
         let mut spool =
             Spool::create(&self.spool_dir).map_err(spool_failed("creating the import spool"))?;
         let mut verifier = ImportVerifier::default();
+        let mut signed = None;
         let mut stream = request.into_inner();
         while let Some(exported) = stream.next().await {
             let exported = exported?;
             let position = exported.position;
+            if let Some(at) = signed.as_ref().map(|(at, _)| *at) {
+                return Err(ApiError::from(ValidationError::new(
+                    format!("records[{}].checkpoint", at - 1),
+                    "a checkpoint comes only on the last record of an export",
+                ))
+                .into());
+            }
             let refuse = |why: String| -> Status {
                 ApiError::from(ValidationError::new(
                     format!("records[{}]", position.saturating_sub(1)),
@@ -234,10 +284,21 @@ impl Admin for AdminApi {
                     "the event at position {position} differs from its record"
                 )));
             }
+            if let Some(wire) = &exported.checkpoint {
+                let checkpoint = checkpoint::from_wire(wire).map_err(refuse)?;
+                signed = Some((position.max(1), checkpoint));
+            }
             spool
                 .push(&record)
                 .map_err(spool_failed("spooling the import"))?;
         }
+        verifier
+            .finish(
+                signed.as_ref().map(|(_, checkpoint)| checkpoint),
+                &self.keys,
+                allow_unsigned,
+            )
+            .map_err(ApiError::from)?;
         // Phase 2: the log takes it all or nothing.
         let records = spool.records();
         let source = spool
@@ -258,5 +319,5 @@ impl Admin for AdminApi {
 
 /// The error of a failed spool operation, `what` it was.
 fn spool_failed(what: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
-    move |error| ApiError::from(accord_store::StoreError::failed(what, error))
+    move |error| ApiError::from(StoreError::failed(what, error))
 }

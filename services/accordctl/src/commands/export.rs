@@ -1,5 +1,6 @@
 //! `accordctl export FILE`: NDJSON, one record a line with its hash-chain
-//! fields and the raw record, then an end line that makes truncation visible.
+//! fields and the raw record, then an end line that makes truncation visible
+//! and carries the server's signed checkpoint of the last record.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -35,6 +36,7 @@ pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     let bar = progress_bar(head, "exporting");
     let mut records = 0u64;
     let mut last_hash = String::new();
+    let mut checkpoint = None;
     while let Some(record) = stream.next().await {
         let record = record.map_err(|status| status.message().to_owned())?;
         let event = record
@@ -42,6 +44,9 @@ pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
             .as_ref()
             .ok_or("the server sent a record without its event")?;
         last_hash = hex::encode(&record.hash);
+        if let Some(signed) = &record.checkpoint {
+            checkpoint = Some(json::checkpoint(signed));
+        }
         let line = json!({
             "position": record.position,
             "hash": last_hash,
@@ -56,7 +61,7 @@ pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
     writeln!(
         out,
         "{}",
-        json!({"end": {"records": records, "last_hash": last_hash}})
+        json!({"end": {"records": records, "last_hash": last_hash, "checkpoint": checkpoint}})
     )
     .map_err(|error| error.to_string())?;
     out.flush().map_err(|error| error.to_string())?;

@@ -1,7 +1,8 @@
 //! `accordctl import FILE`: verifies the whole export first (every record's
 //! checksum, the hash chain, that each readable event matches its record,
-//! and the end line), then loads it into an empty log. A tampered or
-//! truncated file imports nothing.
+//! and the end line), then loads it into an empty log with the end line's
+//! signed checkpoint, which the server checks against the keys it trusts. A
+//! tampered or truncated file imports nothing.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,9 +14,10 @@ use accord_store::{decode_record, record_hash};
 
 use super::Outcome;
 use crate::json;
+use accord_server::grpc::ALLOW_UNSIGNED_METADATA;
 use accord_server::hex;
 
-pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
+pub(crate) async fn run(channel: Grpc, file: &Path, allow_unsigned: bool) -> Outcome {
     let text = std::fs::read_to_string(file)
         .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
     let records = match check(&text) {
@@ -26,9 +28,14 @@ pub(crate) async fn run(channel: Grpc, file: &Path) -> Outcome {
         }
     };
     let count = records.len();
-    let response = AdminClient::new(channel)
-        .import_log(tokio_stream::iter(records))
-        .await;
+    let mut request = tonic::Request::new(tokio_stream::iter(records));
+    if allow_unsigned {
+        request.metadata_mut().insert(
+            ALLOW_UNSIGNED_METADATA,
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+    }
+    let response = AdminClient::new(channel).import_log(request).await;
     match response {
         Ok(response) => {
             let response = response.into_inner();
@@ -106,6 +113,7 @@ fn check(text: &str) -> Result<Vec<v1::ExportedRecord>, String> {
             hash: hash.to_vec(),
             prev_hash: decoded.prev_hash.to_vec(),
             event: Some(event),
+            checkpoint: None,
         });
     }
     let end = end.ok_or("the end line is missing: the file is truncated")?;
@@ -127,6 +135,16 @@ fn check(text: &str) -> Result<Vec<v1::ExportedRecord>, String> {
     };
     if last_hash != expected_last {
         return Err("the end line's last hash does not match the last record".into());
+    }
+    match (end.get("checkpoint"), records.last_mut()) {
+        (Some(serde_json::Value::Null) | None, _) => {}
+        (Some(checkpoint), Some(last)) => {
+            last.checkpoint = Some(
+                json::checkpoint_from(checkpoint)
+                    .map_err(|error| format!("the end line's checkpoint: {error}"))?,
+            );
+        }
+        (Some(_), None) => return Err("the end line has a checkpoint but no records".into()),
     }
     Ok(records)
 }

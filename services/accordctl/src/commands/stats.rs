@@ -28,6 +28,7 @@ pub(crate) async fn run(channel: Grpc, as_json: bool) -> Outcome {
                 "agreement_count": stats.agreement_count,
                 "disk_bytes": stats.disk_bytes,
                 "projections": projections,
+                "checkpoint": stats.checkpoint.as_ref().map(crate::json::checkpoint),
             })
         );
         return Ok(ExitCode::SUCCESS);
@@ -40,6 +41,15 @@ pub(crate) async fn run(channel: Grpc, as_json: bool) -> Outcome {
         "disk",
         stats.disk_bytes as f64 / 1_048_576.0
     );
+    if let Some(checkpoint) = &stats.checkpoint {
+        println!(
+            "{:<18} position {}, hash {}, key {}",
+            "signed checkpoint",
+            checkpoint.position,
+            accord_server::hex::encode(&checkpoint.hash),
+            accord_server::hex::encode(&checkpoint.public_key)
+        );
+    }
     println!();
     println!("{:<14} {:>12} {:>8}", "projection", "checkpoint", "lag");
     for projection in &stats.projections {

@@ -38,7 +38,8 @@ impl Writer {
         });
         match finished {
             Ok(imported) => {
-                self.head_sender.send_replace(self.state.head);
+                self.published
+                    .publish(self.state.head, self.state.checkpoint);
                 Ok(imported)
             }
             Err(error) => {
@@ -86,14 +87,16 @@ impl Writer {
             );
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
+        let checkpoint = self.published.sign(&check.head);
         let state = LogState {
             head: check.head.position,
             last_hash: check.head.hash,
             last_recorded_nanos,
             agreement_count: self.state.agreement_count + check.new_agreements,
+            checkpoint: Some(checkpoint),
         };
         self.tree
-            .apply_batch(writes.into_sled_batch(state.agreement_count))
+            .apply_batch(writes.into_sled_batch(state.agreement_count, &checkpoint))
             .map_err(StoreError::from)
             .and_then(|()| self.db.sync())?;
         self.state = state;
