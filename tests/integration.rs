@@ -22,6 +22,7 @@ mod queries;
 mod read_models_follow_the_log;
 mod reads;
 mod security;
+mod signed_checkpoints;
 mod storage_faults;
 mod store_conformance;
 mod streams;

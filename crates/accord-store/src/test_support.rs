@@ -46,3 +46,30 @@ pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
     db.flush()?;
     Ok(())
 }
+
+/// The stored signed checkpoint of the stopped log in `path`, as bytes.
+pub fn stored_checkpoint(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let db = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    Ok(tree.get(keys::CHECKPOINT)?.map(|value| value.to_vec()))
+}
+
+/// Replaces (or with `None` removes) the stored signed checkpoint of the
+/// stopped log in `path`, as a forger with write access to the data
+/// directory but without the key could.
+pub fn replace_checkpoint(path: &Path, checkpoint: Option<&[u8]>) -> Result<(), StoreError> {
+    let db = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    match checkpoint {
+        Some(bytes) => tree.insert(keys::CHECKPOINT, bytes)?,
+        None => tree.remove(keys::CHECKPOINT)?,
+    };
+    db.flush()?;
+    Ok(())
+}

@@ -187,3 +187,118 @@ async fn a_log_written_one_record_per_entry_opens_reads_and_continues() {
     assert_eq!(reopened.read_log(1, 10).await.expect("reads").len(), 5);
     reopened.close().await.expect("closes");
 }
+
+/// A log that reports another checkpoint than the one it stores: what
+/// VerifyLog sees of a log changed under a running server.
+struct OtherCheckpoint(SledLog, Option<SignedCheckpoint>);
+
+#[async_trait::async_trait]
+impl EventLog for OtherCheckpoint {
+    async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.0.append(items).await
+    }
+    async fn read_log(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_log(from, max).await
+    }
+    async fn read_raw(&self, from: u64, max: usize) -> Result<Vec<RawRecord>, StoreError> {
+        self.0.read_raw(from, max).await
+    }
+    async fn read_stream(
+        &self,
+        agreement_id: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(agreement_id, from, max).await
+    }
+    async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        self.0.locate(agreement_id, version).await
+    }
+    async fn import(&self, source: Box<dyn ImportSource>) -> Result<u64, StoreError> {
+        self.0.import(source).await
+    }
+    async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError> {
+        self.0.find_command(command_id).await
+    }
+    fn head(&self) -> u64 {
+        self.0.head()
+    }
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.0.watch_head()
+    }
+    fn checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.1
+    }
+    async fn stats(&self) -> Result<LogStats, StoreError> {
+        self.0.stats().await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.0.close().await
+    }
+}
+
+#[tokio::test]
+async fn verify_log_checks_the_signed_checkpoint_against_the_chain_and_the_keys() {
+    use accord_domain::{
+        AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Party, Timestamp,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    for index in 0..3 {
+        let command_id = format!("announce-{index}");
+        log.append(vec![AppendItem {
+            agreement_id: format!("a{index}"),
+            expected: ExpectedVersion::NoStream,
+            command_id: command_id.clone(),
+            fingerprint: [1; 16],
+            metadata: EventMetadata {
+                command_id,
+                ..EventMetadata::default()
+            },
+            event: Event::Announced(Announced {
+                title: "300 locomotives".into(),
+                kind: AgreementKind::Procurement,
+                buyer: Party::new("KTZ", "KZ"),
+                supplier: Party::new("Wabtec", "US"),
+                sector: "rail".into(),
+                product: "locomotives".into(),
+                quantity: Some(300),
+                value: None,
+                announced_at: Timestamp::from_seconds(1),
+                venue: String::new(),
+                source: String::new(),
+            }),
+        }])
+        .await
+        .expect("appended");
+    }
+    let problems = |log: OtherCheckpoint, keys: CheckpointKeys| async move {
+        let report = crate::verify_log(&log, &keys, |_, _, _| {})
+            .await
+            .expect("verifies");
+        (log.0, report.problems)
+    };
+    let stored = log.checkpoint().expect("signed");
+    assert_eq!(stored.position, 3);
+    let (log, found) = problems(OtherCheckpoint(log, Some(stored)), keys()).await;
+    assert_eq!(found, Vec::<String>::new());
+    // Another server's keys do not vouch for it.
+    let (log, found) = problems(
+        OtherCheckpoint(log, Some(stored)),
+        CheckpointKeys::new([1; 32], []),
+    )
+    .await;
+    assert!(found[0].contains("not this server's key"), "{found:?}");
+    // A checkpoint of another chain (signed with the right key).
+    let other = keys().sign(&crate::ChainHead {
+        position: 2,
+        hash: [7; 32],
+    });
+    let (log, found) = problems(OtherCheckpoint(log, Some(other)), keys()).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("records were changed"), "{found:?}");
+    // None at all.
+    let (log, found) = problems(OtherCheckpoint(log, None), keys()).await;
+    assert!(found[0].contains("no signed checkpoint"), "{found:?}");
+    log.close().await.expect("closes");
+}
