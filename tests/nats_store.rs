@@ -692,3 +692,90 @@ async fn a_foreign_message_on_the_log_stops_appends_naming_it_and_reads_go_on() 
     assert!(metrics.contains("accord_store_degraded 1"), "{metrics}");
     server.stop().await;
 }
+
+/// Stops or resumes a process with a signal.
+fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: a plain signal to a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal sent");
+}
+
+#[tokio::test]
+async fn an_append_nats_never_answered_is_reported_as_unknown_and_a_retry_settles_it() {
+    use accord_proto::v1::command::Command;
+    use accord_tests::{TestServer, announce_boeing, announce_wabtec, command};
+
+    let nats = NatsNode::single().await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    let pid = nats.pid().expect("nats-server runs");
+    let batch = accord_proto::v1::ExecuteRequest {
+        commands: vec![
+            command(Command::Announce(announce_boeing("uz-boeing-787"))),
+            command(Command::Announce(announce_wabtec("kz-locomotives"))),
+        ],
+    };
+    let mut single = announce_boeing("uz-787-second");
+    single.meta = accord_tests::meta("second-order");
+
+    // NATS stops answering (its process is frozen, the connection stays up):
+    // the messages are on their way, and may be stored once it resumes.
+    signal(pid, libc::SIGSTOP);
+    let mut client = server.agreements();
+    let batch_status = client
+        .execute(batch.clone())
+        .await
+        .expect_err("no answer from NATS");
+    let single_status = client
+        .announce(single.clone())
+        .await
+        .expect_err("no answer from NATS");
+    signal(pid, libc::SIGCONT);
+    for (what, status) in [("batch", &batch_status), ("single", &single_status)] {
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unavailable,
+            "{what}: {status:?}"
+        );
+        assert!(
+            status.message().contains("outcome is unknown")
+                && status.message().contains("Retry the same"),
+            "{what}: never \"nothing appended\": {}",
+            status.message()
+        );
+    }
+
+    // The retries settle it: each command is in the log exactly once.
+    client.execute(batch).await.expect("the batch retried");
+    client.announce(single).await.expect("the append retried");
+    let events = server.read_all().await;
+    accord_tests::assert_gap_free(&events, "after the retries");
+    let command_ids: Vec<&str> = events
+        .iter()
+        .map(|event| {
+            event
+                .metadata
+                .as_ref()
+                .expect("metadata")
+                .command_id
+                .as_str()
+        })
+        .collect();
+    for command_id in [
+        "uz-boeing-787/announce",
+        "kz-locomotives/announce",
+        "second-order",
+    ] {
+        assert_eq!(
+            command_ids.iter().filter(|id| **id == command_id).count(),
+            1,
+            "{command_id} once: {command_ids:?}"
+        );
+    }
+    assert_eq!(command_ids.len(), 3, "{command_ids:?}");
+    server.stop().await;
+}

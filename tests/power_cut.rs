@@ -122,13 +122,14 @@ async fn an_acknowledged_import_survives_a_power_cut() {
         exported.push(record.expect("record"));
     }
     let expected = source.read_all().await;
+    let trusting = ["--trusted-key".to_owned(), source.public_key()];
     source.stop().await;
 
     let mountpoint = tempfile::tempdir().expect("mount point");
     let mut disk = PowerCutDisk::mount_with(mountpoint.path(), Names::SyncedByDirectory)
         .expect("mounts the power-cut file system (needs root and /dev/fuse)");
     let data_dir = disk.path().join("data");
-    let server = ChildServer::start(Path::new(SERVER), &data_dir).await;
+    let server = ChildServer::start_with_args(Path::new(SERVER), &data_dir, &trusting).await;
     let imported = AdminClient::new(connect(server.grpc_addr()).await)
         .import_log(tokio_stream::iter(exported.clone()))
         .await

@@ -11,9 +11,15 @@ use accord_tests::*;
 use tonic::Code;
 
 /// Replaces `data_dir/log` with the copy in `from`.
+/// Puts the log in `from` in place, with the signing key beside it when
+/// there is one (another server's log comes with its key).
 fn replace_log(data_dir: &Path, from: &Path) {
     std::fs::remove_dir_all(data_dir.join("log")).expect("removes the log");
     copy_dir(from, &data_dir.join("log"));
+    let key = from.parent().expect("parent").join("signing-key");
+    if key.exists() {
+        std::fs::copy(key, data_dir.join("signing-key")).expect("copies the key");
+    }
 }
 
 async fn listed_ids(server: &TestServer, min_position: u64) -> Vec<String> {
@@ -115,7 +121,14 @@ async fn read_models_of_another_log_are_rebuilt_from_this_one() {
     let other_log = tempfile::tempdir().expect("copy");
     let other_log_copy = other_log.path().join("log");
     other
-        .restart_after(|data_dir| copy_dir(&data_dir.join("log"), &other_log_copy))
+        .restart_after(|data_dir| {
+            copy_dir(&data_dir.join("log"), &other_log_copy);
+            std::fs::copy(
+                data_dir.join("signing-key"),
+                other_log.path().join("signing-key"),
+            )
+            .expect("copies the key");
+        })
         .await;
     other.stop().await;
 

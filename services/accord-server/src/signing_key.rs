@@ -92,8 +92,10 @@ pub fn create(file: &Path) -> Result<[u8; 32], ServerError> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(directory).map_err(refuse)?;
-    // Written whole beside it, then linked into place: the name appears
-    // only with the whole key behind it, and never replaces a key.
+    // Written whole beside it, then renamed into place: the name appears
+    // only with the whole key behind it. An existing key is never replaced
+    // (checked just before; a file system without hard links, such as the
+    // tests' FUSE one, cannot do it atomically).
     let partial = file.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
     let mut out = OpenOptions::new()
@@ -110,9 +112,13 @@ pub fn create(file: &Path) -> Result<[u8; 32], ServerError> {
     .and_then(|()| writeln!(out, "{PREFIX}{}", hex::encode(&secret)))
     .and_then(|()| out.sync_all())
     .map_err(refuse)?;
-    let linked = std::fs::hard_link(&partial, file);
-    let _ = std::fs::remove_file(&partial);
-    linked.map_err(refuse)?;
+    if file.exists() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(refuse(std::io::Error::from(
+            std::io::ErrorKind::AlreadyExists,
+        )));
+    }
+    std::fs::rename(&partial, file).map_err(refuse)?;
     File::open(directory)
         .and_then(|directory| directory.sync_all())
         .map_err(refuse)?;

@@ -177,7 +177,14 @@ async fn resolve_unacknowledged(
     outgoing: &[Outgoing],
     items: &[AppendItem],
 ) -> Result<Published, StoreError> {
-    log.sync().await?;
+    if let Err(error) = log.sync().await {
+        // NATS answers neither the commit nor what it holds.
+        return Err(StoreError::Unavailable(format!(
+            "NATS did not acknowledge the atomic batch and cannot say what it stored ({error}); \
+             the outcome is unknown. Retry the same commands once NATS answers: what is stored \
+             already is answered as a duplicate, the rest is appended"
+        )));
+    }
     let mut stored = Vec::with_capacity(outgoing.len());
     for out in outgoing {
         let Some(recorded) = log

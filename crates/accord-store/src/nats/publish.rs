@@ -292,7 +292,9 @@ async fn publish_one(
         }
     }
     Err(StoreError::Unavailable(format!(
-        "NATS did not acknowledge the append: {}",
+        "NATS did not acknowledge the append after 3 tries ({}); the outcome is unknown: it may \
+         still be stored. Retry the same command (same command_id): if it was stored it is \
+         answered as a duplicate, otherwise it is appended",
         last_error.unwrap_or_default()
     )))
 }
