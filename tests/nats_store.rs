@@ -435,11 +435,11 @@ async fn a_batch_cut_short_by_a_full_store_is_reported_and_a_retry_completes_it(
 }
 
 /// The node's health as a load balancer sees it.
-async fn serving(server: &accord_tests::TestServer) -> bool {
+async fn serving(server: &accord_tests::TestServer, service: &str) -> bool {
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
     tonic_health::pb::health_client::HealthClient::new(server.channel())
         .check(HealthCheckRequest {
-            service: String::new(),
+            service: service.to_owned(),
         })
         .await
         .is_ok_and(|response| response.into_inner().status == ServingStatus::Serving as i32)
@@ -447,8 +447,13 @@ async fn serving(server: &accord_tests::TestServer) -> bool {
 
 /// Polls health until it is `wanted` (the server checks its store every second).
 async fn wait_for_health(server: &accord_tests::TestServer, wanted: bool) {
+    wait_for_service_health(server, "", wanted).await;
+}
+
+/// Polls the health of `service` until it is `wanted`.
+async fn wait_for_service_health(server: &accord_tests::TestServer, service: &str, wanted: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while serving(server).await != wanted {
+    while serving(server, service).await != wanted {
         assert!(
             tokio::time::Instant::now() < deadline,
             "health never became {}",
@@ -646,51 +651,139 @@ async fn a_node_authenticates_to_nats_with_an_nkey_seed() {
 }
 
 #[tokio::test]
-async fn a_foreign_message_on_the_log_stops_appends_naming_it_and_reads_go_on() {
-    use accord_tests::{TestServer, announce_wabtec, sign};
+async fn a_foreign_message_on_the_log_is_quarantined_and_alarmed_and_the_rest_goes_on() {
+    use accord_proto::v1;
+    use accord_tests::{TestServer, announce_boeing, announce_wabtec, scrape_metrics, sign};
 
     let nats = NatsNode::single().await;
     let url = nats.url().to_owned();
-    let server = TestServer::start_with(move |config| {
-        config.store = url;
-        config.nats_replicas = 1;
-    })
-    .await;
+    let start = move || {
+        let url = url.clone();
+        TestServer::start_with(move |config| {
+            config.store = url;
+            config.nats_replicas = 1;
+        })
+    };
+    let mut server = start().await;
     server
         .agreements()
         .announce(announce_wabtec("kz"))
         .await
         .expect("announced");
     server.agreements().sign(sign("kz")).await.expect("signed");
-    // Any client with publish rights on Accord's subjects can do this.
+    // Any client with publish rights on Accord's subjects can do this: a
+    // message that is no record, and a record out of order.
     let client = async_nats::connect(nats.url()).await.expect("connects");
-    let ack = async_nats::jetstream::new(client)
+    let jetstream = async_nats::jetstream::new(client);
+    let garbage = jetstream
         .publish("accord.agreement.kz", "not an Accord record".into())
         .await
         .expect("published")
         .await
         .expect("stored by the stream");
-    assert_eq!(ack.sequence, 3);
-    wait_for_health(&server, false).await;
-    // Reads go on up to the message before.
-    let events = server.read_all().await;
-    assert_eq!(events.len(), 2);
-    assert_eq!(accord_tests::verify_clean(server.channel()).await, 2);
-    // Appends are refused, naming the message.
+    assert_eq!(garbage.sequence, 3);
+    let first = server.read_all().await.remove(0);
+    let out_of_order = jetstream
+        .get_stream("ACCORD")
+        .await
+        .expect("stream")
+        .get_raw_message(1)
+        .await
+        .expect("message 1")
+        .payload;
+    let replayed = jetstream
+        .publish("accord.agreement.other", out_of_order)
+        .await
+        .expect("published")
+        .await
+        .expect("stored by the stream");
+    assert_eq!(replayed.sequence, 4);
+    assert_eq!(first.position, 1);
+
+    // Alarmed: a health service of its own and a metric; the server serves.
+    wait_for_service_health(&server, "accord.quarantine", false).await;
+    assert!(serving(&server, "").await, "the server keeps serving");
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(
+        metrics.contains("accord_quarantined_messages 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("accord_store_degraded 0"), "{metrics}");
+
+    // Other agreements go on: appended after the quarantined positions,
+    // projected, read.
+    let appended = server
+        .agreements()
+        .announce(announce_boeing("uz"))
+        .await
+        .expect("another agreement is appended")
+        .into_inner();
+    assert_eq!(appended.position, 5);
+    let uz = server
+        .agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "uz".into(),
+            min_position: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("projected past the quarantined positions")
+        .into_inner();
+    assert_eq!(uz.position, 5);
+    let positions = |events: Vec<v1::RecordedEvent>| -> Vec<u64> {
+        events.iter().map(|event| event.position).collect()
+    };
+    assert_eq!(positions(server.read_all().await), vec![1, 2, 5]);
+    // The agreement whose subject ends with the foreign message is refused,
+    // naming it.
     let status = server
         .agreements()
         .record_delivery(accord_tests::deliver("kz", "after-the-poison", 1))
         .await
-        .expect_err("appends are refused");
+        .expect_err("kz's subject ends with a quarantined message");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert!(
-        status.message().contains("stream message 3"),
+        status.message().contains("stream message 3") && status.message().contains("quarantined"),
         "{}",
         status.message()
     );
-    let metrics = accord_tests::scrape_metrics(server.server().metrics_addr()).await;
-    assert!(metrics.contains("accord_store_degraded 1"), "{metrics}");
+    // VerifyLog reports the quarantined positions, nothing else.
+    let problems = verify_problems(&server).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("positions 3..4: quarantined"),
+        "{problems:?}"
+    );
+
+    // A node started after the poison follows the stream past it, and the
+    // quarantine survives a restart.
+    let second = start().await;
+    assert_eq!(positions(second.read_all().await), vec![1, 2, 5]);
+    wait_for_service_health(&second, "accord.quarantine", false).await;
+    second.stop().await;
+    server.restart().await;
+    wait_for_service_health(&server, "accord.quarantine", false).await;
+    assert_eq!(positions(server.read_all().await), vec![1, 2, 5]);
     server.stop().await;
+}
+
+async fn verify_problems(server: &accord_tests::TestServer) -> Vec<String> {
+    use tokio_stream::StreamExt;
+    let mut stream = server
+        .admin()
+        .verify_log(accord_proto::v1::VerifyLogRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    let mut problems = Vec::new();
+    while let Some(progress) = stream.next().await {
+        let progress = progress.expect("progress");
+        if progress.done {
+            return progress.problems;
+        }
+        problems.extend(progress.problems);
+    }
+    problems
 }
 
 /// Stops or resumes a process with a signal.

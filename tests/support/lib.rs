@@ -23,6 +23,8 @@ pub struct TestServer {
     server: Option<RunningServer>,
     data_dir: tempfile::TempDir,
     channel: Channel,
+    /// The configuration it was started with; restarts use it again.
+    config: Config,
 }
 
 impl TestServer {
@@ -55,21 +57,25 @@ impl TestServer {
     pub async fn start_in(data_dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::ephemeral(data_dir.path());
         adjust(&mut config);
-        let server = accord_server::start(config).await.expect("server starts");
+        let server = accord_server::start(config.clone())
+            .await
+            .expect("server starts");
         let channel = connect(server.grpc_addr()).await;
         Self {
             server: Some(server),
             data_dir,
             channel,
+            config,
         }
     }
 
-    /// Stops the server gracefully and starts a new one on the same data directory.
+    /// Stops the server gracefully and starts a new one on the same data
+    /// directory with the same configuration.
     pub async fn restart(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
-        let server = accord_server::start(Config::ephemeral(self.data_dir.path()))
+        let server = accord_server::start(self.config.clone())
             .await
             .expect("server restarts");
         self.channel = connect(server.grpc_addr()).await;

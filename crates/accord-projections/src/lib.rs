@@ -5,6 +5,7 @@
 //! rebuilt from the log.
 
 mod error;
+mod gaps;
 mod keys;
 mod project;
 mod projector;

@@ -63,7 +63,8 @@ impl PendingChanges {
         self.order.len()
     }
 
-    /// Folds `events` (consecutive positions after the checkpoint) in.
+    /// Folds `events` (increasing positions after the checkpoint; gaps are
+    /// quarantined positions, checked by `crate::gaps` against the log) in.
     /// Events at or before the checkpoint are skipped, so folding a batch
     /// twice changes nothing. `cached` holds views equal to the tree's.
     pub(crate) fn fold(
@@ -76,13 +77,7 @@ impl PendingChanges {
             if event.position <= self.checkpoint {
                 continue;
             }
-            if event.position != self.checkpoint + 1 {
-                return Err(ProjectionError::Inconsistent(format!(
-                    "expected position {} next, got {}",
-                    self.checkpoint + 1,
-                    event.position
-                )));
-            }
+
             if let Some(agreement) = self.after.get_mut(&event.agreement_id) {
                 check_version(agreement.version, event)?;
                 agreement.apply(&event.event);

@@ -131,6 +131,7 @@ async fn project_until_stopped(
                 return Ok(());
             }
         };
+        crate::gaps::check(log.as_ref(), pending.checkpoint(), &events).await?;
         let models = read_models.clone();
         pending = tokio::task::spawn_blocking(move || {
             // Decoding here rather than in the reader spreads the work over both cores.

@@ -61,6 +61,7 @@ pub async fn rebuild(
             // The active read models moved past the rebuilt ones: read on.
             continue;
         }
+        crate::gaps::check(log.as_ref(), rebuild.position(), &records).await?;
         let (applied, returned) = tokio::task::spawn_blocking(move || {
             let applied = records
                 .iter()

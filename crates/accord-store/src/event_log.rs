@@ -120,6 +120,15 @@ pub struct LogStats {
     pub disk_bytes: u64,
 }
 
+/// Messages of a NATS stream kept aside because they are not valid records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantined {
+    /// How many.
+    pub count: u64,
+    /// The latest ones: position and why each was refused.
+    pub recent: Vec<(u64, String)>,
+}
+
 /// An append-only, gap-free, totally ordered log of agreement events.
 ///
 /// Appends are acknowledged only once durable; reads never return events
@@ -199,6 +208,19 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Returns a receiver that sees every new durable head position.
     fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// Messages kept aside (NATS: published on Accord's subjects by another
+    /// client, not valid records); their positions hold no event. Never any
+    /// on sled.
+    fn quarantined(&self) -> Quarantined {
+        Quarantined::default()
+    }
+
+    /// How many positions from `from` to `to` (inclusive) are quarantined
+    /// messages: a gap in the positions is allowed only where they are.
+    async fn quarantined_between(&self, _from: u64, _to: u64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 
     /// Returns the signed checkpoint of the last durable write (`None` for
     /// an empty log). Read before [`EventLog::head`], its position is at or

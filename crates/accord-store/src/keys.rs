@@ -7,6 +7,8 @@
 //!   version and the ones after it written by the same commit, 8 bytes BE
 //!   each (see [`crate::stream_index`])
 //! - `c` + command id              -> fingerprint (16) + position (u64 BE)
+//! - `q` + stream sequence (u64 BE) -> on a NATS replica, a message that is
+//!   not a valid next record, kept aside (see `nats::quarantine`)
 //! - `m` + name                    -> counters and markers
 
 /// Prefix of record keys.
@@ -15,6 +17,8 @@ pub(crate) const EVENT: u8 = b'e';
 pub(crate) const STREAM: u8 = b's';
 /// Prefix of command index keys.
 pub(crate) const COMMAND: u8 = b'c';
+/// Prefix of quarantined messages (NATS replicas only).
+pub(crate) const QUARANTINE: u8 = b'q';
 /// Key of the agreement counter.
 pub(crate) const AGREEMENT_COUNT: &[u8] = b"magreements";
 /// The signed checkpoint of the head (see [`crate::checkpoint`]).
@@ -25,6 +29,12 @@ pub(crate) const IMPORTING: &[u8] = b"mimporting";
 pub(crate) fn event_key(position: u64) -> [u8; 9] {
     let mut key = [EVENT; 9];
     key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
+
+pub(crate) fn quarantine_key(sequence: u64) -> [u8; 9] {
+    let mut key = [QUARANTINE; 9];
+    key[1..].copy_from_slice(&sequence.to_be_bytes());
     key
 }
 

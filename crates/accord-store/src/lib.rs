@@ -31,7 +31,7 @@ pub use durable::{ContainedDrop, SyncedDb};
 pub use error::{Cause, StoreError};
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, ImportChunks, ImportSource,
-    LogStats, RawRecord,
+    LogStats, Quarantined, RawRecord,
 };
 pub use import_check::ImportVerifier;
 pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};

@@ -20,6 +20,7 @@ pub(crate) struct LogBatch {
     /// Chunks closed because a later record did not continue them.
     closed_streams: Vec<(String, u64, Vec<u64>)>,
     commands: Vec<(Vec<u8>, Vec<u8>)>,
+    quarantined: Vec<([u8; 9], Vec<u8>)>,
     records: usize,
 }
 
@@ -63,6 +64,12 @@ impl LogBatch {
         ));
     }
 
+    /// Stages a stream message kept aside instead of a record (NATS replicas).
+    pub(crate) fn push_quarantined(&mut self, sequence: u64, entry: Vec<u8>) {
+        self.quarantined
+            .push((keys::quarantine_key(sequence), entry));
+    }
+
     /// Records staged.
     pub(crate) fn records(&self) -> usize {
         self.records
@@ -89,7 +96,11 @@ impl LogBatch {
                 encode_chunk(&positions),
             );
         }
-        for (key, value) in self.commands {
+        for (key, value) in self.commands.into_iter().chain(
+            self.quarantined
+                .into_iter()
+                .map(|(key, value)| (key.to_vec(), value)),
+        ) {
             batch.insert(key, value);
         }
         batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());

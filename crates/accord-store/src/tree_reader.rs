@@ -34,6 +34,11 @@ impl TreeReader {
             .map_err(|error| StoreError::failed("a log read task", error))?
     }
 
+    /// The tree it reads.
+    pub(crate) fn tree(&self) -> &::sled::Tree {
+        &self.tree
+    }
+
     pub(crate) fn head(&self) -> u64 {
         *self.head.borrow()
     }

@@ -71,7 +71,15 @@ pub async fn verify_log(
                 found: at,
             }) = chain.check_position(record.position)
             {
-                found.push(format!("positions {expected}..{} are missing", at - 1));
+                let quarantined = log.quarantined_between(expected, at - 1).await?;
+                found.push(if quarantined == at - expected {
+                    format!(
+                        "positions {expected}..{}: quarantined stream messages, not valid records (see GetStats and the server log)",
+                        at - 1
+                    )
+                } else {
+                    format!("positions {expected}..{} are missing", at - 1)
+                });
             }
             report.checked += 1;
             let decoded = match decode_record(&record.bytes) {

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub subscription_lag_events: Histogram,
     /// 1 while the store is degraded or failed (health NOT_SERVING), else 0.
     pub store_degraded: Gauge,
+    /// Messages on the NATS stream kept aside as not valid records.
+    pub quarantined_messages: Gauge,
     /// Open client connections.
     pub connections_open: Gauge,
     /// Connections closed as they were accepted, at `--max-connections`.
@@ -122,6 +124,12 @@ impl Metrics {
             "1 while the store cannot serve as it should (health NOT_SERVING)",
             store_degraded.clone(),
         );
+        let quarantined_messages = Gauge::default();
+        registry.register(
+            "quarantined_messages",
+            "Messages on Accord's NATS subjects kept aside because they are not valid records (positions without an event)",
+            quarantined_messages.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "connections_open",
@@ -137,6 +145,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             store_degraded,
+            quarantined_messages,
             connections_open,
             connections_refused,
             storage_failures,

@@ -33,6 +33,11 @@ pub(crate) const SERVICE_NAMES: [&str; 4] = [
     "accord.v1.Admin",
 ];
 
+/// The health service name that is NOT_SERVING while the log holds
+/// quarantined messages: an alarm for monitoring, not for load balancers
+/// (everything else keeps serving).
+pub(crate) const QUARANTINE_HEALTH: &str = "accord.quarantine";
+
 /// Sets every service's health status.
 pub(crate) async fn set_health(health: &HealthReporter, status: ServingStatus) {
     for service in SERVICE_NAMES {
@@ -56,6 +61,10 @@ pub(crate) fn watch_store_health(
 ) {
     tokio::spawn(async move {
         let mut degraded: Option<String> = None;
+        let mut quarantined = 0;
+        health
+            .set_service_status(QUARANTINE_HEALTH, ServingStatus::Serving)
+            .await;
         let mut poll = tokio::time::interval(HEALTH_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -70,6 +79,22 @@ pub(crate) fn watch_store_health(
                 }
                 _ = poll.tick() => {}
                 () = stopping.cancelled() => return,
+            }
+            let found = log.quarantined();
+            if found.count != quarantined {
+                tracing::error!(
+                    count = found.count,
+                    recent = ?found.recent,
+                    "the log holds quarantined messages: positions without an event, published on Accord's subjects by something that is not Accord"
+                );
+                metrics.quarantined_messages.set(found.count as i64);
+                let status = if found.count > 0 {
+                    ServingStatus::NotServing
+                } else {
+                    ServingStatus::Serving
+                };
+                health.set_service_status(QUARANTINE_HEALTH, status).await;
+                quarantined = found.count;
             }
             let now = log.degraded();
             if now == degraded {

@@ -82,7 +82,7 @@ pub(crate) async fn follow(
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
-        let start = replica.lock().head() + 1;
+        let start = replica.lock().followed() + 1;
         let outcome = tokio::select! {
             outcome = follow_from(&stream, start, &replica, &freshness) => outcome,
             _ = stop.cancelled() => return,
@@ -95,7 +95,7 @@ pub(crate) async fn follow(
                 // before, appends are refused naming it, health says so.
                 // Reopening the store would stop at the same message, so
                 // this is not reported as a store failure to restart.
-                tracing::error!(%error, head = replica.lock().head(), "the replica cannot follow the stream; appends are refused");
+                tracing::error!(%error, head = replica.lock().followed(), "the replica cannot follow the stream; appends are refused");
                 failure.send_replace(Some(error));
                 return;
             }
@@ -144,7 +144,7 @@ async fn follow_from(
                 // Quiet: fine when the stream is, but a consumer lost with a
                 // NATS node can also go quiet; start a new one if the
                 // stream has moved past the replica.
-                let head = replica.lock().head();
+                let head = replica.lock().followed();
                 // A NATS node that does not answer quickly is no better.
                 let info = tokio::time::timeout(STALL, stream.get_info())
                     .await

@@ -17,7 +17,7 @@ pub(crate) async fn import(
     mut source: Box<dyn ImportSource>,
 ) -> Result<u64, StoreError> {
     log.sync().await?;
-    let head = log.replica.lock().head();
+    let head = log.replica.lock().followed();
     if head != 0 {
         return Err(StoreError::ImportNotPossible(format!(
             "imports go into an empty log; this one has {head} events"

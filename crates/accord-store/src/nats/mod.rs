@@ -13,6 +13,7 @@ mod follower;
 mod import;
 mod outgoing;
 mod publish;
+mod quarantine;
 mod replica;
 mod replica_check;
 mod stream_check;
@@ -36,11 +37,12 @@ use crate::published_head::LatestCheckpoint;
 use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, CommitObserver, EventLog, LogStats,
-    RawRecord, SignedCheckpoint, StoreError,
+    Quarantined, RawRecord, SignedCheckpoint, StoreError,
 };
 use connect::Connected;
 pub use connect::redacted as redacted_nats_servers;
 use follower::Freshness;
+use quarantine::QuarantineBook;
 use replica::Replica;
 
 /// How to reach the stream and where to keep the node's replica.
@@ -132,6 +134,10 @@ pub struct NatsLog {
     /// Open unless an import runs on this node: its appends are refused meanwhile.
     imports: ImportGate,
     checkpoint: LatestCheckpoint,
+    /// The last stream sequence the replica applied (a quarantined message
+    /// included): what syncs wait for.
+    followed: watch::Receiver<u64>,
+    quarantine: QuarantineBook,
 }
 
 impl NatsLog {
@@ -147,6 +153,8 @@ impl NatsLog {
         )
         .await?;
         let checkpoint = replica.latest_checkpoint();
+        let followed = replica.watch_followed();
+        let quarantine = replica.quarantine();
         let replica = Arc::new(Mutex::new(replica));
         let freshness = Arc::new(Freshness::default());
         let (failure_sender, failure) = watch::channel(None);
@@ -178,6 +186,8 @@ impl NatsLog {
             closed: AtomicBool::new(false),
             imports: ImportGate::default(),
             checkpoint,
+            followed,
+            quarantine,
         };
         log.catch_up().await?;
         Ok(log)
@@ -191,7 +201,7 @@ impl NatsLog {
         let target = self.stream_state().await?.last_sequence;
         let mut failure = self.failure.clone();
         loop {
-            let head = self.reader.head();
+            let head = *self.followed.borrow();
             if head >= target {
                 break;
             }
@@ -201,12 +211,22 @@ impl NatsLog {
                 "replica catching up with the stream"
             );
             tokio::select! {
-                _ = tokio::time::timeout(Duration::from_secs(5), self.reader.wait_for(target)) => {}
+                _ = tokio::time::timeout(Duration::from_secs(5), self.wait_followed(target)) => {}
                 _ = failure.wait_for(Option::is_some) => return self.check_usable(),
             }
         }
         self.freshness.mark(asked_at);
         Ok(())
+    }
+
+    /// Waits until the replica has applied stream sequence `position`.
+    async fn wait_followed(&self, position: u64) -> Result<(), StoreError> {
+        let mut followed = self.followed.clone();
+        followed
+            .wait_for(|followed| *followed >= position)
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Unavailable("the replica stopped".into()))
     }
 
     /// The stream's state as its leader reports it.
@@ -267,7 +287,7 @@ impl NatsLog {
     async fn wait_applied(&self, position: u64) -> Result<(), StoreError> {
         let mut failure = self.failure.clone();
         tokio::select! {
-            waited = tokio::time::timeout(self.options.request_timeout, self.reader.wait_for(position)) => {
+            waited = tokio::time::timeout(self.options.request_timeout, self.wait_followed(position)) => {
                 waited.map_err(|_| StoreError::Unavailable(format!(
                     "this node's replica has not reached position {position} within {:?} (it is at {})",
                     self.options.request_timeout,
@@ -393,6 +413,16 @@ impl EventLog for NatsLog {
 
     fn checkpoint(&self) -> Option<SignedCheckpoint> {
         self.checkpoint.get()
+    }
+
+    fn quarantined(&self) -> Quarantined {
+        self.quarantine.get()
+    }
+
+    async fn quarantined_between(&self, from: u64, to: u64) -> Result<u64, StoreError> {
+        self.reader
+            .off_thread(move |reader| quarantine::count_between(reader.tree(), from, to))
+            .await
     }
 
     async fn stats(&self) -> Result<LogStats, StoreError> {

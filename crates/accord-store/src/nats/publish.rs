@@ -74,7 +74,13 @@ pub(crate) async fn refresh(log: &NatsLog, agreement_id: &str) -> Result<u64, St
     {
         Ok(message) => {
             log.wait_applied(message.sequence).await?;
-            Ok(decode_record(&message.payload)?.event.version)
+            let record = decode_record(&message.payload).map_err(|error| {
+                StoreError::Unavailable(format!(
+                    "the last message on {agreement_id}'s subject, stream message {}, is not a valid Accord record ({error}); it is quarantined, and appends to {agreement_id} are refused until it is removed from the stream",
+                    message.sequence
+                ))
+            })?;
+            Ok(record.event.version)
         }
         Err(error)
             if matches!(

@@ -8,8 +8,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use accord_domain::Timestamp;
+use accord_domain::{RecordedEvent, Timestamp};
+use tokio::sync::watch;
 
+use super::quarantine::{self, QuarantineBook};
 use crate::durable::SyncedDb;
 use crate::keys;
 use crate::log_batch::LogBatch;
@@ -29,9 +31,13 @@ pub(crate) struct StreamEntry {
 pub(crate) struct Replica {
     db: SyncedDb,
     tree: ::sled::Tree,
+    /// The last record: the log's head, chain and checkpoint.
     state: LogState,
     published: HeadPublisher,
     checkpoint: LatestCheckpoint,
+    /// The last stream sequence applied, a quarantined message included.
+    followed: watch::Sender<u64>,
+    quarantine: QuarantineBook,
 }
 
 impl Replica {
@@ -52,6 +58,8 @@ impl Replica {
         db.sync()?;
         let state = recover(&tree, keys, UnsignedLog::Adopt)?;
         db.sync()?;
+        let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;
+        let followed = watch::Sender::new(state.head.max(last_quarantined));
         let (published, receiver, checkpoint) =
             HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
         let reader = TreeReader::new(tree.clone(), receiver);
@@ -62,6 +70,8 @@ impl Replica {
                 state,
                 published,
                 checkpoint,
+                followed,
+                quarantine,
             },
             reader,
         ))
@@ -72,24 +82,38 @@ impl Replica {
         self.checkpoint.clone()
     }
 
-    /// The last applied stream sequence.
-    pub(crate) fn head(&self) -> u64 {
-        self.state.head
+    /// The last stream sequence applied (a quarantined message included).
+    pub(crate) fn followed(&self) -> u64 {
+        *self.followed.borrow()
     }
 
-    /// Applies messages in stream order as one atomic batch. Messages at or
-    /// below the head (redeliveries) are skipped; a gap is refused.
+    /// A receiver of the last stream sequence applied.
+    pub(crate) fn watch_followed(&self) -> watch::Receiver<u64> {
+        self.followed.subscribe()
+    }
+
+    /// The quarantined messages.
+    pub(crate) fn quarantine(&self) -> QuarantineBook {
+        self.quarantine.clone()
+    }
+
+    /// Applies messages in stream order as one atomic batch. Messages
+    /// already applied (redeliveries) are skipped; lost messages (a gap in
+    /// the sequences) are refused; a message that is not the log's next
+    /// record is quarantined.
     pub(crate) fn apply(&mut self, entries: &[StreamEntry]) -> Result<(), StoreError> {
         let mut next = self.state.clone();
+        let mut followed = self.followed();
         let mut writes = LogBatch::default();
+        let mut quarantined = Vec::new();
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut commands: HashSet<String> = HashSet::new();
         for entry in entries {
-            if entry.sequence <= next.head {
+            if entry.sequence <= followed {
                 continue;
             }
             let chain = ChainHead {
-                position: next.head,
+                position: followed,
                 hash: next.last_hash,
             };
             if let Err(ChainBreak::Gap { expected, found }) = chain.check_position(entry.sequence) {
@@ -98,28 +122,22 @@ impl Replica {
                     found - 1
                 )));
             }
-            let corrupt = |why: String| {
-                StoreError::Corrupt(format!("stream message {}: {why}", entry.sequence))
+            followed = entry.sequence;
+            let (mut event, fingerprint) = match self.check(entry, &versions) {
+                Ok(checked) => checked,
+                Err(why) => {
+                    tracing::error!(
+                        sequence = entry.sequence,
+                        why,
+                        "a message on Accord's subjects is not a valid record; quarantined"
+                    );
+                    writes
+                        .push_quarantined(entry.sequence, quarantine::entry(&why, &entry.payload));
+                    quarantined.push((entry.sequence, why));
+                    continue;
+                }
             };
-            let decoded =
-                decode_record(&entry.payload).map_err(|error| corrupt(error.to_string()))?;
-            let mut event = decoded.event;
-            if event.position != 0 && event.position != entry.sequence {
-                return Err(corrupt(format!(
-                    "the record says position {}",
-                    event.position
-                )));
-            }
-            let current = match versions.get(&event.agreement_id) {
-                Some(version) => *version,
-                None => self.stored_version(&event.agreement_id)?,
-            };
-            if event.version != current + 1 {
-                return Err(corrupt(format!(
-                    "{} is at version {current}, the message says {}",
-                    event.agreement_id, event.version
-                )));
-            }
+            let current = event.version - 1;
             if current == 0 {
                 next.agreement_count += 1;
             }
@@ -127,15 +145,14 @@ impl Replica {
             if event.recorded_at.unix_nanos() == 0 {
                 event.recorded_at = Timestamp::from_unix_nanos(entry.stored_at_nanos);
             }
-            let (bytes, hash) =
-                encode_record(&event, &decoded.command_fingerprint, &next.last_hash);
+            let (bytes, hash) = encode_record(&event, &fingerprint, &next.last_hash);
             writes.push_record(entry.sequence, &event.agreement_id, event.version, &bytes);
             // The first record of a command id is its outcome.
             let command_id = &event.metadata.command_id;
             if !commands.contains(command_id)
                 && self.tree.get(keys::command_key(command_id))?.is_none()
             {
-                writes.push_command(command_id, &decoded.command_fingerprint, entry.sequence);
+                writes.push_command(command_id, &fingerprint, entry.sequence);
                 commands.insert(command_id.clone());
             }
             versions.insert(event.agreement_id.clone(), event.version);
@@ -143,7 +160,7 @@ impl Replica {
             next.last_hash = hash;
             next.last_recorded_nanos = event.recorded_at.unix_nanos();
         }
-        if next.head == self.state.head {
+        if followed == self.followed() {
             return Ok(());
         }
         let checkpoint = self.published.sign(&next.chain_head());
@@ -151,9 +168,46 @@ impl Replica {
         self.tree
             .apply_batch(writes.into_sled_batch(next.agreement_count, &checkpoint))?;
         self.state = next;
+        self.quarantine.add(quarantined);
         self.published
             .publish(self.state.head, self.state.checkpoint);
+        self.followed.send_replace(followed);
         Ok(())
+    }
+
+    /// The event of `entry` and its command's fingerprint if it is the next
+    /// record of its agreement; why not otherwise.
+    fn check(
+        &self,
+        entry: &StreamEntry,
+        versions: &HashMap<String, u64>,
+    ) -> Result<(RecordedEvent, crate::Fingerprint), String> {
+        let decoded = decode_record(&entry.payload).map_err(|error| error.to_string())?;
+        let event = decoded.event;
+        if event.position != 0 && event.position != entry.sequence {
+            return Err(format!("the record says position {}", event.position));
+        }
+        accord_domain::validate_agreement_id(&event.agreement_id)
+            .map_err(|error| error.to_string())?;
+        let current = match versions.get(&event.agreement_id) {
+            Some(version) => *version,
+            None => self
+                .stored_version(&event.agreement_id)
+                .map_err(|error| error.to_string())?,
+        };
+        if event.version != current + 1 {
+            return Err(format!(
+                "{} is at version {current}, the message says {}",
+                event.agreement_id, event.version
+            ));
+        }
+        if current == 0 && !event.event.opens_agreement() {
+            return Err(format!(
+                "{}'s first event must be its announcement",
+                event.agreement_id
+            ));
+        }
+        Ok((event, decoded.command_fingerprint))
     }
 
     fn stored_version(&self, agreement_id: &str) -> Result<u64, StoreError> {
