@@ -35,7 +35,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(descriptor_set)?;
+        .compile_fds(descriptor_set.clone())?;
+
+    // The server side of `EventLog` once more, answering `Subscribe` with
+    // `SubscribeFrame` (a `SubscribeResponse` encoded once and shared by
+    // every subscriber) instead of the message; every other type is the one
+    // generated above. Clients are unchanged: the bytes are the same.
+    let mut event_log = descriptor_set;
+    event_log
+        .file
+        .retain(|file| file.name() == "accord/v1/services.proto");
+    for file in &mut event_log.file {
+        file.service.retain(|service| service.name() == "EventLog");
+        file.message_type.clear();
+        file.enum_type.clear();
+    }
+    let frames = out_dir.join("frames");
+    fs::create_dir_all(&frames)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&frames)
+        .extern_path(
+            ".accord.v1.SubscribeResponse",
+            "crate::frame::SubscribeFrame",
+        )
+        .extern_path(".accord.v1", "crate::v1")
+        .compile_fds(event_log)?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     Ok(())

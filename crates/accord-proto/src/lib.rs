@@ -4,6 +4,7 @@
 //! reflection, and the conversions of the domain's types to and from each.
 
 mod convert;
+mod frame;
 pub mod stored;
 
 pub use convert::{
@@ -27,6 +28,15 @@ pub mod accord {
             tonic::include_proto!("accord.storage.v1");
         }
     }
+}
+
+pub use frame::SubscribeFrame;
+
+/// The server side of `accord.v1.EventLog` whose `Subscribe` streams
+/// [`SubscribeFrame`]s, encoded once for every subscriber.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used)]
+pub mod event_log_frames {
+    include!(concat!(env!("OUT_DIR"), "/frames/accord.v1.rs"));
 }
 
 pub use accord::storage::v1 as storage;

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_proto::event_log_frames::event_log_server::EventLogServer;
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
-use accord_proto::v1::event_log_server::EventLogServer;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
 

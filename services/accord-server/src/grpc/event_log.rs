@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use accord_domain::{DomainError, validate_agreement_id};
+use accord_proto::SubscribeFrame;
+use accord_proto::event_log_frames::event_log_server::EventLog as EventLogService;
 use accord_proto::recorded_event_to_wire;
-use accord_proto::v1::{self, event_log_server::EventLog as EventLogService};
+use accord_proto::v1;
 use accord_store::EventLog;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response};
@@ -52,7 +54,7 @@ impl EventLogApi {
 
 #[tonic::async_trait]
 impl EventLogService for EventLogApi {
-    type SubscribeStream = ServerStream<v1::SubscribeResponse>;
+    type SubscribeStream = ServerStream<SubscribeFrame>;
 
     async fn subscribe(
         &self,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_domain::ValidationError;
-use accord_proto::recorded_event_to_wire;
+use accord_proto::SubscribeFrame;
 use accord_proto::v1::{self, subscribe_request::Start, subscribe_response::Message};
 use accord_store::EventLog;
 use tokio::time::Instant;
@@ -36,7 +36,7 @@ pub(crate) async fn start_subscription(
     slot: Slot,
     filter: EventFilter,
     request: v1::SubscribeRequest,
-) -> Result<ServerStream<v1::SubscribeResponse>, ApiError> {
+) -> Result<ServerStream<SubscribeFrame>, ApiError> {
     let heartbeat = match request.heartbeat_interval_ms {
         0 => DEFAULT_HEARTBEAT,
         interval if (MIN_HEARTBEAT_MS..=MAX_HEARTBEAT_MS).contains(&interval) => {
@@ -62,7 +62,8 @@ pub(crate) async fn start_subscription(
     };
     let (out, stream) = stream_channel(LIVE_STREAM_BUFFER);
     let subscription = Subscription {
-        cursor: LogCursor::after(log.clone(), recent, after),
+        cursor: LogCursor::after(log.clone(), recent.clone(), after),
+        recent,
         log,
         filter,
         heartbeat,
@@ -92,11 +93,13 @@ pub(crate) enum Wake {
 struct Subscription {
     log: Arc<dyn EventLog>,
     cursor: LogCursor,
+    /// Where events' frames are encoded once for every subscriber.
+    recent: Arc<RecentEvents>,
     filter: EventFilter,
     heartbeat: Duration,
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
-    out: StreamSender<v1::SubscribeResponse>,
+    out: StreamSender<SubscribeFrame>,
 }
 
 impl Subscription {
@@ -115,10 +118,8 @@ impl Subscription {
                         Err(error) => return self.out.fail(error).await,
                     }
                     let lag = self.cursor.head().saturating_sub(event.position);
-                    if !self
-                        .send(Message::Event(recorded_event_to_wire(&event)))
-                        .await
-                    {
+                    let frame = self.recent.frame(&event);
+                    if !self.out.send(frame).await {
                         return;
                     }
                     self.metrics.subscription_events_sent.inc();
@@ -169,9 +170,9 @@ impl Subscription {
     /// the server is stopping.
     async fn send(&mut self, message: Message) -> bool {
         self.out
-            .send(v1::SubscribeResponse {
+            .send(SubscribeFrame::encode(&v1::SubscribeResponse {
                 message: Some(message),
-            })
+            }))
             .await
     }
 
