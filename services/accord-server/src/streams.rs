@@ -15,7 +15,9 @@ mod watch_agreements;
 
 pub use recent::RecentEvents;
 pub use server_stream::ServerStream;
-pub(crate) use server_stream::{StreamSender, spawn_stream, stream_channel};
+pub(crate) use server_stream::{
+    StreamSender, batched_stream_channel, spawn_stream, stream_channel,
+};
 pub(crate) use slots::Owner;
 pub use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;
@@ -24,6 +26,12 @@ pub(crate) use watch_agreements::start_watch;
 /// Messages buffered per live stream (`Subscribe`, `WatchAgreements`)
 /// before it waits for its client.
 pub(crate) const LIVE_STREAM_BUFFER: usize = 32;
+/// Events a subscriber is handed in one message of its channel: one wake
+/// of its connection per batch, not per event.
+pub(crate) const SUBSCRIBE_BATCH: usize = 16;
+/// Batches buffered per subscriber before it waits for its client
+/// (at most `SUBSCRIBE_BATCH` × this many events).
+pub(crate) const SUBSCRIBE_BATCHES: usize = 4;
 /// Messages buffered per reading stream (`ReadLog`, history, export) before
 /// it waits for its client.
 pub(crate) const READ_STREAM_BUFFER: usize = 256;

@@ -70,6 +70,13 @@ impl LogCursor {
         Ok(event)
     }
 
+    /// The next event if it is already read ahead, without reading more.
+    pub(crate) fn next_buffered(&mut self) -> Option<Arc<RecordedEvent>> {
+        let event = self.buffered.pop_front()?;
+        self.next = event.position + 1;
+        Some(event)
+    }
+
     /// The last position read (every event up to it has been seen).
     pub(crate) fn position(&self) -> u64 {
         self.next - 1

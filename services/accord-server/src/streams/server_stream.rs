@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -93,6 +94,29 @@ pub(crate) fn stream_channel<T: Send + 'static>(
             stopping: None,
         },
         Box::pin(ReceiverStream::new(receiver)),
+    )
+}
+
+/// A channel of `buffer` batches: the producing task sends several messages
+/// at once (one wake of the response per batch), the response streams them
+/// one by one.
+pub(crate) fn batched_stream_channel<T: Send + 'static>(
+    buffer: usize,
+) -> (StreamSender<Vec<T>>, ServerStream<T>) {
+    let (sender, receiver) = mpsc::channel::<Result<Vec<T>, Status>>(buffer);
+    let stream = ReceiverStream::new(receiver).flat_map(|batch| {
+        let items: Vec<Result<T, Status>> = match batch {
+            Ok(items) => items.into_iter().map(Ok).collect(),
+            Err(status) => vec![Err(status)],
+        };
+        tokio_stream::iter(items)
+    });
+    (
+        StreamSender {
+            sender,
+            stopping: None,
+        },
+        Box::pin(stream),
     )
 }
 

@@ -15,7 +15,9 @@ use tonic::Status;
 use super::cursor::LogCursor;
 use super::recent::RecentEvents;
 use super::slots::Slot;
-use super::{LIVE_STREAM_BUFFER, ServerStream, StreamSender, stream_channel};
+use super::{
+    SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender, batched_stream_channel,
+};
 use crate::error::ApiError;
 use crate::grpc::{EventFilter, within_log};
 use crate::metrics::Metrics;
@@ -60,7 +62,7 @@ pub(crate) async fn start_subscription(
             position
         }
     };
-    let (out, stream) = stream_channel(LIVE_STREAM_BUFFER);
+    let (out, stream) = batched_stream_channel(SUBSCRIBE_BATCHES);
     let subscription = Subscription {
         cursor: LogCursor::after(log.clone(), recent.clone(), after),
         recent,
@@ -99,7 +101,8 @@ struct Subscription {
     heartbeat: Duration,
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
-    out: StreamSender<SubscribeFrame>,
+    /// Frames go out in batches: one wake of the connection per batch.
+    out: StreamSender<Vec<SubscribeFrame>>,
 }
 
 impl Subscription {
@@ -112,18 +115,33 @@ impl Subscription {
             }
             match self.cursor.next().await {
                 Ok(Some(event)) => {
-                    match self.filter.matches(self.log.as_ref(), &event).await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(error) => return self.out.fail(error).await,
+                    // This event and those already read ahead, in one batch.
+                    let mut batch = Vec::new();
+                    let mut next = Some(event);
+                    while let Some(event) = next {
+                        match self.filter.matches(self.log.as_ref(), &event).await {
+                            Ok(true) => {
+                                let lag = self.cursor.head().saturating_sub(event.position);
+                                self.metrics.subscription_lag_events.observe(lag as f64);
+                                batch.push(self.recent.frame(&event));
+                            }
+                            Ok(false) => {}
+                            Err(error) => return self.out.fail(error).await,
+                        }
+                        next = if batch.len() < SUBSCRIBE_BATCH {
+                            self.cursor.next_buffered()
+                        } else {
+                            None
+                        };
                     }
-                    let lag = self.cursor.head().saturating_sub(event.position);
-                    let frame = self.recent.frame(&event);
-                    if !self.out.send(frame).await {
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let sent = batch.len() as u64;
+                    if !self.out.send(batch).await {
                         return;
                     }
-                    self.metrics.subscription_events_sent.inc();
-                    self.metrics.subscription_lag_events.observe(lag as f64);
+                    self.metrics.subscription_events_sent.inc_by(sent);
                     last_sent = Instant::now();
                     continue;
                 }
@@ -170,9 +188,9 @@ impl Subscription {
     /// the server is stopping.
     async fn send(&mut self, message: Message) -> bool {
         self.out
-            .send(SubscribeFrame::encode(&v1::SubscribeResponse {
+            .send(vec![SubscribeFrame::encode(&v1::SubscribeResponse {
                 message: Some(message),
-            }))
+            })])
             .await
     }
 
