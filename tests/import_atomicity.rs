@@ -11,7 +11,6 @@ use std::time::Duration;
 use accord_proto::v1::{self, admin_client::AdminClient, command::Command};
 use accord_tests::child::ChildServer;
 use accord_tests::*;
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
@@ -43,15 +42,7 @@ async fn export_of(count: usize) -> Export {
             .await
             .expect("executed");
     }
-    let records: Vec<v1::ExportedRecord> = source
-        .admin()
-        .export_log(v1::ExportLogRequest { from_position: 1 })
-        .await
-        .expect("export")
-        .into_inner()
-        .map(|record| record.expect("record"))
-        .collect()
-        .await;
+    let records = source.export().await;
     assert_eq!(records.len(), count);
     let public_key = source.public_key();
     source.stop().await;

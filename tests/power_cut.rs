@@ -102,7 +102,6 @@ async fn an_acknowledged_import_survives_a_power_cut() {
     use accord_proto::v1::{self, admin_client::AdminClient};
     use accord_tests::child::ChildServer;
     use accord_tests::{TestServer, connect, read_all, verify_clean};
-    use tokio_stream::StreamExt;
 
     let source = TestServer::start().await;
     let commands = accord_dataset::unga80_commands().expect("dataset");
@@ -111,16 +110,7 @@ async fn an_acknowledged_import_survives_a_power_cut() {
         .execute(v1::ExecuteRequest { commands })
         .await
         .expect("loaded");
-    let mut exported = Vec::new();
-    let mut stream = source
-        .admin()
-        .export_log(v1::ExportLogRequest { from_position: 1 })
-        .await
-        .expect("export")
-        .into_inner();
-    while let Some(record) = stream.next().await {
-        exported.push(record.expect("record"));
-    }
+    let exported = source.export().await;
     let expected = source.read_all().await;
     let trusting = ["--trusted-key".to_owned(), source.public_key()];
     source.stop().await;

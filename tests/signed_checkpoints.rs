@@ -11,7 +11,6 @@ use accord_store::{
     encode_record,
 };
 use accord_tests::*;
-use tokio_stream::StreamExt;
 use tonic::Code;
 
 /// A server with a few events of two agreements.
@@ -33,18 +32,6 @@ async fn source() -> TestServer {
         .await
         .expect("delivered");
     server
-}
-
-async fn export(server: &TestServer) -> Vec<v1::ExportedRecord> {
-    server
-        .admin()
-        .export_log(v1::ExportLogRequest { from_position: 1 })
-        .await
-        .expect("export")
-        .into_inner()
-        .map(|record| record.expect("record"))
-        .collect()
-        .await
 }
 
 /// The export with the actor of the record at `position` changed and every
@@ -100,7 +87,7 @@ fn forger_keys() -> CheckpointKeys {
 #[tokio::test]
 async fn a_re_chained_export_is_refused_whatever_checkpoint_it_carries() {
     let source = source().await;
-    let records = export(&source).await;
+    let records = source.export().await;
     assert_eq!(records.len(), 5);
     let signed = records
         .last()
@@ -259,7 +246,7 @@ async fn stopped_copy(server: TestServer) -> tempfile::TempDir {
 #[tokio::test]
 async fn a_log_rewritten_on_disk_without_the_key_is_refused_at_start() {
     let source = source().await;
-    let records = export(&source).await;
+    let records = source.export().await;
     let copy = stopped_copy(source).await;
     let data_dir = copy.path();
     let genuine = tempfile::tempdir().expect("tempdir");

@@ -46,6 +46,22 @@ impl TestServer {
         Self::start_with(move |config| config.trusted_keys = public_keys).await
     }
 
+    /// Every record of the log, as `ExportLog` streams them (the last one
+    /// carries the signed checkpoint).
+    pub async fn export(&self) -> Vec<accord_proto::v1::ExportedRecord> {
+        let mut stream = self
+            .admin()
+            .export_log(accord_proto::v1::ExportLogRequest { from_position: 1 })
+            .await
+            .expect("export")
+            .into_inner();
+        let mut records = Vec::new();
+        while let Some(record) = tokio_stream::StreamExt::next(&mut stream).await {
+            records.push(record.expect("record"));
+        }
+        records
+    }
+
     /// The public key of this server's checkpoint signing key, in hex (for
     /// another server's `--trusted-key`).
     pub fn public_key(&self) -> String {

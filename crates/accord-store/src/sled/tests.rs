@@ -4,6 +4,24 @@
 use super::*;
 use crate::keys;
 
+/// The announcement of 300 locomotives for Kazakhstan.
+fn announcement() -> accord_domain::Event {
+    use accord_domain::{AgreementKind, Announced, Event, Party, Timestamp};
+    Event::Announced(Announced {
+        title: "300 locomotives".into(),
+        kind: AgreementKind::Procurement,
+        buyer: Party::new("KTZ", "KZ"),
+        supplier: Party::new("Wabtec", "US"),
+        sector: "rail".into(),
+        product: "locomotives".into(),
+        quantity: Some(300),
+        value: None,
+        announced_at: Timestamp::from_seconds(1),
+        venue: String::new(),
+        source: String::new(),
+    })
+}
+
 fn keys() -> CheckpointKeys {
     CheckpointKeys::new([0x42; 32], [])
 }
@@ -32,9 +50,7 @@ async fn a_second_process_on_the_same_directory_is_told_plainly() {
 /// A log written before record blocks and stream-index chunks existed
 /// holds one record per value and one position per stream entry.
 fn write_legacy_log(dir: &std::path::Path) -> Vec<RecordedEvent> {
-    use accord_domain::{
-        AgreementKind, Announced, DeliveryRecorded, Event, EventMetadata, Party, Timestamp,
-    };
+    use accord_domain::{DeliveryRecorded, Event, EventMetadata, Timestamp};
     // No background flusher: dropping `db` releases the directory at once,
     // before the test opens it again.
     let db = ::sled::Config::new()
@@ -57,19 +73,7 @@ fn write_legacy_log(dir: &std::path::Path) -> Vec<RecordedEvent> {
                 ..EventMetadata::default()
             },
             event: if position == 1 {
-                Event::Announced(Announced {
-                    title: "300 locomotives".into(),
-                    kind: AgreementKind::Procurement,
-                    buyer: Party::new("KTZ", "KZ"),
-                    supplier: Party::new("Wabtec", "US"),
-                    sector: "rail".into(),
-                    product: "locomotives".into(),
-                    quantity: Some(300),
-                    value: None,
-                    announced_at: Timestamp::from_seconds(1),
-                    venue: String::new(),
-                    source: String::new(),
-                })
+                announcement()
             } else {
                 Event::DeliveryRecorded(DeliveryRecorded {
                     units: 1,
@@ -239,9 +243,7 @@ impl EventLog for OtherCheckpoint {
 
 #[tokio::test]
 async fn verify_log_checks_the_signed_checkpoint_against_the_chain_and_the_keys() {
-    use accord_domain::{
-        AgreementKind, Announced, Event, EventMetadata, ExpectedVersion, Party, Timestamp,
-    };
+    use accord_domain::{EventMetadata, ExpectedVersion};
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path());
     for index in 0..3 {
@@ -255,19 +257,7 @@ async fn verify_log_checks_the_signed_checkpoint_against_the_chain_and_the_keys(
                 command_id,
                 ..EventMetadata::default()
             },
-            event: Event::Announced(Announced {
-                title: "300 locomotives".into(),
-                kind: AgreementKind::Procurement,
-                buyer: Party::new("KTZ", "KZ"),
-                supplier: Party::new("Wabtec", "US"),
-                sector: "rail".into(),
-                product: "locomotives".into(),
-                quantity: Some(300),
-                value: None,
-                announced_at: Timestamp::from_seconds(1),
-                venue: String::new(),
-                source: String::new(),
-            }),
+            event: announcement(),
         }])
         .await
         .expect("appended");
