@@ -20,8 +20,9 @@ use crate::{PendingChanges, ProjectionError, ReadModels};
 const READ_EVENTS: usize = 16_384;
 /// Log batches read ahead of the fold.
 const READ_AHEAD: usize = 4;
-/// Most agreements changed before a commit.
-const MAX_PENDING_AGREEMENTS: usize = 100_000;
+/// Most agreements changed before a commit (one sled batch, held whole in
+/// memory: see `REBUILD_PENDING_AGREEMENTS`).
+const MAX_PENDING_AGREEMENTS: usize = 2_000;
 /// Longest time between commits while catching up.
 const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause after a failure before trying again.

@@ -282,8 +282,11 @@ pub struct Rebuild {
     pending: Option<PendingChanges>,
 }
 
-/// Agreements a rebuild changes before it writes them.
-const REBUILD_PENDING_AGREEMENTS: usize = 100_000;
+/// Agreements a rebuild changes before it writes them. Each carries its
+/// view, its portfolio change and up to eight index writes, all in one sled
+/// batch that sled holds whole in memory: 100,000 made a batch of about a
+/// million writes and 3.4 GiB of peak memory (BENCHMARKS.md).
+const REBUILD_PENDING_AGREEMENTS: usize = 2_000;
 
 impl Rebuild {
     /// The position the rebuilt read models have reached (written or pending).
