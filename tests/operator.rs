@@ -236,6 +236,42 @@ async fn verify_finds_a_corrupted_record() {
 }
 
 #[tokio::test]
+async fn verify_finds_a_command_index_that_lost_or_misplaced_an_entry() {
+    let mut server = TestServer::start().await;
+    load_demo(&server).await;
+    let events = server.read_all().await;
+    let command_of = |position: usize| {
+        events[position - 1]
+            .metadata
+            .as_ref()
+            .expect("metadata")
+            .command_id
+            .clone()
+    };
+    let (lost, misplaced) = (command_of(2), command_of(3));
+    server
+        .restart_after(|data_dir| {
+            let log = data_dir.join("log");
+            accord_store::test_support::repoint_command(&log, &lost, None).expect("removed");
+            accord_store::test_support::repoint_command(&log, &misplaced, Some(7))
+                .expect("repointed");
+        })
+        .await;
+    let found = accordctl(&server, &["verify"]).await;
+    assert_eq!(found.status.code(), Some(1), "{found:?}");
+    let report = stdout(&found);
+    assert!(
+        report.contains(&format!("position 2: the command index of {lost:?}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("position 3: the command index of {misplaced:?}")),
+        "{report}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn rebuild_while_writers_append_ends_with_correct_read_models() {
     let server = TestServer::start().await;
     let mut client = server.agreements();

@@ -180,6 +180,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// Returns what the log remembers of `command_id`, once durable.
     async fn find_command(&self, command_id: &str) -> Result<Option<CommandRecord>, StoreError>;
 
+    /// Returns the position the command index gives for `command_id`,
+    /// without reading the record there (for verification).
+    async fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .find_command(command_id)
+            .await?
+            .map(|command| command.outcome.position))
+    }
+
     /// Makes reads of `agreement_id` reflect every event of it stored before
     /// the call. Returns whether other writers share the log, so that what
     /// was read of it before the call may have lagged: never for sled (this

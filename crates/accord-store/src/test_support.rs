@@ -73,3 +73,28 @@ pub fn replace_checkpoint(path: &Path, checkpoint: Option<&[u8]>) -> Result<(), 
     db.flush()?;
     Ok(())
 }
+
+/// Points the command index entry of `command_id` in the stopped log in
+/// `path` at `position` (or removes it with `None`), keeping its fingerprint.
+pub fn repoint_command(
+    path: &Path,
+    command_id: &str,
+    position: Option<u64>,
+) -> Result<(), StoreError> {
+    let db = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    let key = keys::command_key(command_id);
+    let entry = tree
+        .get(&key)?
+        .ok_or_else(|| StoreError::Corrupt(format!("no command {command_id:?}")))?;
+    let (fingerprint, _) = keys::decode_command_entry(&entry)?;
+    match position {
+        Some(position) => tree.insert(key, keys::encode_command_entry(&fingerprint, position))?,
+        None => tree.remove(key)?,
+    };
+    db.flush()?;
+    Ok(())
+}

@@ -200,6 +200,14 @@ impl TreeReader {
         }))
     }
 
+    /// The position the command index gives for `command_id`.
+    pub(crate) fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
+        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
+            return Ok(None);
+        };
+        Ok(Some(keys::decode_command_entry(&entry)?.1))
+    }
+
     pub(crate) fn agreement_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .tree

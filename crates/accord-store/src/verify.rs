@@ -131,8 +131,8 @@ pub async fn verify_log(
                     record.position, event.agreement_id, event.version
                 ));
             }
-            let command = log.find_command(&event.metadata.command_id).await?;
-            if command.map(|command| command.outcome.position) != Some(record.position) {
+            let indexed = log.command_position(&event.metadata.command_id).await?;
+            if indexed != Some(record.position) {
                 found.push(format!(
                     "position {}: the command index of {:?} does not point at it",
                     record.position, event.metadata.command_id

@@ -381,6 +381,12 @@ impl EventLog for NatsLog {
         Ok(true)
     }
 
+    async fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
+        // The replica's own index: what verification checks the replica against.
+        self.check_open()?;
+        self.reader.command_position(command_id)
+    }
+
     fn head(&self) -> u64 {
         self.reader.head()
     }

@@ -201,6 +201,11 @@ impl EventLog for SledLog {
         self.reader.find_command(command_id).await
     }
 
+    async fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
+        self.readable()?;
+        self.reader.command_position(command_id)
+    }
+
     fn head(&self) -> u64 {
         self.reader.head()
     }
