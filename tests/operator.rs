@@ -272,6 +272,35 @@ async fn verify_finds_a_command_index_that_lost_or_misplaced_an_entry() {
 }
 
 #[tokio::test]
+async fn verify_finds_a_stream_index_that_lost_a_chunk() {
+    let mut server = TestServer::start().await;
+    load_demo(&server).await;
+    let events = server.read_all().await;
+    let first = events[0].agreement_id.clone();
+    let head_agreement = &events.last().expect("events").agreement_id;
+    assert_ne!(
+        &first, head_agreement,
+        "the head's own index is checked at open"
+    );
+    server
+        .restart_after(|data_dir| {
+            accord_store::test_support::remove_stream_chunk(&data_dir.join("log"), &first, 1)
+                .expect("removed");
+        })
+        .await;
+    let found = accordctl(&server, &["verify"]).await;
+    assert_eq!(found.status.code(), Some(1), "{found:?}");
+    let report = stdout(&found);
+    assert!(
+        report.contains(&format!(
+            "position 1: the stream index of {first} version 1 does not point at it"
+        )),
+        "{report}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn rebuild_while_writers_append_ends_with_correct_read_models() {
     let server = TestServer::start().await;
     let mut client = server.agreements();

@@ -98,3 +98,23 @@ pub fn repoint_command(
     db.flush()?;
     Ok(())
 }
+
+/// Removes the stream-index chunk of `agreement_id` that starts at
+/// `first_version` from the stopped log in `path`.
+pub fn remove_stream_chunk(
+    path: &Path,
+    agreement_id: &str,
+    first_version: u64,
+) -> Result<(), StoreError> {
+    let db = ::sled::Config::new()
+        .path(path)
+        .flush_every_ms(None)
+        .open()?;
+    let tree = db.open_tree("log")?;
+    tree.remove(keys::stream_key(agreement_id, first_version))?
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("no chunk of {agreement_id} at {first_version}"))
+        })?;
+    db.flush()?;
+    Ok(())
+}
