@@ -42,15 +42,10 @@ impl ReadModels {
     /// another schema than this build writes are replaced by an empty
     /// generation at checkpoint 0, which the projector rebuilds from the log.
     pub fn open(path: &Path) -> Result<Self, ProjectionError> {
-        // No background flusher: every commit is synced (`SyncedDb::sync`)
-        // before it is published, and sled's flusher thread kept the
-        // directory locked for a moment after the read models were dropped,
-        // so that reopening them in the same process could fail.
         let config = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(128 * 1024 * 1024)
-            .flush_every_ms(None);
+            .cache_capacity(128 * 1024 * 1024);
         let db = SyncedDb::open(config, path)?;
         let meta = db.db().open_tree(META_TREE)?;
         let (active_name, schema) = match meta.get(ACTIVE_TREE_KEY)? {

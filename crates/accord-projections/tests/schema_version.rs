@@ -33,11 +33,7 @@ fn announced(position: u64) -> RecordedEvent {
 /// Sets the stored schema version of the closed read models in `path`.
 fn set_schema(path: &std::path::Path, schema: Option<u32>) {
     // No background flusher: dropping `db` releases the directory at once.
-    let db = sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()
-        .expect("opens");
+    let db = when_unlocked(|| sled::Config::new().path(path).flush_every_ms(None).open());
     let meta = db.open_tree("meta").expect("meta tree");
     match schema {
         Some(schema) => meta.insert("schema", &schema.to_be_bytes()).map(drop),
@@ -55,11 +51,34 @@ fn written(path: &std::path::Path) {
     models.flush().expect("flushes");
 }
 
+/// Runs `open` until the directory's previous handle let go of it: sled
+/// finishes writing in its own threads after a database is dropped, and
+/// holds the directory's lock until they are done.
+fn when_unlocked<T, E: std::fmt::Display>(open: impl Fn() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(error)
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("opens: {error}"),
+        }
+    }
+}
+
+fn reopen(path: &std::path::Path) -> ReadModels {
+    when_unlocked(|| ReadModels::open(path))
+}
+
 #[test]
 fn read_models_of_this_schema_are_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     written(dir.path());
-    let models = ReadModels::open(dir.path()).expect("reopens");
+    let models = reopen(dir.path());
     assert_eq!(models.checkpoint(), 2);
     assert!(models.agreement("agreement-2").expect("reads").is_some());
 }
@@ -70,7 +89,7 @@ fn read_models_of_another_schema_are_dropped_for_a_rebuild_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         written(dir.path());
         set_schema(dir.path(), schema);
-        let models = ReadModels::open(dir.path()).expect("reopens");
+        let models = reopen(dir.path());
         assert_eq!(models.checkpoint(), 0, "schema {schema:?}");
         assert!(models.agreement("agreement-1").expect("reads").is_none());
         assert!(models.portfolios().expect("reads").is_empty());
@@ -78,7 +97,7 @@ fn read_models_of_another_schema_are_dropped_for_a_rebuild_once() {
         models.apply(&[announced(1)]).expect("applies");
         models.flush().expect("flushes");
         drop(models);
-        let models = ReadModels::open(dir.path()).expect("reopens");
+        let models = reopen(dir.path());
         assert_eq!(models.checkpoint(), 1, "schema {schema:?}");
     }
 }
