@@ -12,16 +12,22 @@ pub fn test_keys() -> CheckpointKeys {
 }
 use crate::{blocks, keys};
 
-/// Flips one byte in the middle of the record at `position` of the stopped
-/// log in `path` (the server's `DATA_DIR/log`).
-pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
-    // No background flusher: dropping `db` releases the directory at once,
-    // so that the server the test starts next can open it.
+/// Opens the stopped log in `path` for surgery. No background flusher:
+/// dropping `db` releases the directory at once, so that the server a test
+/// starts next can open it.
+fn open_log(path: &Path) -> Result<(::sled::Db, ::sled::Tree), StoreError> {
     let db = ::sled::Config::new()
         .path(path)
         .flush_every_ms(None)
         .open()?;
     let tree = db.open_tree("log")?;
+    Ok((db, tree))
+}
+
+/// Flips one byte in the middle of the record at `position` of the stopped
+/// log in `path` (the server's `DATA_DIR/log`).
+pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
+    let (db, tree) = open_log(path)?;
     let no_record = || StoreError::Corrupt(format!("no record at position {position}"));
     let block = blocks::block_at(&tree, position)?.ok_or_else(no_record)?;
     // Rewrite the block holding it with that record's middle byte flipped.
@@ -49,11 +55,7 @@ pub fn corrupt_record(path: &Path, position: u64) -> Result<(), StoreError> {
 
 /// The stored signed checkpoint of the stopped log in `path`, as bytes.
 pub fn stored_checkpoint(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    let db = ::sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()?;
-    let tree = db.open_tree("log")?;
+    let (_db, tree) = open_log(path)?;
     Ok(tree.get(keys::CHECKPOINT)?.map(|value| value.to_vec()))
 }
 
@@ -61,11 +63,7 @@ pub fn stored_checkpoint(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 /// stopped log in `path`, as a forger with write access to the data
 /// directory but without the key could.
 pub fn replace_checkpoint(path: &Path, checkpoint: Option<&[u8]>) -> Result<(), StoreError> {
-    let db = ::sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()?;
-    let tree = db.open_tree("log")?;
+    let (db, tree) = open_log(path)?;
     match checkpoint {
         Some(bytes) => tree.insert(keys::CHECKPOINT, bytes)?,
         None => tree.remove(keys::CHECKPOINT)?,
@@ -81,11 +79,7 @@ pub fn repoint_command(
     command_id: &str,
     position: Option<u64>,
 ) -> Result<(), StoreError> {
-    let db = ::sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()?;
-    let tree = db.open_tree("log")?;
+    let (db, tree) = open_log(path)?;
     let key = keys::command_key(command_id);
     let entry = tree
         .get(&key)?
@@ -106,11 +100,7 @@ pub fn remove_stream_chunk(
     agreement_id: &str,
     first_version: u64,
 ) -> Result<(), StoreError> {
-    let db = ::sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()?;
-    let tree = db.open_tree("log")?;
+    let (db, tree) = open_log(path)?;
     tree.remove(keys::stream_key(agreement_id, first_version))?
         .ok_or_else(|| {
             StoreError::Corrupt(format!("no chunk of {agreement_id} at {first_version}"))
