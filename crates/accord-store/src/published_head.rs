@@ -28,24 +28,25 @@ impl LatestCheckpoint {
 }
 
 impl HeadPublisher {
-    /// Starts from the head and checkpoint found at open.
+    /// Starts from the head and checkpoint found at open; returns the
+    /// readers' receiver of the head too.
     pub(crate) fn new(
         keys: CheckpointKeys,
         head: u64,
         checkpoint: Option<SignedCheckpoint>,
-    ) -> (Self, watch::Receiver<u64>, LatestCheckpoint) {
+    ) -> (Self, watch::Receiver<u64>) {
         let (sender, receiver) = watch::channel(head);
-        let checkpoint = Arc::new(Mutex::new(checkpoint));
-        let latest = LatestCheckpoint(checkpoint.clone());
-        (
-            Self {
-                keys,
-                head: sender,
-                checkpoint,
-            },
-            receiver,
-            latest,
-        )
+        let publisher = Self {
+            keys,
+            head: sender,
+            checkpoint: Arc::new(Mutex::new(checkpoint)),
+        };
+        (publisher, receiver)
+    }
+
+    /// The readers' side of the checkpoint.
+    pub(crate) fn latest(&self) -> LatestCheckpoint {
+        LatestCheckpoint(self.checkpoint.clone())
     }
 
     /// Signs `head`, for the batch that writes it.

@@ -34,7 +34,6 @@ pub(crate) struct Replica {
     /// The last record: the log's head, chain and checkpoint.
     state: LogState,
     published: HeadPublisher,
-    checkpoint: LatestCheckpoint,
     /// The last stream sequence applied, a quarantined message included.
     followed: watch::Sender<u64>,
     quarantine: QuarantineBook,
@@ -60,8 +59,7 @@ impl Replica {
         db.sync()?;
         let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;
         let followed = watch::Sender::new(state.head.max(last_quarantined));
-        let (published, receiver, checkpoint) =
-            HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
+        let (published, receiver) = HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
         let reader = TreeReader::new(tree.clone(), receiver);
         Ok((
             Self {
@@ -69,7 +67,6 @@ impl Replica {
                 tree,
                 state,
                 published,
-                checkpoint,
                 followed,
                 quarantine,
             },
@@ -79,7 +76,7 @@ impl Replica {
 
     /// The checkpoint of the last applied batch, as readers see it.
     pub(crate) fn latest_checkpoint(&self) -> LatestCheckpoint {
-        self.checkpoint.clone()
+        self.published.latest()
     }
 
     /// The last stream sequence applied (a quarantined message included).

@@ -91,8 +91,9 @@ impl SledLog {
         // An unfinished import emptied at open (or the checkpoint of an
         // adopted log) is durable before anything else.
         db.sync()?;
-        let (published, head, checkpoint) =
+        let (published, head) =
             HeadPublisher::new(options.keys.clone(), state.head, state.checkpoint);
+        let checkpoint = published.latest();
         let (appends, requests) = mpsc::channel(16_384);
         let failure = WriteFailure::default();
         let writer = Writer::new(
