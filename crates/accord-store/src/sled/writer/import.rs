@@ -87,6 +87,9 @@ impl Writer {
             );
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
+        // The tail is empty (imports go into an empty log): every record
+        // up to the new head is indexed by this batch.
+        writes.mark_indexed(check.head.position);
         let checkpoint = self.published.sign(&check.head);
         let state = LogState {
             head: check.head.position,
@@ -120,12 +123,13 @@ impl Writer {
         self.db.sync()?;
         self.state = LogState::EMPTY;
         self.stream_versions.clear();
+        self.tail.clear();
         Ok(())
     }
 }
 
 /// Removes every record and index entry of the log tree, then the import
-/// marker: the tree is as new.
+/// marker: the tree is as new (with nothing to index).
 pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
     let mut batch = ::sled::Batch::default();
     for key in tree.iter().keys() {
@@ -134,6 +138,7 @@ pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
             batch.remove(key);
         }
     }
+    batch.insert(keys::INDEXED, &0u64.to_be_bytes());
     tree.apply_batch(batch)?;
     tree.remove(keys::IMPORTING)?;
     Ok(())
