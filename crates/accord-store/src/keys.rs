@@ -23,10 +23,6 @@ pub(crate) const QUARANTINE: u8 = b'q';
 pub(crate) const AGREEMENT_COUNT: &[u8] = b"magreements";
 /// The signed checkpoint of the head (see [`crate::checkpoint`]).
 pub(crate) const CHECKPOINT: &[u8] = b"mcheckpoint";
-/// Every record up to this position (u64 BE) has its index entries in the
-/// tree; the ones after it are derived again from the records at open.
-/// Absent: every record is indexed (logs that index as they write).
-pub(crate) const INDEXED: &[u8] = b"mindexed";
 /// Present while an import runs: a log opened with it is emptied.
 pub(crate) const IMPORTING: &[u8] = b"mimporting";
 

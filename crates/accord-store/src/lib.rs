@@ -12,7 +12,6 @@ mod event_log;
 pub mod hex;
 mod import_check;
 mod import_gate;
-mod index_tail;
 mod keys;
 mod log_batch;
 mod nats;

@@ -2,15 +2,12 @@
 //! packed into blocks, one stream-index chunk per agreement, one command
 //! index entry per new command id, the agreement counter and the signed
 //! checkpoint of the new head, applied as one
-//! atomic sled batch. The sled writer, its background indexer, imports and
-//! the NATS replica all write through it, so every log has the same layout.
-//! (The sled writer stages records only; the indexer stages their index
-//! entries later, in larger runs: see `sled::indexer`.)
+//! atomic sled batch. The sled writer, imports and the NATS replica all
+//! write through it, so every log has the same layout.
 
 use std::collections::HashMap;
 
 use crate::blocks::BlockPacker;
-use crate::index_tail::IndexEntry;
 use crate::stream_index::encode_chunk;
 use crate::{Fingerprint, SignedCheckpoint, keys};
 
@@ -25,7 +22,6 @@ pub(crate) struct LogBatch {
     commands: Vec<(Vec<u8>, Vec<u8>)>,
     quarantined: Vec<([u8; 9], Vec<u8>)>,
     records: usize,
-    indexed_through: Option<u64>,
 }
 
 impl LogBatch {
@@ -37,24 +33,8 @@ impl LogBatch {
         version: u64,
         bytes: &[u8],
     ) {
-        self.push_block(position, bytes);
-        self.push_stream(position, agreement_id, version);
-    }
-
-    /// Stages the framed record at `position` without its index entries.
-    pub(crate) fn push_block(&mut self, position: u64, bytes: &[u8]) {
         self.blocks.push(position, bytes);
         self.records += 1;
-    }
-
-    /// Stages both index entries of one record.
-    pub(crate) fn push_index(&mut self, entry: &IndexEntry) {
-        self.push_stream(entry.position, &entry.agreement_id, entry.version);
-        self.push_command(&entry.command_id, &entry.fingerprint, entry.position);
-    }
-
-    /// Stages the stream index entry of version `version` of `agreement_id`.
-    fn push_stream(&mut self, position: u64, agreement_id: &str, version: u64) {
         match self.streams.get_mut(agreement_id) {
             Some((first, positions)) if *first + positions.len() as u64 == version => {
                 positions.push(position);
@@ -90,11 +70,6 @@ impl LogBatch {
             .push((keys::quarantine_key(sequence), entry));
     }
 
-    /// Stages the mark that every record up to `position` is indexed.
-    pub(crate) fn mark_indexed(&mut self, position: u64) {
-        self.indexed_through = Some(position);
-    }
-
     /// Records staged.
     pub(crate) fn records(&self) -> usize {
         self.records
@@ -107,20 +82,6 @@ impl LogBatch {
         agreement_count: u64,
         checkpoint: &SignedCheckpoint,
     ) -> ::sled::Batch {
-        let mut batch = self.into_entries();
-        batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
-        batch.insert(keys::CHECKPOINT, checkpoint.encode());
-        batch
-    }
-
-    /// The sled batch that writes the index entries staged and marks every
-    /// record up to `indexed_through` as indexed.
-    pub(crate) fn into_index_batch(mut self, indexed_through: u64) -> ::sled::Batch {
-        self.mark_indexed(indexed_through);
-        self.into_entries()
-    }
-
-    fn into_entries(self) -> ::sled::Batch {
         let mut batch = ::sled::Batch::default();
         for (first, value) in self.blocks.finish() {
             batch.insert(&keys::event_key(first)[..], value);
@@ -142,9 +103,8 @@ impl LogBatch {
         ) {
             batch.insert(key, value);
         }
-        if let Some(position) = self.indexed_through {
-            batch.insert(keys::INDEXED, &position.to_be_bytes());
-        }
+        batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
+        batch.insert(keys::CHECKPOINT, checkpoint.encode());
         batch
     }
 }

@@ -2,13 +2,10 @@
 //! head. The sled backend reads its own log with it; the NATS backend reads
 //! its node-local replica of the JetStream stream with it.
 
-use std::sync::Arc;
-
 use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 
 use crate::blocks::{Block, block_at, record_at};
-use crate::index_tail::IndexTail;
 use crate::keys;
 use crate::stream_index::{chunk_at, for_each_from, last_chunk};
 use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
@@ -18,18 +15,11 @@ use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, de
 pub(crate) struct TreeReader {
     tree: ::sled::Tree,
     head: watch::Receiver<u64>,
-    /// Index entries not in the tree yet: looked at before the tree, so
-    /// that an entry the indexer moves meanwhile is found in one of them.
-    tail: Arc<IndexTail>,
 }
 
 impl TreeReader {
-    pub(crate) fn new(
-        tree: ::sled::Tree,
-        head: watch::Receiver<u64>,
-        tail: Arc<IndexTail>,
-    ) -> Self {
-        Self { tree, head, tail }
+    pub(crate) fn new(tree: ::sled::Tree, head: watch::Receiver<u64>) -> Self {
+        Self { tree, head }
     }
 
     /// Runs `read` on the blocking pool: sled reads block on the disk, and
@@ -167,37 +157,15 @@ impl TreeReader {
         if max_count == 0 {
             return Ok(events);
         }
-        let unindexed = self.tail.stream_from(agreement_id, from_version);
         // Events of one agreement written together share a block: keep the last one.
         let mut block: Option<Block> = None;
-        let mut next_version = from_version.max(1);
-        let mut stopped = false;
-        for_each_from(
-            &self.tree,
-            agreement_id,
-            from_version,
-            |version, position| {
-                if position > head {
-                    stopped = true;
-                    return Ok(false);
-                }
-                events.push(decode_record(self.record_from(&mut block, position)?)?.event);
-                next_version = version + 1;
-                stopped = events.len() >= max_count;
-                Ok(!stopped)
-            },
-        )?;
-        if stopped {
-            return Ok(events);
-        }
-        for (_, position) in unindexed
-            .into_iter()
-            .filter(|(version, _)| *version >= next_version)
-            .take_while(|(_, position)| *position <= head)
-            .take(max_count - events.len())
-        {
+        for_each_from(&self.tree, agreement_id, from_version, |_, position| {
+            if position > head {
+                return Ok(false);
+            }
             events.push(decode_record(self.record_from(&mut block, position)?)?.event);
-        }
+            Ok(events.len() < max_count)
+        })?;
         Ok(events)
     }
 
@@ -207,17 +175,14 @@ impl TreeReader {
         version: u64,
     ) -> Result<Option<u64>, StoreError> {
         let head = self.head();
-        let position = match self.tail.position_of(agreement_id, version) {
-            Some(position) => Some(position),
-            None => chunk_at(&self.tree, agreement_id, version)?
-                .and_then(|chunk| chunk.position_of(version)),
-        };
-        Ok(position.filter(|position| *position <= head))
+        Ok(chunk_at(&self.tree, agreement_id, version)?
+            .and_then(|chunk| chunk.position_of(version))
+            .filter(|position| *position <= head))
     }
 
     /// The last version of an agreement and its position (0, 0 for none).
     pub(crate) fn last_version(&self, agreement_id: &str) -> Result<(u64, u64), StoreError> {
-        last_version_in(&self.tree, &self.tail, agreement_id)
+        last_version_in(&self.tree, agreement_id)
     }
 
     /// What the command index says of `command_id`, once its event is durable.
@@ -225,8 +190,7 @@ impl TreeReader {
         &self,
         command_id: &str,
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let Some((fingerprint, outcome)) = command_outcome_in(&self.tree, &self.tail, command_id)?
-        else {
+        let Some((fingerprint, outcome)) = command_outcome_in(&self.tree, command_id)? else {
             return Ok(None);
         };
         self.wait_for(outcome.position).await?;
@@ -238,9 +202,6 @@ impl TreeReader {
 
     /// The position the command index gives for `command_id`.
     pub(crate) fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
-        if let Some((_, position)) = self.tail.command(command_id) {
-            return Ok(Some(position));
-        }
         let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
             return Ok(None);
         };
@@ -256,16 +217,11 @@ impl TreeReader {
     }
 }
 
-/// The last version of an agreement in `tail` or else `tree` and its
-/// position (0, 0 for none).
+/// The last version of an agreement in `tree` and its position (0, 0 for none).
 pub(crate) fn last_version_in(
     tree: &::sled::Tree,
-    tail: &IndexTail,
     agreement_id: &str,
 ) -> Result<(u64, u64), StoreError> {
-    if let Some(last) = tail.last_version(agreement_id) {
-        return Ok(last);
-    }
     match last_chunk(tree, agreement_id)? {
         Some(chunk) => {
             let version = chunk.last_version();
@@ -278,20 +234,16 @@ pub(crate) fn last_version_in(
     }
 }
 
-/// What the command index (`tail`, else `tree`) says of `command_id`: the
-/// fingerprint recorded with it and its outcome, marked as a duplicate.
+/// What the command index of `tree` says of `command_id`: the fingerprint
+/// recorded with it and its outcome, marked as a duplicate.
 pub(crate) fn command_outcome_in(
     tree: &::sled::Tree,
-    tail: &IndexTail,
     command_id: &str,
 ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-    let (fingerprint, position) = match tail.command(command_id) {
-        Some(found) => found,
-        None => match tree.get(keys::command_key(command_id))? {
-            Some(entry) => keys::decode_command_entry(&entry)?,
-            None => return Ok(None),
-        },
+    let Some(entry) = tree.get(keys::command_key(command_id))? else {
+        return Ok(None);
     };
+    let (fingerprint, position) = keys::decode_command_entry(&entry)?;
     let bytes = record_at(tree, position)?.ok_or_else(|| {
         StoreError::Corrupt(format!(
             "command {command_id:?} points at missing position {position}"

@@ -7,14 +7,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::watch;
 
 use super::quarantine::{self, QuarantineBook};
 use crate::durable::SyncedDb;
-use crate::index_tail::IndexTail;
 use crate::keys;
 use crate::log_batch::LogBatch;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
@@ -62,8 +60,7 @@ impl Replica {
         let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;
         let followed = watch::Sender::new(state.head.max(last_quarantined));
         let (published, receiver) = HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
-        // The replica writes its index entries with its records: no tail.
-        let reader = TreeReader::new(tree.clone(), receiver, Arc::default());
+        let reader = TreeReader::new(tree.clone(), receiver);
         Ok((
             Self {
                 db,
@@ -211,7 +208,7 @@ impl Replica {
     }
 
     fn stored_version(&self, agreement_id: &str) -> Result<u64, StoreError> {
-        Ok(last_version_in(&self.tree, &IndexTail::default(), agreement_id)?.0)
+        Ok(last_version_in(&self.tree, agreement_id)?.0)
     }
 
     /// Writes what is applied to stable storage.

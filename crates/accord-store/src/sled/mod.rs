@@ -1,9 +1,6 @@
 //! The embedded backend: one sled tree holds records and indexes, one writer
 //! thread commits groups of appends with a single fsync.
 
-mod indexer;
-#[cfg(test)]
-mod indexer_tests;
 mod open;
 mod writer;
 
@@ -18,15 +15,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::import_gate::ImportGate;
-use crate::index_tail::IndexTail;
-use crate::keys;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
 use crate::tree_reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
     RawRecord, SignedCheckpoint, StoreError,
 };
-use indexer::Indexer;
 use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
 
 pub use open::UnsignedLog;
@@ -94,39 +88,22 @@ impl SledLog {
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
         let state = open::recover(&tree, &options.keys, options.unsigned)?;
-        let indexed = open::indexed_through(&tree, state.head)?;
-        // From here on records are written before their index entries:
-        // the mark says where the entries derived again at open begin.
-        tree.insert(keys::INDEXED, &indexed.to_be_bytes())?;
-        // An unfinished import emptied at open (the checkpoint of an
-        // adopted log, the indexed mark) is durable before anything else.
+        // An unfinished import emptied at open (or the checkpoint of an
+        // adopted log) is durable before anything else.
         db.sync()?;
         let (published, head) =
             HeadPublisher::new(options.keys.clone(), state.head, state.checkpoint);
         let checkpoint = published.latest();
-        let tail = Arc::new(IndexTail::default());
-        let reader = TreeReader::new(tree.clone(), head, tail.clone());
-        let unindexed = open::unindexed_entries(&reader, indexed)?;
-        if !unindexed.is_empty() {
-            tracing::info!(
-                records = unindexed.len(),
-                from = indexed + 1,
-                "indexing the records written after the last index run"
-            );
-        }
-        tail.add(&unindexed);
         let (appends, requests) = mpsc::channel(16_384);
         let failure = WriteFailure::default();
-        let indexer = Indexer::start(tree.clone(), tail.clone(), failure.clone())?;
-        indexer.index(unindexed);
         let writer = Writer::new(
             db.clone(),
             tree.clone(),
-            (tail, indexer),
             state,
             published,
             failure.clone(),
-            &options,
+            options.max_group_events,
+            options.observer.clone(),
         );
         let writer_thread = std::thread::Builder::new()
             .name("accord-log-writer".into())
@@ -134,7 +111,7 @@ impl SledLog {
             .map_err(|error| StoreError::failed("cannot start the writer", error))?;
         Ok(Self {
             db: ContainedDrop::new(db),
-            reader: ContainedDrop::new(reader),
+            reader: ContainedDrop::new(TreeReader::new(tree, head)),
             failure,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),

@@ -3,10 +3,8 @@
 use std::path::Path;
 
 use crate::blocks::last_block;
-use crate::index_tail::IndexEntry;
 use crate::keys;
 use crate::stream_index::chunk_at;
-use crate::tree_reader::TreeReader;
 use crate::{
     ChainHead, CheckpointError, CheckpointKeys, RecordHash, SignedCheckpoint, StoreError,
     decode_record, record_hash,
@@ -140,16 +138,6 @@ fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
             record.event.position
         )));
     }
-    if head > indexed_through(tree, head)? {
-        // The head's index entries are derived from the record at open.
-        return Ok(LogState {
-            head,
-            last_hash: record_hash(bytes),
-            last_recorded_nanos: record.event.recorded_at.unix_nanos(),
-            agreement_count,
-            checkpoint: None,
-        });
-    }
     let indexed = chunk_at(tree, &record.event.agreement_id, record.event.version)?
         .and_then(|chunk| chunk.position_of(record.event.version));
     if indexed != Some(head) {
@@ -174,50 +162,6 @@ fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
         agreement_count,
         checkpoint: None,
     })
-}
-
-/// The position up to which the tree holds every record's index entries
-/// (all of them, `head`, when the log has no mark).
-pub(crate) fn indexed_through(tree: &::sled::Tree, head: u64) -> Result<u64, StoreError> {
-    let Some(bytes) = tree.get(keys::INDEXED)? else {
-        return Ok(head);
-    };
-    let indexed = keys::decode_u64(&bytes)
-        .ok_or_else(|| StoreError::Corrupt("malformed indexed mark".into()))?;
-    if indexed > head {
-        return Err(StoreError::Corrupt(format!(
-            "the indexes claim position {indexed}, beyond the head {head}"
-        )));
-    }
-    Ok(indexed)
-}
-
-/// The index entries of the records after `indexed` up to `head`, derived
-/// from the records themselves.
-pub(crate) fn unindexed_entries(
-    reader: &TreeReader,
-    indexed: u64,
-) -> Result<Vec<IndexEntry>, StoreError> {
-    let mut entries = Vec::new();
-    let mut from = indexed + 1;
-    loop {
-        let records = reader.read_raw(from, 16_384)?;
-        let Some(last) = records.last() else {
-            return Ok(entries);
-        };
-        from = last.position + 1;
-        for record in records {
-            let decoded = decode_record(&record.bytes)?;
-            let event = decoded.event;
-            entries.push(IndexEntry {
-                position: record.position,
-                agreement_id: event.agreement_id,
-                version: event.version,
-                command_id: event.metadata.command_id,
-                fingerprint: decoded.command_fingerprint,
-            });
-        }
-    }
 }
 
 /// Turns sled's open error into one that says what to do.

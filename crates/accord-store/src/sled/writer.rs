@@ -12,11 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
-use super::indexer::Indexer;
 use super::open::LogState;
 use crate::ClearingMap;
 use crate::durable::SyncedDb;
-use crate::index_tail::{IndexEntry, IndexTail};
 use crate::log_batch::LogBatch;
 use crate::published_head::HeadPublisher;
 use crate::tree_reader::{command_outcome_in, last_version_in};
@@ -60,7 +58,7 @@ pub(crate) enum WriterMessage {
 pub(crate) struct WriteFailure(Arc<OnceLock<StoreError>>);
 
 impl WriteFailure {
-    pub(crate) fn set(&self, error: StoreError) {
+    fn set(&self, error: StoreError) {
         let _ = self.0.set(error);
     }
 
@@ -81,10 +79,6 @@ const VERSION_CACHE_LIMIT: usize = 1_000_000;
 pub(crate) struct Writer {
     db: Arc<SyncedDb>,
     tree: ::sled::Tree,
-    /// Index entries of durable records not yet in the tree.
-    tail: Arc<IndexTail>,
-    /// Writes the tail's entries in the background (taken at close).
-    indexer: Option<Indexer>,
     state: LogState,
     stream_versions: ClearingMap<u64>,
     published: HeadPublisher,
@@ -98,8 +92,6 @@ pub(crate) struct Writer {
 #[derive(Default)]
 struct Group {
     writes: LogBatch,
-    /// Index entries of the records staged, for the indexer.
-    index: Vec<IndexEntry>,
     stream_versions: HashMap<String, u64>,
     commands: HashMap<String, (Fingerprint, AppendOutcome)>,
     answers: Vec<(Reply, Vec<AppendOutcome>)>,
@@ -109,23 +101,21 @@ impl Writer {
     pub(crate) fn new(
         db: Arc<SyncedDb>,
         tree: ::sled::Tree,
-        (tail, indexer): (Arc<IndexTail>, Indexer),
         state: LogState,
         published: HeadPublisher,
         failure: WriteFailure,
-        options: &super::SledOptions,
+        max_group_events: usize,
+        observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
         Self {
             db,
             tree,
-            tail,
-            indexer: Some(indexer),
             state,
             stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
             published,
             failure,
-            max_group_events: options.max_group_events.max(1),
-            observer: options.observer.clone(),
+            max_group_events: max_group_events.max(1),
+            observer,
         }
     }
 
@@ -184,14 +174,9 @@ impl Writer {
                 }
             }
         }
-        // The index entries of the tail go to the tree before the last sync,
-        // so that the next open has nothing to derive again.
-        let indexed = self.indexer.take().map_or(Ok(()), Indexer::finish);
         // After a failed write sled's memory may hold a group that was never
         // acknowledged: it is not written out on purpose here.
-        let flushed = indexed
-            .and_then(|()| self.failure.check())
-            .and_then(|()| self.db.sync());
+        let flushed = self.failure.check().and_then(|()| self.db.sync());
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");
         }
@@ -253,11 +238,6 @@ impl Writer {
                 }
                 self.state = next;
                 self.stream_versions.extend(group.stream_versions);
-                // Readers find the entries in the tail once the head is published.
-                self.tail.add(&group.index);
-                if let Some(indexer) = &self.indexer {
-                    indexer.index(group.index);
-                }
                 self.published
                     .publish(self.state.head, self.state.checkpoint);
                 for (reply, outcomes) in group.answers {
@@ -371,14 +351,12 @@ impl Writer {
 
         *next = staged;
         for (item, position, version, bytes) in records {
-            group.writes.push_block(position, &bytes);
-            group.index.push(IndexEntry {
-                position,
-                agreement_id: item.agreement_id.clone(),
-                version,
-                command_id: item.command_id.clone(),
-                fingerprint: item.fingerprint,
-            });
+            group
+                .writes
+                .push_record(position, &item.agreement_id, version, &bytes);
+            group
+                .writes
+                .push_command(&item.command_id, &item.fingerprint, position);
         }
         group.stream_versions.extend(local_versions);
         for (command_id, fingerprint, outcome) in local_commands {
@@ -394,14 +372,14 @@ impl Writer {
         if let Some(version) = self.stream_versions.get(agreement_id) {
             return Ok(*version);
         }
-        Ok(last_version_in(&self.tree, &self.tail, agreement_id)?.0)
+        Ok(last_version_in(&self.tree, agreement_id)?.0)
     }
 
     fn stored_command(
         &self,
         command_id: &str,
     ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-        command_outcome_in(&self.tree, &self.tail, command_id)
+        command_outcome_in(&self.tree, command_id)
     }
 }
 

@@ -87,9 +87,6 @@ impl Writer {
             );
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
-        // The tail is empty (imports go into an empty log): every record
-        // up to the new head is indexed by this batch.
-        writes.mark_indexed(check.head.position);
         let checkpoint = self.published.sign(&check.head);
         let state = LogState {
             head: check.head.position,
@@ -123,13 +120,12 @@ impl Writer {
         self.db.sync()?;
         self.state = LogState::EMPTY;
         self.stream_versions.clear();
-        self.tail.clear();
         Ok(())
     }
 }
 
 /// Removes every record and index entry of the log tree, then the import
-/// marker: the tree is as new (with nothing to index).
+/// marker: the tree is as new.
 pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
     let mut batch = ::sled::Batch::default();
     for key in tree.iter().keys() {
@@ -138,7 +134,6 @@ pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
             batch.remove(key);
         }
     }
-    batch.insert(keys::INDEXED, &0u64.to_be_bytes());
     tree.apply_batch(batch)?;
     tree.remove(keys::IMPORTING)?;
     Ok(())
