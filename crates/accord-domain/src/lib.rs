@@ -5,6 +5,7 @@
 
 mod agreement;
 mod command;
+mod consumer_group;
 mod decide;
 mod error;
 mod event;
@@ -16,6 +17,9 @@ mod validate;
 
 pub use agreement::Agreement;
 pub use command::{Announce, Command, RecordDelivery, RecordLocalization, Sign};
+pub use consumer_group::{
+    ConsumerStrategy, Delivery, DispatchSettings, GroupState, MemberId, NackAction,
+};
 pub use decide::decide;
 pub use error::{DomainError, ValidationError};
 pub use event::{
