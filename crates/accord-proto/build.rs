@@ -12,10 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "accord/v1/queries.proto",
         "accord/v1/streams.proto",
         "accord/v1/admin.proto",
+        "accord/v1/consumer_groups.proto",
         "accord/v1/services.proto",
         "accord/storage/v1/common.proto",
         "accord/storage/v1/record.proto",
         "accord/storage/v1/views.proto",
+        "accord/storage/v1/groups.proto",
     ];
     let file_paths: Vec<PathBuf> = files.iter().map(|file| proto_root.join(file)).collect();
     let descriptor_set = protox::compile(&file_paths, [&proto_root])?;

@@ -130,3 +130,44 @@ pub fn command(command: v1::command::Command) -> v1::Command {
         command: Some(command),
     }
 }
+
+/// Appends `count` deliveries of one unit to a fresh agreement `id`, in
+/// Execute calls of up to 1,000, over a connection of its own (subscribers
+/// that do not read would otherwise hold the shared connection's flow-control
+/// window, as with any HTTP/2 client).
+pub async fn append_deliveries(server: &crate::TestServer, id: &str, count: usize) -> u64 {
+    let channel = crate::connect(server.server().grpc_addr()).await;
+    let mut client =
+        accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel);
+    let mut announce = announce_wabtec(id);
+    announce.quantity = Some(10_000_000);
+    client.announce(announce).await.expect("announced");
+    let mut last = client
+        .sign(sign(id))
+        .await
+        .expect("signed")
+        .into_inner()
+        .position;
+    let mut sent = 0;
+    while sent < count {
+        let chunk = (count - sent).min(1_000);
+        let commands = (sent..sent + chunk)
+            .map(|index| {
+                command(v1::command::Command::RecordDelivery(deliver(
+                    id,
+                    &format!("{id}/{index}"),
+                    1,
+                )))
+            })
+            .collect();
+        let results = client
+            .execute(v1::ExecuteRequest { commands })
+            .await
+            .expect("executed")
+            .into_inner()
+            .results;
+        last = results.last().expect("results").position;
+        sent += chunk;
+    }
+    last
+}

@@ -79,6 +79,8 @@ struct Unsettled {
     holder: Option<(MemberId, u64)>,
     /// Taken from the parked events by a replay (below the checkpoint).
     replayed: bool,
+    /// The member that held it last: it goes to another one if it can.
+    last_holder: Option<MemberId>,
 }
 
 /// The dispatch state of one consumer group.
@@ -155,6 +157,7 @@ impl GroupState {
                 deliveries: 0,
                 holder: None,
                 replayed: false,
+                last_holder: None,
             },
         );
         self.waiting.insert(position);
@@ -256,8 +259,9 @@ impl GroupState {
                 continue;
             };
             let agreement_id = event.agreement_id.clone();
+            let avoid = event.last_holder;
             let member = match self.settings.strategy {
-                ConsumerStrategy::RoundRobin => self.next_with_room(),
+                ConsumerStrategy::RoundRobin => self.next_with_room(avoid),
                 ConsumerStrategy::PinnedByAgreement => {
                     if !self.next_of_agreement(&agreement_id, position) {
                         continue;
@@ -266,7 +270,7 @@ impl GroupState {
                         Some(member) if self.room(*member) => Some(*member),
                         // The agreement waits for its member.
                         Some(_) => None,
-                        None => self.next_with_room(),
+                        None => self.next_with_room(avoid),
                     }
                 }
             };
@@ -300,10 +304,17 @@ impl GroupState {
         deliveries
     }
 
-    /// Puts every parked event back to be delivered again; returns how many.
+    /// Puts every parked event back to be delivered again; returns how
+    /// many. A replayed event stays listed as parked (and stored so) until
+    /// it is settled, so that a restart meanwhile loses none.
     pub fn replay_parked(&mut self) -> u64 {
-        let parked = std::mem::take(&mut self.parked);
-        let count = parked.len() as u64;
+        let mut replayed = 0;
+        let parked: Vec<(u64, String)> = self
+            .parked
+            .iter()
+            .filter(|(position, _)| !self.unsettled.contains_key(position))
+            .map(|(position, agreement_id)| (*position, agreement_id.clone()))
+            .collect();
         for (position, agreement_id) in parked {
             self.by_agreement
                 .entry(agreement_id.clone())
@@ -316,11 +327,18 @@ impl GroupState {
                     deliveries: 0,
                     holder: None,
                     replayed: true,
+                    last_holder: None,
                 },
             );
             self.waiting.insert(position);
+            replayed += 1;
         }
-        count
+        replayed
+    }
+
+    /// Whether the event at `position` still waits or is held.
+    pub fn is_unsettled(&self, position: u64) -> bool {
+        self.unsettled.contains_key(&position)
     }
 
     /// Every matching event at or below it is settled.
@@ -416,6 +434,7 @@ impl GroupState {
         let Some(event) = self.unsettled.get_mut(&position) else {
             return;
         };
+        event.last_holder = event.holder.map(|(member, _)| member);
         event.holder = None;
         if event.deliveries >= self.settings.max_deliveries.max(1) {
             self.park(position);
@@ -468,13 +487,22 @@ impl GroupState {
         self.members.keys().any(|member| self.room(*member))
     }
 
-    /// The next member after the one served last that has room.
-    fn next_with_room(&self) -> Option<MemberId> {
+    /// The next member after the one served last that has room, other
+    /// than `avoid` (the last holder of an event that comes back) unless
+    /// it is the only one with room.
+    fn next_with_room(&self, avoid: Option<MemberId>) -> Option<MemberId> {
         let after = self.members.range(self.last_served + 1..);
         let before = self.members.range(..=self.last_served);
-        after
-            .chain(before)
-            .map(|(member, _)| *member)
-            .find(|member| self.room(*member))
+        let mut fallback = None;
+        for member in after.chain(before).map(|(member, _)| *member) {
+            if !self.room(member) {
+                continue;
+            }
+            if Some(member) != avoid {
+                return Some(member);
+            }
+            fallback = Some(member);
+        }
+        fallback
     }
 }

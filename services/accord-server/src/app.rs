@@ -13,6 +13,7 @@ use tonic_health::ServingStatus;
 use crate::auth::TokenTable;
 use crate::config::Config;
 use crate::connections::Connections;
+use crate::groups::Registry;
 use crate::grpc::WatchContext;
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::{ServiceParts, grpc_router};
@@ -83,6 +84,10 @@ impl App {
         let log = storage.log;
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
+        let groups = match storage.groups {
+            Some(store) => Some(Registry::start(log.clone(), store, stopping.clone())?),
+            None => None,
+        };
         let (health, health_service) = tonic_health::server::health_reporter();
         let slots = SubscriptionSlots::new(
             StreamLimits {
@@ -107,6 +112,7 @@ impl App {
                 tokens,
                 tls,
                 keys: storage.keys,
+                groups: groups.clone(),
             },
         )?;
         watch_store_health(
@@ -134,6 +140,7 @@ impl App {
                 recent: recent_task,
                 log,
                 metrics: metrics_task,
+                groups,
             },
         ));
         tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), "accord-server listening");

@@ -28,6 +28,15 @@ pub enum ApiError {
     /// The read models are behind, or the server is shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// No consumer group of that name.
+    #[error("no consumer group named {0:?}")]
+    GroupNotFound(String),
+    /// A consumer group of that name exists.
+    #[error("consumer group {0:?} already exists")]
+    GroupExists(String),
+    /// The request is malformed in a way no domain rule names.
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 impl From<ValidationError> for ApiError {
@@ -65,6 +74,9 @@ impl ApiError {
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::LimitExceeded(_) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::GroupNotFound(_) => Code::NotFound,
+            ApiError::GroupExists(_) => Code::AlreadyExists,
+            ApiError::InvalidArgument(_) => Code::InvalidArgument,
         }
     }
 }
@@ -147,6 +159,9 @@ mod tests {
                 Code::Unavailable,
             ),
             (ApiError::LimitExceeded("x".into()), Code::ResourceExhausted),
+            (ApiError::GroupNotFound("g".into()), Code::NotFound),
+            (ApiError::GroupExists("g".into()), Code::AlreadyExists),
+            (ApiError::InvalidArgument("x".into()), Code::InvalidArgument),
             (ApiError::Unavailable("x".into()), Code::Unavailable),
         ];
         for (error, code) in cases {

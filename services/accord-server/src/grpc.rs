@@ -4,6 +4,7 @@ mod admin;
 mod agreements;
 mod checkpoint;
 mod command_input;
+mod consumer_groups;
 mod deadline;
 mod event_log;
 mod filter;
@@ -15,8 +16,9 @@ mod queries;
 
 pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
+pub use consumer_groups::ConsumerGroupsApi;
 pub use event_log::EventLogApi;
-pub(crate) use filter::EventFilter;
+pub(crate) use filter::{BuyerCountries, EventFilter};
 pub(crate) use positions::within_log;
 
 /// The result of a unary RPC.

@@ -8,6 +8,7 @@ pub mod config;
 mod connections;
 pub mod error;
 mod exposure;
+mod groups;
 pub mod grpc;
 pub use accord_store::hex;
 pub mod methods;

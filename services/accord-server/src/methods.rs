@@ -75,6 +75,22 @@ pub const METHODS: &[Method] = &[
     needs("/accord.v1.Admin/VerifyLog", Role::Operator),
     needs("/accord.v1.Admin/ExportLog", Role::Operator),
     needs("/accord.v1.Admin/ImportLog", Role::Operator),
+    needs(
+        "/accord.v1.ConsumerGroups/CreateConsumerGroup",
+        Role::Operator,
+    ),
+    needs(
+        "/accord.v1.ConsumerGroups/UpdateConsumerGroup",
+        Role::Operator,
+    ),
+    needs(
+        "/accord.v1.ConsumerGroups/DeleteConsumerGroup",
+        Role::Operator,
+    ),
+    needs("/accord.v1.ConsumerGroups/GetConsumerGroup", Role::Reader),
+    needs("/accord.v1.ConsumerGroups/ListConsumerGroups", Role::Reader),
+    needs("/accord.v1.ConsumerGroups/Consume", Role::Reader),
+    needs("/accord.v1.ConsumerGroups/ReplayParked", Role::Operator),
     with("/grpc.health.v1.Health/Check", Access::Open),
     with("/grpc.health.v1.Health/Watch", Access::Authenticated),
     with(

@@ -1,5 +1,5 @@
 //! The gRPC services behind the server's layers: health, reflection (v1 and
-//! v1alpha), `AgreementService`, `EventLog` and `Admin`, each message limited
+//! v1alpha), `AgreementService`, `EventLog`, `Admin` and `ConsumerGroups`, each message limited
 //! to the configured size, every call counted and authorized.
 
 use std::sync::Arc;
@@ -8,13 +8,15 @@ use std::time::Duration;
 use accord_proto::event_log_frames::event_log_server::EventLogServer;
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
+use accord_proto::v1::consumer_groups_server::ConsumerGroupsServer;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
 
 use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
-use crate::grpc::{AdminApi, AgreementApi, EventLogApi, WatchContext};
+use crate::groups::Registry;
+use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
 use crate::streams::SubscriptionSlots;
@@ -37,6 +39,8 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
     /// The keys whose signed checkpoints the log is checked against.
     pub(crate) keys: accord_store::CheckpointKeys,
+    /// The consumer groups (None on NATS).
+    pub(crate) groups: Option<Arc<Registry>>,
 }
 
 /// The router with its layers: metrics outermost, then auth.
@@ -73,6 +77,8 @@ pub(crate) fn grpc_router<H: Health>(
         config.max_execute_commands,
     ))
     .max_decoding_message_size(max_message_bytes);
+    let consumer_groups = ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups))
+        .max_decoding_message_size(max_message_bytes);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -105,5 +111,6 @@ pub(crate) fn grpc_router<H: Health>(
         .add_service(reflection_v1alpha)
         .add_service(agreements)
         .add_service(event_log)
-        .add_service(admin))
+        .add_service(admin)
+        .add_service(consumer_groups))
 }

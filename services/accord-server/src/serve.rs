@@ -123,6 +123,8 @@ pub(crate) struct Followers {
     pub(crate) recent: JoinHandle<()>,
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) metrics: JoinHandle<std::io::Result<()>>,
+    /// The consumer groups, whose tasks store their progress before the log closes.
+    pub(crate) groups: Option<Arc<crate::groups::Registry>>,
 }
 
 /// Serves gRPC on `listener` until `stopping` is cancelled, then drains
@@ -178,6 +180,9 @@ pub(crate) async fn serve_until_stopped(
     tracing::info!("grpc stopped; stopping the projector and draining the log writer");
     followers.projector.stop().await;
     let _ = followers.recent.await;
+    if let Some(groups) = &followers.groups {
+        groups.stopped().await;
+    }
     let closed = followers.log.close().await;
     let _ = followers.metrics.await;
     served?;

@@ -11,6 +11,7 @@ use accord_store::{
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::groups::GroupStore;
 use crate::metrics::{Metrics, StoreObserver};
 use crate::server_error::ServerError;
 
@@ -22,6 +23,8 @@ pub(crate) struct Storage {
     pub(crate) failing: watch::Receiver<bool>,
     /// The key checkpoints are signed with and the keys trusted besides.
     pub(crate) keys: CheckpointKeys,
+    /// The consumer groups' database (`DATA_DIR/groups`, sled backend only).
+    pub(crate) groups: Option<Arc<GroupStore>>,
 }
 
 impl Storage {
@@ -43,11 +46,21 @@ impl Storage {
             tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir)).await??;
         let read_models = Arc::new(read_models);
         accord_projections::reconcile(&read_models, log.as_ref()).await?;
+        let groups = match StoreKind::parse(&config.store)? {
+            StoreKind::Sled => {
+                let groups_dir = config.data_dir.join("groups");
+                let groups =
+                    tokio::task::spawn_blocking(move || GroupStore::open(&groups_dir)).await??;
+                Some(Arc::new(groups))
+            }
+            StoreKind::Nats(_) => None,
+        };
         Ok(Self {
             log,
             read_models,
             failing,
             keys,
+            groups,
         })
     }
 }

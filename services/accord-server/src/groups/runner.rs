@@ -1,0 +1,396 @@
+//! One consumer group at work: a task that reads the log after the group's
+//! position, keeps the matching events in its dispatch state
+//! (`accord_domain::GroupState`), hands them to the members' streams, takes
+//! their acknowledgements, and stores the checkpoint and the parked events.
+//!
+//! The writer never waits for a group: the task reads the log like any
+//! reader, and stops reading ahead once `READ_AHEAD` events are unsettled.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accord_domain::{GroupState, MemberId, NackAction, RecordedEvent};
+use accord_proto::recorded_event_to_wire;
+use accord_proto::storage::StoredConsumerGroup;
+use accord_proto::v1;
+use accord_proto::v1::consume_response::Kind;
+use accord_store::EventLog;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::settings;
+use super::store::GroupStore;
+use crate::error::ApiError;
+use crate::grpc::{BuyerCountries, EventFilter};
+
+/// Unsettled events the task keeps before it stops reading ahead.
+const READ_AHEAD: usize = 10_000;
+/// Events read from the log at once.
+const READ_BATCH: usize = 1_000;
+/// How often ack timeouts are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// How often a member hears from a quiet group.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Least time between two writes of the checkpoint.
+const PERSIST_EVERY: Duration = Duration::from_millis(50);
+/// Pause after a failed read or write before the next try.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// A member's stream.
+pub(crate) type MemberSender = mpsc::Sender<Result<v1::ConsumeResponse, Status>>;
+
+/// Room in a member's stream: every delivery it holds, and a little more.
+pub(crate) const MEMBER_BUFFER: usize = settings::MAX_IN_FLIGHT as usize + 8;
+
+/// What a group's figures are now.
+pub(crate) struct GroupSnapshot {
+    pub(crate) checkpoint: u64,
+    pub(crate) members: u32,
+    pub(crate) in_flight: u64,
+    pub(crate) parked: u64,
+    pub(crate) delivered_total: u64,
+    pub(crate) redelivered_total: u64,
+}
+
+/// What a group's task is asked.
+pub(crate) enum GroupCommand {
+    Join {
+        name: String,
+        sender: MemberSender,
+        reply: oneshot::Sender<MemberId>,
+    },
+    Leave(MemberId),
+    Ack(MemberId, Vec<u64>),
+    Nack(MemberId, Vec<u64>, NackAction),
+    Snapshot(oneshot::Sender<GroupSnapshot>),
+    Update(Box<StoredConsumerGroup>, oneshot::Sender<()>),
+    ReplayParked(oneshot::Sender<u64>),
+    /// Ends every member's stream: the group was deleted.
+    Delete(oneshot::Sender<()>),
+}
+
+struct Member {
+    name: String,
+    sender: MemberSender,
+}
+
+pub(crate) struct Runner {
+    name: String,
+    log: Arc<dyn EventLog>,
+    store: Arc<GroupStore>,
+    filter: EventFilter,
+    countries: Arc<BuyerCountries>,
+    state: GroupState,
+    /// The unsettled events read from the log.
+    events: BTreeMap<u64, RecordedEvent>,
+    members: HashMap<MemberId, Member>,
+    commands: mpsc::Receiver<GroupCommand>,
+    stopping: CancellationToken,
+    started: Instant,
+    /// What the store holds.
+    stored_checkpoint: u64,
+    stored_parked: BTreeSet<u64>,
+    last_persist: Instant,
+    last_heartbeat: Instant,
+}
+
+impl Runner {
+    /// A task for the group `stored` describes, at `checkpoint` with `parked`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: String,
+        definition: &StoredConsumerGroup,
+        checkpoint: u64,
+        parked: Vec<(u64, String)>,
+        log: Arc<dyn EventLog>,
+        store: Arc<GroupStore>,
+        countries: Arc<BuyerCountries>,
+        commands: mpsc::Receiver<GroupCommand>,
+        stopping: CancellationToken,
+    ) -> Result<Self, ApiError> {
+        let filter = EventFilter::new(Some(settings::filter_of(definition)), countries.clone())?;
+        let stored_parked = parked.iter().map(|(position, _)| *position).collect();
+        let state = GroupState::new(settings::dispatch(definition), checkpoint, parked);
+        Ok(Self {
+            name,
+            log,
+            store,
+            filter,
+            countries,
+            state,
+            events: BTreeMap::new(),
+            members: HashMap::new(),
+            commands,
+            stopping,
+            started: Instant::now(),
+            stored_checkpoint: checkpoint,
+            stored_parked,
+            last_persist: Instant::now(),
+            last_heartbeat: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut head = self.log.watch_head();
+        loop {
+            let read_more = self.state.unsettled() < READ_AHEAD
+                && self.log.head() > self.state.offered_through();
+            tokio::select! {
+                biased;
+                () = self.stopping.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        if !self.handle(command) {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.state.expire(self.now_ms());
+                    self.heartbeat();
+                }
+                changed = head.changed(), if !read_more => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = std::future::ready(()), if read_more => {
+                    if let Err(error) = self.read().await {
+                        tracing::warn!(group = %self.name, %error, "consumer group cannot read the log; trying again");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                    }
+                }
+            }
+            self.deliver().await;
+            if self.last_persist.elapsed() >= PERSIST_EVERY {
+                self.persist().await;
+            }
+        }
+        self.persist().await;
+        for (_, member) in self.members.drain() {
+            let _ = member.sender.try_send(Err(Status::unavailable(
+                "the server is shutting down; join again (unsettled events go out again)",
+            )));
+        }
+    }
+
+    /// Answers a command; false once the group is gone.
+    fn handle(&mut self, command: GroupCommand) -> bool {
+        match command {
+            GroupCommand::Join {
+                name,
+                sender,
+                reply,
+            } => {
+                let member = self.state.join();
+                let joined = v1::ConsumeResponse {
+                    kind: Some(Kind::Joined(v1::Joined {
+                        member_id: format!("{}/{member}", self.name),
+                    })),
+                };
+                if sender.try_send(Ok(joined)).is_ok() {
+                    tracing::info!(group = %self.name, member, member_name = %name, "member joined");
+                    self.members.insert(member, Member { name, sender });
+                    let _ = reply.send(member);
+                } else {
+                    self.state.leave(member);
+                }
+            }
+            GroupCommand::Leave(member) => self.leave(member),
+            GroupCommand::Ack(member, positions) => {
+                self.state.ack(member, &positions);
+                self.forget_settled(&positions);
+            }
+            GroupCommand::Nack(member, positions, action) => {
+                self.state.nack(member, &positions, action);
+                self.forget_settled(&positions);
+            }
+            GroupCommand::Snapshot(reply) => {
+                let _ = reply.send(GroupSnapshot {
+                    checkpoint: self.state.checkpoint(),
+                    members: self.state.members(),
+                    in_flight: self.state.in_flight(),
+                    parked: self.state.parked().count() as u64,
+                    delivered_total: self.state.delivered_total(),
+                    redelivered_total: self.state.redelivered_total(),
+                });
+            }
+            GroupCommand::Update(definition, reply) => {
+                self.state.update(settings::dispatch(&definition));
+                match EventFilter::new(
+                    Some(settings::filter_of(&definition)),
+                    self.countries.clone(),
+                ) {
+                    Ok(filter) => self.filter = filter,
+                    Err(error) => {
+                        tracing::error!(group = %self.name, %error, "stored filter refused")
+                    }
+                }
+                let _ = reply.send(());
+            }
+            GroupCommand::ReplayParked(reply) => {
+                let _ = reply.send(self.state.replay_parked());
+            }
+            GroupCommand::Delete(reply) => {
+                for (_, member) in self.members.drain() {
+                    let _ = member.sender.try_send(Err(Status::not_found(format!(
+                        "consumer group {:?} was deleted",
+                        self.name
+                    ))));
+                }
+                let _ = reply.send(());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn leave(&mut self, member: MemberId) {
+        if let Some(gone) = self.members.remove(&member) {
+            tracing::info!(group = %self.name, member, member_name = %gone.name, "member left");
+        }
+        self.state.leave(member);
+    }
+
+    /// Drops the bodies of events no longer unsettled.
+    fn forget_settled(&mut self, positions: &[u64]) {
+        for position in positions {
+            if !self.state.is_unsettled(*position) {
+                self.events.remove(position);
+            }
+        }
+    }
+
+    /// Reads the next events of the log and offers the matching ones.
+    async fn read(&mut self) -> Result<(), ApiError> {
+        let from = self.state.offered_through() + 1;
+        let head = self.log.head();
+        let events = self.log.read_log(from, READ_BATCH).await?;
+        if events.is_empty() {
+            // Positions that hold no event (quarantined on NATS).
+            self.state.pass(head);
+            return Ok(());
+        }
+        for event in events {
+            if self.filter.matches(self.log.as_ref(), &event).await? {
+                self.state.offer(event.position, &event.agreement_id);
+                self.events.insert(event.position, event);
+            } else {
+                self.state.pass(event.position);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what the dispatch state hands out.
+    async fn deliver(&mut self) {
+        loop {
+            let deliveries = self.state.dispatch(self.now_ms());
+            if deliveries.is_empty() {
+                return;
+            }
+            for delivery in deliveries {
+                let event = match self.events.get(&delivery.position) {
+                    Some(event) => Some(recorded_event_to_wire(event)),
+                    // A parked event replayed after a restart.
+                    None => self
+                        .log
+                        .read_log(delivery.position, 1)
+                        .await
+                        .ok()
+                        .and_then(|events| events.into_iter().next())
+                        .filter(|event| event.position == delivery.position)
+                        .map(|event| recorded_event_to_wire(&event)),
+                };
+                let Some(event) = event else {
+                    tracing::error!(group = %self.name, position = delivery.position, "cannot read an event to deliver; it goes out again later");
+                    self.state
+                        .nack(delivery.member, &[delivery.position], NackAction::Retry);
+                    return;
+                };
+                let response = v1::ConsumeResponse {
+                    kind: Some(Kind::Delivery(v1::ConsumerDelivery {
+                        event: Some(event),
+                        delivery_count: delivery.delivery_count,
+                    })),
+                };
+                let sent = self
+                    .members
+                    .get(&delivery.member)
+                    .is_some_and(|member| member.sender.try_send(Ok(response)).is_ok());
+                if !sent {
+                    // Its stream is gone: what it held goes to the others.
+                    self.leave(delivery.member);
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        if self.last_heartbeat.elapsed() < HEARTBEAT {
+            return;
+        }
+        self.last_heartbeat = Instant::now();
+        let heartbeat = v1::Heartbeat {
+            head_position: self.log.head(),
+            last_position: self.state.offered_through(),
+        };
+        for member in self.members.values() {
+            let _ = member.sender.try_send(Ok(v1::ConsumeResponse {
+                kind: Some(Kind::Heartbeat(heartbeat)),
+            }));
+        }
+    }
+
+    /// Stores the checkpoint and the parked events if they changed.
+    async fn persist(&mut self) {
+        let checkpoint = self.state.checkpoint();
+        let parked_now: BTreeMap<u64, String> = self
+            .state
+            .parked()
+            .map(|(position, agreement)| (position, agreement.to_owned()))
+            .collect();
+        let added: Vec<(u64, String)> = parked_now
+            .iter()
+            .filter(|(position, _)| !self.stored_parked.contains(position))
+            .map(|(position, agreement)| (*position, agreement.clone()))
+            .collect();
+        let removed: BTreeSet<u64> = self
+            .stored_parked
+            .iter()
+            .filter(|position| !parked_now.contains_key(position))
+            .copied()
+            .collect();
+        if checkpoint == self.stored_checkpoint && added.is_empty() && removed.is_empty() {
+            return;
+        }
+        self.last_persist = Instant::now();
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.progress(&name, checkpoint, &added, &removed)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {
+                self.stored_checkpoint = checkpoint;
+                self.stored_parked = parked_now.into_keys().collect();
+            }
+            Ok(Err(error)) => {
+                tracing::error!(group = %self.name, %error, "cannot store the consumer group's checkpoint");
+            }
+            Err(error) => {
+                tracing::error!(group = %self.name, %error, "checkpoint task failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `accord.v1.ConsumerGroups`: the wire side of the server's consumer
+//! groups (`crate::groups`).
+
+use std::sync::Arc;
+
+use accord_proto::v1;
+use accord_proto::v1::consume_request::Kind;
+use accord_proto::v1::consumer_groups_server::ConsumerGroups;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::RpcResult;
+use crate::error::ApiError;
+use crate::groups::{MEMBER_BUFFER, MemberLink, Registry, nack_action};
+
+/// The service; without a registry (the NATS backend) every call is
+/// refused.
+pub struct ConsumerGroupsApi {
+    registry: Option<Arc<Registry>>,
+}
+
+impl ConsumerGroupsApi {
+    pub(crate) fn new(registry: Option<Arc<Registry>>) -> Self {
+        Self { registry }
+    }
+
+    fn registry(&self) -> Result<&Registry, ApiError> {
+        self.registry.as_deref().ok_or_else(|| {
+            ApiError::FailedPrecondition(
+                "consumer groups run on the embedded (sled) store in this version; this server uses NATS".into(),
+            )
+        })
+    }
+}
+
+fn invalid(message: &str) -> Status {
+    Status::invalid_argument(message.to_owned())
+}
+
+#[tonic::async_trait]
+impl ConsumerGroups for ConsumerGroupsApi {
+    async fn create_consumer_group(
+        &self,
+        request: Request<v1::CreateConsumerGroupRequest>,
+    ) -> RpcResult<v1::ConsumerGroupInfo> {
+        let request = request.into_inner();
+        let settings = request.settings.unwrap_or_default();
+        Ok(Response::new(
+            self.registry()?.create(&request.name, &settings).await?,
+        ))
+    }
+
+    async fn update_consumer_group(
+        &self,
+        request: Request<v1::UpdateConsumerGroupRequest>,
+    ) -> RpcResult<v1::ConsumerGroupInfo> {
+        let request = request.into_inner();
+        let settings = request.settings.unwrap_or_default();
+        Ok(Response::new(
+            self.registry()?.update(&request.name, &settings).await?,
+        ))
+    }
+
+    async fn delete_consumer_group(
+        &self,
+        request: Request<v1::DeleteConsumerGroupRequest>,
+    ) -> RpcResult<v1::DeleteConsumerGroupResponse> {
+        self.registry()?.delete(&request.into_inner().name).await?;
+        Ok(Response::new(v1::DeleteConsumerGroupResponse {}))
+    }
+
+    async fn get_consumer_group(
+        &self,
+        request: Request<v1::GetConsumerGroupRequest>,
+    ) -> RpcResult<v1::ConsumerGroupInfo> {
+        Ok(Response::new(
+            self.registry()?.info(&request.into_inner().name).await?,
+        ))
+    }
+
+    async fn list_consumer_groups(
+        &self,
+        _request: Request<v1::ListConsumerGroupsRequest>,
+    ) -> RpcResult<v1::ListConsumerGroupsResponse> {
+        Ok(Response::new(v1::ListConsumerGroupsResponse {
+            groups: self.registry()?.list().await?,
+        }))
+    }
+
+    async fn replay_parked(
+        &self,
+        request: Request<v1::ReplayParkedRequest>,
+    ) -> RpcResult<v1::ReplayParkedResponse> {
+        let replayed = self
+            .registry()?
+            .replay_parked(&request.into_inner().name)
+            .await?;
+        Ok(Response::new(v1::ReplayParkedResponse { replayed }))
+    }
+
+    type ConsumeStream = ReceiverStream<Result<v1::ConsumeResponse, Status>>;
+
+    async fn consume(
+        &self,
+        request: Request<Streaming<v1::ConsumeRequest>>,
+    ) -> RpcResult<Self::ConsumeStream> {
+        let registry = self.registry()?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| invalid("the stream ended before its first message, `join`"))?;
+        let Some(Kind::Join(join)) = first.kind else {
+            return Err(invalid("the first message must be `join`"));
+        };
+        accord_domain::validate_text("join.member_name", &join.member_name)
+            .map_err(ApiError::from)?;
+        let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
+        let member = registry
+            .join(&join.group, join.member_name, sender.clone())
+            .await?;
+        tokio::spawn(follow_member(inbound, member, sender, registry.stopping()));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Passes a member's acknowledgements to its group until its stream ends,
+/// then takes it out of the group.
+async fn follow_member(
+    mut inbound: Streaming<v1::ConsumeRequest>,
+    member: MemberLink,
+    sender: mpsc::Sender<Result<v1::ConsumeResponse, Status>>,
+    stopping: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            message = inbound.message() => message,
+            () = sender.closed() => break,
+            // The group's task tells the member and ends its stream.
+            () = stopping.cancelled() => return,
+        };
+        let refusal = match message {
+            Ok(Some(v1::ConsumeRequest {
+                kind: Some(Kind::Ack(ack)),
+            })) => {
+                member.ack(ack.positions).await;
+                continue;
+            }
+            Ok(Some(v1::ConsumeRequest {
+                kind: Some(Kind::Nack(nack)),
+            })) => match nack_action(nack.action) {
+                Ok(action) => {
+                    member.nack(nack.positions, action).await;
+                    continue;
+                }
+                Err(error) => Status::from(error),
+            },
+            Ok(Some(v1::ConsumeRequest {
+                kind: Some(Kind::Join(_)),
+            })) => invalid("this stream has joined already; `join` comes once, first"),
+            Ok(Some(v1::ConsumeRequest { kind: None })) => {
+                invalid("a message must be `join`, `ack` or `nack`")
+            }
+            Ok(None) | Err(_) => break,
+        };
+        let _ = sender.send(Err(refusal)).await;
+        break;
+    }
+    member.leave().await;
+}
