@@ -4,12 +4,15 @@
 //! survive a restart; bad input gets the contract's codes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use accord_proto::v1::{
     self, consume_request, consume_response, consumer_group_settings::Start,
     consumer_groups_client::ConsumerGroupsClient,
 };
+use accord_tests::child::ChildServer;
 use accord_tests::*;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -18,6 +21,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 const WAIT: Duration = Duration::from_secs(30);
+const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 
 fn groups(server: &TestServer) -> ConsumerGroupsClient<Channel> {
     ConsumerGroupsClient::new(server.channel())
@@ -107,10 +111,10 @@ fn join_request(group: &str, member_name: &str) -> v1::ConsumeRequest {
 }
 
 /// Opens a Consume stream that sends `first` first.
-async fn open(server: &TestServer, first: v1::ConsumeRequest) -> Result<Member, tonic::Status> {
+async fn open(addr: SocketAddr, first: v1::ConsumeRequest) -> Result<Member, tonic::Status> {
     let (requests, outgoing) = mpsc::channel(1_024);
     requests.send(first).await.expect("queued");
-    let channel = connect(server.server().grpc_addr()).await;
+    let channel = connect(addr).await;
     let responses = ConsumerGroupsClient::new(channel)
         .consume(ReceiverStream::new(outgoing))
         .await?
@@ -122,10 +126,8 @@ async fn open(server: &TestServer, first: v1::ConsumeRequest) -> Result<Member, 
 }
 
 impl Member {
-    async fn join(server: &TestServer, group: &str, name: &str) -> Self {
-        let mut member = open(server, join_request(group, name))
-            .await
-            .expect("joins");
+    async fn join(addr: SocketAddr, group: &str, name: &str) -> Self {
+        let mut member = open(addr, join_request(group, name)).await.expect("joins");
         match member.next().await {
             Some(consume_response::Kind::Joined(joined)) => {
                 assert!(joined.member_id.starts_with(group), "{joined:?}");
@@ -191,7 +193,12 @@ async fn three_members_share_ten_thousand_events_each_acknowledged_once() {
     create(&server, "billing", settings(|_| {})).await;
     let mut tasks = Vec::new();
     for index in 0..3 {
-        let mut member = Member::join(&server, "billing", &format!("worker-{index}")).await;
+        let mut member = Member::join(
+            server.server().grpc_addr(),
+            "billing",
+            &format!("worker-{index}"),
+        )
+        .await;
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             loop {
@@ -221,6 +228,22 @@ async fn three_members_share_ten_thousand_events_each_acknowledged_once() {
     assert_eq!((info.lag, info.in_flight, info.parked), (0, 0, 0));
     assert_eq!(info.delivered_total, head);
     assert_eq!(info.redelivered_total, 0);
+    // The group's figures are in /metrics (set every 100 ms).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = scrape_metrics(server.server().metrics_addr()).await;
+        let has = |line: &str| metrics.lines().any(|l| l == line);
+        if has(&format!(
+            "accord_consumer_group_deliveries_total{{group=\"billing\"}} {head}"
+        )) && has("accord_consumer_group_lag_events{group=\"billing\"} 0")
+            && has("accord_consumer_group_in_flight{group=\"billing\"} 0")
+            && has("accord_consumer_group_members{group=\"billing\"} 0")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -238,7 +261,7 @@ async fn what_a_member_does_not_settle_goes_to_the_others() {
     )
     .await;
     // A member that stops reading with 100 events in flight: its stream ends.
-    let mut gone = Member::join(&server, "slow", "gone").await;
+    let mut gone = Member::join(server.server().grpc_addr(), "slow", "gone").await;
     let mut held = BTreeSet::new();
     for _ in 0..100 {
         held.insert(gone.delivery().await.0);
@@ -248,13 +271,13 @@ async fn what_a_member_does_not_settle_goes_to_the_others() {
         "at most max_in_flight"
     );
     // One that stays connected and never answers.
-    let mut silent = Member::join(&server, "slow", "silent").await;
+    let mut silent = Member::join(server.server().grpc_addr(), "slow", "silent").await;
     let mut silent_held = BTreeSet::new();
     for _ in 0..100 {
         silent_held.insert(silent.delivery().await.0);
     }
     drop(gone);
-    let mut others = Member::join(&server, "slow", "others").await;
+    let mut others = Member::join(server.server().grpc_addr(), "slow", "others").await;
     let mut redelivered = HashMap::new();
     while redelivered.len() < 200 {
         let (position, _, _, count) = others.delivery().await;
@@ -286,7 +309,7 @@ async fn a_parked_event_comes_back_on_replay_and_after_max_deliveries() {
         }),
     )
     .await;
-    let mut member = Member::join(&server, "parking", "one").await;
+    let mut member = Member::join(server.server().grpc_addr(), "parking", "one").await;
     let (first, ..) = member.delivery().await;
     member.send(nack(vec![first], v1::NackAction::Park)).await;
     let (second, _, _, count) = member.delivery().await;
@@ -324,7 +347,7 @@ async fn skip_settles_and_retry_delivers_again() {
     let server = TestServer::start().await;
     let head = append_deliveries(&server, "kz", 0).await;
     create(&server, "answers", settings(|_| {})).await;
-    let mut member = Member::join(&server, "answers", "one").await;
+    let mut member = Member::join(server.server().grpc_addr(), "answers", "one").await;
     let (first, ..) = member.delivery().await;
     let (second, ..) = member.delivery().await;
     member.send(nack(vec![first], v1::NackAction::Skip)).await;
@@ -354,7 +377,8 @@ async fn pinned_agreements_go_out_in_order_to_one_member_at_a_time() {
     let (log, outgoing) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for index in 0..3 {
-        let mut member = Member::join(&server, "pinned", &format!("m{index}")).await;
+        let mut member =
+            Member::join(server.server().grpc_addr(), "pinned", &format!("m{index}")).await;
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             // The third member leaves half-way: its agreements move.
@@ -426,7 +450,7 @@ async fn groups_and_their_checkpoints_survive_a_restart() {
         }),
     )
     .await;
-    let mut member = Member::join(&server, "durable", "one").await;
+    let mut member = Member::join(server.server().grpc_addr(), "durable", "one").await;
     let mut seen = Vec::new();
     for _ in 0..5 {
         let (position, ..) = member.delivery().await;
@@ -448,7 +472,7 @@ async fn groups_and_their_checkpoints_survive_a_restart() {
         filter.event_types,
         vec!["agreement.delivery_recorded".to_string()]
     );
-    let mut member = Member::join(&server, "durable", "one-again").await;
+    let mut member = Member::join(server.server().grpc_addr(), "durable", "one-again").await;
     let (next, ..) = member.delivery().await;
     assert_eq!(next, 8, "delivery resumes after the checkpoint");
     member.send(ack(vec![next])).await;
@@ -461,7 +485,7 @@ async fn deleting_a_group_ends_its_members_streams() {
     let server = TestServer::start().await;
     append_deliveries(&server, "kz", 0).await;
     create(&server, "short-lived", settings(|_| {})).await;
-    let mut member = Member::join(&server, "short-lived", "one").await;
+    let mut member = Member::join(server.server().grpc_addr(), "short-lived", "one").await;
     member.delivery().await;
     groups(&server)
         .delete_consumer_group(v1::DeleteConsumerGroupRequest {
@@ -609,16 +633,16 @@ async fn bad_input_gets_the_contract_codes() {
         assert_eq!(status.code(), Code::NotFound, "{status:?}");
     }
     // The first message must be join; joins of unknown groups are NOT_FOUND.
-    let Err(status) = open(&server, ack(vec![1])).await else {
+    let Err(status) = open(server.server().grpc_addr(), ack(vec![1])).await else {
         panic!("a stream that starts with an ack was accepted");
     };
     assert_eq!(status.code(), Code::InvalidArgument);
-    let Err(status) = open(&server, join_request("nope", "one")).await else {
+    let Err(status) = open(server.server().grpc_addr(), join_request("nope", "one")).await else {
         panic!("joined an unknown group");
     };
     assert_eq!(status.code(), Code::NotFound);
     // Acknowledgements of positions the member does not hold are ignored.
-    let mut member = Member::join(&server, "defaults", "one").await;
+    let mut member = Member::join(server.server().grpc_addr(), "defaults", "one").await;
     member.send(ack(vec![head + 100, 0, u64::MAX])).await;
     let (position, _, _, count) = member.delivery().await;
     assert_eq!((position, count), (1, 1));
@@ -647,4 +671,66 @@ async fn bad_input_gets_the_contract_codes() {
         .expect("settings");
     assert_eq!(updated.max_in_flight, 5);
     assert_eq!(updated.start, Some(Start::AfterPosition(0)));
+}
+
+/// Acknowledges everything `member` gets until nothing came for 2 s.
+async fn drain(member: &mut Member) -> BTreeSet<u64> {
+    let mut acked = BTreeSet::new();
+    while let Ok((position, ..)) =
+        tokio::time::timeout(Duration::from_secs(2), member.delivery()).await
+    {
+        member.send(ack(vec![position])).await;
+        acked.insert(position);
+    }
+    acked
+}
+
+#[tokio::test]
+async fn a_server_killed_with_sigkill_loses_no_event_of_a_group() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
+    let head = append_deliveries_at(server.grpc_addr(), "kz", 498).await;
+    let mut client = ConsumerGroupsClient::new(connect(server.grpc_addr()).await);
+    client
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "survivor".into(),
+            settings: Some(settings(|settings| settings.max_in_flight = 20)),
+        })
+        .await
+        .expect("created");
+    let mut member = Member::join(server.grpc_addr(), "survivor", "before").await;
+    let mut acked_before = BTreeSet::new();
+    while acked_before.len() < 300 {
+        let (position, ..) = member.delivery().await;
+        member.send(ack(vec![position])).await;
+        acked_before.insert(position);
+    }
+    server.kill().await;
+
+    let restarted = ChildServer::start(Path::new(SERVER), data_dir.path()).await;
+    let mut client = ConsumerGroupsClient::new(connect(restarted.grpc_addr()).await);
+    let info = client
+        .get_consumer_group(v1::GetConsumerGroupRequest {
+            name: "survivor".into(),
+        })
+        .await
+        .expect("the group survived")
+        .into_inner();
+    // The stored checkpoint never claims more than was acknowledged.
+    assert!(
+        (1..=info.checkpoint).all(|position| acked_before.contains(&position)),
+        "checkpoint {} beyond what was acknowledged",
+        info.checkpoint
+    );
+    let mut member = Member::join(restarted.grpc_addr(), "survivor", "after").await;
+    let acked_after = drain(&mut member).await;
+    assert!(
+        acked_after
+            .iter()
+            .all(|position| *position > info.checkpoint),
+        "an event at or below the checkpoint came again"
+    );
+    let union: BTreeSet<u64> = acked_before.union(&acked_after).copied().collect();
+    assert_eq!(union, (1..=head).collect(), "an event was lost");
+    restarted.kill().await;
 }

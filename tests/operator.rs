@@ -561,3 +561,82 @@ async fn new_token_makes_a_token_that_accordctl_carries() {
     assert!(stats.status.success(), "{stats:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn accordctl_manages_consumer_groups_and_consumes_from_one() {
+    let server = TestServer::start().await;
+    load_demo(&server).await;
+    let created = accordctl(
+        &server,
+        &[
+            "groups",
+            "create",
+            "kz-billing",
+            "--country",
+            "KZ",
+            "--max-in-flight",
+            "5",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(created.status.success(), "{created:?}");
+    let created: serde_json::Value =
+        serde_json::from_str(stdout(&created).trim()).expect("one JSON object");
+    assert_eq!(created["name"], "kz-billing");
+    assert_eq!(created["settings"]["max_in_flight"], 5);
+    assert_eq!(created["settings"]["countries"][0], "KZ");
+
+    let list = accordctl(&server, &["groups", "list"]).await;
+    assert!(list.status.success(), "{list:?}");
+    let table = stdout(&list);
+    assert!(table.starts_with("GROUP"), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.starts_with("kz-billing")),
+        "{table}"
+    );
+
+    // Kazakhstan's events of the demo: the locomotives' announcement, signature and localization.
+    let expected: Vec<u64> = server
+        .read_all()
+        .await
+        .iter()
+        .filter(|event| event.agreement_id.starts_with("kz-"))
+        .map(|event| event.position)
+        .collect();
+    assert!(!expected.is_empty());
+    let count = expected.len().to_string();
+    let consumed = accordctl(&server, &["consume", "kz-billing", "--count", &count]).await;
+    assert!(consumed.status.success(), "{consumed:?}");
+    let lines: Vec<serde_json::Value> = stdout(&consumed)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let positions: Vec<u64> = lines
+        .iter()
+        .map(|line| line["position"].as_u64().expect("position"))
+        .collect();
+    assert_eq!(positions, expected);
+    assert!(lines.iter().all(|line| line["delivery_count"] == 1));
+
+    let info = accordctl(&server, &["groups", "info", "kz-billing", "--json"]).await;
+    let info: serde_json::Value = serde_json::from_str(stdout(&info).trim()).expect("JSON");
+    assert_eq!(info["in_flight"], 0);
+    assert_eq!(info["lag"], 0, "{info}");
+    let replayed = accordctl(&server, &["groups", "replay-parked", "kz-billing"]).await;
+    assert!(
+        stdout(&replayed).starts_with("0 parked events"),
+        "{replayed:?}"
+    );
+    let deleted = accordctl(&server, &["groups", "delete", "kz-billing"]).await;
+    assert!(deleted.status.success(), "{deleted:?}");
+    let gone = accordctl(&server, &["groups", "info", "kz-billing"]).await;
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{gone:?}"
+    );
+}

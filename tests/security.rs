@@ -327,7 +327,10 @@ fn expected_role(path: &str) -> &'static str {
             "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute",
         ) => "writer",
         ("accord.v1.AgreementService" | "accord.v1.EventLog", _) => "reader",
-        ("accord.v1.Admin", _) => "operator",
+        ("accord.v1.ConsumerGroups", "GetConsumerGroup" | "ListConsumerGroups" | "Consume") => {
+            "reader"
+        }
+        ("accord.v1.Admin" | "accord.v1.ConsumerGroups", _) => "operator",
         _ => panic!("{path} is in no role of the README"),
     }
 }
@@ -364,7 +367,7 @@ async fn every_rpc_takes_exactly_its_role() {
     let path = tokens.path.clone();
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
     let paths = contract_paths();
-    assert_eq!(paths.len(), 19, "{paths:?}");
+    assert_eq!(paths.len(), 26, "{paths:?}");
     let callers = [
         ("writer", tokens.writer.as_str()),
         ("reader", tokens.reader.as_str()),
@@ -417,7 +420,7 @@ async fn every_rpc_takes_exactly_its_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 19 * 3);
+    assert_eq!(checked, 26 * 3);
     // A path the server does not have: a token is still needed, and a valid
     // one learns only that it is unimplemented.
     let status = raw_call(server.channel(), "/accord.v1.Admin/DropEverything", None)

@@ -136,7 +136,12 @@ pub fn command(command: v1::command::Command) -> v1::Command {
 /// that do not read would otherwise hold the shared connection's flow-control
 /// window, as with any HTTP/2 client).
 pub async fn append_deliveries(server: &crate::TestServer, id: &str, count: usize) -> u64 {
-    let channel = crate::connect(server.server().grpc_addr()).await;
+    append_deliveries_at(server.server().grpc_addr(), id, count).await
+}
+
+/// [`append_deliveries`] to the server at `addr`.
+pub async fn append_deliveries_at(addr: std::net::SocketAddr, id: &str, count: usize) -> u64 {
+    let channel = crate::connect(addr).await;
     let mut client =
         accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel);
     let mut announce = announce_wabtec(id);

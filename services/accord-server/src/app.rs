@@ -85,7 +85,12 @@ impl App {
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
         let groups = match storage.groups {
-            Some(store) => Some(Registry::start(log.clone(), store, stopping.clone())?),
+            Some(store) => Some(Registry::start(
+                log.clone(),
+                store,
+                stopping.clone(),
+                metrics.clone(),
+            )?),
             None => None,
         };
         let (health, health_service) = tonic_health::server::health_reporter();

@@ -27,6 +27,13 @@ pub struct RpcLabels {
     pub code: String,
 }
 
+/// Labels of a consumer group's figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// The group's name.
+    pub group: String,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -56,6 +63,18 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections closed as they were accepted, at `--max-connections`.
     pub connections_refused: Counter,
+    /// Per consumer group: events between its checkpoint and the head.
+    pub group_lag: Family<GroupLabels, Gauge>,
+    /// Per consumer group: events held by members.
+    pub group_in_flight: Family<GroupLabels, Gauge>,
+    /// Per consumer group: parked events.
+    pub group_parked: Family<GroupLabels, Gauge>,
+    /// Per consumer group: members connected.
+    pub group_members: Family<GroupLabels, Gauge>,
+    /// Per consumer group: deliveries, first ones and repeats.
+    pub group_deliveries: Family<GroupLabels, Counter>,
+    /// Per consumer group: deliveries of events that had gone out before.
+    pub group_redeliveries: Family<GroupLabels, Counter>,
 }
 
 impl Metrics {
@@ -142,8 +161,50 @@ impl Metrics {
             "Connections closed as they were accepted because --max-connections were open",
             connections_refused.clone(),
         );
+        let group_lag = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "consumer_group_lag_events",
+            "Events between a consumer group's checkpoint and the head of the log",
+            group_lag.clone(),
+        );
+        let group_in_flight = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "consumer_group_in_flight",
+            "Events a consumer group's members hold unsettled",
+            group_in_flight.clone(),
+        );
+        let group_parked = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "consumer_group_parked",
+            "Events a consumer group has parked",
+            group_parked.clone(),
+        );
+        let group_members = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "consumer_group_members",
+            "Members connected to a consumer group",
+            group_members.clone(),
+        );
+        let group_deliveries = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "consumer_group_deliveries",
+            "Events delivered to a consumer group's members, repeats included",
+            group_deliveries.clone(),
+        );
+        let group_redeliveries = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "consumer_group_redeliveries",
+            "Deliveries of events that had gone out before",
+            group_redeliveries.clone(),
+        );
         Arc::new(Self {
             registry,
+            group_lag,
+            group_in_flight,
+            group_parked,
+            group_members,
+            group_deliveries,
+            group_redeliveries,
             store_degraded,
             quarantined_messages,
             connections_open,

@@ -1,7 +1,9 @@
 //! One module per command.
 
+pub(crate) mod consume;
 pub(crate) mod demo;
 pub(crate) mod export;
+pub(crate) mod groups;
 pub(crate) mod import;
 pub(crate) mod new_signing_key;
 pub(crate) mod new_token;

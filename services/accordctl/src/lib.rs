@@ -102,6 +102,26 @@ enum Command {
     },
     /// Load the UNGA 80 facts through the public API (idempotent).
     Demo,
+    /// Consumer groups: list, create, info, delete, replay-parked.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Join a consumer group and print each event it gets as a JSON line,
+    /// acknowledging it once printed.
+    Consume {
+        /// The group.
+        group: String,
+        /// The member name the group shows.
+        #[arg(long, default_value = "accordctl")]
+        member: String,
+        /// Print without acknowledging (the events go out again later).
+        #[arg(long)]
+        no_ack: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Make a new checkpoint signing key in FILE (readable by its owner
     /// only) for `accord-server --signing-key`; prints its public key.
     NewSigningKey {
@@ -114,6 +134,69 @@ enum Command {
         name: String,
         /// Roles, comma-separated: writer, reader, operator.
         roles: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupsCommand {
+    /// Every group with its checkpoint, lag, members and totals.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a group (from the start of the log unless told otherwise).
+    Create {
+        /// The group's name: ^[a-z0-9][a-z0-9._-]{0,127}$.
+        name: String,
+        /// Start with the next event appended.
+        #[arg(long, conflicts_with = "after")]
+        from_end: bool,
+        /// Start after this position.
+        #[arg(long)]
+        after: Option<u64>,
+        /// Only events of this type (repeatable).
+        #[arg(long = "type")]
+        event_types: Vec<String>,
+        /// Only events of this agreement (repeatable).
+        #[arg(long = "agreement")]
+        agreement_ids: Vec<String>,
+        /// Only agreements whose buyer is in this country (repeatable).
+        #[arg(long = "country")]
+        countries: Vec<String>,
+        /// One member at a time per agreement, its events in order.
+        #[arg(long)]
+        pinned: bool,
+        /// Unsettled events per member (0: the server's default, 100).
+        #[arg(long, default_value_t = 0)]
+        max_in_flight: u32,
+        /// Milliseconds to acknowledge an event (0: the default, 30000).
+        #[arg(long, default_value_t = 0)]
+        ack_timeout_ms: u32,
+        /// Deliveries before an event is parked (0: the default, 10).
+        #[arg(long, default_value_t = 0)]
+        max_deliveries: u32,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One group's settings and figures.
+    Info {
+        /// The group.
+        name: String,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group; its members' streams end.
+    Delete {
+        /// The group.
+        name: String,
+    },
+    /// Deliver a group's parked events again.
+    ReplayParked {
+        /// The group.
+        name: String,
     },
 }
 
@@ -203,6 +286,13 @@ async fn run(options: Options) -> ExitCode {
             allow_unsigned,
         } => commands::import::run(channel, &file, allow_unsigned).await,
         Command::Demo => commands::demo::run(channel).await,
+        Command::Groups { command } => groups(channel, command).await,
+        Command::Consume {
+            group,
+            member,
+            no_ack,
+            count,
+        } => commands::consume::run(channel, group, member, !no_ack, count).await,
         Command::NewToken { .. } | Command::NewSigningKey { .. } => Ok(ExitCode::SUCCESS),
     };
     connection.close().await;
@@ -212,5 +302,45 @@ async fn run(options: Options) -> ExitCode {
             eprintln!("accordctl: {error}");
             ExitCode::from(2)
         }
+    }
+}
+
+async fn groups(channel: connection::Grpc, command: GroupsCommand) -> commands::Outcome {
+    use commands::groups::{self, GroupStart, NewGroup};
+    match command {
+        GroupsCommand::List { json } => groups::list(channel, json).await,
+        GroupsCommand::Create {
+            name,
+            from_end,
+            after,
+            event_types,
+            agreement_ids,
+            countries,
+            pinned,
+            max_in_flight,
+            ack_timeout_ms,
+            max_deliveries,
+            json,
+        } => {
+            let start = match (from_end, after) {
+                (true, _) => GroupStart::FromEnd,
+                (false, Some(position)) => GroupStart::After(position),
+                (false, None) => GroupStart::FromStart,
+            };
+            let group = NewGroup {
+                start,
+                event_types,
+                agreement_ids,
+                countries,
+                pinned,
+                max_in_flight,
+                ack_timeout_ms,
+                max_deliveries,
+            };
+            groups::create(channel, name, group, json).await
+        }
+        GroupsCommand::Info { name, json } => groups::info(channel, name, json).await,
+        GroupsCommand::Delete { name } => groups::delete(channel, name).await,
+        GroupsCommand::ReplayParked { name } => groups::replay_parked(channel, name).await,
     }
 }

@@ -12,11 +12,12 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Runner};
+use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Runner, RunnerContext};
 use super::settings;
 use super::store::GroupStore;
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
+use crate::metrics::Metrics;
 
 /// Commands queued for one group's task before callers wait.
 const COMMAND_QUEUE: usize = 4_096;
@@ -32,6 +33,7 @@ pub(crate) struct Registry {
     store: Arc<GroupStore>,
     countries: Arc<BuyerCountries>,
     stopping: CancellationToken,
+    metrics: Arc<Metrics>,
     groups: Mutex<BTreeMap<String, Group>>,
     /// Every group's task, awaited when the server stops.
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
@@ -74,12 +76,14 @@ impl Registry {
         log: Arc<dyn EventLog>,
         store: Arc<GroupStore>,
         stopping: CancellationToken,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
         let registry = Self {
             log,
             store,
             countries: Arc::new(BuyerCountries::default()),
             stopping,
+            metrics,
             groups: Mutex::new(BTreeMap::new()),
             tasks: parking_lot::Mutex::new(Vec::new()),
         };
@@ -116,17 +120,14 @@ impl Registry {
         parked: Vec<(u64, String)>,
     ) -> Result<Group, ApiError> {
         let (commands, received) = mpsc::channel(COMMAND_QUEUE);
-        let runner = Runner::new(
-            name,
-            &definition,
-            checkpoint,
-            parked,
-            self.log.clone(),
-            self.store.clone(),
-            self.countries.clone(),
-            received,
-            self.stopping.clone(),
-        )?;
+        let context = RunnerContext {
+            log: self.log.clone(),
+            store: self.store.clone(),
+            countries: self.countries.clone(),
+            stopping: self.stopping.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let runner = Runner::new(name, &definition, (checkpoint, parked), context, received)?;
         self.tasks.lock().push(tokio::spawn(runner.run()));
         Ok(Group {
             definition,

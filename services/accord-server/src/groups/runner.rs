@@ -24,6 +24,7 @@ use super::settings;
 use super::store::GroupStore;
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
+use crate::metrics::{GroupLabels, Metrics};
 
 /// Unsettled events the task keeps before it stops reading ahead.
 const READ_AHEAD: usize = 10_000;
@@ -76,6 +77,16 @@ struct Member {
     sender: MemberSender,
 }
 
+/// What every group's task shares.
+#[derive(Clone)]
+pub(crate) struct RunnerContext {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) store: Arc<GroupStore>,
+    pub(crate) countries: Arc<BuyerCountries>,
+    pub(crate) stopping: CancellationToken,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
 pub(crate) struct Runner {
     name: String,
     log: Arc<dyn EventLog>,
@@ -94,22 +105,27 @@ pub(crate) struct Runner {
     stored_parked: BTreeSet<u64>,
     last_persist: Instant,
     last_heartbeat: Instant,
+    metrics: Arc<Metrics>,
+    /// Deliveries and redeliveries already counted in the metrics.
+    reported: (u64, u64),
 }
 
 impl Runner {
     /// A task for the group `stored` describes, at `checkpoint` with `parked`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: String,
         definition: &StoredConsumerGroup,
-        checkpoint: u64,
-        parked: Vec<(u64, String)>,
-        log: Arc<dyn EventLog>,
-        store: Arc<GroupStore>,
-        countries: Arc<BuyerCountries>,
+        (checkpoint, parked): (u64, Vec<(u64, String)>),
+        context: RunnerContext,
         commands: mpsc::Receiver<GroupCommand>,
-        stopping: CancellationToken,
     ) -> Result<Self, ApiError> {
+        let RunnerContext {
+            log,
+            store,
+            countries,
+            stopping,
+            ..
+        } = context.clone();
         let filter = EventFilter::new(Some(settings::filter_of(definition)), countries.clone())?;
         let stored_parked = parked.iter().map(|(position, _)| *position).collect();
         let state = GroupState::new(settings::dispatch(definition), checkpoint, parked);
@@ -129,6 +145,8 @@ impl Runner {
             stored_parked,
             last_persist: Instant::now(),
             last_heartbeat: Instant::now(),
+            metrics: context.metrics,
+            reported: (0, 0),
         })
     }
 
@@ -157,6 +175,7 @@ impl Runner {
                 _ = tick.tick() => {
                     self.state.expire(self.now_ms());
                     self.heartbeat();
+                    self.report();
                 }
                 changed = head.changed(), if !read_more => {
                     if changed.is_err() {
@@ -247,6 +266,7 @@ impl Runner {
                         self.name
                     ))));
                 }
+                self.unreport();
                 let _ = reply.send(());
                 return false;
             }
@@ -333,6 +353,54 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Sets the group's metrics.
+    fn report(&mut self) {
+        let labels = GroupLabels {
+            group: self.name.clone(),
+        };
+        let metrics = &self.metrics;
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        metrics.group_lag.get_or_create(&labels).set(gauge(
+            self.log.head().saturating_sub(self.state.checkpoint()),
+        ));
+        metrics
+            .group_in_flight
+            .get_or_create(&labels)
+            .set(gauge(self.state.in_flight()));
+        metrics
+            .group_parked
+            .get_or_create(&labels)
+            .set(gauge(self.state.parked().count() as u64));
+        metrics
+            .group_members
+            .get_or_create(&labels)
+            .set(i64::from(self.state.members()));
+        let (delivered, redelivered) =
+            (self.state.delivered_total(), self.state.redelivered_total());
+        metrics
+            .group_deliveries
+            .get_or_create(&labels)
+            .inc_by(delivered.saturating_sub(self.reported.0));
+        metrics
+            .group_redeliveries
+            .get_or_create(&labels)
+            .inc_by(redelivered.saturating_sub(self.reported.1));
+        self.reported = (delivered, redelivered);
+    }
+
+    /// Takes the group's series out of the metrics (it was deleted).
+    fn unreport(&self) {
+        let labels = GroupLabels {
+            group: self.name.clone(),
+        };
+        self.metrics.group_lag.remove(&labels);
+        self.metrics.group_in_flight.remove(&labels);
+        self.metrics.group_parked.remove(&labels);
+        self.metrics.group_members.remove(&labels);
+        self.metrics.group_deliveries.remove(&labels);
+        self.metrics.group_redeliveries.remove(&labels);
     }
 
     fn heartbeat(&mut self) {
