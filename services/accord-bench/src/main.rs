@@ -27,6 +27,9 @@ enum Scenario {
     Batch,
     /// Many subscribers while a writer appends at a steady rate.
     Subscribe,
+    /// A consumer group's members acknowledging while writers append at a
+    /// steady rate (the embedded store only).
+    Consume,
     /// Replay of a large log into fresh read models.
     Rebuild,
 }
@@ -59,6 +62,12 @@ struct Options {
     /// Events per second the subscribe scenario's writer appends.
     #[arg(long, default_value_t = 1_000)]
     subscribe_rate: u64,
+    /// Members of the consume scenario's group.
+    #[arg(long, default_value_t = 4)]
+    consume_members: usize,
+    /// Events per second the consume scenario's writers append.
+    #[arg(long, default_value_t = 1_000)]
+    consume_rate: u64,
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
@@ -187,6 +196,21 @@ async fn run(options: Options) -> Result<(), String> {
                     .await?;
             results.record_on(index, "subscribe", target, outcome);
         }
+    }
+    if wanted(Scenario::Consume) {
+        if targets.len() > 1 {
+            eprintln!(
+                "accord-bench: consume runs on sled only: consumer groups are not on the NATS backend yet"
+            );
+        }
+        let outcome = scenarios::consume::run(
+            &sled,
+            options.consume_members,
+            options.consume_rate,
+            duration,
+        )
+        .await?;
+        results.record("consume", outcome);
     }
     if wanted(Scenario::Rebuild) {
         let events = if options.quick {
