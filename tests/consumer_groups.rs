@@ -734,3 +734,142 @@ async fn a_server_killed_with_sigkill_loses_no_event_of_a_group() {
     assert_eq!(union, (1..=head).collect(), "an event was lost");
     restarted.kill().await;
 }
+
+/// A member that acknowledges what it gets, parking every tenth event,
+/// until it settled `count` events; returns (acknowledged, parked).
+async fn settle(member: &mut Member, count: usize) -> (Vec<u64>, Vec<u64>) {
+    let (mut acked, mut parked) = (Vec::new(), Vec::new());
+    while acked.len() + parked.len() < count {
+        let Ok((position, ..)) =
+            tokio::time::timeout(Duration::from_secs(2), member.delivery()).await
+        else {
+            break;
+        };
+        if position % 10 == 0 {
+            member
+                .send(nack(vec![position], v1::NackAction::Park))
+                .await;
+            parked.push(position);
+        } else {
+            member.send(ack(vec![position])).await;
+            acked.push(position);
+        }
+    }
+    (acked, parked)
+}
+
+/// Appends to a new agreement until the server stops answering.
+async fn write_until_refused(addr: SocketAddr, agreement_id: String) {
+    let mut client = accord_proto::v1::agreement_service_client::AgreementServiceClient::new(
+        connect(addr).await,
+    );
+    if client
+        .announce(announce_wabtec(&agreement_id))
+        .await
+        .is_err()
+        || client.sign(sign(&agreement_id)).await.is_err()
+    {
+        return;
+    }
+    for index in 0.. {
+        let delivery = deliver(&agreement_id, &format!("{agreement_id}/{index}"), 1);
+        if client.record_delivery(delivery).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The group's database on the power-cut file system: a group created
+/// survives, the stored checkpoint never passes an event that was neither
+/// acknowledged nor parked, and a parked event is never lost with the
+/// checkpoint that passed it (they are stored in one synced batch).
+#[tokio::test]
+async fn a_group_keeps_its_promises_through_power_cuts() {
+    let mountpoint = tempfile::tempdir().expect("mount point");
+    let mut disk = power_cut_fs::PowerCutDisk::mount_with(
+        mountpoint.path(),
+        power_cut_fs::Names::SyncedByDirectory,
+    )
+    .expect("mounts the power-cut file system (needs root and /dev/fuse)");
+    let data_dir = disk.path().join("data");
+    let mut server = ChildServer::start(Path::new(SERVER), &data_dir).await;
+    let head = append_deliveries_at(server.grpc_addr(), "kz", 298).await;
+    ConsumerGroupsClient::new(connect(server.grpc_addr()).await)
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "through-cuts".into(),
+            settings: Some(settings(|settings| settings.max_in_flight = 20)),
+        })
+        .await
+        .expect("created");
+    let mut settled = BTreeSet::new();
+    let mut parked_total = BTreeSet::new();
+    for cycle in 0..3 {
+        // A writer keeps appending while the member settles and the
+        // server is killed, so that the cut finds unsynced writes.
+        let writer = tokio::spawn(write_until_refused(
+            server.grpc_addr(),
+            format!("uz-{cycle}"),
+        ));
+        let mut member = Member::join(server.grpc_addr(), "through-cuts", "member").await;
+        let (acked, parked) = settle(&mut member, 60).await;
+        settled.extend(acked.iter().chain(&parked).copied());
+        parked_total.extend(parked);
+        server.kill().await;
+        writer.abort();
+        disk.power_cut().expect("power cut");
+        server = ChildServer::start(Path::new(SERVER), &data_dir).await;
+        let info = ConsumerGroupsClient::new(connect(server.grpc_addr()).await)
+            .get_consumer_group(v1::GetConsumerGroupRequest {
+                name: "through-cuts".into(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("cycle {cycle}: the group is gone: {status:?}"))
+            .into_inner();
+        assert!(
+            (1..=info.checkpoint).all(|position| settled.contains(&position)),
+            "cycle {cycle}: checkpoint {} passes an unsettled event",
+            info.checkpoint
+        );
+        let parked_below = parked_total
+            .iter()
+            .filter(|position| **position <= info.checkpoint)
+            .count() as u64;
+        assert!(
+            info.parked >= parked_below,
+            "cycle {cycle}: {} parked events stored, {parked_below} below the checkpoint {}",
+            info.parked,
+            info.checkpoint
+        );
+    }
+    // Replay the parked events and drain the rest: nothing is missing.
+    let mut client = ConsumerGroupsClient::new(connect(server.grpc_addr()).await);
+    client
+        .replay_parked(v1::ReplayParkedRequest {
+            name: "through-cuts".into(),
+        })
+        .await
+        .expect("replayed");
+    let mut member = Member::join(server.grpc_addr(), "through-cuts", "last").await;
+    let after = drain(&mut member).await;
+    let head = head.max(
+        client
+            .get_consumer_group(v1::GetConsumerGroupRequest {
+                name: "through-cuts".into(),
+            })
+            .await
+            .expect("group")
+            .into_inner()
+            .head_position,
+    );
+    let union: BTreeSet<u64> = settled.union(&after).copied().collect();
+    assert_eq!(union, (1..=head).collect(), "an event was lost");
+    assert!(
+        parked_total.iter().all(|position| after.contains(position)),
+        "a parked event did not come back on replay"
+    );
+    assert!(
+        disk.stats().lost_bytes > 0,
+        "the cuts dropped unsynced writes"
+    );
+    server.kill().await;
+}
