@@ -98,3 +98,53 @@ pub(crate) async fn prepare(channel: &Channel, agreement_id: &str) -> Result<(),
         .map_err(|status| status.to_string())?;
     Ok(())
 }
+
+/// Microseconds from a commit stamp (`recorded_at`) to now.
+pub(crate) fn micros_since_commit(recorded_at: Option<prost_types::Timestamp>) -> Option<u64> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let recorded_at = recorded_at?;
+    let committed_us = recorded_at.seconds as i128 * 1_000_000 + recorded_at.nanos as i128 / 1_000;
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|now| now.as_micros() as i128)
+        .unwrap_or(0);
+    Some((now_us - committed_us).max(0) as u64)
+}
+
+/// Runs `writers` writers, writer N appending `per_writer` deliveries to
+/// `writer-N` (prepared before) over `channels` in turn, at `rate` events
+/// per second in total on a fixed schedule: a writer that falls behind
+/// sends at once instead of stretching the schedule. Returns when all
+/// have written.
+pub(crate) async fn steady_writers(
+    channels: &[Channel],
+    writers: usize,
+    per_writer: u64,
+    rate: u64,
+) -> Result<(), String> {
+    use std::time::Duration;
+    let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
+    let mut tasks = Vec::with_capacity(writers);
+    for writer in 0..writers {
+        let mut client = v1::agreement_service_client::AgreementServiceClient::new(
+            channels[writer % channels.len()].clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let agreement_id = format!("writer-{writer}");
+            let offset = interval.mul_f64(writer as f64 / writers as f64);
+            let first = tokio::time::Instant::now() + offset;
+            for sequence in 0..per_writer {
+                tokio::time::sleep_until(first + interval.mul_f64(sequence as f64)).await;
+                client
+                    .record_delivery(deliver(&agreement_id, sequence))
+                    .await
+                    .map_err(|status| status.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|error| error.to_string())??;
+    }
+    Ok(())
+}

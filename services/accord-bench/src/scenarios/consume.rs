@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use accord_proto::v1::{
-    self, agreement_service_client::AgreementServiceClient, consume_request, consume_response,
-    consumer_group_settings::Start, consumer_groups_client::ConsumerGroupsClient,
+    self, consume_request, consume_response, consumer_group_settings::Start,
+    consumer_groups_client::ConsumerGroupsClient,
 };
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -19,23 +19,13 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, deliver, prepare};
+use crate::workload::{connect_many, micros_since_commit, prepare, steady_writers};
 
 /// Concurrent writers sharing the rate, each on its own agreement (as many
 /// as the append scenario's clients, so that high rates are reachable).
 const WRITERS: usize = 64;
 /// Unsettled events per member.
 const MAX_IN_FLIGHT: u32 = 256;
-
-fn micros_since_commit(recorded_at: Option<prost_types::Timestamp>) -> Option<u64> {
-    let recorded_at = recorded_at?;
-    let committed_us = recorded_at.seconds as i128 * 1_000_000 + recorded_at.nanos as i128 / 1_000;
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|now| now.as_micros() as i128)
-        .unwrap_or(0);
-    Some((now_us - committed_us).max(0) as u64)
-}
 
 pub(crate) async fn run(
     target: &Target,
@@ -128,27 +118,7 @@ pub(crate) async fn run(
 
     let cpu_before = server.cpu_seconds();
     let started = Instant::now();
-    let interval = Duration::from_secs_f64(WRITERS as f64 / rate as f64);
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let mut client = AgreementServiceClient::new(writer_channels[writer % 4].clone());
-        writers.push(tokio::spawn(async move {
-            let agreement_id = format!("writer-{writer}");
-            let offset = interval.mul_f64(writer as f64 / WRITERS as f64);
-            let first = tokio::time::Instant::now() + offset;
-            for sequence in 0..per_writer {
-                tokio::time::sleep_until(first + interval.mul_f64(sequence as f64)).await;
-                client
-                    .record_delivery(deliver(&agreement_id, sequence))
-                    .await
-                    .map_err(|status| status.to_string())?;
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for writer in writers {
-        writer.await.map_err(|error| error.to_string())??;
-    }
+    steady_writers(&writer_channels, WRITERS, per_writer, rate).await?;
     let writing = started.elapsed();
     let mut latency_us = latency_histogram();
     let mut redeliveries = 0;

@@ -4,17 +4,16 @@
 //! server's memory per idle subscriber.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use accord_proto::v1::{
-    self, agreement_service_client::AgreementServiceClient, event_log_client::EventLogClient,
-    subscribe_request::Start, subscribe_response::Message,
+    self, event_log_client::EventLogClient, subscribe_request::Start, subscribe_response::Message,
 };
 use tokio_stream::StreamExt;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, deliver, prepare};
+use crate::workload::{connect_many, micros_since_commit, prepare, steady_writers};
 
 /// Streams per subscriber connection.
 const STREAMS_PER_CONNECTION: usize = 100;
@@ -83,43 +82,15 @@ pub(crate) async fn run(
                     .map_err(|status| status.to_string())?;
                 if let Some(Message::Event(event)) = message.message {
                     received += 1;
-                    if let Some(recorded_at) = event.recorded_at {
-                        let committed_us = recorded_at.seconds as i128 * 1_000_000
-                            + recorded_at.nanos as i128 / 1_000;
-                        let now_us = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map(|now| now.as_micros() as i128)
-                            .unwrap_or(0);
-                        latency.saturating_record((now_us - committed_us).max(0) as u64);
+                    if let Some(us) = micros_since_commit(event.recorded_at) {
+                        latency.saturating_record(us);
                     }
                 }
             }
             Ok::<_, String>(latency)
         }));
     }
-    let interval = Duration::from_secs_f64(WRITERS as f64 / rate as f64);
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
-        let mut client = AgreementServiceClient::new(writer_channels[writer % 2].clone());
-        writers.push(tokio::spawn(async move {
-            let agreement_id = format!("writer-{writer}");
-            let offset = interval.mul_f64(writer as f64 / WRITERS as f64);
-            let first = tokio::time::Instant::now() + offset;
-            for sequence in 0..per_writer {
-                // A fixed schedule: a writer that falls behind sends at once
-                // instead of stretching the schedule.
-                tokio::time::sleep_until(first + interval.mul_f64(sequence as f64)).await;
-                client
-                    .record_delivery(deliver(&agreement_id, sequence))
-                    .await
-                    .map_err(|status| status.to_string())?;
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for writer in writers {
-        writer.await.map_err(|error| error.to_string())??;
-    }
+    steady_writers(&writer_channels, WRITERS, per_writer, rate).await?;
     let writing = started.elapsed();
     let mut latency_us = latency_histogram();
     for reader in readers {

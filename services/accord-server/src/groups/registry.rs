@@ -70,6 +70,20 @@ fn gone(name: &str) -> ApiError {
     ApiError::GroupNotFound(name.to_owned())
 }
 
+/// Asks group `name`'s task and waits for its answer.
+async fn ask<T>(
+    commands: &mpsc::Sender<GroupCommand>,
+    name: &str,
+    command: impl FnOnce(oneshot::Sender<T>) -> GroupCommand,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(command(reply))
+        .await
+        .map_err(|_| gone(name))?;
+    answer.await.map_err(|_| gone(name))
+}
+
 impl Registry {
     /// Starts a task for every stored group.
     pub(crate) fn start(
@@ -203,13 +217,11 @@ impl Registry {
         let (owned, stored) = (name.to_owned(), definition.clone());
         self.blocking(move |store| store.put(&owned, &stored))
             .await?;
-        let (reply, done) = oneshot::channel();
-        group
-            .commands
-            .send(GroupCommand::Update(Box::new(definition.clone()), reply))
-            .await
-            .map_err(|_| gone(name))?;
-        let _ = done.await;
+        let changed = Box::new(definition.clone());
+        ask(&group.commands, name, |reply| {
+            GroupCommand::Update(changed, reply)
+        })
+        .await?;
         group.definition = definition;
         drop(groups);
         self.info(name).await
@@ -225,15 +237,8 @@ impl Registry {
         let owned = name.to_owned();
         self.blocking(move |store| store.delete(&owned)).await?;
         if let Some(group) = groups.remove(name) {
-            let (reply, done) = oneshot::channel();
-            if group
-                .commands
-                .send(GroupCommand::Delete(reply))
-                .await
-                .is_ok()
-            {
-                let _ = done.await;
-            }
+            // A task already gone has nothing left to end.
+            let _ = ask(&group.commands, name, GroupCommand::Delete).await;
         }
         tracing::info!(group = name, "consumer group deleted");
         Ok(())
@@ -252,12 +257,7 @@ impl Registry {
     pub(crate) async fn info(&self, name: &str) -> Result<v1::ConsumerGroupInfo, ApiError> {
         settings::check_name("name", name)?;
         let (definition, commands) = self.commands(name).await?;
-        let (reply, snapshot) = oneshot::channel();
-        commands
-            .send(GroupCommand::Snapshot(reply))
-            .await
-            .map_err(|_| gone(name))?;
-        let snapshot: GroupSnapshot = snapshot.await.map_err(|_| gone(name))?;
+        let snapshot: GroupSnapshot = ask(&commands, name, GroupCommand::Snapshot).await?;
         let head = self.log.head();
         Ok(v1::ConsumerGroupInfo {
             name: name.to_owned(),
@@ -292,12 +292,7 @@ impl Registry {
     pub(crate) async fn replay_parked(&self, name: &str) -> Result<u64, ApiError> {
         settings::check_name("name", name)?;
         let (_, commands) = self.commands(name).await?;
-        let (reply, replayed) = oneshot::channel();
-        commands
-            .send(GroupCommand::ReplayParked(reply))
-            .await
-            .map_err(|_| gone(name))?;
-        replayed.await.map_err(|_| gone(name))
+        ask(&commands, name, GroupCommand::ReplayParked).await
     }
 
     /// Adds a member whose stream is `sender`.
@@ -309,16 +304,12 @@ impl Registry {
     ) -> Result<MemberLink, ApiError> {
         settings::check_name("join.group", group)?;
         let (_, commands) = self.commands(group).await?;
-        let (reply, joined) = oneshot::channel();
-        commands
-            .send(GroupCommand::Join {
-                name: member_name,
-                sender,
-                reply,
-            })
-            .await
-            .map_err(|_| gone(group))?;
-        let member = joined.await.map_err(|_| gone(group))?;
+        let member = ask(&commands, group, |reply| GroupCommand::Join {
+            name: member_name,
+            sender,
+            reply,
+        })
+        .await?;
         Ok(MemberLink { member, commands })
     }
 }
