@@ -873,3 +873,50 @@ async fn a_group_keeps_its_promises_through_power_cuts() {
     );
     server.kill().await;
 }
+
+#[tokio::test]
+async fn members_take_stream_slots_and_groups_are_bounded() {
+    let server = TestServer::start_with(|config| config.max_subscriptions = 2).await;
+    append_deliveries(&server, "kz", 0).await;
+    create(&server, "slots", settings(|_| {})).await;
+    let first = Member::join(server.server().grpc_addr(), "slots", "one").await;
+    let _second = Member::join(server.server().grpc_addr(), "slots", "two").await;
+    let Err(status) = open(server.server().grpc_addr(), join_request("slots", "three")).await
+    else {
+        panic!("a third stream beyond --max-subscriptions 2 was accepted");
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // A member that leaves frees its slot.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match open(server.server().grpc_addr(), join_request("slots", "three")).await {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(tokio::time::Instant::now() < deadline, "the slot never came back");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    // At most 1,000 groups per server.
+    let mut client = groups(&server);
+    for index in 1..1_000 {
+        client
+            .create_consumer_group(v1::CreateConsumerGroupRequest {
+                name: format!("g{index}"),
+                settings: Some(settings(|_| {})),
+            })
+            .await
+            .expect("created");
+    }
+    let status = client
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "one-too-many".into(),
+            settings: Some(settings(|_| {})),
+        })
+        .await
+        .expect_err("beyond the cap");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("at most 1000"), "{status:?}");
+}

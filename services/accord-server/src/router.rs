@@ -56,6 +56,7 @@ pub(crate) fn grpc_router<H: Health>(
     let log = parts.watch.log.clone();
     let handler = Arc::new(CommandHandler::new(log.clone()));
     let slots: Arc<SubscriptionSlots> = parts.watch.slots.clone();
+    let consumer_slots = slots.clone();
     let event_log = EventLogServer::new(EventLogApi::new(
         log.clone(),
         parts.watch.recent.clone(),
@@ -77,8 +78,9 @@ pub(crate) fn grpc_router<H: Health>(
         config.max_execute_commands,
     ))
     .max_decoding_message_size(max_message_bytes);
-    let consumer_groups = ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups))
-        .max_decoding_message_size(max_message_bytes);
+    let consumer_groups =
+        ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups, consumer_slots))
+            .max_decoding_message_size(max_message_bytes);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

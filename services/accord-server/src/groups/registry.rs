@@ -21,6 +21,8 @@ use crate::metrics::Metrics;
 
 /// Commands queued for one group's task before callers wait.
 const COMMAND_QUEUE: usize = 4_096;
+/// Most groups a server keeps (each is a task reading the log).
+pub(crate) const MAX_GROUPS: usize = 1_000;
 
 struct Group {
     definition: StoredConsumerGroup,
@@ -188,6 +190,11 @@ impl Registry {
         let mut groups = self.groups.lock().await;
         if groups.contains_key(name) {
             return Err(ApiError::GroupExists(name.to_owned()));
+        }
+        if groups.len() >= MAX_GROUPS {
+            return Err(ApiError::LimitExceeded(format!(
+                "this server keeps at most {MAX_GROUPS} consumer groups; delete one first"
+            )));
         }
         let (owned, stored) = (name.to_owned(), definition.clone());
         self.blocking(move |store| store.put(&owned, &stored))

@@ -14,16 +14,19 @@ use tonic::{Request, Response, Status, Streaming};
 use super::RpcResult;
 use crate::error::ApiError;
 use crate::groups::{MEMBER_BUFFER, MemberLink, Registry, nack_action};
+use crate::streams::{Owner, SubscriptionSlots};
 
 /// The service; without a registry (the NATS backend) every call is
 /// refused.
 pub struct ConsumerGroupsApi {
     registry: Option<Arc<Registry>>,
+    /// A `Consume` stream takes a slot like any other stream.
+    slots: Arc<SubscriptionSlots>,
 }
 
 impl ConsumerGroupsApi {
-    pub(crate) fn new(registry: Option<Arc<Registry>>) -> Self {
-        Self { registry }
+    pub(crate) fn new(registry: Option<Arc<Registry>>, slots: Arc<SubscriptionSlots>) -> Self {
+        Self { registry, slots }
     }
 
     fn registry(&self) -> Result<&Registry, ApiError> {
@@ -107,6 +110,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         request: Request<Streaming<v1::ConsumeRequest>>,
     ) -> RpcResult<Self::ConsumeStream> {
         let registry = self.registry()?;
+        let slot = self.slots.take(Owner::of(&request))?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -118,10 +122,14 @@ impl ConsumerGroups for ConsumerGroupsApi {
         accord_domain::validate_text("join.member_name", &join.member_name)
             .map_err(ApiError::from)?;
         let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
+        let registry_stopping = registry.stopping();
         let member = registry
             .join(&join.group, join.member_name, sender.clone())
             .await?;
-        tokio::spawn(follow_member(inbound, member, sender, registry.stopping()));
+        tokio::spawn(async move {
+            follow_member(inbound, member, sender, registry_stopping).await;
+            drop(slot);
+        });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
