@@ -893,7 +893,10 @@ async fn members_take_stream_slots_and_groups_are_bounded() {
         match open(server.server().grpc_addr(), join_request("slots", "three")).await {
             Ok(_) => break,
             Err(status) if status.code() == Code::ResourceExhausted => {
-                assert!(tokio::time::Instant::now() < deadline, "the slot never came back");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot never came back"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(status) => panic!("{status:?}"),
