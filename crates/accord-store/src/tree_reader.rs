@@ -10,6 +10,9 @@ use crate::keys;
 use crate::stream_index::{chunk_at, for_each_from, last_chunk};
 use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
 
+/// Records at the head read without a hand-off to the blocking pool.
+const INLINE_TAIL: u64 = 64;
+
 /// Reads records and indexes of one tree up to a head.
 #[derive(Clone)]
 pub(crate) struct TreeReader {
@@ -32,6 +35,23 @@ impl TreeReader {
         tokio::task::spawn_blocking(move || read(&reader))
             .await
             .map_err(|error| StoreError::failed("a log read task", error))?
+    }
+
+    /// Runs `read` of records from `from_position` on: at once when they
+    /// are among the last `INLINE_TAIL` records (just written, in sled's
+    /// cache: followers of the head read there after every commit, and a
+    /// hand-off to the blocking pool would cost more than the read), else
+    /// on the blocking pool.
+    pub(crate) async fn near_head<T: Send + 'static>(
+        &self,
+        from_position: u64,
+        read: impl FnOnce(&TreeReader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if self.head().saturating_sub(from_position) < INLINE_TAIL {
+            read(self)
+        } else {
+            self.off_thread(read).await
+        }
     }
 
     /// The tree it reads.

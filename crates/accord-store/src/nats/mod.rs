@@ -326,7 +326,9 @@ impl EventLog for NatsLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.check_open()?;
         self.reader
-            .off_thread(move |reader| reader.read_log(from_position, max_count))
+            .near_head(from_position, move |reader| {
+                reader.read_log(from_position, max_count)
+            })
             .await
     }
 
@@ -337,7 +339,9 @@ impl EventLog for NatsLog {
     ) -> Result<Vec<RawRecord>, StoreError> {
         self.check_open()?;
         self.reader
-            .off_thread(move |reader| reader.read_raw(from_position, max_count))
+            .near_head(from_position, move |reader| {
+                reader.read_raw(from_position, max_count)
+            })
             .await
     }
 

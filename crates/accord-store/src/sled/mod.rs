@@ -152,7 +152,9 @@ impl EventLog for SledLog {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.readable()?;
         self.reader
-            .off_thread(move |reader| reader.read_log(from_position, max_count))
+            .near_head(from_position, move |reader| {
+                reader.read_log(from_position, max_count)
+            })
             .await
     }
 
@@ -163,7 +165,9 @@ impl EventLog for SledLog {
     ) -> Result<Vec<RawRecord>, StoreError> {
         self.readable()?;
         self.reader
-            .off_thread(move |reader| reader.read_raw(from_position, max_count))
+            .near_head(from_position, move |reader| {
+                reader.read_raw(from_position, max_count)
+            })
             .await
     }
 
