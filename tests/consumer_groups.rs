@@ -923,3 +923,31 @@ async fn members_take_stream_slots_and_groups_are_bounded() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("at most 1000"), "{status:?}");
 }
+
+/// On NATS a group's state would have to live in the cluster, shared by
+/// every node; until it does, every call says so instead of keeping a
+/// group on one node's disk.
+#[tokio::test]
+async fn a_server_on_nats_refuses_consumer_groups_and_says_why() {
+    let nats = accord_tests::nats::NatsNode::single().await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    let status = groups(&server)
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "on-nats".into(),
+            settings: Some(settings(|_| {})),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("NATS"), "{status:?}");
+    let Err(status) = open(server.server().grpc_addr(), join_request("on-nats", "one")).await
+    else {
+        panic!("a Consume stream opened on NATS");
+    };
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
