@@ -951,3 +951,102 @@ async fn a_server_on_nats_refuses_consumer_groups_and_says_why() {
     };
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
 }
+
+impl Member {
+    /// Up to `count` deliveries that arrive within 50 ms each.
+    async fn some(&mut self, count: usize) -> Vec<(u64, u32)> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            let Ok((position, _, _, delivery_count)) =
+                tokio::time::timeout(Duration::from_millis(50), self.delivery()).await
+            else {
+                break;
+            };
+            got.push((position, delivery_count));
+        }
+        got
+    }
+}
+
+/// Members join, leave, acknowledge, retry, skip and let events time out at
+/// random through the real server; whatever happens, every event ends up
+/// acknowledged or skipped, nothing is left in flight, and the checkpoint
+/// reaches the head. The seed is printed (`ACCORD_CRASH_SEED` repeats it).
+#[tokio::test]
+async fn random_members_joining_leaving_and_timing_out_lose_nothing() {
+    use accord_tests::crash_cycles::{Random, seed_from_env};
+    let seed = seed_from_env();
+    println!("ACCORD_CRASH_SEED={seed}");
+    let mut random = Random(seed);
+    let server = TestServer::start().await;
+    let addr = server.server().grpc_addr();
+    let head = append_deliveries(&server, "kz", 198).await;
+    create(
+        &server,
+        "churn",
+        settings(|settings| {
+            settings.max_in_flight = 8;
+            settings.ack_timeout_ms = 300;
+            settings.max_deliveries = 1_000;
+        }),
+    )
+    .await;
+    let mut members: Vec<Option<Member>> = (0..3).map(|_| None).collect();
+    let mut settled = BTreeSet::new();
+    for step in 0..200 {
+        let slot = random.below(3) as usize;
+        let action = random.below(7);
+        if members[slot].is_none() {
+            members[slot] = Some(Member::join(addr, "churn", &format!("m{slot}-{step}")).await);
+            continue;
+        }
+        let Some(member) = members[slot].as_mut() else {
+            continue;
+        };
+        match action {
+            // Leaves: what it holds goes to the others.
+            0 => members[slot] = None,
+            1..=3 => {
+                let got = member.some(4).await;
+                let positions: Vec<u64> = got.iter().map(|(position, _)| *position).collect();
+                member.send(ack(positions.clone())).await;
+                settled.extend(positions);
+            }
+            4 => {
+                let got = member.some(1).await;
+                member
+                    .send(nack(
+                        got.iter().map(|(p, _)| *p).collect(),
+                        v1::NackAction::Retry,
+                    ))
+                    .await;
+            }
+            5 => {
+                let got = member.some(1).await;
+                let positions: Vec<u64> = got.iter().map(|(position, _)| *position).collect();
+                member
+                    .send(nack(positions.clone(), v1::NackAction::Skip))
+                    .await;
+                settled.extend(positions);
+            }
+            // Takes events and never answers: they time out.
+            _ => {
+                member.some(2).await;
+            }
+        }
+    }
+    drop(members);
+    let mut last = Member::join(addr, "churn", "last").await;
+    settled.extend(drain(&mut last).await);
+    assert_eq!(
+        settled,
+        (1..=head).collect(),
+        "an event was lost (seed {seed})"
+    );
+    let info = wait_for_group(&server, "churn", |info| info.checkpoint == head).await;
+    assert_eq!(
+        (info.in_flight, info.parked),
+        (0, 0),
+        "seed {seed}: {info:?}"
+    );
+}

@@ -26,11 +26,11 @@ type Acknowledged = Arc<Mutex<HashMap<String, (String, u64, u64)>>>;
 
 /// A small deterministic generator, seeded per run and printed, so a failing
 /// run can be repeated with ACCORD_CRASH_SEED.
-struct Random(u64);
+pub struct Random(pub u64);
 
 impl Random {
     /// A number below `bound`.
-    fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
