@@ -107,6 +107,9 @@ pub struct GroupState {
     last_served: MemberId,
     delivered_total: u64,
     redelivered_total: u64,
+    /// Changes to `parked` so far: what the store holds is current while
+    /// this has not moved.
+    parked_changes: u64,
 }
 
 impl GroupState {
@@ -131,6 +134,7 @@ impl GroupState {
             last_served: 0,
             delivered_total: 0,
             redelivered_total: 0,
+            parked_changes: 0,
         }
     }
 
@@ -250,11 +254,14 @@ impl GroupState {
     /// Hands waiting events to members with room, at `now_ms`.
     pub fn dispatch(&mut self, now_ms: u64) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
-        let waiting: Vec<u64> = self.waiting.iter().copied().collect();
-        for position in waiting {
-            if !self.has_room() {
+        // Walks the waiting events in log order without copying them: a
+        // call with every member full returns at once.
+        let mut next = 0;
+        while self.has_room() {
+            let Some(&position) = self.waiting.range(next..).next() else {
                 break;
-            }
+            };
+            next = position + 1;
             let Some(event) = self.unsettled.get(&position) else {
                 continue;
             };
@@ -358,6 +365,12 @@ impl GroupState {
             .map(|(position, agreement_id)| (*position, agreement_id.as_str()))
     }
 
+    /// How many times the parked events changed (parked, or settled after
+    /// a replay) since the group was loaded.
+    pub fn parked_changes(&self) -> u64 {
+        self.parked_changes
+    }
+
     /// Events held by members.
     pub fn in_flight(&self) -> u64 {
         self.members.values().map(|held| held.len() as u64).sum()
@@ -407,8 +420,8 @@ impl GroupState {
         }
         if let Some(event) = self.unsettled.remove(&position) {
             self.forget_agreement_position(&event.agreement_id, position);
-            if event.replayed {
-                self.parked.remove(&position);
+            if event.replayed && self.parked.remove(&position).is_some() {
+                self.parked_changes += 1;
             }
         }
         self.advance_checkpoint();
@@ -417,13 +430,17 @@ impl GroupState {
 
     /// Puts an event aside: settled for the checkpoint, kept for a replay.
     fn park(&mut self, position: u64) {
-        for held in self.members.values_mut() {
-            held.remove(&position);
-        }
         self.waiting.remove(&position);
         if let Some(event) = self.unsettled.remove(&position) {
+            if let Some(held) = event
+                .holder
+                .and_then(|(member, _)| self.members.get_mut(&member))
+            {
+                held.remove(&position);
+            }
             self.forget_agreement_position(&event.agreement_id, position);
             self.parked.insert(position, event.agreement_id);
+            self.parked_changes += 1;
         }
         self.advance_checkpoint();
     }

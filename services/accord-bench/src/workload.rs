@@ -111,6 +111,20 @@ pub(crate) fn micros_since_commit(recorded_at: Option<prost_types::Timestamp>) -
     Some((now_us - committed_us).max(0) as u64)
 }
 
+/// Opens `connections` connections to `addr` and announces and signs
+/// `writer-0` .. `writer-{writers - 1}` over them, for [`steady_writers`].
+pub(crate) async fn prepare_writers(
+    addr: SocketAddr,
+    writers: usize,
+    connections: usize,
+) -> Result<Vec<Channel>, String> {
+    let channels = connect_many(addr, connections).await?;
+    for writer in 0..writers {
+        prepare(&channels[writer % connections], &format!("writer-{writer}")).await?;
+    }
+    Ok(channels)
+}
+
 /// Runs `writers` writers, writer N appending `per_writer` deliveries to
 /// `writer-N` (prepared before) over `channels` in turn, at `rate` events
 /// per second in total on a fixed schedule: a writer that falls behind

@@ -18,7 +18,7 @@ pub use server_stream::ServerStream;
 pub(crate) use server_stream::{
     StreamSender, batched_stream_channel, spawn_stream, stream_channel,
 };
-pub(crate) use slots::Owner;
+pub(crate) use slots::{Owner, Slot};
 pub use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, micros_since_commit, prepare, steady_writers};
+use crate::workload::{connect_many, micros_since_commit, prepare_writers, steady_writers};
 
 /// Concurrent writers sharing the rate, each on its own agreement (as many
 /// as the append scenario's clients, so that high rates are reachable).
@@ -35,10 +35,7 @@ pub(crate) async fn run(
 ) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let server = ServerProcess::start(target, data_dir.path()).await?;
-    let writer_channels = connect_many(server.grpc_addr(), 4).await?;
-    for writer in 0..WRITERS {
-        prepare(&writer_channels[writer % 4], &format!("writer-{writer}")).await?;
-    }
+    let writer_channels = prepare_writers(server.grpc_addr(), WRITERS, 4).await?;
     ConsumerGroupsClient::new(writer_channels[0].clone())
         .create_consumer_group(v1::CreateConsumerGroupRequest {
             name: "bench".into(),

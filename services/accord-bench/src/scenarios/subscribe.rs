@@ -13,7 +13,7 @@ use tokio_stream::StreamExt;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, micros_since_commit, prepare, steady_writers};
+use crate::workload::{connect_many, micros_since_commit, prepare_writers, steady_writers};
 
 /// Streams per subscriber connection.
 const STREAMS_PER_CONNECTION: usize = 100;
@@ -28,10 +28,7 @@ pub(crate) async fn run(
 ) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let server = ServerProcess::start(target, data_dir.path()).await?;
-    let writer_channels = connect_many(server.grpc_addr(), 2).await?;
-    for writer in 0..WRITERS {
-        prepare(&writer_channels[writer % 2], &format!("writer-{writer}")).await?;
-    }
+    let writer_channels = prepare_writers(server.grpc_addr(), WRITERS, 2).await?;
     let subscriber_channels = connect_many(
         server.grpc_addr(),
         subscribers.div_ceil(STREAMS_PER_CONNECTION),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use accord_domain::{MemberId, NackAction};
+use accord_domain::{DispatchSettings, MemberId, NackAction};
 use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
 use accord_store::{EventLog, StoreError};
@@ -31,11 +31,7 @@ struct Group {
 
 /// Every consumer group of this server.
 pub(crate) struct Registry {
-    log: Arc<dyn EventLog>,
-    store: Arc<GroupStore>,
-    countries: Arc<BuyerCountries>,
-    stopping: CancellationToken,
-    metrics: Arc<Metrics>,
+    context: RunnerContext,
     groups: Mutex<BTreeMap<String, Group>>,
     /// Every group's task, awaited when the server stops.
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
@@ -86,6 +82,37 @@ async fn ask<T>(
     answer.await.map_err(|_| gone(name))
 }
 
+/// What a group's task runs with, checked: the dispatch settings and the
+/// filter of `definition`.
+fn runner_settings(
+    context: &RunnerContext,
+    definition: &StoredConsumerGroup,
+) -> Result<(DispatchSettings, EventFilter), ApiError> {
+    let filter = EventFilter::new(
+        Some(settings::filter_of(definition)),
+        context.countries.clone(),
+    )?;
+    Ok((settings::dispatch(definition), filter))
+}
+
+/// Starts the task of group `name`.
+fn spawn(
+    context: &RunnerContext,
+    tasks: &parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    name: String,
+    (definition, checked): (StoredConsumerGroup, (DispatchSettings, EventFilter)),
+    checkpoint: u64,
+    parked: Vec<(u64, String)>,
+) -> Group {
+    let (commands, received) = mpsc::channel(COMMAND_QUEUE);
+    let runner = Runner::new(name, checked, checkpoint, parked, context.clone(), received);
+    tasks.lock().push(tokio::spawn(runner.run()));
+    Group {
+        definition,
+        commands,
+    }
+}
+
 impl Registry {
     /// Starts a task for every stored group.
     pub(crate) fn start(
@@ -94,68 +121,55 @@ impl Registry {
         stopping: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
-        let registry = Self {
+        let context = RunnerContext {
             log,
             store,
             countries: Arc::new(BuyerCountries::default()),
             stopping,
             metrics,
-            groups: Mutex::new(BTreeMap::new()),
-            tasks: parking_lot::Mutex::new(Vec::new()),
         };
+        let tasks = parking_lot::Mutex::new(Vec::new());
         let mut groups = BTreeMap::new();
-        for stored in registry.store.load()? {
-            let group = registry
-                .spawn(
-                    stored.name.clone(),
-                    stored.definition,
-                    stored.checkpoint,
-                    stored.parked,
-                )
-                .map_err(|error| {
-                    StoreError::Corrupt(format!(
-                        "consumer group {:?} as stored: {error}",
-                        stored.name
-                    ))
-                })?;
+        for stored in context.store.load()? {
+            let checked = runner_settings(&context, &stored.definition).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "consumer group {:?} as stored: {error}",
+                    stored.name
+                ))
+            })?;
+            let group = spawn(
+                &context,
+                &tasks,
+                stored.name.clone(),
+                (stored.definition, checked),
+                stored.checkpoint,
+                stored.parked,
+            );
             groups.insert(stored.name, group);
         }
-        registry
-            .groups
-            .try_lock()
-            .expect("not shared yet")
-            .extend(groups);
-        Ok(Arc::new(registry))
+        Ok(Arc::new(Self {
+            context,
+            groups: Mutex::new(groups),
+            tasks,
+        }))
     }
 
-    fn spawn(
+    /// Writes a group's definition to the store (synced).
+    async fn store_definition(
         &self,
-        name: String,
-        definition: StoredConsumerGroup,
-        checkpoint: u64,
-        parked: Vec<(u64, String)>,
-    ) -> Result<Group, ApiError> {
-        let (commands, received) = mpsc::channel(COMMAND_QUEUE);
-        let context = RunnerContext {
-            log: self.log.clone(),
-            store: self.store.clone(),
-            countries: self.countries.clone(),
-            stopping: self.stopping.clone(),
-            metrics: self.metrics.clone(),
-        };
-        let runner = Runner::new(name, &definition, (checkpoint, parked), context, received)?;
-        self.tasks.lock().push(tokio::spawn(runner.run()));
-        Ok(Group {
-            definition,
-            commands,
-        })
+        name: &str,
+        definition: &StoredConsumerGroup,
+    ) -> Result<(), ApiError> {
+        let (name, definition) = (name.to_owned(), definition.clone());
+        self.blocking(move |store| store.put(&name, &definition))
+            .await
     }
 
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&GroupStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
+        let store = self.context.store.clone();
         tokio::task::spawn_blocking(move || work(&store))
             .await
             .map_err(|error| ApiError::Unavailable(format!("consumer group store task: {error}")))?
@@ -164,7 +178,7 @@ impl Registry {
 
     /// The stopping token the registry started with.
     pub(crate) fn stopping(&self) -> CancellationToken {
-        self.stopping.clone()
+        self.context.stopping.clone()
     }
 
     /// Waits until every group's task has stored its progress and ended
@@ -185,8 +199,8 @@ impl Registry {
         settings: &v1::ConsumerGroupSettings,
     ) -> Result<v1::ConsumerGroupInfo, ApiError> {
         settings::check_name("name", name)?;
-        EventFilter::new(settings.filter.clone(), self.countries.clone())?;
-        let definition = settings::stored(settings, self.log.head())?;
+        let definition = settings::stored(settings, self.context.log.head())?;
+        let checked = runner_settings(&self.context, &definition)?;
         let mut groups = self.groups.lock().await;
         if groups.contains_key(name) {
             return Err(ApiError::GroupExists(name.to_owned()));
@@ -196,11 +210,16 @@ impl Registry {
                 "this server keeps at most {MAX_GROUPS} consumer groups; delete one first"
             )));
         }
-        let (owned, stored) = (name.to_owned(), definition.clone());
-        self.blocking(move |store| store.put(&owned, &stored))
-            .await?;
+        self.store_definition(name, &definition).await?;
         let start = definition.start;
-        let group = self.spawn(name.to_owned(), definition, start, Vec::new())?;
+        let group = spawn(
+            &self.context,
+            &self.tasks,
+            name.to_owned(),
+            (definition, checked),
+            start,
+            Vec::new(),
+        );
         groups.insert(name.to_owned(), group);
         drop(groups);
         tracing::info!(group = name, start, "consumer group created");
@@ -214,19 +233,16 @@ impl Registry {
         settings: &v1::ConsumerGroupSettings,
     ) -> Result<v1::ConsumerGroupInfo, ApiError> {
         settings::check_name("name", name)?;
-        EventFilter::new(settings.filter.clone(), self.countries.clone())?;
         let mut groups = self.groups.lock().await;
         let group = groups.get_mut(name).ok_or_else(|| gone(name))?;
         let definition = StoredConsumerGroup {
             start: group.definition.start,
-            ..settings::stored(settings, self.log.head())?
+            ..settings::stored(settings, self.context.log.head())?
         };
-        let (owned, stored) = (name.to_owned(), definition.clone());
-        self.blocking(move |store| store.put(&owned, &stored))
-            .await?;
-        let changed = Box::new(definition.clone());
+        let (dispatch, filter) = runner_settings(&self.context, &definition)?;
+        self.store_definition(name, &definition).await?;
         ask(&group.commands, name, |reply| {
-            GroupCommand::Update(changed, reply)
+            GroupCommand::Update(dispatch, Box::new(filter), reply)
         })
         .await?;
         group.definition = definition;
@@ -265,7 +281,7 @@ impl Registry {
         settings::check_name("name", name)?;
         let (definition, commands) = self.commands(name).await?;
         let snapshot: GroupSnapshot = ask(&commands, name, GroupCommand::Snapshot).await?;
-        let head = self.log.head();
+        let head = self.context.log.head();
         Ok(v1::ConsumerGroupInfo {
             name: name.to_owned(),
             settings: Some(settings::wire(&definition)),

@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_domain::{GroupState, MemberId, NackAction, RecordedEvent};
+use accord_domain::{DispatchSettings, GroupState, MemberId, NackAction, RecordedEvent};
 use accord_proto::recorded_event_to_wire;
-use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
 use accord_proto::v1::consume_response::Kind;
 use accord_store::EventLog;
@@ -66,7 +65,8 @@ pub(crate) enum GroupCommand {
     Ack(MemberId, Vec<u64>),
     Nack(MemberId, Vec<u64>, NackAction),
     Snapshot(oneshot::Sender<GroupSnapshot>),
-    Update(Box<StoredConsumerGroup>, oneshot::Sender<()>),
+    /// New settings and the filter built from them (the start stays).
+    Update(DispatchSettings, Box<EventFilter>, oneshot::Sender<()>),
     ReplayParked(oneshot::Sender<u64>),
     /// Ends every member's stream: the group was deleted.
     Delete(oneshot::Sender<()>),
@@ -89,65 +89,53 @@ pub(crate) struct RunnerContext {
 
 pub(crate) struct Runner {
     name: String,
-    log: Arc<dyn EventLog>,
-    store: Arc<GroupStore>,
+    context: RunnerContext,
     filter: EventFilter,
-    countries: Arc<BuyerCountries>,
     state: GroupState,
     /// The unsettled events read from the log.
     events: BTreeMap<u64, RecordedEvent>,
     members: HashMap<MemberId, Member>,
     commands: mpsc::Receiver<GroupCommand>,
-    stopping: CancellationToken,
     started: Instant,
-    /// What the store holds.
+    /// What the store holds: the checkpoint, the parked events, and
+    /// `GroupState::parked_changes` when they were stored.
     stored_checkpoint: u64,
     stored_parked: BTreeSet<u64>,
+    stored_parked_changes: u64,
     last_persist: Instant,
     last_heartbeat: Instant,
-    metrics: Arc<Metrics>,
     /// Deliveries and redeliveries already counted in the metrics.
     reported: (u64, u64),
 }
 
 impl Runner {
-    /// A task for the group `stored` describes, at `checkpoint` with `parked`.
+    /// A task for group `name` with `settings` and `filter`, at
+    /// `checkpoint` with `parked` (as stored).
     pub(crate) fn new(
         name: String,
-        definition: &StoredConsumerGroup,
-        (checkpoint, parked): (u64, Vec<(u64, String)>),
+        (settings, filter): (DispatchSettings, EventFilter),
+        checkpoint: u64,
+        parked: Vec<(u64, String)>,
         context: RunnerContext,
         commands: mpsc::Receiver<GroupCommand>,
-    ) -> Result<Self, ApiError> {
-        let RunnerContext {
-            log,
-            store,
-            countries,
-            stopping,
-            ..
-        } = context.clone();
-        let filter = EventFilter::new(Some(settings::filter_of(definition)), countries.clone())?;
+    ) -> Self {
         let stored_parked = parked.iter().map(|(position, _)| *position).collect();
-        let state = GroupState::new(settings::dispatch(definition), checkpoint, parked);
-        Ok(Self {
+        Self {
             name,
-            log,
-            store,
+            context,
             filter,
-            countries,
-            state,
+            state: GroupState::new(settings, checkpoint, parked),
             events: BTreeMap::new(),
             members: HashMap::new(),
             commands,
-            stopping,
             started: Instant::now(),
             stored_checkpoint: checkpoint,
             stored_parked,
+            stored_parked_changes: 0,
             last_persist: Instant::now(),
             last_heartbeat: Instant::now(),
-            metrics: context.metrics,
             reported: (0, 0),
-        })
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -157,13 +145,14 @@ impl Runner {
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut head = self.log.watch_head();
+        let mut head = self.context.log.watch_head();
+        let stopping = self.context.stopping.clone();
         loop {
             let read_more = self.state.unsettled() < READ_AHEAD
-                && self.log.head() > self.state.offered_through();
+                && self.context.log.head() > self.state.offered_through();
             tokio::select! {
                 biased;
-                () = self.stopping.cancelled() => break,
+                () = stopping.cancelled() => break,
                 command = self.commands.recv() => match command {
                     Some(command) => {
                         if !self.handle(command) {
@@ -243,17 +232,9 @@ impl Runner {
                     redelivered_total: self.state.redelivered_total(),
                 });
             }
-            GroupCommand::Update(definition, reply) => {
-                self.state.update(settings::dispatch(&definition));
-                match EventFilter::new(
-                    Some(settings::filter_of(&definition)),
-                    self.countries.clone(),
-                ) {
-                    Ok(filter) => self.filter = filter,
-                    Err(error) => {
-                        tracing::error!(group = %self.name, %error, "stored filter refused")
-                    }
-                }
+            GroupCommand::Update(settings, filter, reply) => {
+                self.state.update(settings);
+                self.filter = *filter;
                 let _ = reply.send(());
             }
             GroupCommand::ReplayParked(reply) => {
@@ -293,15 +274,19 @@ impl Runner {
     /// Reads the next events of the log and offers the matching ones.
     async fn read(&mut self) -> Result<(), ApiError> {
         let from = self.state.offered_through() + 1;
-        let head = self.log.head();
-        let events = self.log.read_log(from, READ_BATCH).await?;
+        let head = self.context.log.head();
+        let events = self.context.log.read_log(from, READ_BATCH).await?;
         if events.is_empty() {
             // Positions that hold no event (quarantined on NATS).
             self.state.pass(head);
             return Ok(());
         }
         for event in events {
-            if self.filter.matches(self.log.as_ref(), &event).await? {
+            if self
+                .filter
+                .matches(self.context.log.as_ref(), &event)
+                .await?
+            {
                 self.state.offer(event.position, &event.agreement_id);
                 self.events.insert(event.position, event);
             } else {
@@ -321,8 +306,9 @@ impl Runner {
             for delivery in deliveries {
                 let event = match self.events.get(&delivery.position) {
                     Some(event) => Some(recorded_event_to_wire(event)),
-                    // A parked event replayed after a restart.
+                    // A parked event replayed (its body was dropped when it was parked).
                     None => self
+                        .context
                         .log
                         .read_log(delivery.position, 1)
                         .await
@@ -360,10 +346,13 @@ impl Runner {
         let labels = GroupLabels {
             group: self.name.clone(),
         };
-        let metrics = &self.metrics;
+        let metrics = &self.context.metrics;
         let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
         metrics.group_lag.get_or_create(&labels).set(gauge(
-            self.log.head().saturating_sub(self.state.checkpoint()),
+            self.context
+                .log
+                .head()
+                .saturating_sub(self.state.checkpoint()),
         ));
         metrics
             .group_in_flight
@@ -395,12 +384,12 @@ impl Runner {
         let labels = GroupLabels {
             group: self.name.clone(),
         };
-        self.metrics.group_lag.remove(&labels);
-        self.metrics.group_in_flight.remove(&labels);
-        self.metrics.group_parked.remove(&labels);
-        self.metrics.group_members.remove(&labels);
-        self.metrics.group_deliveries.remove(&labels);
-        self.metrics.group_redeliveries.remove(&labels);
+        self.context.metrics.group_lag.remove(&labels);
+        self.context.metrics.group_in_flight.remove(&labels);
+        self.context.metrics.group_parked.remove(&labels);
+        self.context.metrics.group_members.remove(&labels);
+        self.context.metrics.group_deliveries.remove(&labels);
+        self.context.metrics.group_redeliveries.remove(&labels);
     }
 
     fn heartbeat(&mut self) {
@@ -409,7 +398,7 @@ impl Runner {
         }
         self.last_heartbeat = Instant::now();
         let heartbeat = v1::Heartbeat {
-            head_position: self.log.head(),
+            head_position: self.context.log.head(),
             last_position: self.state.offered_through(),
         };
         for member in self.members.values() {
@@ -422,27 +411,35 @@ impl Runner {
     /// Stores the checkpoint and the parked events if they changed.
     async fn persist(&mut self) {
         let checkpoint = self.state.checkpoint();
-        let parked_now: BTreeMap<u64, String> = self
-            .state
-            .parked()
-            .map(|(position, agreement)| (position, agreement.to_owned()))
-            .collect();
+        let parked_changes = self.state.parked_changes();
+        if checkpoint == self.stored_checkpoint && parked_changes == self.stored_parked_changes {
+            return;
+        }
+        let mut parked_now = BTreeMap::new();
+        if parked_changes != self.stored_parked_changes {
+            for (position, agreement) in self.state.parked() {
+                // A parked event goes out again only on replay, read from
+                // the log then: its body need not stay in memory.
+                self.events.remove(&position);
+                parked_now.insert(position, agreement.to_owned());
+            }
+        }
         let added: Vec<(u64, String)> = parked_now
             .iter()
             .filter(|(position, _)| !self.stored_parked.contains(position))
             .map(|(position, agreement)| (*position, agreement.clone()))
             .collect();
-        let removed: BTreeSet<u64> = self
-            .stored_parked
-            .iter()
-            .filter(|position| !parked_now.contains_key(position))
-            .copied()
-            .collect();
-        if checkpoint == self.stored_checkpoint && added.is_empty() && removed.is_empty() {
-            return;
-        }
+        let removed: BTreeSet<u64> = if parked_changes == self.stored_parked_changes {
+            BTreeSet::new()
+        } else {
+            self.stored_parked
+                .iter()
+                .filter(|position| !parked_now.contains_key(position))
+                .copied()
+                .collect()
+        };
         self.last_persist = Instant::now();
-        let store = self.store.clone();
+        let store = self.context.store.clone();
         let name = self.name.clone();
         let written = tokio::task::spawn_blocking(move || {
             store.progress(&name, checkpoint, &added, &removed)
@@ -451,7 +448,10 @@ impl Runner {
         match written {
             Ok(Ok(())) => {
                 self.stored_checkpoint = checkpoint;
-                self.stored_parked = parked_now.into_keys().collect();
+                if parked_changes != self.stored_parked_changes {
+                    self.stored_parked = parked_now.into_keys().collect();
+                    self.stored_parked_changes = parked_changes;
+                }
             }
             Ok(Err(error)) => {
                 tracing::error!(group = %self.name, %error, "cannot store the consumer group's checkpoint");

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::RpcResult;
 use crate::error::ApiError;
 use crate::groups::{MEMBER_BUFFER, MemberLink, Registry, nack_action};
-use crate::streams::{Owner, SubscriptionSlots};
+use crate::streams::{Owner, Slot, SubscriptionSlots};
 
 /// The service; without a registry (the NATS backend) every call is
 /// refused.
@@ -122,25 +122,28 @@ impl ConsumerGroups for ConsumerGroupsApi {
         accord_domain::validate_text("join.member_name", &join.member_name)
             .map_err(ApiError::from)?;
         let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
-        let registry_stopping = registry.stopping();
         let member = registry
             .join(&join.group, join.member_name, sender.clone())
             .await?;
-        tokio::spawn(async move {
-            follow_member(inbound, member, sender, registry_stopping).await;
-            drop(slot);
-        });
+        tokio::spawn(follow_member(
+            inbound,
+            member,
+            sender,
+            registry.stopping(),
+            slot,
+        ));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
 
 /// Passes a member's acknowledgements to its group until its stream ends,
-/// then takes it out of the group.
+/// then takes it out of the group; the member's stream slot is freed then.
 async fn follow_member(
     mut inbound: Streaming<v1::ConsumeRequest>,
     member: MemberLink,
     sender: mpsc::Sender<Result<v1::ConsumeResponse, Status>>,
     stopping: CancellationToken,
+    _slot: Slot,
 ) {
     loop {
         let message = tokio::select! {
