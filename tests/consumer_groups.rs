@@ -21,6 +21,36 @@ use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// A server on a single-node NATS JetStream: its groups live in the
+/// cluster's bucket and go through the node that holds their lease.
+async fn on_nats(nats: &accord_tests::nats::NatsNode) -> TestServer {
+    let url = nats.url().to_owned();
+    TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await
+}
+
+/// Runs test `$name` (an `async fn(TestServer)`) against a server on the
+/// embedded store and against one on NATS.
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_sled() {
+                super::$name(accord_tests::TestServer::start().await).await;
+            }
+
+            #[tokio::test]
+            async fn on_nats() {
+                let nats = accord_tests::nats::NatsNode::single().await;
+                super::$name(super::on_nats(&nats).await).await;
+            }
+        }
+    };
+}
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 
 fn groups(server: &TestServer) -> ConsumerGroupsClient<Channel> {
@@ -186,9 +216,8 @@ impl Member {
     }
 }
 
-#[tokio::test]
-async fn three_members_share_ten_thousand_events_each_acknowledged_once() {
-    let server = TestServer::start().await;
+on_both_backends!(three_members_share_ten_thousand_events_each_acknowledged_once);
+async fn three_members_share_ten_thousand_events_each_acknowledged_once(server: TestServer) {
     let head = append_deliveries(&server, "kz", 10_000).await;
     create(&server, "billing", settings(|_| {})).await;
     let mut tasks = Vec::new();
@@ -246,9 +275,8 @@ async fn three_members_share_ten_thousand_events_each_acknowledged_once() {
     }
 }
 
-#[tokio::test]
-async fn what_a_member_does_not_settle_goes_to_the_others() {
-    let server = TestServer::start().await;
+on_both_backends!(what_a_member_does_not_settle_goes_to_the_others);
+async fn what_a_member_does_not_settle_goes_to_the_others(server: TestServer) {
     let head = append_deliveries(&server, "kz", 198).await;
     assert_eq!(head, 200);
     create(
@@ -296,9 +324,8 @@ async fn what_a_member_does_not_settle_goes_to_the_others() {
     assert_eq!(info.parked, 0);
 }
 
-#[tokio::test]
-async fn a_parked_event_comes_back_on_replay_and_after_max_deliveries() {
-    let server = TestServer::start().await;
+on_both_backends!(a_parked_event_comes_back_on_replay_and_after_max_deliveries);
+async fn a_parked_event_comes_back_on_replay_and_after_max_deliveries(server: TestServer) {
     let head = append_deliveries(&server, "kz", 0).await;
     create(
         &server,
@@ -342,9 +369,8 @@ async fn a_parked_event_comes_back_on_replay_and_after_max_deliveries() {
     .await;
 }
 
-#[tokio::test]
-async fn skip_settles_and_retry_delivers_again() {
-    let server = TestServer::start().await;
+on_both_backends!(skip_settles_and_retry_delivers_again);
+async fn skip_settles_and_retry_delivers_again(server: TestServer) {
     let head = append_deliveries(&server, "kz", 0).await;
     create(&server, "answers", settings(|_| {})).await;
     let mut member = Member::join(server.server().grpc_addr(), "answers", "one").await;
@@ -359,9 +385,8 @@ async fn skip_settles_and_retry_delivers_again() {
     assert_eq!((info.parked, info.in_flight), (0, 0));
 }
 
-#[tokio::test]
-async fn pinned_agreements_go_out_in_order_to_one_member_at_a_time() {
-    let server = TestServer::start().await;
+on_both_backends!(pinned_agreements_go_out_in_order_to_one_member_at_a_time);
+async fn pinned_agreements_go_out_in_order_to_one_member_at_a_time(server: TestServer) {
     append_deliveries(&server, "kz", 30).await;
     append_deliveries(&server, "uz", 30).await;
     let head = append_deliveries(&server, "tm", 30).await;
@@ -435,9 +460,8 @@ async fn pinned_agreements_go_out_in_order_to_one_member_at_a_time() {
     wait_for_group(&server, "pinned", |info| info.checkpoint == head).await;
 }
 
-#[tokio::test]
-async fn groups_and_their_checkpoints_survive_a_restart() {
-    let mut server = TestServer::start().await;
+on_both_backends!(groups_and_their_checkpoints_survive_a_restart);
+async fn groups_and_their_checkpoints_survive_a_restart(mut server: TestServer) {
     let head = append_deliveries(&server, "kz", 8).await;
     create(
         &server,
@@ -480,9 +504,8 @@ async fn groups_and_their_checkpoints_survive_a_restart() {
     assert_eq!((last, head), (9, 10));
 }
 
-#[tokio::test]
-async fn deleting_a_group_ends_its_members_streams() {
-    let server = TestServer::start().await;
+on_both_backends!(deleting_a_group_ends_its_members_streams);
+async fn deleting_a_group_ends_its_members_streams(server: TestServer) {
     append_deliveries(&server, "kz", 0).await;
     create(&server, "short-lived", settings(|_| {})).await;
     let mut member = Member::join(server.server().grpc_addr(), "short-lived", "one").await;
@@ -513,9 +536,8 @@ async fn deleting_a_group_ends_its_members_streams() {
     assert!(listed.groups.is_empty());
 }
 
-#[tokio::test]
-async fn bad_input_gets_the_contract_codes() {
-    let server = TestServer::start().await;
+on_both_backends!(bad_input_gets_the_contract_codes);
+async fn bad_input_gets_the_contract_codes(server: TestServer) {
     let head = append_deliveries(&server, "kz", 0).await;
     let mut client = groups(&server);
     let refuse = |name: &str, settings: v1::ConsumerGroupSettings| v1::CreateConsumerGroupRequest {
@@ -924,34 +946,6 @@ async fn members_take_stream_slots_and_groups_are_bounded() {
     assert!(status.message().contains("at most 1000"), "{status:?}");
 }
 
-/// On NATS a group's state would have to live in the cluster, shared by
-/// every node; until it does, every call says so instead of keeping a
-/// group on one node's disk.
-#[tokio::test]
-async fn a_server_on_nats_refuses_consumer_groups_and_says_why() {
-    let nats = accord_tests::nats::NatsNode::single().await;
-    let url = nats.url().to_owned();
-    let server = TestServer::start_with(move |config| {
-        config.store = url;
-        config.nats_replicas = 1;
-    })
-    .await;
-    let status = groups(&server)
-        .create_consumer_group(v1::CreateConsumerGroupRequest {
-            name: "on-nats".into(),
-            settings: Some(settings(|_| {})),
-        })
-        .await
-        .expect_err("refused");
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(status.message().contains("NATS"), "{status:?}");
-    let Err(status) = open(server.server().grpc_addr(), join_request("on-nats", "one")).await
-    else {
-        panic!("a Consume stream opened on NATS");
-    };
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-}
-
 impl Member {
     /// Up to `count` deliveries that arrive within 50 ms each.
     async fn some(&mut self, count: usize) -> Vec<(u64, u32)> {
@@ -972,13 +966,12 @@ impl Member {
 /// random through the real server; whatever happens, every event ends up
 /// acknowledged or skipped, nothing is left in flight, and the checkpoint
 /// reaches the head. The seed is printed (`ACCORD_CRASH_SEED` repeats it).
-#[tokio::test]
-async fn random_members_joining_leaving_and_timing_out_lose_nothing() {
+on_both_backends!(random_members_joining_leaving_and_timing_out_lose_nothing);
+async fn random_members_joining_leaving_and_timing_out_lose_nothing(server: TestServer) {
     use accord_tests::crash_cycles::{Random, seed_from_env};
     let seed = seed_from_env();
     println!("ACCORD_CRASH_SEED={seed}");
     let mut random = Random(seed);
-    let server = TestServer::start().await;
     let addr = server.server().grpc_addr();
     let head = append_deliveries(&server, "kz", 198).await;
     create(

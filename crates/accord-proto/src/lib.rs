@@ -28,6 +28,15 @@ pub mod accord {
             tonic::include_proto!("accord.storage.v1");
         }
     }
+    /// What nodes sharing a NATS cluster say to each other about consumer
+    /// groups, and how the cluster stores a group's progress. Not part of
+    /// the public API.
+    pub mod cluster {
+        /// Version 1 of the cluster messages.
+        pub mod v1 {
+            tonic::include_proto!("accord.cluster.v1");
+        }
+    }
 }
 
 pub use frame::SubscribeFrame;
@@ -39,6 +48,7 @@ pub mod event_log_frames {
     include!(concat!(env!("OUT_DIR"), "/frames/accord.v1.rs"));
 }
 
+pub use accord::cluster::v1 as cluster;
 pub use accord::storage::v1 as storage;
 pub use accord::v1;
 

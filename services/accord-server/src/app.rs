@@ -13,13 +13,14 @@ use tonic_health::ServingStatus;
 use crate::auth::TokenTable;
 use crate::config::Config;
 use crate::connections::Connections;
-use crate::groups::Registry;
+use crate::groups::{ClusterGroups, Groups, Registry};
 use crate::grpc::WatchContext;
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
 use crate::server_error::ServerError;
+use crate::store::GroupsSetup;
 use crate::store::Storage;
 use crate::streams::{RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
@@ -85,13 +86,16 @@ impl App {
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
         let groups = match storage.groups {
-            Some(store) => Some(Registry::start(
-                log.clone(),
-                store,
-                stopping.clone(),
-                metrics.clone(),
-            )?),
-            None => None,
+            GroupsSetup::Sled(store) => {
+                metrics.groups_leader.set(1);
+                Groups::Local(
+                    Registry::start(log.clone(), store, stopping.clone(), metrics.clone()).await?,
+                )
+            }
+            GroupsSetup::Cluster(setup) => Groups::Cluster(
+                ClusterGroups::start(*setup, log.clone(), metrics.clone(), stopping.clone())
+                    .await?,
+            ),
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         let slots = SubscriptionSlots::new(

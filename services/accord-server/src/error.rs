@@ -37,6 +37,10 @@ pub enum ApiError {
     /// The request is malformed in a way no domain rule names.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Refused by the node that runs the consumer groups of a NATS
+    /// cluster, with the code it answered.
+    #[error("{1}")]
+    Forwarded(Code, String),
 }
 
 impl From<ValidationError> for ApiError {
@@ -77,6 +81,7 @@ impl ApiError {
             ApiError::GroupNotFound(_) => Code::NotFound,
             ApiError::GroupExists(_) => Code::AlreadyExists,
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::Forwarded(code, _) => *code,
         }
     }
 }
@@ -161,6 +166,10 @@ mod tests {
             (ApiError::LimitExceeded("x".into()), Code::ResourceExhausted),
             (ApiError::GroupNotFound("g".into()), Code::NotFound),
             (ApiError::GroupExists("g".into()), Code::AlreadyExists),
+            (
+                ApiError::Forwarded(Code::NotFound, "no consumer group named \"g\"".into()),
+                Code::NotFound,
+            ),
             (ApiError::InvalidArgument("x".into()), Code::InvalidArgument),
             (ApiError::Unavailable("x".into()), Code::Unavailable),
         ];

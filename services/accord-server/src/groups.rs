@@ -1,14 +1,21 @@
 //! Consumer groups (`accord.v1.ConsumerGroups`): server-side subscriptions
 //! whose members share the work, with acknowledgements, redelivery and
 //! parking. The dispatch rules are the domain's (`accord_domain::GroupState`);
-//! here they meet the log, the members' streams and the disk.
+//! here they meet the log, the members' streams and the store: a sled
+//! database beside the embedded log, or a bucket of the NATS cluster whose
+//! groups every node shares (`cluster`).
 
+mod backend;
+mod cluster;
 mod registry;
 mod runner;
 mod settings;
-mod store;
+mod sled_store;
+mod storage;
 
+pub(crate) use backend::Groups;
+pub(crate) use cluster::{ClusterGroups, ClusterSetup};
 pub(crate) use registry::{MemberLink, Registry};
 pub(crate) use runner::MEMBER_BUFFER;
 pub(crate) use settings::nack_action;
-pub(crate) use store::GroupStore;
+pub(crate) use sled_store::SledGroupStore;

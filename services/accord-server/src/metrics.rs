@@ -75,6 +75,9 @@ pub struct Metrics {
     pub group_deliveries: Family<GroupLabels, Counter>,
     /// Per consumer group: deliveries of events that had gone out before.
     pub group_redeliveries: Family<GroupLabels, Counter>,
+    /// 1 while this node runs the consumer groups (always on the embedded
+    /// store; on NATS the node holding the groups' lease).
+    pub groups_leader: Gauge,
 }
 
 impl Metrics {
@@ -197,8 +200,15 @@ impl Metrics {
             "Deliveries of events that had gone out before",
             group_redeliveries.clone(),
         );
+        let groups_leader = Gauge::default();
+        registry.register(
+            "consumer_groups_leader",
+            "1 while this node runs the consumer groups (on NATS: holds their lease)",
+            groups_leader.clone(),
+        );
         Arc::new(Self {
             registry,
+            groups_leader,
             group_lag,
             group_in_flight,
             group_parked,

@@ -15,7 +15,7 @@ use tower::layer::util::{Identity, Stack};
 use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
-use crate::groups::Registry;
+use crate::groups::Groups;
 use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
@@ -39,8 +39,8 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
     /// The keys whose signed checkpoints the log is checked against.
     pub(crate) keys: accord_store::CheckpointKeys,
-    /// The consumer groups (None on NATS).
-    pub(crate) groups: Option<Arc<Registry>>,
+    /// The consumer groups.
+    pub(crate) groups: Groups,
 }
 
 /// The router with its layers: metrics outermost, then auth.

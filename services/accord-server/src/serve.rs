@@ -124,7 +124,7 @@ pub(crate) struct Followers {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) metrics: JoinHandle<std::io::Result<()>>,
     /// The consumer groups, whose tasks store their progress before the log closes.
-    pub(crate) groups: Option<Arc<crate::groups::Registry>>,
+    pub(crate) groups: crate::groups::Groups,
 }
 
 /// Serves gRPC on `listener` until `stopping` is cancelled, then drains
@@ -180,9 +180,7 @@ pub(crate) async fn serve_until_stopped(
     tracing::info!("grpc stopped; stopping the projector and draining the log writer");
     followers.projector.stop().await;
     let _ = followers.recent.await;
-    if let Some(groups) = &followers.groups {
-        groups.stopped().await;
-    }
+    followers.groups.stopped().await;
     let closed = followers.log.close().await;
     let _ = followers.metrics.await;
     served?;

@@ -11,7 +11,7 @@ use accord_store::{
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::groups::GroupStore;
+use crate::groups::{ClusterSetup, SledGroupStore};
 use crate::metrics::{Metrics, StoreObserver};
 use crate::server_error::ServerError;
 
@@ -23,8 +23,15 @@ pub(crate) struct Storage {
     pub(crate) failing: watch::Receiver<bool>,
     /// The key checkpoints are signed with and the keys trusted besides.
     pub(crate) keys: CheckpointKeys,
-    /// The consumer groups' database (`DATA_DIR/groups`, sled backend only).
-    pub(crate) groups: Option<Arc<GroupStore>>,
+    /// Where the consumer groups are kept.
+    pub(crate) groups: GroupsSetup,
+}
+
+/// Where the consumer groups are kept: the embedded store's own database
+/// (`DATA_DIR/groups`), or the NATS cluster the log is on.
+pub(crate) enum GroupsSetup {
+    Sled(Arc<SledGroupStore>),
+    Cluster(Box<ClusterSetup>),
 }
 
 impl Storage {
@@ -40,21 +47,12 @@ impl Storage {
             failing: failing_sender,
         };
         let keys = crate::signing_key::load(config)?;
-        let log = open(config, observer, keys.clone()).await?;
+        let (log, groups) = open(config, observer, keys.clone()).await?;
         let read_models_dir = config.data_dir.join("read-models");
         let read_models =
             tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir)).await??;
         let read_models = Arc::new(read_models);
         accord_projections::reconcile(&read_models, log.as_ref()).await?;
-        let groups = match StoreKind::parse(&config.store)? {
-            StoreKind::Sled => {
-                let groups_dir = config.data_dir.join("groups");
-                let groups =
-                    tokio::task::spawn_blocking(move || GroupStore::open(&groups_dir)).await??;
-                Some(Arc::new(groups))
-            }
-            StoreKind::Nats(_) => None,
-        };
         Ok(Self {
             log,
             read_models,
@@ -94,12 +92,12 @@ impl StoreKind {
     }
 }
 
-/// Opens the log.
+/// Opens the log and says where the consumer groups go.
 async fn open(
     config: &Config,
     observer: StoreObserver,
     keys: CheckpointKeys,
-) -> Result<Arc<dyn EventLog>, ServerError> {
+) -> Result<(Arc<dyn EventLog>, GroupsSetup), ServerError> {
     match StoreKind::parse(&config.store)? {
         StoreKind::Sled => {
             let options = SledOptions {
@@ -113,7 +111,10 @@ async fn open(
                 ..SledOptions::new(config.data_dir.join("log"), keys)
             };
             let log = tokio::task::spawn_blocking(move || SledLog::open(options)).await??;
-            Ok(Arc::new(log))
+            let groups_dir = config.data_dir.join("groups");
+            let groups =
+                tokio::task::spawn_blocking(move || SledGroupStore::open(&groups_dir)).await??;
+            Ok((Arc::new(log), GroupsSetup::Sled(Arc::new(groups))))
         }
         StoreKind::Nats(servers) => {
             let replica = config
@@ -136,7 +137,15 @@ async fn open(
                 },
                 ..NatsOptions::new(servers, replica, keys)
             };
-            Ok(Arc::new(NatsLog::open(options).await?))
+            let log = NatsLog::open(options).await?;
+            let (stream, replicas) = log.stream();
+            let groups = GroupsSetup::Cluster(Box::new(ClusterSetup {
+                client: log.client(),
+                jetstream: log.jetstream(),
+                stream: stream.to_owned(),
+                replicas,
+            }));
+            Ok((Arc::new(log), groups))
         }
     }
 }

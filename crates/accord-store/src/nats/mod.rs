@@ -240,6 +240,22 @@ impl NatsLog {
         Ok(info.state)
     }
 
+    /// The node's connection to NATS, for what else it keeps in the
+    /// cluster (the consumer groups).
+    pub fn client(&self) -> async_nats::Client {
+        self.connected.client.clone()
+    }
+
+    /// JetStream over the node's connection.
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        self.connected.jetstream.clone()
+    }
+
+    /// The stream the log is, and the copies the cluster keeps of it.
+    pub fn stream(&self) -> (&str, usize) {
+        (&self.options.stream, self.options.replicas)
+    }
+
     /// The nats-server version the node is connected to.
     pub fn server_version(&self) -> &str {
         &self.connected.server_version

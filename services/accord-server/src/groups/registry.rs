@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Runner, RunnerContext};
 use super::settings;
-use super::store::GroupStore;
+use super::storage::GroupStorage;
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::Metrics;
@@ -45,6 +45,11 @@ pub(crate) struct MemberLink {
 }
 
 impl MemberLink {
+    /// A member known as `member` whose acknowledgements go to `commands`.
+    pub(crate) fn new(member: MemberId, commands: mpsc::Sender<GroupCommand>) -> Self {
+        Self { member, commands }
+    }
+
     pub(crate) async fn ack(&self, positions: Vec<u64>) {
         let _ = self
             .commands
@@ -115,9 +120,9 @@ fn spawn(
 
 impl Registry {
     /// Starts a task for every stored group.
-    pub(crate) fn start(
+    pub(crate) async fn start(
         log: Arc<dyn EventLog>,
-        store: Arc<GroupStore>,
+        store: Arc<dyn GroupStorage>,
         stopping: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, StoreError> {
@@ -130,7 +135,7 @@ impl Registry {
         };
         let tasks = parking_lot::Mutex::new(Vec::new());
         let mut groups = BTreeMap::new();
-        for stored in context.store.load()? {
+        for stored in context.store.load().await? {
             let checked = runner_settings(&context, &stored.definition).map_err(|error| {
                 StoreError::Corrupt(format!(
                     "consumer group {:?} as stored: {error}",
@@ -152,28 +157,6 @@ impl Registry {
             groups: Mutex::new(groups),
             tasks,
         }))
-    }
-
-    /// Writes a group's definition to the store (synced).
-    async fn store_definition(
-        &self,
-        name: &str,
-        definition: &StoredConsumerGroup,
-    ) -> Result<(), ApiError> {
-        let (name, definition) = (name.to_owned(), definition.clone());
-        self.blocking(move |store| store.put(&name, &definition))
-            .await
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&GroupStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.context.store.clone();
-        tokio::task::spawn_blocking(move || work(&store))
-            .await
-            .map_err(|error| ApiError::Unavailable(format!("consumer group store task: {error}")))?
-            .map_err(ApiError::from)
     }
 
     /// The stopping token the registry started with.
@@ -210,7 +193,7 @@ impl Registry {
                 "this server keeps at most {MAX_GROUPS} consumer groups; delete one first"
             )));
         }
-        self.store_definition(name, &definition).await?;
+        self.context.store.create(name, &definition).await?;
         let start = definition.start;
         let group = spawn(
             &self.context,
@@ -240,7 +223,7 @@ impl Registry {
             ..settings::stored(settings, self.context.log.head())?
         };
         let (dispatch, filter) = runner_settings(&self.context, &definition)?;
-        self.store_definition(name, &definition).await?;
+        self.context.store.update(name, &definition).await?;
         ask(&group.commands, name, |reply| {
             GroupCommand::Update(dispatch, Box::new(filter), reply)
         })
@@ -257,8 +240,7 @@ impl Registry {
         if !groups.contains_key(name) {
             return Err(gone(name));
         }
-        let owned = name.to_owned();
-        self.blocking(move |store| store.delete(&owned)).await?;
+        self.context.store.delete(name).await?;
         if let Some(group) = groups.remove(name) {
             // A task already gone has nothing left to end.
             let _ = ask(&group.commands, name, GroupCommand::Delete).await;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::settings;
-use super::store::GroupStore;
+use super::storage::{GroupStorage, ParkedNow, Progress};
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::{GroupLabels, Metrics};
@@ -81,7 +81,7 @@ struct Member {
 #[derive(Clone)]
 pub(crate) struct RunnerContext {
     pub(crate) log: Arc<dyn EventLog>,
-    pub(crate) store: Arc<GroupStore>,
+    pub(crate) store: Arc<dyn GroupStorage>,
     pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) stopping: CancellationToken,
     pub(crate) metrics: Arc<Metrics>,
@@ -412,52 +412,51 @@ impl Runner {
     async fn persist(&mut self) {
         let checkpoint = self.state.checkpoint();
         let parked_changes = self.state.parked_changes();
-        if checkpoint == self.stored_checkpoint && parked_changes == self.stored_parked_changes {
+        let parked_changed = parked_changes != self.stored_parked_changes;
+        if checkpoint == self.stored_checkpoint && !parked_changed {
             return;
         }
-        let mut parked_now = BTreeMap::new();
-        if parked_changes != self.stored_parked_changes {
-            for (position, agreement) in self.state.parked() {
-                // A parked event goes out again only on replay, read from
-                // the log then: its body need not stay in memory.
-                self.events.remove(&position);
-                parked_now.insert(position, agreement.to_owned());
+        let parked = parked_changed.then(|| {
+            let all: Vec<(u64, String)> = self
+                .state
+                .parked()
+                .map(|(position, agreement)| (position, agreement.to_owned()))
+                .collect();
+            // A parked event goes out again only on replay, read from the
+            // log then: its body need not stay in memory.
+            for (position, _) in &all {
+                self.events.remove(position);
             }
-        }
-        let added: Vec<(u64, String)> = parked_now
-            .iter()
-            .filter(|(position, _)| !self.stored_parked.contains(position))
-            .map(|(position, agreement)| (*position, agreement.clone()))
-            .collect();
-        let removed: BTreeSet<u64> = if parked_changes == self.stored_parked_changes {
-            BTreeSet::new()
-        } else {
-            self.stored_parked
-                .iter()
-                .filter(|position| !parked_now.contains_key(position))
-                .copied()
-                .collect()
-        };
+            let now: BTreeSet<u64> = all.iter().map(|(position, _)| *position).collect();
+            ParkedNow {
+                added: all
+                    .iter()
+                    .filter(|(position, _)| !self.stored_parked.contains(position))
+                    .cloned()
+                    .collect(),
+                removed: self.stored_parked.difference(&now).copied().collect(),
+                all,
+            }
+        });
+        let parked_now: Option<BTreeSet<u64>> = parked
+            .as_ref()
+            .map(|parked| parked.all.iter().map(|(position, _)| *position).collect());
         self.last_persist = Instant::now();
-        let store = self.context.store.clone();
-        let name = self.name.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            store.progress(&name, checkpoint, &added, &removed)
-        })
-        .await;
+        let written = self
+            .context
+            .store
+            .progress(&self.name, Progress { checkpoint, parked })
+            .await;
         match written {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 self.stored_checkpoint = checkpoint;
-                if parked_changes != self.stored_parked_changes {
-                    self.stored_parked = parked_now.into_keys().collect();
+                if let Some(parked_now) = parked_now {
+                    self.stored_parked = parked_now;
                     self.stored_parked_changes = parked_changes;
                 }
             }
-            Ok(Err(error)) => {
-                tracing::error!(group = %self.name, %error, "cannot store the consumer group's checkpoint");
-            }
             Err(error) => {
-                tracing::error!(group = %self.name, %error, "checkpoint task failed");
+                tracing::error!(group = %self.name, %error, "cannot store the consumer group's checkpoint");
             }
         }
     }

@@ -144,9 +144,28 @@ pub(crate) fn nack_action(action: i32) -> Result<NackAction, ApiError> {
     }
 }
 
+/// A nack action as the wire names it.
+pub(crate) fn wire_nack_action(action: NackAction) -> v1::NackAction {
+    match action {
+        NackAction::Retry => v1::NackAction::Retry,
+        NackAction::Park => v1::NackAction::Park,
+        NackAction::Skip => v1::NackAction::Skip,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nack_actions_go_to_the_wire_and_back() {
+        for action in [NackAction::Retry, NackAction::Park, NackAction::Skip] {
+            assert_eq!(
+                nack_action(wire_nack_action(action) as i32).ok(),
+                Some(action)
+            );
+        }
+    }
 
     #[test]
     fn names_follow_the_pattern() {

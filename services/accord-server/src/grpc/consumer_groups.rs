@@ -13,28 +13,19 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
-use crate::groups::{MEMBER_BUFFER, MemberLink, Registry, nack_action};
+use crate::groups::{Groups, MEMBER_BUFFER, MemberLink, nack_action};
 use crate::streams::{Owner, Slot, SubscriptionSlots};
 
-/// The service; without a registry (the NATS backend) every call is
-/// refused.
+/// The service.
 pub struct ConsumerGroupsApi {
-    registry: Option<Arc<Registry>>,
+    groups: Groups,
     /// A `Consume` stream takes a slot like any other stream.
     slots: Arc<SubscriptionSlots>,
 }
 
 impl ConsumerGroupsApi {
-    pub(crate) fn new(registry: Option<Arc<Registry>>, slots: Arc<SubscriptionSlots>) -> Self {
-        Self { registry, slots }
-    }
-
-    fn registry(&self) -> Result<&Registry, ApiError> {
-        self.registry.as_deref().ok_or_else(|| {
-            ApiError::FailedPrecondition(
-                "consumer groups run on the embedded (sled) store in this version; this server uses NATS".into(),
-            )
-        })
+    pub(crate) fn new(groups: Groups, slots: Arc<SubscriptionSlots>) -> Self {
+        Self { groups, slots }
     }
 }
 
@@ -51,7 +42,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         let request = request.into_inner();
         let settings = request.settings.unwrap_or_default();
         Ok(Response::new(
-            self.registry()?.create(&request.name, &settings).await?,
+            self.groups.create(&request.name, settings).await?,
         ))
     }
 
@@ -62,7 +53,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         let request = request.into_inner();
         let settings = request.settings.unwrap_or_default();
         Ok(Response::new(
-            self.registry()?.update(&request.name, &settings).await?,
+            self.groups.update(&request.name, settings).await?,
         ))
     }
 
@@ -70,7 +61,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<v1::DeleteConsumerGroupRequest>,
     ) -> RpcResult<v1::DeleteConsumerGroupResponse> {
-        self.registry()?.delete(&request.into_inner().name).await?;
+        self.groups.delete(&request.into_inner().name).await?;
         Ok(Response::new(v1::DeleteConsumerGroupResponse {}))
     }
 
@@ -79,7 +70,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         request: Request<v1::GetConsumerGroupRequest>,
     ) -> RpcResult<v1::ConsumerGroupInfo> {
         Ok(Response::new(
-            self.registry()?.info(&request.into_inner().name).await?,
+            self.groups.info(&request.into_inner().name).await?,
         ))
     }
 
@@ -88,7 +79,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         _request: Request<v1::ListConsumerGroupsRequest>,
     ) -> RpcResult<v1::ListConsumerGroupsResponse> {
         Ok(Response::new(v1::ListConsumerGroupsResponse {
-            groups: self.registry()?.list().await?,
+            groups: self.groups.list().await?,
         }))
     }
 
@@ -97,7 +88,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         request: Request<v1::ReplayParkedRequest>,
     ) -> RpcResult<v1::ReplayParkedResponse> {
         let replayed = self
-            .registry()?
+            .groups
             .replay_parked(&request.into_inner().name)
             .await?;
         Ok(Response::new(v1::ReplayParkedResponse { replayed }))
@@ -109,7 +100,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         &self,
         request: Request<Streaming<v1::ConsumeRequest>>,
     ) -> RpcResult<Self::ConsumeStream> {
-        let registry = self.registry()?;
+        let groups = &self.groups;
         let slot = self.slots.take(Owner::of(&request))?;
         let mut inbound = request.into_inner();
         let first = inbound
@@ -122,14 +113,14 @@ impl ConsumerGroups for ConsumerGroupsApi {
         accord_domain::validate_text("join.member_name", &join.member_name)
             .map_err(ApiError::from)?;
         let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
-        let member = registry
+        let member = groups
             .join(&join.group, join.member_name, sender.clone())
             .await?;
         tokio::spawn(follow_member(
             inbound,
             member,
             sender,
-            registry.stopping(),
+            groups.stopping(),
             slot,
         ));
         Ok(Response::new(ReceiverStream::new(receiver)))

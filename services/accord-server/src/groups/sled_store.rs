@@ -5,7 +5,6 @@
 //! batch, so that a power cut never leaves a parked event below a stored
 //! checkpoint without its entry.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,20 +12,18 @@ use accord_proto::storage::StoredConsumerGroup;
 use accord_store::{ContainedDrop, StoreError, SyncedDb};
 use prost::Message;
 
+use super::storage::{GroupStorage, Progress, StoredGroup};
+
 const DEFINITION: u8 = b'd';
 const CHECKPOINT: u8 = b'c';
 const PARKED: u8 = b'p';
 
-/// A stored group: its definition, checkpoint and parked events.
-pub(crate) struct StoredGroup {
-    pub(crate) name: String,
-    pub(crate) definition: StoredConsumerGroup,
-    pub(crate) checkpoint: u64,
-    pub(crate) parked: Vec<(u64, String)>,
+/// The groups' database.
+pub(crate) struct SledGroupStore {
+    inner: Arc<Inner>,
 }
 
-/// The groups' database.
-pub(crate) struct GroupStore {
+struct Inner {
     db: ContainedDrop<Arc<SyncedDb>>,
     tree: ::sled::Tree,
 }
@@ -49,7 +46,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("consumer group store: {what}"))
 }
 
-impl GroupStore {
+impl SledGroupStore {
     /// Opens (or creates) the database in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
         let config = ::sled::Config::new()
@@ -59,13 +56,58 @@ impl GroupStore {
         let tree = db.db().open_tree("groups")?;
         db.sync()?;
         Ok(Self {
-            db: ContainedDrop::new(Arc::new(db)),
-            tree,
+            inner: Arc::new(Inner {
+                db: ContainedDrop::new(Arc::new(db)),
+                tree,
+            }),
         })
     }
 
+    /// Runs `work` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|error| {
+                StoreError::Unavailable(format!("consumer group store task: {error}"))
+            })?
+    }
+}
+
+#[tonic::async_trait]
+impl GroupStorage for SledGroupStore {
+    async fn load(&self) -> Result<Vec<StoredGroup>, StoreError> {
+        self.blocking(Inner::load).await
+    }
+
+    async fn create(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
+        let (name, definition) = (name.to_owned(), definition.clone());
+        self.blocking(move |inner| inner.put(&name, &definition))
+            .await
+    }
+
+    async fn update(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
+        self.create(name, definition).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |inner| inner.delete(&name)).await
+    }
+
+    async fn progress(&self, name: &str, progress: Progress) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |inner| inner.progress(&name, &progress))
+            .await
+    }
+}
+
+impl Inner {
     /// Every stored group.
-    pub(crate) fn load(&self) -> Result<Vec<StoredGroup>, StoreError> {
+    fn load(&self) -> Result<Vec<StoredGroup>, StoreError> {
         let mut groups = Vec::new();
         for entry in self.tree.scan_prefix([DEFINITION]) {
             let (stored_key, value) = entry?;
@@ -107,18 +149,14 @@ impl GroupStore {
     }
 
     /// Writes a group's definition (a new group starts at its start).
-    pub(crate) fn put(
-        &self,
-        name: &str,
-        definition: &StoredConsumerGroup,
-    ) -> Result<(), StoreError> {
+    fn put(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
         self.tree
             .insert(key(DEFINITION, name), definition.encode_to_vec())?;
         self.db.sync()
     }
 
     /// Removes a group and everything stored for it.
-    pub(crate) fn delete(&self, name: &str) -> Result<(), StoreError> {
+    fn delete(&self, name: &str) -> Result<(), StoreError> {
         let mut batch = ::sled::Batch::default();
         batch.remove(key(DEFINITION, name));
         batch.remove(key(CHECKPOINT, name));
@@ -130,20 +168,16 @@ impl GroupStore {
     }
 
     /// Stores a checkpoint and the changes to the parked events, atomically.
-    pub(crate) fn progress(
-        &self,
-        name: &str,
-        checkpoint: u64,
-        parked: &[(u64, String)],
-        unparked: &BTreeSet<u64>,
-    ) -> Result<(), StoreError> {
+    fn progress(&self, name: &str, progress: &Progress) -> Result<(), StoreError> {
         let mut batch = ::sled::Batch::default();
-        batch.insert(key(CHECKPOINT, name), &checkpoint.to_be_bytes());
-        for (position, agreement) in parked {
-            batch.insert(parked_key(name, *position), agreement.as_bytes());
-        }
-        for position in unparked {
-            batch.remove(parked_key(name, *position));
+        batch.insert(key(CHECKPOINT, name), &progress.checkpoint.to_be_bytes());
+        if let Some(parked) = &progress.parked {
+            for (position, agreement) in &parked.added {
+                batch.insert(parked_key(name, *position), agreement.as_bytes());
+            }
+            for position in &parked.removed {
+                batch.remove(parked_key(name, *position));
+            }
         }
         self.tree.apply_batch(batch)?;
         self.db.sync()

@@ -1,0 +1,70 @@
+//! The NATS subjects and buckets of one Accord cluster's consumer groups,
+//! named after its log's stream so that two Accord clusters can share a
+//! NATS cluster.
+
+/// Where the groups of the cluster whose log is stream `stream` live.
+#[derive(Clone, Debug)]
+pub(crate) struct Names {
+    /// Calls to the node running the groups (requests).
+    pub(crate) calls: String,
+    /// Members' acknowledgements and departures (published).
+    pub(crate) reports: String,
+    /// Definitions and progress.
+    pub(crate) bucket: String,
+    /// Which node runs the groups.
+    pub(crate) lease_bucket: String,
+}
+
+/// The queue group the node running the groups answers in, so that two
+/// nodes that both believe they hold the lease never both answer.
+pub(crate) const QUEUE: &str = "accord-groups";
+
+impl Names {
+    pub(crate) fn of(stream: &str) -> Self {
+        Self {
+            calls: format!("_accord.{stream}.groups.calls"),
+            reports: format!("_accord.{stream}.groups.reports"),
+            bucket: format!("{stream}-groups"),
+            lease_bucket: format!("{stream}-groups-lease"),
+        }
+    }
+}
+
+/// A group name as one token of a key: a name may hold dots (and end
+/// with one), which a key may not; it never holds `=`.
+fn token(name: &str) -> String {
+    name.replace('.', "=")
+}
+
+/// The key of group `name`'s definition.
+pub(crate) fn definition_key(name: &str) -> String {
+    format!("definition.{}", token(name))
+}
+
+/// The key of group `name`'s checkpoint and parked events.
+pub(crate) fn progress_key(name: &str) -> String {
+    format!("progress.{}", token(name))
+}
+
+/// The group a definition key names.
+pub(crate) fn name_of_definition(key: &str) -> Option<String> {
+    key.strip_prefix("definition.")
+        .map(|token| token.replace('=', "."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_name_makes_a_valid_key_and_comes_back() {
+        for name in ["a", "orders.v2.", "x..y", "a-b_c.9"] {
+            let key = definition_key(name);
+            assert!(
+                !key.ends_with('.') && !key.contains(".."),
+                "{key} is a valid key"
+            );
+            assert_eq!(name_of_definition(&key).as_deref(), Some(name));
+        }
+    }
+}
