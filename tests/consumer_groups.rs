@@ -962,11 +962,11 @@ impl Member {
     }
 }
 
+on_both_backends!(random_members_joining_leaving_and_timing_out_lose_nothing);
 /// Members join, leave, acknowledge, retry, skip and let events time out at
 /// random through the real server; whatever happens, every event ends up
 /// acknowledged or skipped, nothing is left in flight, and the checkpoint
 /// reaches the head. The seed is printed (`ACCORD_CRASH_SEED` repeats it).
-on_both_backends!(random_members_joining_leaving_and_timing_out_lose_nothing);
 async fn random_members_joining_leaving_and_timing_out_lose_nothing(server: TestServer) {
     use accord_tests::crash_cycles::{Random, seed_from_env};
     let seed = seed_from_env();
