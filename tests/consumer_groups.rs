@@ -20,6 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
+mod cluster;
+
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A server on a single-node NATS JetStream: its groups live in the
