@@ -71,7 +71,7 @@ struct Options {
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
-    /// Backends Accord runs on for append, batch and subscribe: sled, nats-1
+    /// Backends Accord runs on for append, batch, subscribe and consume: sled, nats-1
     /// (one nats-server), nats-3 (a three-node cluster, R3). The first is
     /// the one `accord` and `ratio` report; the others are reported beside it.
     #[arg(long, value_delimiter = ',', default_value = "sled,nats-1,nats-3")]
@@ -198,19 +198,16 @@ async fn run(options: Options) -> Result<(), String> {
         }
     }
     if wanted(Scenario::Consume) {
-        if targets.len() > 1 {
-            eprintln!(
-                "accord-bench: consume runs on sled only: consumer groups are not on the NATS backend yet"
-            );
+        for (index, target) in targets.iter().enumerate() {
+            let outcome = scenarios::consume::run(
+                target,
+                options.consume_members,
+                options.consume_rate,
+                duration,
+            )
+            .await?;
+            results.record_on(index, "consume", target, outcome);
         }
-        let outcome = scenarios::consume::run(
-            &sled,
-            options.consume_members,
-            options.consume_rate,
-            duration,
-        )
-        .await?;
-        results.record("consume", outcome);
     }
     if wanted(Scenario::Rebuild) {
         let events = if options.quick {
