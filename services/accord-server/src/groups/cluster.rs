@@ -56,6 +56,9 @@ pub(crate) struct ClusterSetup {
 pub(crate) struct ClusterGroups {
     client: async_nats::Client,
     names: Names,
+    lease_bucket: kv::Store,
+    /// The node the lease named when last read.
+    holder: parking_lot::Mutex<Option<String>>,
     stopping: CancellationToken,
     /// Races for the lease and runs the groups while this node holds it.
     leader: parking_lot::Mutex<Option<JoinHandle<()>>>,
@@ -129,7 +132,7 @@ impl ClusterGroups {
             client: setup.client.clone(),
             names: names.clone(),
             bucket: groups,
-            lease_bucket,
+            lease_bucket: lease_bucket.clone(),
             node: uuid::Uuid::new_v4().to_string(),
             log,
             metrics,
@@ -138,6 +141,8 @@ impl ClusterGroups {
         Ok(Arc::new(Self {
             client: setup.client,
             names,
+            lease_bucket,
+            holder: parking_lot::Mutex::new(None),
             stopping,
             leader: parking_lot::Mutex::new(Some(task)),
         }))
@@ -160,34 +165,55 @@ impl ClusterGroups {
         self.stopping.clone()
     }
 
-    /// Asks the node running the groups. While no node runs them (one
-    /// went away and the lease has not expired yet, or the cluster just
-    /// started) the call waits for the next one, up to `lease::EXPIRES`
-    /// and a little more.
-    async fn call(&self, kind: group_call::Kind) -> Result<group_answer::Kind, ApiError> {
+    /// Asks the node running the groups (the one the lease names); returns
+    /// its answer and that node. While no node runs them (one went away and
+    /// the lease has not expired yet, or the cluster just started) the call
+    /// waits for the next one, up to `lease::EXPIRES` and a little more.
+    async fn call_node(
+        &self,
+        kind: group_call::Kind,
+    ) -> Result<(group_answer::Kind, String), ApiError> {
         let call: bytes::Bytes = cluster::GroupCall { kind: Some(kind) }
             .encode_to_vec()
             .into();
-        let deadline = tokio::time::Instant::now() + lease::EXPIRES + lease::RENEW_EVERY * 2;
-        let answer = loop {
-            match self.client.request(self.names.calls.clone(), call.clone()).await {
-                Ok(answer) => break answer,
-                Err(error)
-                    if error.kind() == async_nats::RequestErrorKind::NoResponders
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(NO_RESPONDERS_PAUSE).await;
+        let patience = lease::EXPIRES + lease::RENEW_EVERY * 2;
+        let deadline = tokio::time::Instant::now() + patience;
+        let (answer, holder) = loop {
+            let cached = self.holder.lock().clone();
+            let holder = match cached {
+                Some(holder) => Some(holder),
+                None => lease::holder(&self.lease_bucket).await,
+            };
+            let asked = match &holder {
+                Some(holder) => {
+                    *self.holder.lock() = Some(holder.clone());
+                    self.client
+                        .request(self.names.calls(holder), call.clone())
+                        .await
                 }
-                Err(error) => return Err(ApiError::Unavailable(match error.kind() {
-                    async_nats::RequestErrorKind::NoResponders => format!(
-                        "no node has run the consumer groups for {} s; retry",
-                        (lease::EXPIRES + lease::RENEW_EVERY * 2).as_secs()
-                    ),
-                    async_nats::RequestErrorKind::TimedOut => {
-                        "the node running the consumer groups did not answer in time; the call may or may not have taken effect".into()
+                None => Err(async_nats::RequestErrorKind::NoResponders.into()),
+            };
+            match asked {
+                Ok(answer) => break (answer, holder.unwrap_or_default()),
+                Err(error) => {
+                    // Read the lease again next time.
+                    *self.holder.lock() = None;
+                    let no_one = error.kind() == async_nats::RequestErrorKind::NoResponders;
+                    if no_one && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(NO_RESPONDERS_PAUSE).await;
+                        continue;
                     }
-                    _ => format!("cannot reach the node running the consumer groups: {error}"),
-                })),
+                    return Err(ApiError::Unavailable(match error.kind() {
+                        async_nats::RequestErrorKind::NoResponders => format!(
+                            "no node has run the consumer groups for {} s; retry",
+                            patience.as_secs()
+                        ),
+                        async_nats::RequestErrorKind::TimedOut => {
+                            "the node running the consumer groups did not answer in time; the call may or may not have taken effect".into()
+                        }
+                        _ => format!("cannot reach the node running the consumer groups: {error}"),
+                    }));
+                }
             }
         };
         let answer = cluster::GroupAnswer::decode(answer.payload.as_ref()).map_err(|_| {
@@ -198,11 +224,16 @@ impl ClusterGroups {
         })?;
         match answer.kind {
             Some(group_answer::Kind::Refused(refused)) => Err(status_of(refused)),
-            Some(kind) => Ok(kind),
+            Some(kind) => Ok((kind, holder)),
             None => Err(ApiError::Unavailable(
                 "an empty answer about consumer groups".into(),
             )),
         }
+    }
+
+    /// Asks the node running the groups.
+    async fn call(&self, kind: group_call::Kind) -> Result<group_answer::Kind, ApiError> {
+        Ok(self.call_node(kind).await?.0)
     }
 
     async fn info(&self, kind: group_call::Kind) -> Result<v1::ConsumerGroupInfo, ApiError> {
@@ -298,15 +329,16 @@ impl ClusterGroups {
             token: uuid::Uuid::new_v4().to_string(),
             inbox: inbox_subject,
         };
-        match self.call(group_call::Kind::Join(join.clone())).await? {
-            group_answer::Kind::Done(_) => {}
+        let joined_at = match self.call_node(group_call::Kind::Join(join.clone())).await? {
+            (group_answer::Kind::Done(_), node) => node,
             _ => return Err(unexpected()),
-        }
+        };
         let (commands, received) = mpsc::channel(MEMBER_COMMANDS);
         tokio::spawn(
             relay::Relay {
                 groups: self.clone(),
                 join,
+                joined_at,
                 inbox,
                 commands: received,
                 stream,

@@ -19,7 +19,7 @@ use tonic::{Code, Status};
 
 use super::kv_store::NatsGroupStore;
 use super::lease::{self, Held};
-use super::names::{Names, QUEUE};
+use super::names::Names;
 use super::refused;
 use crate::error::ApiError;
 use crate::groups::runner::MEMBER_BUFFER;
@@ -103,14 +103,15 @@ async fn lead(context: &LeaderContext, held: &Arc<Held>) -> Result<(), ApiError>
         context.metrics.clone(),
     )
     .await?;
-    let subscribe = |subject: &str| {
+    let (mut calls, mut reports) = match (
         context
             .client
-            .queue_subscribe(subject.to_owned(), QUEUE.to_owned())
-    };
-    let (mut calls, mut reports) = match (
-        subscribe(&context.names.calls).await,
-        subscribe(&context.names.reports).await,
+            .subscribe(context.names.calls(&context.node))
+            .await,
+        context
+            .client
+            .subscribe(context.names.reports(&context.node))
+            .await,
     ) {
         (Ok(calls), Ok(reports)) => (calls, reports),
         (Err(error), _) | (_, Err(error)) => {

@@ -45,6 +45,17 @@ impl Held {
     }
 }
 
+/// The node the lease names, if any.
+pub(crate) async fn holder(bucket: &kv::Store) -> Option<String> {
+    match bucket.get(KEY).await {
+        Ok(value) => value.and_then(|value| String::from_utf8(value.to_vec()).ok()),
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the consumer groups' lease");
+            None
+        }
+    }
+}
+
 /// Waits until this node holds the lease (None once `stopping`); returns
 /// it and the revision to renew.
 pub(crate) async fn acquire(

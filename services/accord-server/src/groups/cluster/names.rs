@@ -5,28 +5,32 @@
 /// Where the groups of the cluster whose log is stream `stream` live.
 #[derive(Clone, Debug)]
 pub(crate) struct Names {
-    /// Calls to the node running the groups (requests).
-    pub(crate) calls: String,
-    /// Members' acknowledgements and departures (published).
-    pub(crate) reports: String,
+    subjects: String,
     /// Definitions and progress.
     pub(crate) bucket: String,
     /// Which node runs the groups.
     pub(crate) lease_bucket: String,
 }
 
-/// The queue group the node running the groups answers in, so that two
-/// nodes that both believe they hold the lease never both answer.
-pub(crate) const QUEUE: &str = "accord-groups";
-
 impl Names {
     pub(crate) fn of(stream: &str) -> Self {
         Self {
-            calls: format!("_accord.{stream}.groups.calls"),
-            reports: format!("_accord.{stream}.groups.reports"),
+            subjects: format!("_accord.{stream}.groups"),
             bucket: format!("{stream}-groups"),
             lease_bucket: format!("{stream}-groups-lease"),
         }
+    }
+
+    /// Calls to node `node` when it runs the groups (requests). Addressed
+    /// to the node the lease names, so that a node that lost the lease
+    /// without knowing it yet (paused, cut off) is never asked.
+    pub(crate) fn calls(&self, node: &str) -> String {
+        format!("{}.calls.{node}", self.subjects)
+    }
+
+    /// Members' acknowledgements and departures for node `node` (published).
+    pub(crate) fn reports(&self, node: &str) -> String {
+        format!("{}.reports.{node}", self.subjects)
     }
 }
 

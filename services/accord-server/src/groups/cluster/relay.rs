@@ -27,6 +27,8 @@ pub(crate) const ALIVE_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Relay {
     pub(crate) groups: std::sync::Arc<ClusterGroups>,
     pub(crate) join: cluster::RemoteJoin,
+    /// The node that runs the group the member joined.
+    pub(crate) joined_at: String,
     pub(crate) inbox: async_nats::Subscriber,
     pub(crate) commands: mpsc::Receiver<GroupCommand>,
     pub(crate) stream: MemberSender,
@@ -110,7 +112,7 @@ impl Relay {
 
     /// Asks whether the node running the groups still knows the member, and
     /// joins again if not; false once the group is gone.
-    async fn still_joined(&self) -> bool {
+    async fn still_joined(&mut self) -> bool {
         let alive = group_call::Kind::Alive(cluster::MemberAlive {
             token: self.join.token.clone(),
         });
@@ -119,10 +121,11 @@ impl Relay {
         }
         match self
             .groups
-            .call(group_call::Kind::Join(self.join.clone()))
+            .call_node(group_call::Kind::Join(self.join.clone()))
             .await
         {
-            Ok(_) => {
+            Ok((_, node)) => {
+                self.joined_at = node;
                 tracing::info!(group = %self.join.group, "member joined again where the groups run now");
                 true
             }
@@ -144,7 +147,7 @@ impl Relay {
             .groups
             .client
             .publish(
-                self.groups.names.reports.clone(),
+                self.groups.names.reports(&self.joined_at),
                 report.encode_to_vec().into(),
             )
             .await
