@@ -136,3 +136,70 @@ async fn members_on_two_nodes_share_a_group_and_lose_nothing_when_its_node_is_ki
     b.kill().await;
     drop(on_b);
 }
+
+/// A node that runs the groups and is paused (SIGSTOP) past its lease is
+/// replaced; resumed, it stops running them without writing over what the
+/// new node stored: acknowledgements it finds waiting when it wakes up
+/// would otherwise set the stored checkpoint back.
+#[tokio::test]
+async fn a_paused_node_loses_the_groups_and_never_writes_over_its_successor() {
+    let _heavy = accord_tests::heavy().await;
+    let nats = accord_tests::nats::NatsNode::single().await;
+    let args = accord_tests::single_nats_args(nats.url());
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = ChildServer::start_with_args(Path::new(SERVER), dir_a.path(), &args).await;
+    wait_until_runs_groups(a.metrics_addr(), true).await;
+    let b = ChildServer::start_with_args(Path::new(SERVER), dir_b.path(), &args).await;
+    wait_until_runs_groups(b.metrics_addr(), false).await;
+    append_deliveries_at(b.grpc_addr(), "kz", 998).await;
+    v1::consumer_groups_client::ConsumerGroupsClient::new(connect(b.grpc_addr()).await)
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "paused".into(),
+            settings: Some(settings(|settings| settings.max_in_flight = 20)),
+        })
+        .await
+        .expect("created");
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let member = tokio::spawn(acknowledge_all(
+        Member::join(b.grpc_addr(), "paused", "on-b").await,
+        Arc::clone(&acked),
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while acked.lock().expect("lock").len() < 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the member gets events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    a.signal(libc::SIGSTOP);
+    let head = append_deliveries_at(b.grpc_addr(), "uz", 998).await;
+    wait_until_runs_groups(b.metrics_addr(), true).await;
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    while !group_info(b.grpc_addr(), "paused")
+        .await
+        .is_ok_and(|info| info.checkpoint == head && info.in_flight == 0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B settles everything"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A wakes up to the acknowledgements sent to it before it froze.
+    a.signal(libc::SIGCONT);
+    wait_until_runs_groups(a.metrics_addr(), false).await;
+    // B stops cleanly (storing its progress, giving up the lease); A takes
+    // over from what is stored, which must be B's checkpoint.
+    drop(member);
+    assert!(b.terminate().await.success());
+    wait_until_runs_groups(a.metrics_addr(), true).await;
+    let info = group_info(a.grpc_addr(), "paused").await.expect("info");
+    assert_eq!((info.checkpoint, info.lag), (head, 0), "{info:?}");
+    let union: BTreeSet<u64> = acked.lock().expect("lock").iter().copied().collect();
+    assert_eq!(union, (1..=head).collect(), "every event acknowledged");
+    a.kill().await;
+}

@@ -148,6 +148,14 @@ impl ChildServer {
             .expect("VmRSS")
     }
 
+    /// Sends `signal` (SIGSTOP to pause the process, SIGCONT to resume it).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id().expect("process is running") as libc::pid_t;
+        // SAFETY: kill(2) with a pid this test owns and a valid signal number.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} sent");
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub async fn kill(mut self) {
         self.child.start_kill().expect("sends SIGKILL");
