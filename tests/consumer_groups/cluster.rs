@@ -48,6 +48,31 @@ async fn acknowledge_all(mut member: Member, acked: Arc<Mutex<Vec<u64>>>) {
     }
 }
 
+/// Two Accord node processes started with `args`: A runs the groups, B
+/// does not; and their data directories.
+async fn two_nodes(args: &[String]) -> (ChildServer, ChildServer, [tempfile::TempDir; 2]) {
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let a = ChildServer::start_with_args(Path::new(SERVER), dirs[0].path(), args).await;
+    wait_until_runs_groups(a.metrics_addr(), true).await;
+    let b = ChildServer::start_with_args(Path::new(SERVER), dirs[1].path(), args).await;
+    wait_until_runs_groups(b.metrics_addr(), false).await;
+    (a, b, dirs)
+}
+
+/// Creates group `name` through the node at `addr`.
+async fn create_group(addr: SocketAddr, name: &str) {
+    v1::consumer_groups_client::ConsumerGroupsClient::new(connect(addr).await)
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: name.into(),
+            settings: Some(settings(|settings| settings.max_in_flight = 20)),
+        })
+        .await
+        .expect("created");
+}
+
 async fn group_info(addr: SocketAddr, name: &str) -> Result<v1::ConsumerGroupInfo, tonic::Status> {
     v1::consumer_groups_client::ConsumerGroupsClient::new(connect(addr).await)
         .get_consumer_group(v1::GetConsumerGroupRequest { name: name.into() })
@@ -62,24 +87,11 @@ async fn members_on_two_nodes_share_a_group_and_lose_nothing_when_its_node_is_ki
     let args: Vec<String> = ["--store", &cluster.urls(), "--nats-replicas", "3"]
         .map(str::to_owned)
         .to_vec();
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = ChildServer::start_with_args(Path::new(SERVER), dir_a.path(), &args).await;
-    wait_until_runs_groups(a.metrics_addr(), true).await;
-    let b = ChildServer::start_with_args(Path::new(SERVER), dir_b.path(), &args).await;
-    wait_until_runs_groups(b.metrics_addr(), false).await;
+    let (a, b, _dirs) = two_nodes(&args).await;
 
     // Created through B, run by A.
     let first_head = append_deliveries_at(b.grpc_addr(), "kz", 1_998).await;
-    v1::consumer_groups_client::ConsumerGroupsClient::new(connect(b.grpc_addr()).await)
-        .create_consumer_group(v1::CreateConsumerGroupRequest {
-            name: "shared".into(),
-            settings: Some(settings(|settings| settings.max_in_flight = 20)),
-        })
-        .await
-        .expect("created through the node that does not run the groups");
+    create_group(b.grpc_addr(), "shared").await;
     let (acked_a, acked_b) = (Arc::default(), Arc::default());
     let on_a = tokio::spawn(acknowledge_all(
         Member::join(a.grpc_addr(), "shared", "on-a").await,
@@ -146,22 +158,9 @@ async fn a_paused_node_loses_the_groups_and_never_writes_over_its_successor() {
     let _heavy = accord_tests::heavy().await;
     let nats = accord_tests::nats::NatsNode::single().await;
     let args = accord_tests::single_nats_args(nats.url());
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = ChildServer::start_with_args(Path::new(SERVER), dir_a.path(), &args).await;
-    wait_until_runs_groups(a.metrics_addr(), true).await;
-    let b = ChildServer::start_with_args(Path::new(SERVER), dir_b.path(), &args).await;
-    wait_until_runs_groups(b.metrics_addr(), false).await;
+    let (a, b, _dirs) = two_nodes(&args).await;
     append_deliveries_at(b.grpc_addr(), "kz", 998).await;
-    v1::consumer_groups_client::ConsumerGroupsClient::new(connect(b.grpc_addr()).await)
-        .create_consumer_group(v1::CreateConsumerGroupRequest {
-            name: "paused".into(),
-            settings: Some(settings(|settings| settings.max_in_flight = 20)),
-        })
-        .await
-        .expect("created");
+    create_group(b.grpc_addr(), "paused").await;
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let member = tokio::spawn(acknowledge_all(
         Member::join(b.grpc_addr(), "paused", "on-b").await,
