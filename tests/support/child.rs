@@ -17,6 +17,7 @@ pub struct ChildServer {
     child: Child,
     grpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    console_addr: Option<SocketAddr>,
     /// The last lines the server logged after it listened.
     recent_log: Arc<Mutex<VecDeque<String>>>,
     /// Started under a wrapper (such as strace) in its own process group,
@@ -59,6 +60,8 @@ impl ChildServer {
             .arg("127.0.0.1:0")
             .arg("--metrics-listen")
             .arg("127.0.0.1:0")
+            .arg("--console-listen")
+            .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--log-format")
@@ -82,14 +85,20 @@ impl ChildServer {
             };
             startup_log.push(line);
             if let Some(addr) = entry.get("grpc_addr").and_then(|addr| addr.as_str()) {
-                let metrics_addr = entry
-                    .get("metrics_addr")
-                    .and_then(|addr| addr.as_str())
-                    .and_then(|addr| addr.parse().ok());
-                break (addr.parse().expect("a socket address"), metrics_addr);
+                let parsed = |field: &str| {
+                    entry
+                        .get(field)
+                        .and_then(|addr| addr.as_str())
+                        .and_then(|addr| addr.parse().ok())
+                };
+                break (
+                    addr.parse().expect("a socket address"),
+                    parsed("metrics_addr"),
+                    parsed("console_addr"),
+                );
             }
         };
-        let (grpc_addr, metrics_addr) = grpc_addr;
+        let (grpc_addr, metrics_addr, console_addr) = grpc_addr;
         // Keep reading so that the server never blocks on a full pipe; the
         // last lines are kept for a failure's report.
         let recent_log = Arc::new(Mutex::new(VecDeque::new()));
@@ -107,6 +116,7 @@ impl ChildServer {
             child,
             grpc_addr,
             metrics_addr,
+            console_addr,
             recent_log,
             group: !wrapper.is_empty(),
             startup_log,
@@ -121,6 +131,12 @@ impl ChildServer {
     /// The gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The console's address, as the server logged it.
+    pub fn console_addr(&self) -> SocketAddr {
+        self.console_addr
+            .expect("the server logged its console address")
     }
 
     /// The metrics address, as the server logged it.

@@ -79,6 +79,8 @@ impl ServerProcess {
                 "127.0.0.1:0",
                 "--metrics-listen",
                 "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
                 "--log-format",
                 "json",
             ])

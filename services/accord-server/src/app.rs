@@ -13,8 +13,9 @@ use tonic_health::ServingStatus;
 use crate::auth::TokenTable;
 use crate::config::Config;
 use crate::connections::Connections;
+use crate::console::ConsoleContext;
 use crate::groups::{ClusterGroups, Groups, Registry};
-use crate::grpc::WatchContext;
+use crate::grpc::{AdminApi, BuyerCountries, Queries, WatchContext};
 use crate::metrics::{Metrics, serve_metrics};
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
@@ -34,6 +35,7 @@ pub(crate) struct App {
     storage: Storage,
     grpc_listener: TcpListener,
     metrics_listener: TcpListener,
+    console_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -55,6 +57,14 @@ impl App {
         let storage = Storage::open(&config, &metrics).await?;
         let grpc_listener = TcpListener::bind(config.listen).await?;
         let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
+        let console_listener = match config.console_listen.0 {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|error| {
+                ServerError::Config(format!(
+                    "--console-listen {address}: {error} (give another address, or '' for no console)"
+                ))
+            })?),
+            None => None,
+        };
         Ok(Self {
             config,
             tokens,
@@ -63,6 +73,7 @@ impl App {
             storage,
             grpc_listener,
             metrics_listener,
+            console_listener,
         })
     }
 
@@ -78,9 +89,14 @@ impl App {
             storage,
             grpc_listener,
             metrics_listener,
+            console_listener,
         } = self;
         let grpc_addr = grpc_listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
+        let console_addr = console_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let stopping = CancellationToken::new();
         let log = storage.log;
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
@@ -106,6 +122,28 @@ impl App {
             },
             metrics.clone(),
         );
+        let admin = Arc::new(AdminApi::new(
+            log.clone(),
+            storage.read_models.clone(),
+            config.data_dir.clone(),
+            storage.keys,
+        ));
+        let console = console_listener.map(|listener| {
+            tokio::spawn(crate::console::serve(
+                listener,
+                ConsoleContext {
+                    tokens: tokens.clone(),
+                    log: log.clone(),
+                    queries: Arc::new(Queries::new(log.clone(), storage.read_models.clone())),
+                    admin: admin.clone(),
+                    groups: groups.clone(),
+                    metrics: metrics.clone(),
+                    countries: Arc::new(BuyerCountries::default()),
+                    failing: storage.failing.clone(),
+                    stopping: stopping.clone(),
+                },
+            ))
+        });
         let router = grpc_router(
             &config,
             ServiceParts {
@@ -120,7 +158,7 @@ impl App {
                 metrics: metrics.clone(),
                 tokens,
                 tls,
-                keys: storage.keys,
+                admin,
                 groups: groups.clone(),
             },
         )?;
@@ -149,13 +187,17 @@ impl App {
                 recent: recent_task,
                 log,
                 metrics: metrics_task,
+                console,
                 groups,
             },
         ));
-        tracing::info!(%grpc_addr, %metrics_addr, data_dir = %config.data_dir.display(), "accord-server listening");
+        let console_addr_text =
+            console_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        tracing::info!(%grpc_addr, %metrics_addr, console_addr = %console_addr_text, data_dir = %config.data_dir.display(), "accord-server listening");
         Ok(RunningServer::new(
             grpc_addr,
             metrics_addr,
+            console_addr,
             storage.failing,
             stopping,
             task,

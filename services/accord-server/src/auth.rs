@@ -41,7 +41,7 @@ impl Role {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Writer => "writer",
             Role::Reader => "reader",
@@ -156,6 +156,12 @@ impl TokenTable {
 
     fn grant(&self, token: &str) -> Option<&Grant> {
         self.by_hash.get(blake3::hash(token.as_bytes()).as_bytes())
+    }
+
+    /// The name and roles of `token`, if it is one of the table's.
+    pub(crate) fn holder(&self, token: &str) -> Option<(&str, &[Role])> {
+        self.grant(token)
+            .map(|grant| (grant.name.as_str(), grant.roles.as_slice()))
     }
 }
 

@@ -12,6 +12,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the web console listens: an address, or none (`''`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for ConsoleListen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "" => Ok(ConsoleListen(None)),
+            address => address.parse().map(|address| ConsoleListen(Some(address))),
+        }
+    }
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -31,6 +46,10 @@ pub struct Config {
     /// Address for Prometheus metrics at /metrics.
     #[arg(long, env = "ACCORD_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
     pub metrics_listen: SocketAddr,
+
+    /// Address of the web console (`''` to serve none).
+    #[arg(long, env = "ACCORD_CONSOLE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub console_listen: ConsoleListen,
 
     /// Log format.
     #[arg(long, env = "ACCORD_LOG_FORMAT", value_enum, default_value = "human")]
@@ -175,6 +194,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            console_listen: ConsoleListen(Some(SocketAddr::from(([127, 0, 0, 1], 0)))),
             log_format: LogFormat::Human,
             max_message_bytes: 4 * 1024 * 1024,
             max_execute_commands: 1_000,

@@ -25,6 +25,20 @@ pub(crate) fn check(config: &Config, has_tokens: bool, has_tls: bool) -> Result<
             ));
         }
     }
+    if let Some(console) = config.console_listen.0
+        && !console.ip().is_loopback()
+    {
+        if !has_tokens {
+            return refuse(format!(
+                "refusing to serve the console on {console} without tokens: give --token-file, or --insecure to serve it open"
+            ));
+        }
+        if !has_tls {
+            return refuse(format!(
+                "refusing to take bearer tokens in clear text on the console at {console}: give --tls-cert and --tls-key, or --insecure"
+            ));
+        }
+    }
     if !config.metrics_listen.ip().is_loopback() {
         return refuse(format!(
             "refusing to serve metrics, which need no token, on {}: keep --metrics-listen on loopback (scrape it through a proxy), or --insecure",

@@ -20,6 +20,7 @@ pub use consumer_groups::ConsumerGroupsApi;
 pub use event_log::EventLogApi;
 pub(crate) use filter::{BuyerCountries, EventFilter};
 pub(crate) use positions::within_log;
+pub(crate) use queries::Queries;
 
 /// The result of a unary RPC.
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;

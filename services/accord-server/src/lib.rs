@@ -6,6 +6,7 @@ pub mod auth;
 pub mod commands;
 pub mod config;
 mod connections;
+mod console;
 pub mod error;
 mod exposure;
 mod groups;

@@ -37,8 +37,8 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
-    /// The keys whose signed checkpoints the log is checked against.
-    pub(crate) keys: accord_store::CheckpointKeys,
+    /// `Admin`, shared with the console (one rebuild at a time).
+    pub(crate) admin: Arc<AdminApi>,
     /// The consumer groups.
     pub(crate) groups: Groups,
 }
@@ -65,13 +65,7 @@ pub(crate) fn grpc_router<H: Health>(
         parts.watch.stopping.clone(),
     ))
     .max_decoding_message_size(max_message_bytes);
-    let admin = AdminServer::new(AdminApi::new(
-        log,
-        parts.watch.read_models.clone(),
-        config.data_dir.clone(),
-        parts.keys,
-    ))
-    .max_decoding_message_size(max_message_bytes);
+    let admin = AdminServer::from_arc(parts.admin).max_decoding_message_size(max_message_bytes);
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
         parts.watch,

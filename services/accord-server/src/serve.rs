@@ -123,6 +123,8 @@ pub(crate) struct Followers {
     pub(crate) recent: JoinHandle<()>,
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) metrics: JoinHandle<std::io::Result<()>>,
+    /// The web console, if it is served.
+    pub(crate) console: Option<JoinHandle<std::io::Result<()>>>,
     /// The consumer groups, whose tasks store their progress before the log closes.
     pub(crate) groups: crate::groups::Groups,
 }
@@ -183,6 +185,9 @@ pub(crate) async fn serve_until_stopped(
     followers.groups.stopped().await;
     let closed = followers.log.close().await;
     let _ = followers.metrics.await;
+    if let Some(console) = followers.console {
+        let _ = console.await;
+    }
     served?;
     closed?;
     tracing::info!("log flushed; stopped");

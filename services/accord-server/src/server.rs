@@ -17,6 +17,7 @@ pub use crate::server_error::ServerError;
 pub struct RunningServer {
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    console_addr: Option<SocketAddr>,
     storage_failing: watch::Receiver<bool>,
     /// Cancelled by `shutdown`, or when the server is dropped.
     stop: DropGuard,
@@ -27,6 +28,7 @@ impl RunningServer {
     pub(crate) fn new(
         grpc_addr: SocketAddr,
         metrics_addr: SocketAddr,
+        console_addr: Option<SocketAddr>,
         storage_failing: watch::Receiver<bool>,
         stopping: CancellationToken,
         task: JoinHandle<Result<(), ServerError>>,
@@ -34,6 +36,7 @@ impl RunningServer {
         Self {
             grpc_addr,
             metrics_addr,
+            console_addr,
             storage_failing,
             stop: stopping.drop_guard(),
             task,
@@ -48,6 +51,11 @@ impl RunningServer {
     /// The address `/metrics` is served on.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// The web console's address, if it is served.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     /// Resolves when the store has failed (and keeps failing until

@@ -1,0 +1,263 @@
+//! The web console (`--console-listen`): one view per question a person
+//! asks (countries, agreements, log, operations), rendered on the server
+//! from the read models and the log with `maud`, kept live over Server-Sent
+//! Events from the log's head, everything embedded in the binary. The page
+//! is a shell; each view comes as an HTML fragment fetched with the reader's
+//! token (`access`), through the same queries as gRPC.
+
+mod access;
+mod actions;
+mod answer;
+mod format;
+mod live;
+mod pages;
+mod views;
+
+use std::sync::Arc;
+
+use accord_proto::v1;
+use accord_store::EventLog;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+
+use crate::auth::TokenTable;
+use crate::groups::Groups;
+use crate::grpc::{AdminApi, BuyerCountries, Queries};
+use crate::metrics::Metrics;
+use answer::failed;
+
+/// Events of the log view when it opens.
+const LOG_ROWS: usize = 50;
+
+/// What the console reads from.
+pub(crate) struct ConsoleContext {
+    pub(crate) tokens: Option<Arc<TokenTable>>,
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) queries: Arc<Queries>,
+    pub(crate) admin: Arc<AdminApi>,
+    pub(crate) groups: Groups,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) countries: Arc<BuyerCountries>,
+    pub(crate) failing: watch::Receiver<bool>,
+    pub(crate) stopping: CancellationToken,
+}
+
+type Context = State<Arc<ConsoleContext>>;
+
+/// Serves the console on `listener` until `stopping` is cancelled.
+pub(crate) async fn serve(listener: TcpListener, context: ConsoleContext) -> std::io::Result<()> {
+    let stopping = context.stopping.clone();
+    axum::serve(listener, router(Arc::new(context)))
+        .with_graceful_shutdown(stopping.cancelled_owned())
+        .await
+}
+
+fn router(context: Arc<ConsoleContext>) -> Router {
+    Router::new()
+        .route("/", get(shell))
+        .route("/agreements", get(shell))
+        .route("/agreements/{id}", get(shell))
+        .route("/log", get(shell))
+        .route("/operations", get(shell))
+        .route("/assets/console.js", get(script))
+        .route("/assets/console.css", get(style))
+        .route("/api/whoami", get(whoami))
+        .route("/fragment/", get(countries))
+        .route("/fragment/agreements", get(agreements))
+        .route("/fragment/agreements/{id}", get(agreement))
+        .route("/fragment/log", get(log))
+        .route("/fragment/operations", get(operations))
+        .route("/live", get(live::stream))
+        .route("/action/verify", post(actions::verify))
+        .route("/action/rebuild", post(actions::rebuild))
+        .fallback(|| async { answer::not_found() })
+        .layer(axum::middleware::map_response(secure))
+        .with_state(context)
+}
+
+/// Headers every answer carries: no script, style or frame from elsewhere.
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn shell() -> Html<String> {
+    Html(pages::shell().into_string())
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("console/assets/console.js"),
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("console/assets/console.css"),
+    )
+}
+
+async fn whoami(State(context): Context, headers: HeaderMap) -> Response {
+    match access::caller(context.tokens.as_deref(), &headers) {
+        Ok(caller) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "name": caller.name,
+                "reader": caller.reader,
+                "operator": caller.operator,
+            })
+            .to_string(),
+        )
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+fn fragment(markup: maud::Markup) -> Response {
+    Html(markup.into_string()).into_response()
+}
+
+async fn countries(State(context): Context, headers: HeaderMap) -> Response {
+    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
+        return refusal.into_response();
+    }
+    let head = context.log.head();
+    match context
+        .queries
+        .country_portfolios(
+            v1::ListCountryPortfoliosRequest::default(),
+            &MetadataMap::new(),
+        )
+        .await
+    {
+        Ok(list) => fragment(views::countries::render(&list.portfolios, head)),
+        Err(error) => failed(error),
+    }
+}
+
+async fn agreements(
+    State(context): Context,
+    headers: HeaderMap,
+    Query(query): Query<views::agreements::ListQuery>,
+) -> Response {
+    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
+        return refusal.into_response();
+    }
+    match context
+        .queries
+        .list_agreements(query.request(), &MetadataMap::new())
+        .await
+    {
+        Ok(page) => fragment(views::agreements::list(&query, &page)),
+        Err(error) => failed(error),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AsOf {
+    #[serde(default)]
+    as_of: String,
+}
+
+async fn agreement(
+    State(context): Context,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(as_of): Query<AsOf>,
+) -> Response {
+    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
+        return refusal.into_response();
+    }
+    let Ok(as_of) = (match as_of.as_of.trim() {
+        "" => Ok(0),
+        text => text.parse::<u64>(),
+    }) else {
+        return answer::bad_request("as_of: a log position (a whole number) or nothing");
+    };
+    let request = v1::GetAgreementRequest {
+        agreement_id: id.clone(),
+        min_position: 0,
+        as_of_position: as_of,
+    };
+    let agreement = match context
+        .queries
+        .get_agreement(request, &MetadataMap::new())
+        .await
+    {
+        Ok(agreement) => agreement,
+        Err(error) => return failed(error),
+    };
+    let events = match context.log.read_stream(&id, 1, 10_000).await {
+        Ok(events) => events,
+        Err(error) => return failed(error.into()),
+    };
+    let events: Vec<v1::RecordedEvent> = events
+        .iter()
+        .filter(|event| as_of == 0 || event.position <= as_of)
+        .map(accord_proto::recorded_event_to_wire)
+        .collect();
+    fragment(views::agreements::detail(&agreement, &events, as_of))
+}
+
+async fn log(
+    State(context): Context,
+    headers: HeaderMap,
+    Query(query): Query<views::log::LogQuery>,
+) -> Response {
+    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
+        return refusal.into_response();
+    }
+    let head = context.log.head();
+    match live::latest(&context, &query, head, LOG_ROWS).await {
+        Ok(events) => fragment(views::log::render(&query, &events, head)),
+        Err(error) => failed(error),
+    }
+}
+
+async fn operations(State(context): Context, headers: HeaderMap) -> Response {
+    let caller = match access::reader(context.tokens.as_deref(), &headers) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    use accord_proto::v1::admin_server::Admin;
+    let stats = match context
+        .admin
+        .get_stats(tonic::Request::new(v1::GetStatsRequest {}))
+        .await
+    {
+        Ok(stats) => stats.into_inner(),
+        Err(status) => return answer::status(&status),
+    };
+    let operations = views::operations::Operations {
+        stats,
+        subscriptions: context.metrics.subscriptions_active.get(),
+        groups: context
+            .groups
+            .list()
+            .await
+            .map_err(|error| error.to_string()),
+        healthy: !*context.failing.borrow(),
+        operator: caller.operator,
+    };
+    fragment(views::operations::render(&operations))
+}

@@ -1,0 +1,121 @@
+//! Operator actions started from the operations view: `VerifyLog` and
+//! `RebuildProjections`, through the same service as gRPC (one rebuild at a
+//! time, whoever starts it), their progress streamed back as Server-Sent
+//! Events (`progress` with `done_count`, `total` and a message).
+
+use std::sync::Arc;
+
+use accord_proto::v1;
+use accord_proto::v1::admin_server::Admin;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use super::answer::status;
+use super::format::count;
+use super::{ConsoleContext, access};
+
+fn progress(
+    done_count: u64,
+    total: u64,
+    message: String,
+) -> Result<Event, std::convert::Infallible> {
+    let data = serde_json::json!({ "done_count": done_count, "total": total, "message": message });
+    Ok(Event::default().event("progress").data(data.to_string()))
+}
+
+/// `POST /action/verify`.
+pub(crate) async fn verify(
+    State(context): State<Arc<ConsoleContext>>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match access::operator(context.tokens.as_deref(), &headers) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    tracing::info!(actor = %caller.name, "VerifyLog started from the console");
+    let stream = match context
+        .admin
+        .verify_log(tonic::Request::new(v1::VerifyLogRequest {}))
+        .await
+    {
+        Ok(stream) => stream.into_inner(),
+        Err(refusal) => return status(&refusal),
+    };
+    let events = stream.map(|step| match step {
+        Ok(step) if step.done => progress(
+            step.checked,
+            step.head_position,
+            if step.problems.is_empty() {
+                format!("The log is sound: {} events checked.", count(step.checked))
+            } else {
+                format!(
+                    "{} problems: {}",
+                    step.problems.len(),
+                    step.problems.join("; ")
+                )
+            },
+        ),
+        Ok(step) => progress(
+            step.checked,
+            step.head_position,
+            format!(
+                "Checked {} of {} events…",
+                count(step.checked),
+                count(step.head_position)
+            ),
+        ),
+        Err(failure) => progress(0, 0, format!("Verification failed: {}", failure.message())),
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `POST /action/rebuild`.
+pub(crate) async fn rebuild(
+    State(context): State<Arc<ConsoleContext>>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match access::operator(context.tokens.as_deref(), &headers) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    tracing::info!(actor = %caller.name, "RebuildProjections started from the console");
+    let stream = match context
+        .admin
+        .rebuild_projections(tonic::Request::new(v1::RebuildProjectionsRequest {
+            names: Vec::new(),
+        }))
+        .await
+    {
+        Ok(stream) => stream.into_inner(),
+        Err(refusal) => return status(&refusal),
+    };
+    let events = stream.map(|step| match step {
+        Ok(step) if step.done => progress(
+            step.position,
+            step.head_position,
+            format!(
+                "Read models rebuilt up to position {}.",
+                count(step.position)
+            ),
+        ),
+        Ok(step) => progress(
+            step.position,
+            step.head_position,
+            format!(
+                "Rebuilt {} of {} events ({} events/s)…",
+                count(step.position),
+                count(step.head_position),
+                count(step.events_per_second as u64)
+            ),
+        ),
+        Err(failure) => progress(0, 0, format!("Rebuild failed: {}", failure.message())),
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

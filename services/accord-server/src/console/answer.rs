@@ -1,0 +1,42 @@
+//! How the console answers what failed: the status code the API gives the
+//! error (`ApiError::code`, the one mapping), as its HTTP counterpart.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tonic::{Code, Status};
+
+use super::access::refused;
+use crate::error::ApiError;
+
+/// The HTTP status of a gRPC code.
+fn http(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error of the API, answered with its code and message.
+pub(crate) fn failed(error: ApiError) -> Response {
+    status(&Status::from(error))
+}
+
+/// A status, answered as HTTP.
+pub(crate) fn status(status: &Status) -> Response {
+    refused(http(status.code()), status.message().to_owned()).into_response()
+}
+
+pub(crate) fn bad_request(message: &str) -> Response {
+    refused(StatusCode::BAD_REQUEST, message.to_owned()).into_response()
+}
+
+pub(crate) fn not_found() -> Response {
+    refused(StatusCode::NOT_FOUND, "no such page").into_response()
+}

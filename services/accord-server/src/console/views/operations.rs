@@ -1,0 +1,71 @@
+//! Operations: where the log and what follows it stand, and the operator's
+//! actions (verify the log, rebuild the read models) with live progress.
+
+use accord_proto::v1;
+use maud::{Markup, html};
+
+use crate::console::format;
+
+/// What the operations view shows.
+pub(crate) struct Operations {
+    pub(crate) stats: v1::GetStatsResponse,
+    pub(crate) subscriptions: i64,
+    pub(crate) groups: Result<Vec<v1::ConsumerGroupInfo>, String>,
+    pub(crate) healthy: bool,
+    pub(crate) operator: bool,
+}
+
+/// The operations view.
+pub(crate) fn render(operations: &Operations) -> Markup {
+    let stats = &operations.stats;
+    html! {
+        h1 { "Operations" }
+        dl class="facts" id="operations" data-head=(stats.head_position) {
+            dt { "Health" } dd id="health" { @if operations.healthy { "serving" } @else { "NOT SERVING: the store failed (see the server log)" } }
+            dt { "Head position" } dd id="head" { (format::count(stats.head_position)) }
+            dt { "Events per second" } dd { span id="rate" { "…" } " " svg id="rate-chart" class="spark" viewBox="0 0 120 24" role="img" aria-label="events per second, last two minutes" {} }
+            dt { "Agreements" } dd { (format::count(stats.agreement_count)) }
+            @for projection in &stats.projections {
+                dt { "Projection " (projection.name) } dd { "checkpoint " (format::count(projection.checkpoint)) ", lag " (format::count(projection.lag)) }
+            }
+            dt { "Open subscriptions" } dd { (format::count(u64::try_from(operations.subscriptions).unwrap_or(0))) }
+            dt { "Storage" } dd { (format::count(stats.disk_bytes / (1024 * 1024))) " MiB" }
+            dt { "Signed checkpoint" } dd { (stats.checkpoint.as_ref().map_or_else(|| "none".to_owned(), |checkpoint| format!("position {}", format::count(checkpoint.position)))) }
+        }
+        h2 { "Consumer groups" }
+        @match &operations.groups {
+            Err(error) => p { "Not available: " (error) },
+            Ok(groups) if groups.is_empty() => p { "None." },
+            Ok(groups) => div class="table-wrap" {
+                table id="groups" {
+                    thead { tr {
+                        th scope="col" { "Group" } th scope="col" { "Checkpoint" } th scope="col" { "Lag" }
+                        th scope="col" { "Members" } th scope="col" { "In flight" } th scope="col" { "Parked" }
+                    } }
+                    tbody {
+                        @for group in groups {
+                            tr {
+                                th scope="row" { (group.name) }
+                                td class="num" { (format::count(group.checkpoint)) }
+                                td class="num" { (format::count(group.lag)) }
+                                td class="num" { (group.members) }
+                                td class="num" { (format::count(group.in_flight)) }
+                                td class="num" { (format::count(group.parked)) }
+                            }
+                        }
+                    }
+                }
+            },
+        }
+        @if operations.operator {
+            h2 { "Actions" }
+            p {
+                button type="button" data-action="verify" { "Verify the log" }
+                " "
+                button type="button" data-action="rebuild" { "Rebuild the read models" }
+            }
+            p { progress id="action-progress" max="100" value="0" hidden {} }
+            p id="action-status" role="status" aria-live="polite" {}
+        }
+    }
+}
