@@ -6,6 +6,7 @@
 
 mod cluster;
 mod commands;
+mod console;
 mod consumer_groups;
 mod crash_loop;
 mod durability;

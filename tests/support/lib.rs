@@ -2,6 +2,7 @@
 //! child process that can be killed), connects the generated clients, and
 //! builds requests from the UNGA 80 facts.
 
+pub mod browser;
 pub mod child;
 pub mod crash_cycles;
 pub mod raw_call;

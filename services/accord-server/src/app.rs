@@ -128,6 +128,7 @@ impl App {
             config.data_dir.clone(),
             storage.keys,
         ));
+        let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {
             tokio::spawn(crate::console::serve(
                 listener,
@@ -142,6 +143,7 @@ impl App {
                     failing: storage.failing.clone(),
                     stopping: stopping.clone(),
                 },
+                console_tls,
             ))
         });
         let router = grpc_router(

@@ -11,7 +11,10 @@ mod answer;
 mod format;
 mod live;
 mod pages;
+mod tls;
 mod views;
+
+pub(crate) use tls::acceptor as tls_acceptor;
 
 use std::sync::Arc;
 
@@ -51,12 +54,50 @@ pub(crate) struct ConsoleContext {
 
 type Context = State<Arc<ConsoleContext>>;
 
-/// Serves the console on `listener` until `stopping` is cancelled.
-pub(crate) async fn serve(listener: TcpListener, context: ConsoleContext) -> std::io::Result<()> {
+/// Longest TLS handshake a connection gets.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the console on `listener` (over TLS with `tls`) until `stopping`
+/// is cancelled.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    context: ConsoleContext,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let stopping = context.stopping.clone();
-    axum::serve(listener, router(Arc::new(context)))
-        .with_graceful_shutdown(stopping.cancelled_owned())
-        .await
+    let router = router(Arc::new(context));
+    let Some(tls) = tls else {
+        return axum::serve(listener, router)
+            .with_graceful_shutdown(stopping.cancelled_owned())
+            .await;
+    };
+    loop {
+        let tcp = tokio::select! {
+            () = stopping.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    tracing::warn!(%error, "the console cannot accept a connection");
+                    continue;
+                }
+            },
+        };
+        let (tls, router, stopping) = (tls.clone(), router.clone(), stopping.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(tcp)).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                () = stopping.cancelled() => {}
+            }
+        });
+    }
 }
 
 fn router(context: Arc<ConsoleContext>) -> Router {

@@ -190,7 +190,12 @@ pub(crate) fn detail(
                     strong { (event.event_type.trim_start_matches("agreement.")) }
                     " — " (event_summary(event))
                     br;
-                    small { "position " (format::count(event.position)) " · version " (event.version) " · by " (event.metadata.as_ref().map_or("", |metadata| metadata.actor.as_str())) }
+                    small {
+                        "position " (format::count(event.position)) " · version " (event.version)
+                        @if let Some(actor) = event.metadata.as_ref().map(|metadata| metadata.actor.as_str()).filter(|actor| !actor.is_empty()) {
+                            " · by " (actor)
+                        }
+                    }
                 }
             }
         }

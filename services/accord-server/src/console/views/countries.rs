@@ -45,7 +45,7 @@ fn chart(portfolios: &[v1::CountryPortfolio]) -> Markup {
     const LEFT: f64 = 56.0;
     const BOTTOM: f64 = 40.0;
     const TOP: f64 = 16.0;
-    const RIGHT: f64 = 16.0;
+    const RIGHT: f64 = 24.0;
     let x = |bp: u32| LEFT + f64::from(bp) / 10_000.0 * (W - LEFT - RIGHT);
     let y = |bp: u32| H - BOTTOM - f64::from(bp) / 10_000.0 * (H - BOTTOM - TOP);
     let points: Vec<(&str, u32, u32)> = portfolios
@@ -79,7 +79,7 @@ fn chart(portfolios: &[v1::CountryPortfolio]) -> Markup {
             rect class="hub" x=(LEFT) y=(TOP) width=(x(5_000) - LEFT) height=(y(2_500) - TOP) {}
             rect class="market" x=(x(5_000)) y=(y(2_500)) width=(W - RIGHT - x(5_000)) height=(H - BOTTOM - y(2_500)) {}
             text class="quadrant" x=(LEFT + 6.0) y=(TOP + 16.0) { "production hub" }
-            text class="quadrant" x=(W - RIGHT - 6.0) y=(H - BOTTOM - 8.0) text-anchor="end" { "consumer market" }
+            text class="quadrant" x=(W - RIGHT - 6.0) y=(y(2_500) + 16.0) text-anchor="end" { "consumer market" }
             line class="axis" x1=(LEFT) y1=(H - BOTTOM) x2=(W - RIGHT) y2=(H - BOTTOM) {}
             line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(H - BOTTOM) {}
             @for tick in [0u32, 2_500, 5_000, 7_500, 10_000] {

@@ -1,0 +1,325 @@
+//! The web console in a real headless Chromium, against the real server
+//! with the UNGA 80 facts loaded: what a person sees on each view, that it
+//! follows appends without a reload, that tokens decide what is shown and
+//! done, and that a phone-sized screen needs no sideways scrolling.
+
+use accord_proto::v1;
+use accord_server::auth::{TokenTable, new_token};
+use accord_tests::browser::Browser;
+use accord_tests::*;
+
+async fn load_unga80(server: &TestServer) -> u64 {
+    let commands = accord_dataset::unga80_commands().expect("dataset");
+    let results = server
+        .agreements()
+        .execute(v1::ExecuteRequest { commands })
+        .await
+        .expect("dataset loads")
+        .into_inner()
+        .results;
+    results.last().expect("results").position
+}
+
+fn console_url(server: &TestServer, path: &str) -> String {
+    let addr = server
+        .server()
+        .console_addr()
+        .expect("the console is served");
+    format!("http://{addr}{path}")
+}
+
+/// Marks the page, to tell later that it was not reloaded.
+async fn mark(browser: &Browser) {
+    browser
+        .eval("window.accordTestMark = 42; return true")
+        .await;
+}
+
+async fn still_marked(browser: &Browser) -> bool {
+    browser.eval("return window.accordTestMark === 42").await == serde_json::Value::Bool(true)
+}
+
+#[tokio::test]
+async fn the_countries_view_answers_hub_or_market_and_follows_appends() {
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    load_unga80(&server).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&console_url(&server, "/")).await;
+    assert_eq!(
+        browser
+            .text("#countries tr[data-country=KZ] .localization")
+            .await,
+        "45 %"
+    );
+    assert_eq!(
+        browser
+            .text("#countries tr[data-country=UZ] .dependent")
+            .await,
+        "USD 8.5 bn"
+    );
+    let kz_reading = browser
+        .text("#countries tr[data-country=KZ] td:last-child")
+        .await;
+    assert_eq!(kz_reading, "becoming a production hub");
+    assert!(
+        browser
+            .eval("return document.querySelector('svg.chart g[data-country=UZ]') !== null")
+            .await
+            == serde_json::Value::Bool(true),
+        "UZ is on the chart"
+    );
+    browser.screenshot("countries").await;
+    // An agreement announced through gRPC changes the view, no reload.
+    let before = browser
+        .text("#countries tr[data-country=KZ] td:nth-of-type(1)")
+        .await;
+    mark(&browser).await;
+    server
+        .agreements()
+        .announce(announce_wabtec("kz-console-extra"))
+        .await
+        .expect("announced");
+    let expected = (before.parse::<u64>().expect("a count") + 1).to_string();
+    browser
+        .wait_until(
+            "KZ with one more agreement",
+            &format!(
+                "return document.querySelector('#countries tr[data-country=KZ] td')?.textContent === '{expected}'"
+            ),
+        )
+        .await;
+    assert!(still_marked(&browser).await, "the page was not reloaded");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_log_tails_live_and_an_agreement_shows_its_timeline_in_order() {
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    let head = load_unga80(&server).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&console_url(&server, "/log")).await;
+    browser
+        .wait_until(
+            "the latest event first",
+            &format!(
+                "return document.querySelector('#log tbody tr')?.dataset.position === '{head}'"
+            ),
+        )
+        .await;
+    browser.screenshot("log").await;
+    mark(&browser).await;
+    let appended = server
+        .agreements()
+        .announce(announce_wabtec("kz-live-tail"))
+        .await
+        .expect("announced")
+        .into_inner()
+        .position;
+    browser
+        .wait_until(
+            "the appended event at the top",
+            &format!(
+                "return document.querySelector('#log tbody tr')?.dataset.position === '{appended}'"
+            ),
+        )
+        .await;
+    assert!(still_marked(&browser).await, "the page was not reloaded");
+    // Its link opens the agreement, whose timeline lists its events in order.
+    browser
+        .eval("document.querySelector('#log tbody tr a[href=\"/agreements/kz-wabtec-locomotives\"]').click(); return true")
+        .await;
+    browser
+        .wait_until(
+            "the agreement's timeline",
+            "return document.querySelectorAll('#timeline li').length >= 3",
+        )
+        .await;
+    let positions = browser
+        .eval("return [...document.querySelectorAll('#timeline li')].map(li => Number(li.dataset.position))")
+        .await;
+    let positions: Vec<u64> = serde_json::from_value(positions).expect("positions");
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    assert_eq!(positions, sorted, "in log order");
+    assert!(
+        browser.text("#view h1").await.contains("Wabtec"),
+        "the agreement's title"
+    );
+    browser.screenshot("agreement").await;
+    // As of its first event it was only announced.
+    browser
+        .open(&console_url(
+            &server,
+            &format!("/agreements/kz-wabtec-locomotives?as_of={}", positions[0]),
+        ))
+        .await;
+    browser
+        .wait_until(
+            "the agreement as first announced",
+            "return document.querySelectorAll('#timeline li').length === 1 && document.querySelector('.lede')?.textContent.includes('announced')",
+        )
+        .await;
+    browser.close().await;
+}
+
+struct Tokens {
+    reader: String,
+    operator: String,
+    _file: tempfile::NamedTempFile,
+}
+
+fn tokens() -> Tokens {
+    let (reader, operator) = (new_token(), new_token());
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    let text = [
+        TokenTable::line_for("analyst", "reader", &reader),
+        TokenTable::line_for("ops", "operator,reader", &operator),
+    ]
+    .join("\n");
+    std::fs::write(file.path(), text).expect("written");
+    Tokens {
+        reader,
+        operator,
+        _file: file,
+    }
+}
+
+async fn sign_in(browser: &Browser, token: &str) {
+    browser
+        .wait_until(
+            "the sign-in form",
+            "return !document.getElementById('login').hidden",
+        )
+        .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('token').value = '{token}'; document.getElementById('login').requestSubmit(); return true"
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn a_reader_token_looks_and_only_an_operator_token_acts() {
+    let _heavy = heavy().await;
+    let tokens = tokens();
+    let path = tokens._file.path().to_path_buf();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&console_url(&server, "/operations")).await;
+    // Without a token the console shows nothing but the sign-in form.
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('view').hidden")
+            .await,
+        serde_json::Value::Bool(true)
+    );
+    sign_in(&browser, "not-a-token").await;
+    browser
+        .wait_until(
+            "a refusal of the bad token",
+            "return document.getElementById('login-error').textContent.includes('not accepted')",
+        )
+        .await;
+    sign_in(&browser, &tokens.reader).await;
+    browser
+        .wait_until(
+            "the operations view",
+            "return !!document.getElementById('operations')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('button[data-action]').length")
+            .await,
+        serde_json::json!(0),
+        "no action a reader cannot do is shown"
+    );
+    // Even asked directly, a reader's rebuild is refused.
+    let status = browser
+        .eval(&format!(
+            "return fetch('/action/rebuild', {{method: 'POST', headers: {{'x-accord-console': '1', authorization: 'Bearer {}'}}}}).then(r => r.status)",
+            tokens.reader
+        ))
+        .await;
+    assert_eq!(status, serde_json::json!(403));
+    // The token lives in the tab's session storage, not in a cookie.
+    assert_eq!(
+        browser.eval("return document.cookie").await,
+        serde_json::json!("")
+    );
+    // An operator sees the actions and verifies the log from the page.
+    browser.eval("sessionStorage.clear(); return true").await;
+    browser.open(&console_url(&server, "/operations")).await;
+    sign_in(&browser, &tokens.operator).await;
+    browser
+        .wait_until(
+            "the operator's actions",
+            "return document.querySelectorAll('button[data-action]').length === 2",
+        )
+        .await;
+    browser
+        .eval("document.querySelector('button[data-action=verify]').click(); return true")
+        .await;
+    browser
+        .wait_until(
+            "a finished verification",
+            "return document.getElementById('action-status').textContent.includes('The log is sound')",
+        )
+        .await;
+    browser.screenshot("operations").await;
+    // A request from another site (no console header) cannot act.
+    let cross = browser
+        .eval(&format!(
+            "return fetch('/action/rebuild', {{method: 'POST', headers: {{authorization: 'Bearer {}'}}}}).then(r => r.status)",
+            tokens.operator
+        ))
+        .await;
+    assert_eq!(cross, serde_json::json!(403));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_phone_width_needs_no_sideways_scrolling() {
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    load_unga80(&server).await;
+    let browser = Browser::phone(390, 844).await;
+    for (path, ready) in [
+        ("/", "#countries"),
+        ("/agreements", "#agreements"),
+        ("/agreements/kz-wabtec-locomotives", "#timeline"),
+        ("/log", "#log"),
+        ("/operations", "#operations"),
+    ] {
+        browser.open(&console_url(&server, path)).await;
+        browser
+            .wait_until(
+                ready,
+                &format!("return !!document.querySelector('{ready}')"),
+            )
+            .await;
+        assert_eq!(
+            browser.eval("return window.innerWidth").await,
+            serde_json::json!(390),
+            "a 390 px wide screen"
+        );
+        assert_eq!(
+            browser.eval("return window.innerWidth").await,
+            serde_json::json!(390),
+            "a 390 px wide screen"
+        );
+        let overflow = browser
+            .eval("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|overflow| overflow <= 0),
+            "{path} scrolls sideways by {overflow} px"
+        );
+        if path == "/" {
+            browser.screenshot("phone-countries").await;
+        }
+    }
+    browser.close().await;
+}
