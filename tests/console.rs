@@ -323,3 +323,56 @@ async fn a_phone_width_needs_no_sideways_scrolling() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_lost_connection_is_shown_and_the_page_resumes_without_missing_an_event() {
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    let head = load_unga80(&server).await;
+    let proxy =
+        accord_tests::proxy::CuttableProxy::start(server.server().console_addr().expect("console"))
+            .await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&format!("http://{}/log", proxy.addr())).await;
+    browser
+        .wait_until(
+            "the log, live",
+            &format!(
+                "return document.querySelector('#log tbody tr')?.dataset.position === '{head}' && document.getElementById('connection').textContent === 'Live'"
+            ),
+        )
+        .await;
+    mark(&browser).await;
+    proxy.cut();
+    browser
+        .wait_until(
+            "that the connection was lost",
+            "return document.getElementById('connection').textContent.includes('Connection lost')",
+        )
+        .await;
+    // Appended while the page cannot hear.
+    let missed = server
+        .agreements()
+        .announce(announce_wabtec("kz-while-offline"))
+        .await
+        .expect("announced")
+        .into_inner()
+        .position;
+    proxy.reopen();
+    browser
+        .wait_until(
+            "the event appended while offline, and the page live again",
+            &format!(
+                "return document.querySelector('#log tbody tr')?.dataset.position === '{missed}' && document.getElementById('connection').textContent === 'Live'"
+            ),
+        )
+        .await;
+    let rows = browser
+        .eval(&format!(
+            "return document.querySelectorAll('#log tbody tr[data-position=\"{missed}\"]').length"
+        ))
+        .await;
+    assert_eq!(rows, serde_json::json!(1), "shown once");
+    assert!(still_marked(&browser).await, "the page was not reloaded");
+    browser.close().await;
+}

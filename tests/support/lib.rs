@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod child;
 pub mod crash_cycles;
+pub mod proxy;
 pub mod raw_call;
 pub mod requests;
 

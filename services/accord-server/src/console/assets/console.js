@@ -230,8 +230,9 @@ async function live() {
     setConnection("Connection lost; reconnecting…", true);
     await new Promise((resolve) => setTimeout(resolve, pause));
     pause = Math.min(pause * 2, 10000);
-    // Figures may have moved meanwhile: load the view again once back.
-    scheduleRefresh();
+    // Figures may have moved meanwhile: load the view again once back (the
+    // log's rows come from the feed, which resumes after the last one seen).
+    if (!main().querySelector("table[data-live-rows]")) scheduleRefresh();
   }
 }
 
