@@ -161,6 +161,15 @@ async fn the_log_tails_live_and_an_agreement_shows_its_timeline_in_order() {
             "return document.querySelectorAll('#timeline li').length === 1 && document.querySelector('.lede')?.textContent.includes('announced')",
         )
         .await;
+    // The operations view, for the README.
+    browser.open(&console_url(&server, "/operations")).await;
+    browser
+        .wait_until(
+            "the operations view with its rate",
+            "return !!document.getElementById('operations') && /events\\/s/.test(document.getElementById('rate').textContent)",
+        )
+        .await;
+    browser.screenshot("operations").await;
     browser.close().await;
 }
 
@@ -268,7 +277,6 @@ async fn a_reader_token_looks_and_only_an_operator_token_acts() {
             "return document.getElementById('action-status').textContent.includes('The log is sound')",
         )
         .await;
-    browser.screenshot("operations").await;
     // A request from another site (no console header) cannot act.
     let cross = browser
         .eval(&format!(

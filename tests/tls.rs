@@ -212,3 +212,60 @@ async fn a_tls_handshake_never_finished_is_cut_off_and_others_are_served() {
     }
     server.shutdown().await.expect("stops");
 }
+
+/// Sends `GET path` over `stream` and returns the whole answer.
+async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    path: &str,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn the_console_speaks_tls_when_grpc_does() {
+    use rustls_pki_types::pem::PemObject;
+    let pki = pki();
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server = accord_server::start(tls_config(&pki, data_dir.path(), false))
+        .await
+        .expect("starts");
+    let console = server.console_addr().expect("console");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("CA"))
+        .expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(console)
+        .await
+        .expect("connects");
+    let tls = connector
+        .connect("localhost".try_into().expect("name"), tcp)
+        .await
+        .expect("TLS handshake with the console");
+    let answer = http_get(tls, "/fragment/").await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("<h1>Countries</h1>"), "{answer}");
+    // Plain HTTP on the console's port gets no page.
+    let plain = tokio::net::TcpStream::connect(console)
+        .await
+        .expect("connects");
+    let answer = http_get(plain, "/fragment/").await.unwrap_or_default();
+    assert!(!answer.contains("Countries"), "{answer}");
+    server.shutdown().await.expect("stops");
+}

@@ -76,6 +76,14 @@ mod tests {
         assert!(check(&public, true, true).is_ok());
         let public_metrics = config("127.0.0.1:0", "[::]:0", false);
         assert!(message(&public_metrics, true, true).contains("metrics"));
+        let mut public_console = config("127.0.0.1:0", "127.0.0.1:0", false);
+        public_console.console_listen = "0.0.0.0:8080".parse().expect("address");
+        assert!(message(&public_console, false, true).contains("console"));
+        assert!(message(&public_console, false, true).contains("without tokens"));
+        assert!(message(&public_console, true, false).contains("in clear text"));
+        assert!(check(&public_console, true, true).is_ok());
+        public_console.console_listen = "".parse().expect("none");
+        assert!(check(&public_console, false, false).is_ok());
         for insecure in [
             config("0.0.0.0:0", "0.0.0.0:0", true),
             config("[::]:0", "[::]:0", true),

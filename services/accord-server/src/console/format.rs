@@ -28,6 +28,21 @@ pub(crate) fn count(value: u64) -> String {
     out
 }
 
+/// A size in bytes as `512 B`, `3.2 KiB`, `1.1 GiB`.
+pub(crate) fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{} {}", decimal(value), UNITS[unit])
+}
+
 /// An amount in minor units (cents) as `USD 8.5 bn`, `USD 120 m`,
 /// `USD 45,000`.
 pub(crate) fn money(money: &v1::Money) -> String {
@@ -129,6 +144,9 @@ mod tests {
         assert_eq!(percent(1_250), "12.5 %");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3_300), "3.2 KiB");
+        assert_eq!(bytes(1_181_116_006), "1.1 GiB");
         assert_eq!(amounts(&[]), "—");
         let at = prost_types::Timestamp {
             seconds: 1_758_636_300,

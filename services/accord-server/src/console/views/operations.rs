@@ -26,10 +26,10 @@ pub(crate) fn render(operations: &Operations) -> Markup {
             dt { "Events per second" } dd { span id="rate" { "…" } " " svg id="rate-chart" class="spark" viewBox="0 0 120 24" role="img" aria-label="events per second, last two minutes" {} }
             dt { "Agreements" } dd { (format::count(stats.agreement_count)) }
             @for projection in &stats.projections {
-                dt { "Projection " (projection.name) } dd { "checkpoint " (format::count(projection.checkpoint)) ", lag " (format::count(projection.lag)) }
+                dt { "Read models (" (projection.name) ")" } dd { "at position " (format::count(projection.checkpoint)) ", " (format::count(projection.lag)) " behind the log" }
             }
             dt { "Open subscriptions" } dd { (format::count(u64::try_from(operations.subscriptions).unwrap_or(0))) }
-            dt { "Storage" } dd { (format::count(stats.disk_bytes / (1024 * 1024))) " MiB" }
+            dt { "Storage" } dd { (format::bytes(stats.disk_bytes)) }
             dt { "Signed checkpoint" } dd { (stats.checkpoint.as_ref().map_or_else(|| "none".to_owned(), |checkpoint| format!("position {}", format::count(checkpoint.position)))) }
         }
         h2 { "Consumer groups" }
