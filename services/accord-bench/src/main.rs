@@ -32,6 +32,8 @@ enum Scenario {
     Consume,
     /// Replay of a large log into fresh read models.
     Rebuild,
+    /// The web console's pages on a large log, and its live tails.
+    Console,
 }
 
 /// Command-line options.
@@ -71,6 +73,15 @@ struct Options {
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
+    /// Events in the console scenario's log.
+    #[arg(long, default_value_t = 1_000_000)]
+    console_events: usize,
+    /// Open live tails in the console scenario.
+    #[arg(long, default_value_t = 100)]
+    console_tails: usize,
+    /// Events per second written while the console's tails are open.
+    #[arg(long, default_value_t = 100)]
+    console_rate: u64,
     /// Backends Accord runs on for append, batch, subscribe and consume: sled, nats-1
     /// (one nats-server), nats-3 (a three-node cluster, R3). The first is
     /// the one `accord` and `ratio` report; the others are reported beside it.
@@ -218,6 +229,23 @@ async fn run(options: Options) -> Result<(), String> {
         // Replay reads the node's own copy of the log, sled on every backend.
         let outcome = scenarios::rebuild::run(&sled, events).await?;
         results.record("rebuild", outcome);
+    }
+    if wanted(Scenario::Console) {
+        let events = if options.quick {
+            options.console_events.min(100_000)
+        } else {
+            options.console_events
+        };
+        // The console reads the node's own read models and replica: sled.
+        let outcome = scenarios::console::run(
+            &sled,
+            events,
+            options.console_tails,
+            options.console_rate,
+            duration,
+        )
+        .await?;
+        results.record("console", outcome);
     }
     results.write(&options.out)?;
     println!("{}", results.table());

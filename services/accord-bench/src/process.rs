@@ -50,6 +50,7 @@ pub(crate) struct ServerProcess {
     pid: u32,
     grpc_addr: SocketAddr,
     metrics_addr: SocketAddr,
+    console_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     nats: Vec<NatsNode>,
 }
@@ -95,7 +96,7 @@ impl ServerProcess {
         let pid = child.id().ok_or("server exited at once")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let (grpc_addr, metrics_addr) = loop {
+        let (grpc_addr, metrics_addr, console_addr) = loop {
             let line = lines
                 .next_line()
                 .await
@@ -112,7 +113,8 @@ impl ServerProcess {
                 )
             };
             if let (Some(grpc), Some(metrics)) = (address("grpc_addr"), address("metrics_addr")) {
-                break (grpc?, metrics?);
+                let console = address("console_addr").and_then(Result::ok);
+                break (grpc?, metrics?, console);
             }
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -121,6 +123,7 @@ impl ServerProcess {
             pid,
             grpc_addr,
             metrics_addr,
+            console_addr,
             data_dir: data_dir.to_path_buf(),
             nats,
         })
@@ -129,6 +132,12 @@ impl ServerProcess {
     /// The gRPC address.
     pub(crate) fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    /// The web console's address.
+    pub(crate) fn console_addr(&self) -> Result<SocketAddr, String> {
+        self.console_addr
+            .ok_or_else(|| "the server did not log a console address".to_owned())
     }
 
     /// The server's Prometheus exposition (`GET /metrics`).

@@ -3,6 +3,7 @@
 pub(crate) mod append;
 pub(crate) mod batch;
 mod closed_loop;
+pub(crate) mod console;
 pub(crate) mod consume;
 pub(crate) mod peer;
 pub(crate) mod rebuild;

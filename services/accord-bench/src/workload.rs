@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use accord_proto::v1;
+use accord_proto::v1::agreement_service_client::AgreementServiceClient;
 use tonic::transport::Channel;
 
 /// Opens `count` connections to `addr`.
@@ -161,4 +162,57 @@ pub(crate) async fn steady_writers(
         task.await.map_err(|error| error.to_string())??;
     }
     Ok(())
+}
+
+/// Concurrent clients filling a log.
+const FILLERS: usize = 8;
+/// Agreements per `Execute` when filling: each announced, signed and
+/// delivered to 8 times.
+const AGREEMENTS_PER_BATCH: usize = 100;
+/// Events per agreement when filling.
+pub(crate) const EVENTS_PER_AGREEMENT: usize = 10;
+
+/// The id of the `agreement`th agreement of fill batch `batch`.
+pub(crate) fn fill_id(batch: usize, agreement: usize) -> String {
+    format!("rebuild-{batch:06}-{agreement:03}")
+}
+
+/// Fills the log of the server at `addr` with `events` events (rounded up
+/// to whole batches of `AGREEMENTS_PER_BATCH` agreements); returns the
+/// number of agreements.
+pub(crate) async fn fill(addr: SocketAddr, events: usize) -> Result<usize, String> {
+    let channels = connect_many(addr, FILLERS).await?;
+    let batches = events.div_ceil(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
+    let mut fillers = Vec::new();
+    for (filler, channel) in channels.iter().enumerate() {
+        let mut client = AgreementServiceClient::new(channel.clone());
+        fillers.push(tokio::spawn(async move {
+            for batch in (filler..batches).step_by(FILLERS) {
+                let mut commands = Vec::with_capacity(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
+                for agreement in 0..AGREEMENTS_PER_BATCH {
+                    let id = fill_id(batch, agreement);
+                    commands.push(v1::command::Command::Announce(announce(&id)));
+                    commands.push(v1::command::Command::Sign(sign(&id)));
+                    for sequence in 0..(EVENTS_PER_AGREEMENT - 2) as u64 {
+                        commands.push(v1::command::Command::RecordDelivery(deliver(&id, sequence)));
+                    }
+                }
+                let commands = commands
+                    .into_iter()
+                    .map(|command| v1::Command {
+                        command: Some(command),
+                    })
+                    .collect();
+                client
+                    .execute(v1::ExecuteRequest { commands })
+                    .await
+                    .map_err(|status| status.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for filler in fillers {
+        filler.await.map_err(|error| error.to_string())??;
+    }
+    Ok(batches * AGREEMENTS_PER_BATCH)
 }

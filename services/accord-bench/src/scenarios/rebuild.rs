@@ -5,58 +5,19 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use accord_proto::v1::{
-    self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
-};
+use accord_proto::v1::{self, admin_client::AdminClient};
 
 use tokio_stream::StreamExt;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{announce, connect_many, deliver, sign};
-
-const FILLERS: usize = 8;
-/// Agreements per Execute: each announced, signed and delivered to 8 times.
-const AGREEMENTS_PER_BATCH: usize = 100;
-const EVENTS_PER_AGREEMENT: usize = 10;
+use crate::workload::{connect_many, fill};
 
 pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
     let server = ServerProcess::start(target, data_dir.path()).await?;
-    let channels = connect_many(server.grpc_addr(), FILLERS).await?;
-    let batches = events.div_ceil(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
     let fill_started = Instant::now();
-    let mut fillers = Vec::new();
-    for (filler, channel) in channels.iter().enumerate() {
-        let mut client = AgreementServiceClient::new(channel.clone());
-        fillers.push(tokio::spawn(async move {
-            for batch in (filler..batches).step_by(FILLERS) {
-                let mut commands = Vec::with_capacity(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
-                for agreement in 0..AGREEMENTS_PER_BATCH {
-                    let id = format!("rebuild-{batch:06}-{agreement:03}");
-                    commands.push(v1::command::Command::Announce(announce(&id)));
-                    commands.push(v1::command::Command::Sign(sign(&id)));
-                    for sequence in 0..(EVENTS_PER_AGREEMENT - 2) as u64 {
-                        commands.push(v1::command::Command::RecordDelivery(deliver(&id, sequence)));
-                    }
-                }
-                let commands = commands
-                    .into_iter()
-                    .map(|command| v1::Command {
-                        command: Some(command),
-                    })
-                    .collect();
-                client
-                    .execute(v1::ExecuteRequest { commands })
-                    .await
-                    .map_err(|status| status.to_string())?;
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for filler in fillers {
-        filler.await.map_err(|error| error.to_string())??;
-    }
+    let agreements = fill(server.grpc_addr(), events).await?;
     let fill_seconds = fill_started.elapsed().as_secs_f64();
     server.stop().await?;
     std::fs::remove_dir_all(data_dir.path().join("read-models"))
@@ -116,10 +77,7 @@ pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, Strin
         peak_rss_bytes: server.peak_rss_bytes(),
         bytes_per_event: log_bytes as f64 / head as f64,
         extra: BTreeMap::from([
-            (
-                "agreements".to_owned(),
-                (batches * AGREEMENTS_PER_BATCH) as f64,
-            ),
+            ("agreements".to_owned(), agreements as f64),
             ("fill_events_per_sec".to_owned(), head as f64 / fill_seconds),
             ("verify_seconds".to_owned(), verify_seconds),
             ("rebuild_rpc_seconds".to_owned(), rebuild_rpc_seconds),
