@@ -93,13 +93,42 @@ impl ReadModels {
     ) -> Result<AgreementPage, ProjectionError> {
         let tree = self.tree();
         let mut agreements = Vec::new();
+        let empty = AgreementPage {
+            agreements: Vec::new(),
+            last_id: None,
+        };
+        // A buyer country's portfolio counts its agreements by stage: a
+        // filter that matches none is answered without reading any, and
+        // the stage's index is read instead of the country's when it holds
+        // fewer agreements.
+        let mut index = filter.index();
+        if let Some(country) = &filter.buyer_country {
+            let sums = self.portfolio(country)?;
+            let matching = match filter.stage {
+                Some(stage) => sums.count_by_stage.get(&stage).copied().unwrap_or(0),
+                None => sums.agreement_count,
+            };
+            if matching == 0 {
+                return Ok(empty);
+            }
+            if let Some(stage) = filter.stage {
+                let in_stage: u64 = self
+                    .portfolios()?
+                    .iter()
+                    .map(|sums| sums.count_by_stage.get(&stage).copied().unwrap_or(0))
+                    .sum();
+                if in_stage < sums.agreement_count {
+                    index = Some((Index::Stage, vec![keys::stage_byte(stage)]));
+                }
+            }
+        }
         let mut push = |agreement: Agreement| -> bool {
             if filter.matches(&agreement) {
                 agreements.push(agreement);
             }
             agreements.len() < page_size
         };
-        match filter.index() {
+        match index {
             Some((index, value)) => {
                 let prefix = index.prefix(&value);
                 let start = match after_id {

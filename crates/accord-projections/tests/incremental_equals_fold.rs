@@ -158,7 +158,9 @@ proptest! {
         filters.push(AgreementFilter { sector: Some("rail".into()), ..AgreementFilter::default() });
         for stage in [Stage::Announced, Stage::Signed, Stage::Delivering, Stage::Delivered] {
             filters.push(AgreementFilter { stage: Some(stage), ..AgreementFilter::default() });
-            filters.push(AgreementFilter { buyer_country: Some("UZ".into()), stage: Some(stage), ..AgreementFilter::default() });
+            for country in COUNTRIES {
+                filters.push(AgreementFilter { buyer_country: Some(country.into()), stage: Some(stage), ..AgreementFilter::default() });
+            }
         }
         for filter in filters {
             let mut listed = Vec::new();

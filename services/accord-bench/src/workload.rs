@@ -137,6 +137,17 @@ pub(crate) async fn steady_writers(
     per_writer: u64,
     rate: u64,
 ) -> Result<(), String> {
+    steady_writers_from(channels, writers, 0..per_writer, rate).await
+}
+
+/// [`steady_writers`] with the deliveries numbered `sequences` (each
+/// number is a command id: a range written before appends nothing).
+pub(crate) async fn steady_writers_from(
+    channels: &[Channel],
+    writers: usize,
+    sequences: std::ops::Range<u64>,
+    rate: u64,
+) -> Result<(), String> {
     use std::time::Duration;
     let interval = Duration::from_secs_f64(writers as f64 / rate as f64);
     let mut tasks = Vec::with_capacity(writers);
@@ -144,12 +155,13 @@ pub(crate) async fn steady_writers(
         let mut client = v1::agreement_service_client::AgreementServiceClient::new(
             channels[writer % channels.len()].clone(),
         );
+        let sequences = sequences.clone();
         tasks.push(tokio::spawn(async move {
             let agreement_id = format!("writer-{writer}");
             let offset = interval.mul_f64(writer as f64 / writers as f64);
             let first = tokio::time::Instant::now() + offset;
-            for sequence in 0..per_writer {
-                tokio::time::sleep_until(first + interval.mul_f64(sequence as f64)).await;
+            for (index, sequence) in sequences.enumerate() {
+                tokio::time::sleep_until(first + interval.mul_f64(index as f64)).await;
                 client
                     .record_delivery(deliver(&agreement_id, sequence))
                     .await

@@ -14,7 +14,14 @@ fn an_unknown_scenario_is_an_error_listing_the_valid_ones() {
         .expect("runs");
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let said = String::from_utf8_lossy(&output.stderr);
-    for scenario in ["append", "batch", "subscribe", "consume", "rebuild", "console"] {
+    for scenario in [
+        "append",
+        "batch",
+        "subscribe",
+        "consume",
+        "rebuild",
+        "console",
+    ] {
         assert!(said.contains(scenario), "{said}");
     }
 }

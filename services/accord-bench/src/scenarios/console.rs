@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{
-    EVENTS_PER_AGREEMENT, connect_many, fill, fill_id, prepare_writers, steady_writers,
+    EVENTS_PER_AGREEMENT, connect_many, fill, fill_id, prepare_writers, steady_writers_from,
 };
 
 /// Requests per page.
@@ -72,16 +72,16 @@ async fn tail(addr: SocketAddr, after: u64, got: Arc<AtomicU64>) -> Result<(), S
     Ok(())
 }
 
-/// Server CPU seconds per second while the writers append `per_writer`
-/// events each at `rate`.
+/// Server CPU seconds per second while the writers append deliveries
+/// `sequences` each at `rate`.
 async fn writing_cost(
     server: &ServerProcess,
     channels: &[tonic::transport::Channel],
-    per_writer: u64,
+    sequences: std::ops::Range<u64>,
     rate: u64,
 ) -> Result<f64, String> {
     let (cpu, started) = (server.cpu_seconds(), Instant::now());
-    steady_writers(channels, WRITERS, per_writer, rate).await?;
+    steady_writers_from(channels, WRITERS, sequences, rate).await?;
     Ok((server.cpu_seconds() - cpu) / started.elapsed().as_secs_f64())
 }
 
@@ -166,7 +166,7 @@ pub(crate) async fn run(
     // Live tails: the server's CPU with them open against without.
     let channels = prepare_writers(server.grpc_addr(), WRITERS, 2).await?;
     let per_writer = (rate * duration.as_secs()).div_ceil(WRITERS as u64);
-    let without = writing_cost(&server, &channels, per_writer, rate).await?;
+    let without = writing_cost(&server, &channels, 0..per_writer, rate).await?;
     let after = admin
         .get_stats(v1::GetStatsRequest {})
         .await
@@ -180,7 +180,7 @@ pub(crate) async fn run(
     }
     // Every tail connected and told where the head is before the writers start.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let with = writing_cost(&server, &channels, per_writer, rate).await?;
+    let with = writing_cost(&server, &channels, per_writer..2 * per_writer, rate).await?;
     let expected = per_writer * WRITERS as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while counts
