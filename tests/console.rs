@@ -384,3 +384,75 @@ async fn a_lost_connection_is_shown_and_the_page_resumes_without_missing_an_even
     assert!(still_marked(&browser).await, "the page was not reloaded");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_log_filters_by_type_and_a_keyboard_alone_gets_around() {
+    use fantoccini::key::Key;
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    load_unga80(&server).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&console_url(&server, "/")).await;
+    browser
+        .wait_until(
+            "the countries view",
+            "return !!document.getElementById('countries')",
+        )
+        .await;
+    // Tab from the top reaches the skip link first, then the views.
+    let body = browser
+        .client
+        .find(fantoccini::Locator::Css("body"))
+        .await
+        .expect("body");
+    body.send_keys(&Key::Tab).await.expect("tab");
+    let focused = browser
+        .eval("return document.activeElement.className")
+        .await;
+    assert_eq!(
+        focused,
+        serde_json::json!("skip"),
+        "the skip link comes first"
+    );
+    browser
+        .eval("document.querySelector('nav a[href=\"/log\"]').focus(); return true")
+        .await;
+    let active = browser.client.active_element().await.expect("focused");
+    active.send_keys(&Key::Enter).await.expect("enter");
+    browser
+        .wait_until(
+            "the log, opened with Enter",
+            "return !!document.getElementById('log')",
+        )
+        .await;
+    // Only signed events, and only new signed ones come live.
+    browser
+        .open(&console_url(&server, "/log?type=agreement.signed"))
+        .await;
+    browser
+        .wait_until(
+            "the signed events only",
+            "const rows = [...document.querySelectorAll('#log tbody tr')]; return rows.length === 2 && rows.every(row => row.cells[2].textContent === 'agreement.signed') && document.getElementById('connection').textContent === 'Live'",
+        )
+        .await;
+    let mut client = server.agreements();
+    client
+        .announce(announce_wabtec("kz-filtered"))
+        .await
+        .expect("announced");
+    let signed = client
+        .sign(sign("kz-filtered"))
+        .await
+        .expect("signed")
+        .into_inner()
+        .position;
+    browser
+        .wait_until(
+            "the new signature at the top, the announcement left out",
+            &format!(
+                "const rows = [...document.querySelectorAll('#log tbody tr')]; return rows.length === 3 && rows[0].dataset.position === '{signed}'"
+            ),
+        )
+        .await;
+    browser.close().await;
+}
