@@ -142,6 +142,7 @@ impl App {
                     countries: Arc::new(BuyerCountries::default()),
                     failing: storage.failing.clone(),
                     stopping: stopping.clone(),
+                    feed: crate::console::Feed::start(log.clone(), stopping.clone()),
                 },
                 console_tls,
             ))

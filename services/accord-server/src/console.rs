@@ -8,12 +8,14 @@
 mod access;
 mod actions;
 mod answer;
+mod feed;
 mod format;
 mod live;
 mod pages;
 mod tls;
 mod views;
 
+pub(crate) use feed::Feed;
 pub(crate) use tls::acceptor as tls_acceptor;
 
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub(crate) struct ConsoleContext {
     pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) failing: watch::Receiver<bool>,
     pub(crate) stopping: CancellationToken,
+    /// New events, framed once for every live page.
+    pub(crate) feed: Arc<feed::Feed>,
 }
 
 type Context = State<Arc<ConsoleContext>>;

@@ -1,25 +1,28 @@
-//! The console's live feed: Server-Sent Events from the log's head, the
-//! same notifications that drive `Subscribe`. `append` carries each new
-//! event matching the view's filter (with its log row), `head` the head
-//! every few seconds and whenever the log moved; both carry the position the
-//! page has seen, from which it resumes after a lost connection
-//! (`?after=`).
+//! A page's live feed: Server-Sent Events from the log's head, the same
+//! notifications that drive `Subscribe`. `append` carries each new event
+//! matching the view's filter (with its log row), `head` where the log
+//! stands every few seconds and the last position looked at, from which
+//! the page resumes after a lost connection (`?after=`). New events come
+//! framed from the shared `feed`; what a page missed is read from the log.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use accord_proto::v1;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::answer::{bad_request, failed};
-use super::views::log::{LogQuery, row};
-use super::{ConsoleContext, access};
+use super::views::log::LogQuery;
+use super::{ConsoleContext, access, feed};
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
 
@@ -27,6 +30,8 @@ use crate::grpc::EventFilter;
 const BATCH: usize = 500;
 /// How often a quiet feed says where the head is.
 const HEAD_EVERY: Duration = Duration::from_secs(2);
+/// How long a page's feed gathers new events before it writes them.
+const COALESCE: Duration = Duration::from_millis(100);
 /// Most events scanned back to fill the log view.
 const SCAN_BACK: u64 = 20_000;
 
@@ -75,10 +80,6 @@ pub(crate) async fn latest(
     Ok(found.split_off(skip))
 }
 
-fn event(name: &str, data: serde_json::Value) -> Event {
-    Event::default().event(name).data(data.to_string())
-}
-
 /// `GET /live`: the feed.
 pub(crate) async fn stream(
     State(context): State<Arc<ConsoleContext>>,
@@ -100,70 +101,144 @@ pub(crate) async fn stream(
         Some(after) => after,
         None => head,
     };
-    let (sender, receiver) = mpsc::channel(64);
+    let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(follow(context, filter, after, sender));
-    Sse::new(ReceiverStream::new(receiver))
-        .keep_alive(KeepAlive::default())
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(ReceiverStream::new(receiver)),
+    )
         .into_response()
 }
 
-/// Sends what the log appends after `after` until the page goes away or
-/// the server stops.
-async fn follow(
-    context: Arc<ConsoleContext>,
-    filter: EventFilter,
+/// What a page's feed writes: a chunk of frames.
+type Chunks = mpsc::Sender<Result<Bytes, Infallible>>;
+
+/// The `head` frame: where the log stands, and the last position looked at.
+fn head_frame(head: u64, after: u64) -> Bytes {
+    Bytes::from(format!(
+        "event: head\ndata: {{\"head\":{head},\"position\":{after}}}\n\n"
+    ))
+}
+
+/// Reads the log itself after `after` up to its head, sending what
+/// matches; returns the last position read, or None once the page is gone.
+async fn catch_up(
+    context: &ConsoleContext,
+    filter: &EventFilter,
     mut after: u64,
-    sender: mpsc::Sender<Result<Event, Infallible>>,
-) {
-    let mut head = context.log.watch_head();
+    chunks: &Chunks,
+) -> Option<u64> {
+    let now = context.log.head();
+    while after < now {
+        let events = match context.log.read_log(after + 1, BATCH).await {
+            Ok(events) if !events.is_empty() => events,
+            // Positions that hold no event (quarantined on NATS).
+            Ok(_) => return Some(now),
+            Err(error) => {
+                tracing::warn!(%error, "console feed cannot read the log");
+                return None;
+            }
+        };
+        let mut chunk = Vec::new();
+        for event in events {
+            after = event.position;
+            if filter
+                .matches(context.log.as_ref(), &event)
+                .await
+                .unwrap_or(false)
+            {
+                chunk.extend_from_slice(&feed::frame(&event));
+            }
+        }
+        if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).await.is_err() {
+            return None;
+        }
+    }
+    Some(after)
+}
+
+/// Sends what the log appends after `after` until the page goes away or
+/// the server stops: first what it missed (read from the log), then the
+/// shared feed's frames that match, several to a write.
+async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, chunks: Chunks) {
+    let mut feed = context.feed.subscribe();
+    let Some(mut after) = catch_up(&context, &filter, after, &chunks).await else {
+        return;
+    };
+    if chunks
+        .send(Ok(head_frame(context.log.head(), after)))
+        .await
+        .is_err()
+    {
+        return;
+    }
     let mut tick = tokio::time::interval(HEAD_EVERY);
-    let mut say_head = true;
+    tick.reset();
     loop {
-        let now = context.log.head();
-        while after < now {
-            let events = match context.log.read_log(after + 1, BATCH).await {
-                Ok(events) if !events.is_empty() => events,
-                // Positions that hold no event (quarantined on NATS).
-                Ok(_) => {
-                    after = now;
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "console feed cannot read the log");
-                    return;
-                }
-            };
-            for recorded in events {
-                after = recorded.position;
-                let matches = filter
-                    .matches(context.log.as_ref(), &recorded)
-                    .await
-                    .unwrap_or(false);
-                if matches {
-                    let wire = accord_proto::recorded_event_to_wire(&recorded);
-                    let data = serde_json::json!({
-                        "position": wire.position,
-                        "agreement_id": wire.agreement_id,
-                        "event_type": wire.event_type,
-                        "row": row(&wire).into_string(),
-                    });
-                    if sender.send(Ok(event("append", data))).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        if std::mem::take(&mut say_head) {
-            let data = serde_json::json!({ "head": now, "position": after });
-            if sender.send(Ok(event("head", data))).await.is_err() {
-                return;
-            }
-        }
         tokio::select! {
             () = context.stopping.cancelled() => return,
-            () = sender.closed() => return,
-            changed = head.changed() => if changed.is_err() { return },
-            _ = tick.tick() => say_head = true,
+            () = chunks.closed() => return,
+            _ = tick.tick() => {
+                if chunks.send(Ok(head_frame(context.log.head(), after))).await.is_err() {
+                    return;
+                }
+            }
+            batch = feed.recv() => {
+                // What comes within `COALESCE` goes out in one write: a
+                // person does not see 100 ms, the server saves a wake-up
+                // and a write per page per event.
+                let mut batches = vec![batch];
+                tokio::select! {
+                    () = context.stopping.cancelled() => return,
+                    () = tokio::time::sleep(COALESCE) => {}
+                }
+                loop {
+                    match feed.try_recv() {
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        next => batches.push(next.map_err(|error| match error {
+                            broadcast::error::TryRecvError::Lagged(missed) => {
+                                broadcast::error::RecvError::Lagged(missed)
+                            }
+                            _ => broadcast::error::RecvError::Closed,
+                        })),
+                    }
+                }
+                let mut chunk = Vec::new();
+                for batch in batches {
+                    match batch {
+                        Ok(batch) => {
+                            for item in batch.iter() {
+                                if item.event.position <= after {
+                                    continue;
+                                }
+                                after = item.event.position;
+                                if filter.matches(context.log.as_ref(), &item.event).await.unwrap_or(false) {
+                                    chunk.extend_from_slice(&item.frame);
+                                }
+                            }
+                        }
+                        // Too far behind the feed: read the log itself.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            if !chunk.is_empty()
+                                && chunks.send(Ok(Bytes::from(std::mem::take(&mut chunk)))).await.is_err()
+                            {
+                                return;
+                            }
+                            match catch_up(&context, &filter, after, &chunks).await {
+                                Some(caught_up) => after = caught_up,
+                                None => return,
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+                if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
