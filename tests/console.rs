@@ -3,22 +3,9 @@
 //! follows appends without a reload, that tokens decide what is shown and
 //! done, and that a phone-sized screen needs no sideways scrolling.
 
-use accord_proto::v1;
 use accord_server::auth::{TokenTable, new_token};
 use accord_tests::browser::Browser;
 use accord_tests::*;
-
-async fn load_unga80(server: &TestServer) -> u64 {
-    let commands = accord_dataset::unga80_commands().expect("dataset");
-    let results = server
-        .agreements()
-        .execute(v1::ExecuteRequest { commands })
-        .await
-        .expect("dataset loads")
-        .into_inner()
-        .results;
-    results.last().expect("results").position
-}
 
 fn console_url(server: &TestServer, path: &str) -> String {
     let addr = server

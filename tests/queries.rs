@@ -7,18 +7,6 @@ use accord_proto::v1;
 use accord_tests::*;
 use tonic::{Code, Request};
 
-async fn load_unga80(server: &TestServer) -> u64 {
-    let commands = accord_dataset::unga80_commands().expect("dataset");
-    let results = server
-        .agreements()
-        .execute(v1::ExecuteRequest { commands })
-        .await
-        .expect("dataset loads")
-        .into_inner()
-        .results;
-    results.last().expect("results").position
-}
-
 #[tokio::test]
 async fn a_writer_reads_its_own_write_with_min_position() {
     let server = TestServer::start().await;

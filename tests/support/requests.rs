@@ -176,3 +176,16 @@ pub async fn append_deliveries_at(addr: std::net::SocketAddr, id: &str, count: u
     }
     last
 }
+
+/// Loads the UNGA 80 facts through `Execute`; returns the head.
+pub async fn load_unga80(server: &crate::TestServer) -> u64 {
+    let commands = accord_dataset::unga80_commands().expect("dataset");
+    let results = server
+        .agreements()
+        .execute(v1::ExecuteRequest { commands })
+        .await
+        .expect("dataset loads")
+        .into_inner()
+        .results;
+    results.last().expect("results").position
+}

@@ -228,3 +228,25 @@ pub(crate) async fn fill(addr: SocketAddr, events: usize) -> Result<usize, Strin
     }
     Ok(batches * AGREEMENTS_PER_BATCH)
 }
+
+/// Waits until the read models of the server behind `admin` have applied
+/// a log that is not empty (asking every 5 ms); returns its head.
+pub(crate) async fn read_models_at_head(
+    admin: &mut v1::admin_client::AdminClient<Channel>,
+) -> Result<u64, String> {
+    loop {
+        let stats = admin
+            .get_stats(v1::GetStatsRequest {})
+            .await
+            .map_err(|status| status.to_string())?
+            .into_inner();
+        let checkpoint = stats
+            .projections
+            .first()
+            .map_or(0, |projection| projection.checkpoint);
+        if stats.head_position > 0 && checkpoint >= stats.head_position {
+            return Ok(stats.head_position);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{
-    EVENTS_PER_AGREEMENT, connect_many, fill, fill_id, prepare_writers, steady_writers_from,
+    EVENTS_PER_AGREEMENT, connect_many, fill, fill_id, prepare_writers, read_models_at_head,
+    steady_writers_from,
 };
 
 /// Requests per page.
@@ -96,18 +97,7 @@ pub(crate) async fn run(
     let server = ServerProcess::start(target, data_dir.path()).await?;
     let agreements = fill(server.grpc_addr(), events).await?;
     let mut admin = AdminClient::new(connect_many(server.grpc_addr(), 1).await?.remove(0));
-    let head = loop {
-        let stats = admin
-            .get_stats(v1::GetStatsRequest {})
-            .await
-            .map_err(|status| status.to_string())?
-            .into_inner();
-        let checkpoint = stats.projections.first().map_or(0, |p| p.checkpoint);
-        if checkpoint >= stats.head_position {
-            break stats.head_position;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let head = read_models_at_head(&mut admin).await?;
     let console = server.console_addr()?;
     let middle = fill_id(agreements / 200, 50);
     let pages = [

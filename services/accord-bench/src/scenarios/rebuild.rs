@@ -3,7 +3,7 @@
 //! projector rebuilds them from the log (from process start to lag 0).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use accord_proto::v1::{self, admin_client::AdminClient};
 
@@ -11,7 +11,7 @@ use tokio_stream::StreamExt;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, latency_histogram};
-use crate::workload::{connect_many, fill};
+use crate::workload::{connect_many, fill, read_models_at_head};
 
 pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, String> {
     let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
@@ -27,21 +27,7 @@ pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, Strin
     let started = Instant::now();
     let server = ServerProcess::start(target, data_dir.path()).await?;
     let mut admin = AdminClient::new(connect_many(server.grpc_addr(), 1).await?.remove(0));
-    let head = loop {
-        let stats = admin
-            .get_stats(v1::GetStatsRequest {})
-            .await
-            .map_err(|status| status.to_string())?
-            .into_inner();
-        let checkpoint = stats
-            .projections
-            .first()
-            .map_or(0, |projection| projection.checkpoint);
-        if stats.head_position > 0 && checkpoint >= stats.head_position {
-            break stats.head_position;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let head = read_models_at_head(&mut admin).await?;
     let elapsed = started.elapsed();
 
     // The operator's view of the same log: VerifyLog and RebuildProjections.

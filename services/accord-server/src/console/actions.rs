@@ -26,16 +26,25 @@ fn progress(
     Ok(Event::default().event("progress").data(data.to_string()))
 }
 
+/// The operator who asks for `action`, logged; or the refusal.
+fn operator(
+    context: &ConsoleContext,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<(), access::Refusal> {
+    let caller = access::operator(context.tokens.as_deref(), headers)?;
+    tracing::info!(actor = %caller.name, action, "operator action started from the console");
+    Ok(())
+}
+
 /// `POST /action/verify`.
 pub(crate) async fn verify(
     State(context): State<Arc<ConsoleContext>>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match access::operator(context.tokens.as_deref(), &headers) {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
-    };
-    tracing::info!(actor = %caller.name, "VerifyLog started from the console");
+    if let Err(refusal) = operator(&context, &headers, "VerifyLog") {
+        return refusal.into_response();
+    }
     let stream = match context
         .admin
         .verify_log(tonic::Request::new(v1::VerifyLogRequest {}))
@@ -79,11 +88,9 @@ pub(crate) async fn rebuild(
     State(context): State<Arc<ConsoleContext>>,
     headers: HeaderMap,
 ) -> Response {
-    let caller = match access::operator(context.tokens.as_deref(), &headers) {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
-    };
-    tracing::info!(actor = %caller.name, "RebuildProjections started from the console");
+    if let Err(refusal) = operator(&context, &headers, "RebuildProjections") {
+        return refusal.into_response();
+    }
     let stream = match context
         .admin
         .rebuild_projections(tonic::Request::new(v1::RebuildProjectionsRequest {
