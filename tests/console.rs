@@ -264,6 +264,16 @@ async fn a_reader_token_looks_and_only_an_operator_token_acts() {
             "return document.getElementById('action-status').textContent.includes('The log is sound')",
         )
         .await;
+    // The rebuild, too, runs from the page with its progress.
+    browser
+        .eval("document.querySelector('button[data-action=rebuild]').click(); return true")
+        .await;
+    browser
+        .wait_until(
+            "a finished rebuild",
+            "return document.getElementById('action-status').textContent.includes('Read models rebuilt')",
+        )
+        .await;
     // A request from another site (no console header) cannot act.
     let cross = browser
         .eval(&format!(
@@ -439,6 +449,46 @@ async fn the_log_filters_by_type_and_a_keyboard_alone_gets_around() {
             &format!(
                 "const rows = [...document.querySelectorAll('#log tbody tr')]; return rows.length === 3 && rows[0].dataset.position === '{signed}'"
             ),
+        )
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_agreements_list_filters_and_pages() {
+    let _heavy = heavy().await;
+    let server = TestServer::start().await;
+    load_unga80(&server).await;
+    let mut client = server.agreements();
+    for index in 0..30 {
+        client
+            .announce(announce_wabtec(&format!("kz-paged-{index:02}")))
+            .await
+            .expect("announced");
+    }
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&console_url(&server, "/agreements")).await;
+    browser
+        .wait_until("the list", "return !!document.getElementById('agreements')")
+        .await;
+    // Filter through the form, as a person does.
+    browser
+        .eval("document.querySelector('input[name=buyer]').value = 'kz'; document.querySelector('select[name=stage]').value = 'announced'; document.querySelector('form.filters').requestSubmit(); return true")
+        .await;
+    let only_kz_announced = "const rows = [...document.querySelectorAll('#agreements tbody tr')]; return rows.length > 0 && rows.every(row => row.cells[1].textContent === 'KZ' && row.cells[4].textContent === 'announced')";
+    browser
+        .wait_until(
+            "25 announced KZ agreements and a next page",
+            &format!("return location.search.includes('buyer=kz') && document.querySelectorAll('#agreements tbody tr').length === 25 && !!document.querySelector('a[rel=next]') && (() => {{ {only_kz_announced} }})()"),
+        )
+        .await;
+    browser
+        .eval("document.querySelector('a[rel=next]').click(); return true")
+        .await;
+    browser
+        .wait_until(
+            "the other 5 on the next page, and no further page",
+            &format!("return document.querySelectorAll('#agreements tbody tr').length === 5 && !document.querySelector('a[rel=next]') && (() => {{ {only_kz_announced} }})()"),
         )
         .await;
     browser.close().await;
