@@ -493,3 +493,47 @@ async fn the_agreements_list_filters_and_pages() {
         .await;
     browser.close().await;
 }
+
+/// Opens `GET /live` and returns the connection and its status line.
+async fn open_live(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream
+        .write_all(b"GET /live HTTP/1.1\r\nHost: accord\r\n\r\n")
+        .await
+        .expect("asks");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).await.expect("answers");
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8_lossy(&head).trim().to_owned())
+}
+
+#[tokio::test]
+async fn live_pages_are_bounded_and_a_closed_one_frees_its_place() {
+    let server = TestServer::start_with(|config| config.max_subscriptions = 2).await;
+    let addr = server.server().console_addr().expect("console");
+    let (first, status) = open_live(addr).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (_second, status) = open_live(addr).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (_third, status) = open_live(addr).await;
+    assert_eq!(status, "HTTP/1.1 429 Too Many Requests");
+    drop(first);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_again, status) = open_live(addr).await;
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -143,6 +143,7 @@ impl App {
                     failing: storage.failing.clone(),
                     stopping: stopping.clone(),
                     feed: crate::console::Feed::start(log.clone(), stopping.clone()),
+                    live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_subscriptions)),
                 },
                 console_tls,
             ))

@@ -54,6 +54,8 @@ pub(crate) struct ConsoleContext {
     pub(crate) stopping: CancellationToken,
     /// New events, framed once for every live page.
     pub(crate) feed: Arc<feed::Feed>,
+    /// Live pages left (`--max-subscriptions` in all).
+    pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
 }
 
 type Context = State<Arc<ConsoleContext>>;

@@ -13,13 +13,14 @@ use accord_proto::v1;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::access::refused;
 use super::answer::{bad_request, failed};
 use super::views::log::LogQuery;
 use super::{ConsoleContext, access, feed};
@@ -101,8 +102,18 @@ pub(crate) async fn stream(
         Some(after) => after,
         None => head,
     };
+    let Ok(slot) = context.live_slots.clone().try_acquire_owned() else {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many live console pages are open (at most --max-subscriptions); close some",
+        )
+        .into_response();
+    };
     let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(follow(context, filter, after, sender));
+    tokio::spawn(async move {
+        follow(context, filter, after, sender).await;
+        drop(slot);
+    });
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
