@@ -523,6 +523,13 @@ async fn live_pages_are_bounded_and_a_closed_one_frees_its_place() {
     assert_eq!(status, "HTTP/1.1 200 OK");
     let (_third, status) = open_live(addr).await;
     assert_eq!(status, "HTTP/1.1 429 Too Many Requests");
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "accord_console_live_pages 2"),
+        "{metrics}"
+    );
     drop(first);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub group_deliveries: Family<GroupLabels, Counter>,
     /// Per consumer group: deliveries of events that had gone out before.
     pub group_redeliveries: Family<GroupLabels, Counter>,
+    /// Live console pages open.
+    pub console_live_pages: Gauge,
     /// 1 while this node runs the consumer groups (always on the embedded
     /// store; on NATS the node holding the groups' lease).
     pub groups_leader: Gauge,
@@ -200,6 +202,12 @@ impl Metrics {
             "Deliveries of events that had gone out before",
             group_redeliveries.clone(),
         );
+        let console_live_pages = Gauge::default();
+        registry.register(
+            "console_live_pages",
+            "Web console pages following the log live",
+            console_live_pages.clone(),
+        );
         let groups_leader = Gauge::default();
         registry.register(
             "consumer_groups_leader",
@@ -209,6 +217,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             groups_leader,
+            console_live_pages,
             group_lag,
             group_in_flight,
             group_parked,

@@ -111,7 +111,10 @@ pub(crate) async fn stream(
     };
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
+        let pages = context.metrics.console_live_pages.clone();
+        pages.inc();
         follow(context, filter, after, sender).await;
+        pages.dec();
         drop(slot);
     });
     (
