@@ -46,7 +46,7 @@ pub(crate) fn shell() -> Markup {
                     button type="submit" { "Open the console" }
                     p id="login-error" role="alert" {}
                 }
-                main id="view" tabindex="-1" aria-live="polite" {
+                main id="view" tabindex="-1" {
                     p { "Loading…" }
                 }
                 noscript { p { "The console needs JavaScript: it sends your token with each request." } }
