@@ -155,6 +155,8 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "",
             "--data-dir",
         ])
         .arg(data_dir.path())
