@@ -3,6 +3,7 @@
 //! follows appends without a reload, that tokens decide what is shown and
 //! done, and that a phone-sized screen needs no sideways scrolling.
 
+use accord_proto::v1;
 use accord_server::auth::{TokenTable, new_token};
 use accord_tests::browser::Browser;
 use accord_tests::*;
@@ -543,4 +544,80 @@ async fn live_pages_are_bounded_and_a_closed_one_frees_its_place() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// `GET path` from the console at `addr`: the status line and the body.
+async fn fragment(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: accord\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("asks");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answered");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_long_timeline_shows_its_latest_events_and_says_so() {
+    let server = TestServer::start().await;
+    let head = append_deliveries(&server, "kz-long", 1_100).await;
+    // The read models have applied it all.
+    server
+        .agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "kz-long".into(),
+            min_position: head,
+            as_of_position: 0,
+        })
+        .await
+        .expect("projected");
+    let addr = server.server().console_addr().expect("console");
+    let (status, page) = fragment(addr, "/fragment/agreements/kz-long").await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(page.matches("<li data-position=").count(), 1_000);
+    assert!(
+        page.contains(&format!("<li data-position=\"{head}\">")),
+        "the latest is shown"
+    );
+    assert!(
+        page.contains("102 earlier ones are not shown"),
+        "it says so"
+    );
+    let (_, short) = fragment(addr, "/fragment/agreements/kz-long?as_of=50").await;
+    assert_eq!(short.matches("<li data-position=").count(), 50);
+    assert!(!short.contains("earlier ones"));
+}
+
+#[tokio::test]
+async fn the_console_serves_a_node_on_nats() {
+    let nats = accord_tests::nats::NatsNode::single().await;
+    let url = nats.url().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+    })
+    .await;
+    load_unga80(&server).await;
+    let addr = server.server().console_addr().expect("console");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, page) = fragment(addr, "/fragment/").await;
+        assert!(status.contains(" 200 "), "{status}");
+        if page.contains("<td class=\"num localization\">45 %</td>") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, page) = fragment(addr, "/fragment/operations").await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(page.contains("Consumer groups"), "{page}");
 }

@@ -40,6 +40,8 @@ use answer::failed;
 
 /// Events of the log view when it opens.
 const LOG_ROWS: usize = 50;
+/// Most events of an agreement's timeline (its latest).
+const TIMELINE: usize = 1_000;
 
 /// What the console reads from.
 pub(crate) struct ConsoleContext {
@@ -254,7 +256,10 @@ async fn agreement(
         Ok(agreement) => agreement,
         Err(error) => return failed(error),
     };
-    let events = match context.log.read_stream(&id, 1, 10_000).await {
+    // The timeline shows the agreement's last `TIMELINE` events (as of the
+    // position asked), and says so when there are more.
+    let from = agreement.version.saturating_sub(TIMELINE as u64) + 1;
+    let events = match context.log.read_stream(&id, from, TIMELINE).await {
         Ok(events) => events,
         Err(error) => return failed(error.into()),
     };
@@ -263,7 +268,12 @@ async fn agreement(
         .filter(|event| as_of == 0 || event.position <= as_of)
         .map(accord_proto::recorded_event_to_wire)
         .collect();
-    fragment(views::agreements::detail(&agreement, &events, as_of))
+    fragment(views::agreements::detail(
+        &agreement,
+        &events,
+        as_of,
+        from - 1,
+    ))
 }
 
 async fn log(

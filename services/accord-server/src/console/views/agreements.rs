@@ -141,10 +141,12 @@ pub(crate) fn list(query: &ListQuery, page: &v1::ListAgreementsResponse) -> Mark
 
 /// An agreement's page: its state (now, or as of `as_of`), its localization
 /// progress and its events as a timeline.
+/// `earlier` events of the agreement come before those of its timeline.
 pub(crate) fn detail(
     agreement: &v1::Agreement,
     events: &[v1::RecordedEvent],
     as_of: u64,
+    earlier: u64,
 ) -> Markup {
     let quantity = agreement.quantity.unwrap_or(0);
     let local_share = agreement
@@ -182,6 +184,9 @@ pub(crate) fn detail(
         }
         progress id="local-units" max="10000" value=(local_share) { (format::percent(local_share)) }
         h2 { "Timeline" }
+        @if earlier > 0 {
+            p { "The latest " (format::count(events.len() as u64)) " events; " (format::count(earlier)) " earlier ones are not shown (see the log, or ReadAgreementHistory)." }
+        }
         ol class="timeline" id="timeline" {
             @for event in events {
                 li data-position=(event.position) {
