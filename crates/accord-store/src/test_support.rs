@@ -12,14 +12,25 @@ pub fn test_keys() -> CheckpointKeys {
 }
 use crate::{blocks, keys};
 
-/// Opens the stopped log in `path` for surgery. No background flusher:
-/// dropping `db` releases the directory at once, so that the server a test
-/// starts next can open it.
+/// Opens the stopped log in `path` for surgery. No background flusher, so
+/// that dropping `db` releases the directory almost at once; "almost":
+/// sled's I/O threads let go of the directory's lock a moment after the
+/// last handle is dropped, so a second surgery right after a first one
+/// waits for it (up to 10 s) instead of failing.
 fn open_log(path: &Path) -> Result<(::sled::Db, ::sled::Tree), StoreError> {
-    let db = ::sled::Config::new()
-        .path(path)
-        .flush_every_ms(None)
-        .open()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match ::sled::Config::new().path(path).flush_every_ms(None).open() {
+            Err(::sled::Error::Io(error))
+                if (error.kind() == std::io::ErrorKind::WouldBlock
+                    || error.to_string().contains("could not acquire lock"))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened?,
+        }
+    };
     let tree = db.open_tree("log")?;
     Ok((db, tree))
 }

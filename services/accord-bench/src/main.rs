@@ -227,7 +227,10 @@ async fn run(options: Options) -> Result<(), String> {
             options.rebuild_events
         };
         // Replay reads the node's own copy of the log, sled on every backend.
-        if targets.iter().any(|target| target.backend != process::Backend::Sled) {
+        if targets
+            .iter()
+            .any(|target| target.backend != process::Backend::Sled)
+        {
             eprintln!(
                 "accord-bench: rebuild runs on sled only: every node replays its own copy of the log, a sled database, whatever the backend"
             );
@@ -242,7 +245,10 @@ async fn run(options: Options) -> Result<(), String> {
             options.console_events
         };
         // The console reads the node's own read models and replica: sled.
-        if targets.iter().any(|target| target.backend != process::Backend::Sled) {
+        if targets
+            .iter()
+            .any(|target| target.backend != process::Backend::Sled)
+        {
             eprintln!(
                 "accord-bench: console runs on sled only: it reads the node's own read models and copy of the log, whatever the backend"
             );

@@ -130,6 +130,7 @@ impl App {
         ));
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {
+            let tasks = tokio_util::task::TaskTracker::new();
             tokio::spawn(crate::console::serve(
                 listener,
                 ConsoleContext {
@@ -142,8 +143,9 @@ impl App {
                     countries: Arc::new(BuyerCountries::default()),
                     failing: storage.failing.clone(),
                     stopping: stopping.clone(),
-                    feed: crate::console::Feed::start(log.clone(), stopping.clone()),
+                    feed: crate::console::Feed::start(log.clone(), stopping.clone(), &tasks),
                     live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_subscriptions)),
+                    tasks,
                 },
                 console_tls,
             ))

@@ -58,6 +58,9 @@ pub(crate) struct ConsoleContext {
     pub(crate) feed: Arc<feed::Feed>,
     /// Live pages left (`--max-subscriptions` in all).
     pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
+    /// Every task of the console (the feed, live pages, TLS connections):
+    /// all have ended, and let go of the log, when `serve` returns.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 type Context = State<Arc<ConsoleContext>>;
@@ -73,15 +76,35 @@ pub(crate) async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let stopping = context.stopping.clone();
+    let tasks = context.tasks.clone();
     let router = router(Arc::new(context));
-    let Some(tls) = tls else {
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(stopping.cancelled_owned())
-            .await;
+    let served = match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopping.cancelled_owned())
+                .await
+        }
+        Some(tls) => {
+            serve_tls(listener, router, tls, &tasks, &stopping).await;
+            Ok(())
+        }
     };
+    tasks.close();
+    tasks.wait().await;
+    served
+}
+
+/// Serves `router` over TLS until `stopping` is cancelled.
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    tls: tokio_rustls::TlsAcceptor,
+    tasks: &tokio_util::task::TaskTracker,
+    stopping: &CancellationToken,
+) {
     loop {
         let tcp = tokio::select! {
-            () = stopping.cancelled() => return Ok(()),
+            () = stopping.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(error) => {
@@ -91,7 +114,7 @@ pub(crate) async fn serve(
             },
         };
         let (tls, router, stopping) = (tls.clone(), router.clone(), stopping.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(tcp)).await else {
                 return;
             };

@@ -183,11 +183,19 @@ pub(crate) async fn serve_until_stopped(
     followers.projector.stop().await;
     let _ = followers.recent.await;
     followers.groups.stopped().await;
-    let closed = followers.log.close().await;
-    let _ = followers.metrics.await;
-    if let Some(console) = followers.console {
+    // The console's pages and feed let go of the log before it closes (a
+    // console still busy after the grace period is cut off).
+    if let Some(mut console) = followers.console
+        && tokio::time::timeout(SHUTDOWN_GRACE, &mut console)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the console was still answering after the grace period; cut off");
+        console.abort();
         let _ = console.await;
     }
+    let closed = followers.log.close().await;
+    let _ = followers.metrics.await;
     served?;
     closed?;
     tracing::info!("log flushed; stopped");

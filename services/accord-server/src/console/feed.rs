@@ -43,11 +43,16 @@ pub(crate) fn frame(event: &RecordedEvent) -> Bytes {
 }
 
 impl Feed {
-    /// Starts following `log` from its head until `stopping`.
-    pub(crate) fn start(log: Arc<dyn EventLog>, stopping: CancellationToken) -> Arc<Self> {
+    /// Starts following `log` from its head until `stopping`, as one of
+    /// `tasks`.
+    pub(crate) fn start(
+        log: Arc<dyn EventLog>,
+        stopping: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(KEPT);
         let feed = Arc::new(Self { sender });
-        tokio::spawn(follow(log, feed.sender.clone(), stopping));
+        tasks.spawn(follow(log, feed.sender.clone(), stopping));
         feed
     }
 

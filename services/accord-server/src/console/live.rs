@@ -110,7 +110,8 @@ pub(crate) async fn stream(
         .into_response();
     };
     let (sender, receiver) = mpsc::channel(16);
-    tokio::spawn(async move {
+    let tasks = context.tasks.clone();
+    tasks.spawn(async move {
         let pages = context.metrics.console_live_pages.clone();
         pages.inc();
         follow(context, filter, after, sender).await;
