@@ -39,26 +39,47 @@ impl Browser {
         Self::start_with(width.max(500), height, Some(metrics)).await
     }
 
-    async fn start_with(width: u32, height: u32, emulation: Option<serde_json::Value>) -> Self {
-        let mut driver = Command::new(program("ACCORD_CHROMEDRIVER", "chromedriver"))
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts (scripts/test installs chromium-driver)");
-        let mut lines = BufReader::new(driver.stdout.take().expect("stdout")).lines();
-        let port = loop {
-            let line = lines
-                .next_line()
-                .await
-                .expect("reads chromedriver")
-                .expect("chromedriver says its port");
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                break rest.trim_end_matches('.').to_owned();
+    /// Starts chromedriver on a port of its choosing; returns it and the
+    /// port. A driver that exits before it says its port (rarely, under
+    /// load) is started again, up to three times.
+    async fn driver() -> (Child, String) {
+        let mut said = Vec::new();
+        for _ in 0..3 {
+            let mut driver = Command::new(program("ACCORD_CHROMEDRIVER", "chromedriver"))
+                .arg("--port=0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("chromedriver starts (scripts/test installs chromium-driver)");
+            let mut errors = BufReader::new(driver.stderr.take().expect("stderr")).lines();
+            let mut lines = BufReader::new(driver.stdout.take().expect("stdout")).lines();
+            let port = loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                            break Some(rest.trim_end_matches('.').to_owned());
+                        }
+                        said.push(line);
+                    }
+                    _ => break None,
+                }
+            };
+            if let Some(port) = port {
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+                return (driver, port);
             }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            while let Ok(Some(line)) = errors.next_line().await {
+                said.push(line);
+            }
+            said.push(format!("exited: {:?}", driver.wait().await));
+        }
+        panic!("chromedriver never said its port: {said:#?}");
+    }
+
+    async fn start_with(width: u32, height: u32, emulation: Option<serde_json::Value>) -> Self {
+        let (driver, port) = Self::driver().await;
         let mut options = serde_json::json!({
                 "binary": program("ACCORD_CHROMIUM", "/usr/bin/chromium"),
                 "args": [
