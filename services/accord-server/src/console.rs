@@ -15,7 +15,6 @@ mod pages;
 mod tls;
 mod views;
 
-pub(crate) use feed::Feed;
 pub(crate) use tls::acceptor as tls_acceptor;
 
 use std::sync::Arc;
@@ -54,11 +53,13 @@ pub(crate) struct ConsoleContext {
     pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) failing: watch::Receiver<bool>,
     pub(crate) stopping: CancellationToken,
-    /// New events, framed once for every live page.
-    pub(crate) feed: Arc<feed::Feed>,
+    /// The shared window of recent events the live pages read from.
+    pub(crate) recent: Arc<crate::streams::RecentEvents>,
+    /// Events' frames, rendered once for every live page.
+    pub(crate) frames: feed::Frames,
     /// Live pages left (`--max-subscriptions` in all).
     pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
-    /// Every task of the console (the feed, live pages, TLS connections):
+    /// Every task of the console (live pages, TLS connections):
     /// all have ended, and let go of the log, when `serve` returns.
     pub(crate) tasks: tokio_util::task::TaskTracker,
 }

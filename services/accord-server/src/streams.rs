@@ -13,6 +13,7 @@ mod slots;
 mod subscribe;
 mod watch_agreements;
 
+pub(crate) use cursor::LogCursor;
 pub use recent::RecentEvents;
 pub use server_stream::ServerStream;
 pub(crate) use server_stream::{

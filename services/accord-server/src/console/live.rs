@@ -2,8 +2,8 @@
 //! notifications that drive `Subscribe`. `append` carries each new event
 //! matching the view's filter (with its log row), `head` where the log
 //! stands every few seconds and the last position looked at, from which
-//! the page resumes after a lost connection (`?after=`). New events come
-//! framed from the shared `feed`; what a page missed is read from the log.
+//! the page resumes after a lost connection (`?after=`). Events come through
+//! the shared window of recent events, framed once (`feed`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,16 +16,16 @@ use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::access::refused;
 use super::answer::{bad_request, failed};
 use super::views::log::LogQuery;
-use super::{ConsoleContext, access, feed};
+use super::{ConsoleContext, access};
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
+use crate::streams::LogCursor;
 
 /// Events read from the log at once.
 const BATCH: usize = 500;
@@ -138,120 +138,57 @@ fn head_frame(head: u64, after: u64) -> Bytes {
     ))
 }
 
-/// Reads the log itself after `after` up to its head, sending what
-/// matches; returns the last position read, or None once the page is gone.
-async fn catch_up(
-    context: &ConsoleContext,
-    filter: &EventFilter,
-    mut after: u64,
-    chunks: &Chunks,
-) -> Option<u64> {
-    let now = context.log.head();
-    while after < now {
-        let events = match context.log.read_log(after + 1, BATCH).await {
-            Ok(events) if !events.is_empty() => events,
-            // Positions that hold no event (quarantined on NATS).
-            Ok(_) => return Some(now),
-            Err(error) => {
-                tracing::warn!(%error, "console feed cannot read the log");
-                return None;
-            }
-        };
+/// Sends what the log appends after `after` until the page goes away or
+/// the server stops, read through a cursor (the shared window of recent
+/// events, the log for what it no longer holds); what comes within
+/// `COALESCE` goes out in one write: a person does not see 100 ms, the
+/// server saves a wake-up and a write per page per event.
+async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, chunks: Chunks) {
+    let mut cursor = LogCursor::after(context.log.clone(), context.recent.clone(), after);
+    let mut say_head = true;
+    let mut tick = tokio::time::interval(HEAD_EVERY);
+    tick.reset();
+    loop {
         let mut chunk = Vec::new();
-        for event in events {
-            after = event.position;
+        loop {
+            let event = match cursor.next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "console feed cannot read the log");
+                    return;
+                }
+            };
             if filter
                 .matches(context.log.as_ref(), &event)
                 .await
                 .unwrap_or(false)
             {
-                chunk.extend_from_slice(&feed::frame(&event));
+                chunk.extend_from_slice(&context.frames.of(&event));
             }
         }
         if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).await.is_err() {
-            return None;
+            return;
         }
-    }
-    Some(after)
-}
-
-/// Sends what the log appends after `after` until the page goes away or
-/// the server stops: first what it missed (read from the log), then the
-/// shared feed's frames that match, several to a write.
-async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, chunks: Chunks) {
-    let mut feed = context.feed.subscribe();
-    let Some(mut after) = catch_up(&context, &filter, after, &chunks).await else {
-        return;
-    };
-    if chunks
-        .send(Ok(head_frame(context.log.head(), after)))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut tick = tokio::time::interval(HEAD_EVERY);
-    tick.reset();
-    loop {
+        if std::mem::take(&mut say_head)
+            && chunks
+                .send(Ok(head_frame(cursor.head(), cursor.position())))
+                .await
+                .is_err()
+        {
+            return;
+        }
         tokio::select! {
             () = context.stopping.cancelled() => return,
             () = chunks.closed() => return,
-            _ = tick.tick() => {
-                if chunks.send(Ok(head_frame(context.log.head(), after))).await.is_err() {
+            _ = tick.tick() => say_head = true,
+            more = cursor.wait_for_more() => {
+                if more.is_err() {
                     return;
                 }
-            }
-            batch = feed.recv() => {
-                // What comes within `COALESCE` goes out in one write: a
-                // person does not see 100 ms, the server saves a wake-up
-                // and a write per page per event.
-                let mut batches = vec![batch];
                 tokio::select! {
                     () = context.stopping.cancelled() => return,
                     () = tokio::time::sleep(COALESCE) => {}
-                }
-                loop {
-                    match feed.try_recv() {
-                        Err(broadcast::error::TryRecvError::Empty) => break,
-                        next => batches.push(next.map_err(|error| match error {
-                            broadcast::error::TryRecvError::Lagged(missed) => {
-                                broadcast::error::RecvError::Lagged(missed)
-                            }
-                            _ => broadcast::error::RecvError::Closed,
-                        })),
-                    }
-                }
-                let mut chunk = Vec::new();
-                for batch in batches {
-                    match batch {
-                        Ok(batch) => {
-                            for item in batch.iter() {
-                                if item.event.position <= after {
-                                    continue;
-                                }
-                                after = item.event.position;
-                                if filter.matches(context.log.as_ref(), &item.event).await.unwrap_or(false) {
-                                    chunk.extend_from_slice(&item.frame);
-                                }
-                            }
-                        }
-                        // Too far behind the feed: read the log itself.
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            if !chunk.is_empty()
-                                && chunks.send(Ok(Bytes::from(std::mem::take(&mut chunk)))).await.is_err()
-                            {
-                                return;
-                            }
-                            match catch_up(&context, &filter, after, &chunks).await {
-                                Some(caught_up) => after = caught_up,
-                                None => return,
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    }
-                }
-                if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).await.is_err() {
-                    return;
                 }
             }
         }
