@@ -165,6 +165,15 @@ impl TokenTable {
     }
 }
 
+/// The bearer token of a request's headers (`authorization: Bearer TOKEN`).
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// Returns a new random token (244 random bits).
 pub fn new_token() -> String {
     format!(
@@ -239,12 +248,7 @@ where
             Some(Access::Needs(role)) => Some(role),
             Some(Access::Authenticated) | None => None,
         };
-        let token = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
+        let token = bearer(request.headers());
         let refusal = match token.map(|token| tokens.grant(token)) {
             None => Some(Status::unauthenticated(
                 "a bearer token is required (authorization: Bearer TOKEN)",

@@ -35,6 +35,7 @@ use crate::auth::TokenTable;
 use crate::groups::Groups;
 use crate::grpc::{AdminApi, BuyerCountries, Queries};
 use crate::metrics::Metrics;
+use access::Reader;
 use answer::failed;
 
 /// Events of the log view when it opens.
@@ -210,10 +211,7 @@ fn fragment(markup: maud::Markup) -> Response {
     Html(markup.into_string()).into_response()
 }
 
-async fn countries(State(context): Context, headers: HeaderMap) -> Response {
-    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
-        return refusal.into_response();
-    }
+async fn countries(State(context): Context, _: Reader) -> Response {
     let head = context.log.head();
     match context
         .queries
@@ -230,12 +228,9 @@ async fn countries(State(context): Context, headers: HeaderMap) -> Response {
 
 async fn agreements(
     State(context): Context,
-    headers: HeaderMap,
+    _: Reader,
     Query(query): Query<views::agreements::ListQuery>,
 ) -> Response {
-    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
-        return refusal.into_response();
-    }
     match context
         .queries
         .list_agreements(query.request(), &MetadataMap::new())
@@ -254,13 +249,10 @@ struct AsOf {
 
 async fn agreement(
     State(context): Context,
-    headers: HeaderMap,
+    _: Reader,
     Path(id): Path<String>,
     Query(as_of): Query<AsOf>,
 ) -> Response {
-    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
-        return refusal.into_response();
-    }
     let Ok(as_of) = (match as_of.as_of.trim() {
         "" => Ok(0),
         text => text.parse::<u64>(),
@@ -302,12 +294,9 @@ async fn agreement(
 
 async fn log(
     State(context): Context,
-    headers: HeaderMap,
+    _: Reader,
     Query(query): Query<views::log::LogQuery>,
 ) -> Response {
-    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
-        return refusal.into_response();
-    }
     let head = context.log.head();
     match live::latest(&context, &query, head, LOG_ROWS).await {
         Ok(events) => fragment(views::log::render(&query, &events, head)),
@@ -315,11 +304,7 @@ async fn log(
     }
 }
 
-async fn operations(State(context): Context, headers: HeaderMap) -> Response {
-    let caller = match access::reader(context.tokens.as_deref(), &headers) {
-        Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
-    };
+async fn operations(State(context): Context, Reader(caller): Reader) -> Response {
     use accord_proto::v1::admin_server::Admin;
     let stats = match context
         .admin

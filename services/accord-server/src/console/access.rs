@@ -7,7 +7,13 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{Role, TokenTable};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::ConsoleContext;
+use crate::auth::{Role, TokenTable, bearer};
 
 /// The header every request of the console's page carries.
 pub(crate) const CONSOLE_HEADER: &str = "x-accord-console";
@@ -56,12 +62,8 @@ pub(crate) fn caller(tokens: Option<&TokenTable>, headers: &HeaderMap) -> Result
             operator: true,
         });
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "a token is required"))?;
+    let token =
+        bearer(headers).ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "a token is required"))?;
     let (name, roles) = tokens
         .holder(token)
         .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "the token is not valid"))?;
@@ -108,6 +110,35 @@ pub(crate) fn operator(
         ));
     }
     Ok(caller)
+}
+
+/// A request whose token holds the reader role (an extractor: a handler
+/// that takes it answers only such requests).
+pub(crate) struct Reader(pub(crate) Caller);
+
+impl FromRequestParts<Arc<ConsoleContext>> for Reader {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        context: &Arc<ConsoleContext>,
+    ) -> Result<Self, Refusal> {
+        reader(context.tokens.as_deref(), &parts.headers).map(Reader)
+    }
+}
+
+/// An operator action from the console's own page (an extractor).
+pub(crate) struct Operator(pub(crate) Caller);
+
+impl FromRequestParts<Arc<ConsoleContext>> for Operator {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        context: &Arc<ConsoleContext>,
+    ) -> Result<Self, Refusal> {
+        operator(context.tokens.as_deref(), &parts.headers).map(Operator)
+    }
 }
 
 #[cfg(test)]

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use accord_proto::v1;
 use accord_proto::v1::admin_server::Admin;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use super::ConsoleContext;
+use super::access::Operator;
 use super::answer::status;
 use super::format::count;
-use super::{ConsoleContext, access};
 
 fn progress(
     done_count: u64,
@@ -26,25 +26,12 @@ fn progress(
     Ok(Event::default().event("progress").data(data.to_string()))
 }
 
-/// The operator who asks for `action`, logged; or the refusal.
-fn operator(
-    context: &ConsoleContext,
-    headers: &HeaderMap,
-    action: &str,
-) -> Result<(), access::Refusal> {
-    let caller = access::operator(context.tokens.as_deref(), headers)?;
-    tracing::info!(actor = %caller.name, action, "operator action started from the console");
-    Ok(())
-}
-
 /// `POST /action/verify`.
 pub(crate) async fn verify(
     State(context): State<Arc<ConsoleContext>>,
-    headers: HeaderMap,
+    Operator(caller): Operator,
 ) -> Response {
-    if let Err(refusal) = operator(&context, &headers, "VerifyLog") {
-        return refusal.into_response();
-    }
+    tracing::info!(actor = %caller.name, "VerifyLog started from the console");
     let stream = match context
         .admin
         .verify_log(tonic::Request::new(v1::VerifyLogRequest {}))
@@ -86,11 +73,9 @@ pub(crate) async fn verify(
 /// `POST /action/rebuild`.
 pub(crate) async fn rebuild(
     State(context): State<Arc<ConsoleContext>>,
-    headers: HeaderMap,
+    Operator(caller): Operator,
 ) -> Response {
-    if let Err(refusal) = operator(&context, &headers, "RebuildProjections") {
-        return refusal.into_response();
-    }
+    tracing::info!(actor = %caller.name, "RebuildProjections started from the console");
     let stream = match context
         .admin
         .rebuild_projections(tonic::Request::new(v1::RebuildProjectionsRequest {

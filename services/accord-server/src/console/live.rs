@@ -12,17 +12,17 @@ use std::time::Duration;
 use accord_proto::v1;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::ConsoleContext;
+use super::access::Reader;
 use super::access::refused;
 use super::answer::{bad_request, failed};
 use super::views::log::LogQuery;
-use super::{ConsoleContext, access};
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
 use crate::streams::LogCursor;
@@ -84,12 +84,9 @@ pub(crate) async fn latest(
 /// `GET /live`: the feed.
 pub(crate) async fn stream(
     State(context): State<Arc<ConsoleContext>>,
-    headers: HeaderMap,
+    _: Reader,
     Query(query): Query<LiveQuery>,
 ) -> Response {
-    if let Err(refusal) = access::reader(context.tokens.as_deref(), &headers) {
-        return refusal.into_response();
-    }
     let filter = match filter_of(&context, &query.filter) {
         Ok(filter) => filter,
         Err(error) => return failed(error),
