@@ -416,6 +416,9 @@ impl Runner {
         if checkpoint == self.stored_checkpoint && !parked_changed {
             return;
         }
+        // The parked positions now, once: for the store's diff, and as what
+        // it holds once written.
+        let mut parked_now = None;
         let parked = parked_changed.then(|| {
             let all: Vec<(u64, String)> = self
                 .state
@@ -428,7 +431,7 @@ impl Runner {
                 self.events.remove(position);
             }
             let now: BTreeSet<u64> = all.iter().map(|(position, _)| *position).collect();
-            ParkedNow {
+            let parked = ParkedNow {
                 added: all
                     .iter()
                     .filter(|(position, _)| !self.stored_parked.contains(position))
@@ -436,11 +439,10 @@ impl Runner {
                     .collect(),
                 removed: self.stored_parked.difference(&now).copied().collect(),
                 all,
-            }
+            };
+            parked_now = Some(now);
+            parked
         });
-        let parked_now: Option<BTreeSet<u64>> = parked
-            .as_ref()
-            .map(|parked| parked.all.iter().map(|(position, _)| *position).collect());
         self.last_persist = Instant::now();
         let written = self
             .context

@@ -110,6 +110,7 @@ impl NatsGroupStore {
         ))
     }
 
+    /// A group's progress as stored, with this node's epoch.
     fn encode(&self, checkpoint: u64, parked: Vec<ParkedEvent>) -> bytes::Bytes {
         StoredGroupProgress {
             checkpoint,
@@ -229,11 +230,16 @@ impl GroupStorage for NatsGroupStore {
             (revision, parked)
         };
         let key = progress_key(name);
-        let value = self.encode(progress.checkpoint, parked.clone());
+        let stored = StoredGroupProgress {
+            checkpoint: progress.checkpoint,
+            parked,
+            epoch: self.held.epoch,
+        };
+        let value = stored.encode_to_vec().into();
         let revision = self.write_progress(&key, value, revision).await?;
         self.written
             .lock()
-            .insert(name.to_owned(), (revision, parked));
+            .insert(name.to_owned(), (revision, stored.parked));
         Ok(())
     }
 }
