@@ -546,21 +546,12 @@ async fn live_pages_are_bounded_and_a_closed_one_frees_its_place() {
     }
 }
 
-/// `GET path` from the console at `addr`: the status line and the body.
+/// `GET path` from the console at `addr`: the status line and the whole answer.
 async fn fragment(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: accord\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .expect("asks");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.expect("answered");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let answer = http_get(stream, path).await.expect("answered");
     let status = answer.lines().next().unwrap_or_default().to_owned();
     (status, answer)
 }

@@ -213,23 +213,6 @@ async fn a_tls_handshake_never_finished_is_cut_off_and_others_are_served() {
     server.shutdown().await.expect("stops");
 }
 
-/// Sends `GET path` over `stream` and returns the whole answer.
-async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
-    path: &str,
-) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    Ok(String::from_utf8_lossy(&answer).into_owned())
-}
-
 #[tokio::test]
 async fn the_console_speaks_tls_when_grpc_does() {
     use rustls_pki_types::pem::PemObject;
@@ -258,14 +241,18 @@ async fn the_console_speaks_tls_when_grpc_does() {
         .connect("localhost".try_into().expect("name"), tcp)
         .await
         .expect("TLS handshake with the console");
-    let answer = http_get(tls, "/fragment/").await.expect("answered");
+    let answer = accord_tests::http_get(tls, "/fragment/")
+        .await
+        .expect("answered");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("<h1>Countries</h1>"), "{answer}");
     // Plain HTTP on the console's port gets no page.
     let plain = tokio::net::TcpStream::connect(console)
         .await
         .expect("connects");
-    let answer = http_get(plain, "/fragment/").await.unwrap_or_default();
+    let answer = accord_tests::http_get(plain, "/fragment/")
+        .await
+        .unwrap_or_default();
     assert!(!answer.contains("Countries"), "{answer}");
     server.shutdown().await.expect("stops");
 }

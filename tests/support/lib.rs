@@ -277,18 +277,30 @@ pub async fn read_all(mut client: EventLogClient<Channel>) -> Vec<accord_proto::
 
 /// The Prometheus text the server exports at `addr`.
 pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connects");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
+    let response = http_get(stream, "/metrics").await.expect("answered");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
+}
+
+/// Sends `GET path` (HTTP/1.1, `Connection: close`) over `stream` and
+/// returns the whole answer, status line and headers included.
+pub async fn http_get<S>(mut stream: S, path: &str) -> std::io::Result<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// Runs `VerifyLog` to the end, asserts it found no problem, and returns the

@@ -142,20 +142,7 @@ impl ServerProcess {
 
     /// The server's Prometheus exposition (`GET /metrics`).
     pub(crate) async fn metrics(&self) -> Result<String, String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
-            .await
-            .map_err(|error| format!("metrics: {error}"))?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: accord\r\n\r\n")
-            .await
-            .map_err(|error| format!("metrics: {error}"))?;
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .await
-            .map_err(|error| format!("metrics: {error}"))?;
-        Ok(response)
+        http_get(self.metrics_addr, "/metrics").await
     }
 
     /// CPU seconds (user + system) the server has used so far.
@@ -204,6 +191,23 @@ impl ServerProcess {
             Err(format!("server exited with {status}"))
         }
     }
+}
+
+/// `GET path` from `addr` over a fresh connection (HTTP/1.1,
+/// `Connection: close`): the whole answer, status line included.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed = |error: std::io::Error| format!("GET {path} from {addr}: {error}");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(failed)?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: accord\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(failed)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.map_err(failed)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// Bytes of every file under `path`.

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use accord_proto::v1::{self, admin_client::AdminClient};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::process::{ServerProcess, Target};
+use crate::process::{ServerProcess, Target, http_get};
 use crate::report::{Outcome, latency_histogram};
 use crate::workload::{
     EVENTS_PER_AGREEMENT, connect_many, fill, fill_id, prepare_writers, read_models_at_head,
@@ -32,26 +32,9 @@ const WRITERS: usize = 4;
 /// the last byte.
 async fn get(addr: SocketAddr, path: &str) -> Result<(String, Duration), String> {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|error| format!("console: {error}"))?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: accord\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .map_err(|error| format!("console: {error}"))?;
-    let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|error| format!("console: {error}"))?;
+    let answer = http_get(addr, path).await?;
     let elapsed = started.elapsed();
-    let status = String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
     Ok((status, elapsed))
 }
 
