@@ -608,7 +608,23 @@ async fn the_console_serves_a_node_on_nats() {
         assert!(tokio::time::Instant::now() < deadline, "{page}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The operations view lists the cluster's consumer groups with their lag.
+    accord_proto::v1::consumer_groups_client::ConsumerGroupsClient::new(server.channel())
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "billing".into(),
+            settings: Some(v1::ConsumerGroupSettings::default()),
+        })
+        .await
+        .expect("group created");
     let (status, page) = fragment(addr, "/fragment/operations").await;
     assert!(status.contains(" 200 "), "{status}");
-    assert!(page.contains("Consumer groups"), "{page}");
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains("<th scope=\"row\">billing</th>"))
+        .unwrap_or_else(|| panic!("no row of the group: {page}"));
+    let head = server.head().await;
+    assert!(
+        row.contains(&format!("<td class=\"num\">{head}</td>")),
+        "its lag is the whole log ({head}): {row}"
+    );
 }
