@@ -301,6 +301,39 @@ async fn verify_finds_a_stream_index_that_lost_a_chunk() {
 }
 
 #[tokio::test]
+async fn verify_finds_index_entries_that_no_record_accounts_for() {
+    let mut server = TestServer::start().await;
+    load_demo(&server).await;
+    let events = server.read_all().await;
+    let first = events[0].agreement_id.clone();
+    server
+        .restart_after(|data_dir| {
+            accord_store::test_support::add_stray_index_entries(
+                &data_dir.join("log"),
+                &first,
+                1_000,
+                2,
+            )
+            .expect("added");
+        })
+        .await;
+    let found = accordctl(&server, &["verify"]).await;
+    assert_eq!(found.status.code(), Some(1), "{found:?}");
+    let report = stdout(&found);
+    let head = events.len();
+    for index in ["stream", "command"] {
+        assert!(
+            report.contains(&format!(
+                "the {index} index holds {} entries for positions up to {head}; the records account for {head}",
+                head + 1
+            )),
+            "{report}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn rebuild_while_writers_append_ends_with_correct_read_models() {
     let server = TestServer::start().await;
     let mut client = server.agreements();

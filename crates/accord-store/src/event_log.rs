@@ -3,7 +3,7 @@
 use accord_domain::{Event, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp};
 use tokio::sync::watch;
 
-use crate::{SignedCheckpoint, StoreError};
+use crate::{DigestKeys, IndexDigest, SignedCheckpoint, StoreError};
 
 /// A digest of a command's content, to tell a retry from a reused id.
 pub type Fingerprint = [u8; 16];
@@ -187,6 +187,18 @@ pub trait EventLog: Send + Sync + 'static {
             .find_command(command_id)
             .await?
             .map(|command| command.outcome.position))
+    }
+
+    /// The digest of the stream and command index entries that point at
+    /// positions up to `through`, scanned in key order (for verification);
+    /// `None` when this backend cannot scan its indexes, and verification
+    /// looks each record's entries up instead.
+    async fn index_digest(
+        &self,
+        _keys: DigestKeys,
+        _through: u64,
+    ) -> Result<Option<IndexDigest>, StoreError> {
+        Ok(None)
     }
 
     /// Makes reads of `agreement_id` reflect every event of it stored before

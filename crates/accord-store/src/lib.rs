@@ -12,6 +12,7 @@ mod event_log;
 pub mod hex;
 mod import_check;
 mod import_gate;
+mod index_digest;
 mod keys;
 mod log_batch;
 mod nats;
@@ -34,6 +35,7 @@ pub use event_log::{
     LogStats, Quarantined, RawRecord,
 };
 pub use import_check::ImportVerifier;
+pub use index_digest::{DigestKeys, IndexDigest};
 pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,

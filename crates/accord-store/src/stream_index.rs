@@ -14,7 +14,7 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    fn decode(key: &[u8], positions: ::sled::IVec) -> Result<Self, StoreError> {
+    pub(crate) fn decode(key: &[u8], positions: ::sled::IVec) -> Result<Self, StoreError> {
         let first_version = keys::version_of_stream_key(key)
             .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
         if positions.is_empty() || !positions.len().is_multiple_of(8) {

@@ -119,3 +119,25 @@ pub fn remove_stream_chunk(
     db.flush()?;
     Ok(())
 }
+
+/// Adds index entries that no record accounts for to the stopped log in
+/// `path`: a command id never used, pointing at `position`, and a chunk of
+/// `agreement_id` at `first_version` holding `position`.
+pub fn add_stray_index_entries(
+    path: &Path,
+    agreement_id: &str,
+    first_version: u64,
+    position: u64,
+) -> Result<(), StoreError> {
+    let (db, tree) = open_log(path)?;
+    tree.insert(
+        keys::command_key("stray-command"),
+        keys::encode_command_entry(&[0; 16], position),
+    )?;
+    tree.insert(
+        keys::stream_key(agreement_id, first_version),
+        crate::stream_index::encode_chunk(&[position]),
+    )?;
+    db.flush()?;
+    Ok(())
+}

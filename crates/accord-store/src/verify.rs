@@ -1,10 +1,15 @@
 //! Proves a log intact: every record's checksum and decoding, gap-free
 //! positions, the hash chain, per-agreement versions, and the stream and
-//! command indexes. Works on any backend through the [`EventLog`] trait.
+//! command indexes. Works on any backend through the [`EventLog`] trait. The
+//! indexes are compared as digests (see [`crate::index_digest`]) and looked
+//! up record by record only to say what is wrong.
 
 use std::collections::HashMap;
 
-use crate::{ChainBreak, ChainHead, CheckpointKeys, EventLog, StoreError, decode_record};
+use crate::{
+    ChainBreak, ChainHead, CheckpointKeys, DigestKeys, EventLog, IndexDigest, RawRecord,
+    StoreError, decode_record,
+};
 
 /// Records read per call.
 const VERIFY_BATCH: usize = 4_096;
@@ -50,81 +55,207 @@ pub async fn verify_log(
         }
     }
     if !found.is_empty() {
-        report.problem_count += found.len() as u64;
-        report.problems.extend(found.iter().cloned());
-        progress(0, head, &found);
+        note(&mut report, &mut progress, head, found);
     }
-    let mut chain = ChainHead::EMPTY;
-    let mut versions: HashMap<String, u64> = HashMap::new();
-    while chain.next_position() <= head {
-        let records = log.read_raw(chain.next_position(), VERIFY_BATCH).await?;
-        if records.is_empty() {
-            break;
+    let digest_keys = DigestKeys::default();
+    // The indexes are scanned (on the blocking pool) while the records are
+    // read and checked; a record's entries are looked up one by one only
+    // when the two digests disagree, to say which are wrong.
+    let (indexed, records) = tokio::join!(
+        log.index_digest(digest_keys.clone(), head),
+        check_records(
+            log,
+            keys,
+            checkpoint.as_ref(),
+            head,
+            &digest_keys,
+            &mut report,
+            &mut progress
+        ),
+    );
+    let records = records?;
+    match indexed? {
+        Some(indexed)
+            if indexed.same_streams(&records.digest) && indexed.same_commands(&records.digest) => {}
+        indexed => {
+            look_up_indexes(log, head, indexed, &records, &mut report, &mut progress).await?;
         }
-        let mut found = Vec::new();
-        for record in records {
-            if record.position > head {
-                break;
-            }
-            if let Err(ChainBreak::Gap {
-                expected,
-                found: at,
-            }) = chain.check_position(record.position)
-            {
-                let quarantined = log.quarantined_between(expected, at - 1).await?;
-                found.push(if quarantined == at - expected {
-                    format!(
-                        "positions {expected}..{}: quarantined stream messages, not valid records (see GetStats and the server log)",
-                        at - 1
-                    )
-                } else {
-                    format!("positions {expected}..{} are missing", at - 1)
-                });
-            }
-            report.checked += 1;
-            let decoded = match decode_record(&record.bytes) {
-                Ok(decoded) => decoded,
-                Err(error) => {
-                    found.push(format!("position {}: {error}", record.position));
-                    chain.advance(record.position, &record.bytes);
-                    continue;
+    }
+    let chain = records.chain;
+    let next = chain.next_position();
+    if next <= head {
+        let missing = format!("positions {next}..{head} are missing");
+        report.problem_count += 1;
+        report.problems.push(missing.clone());
+        progress(report.checked, head, &[missing]);
+    }
+    Ok(report)
+}
+
+/// What the pass over the records left.
+struct RecordsChecked {
+    chain: ChainHead,
+    /// The index entries the records call for.
+    digest: IndexDigest,
+    /// Records that could not be decoded: their entries are unknown.
+    undecodable: u64,
+}
+
+/// Checks every record up to `head` (checksum, decoding, positions, hash
+/// chain, signed checkpoint, versions) and sums the index entries they
+/// call for. The next batch is read while one is checked.
+async fn check_records(
+    log: &dyn EventLog,
+    keys: &CheckpointKeys,
+    checkpoint: Option<&crate::SignedCheckpoint>,
+    head: u64,
+    digest_keys: &DigestKeys,
+    report: &mut VerifyReport,
+    progress: &mut impl FnMut(u64, u64, &[String]),
+) -> Result<RecordsChecked, StoreError> {
+    let mut checked = RecordsChecked {
+        chain: ChainHead::EMPTY,
+        digest: IndexDigest::default(),
+        undecodable: 0,
+    };
+    let mut versions: HashMap<String, u64> = HashMap::new();
+    let (batches_sender, mut batches) = tokio::sync::mpsc::channel(1);
+    let read_ahead = read_batches(log, head, batches_sender);
+    let check = async {
+        while let Some(records) = batches.recv().await {
+            let mut found = Vec::new();
+            for record in records? {
+                let chain = &mut checked.chain;
+                if let Err(ChainBreak::Gap {
+                    expected,
+                    found: at,
+                }) = chain.check_position(record.position)
+                {
+                    let quarantined = log.quarantined_between(expected, at - 1).await?;
+                    found.push(if quarantined == at - expected {
+                        format!(
+                            "positions {expected}..{}: quarantined stream messages, not valid records (see GetStats and the server log)",
+                            at - 1
+                        )
+                    } else {
+                        format!("positions {expected}..{} are missing", at - 1)
+                    });
                 }
+                report.checked += 1;
+                let decoded = match decode_record(&record.bytes) {
+                    Ok(decoded) => decoded,
+                    Err(error) => {
+                        found.push(format!("position {}: {error}", record.position));
+                        chain.advance(record.position, &record.bytes);
+                        checked.undecodable += 1;
+                        continue;
+                    }
+                };
+                let event = &decoded.event;
+                if let Err(ChainBreak::Link { carried, expected }) =
+                    chain.check_link(&decoded.prev_hash)
+                {
+                    found.push(format!(
+                        "position {}: hash chain broken: the record carries {}, the previous record hashes to {}",
+                        record.position,
+                        crate::hex::encode(&carried[..8]),
+                        crate::hex::encode(&expected[..8])
+                    ));
+                }
+                chain.advance(record.position, &record.bytes);
+                if let Some(checkpoint) = checkpoint.filter(|c| c.position == record.position) {
+                    let at = ChainHead {
+                        position: record.position,
+                        hash: chain.hash,
+                    };
+                    if let Err(error) = checkpoint.check(&at, keys) {
+                        found.push(format!("signed checkpoint: {error}"));
+                    }
+                }
+                if event.position != record.position {
+                    found.push(format!(
+                        "position {}: the record says position {}",
+                        record.position, event.position
+                    ));
+                }
+                let last_version = versions.entry(event.agreement_id.clone()).or_default();
+                if event.version != *last_version + 1 {
+                    found.push(format!(
+                        "position {}: {} version {} follows version {}",
+                        record.position, event.agreement_id, event.version, last_version
+                    ));
+                }
+                *last_version = event.version;
+                checked.digest.add_stream(
+                    digest_keys,
+                    event.agreement_id.as_bytes(),
+                    event.version,
+                    record.position,
+                );
+                checked.digest.add_command(
+                    digest_keys,
+                    event.metadata.command_id.as_bytes(),
+                    record.position,
+                );
+            }
+            note(report, progress, head, found);
+        }
+        Ok::<_, StoreError>(())
+    };
+    let ((), checking) = tokio::join!(read_ahead, check);
+    checking?;
+    Ok(checked)
+}
+
+/// Sends the records up to `head` in batches, reading the next while the
+/// last is checked; stops after an error or when the receiver is gone.
+async fn read_batches(
+    log: &dyn EventLog,
+    head: u64,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<RawRecord>, StoreError>>,
+) {
+    let mut from = 1;
+    while from <= head {
+        let mut records = log.read_raw(from, VERIFY_BATCH).await;
+        if let Ok(records) = &mut records {
+            records.retain(|record| record.position <= head);
+        }
+        let next = match &records {
+            Ok(records) => records.last().map(|record| record.position + 1),
+            Err(_) => None,
+        };
+        if batches.send(records).await.is_err() {
+            return;
+        }
+        match next {
+            Some(next) => from = next,
+            None => return,
+        }
+    }
+}
+
+/// Looks up each record's stream and command index entries, to say which
+/// are wrong after the digests disagreed (or when the backend has none).
+async fn look_up_indexes(
+    log: &dyn EventLog,
+    head: u64,
+    indexed: Option<IndexDigest>,
+    records: &RecordsChecked,
+    report: &mut VerifyReport,
+    progress: &mut impl FnMut(u64, u64, &[String]),
+) -> Result<(), StoreError> {
+    let listed_before = report.problem_count;
+    let mut from = 1;
+    while from <= head {
+        let batch = log.read_raw(from, VERIFY_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        from = last.position + 1;
+        let mut found = Vec::new();
+        for record in batch.iter().filter(|record| record.position <= head) {
+            let Ok(decoded) = decode_record(&record.bytes) else {
+                continue;
             };
             let event = &decoded.event;
-            if let Err(ChainBreak::Link { carried, expected }) =
-                chain.check_link(&decoded.prev_hash)
-            {
-                found.push(format!(
-                    "position {}: hash chain broken: the record carries {}, the previous record hashes to {}",
-                    record.position,
-                    crate::hex::encode(&carried[..8]),
-                    crate::hex::encode(&expected[..8])
-                ));
-            }
-            chain.advance(record.position, &record.bytes);
-            if let Some(checkpoint) = checkpoint.filter(|c| c.position == record.position) {
-                let at = ChainHead {
-                    position: record.position,
-                    hash: chain.hash,
-                };
-                if let Err(error) = checkpoint.check(&at, keys) {
-                    found.push(format!("signed checkpoint: {error}"));
-                }
-            }
-            if event.position != record.position {
-                found.push(format!(
-                    "position {}: the record says position {}",
-                    record.position, event.position
-                ));
-            }
-            let last_version = versions.entry(event.agreement_id.clone()).or_default();
-            if event.version != *last_version + 1 {
-                found.push(format!(
-                    "position {}: {} version {} follows version {}",
-                    record.position, event.agreement_id, event.version, last_version
-                ));
-            }
-            *last_version = event.version;
             if log.locate(&event.agreement_id, event.version).await? != Some(record.position) {
                 found.push(format!(
                     "position {}: the stream index of {} version {} does not point at it",
@@ -139,17 +270,41 @@ pub async fn verify_log(
                 ));
             }
         }
-        report.problem_count += found.len() as u64;
-        let room = MAX_LISTED_PROBLEMS.saturating_sub(report.problems.len());
-        report.problems.extend(found.iter().take(room).cloned());
-        progress(report.checked, head, &found);
+        note(report, progress, head, found);
     }
-    let next = chain.next_position();
-    if next <= head {
-        let missing = format!("positions {next}..{head} are missing");
-        report.problem_count += 1;
-        report.problems.push(missing.clone());
-        progress(report.checked, head, &[missing]);
+    // Every record's entries are right, yet the digests differ: the index
+    // holds entries that no record accounts for.
+    if let Some(indexed) = indexed
+        && report.problem_count == listed_before
+        && records.undecodable == 0
+    {
+        let mut found = Vec::new();
+        if !indexed.same_streams(&records.digest) {
+            found.push(format!(
+                "the stream index holds {} entries for positions up to {head}; the records account for {}",
+                indexed.stream_entries, records.digest.stream_entries
+            ));
+        }
+        if !indexed.same_commands(&records.digest) {
+            found.push(format!(
+                "the command index holds {} entries for positions up to {head}; the records account for {}",
+                indexed.command_entries, records.digest.command_entries
+            ));
+        }
+        note(report, progress, head, found);
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Counts and lists (up to the limit) what a batch found, and reports it.
+fn note(
+    report: &mut VerifyReport,
+    progress: &mut impl FnMut(u64, u64, &[String]),
+    head: u64,
+    found: Vec<String>,
+) {
+    report.problem_count += found.len() as u64;
+    let room = MAX_LISTED_PROBLEMS.saturating_sub(report.problems.len());
+    report.problems.extend(found.iter().take(room).cloned());
+    progress(report.checked, head, &found);
 }

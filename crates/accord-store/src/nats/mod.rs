@@ -401,6 +401,19 @@ impl EventLog for NatsLog {
         Ok(true)
     }
 
+    async fn index_digest(
+        &self,
+        keys: crate::DigestKeys,
+        through: u64,
+    ) -> Result<Option<crate::IndexDigest>, StoreError> {
+        self.check_open()?;
+        self.reader
+            .off_thread(move |reader| {
+                crate::index_digest::of_tree(reader.tree(), &keys, through).map(Some)
+            })
+            .await
+    }
+
     async fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
         // The replica's own index: what verification checks the replica against.
         self.check_open()?;

@@ -206,6 +206,19 @@ impl EventLog for SledLog {
         self.reader.find_command(command_id).await
     }
 
+    async fn index_digest(
+        &self,
+        keys: crate::DigestKeys,
+        through: u64,
+    ) -> Result<Option<crate::IndexDigest>, StoreError> {
+        self.readable()?;
+        self.reader
+            .off_thread(move |reader| {
+                crate::index_digest::of_tree(reader.tree(), &keys, through).map(Some)
+            })
+            .await
+    }
+
     async fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
         self.readable()?;
         self.reader.command_position(command_id)

@@ -292,3 +292,70 @@ async fn verify_log_checks_the_signed_checkpoint_against_the_chain_and_the_keys(
     assert!(found[0].contains("no signed checkpoint"), "{found:?}");
     log.close().await.expect("closes");
 }
+
+#[tokio::test]
+async fn the_index_digest_matches_the_records_and_leaves_out_later_appends() {
+    use accord_domain::{EventMetadata, ExpectedVersion};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let item = |index: u64, expected| AppendItem {
+        agreement_id: format!("a{}", index % 2),
+        expected,
+        command_id: format!("command-{index}"),
+        fingerprint: [1; 16],
+        metadata: EventMetadata {
+            command_id: format!("command-{index}"),
+            ..EventMetadata::default()
+        },
+        event: announcement(),
+    };
+    // Two groups: a0 and a1 at version 1, then both at version 2.
+    log.append(vec![
+        item(0, ExpectedVersion::NoStream),
+        item(1, ExpectedVersion::NoStream),
+    ])
+    .await
+    .expect("appended");
+    log.append(vec![
+        item(2, ExpectedVersion::Exact(1)),
+        item(3, ExpectedVersion::Exact(1)),
+    ])
+    .await
+    .expect("appended");
+    let digest_keys = crate::DigestKeys::default();
+    let from_records = |through: u64, events: &[RecordedEvent]| {
+        let mut digest = crate::IndexDigest::default();
+        for event in events.iter().filter(|event| event.position <= through) {
+            digest.add_stream(
+                &digest_keys,
+                event.agreement_id.as_bytes(),
+                event.version,
+                event.position,
+            );
+            digest.add_command(
+                &digest_keys,
+                event.metadata.command_id.as_bytes(),
+                event.position,
+            );
+        }
+        digest
+    };
+    let events = log.read_log(1, 10).await.expect("reads");
+    for through in [0, 1, 3, 4] {
+        let indexed = log
+            .index_digest(digest_keys.clone(), through)
+            .await
+            .expect("scans")
+            .expect("sled has a digest");
+        assert_eq!(indexed, from_records(through, &events), "through {through}");
+        assert_eq!(indexed.command_entries, through);
+    }
+    // Other keys, another sum: an entry cannot be made to match in advance.
+    let other = log
+        .index_digest(crate::DigestKeys::default(), 4)
+        .await
+        .expect("scans")
+        .expect("a digest");
+    assert_ne!(other, from_records(4, &events));
+    log.close().await.expect("closes");
+}
