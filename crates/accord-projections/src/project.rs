@@ -66,11 +66,15 @@ impl PendingChanges {
     /// Folds `events` (increasing positions after the checkpoint; gaps are
     /// quarantined positions, checked by `crate::gaps` against the log) in.
     /// Events at or before the checkpoint are skipped, so folding a batch
-    /// twice changes nothing. `cached` holds views equal to the tree's.
+    /// twice changes nothing. `cached` holds views equal to the tree's;
+    /// with `cached_is_whole` it holds every view the tree has, and a view
+    /// it misses is not read from the tree (a rebuild's fresh tree, whose
+    /// writer would hold up the read).
     pub(crate) fn fold(
         &mut self,
         tree: &sled::Tree,
         cached: &ClearingMap<Agreement>,
+        cached_is_whole: bool,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for event in events {
@@ -86,6 +90,7 @@ impl PendingChanges {
             } else {
                 let stored = match cached.get(&event.agreement_id) {
                     Some(agreement) => Some(agreement.clone()),
+                    None if cached_is_whole => None,
                     None => load_agreement(tree, &event.agreement_id)?,
                 };
                 check_version(

@@ -9,17 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_store::{EventLog, RawRecord, StoreError, decode_record};
+use accord_store::{EventLog, StoreError, decode_record};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::read_ahead::{AbortOnDrop, read_ahead};
 use crate::{PendingChanges, ProjectionError, ReadModels};
 
-/// Most events read from the log at once.
-const READ_EVENTS: usize = 16_384;
-/// Log batches read ahead of the fold.
-const READ_AHEAD: usize = 4;
 /// Most agreements changed before a commit (one sled batch, held whole in
 /// memory: see `REBUILD_PENDING_AGREEMENTS`).
 const MAX_PENDING_AGREEMENTS: usize = 2_000;
@@ -85,7 +82,7 @@ async fn project_until_stopped(
     read_models: &Arc<ReadModels>,
     stopped: &CancellationToken,
 ) -> Result<(), ProjectionError> {
-    let (batches, mut received) = mpsc::channel(READ_AHEAD);
+    let (batches, mut received) = mpsc::channel(crate::read_ahead::READ_AHEAD);
     let reader = tokio::spawn(read_ahead(
         log.clone(),
         read_models.checkpoint() + 1,
@@ -132,6 +129,10 @@ async fn project_until_stopped(
                 return Ok(());
             }
         };
+        if events.is_empty() {
+            // The reader is at the head; `caught_up` says so too.
+            continue;
+        }
         crate::gaps::check(log.as_ref(), pending.checkpoint(), &events).await?;
         let models = read_models.clone();
         pending = tokio::task::spawn_blocking(move || {
@@ -143,43 +144,5 @@ async fn project_until_stopped(
             models.fold(&mut pending, &events).map(|()| pending)
         })
         .await??;
-    }
-}
-
-/// Reads the log's records from `next` onwards, waiting at the head for new ones.
-async fn read_ahead(
-    log: Arc<dyn EventLog>,
-    mut next: u64,
-    batches: mpsc::Sender<Result<Vec<RawRecord>, StoreError>>,
-) {
-    let mut head = log.watch_head();
-    loop {
-        let events = match log.read_raw(next, READ_EVENTS).await {
-            Ok(events) => events,
-            Err(error) => {
-                let _ = batches.send(Err(error)).await;
-                return;
-            }
-        };
-        let Some(last) = events.last() else {
-            let after = next - 1;
-            if head.wait_for(|head| *head > after).await.is_err() {
-                return;
-            }
-            continue;
-        };
-        next = last.position + 1;
-        if batches.send(Ok(events)).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Stops a task when its owner goes away.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

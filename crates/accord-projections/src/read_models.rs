@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::ProjectionError;
 use crate::keys;
 use crate::project::PendingChanges;
+use crate::rebuilt::Rebuild;
 use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
@@ -143,7 +144,7 @@ impl ReadModels {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         let cached = self.lock_cache();
-        pending.fold(&self.tree(), &cached, events)
+        pending.fold(&self.tree(), &cached, false, events)
     }
 
     /// Writes `pending` and its checkpoint in one atomic batch, publishes
@@ -218,13 +219,7 @@ impl ReadModels {
         let name = generation_name(number);
         self.db.db().drop_tree(&name)?;
         let tree = self.db.db().open_tree(&name)?;
-        Ok(Rebuild {
-            tree,
-            number,
-            checkpoint: 0,
-            cached: ClearingMap::new(CACHED_VIEWS),
-            pending: None,
-        })
+        Ok(Rebuild::new(tree, number, CACHED_VIEWS))
     }
 
     /// Makes a rebuilt generation the active one, if it has reached the
@@ -232,7 +227,7 @@ impl ReadModels {
     pub fn swap_in(&self, rebuild: &mut Rebuild) -> Result<bool, ProjectionError> {
         rebuild.write_pending()?;
         let _committing = self.commit_lock.lock();
-        if rebuild.checkpoint < self.checkpoint() {
+        if rebuild.position() < self.checkpoint() {
             return Ok(false);
         }
         self.swap(rebuild)?;
@@ -242,7 +237,10 @@ impl ReadModels {
     /// Makes `rebuild` the active generation; the caller holds the commit lock.
     fn swap(&self, rebuild: &mut Rebuild) -> Result<(), ProjectionError> {
         let meta = self.db.db().open_tree(META_TREE)?;
-        meta.insert(ACTIVE_TREE_KEY, generation_name(rebuild.number).as_bytes())?;
+        meta.insert(
+            ACTIVE_TREE_KEY,
+            generation_name(rebuild.number()).as_bytes(),
+        )?;
         // The rebuilt views and the switch to them are durable before the
         // old generation is dropped.
         self.db.sync()?;
@@ -251,13 +249,13 @@ impl ReadModels {
             std::mem::replace(
                 &mut *active,
                 Generation {
-                    tree: rebuild.tree.clone(),
-                    number: rebuild.number,
+                    tree: rebuild.tree().clone(),
+                    number: rebuild.number(),
                 },
             )
         };
         self.lock_cache().clear();
-        self.checkpoint.send_replace(rebuild.checkpoint);
+        self.checkpoint.send_replace(rebuild.position());
         if let Err(error) = self.db.db().drop_tree(old.tree.name()) {
             tracing::warn!(%error, "cannot drop the replaced read models");
         }
@@ -285,60 +283,6 @@ fn generation_number(name: &str) -> u64 {
         .next()
         .and_then(|number| number.parse().ok())
         .unwrap_or(1)
-}
-
-/// Read models being rebuilt from position 1 in a fresh tree.
-pub struct Rebuild {
-    tree: sled::Tree,
-    number: u64,
-    checkpoint: u64,
-    cached: ClearingMap<Agreement>,
-    pending: Option<PendingChanges>,
-}
-
-/// Agreements a rebuild changes before it writes them. Each carries its
-/// view, its portfolio change and up to eight index writes, all in one sled
-/// batch that sled holds whole in memory: 100,000 made a batch of about a
-/// million writes and 3.4 GiB of peak memory (BENCHMARKS.md).
-const REBUILD_PENDING_AGREEMENTS: usize = 2_000;
-
-impl Rebuild {
-    /// The position the rebuilt read models have reached (written or pending).
-    pub fn position(&self) -> u64 {
-        self.pending
-            .as_ref()
-            .map_or(self.checkpoint, PendingChanges::checkpoint)
-    }
-
-    /// Folds consecutive events into the rebuilt read models, writing them
-    /// out when many agreements are pending.
-    pub fn apply(&mut self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
-        let pending = self
-            .pending
-            .get_or_insert_with(|| PendingChanges::new(self.checkpoint, self.number));
-        pending.fold(&self.tree, &self.cached, events)?;
-        if pending.changed_agreements() >= REBUILD_PENDING_AGREEMENTS {
-            self.write_pending()?;
-        }
-        Ok(())
-    }
-
-    /// Writes what is pending, with its checkpoint, in one atomic batch.
-    pub fn write_pending(&mut self) -> Result<(), ProjectionError> {
-        let Some(pending) = self.pending.take() else {
-            return Ok(());
-        };
-        let batch = pending.into_batch(&self.tree)?;
-        self.tree.apply_batch(batch.writes)?;
-        self.cached.extend(
-            batch
-                .changed
-                .into_iter()
-                .map(|agreement| (agreement.agreement_id.clone(), agreement)),
-        );
-        self.checkpoint = batch.checkpoint;
-        Ok(())
-    }
 }
 
 /// The schema of read models that exist already (0 when the key is unreadable).

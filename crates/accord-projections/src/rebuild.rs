@@ -1,15 +1,18 @@
 //! Rebuilds the read models from position 1 into a fresh generation while
-//! the active one keeps serving, then swaps them atomically.
+//! the active one keeps serving, then swaps them atomically. The log is
+//! read ahead on a task of its own, and the rebuilt views are written on a
+//! thread of their own (see [`crate::Rebuild`]) while the next are folded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accord_store::{EventLog, StoreError, decode_record};
 
+use tokio::sync::mpsc;
+
+use crate::read_ahead::{AbortOnDrop, READ_AHEAD, read_ahead};
 use crate::{ProjectionError, ReadModels};
 
-/// Records read per call.
-const READ_EVENTS: usize = 16_384;
 /// Shortest time between two progress reports.
 const REPORT_EVERY: Duration = Duration::from_millis(200);
 
@@ -43,9 +46,15 @@ pub async fn rebuild(
         events_per_second: position as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON),
         done,
     };
+    let (batches, mut received) = mpsc::channel(READ_AHEAD);
+    let _reader = AbortOnDrop(tokio::spawn(read_ahead(log.clone(), 1, batches)));
     loop {
-        let records = log.read_raw(rebuild.position() + 1, READ_EVENTS).await?;
+        let records = match received.recv().await {
+            Some(records) => records?,
+            None => return Err(ProjectionError::ReaderStopped),
+        };
         if records.is_empty() {
+            // At the head of the log.
             let models = read_models.clone();
             let (swapped, returned) = tokio::task::spawn_blocking(move || {
                 let swapped = models.swap_in(&mut rebuild);

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 pub struct ClearingMap<V> {
     entries: HashMap<String, V>,
     capacity: usize,
+    /// Whether an entry was ever dropped (cleared, removed or made room for).
+    dropped: bool,
 }
 
 impl<V> ClearingMap<V> {
@@ -19,6 +21,7 @@ impl<V> ClearingMap<V> {
         Self {
             entries: HashMap::new(),
             capacity,
+            dropped: false,
         }
     }
 
@@ -40,7 +43,7 @@ impl<V> ClearingMap<V> {
     /// Starts over when `incoming` more entries would not fit.
     pub fn make_room(&mut self, incoming: usize) {
         if self.entries.len() + incoming > self.capacity {
-            self.entries.clear();
+            self.clear();
         }
     }
 
@@ -63,12 +66,19 @@ impl<V> ClearingMap<V> {
 
     /// Drops the entry of `key`.
     pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        self.dropped |= self.entries.remove(key).is_some();
     }
 
     /// Drops every entry.
     pub fn clear(&mut self) {
+        self.dropped |= !self.entries.is_empty();
         self.entries.clear();
+    }
+
+    /// True while every entry inserted since the map was made is still held
+    /// (a miss then means the key was never inserted).
+    pub fn dropped_nothing(&self) -> bool {
+        !self.dropped
     }
 }
 
@@ -83,8 +93,10 @@ mod tests {
         map.insert("b".into(), 2);
         map.insert("b".into(), 3);
         assert_eq!((map.len(), map.get("b")), (2, Some(&3)));
+        assert!(map.dropped_nothing());
         map.insert("c".into(), 4);
         assert_eq!((map.len(), map.get("a"), map.get("c")), (1, None, Some(&4)));
+        assert!(!map.dropped_nothing());
     }
 
     #[test]

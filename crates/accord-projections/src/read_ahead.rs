@@ -1,0 +1,56 @@
+//! Reads the log ahead of a fold, on a task of its own, for the projector
+//! and for rebuilds.
+
+use std::sync::Arc;
+
+use accord_store::{EventLog, RawRecord, StoreError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Most events read from the log at once.
+pub(crate) const READ_EVENTS: usize = 16_384;
+/// Log batches read ahead of the fold.
+pub(crate) const READ_AHEAD: usize = 4;
+
+/// Sends the log's records from `next` onwards in batches; each time it
+/// finds nothing more to read it sends an empty batch (the reader is at the
+/// head), then waits for new records.
+pub(crate) async fn read_ahead(
+    log: Arc<dyn EventLog>,
+    mut next: u64,
+    batches: mpsc::Sender<Result<Vec<RawRecord>, StoreError>>,
+) {
+    let mut head = log.watch_head();
+    loop {
+        let events = match log.read_raw(next, READ_EVENTS).await {
+            Ok(events) => events,
+            Err(error) => {
+                let _ = batches.send(Err(error)).await;
+                return;
+            }
+        };
+        let Some(last) = events.last() else {
+            if batches.send(Ok(Vec::new())).await.is_err() {
+                return;
+            }
+            let after = next - 1;
+            if head.wait_for(|head| *head > after).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        next = last.position + 1;
+        if batches.send(Ok(events)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops a task when its owner goes away.
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
