@@ -23,5 +23,5 @@ pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage, LocalizationReport};
 pub use read_models::{PROJECTION_NAME, ReadModels};
 pub use rebuild::{RebuildStatus, rebuild};
-pub use rebuilt::Rebuild;
+pub use rebuilt::{Rebuild, RebuildClaim};
 pub use reconcile::{Divergence, reconcile};

@@ -3,6 +3,8 @@
 
 use parking_lot::{Mutex, RwLock};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use accord_domain::{Agreement, RecordedEvent};
@@ -12,7 +14,7 @@ use tokio::sync::watch;
 use crate::ProjectionError;
 use crate::keys;
 use crate::project::PendingChanges;
-use crate::rebuilt::Rebuild;
+use crate::rebuilt::{Rebuild, RebuildClaim};
 use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
@@ -38,6 +40,8 @@ pub struct ReadModels {
     cached_views: Mutex<ClearingMap<Agreement>>,
     /// When a commit last synced the database.
     last_sync: Mutex<Option<Instant>>,
+    /// Set while a rebuild runs (see [`ReadModels::claim_rebuild`]).
+    rebuilding: Arc<AtomicBool>,
 }
 
 /// Least time between two syncs of read-model commits. Read models are
@@ -80,6 +84,7 @@ impl ReadModels {
             checkpoint: watch::Sender::new(checkpoint),
             cached_views: Mutex::new(ClearingMap::new(CACHED_VIEWS)),
             last_sync: Mutex::new(None),
+            rebuilding: Arc::new(AtomicBool::new(false)),
         };
         if schema != READ_MODEL_SCHEMA {
             tracing::warn!(
@@ -211,6 +216,13 @@ impl ReadModels {
 
     fn read_active(&self) -> parking_lot::RwLockReadGuard<'_, Generation> {
         self.active.read()
+    }
+
+    /// The right to rebuild, while no other rebuild runs (an operator's, or
+    /// the projector's first pass over the log into empty read models):
+    /// two would write the same fresh generation.
+    pub fn claim_rebuild(&self) -> Option<RebuildClaim> {
+        RebuildClaim::take(&self.rebuilding)
     }
 
     /// Starts a rebuild into a fresh generation, beside the active one.

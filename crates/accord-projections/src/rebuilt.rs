@@ -3,6 +3,8 @@
 //! time, while the caller folds the next: sled's inserts and the fold each
 //! take about half of a rebuild, and run on both cores this way.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use accord_domain::{Agreement, RecordedEvent};
@@ -16,6 +18,21 @@ use crate::project::PendingChanges;
 /// batch that sled holds whole in memory: 100,000 made a batch of about a
 /// million writes and 3.4 GiB of peak memory (BENCHMARKS.md).
 const REBUILD_PENDING_AGREEMENTS: usize = 2_000;
+
+/// Held by the one rebuild that may run; lets the next one run once dropped.
+pub struct RebuildClaim(Arc<AtomicBool>);
+
+impl RebuildClaim {
+    pub(crate) fn take(rebuilding: &Arc<AtomicBool>) -> Option<Self> {
+        (!rebuilding.swap(true, Ordering::SeqCst)).then(|| Self(rebuilding.clone()))
+    }
+}
+
+impl Drop for RebuildClaim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
 
 /// Read models being rebuilt from position 1 in a fresh tree.
 pub struct Rebuild {

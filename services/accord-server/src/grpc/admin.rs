@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
@@ -30,7 +29,6 @@ const IMPORT_CHUNK: usize = 10_000;
 pub struct AdminApi {
     log: Arc<dyn EventLog>,
     read_models: Arc<ReadModels>,
-    rebuilding: Arc<AtomicBool>,
     /// Where imports are spooled before they are written.
     spool_dir: PathBuf,
     /// The keys whose checkpoints verification and imports accept.
@@ -54,19 +52,9 @@ impl AdminApi {
         Self {
             log,
             read_models,
-            rebuilding: Arc::new(AtomicBool::new(false)),
             spool_dir,
             keys,
         }
-    }
-}
-
-/// Clears the "rebuild running" flag when the rebuild task ends, however it ends.
-struct RebuildGuard(Arc<AtomicBool>);
-
-impl Drop for RebuildGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -111,14 +99,13 @@ impl Admin for AdminApi {
                 .into());
             }
         }
-        if self.rebuilding.swap(true, Ordering::SeqCst) {
+        let Some(claim) = self.read_models.claim_rebuild() else {
             return Err(ApiError::FailedPrecondition("a rebuild is already running".into()).into());
-        }
-        let guard = RebuildGuard(self.rebuilding.clone());
+        };
         let log = self.log.clone();
         let read_models = self.read_models.clone();
         let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
-            let _guard = guard;
+            let _claim = claim;
             let progress = out.clone();
             let status = rebuild(log, read_models, move |status| {
                 progress.offer(v1::RebuildProgress {
