@@ -20,13 +20,6 @@ pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, Strin
     let agreements = fill(server.grpc_addr(), events).await?;
     let fill_seconds = fill_started.elapsed().as_secs_f64();
     server.stop().await?;
-    if let Ok(keep) = std::env::var("KEEP_FILLED") {
-        let _ = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(data_dir.path())
-            .arg(&keep)
-            .status();
-    }
     std::fs::remove_dir_all(data_dir.path().join("read-models"))
         .map_err(|error| error.to_string())?;
     let log_bytes = crate::process::directory_bytes(&data_dir.path().join("log"));
