@@ -514,6 +514,96 @@ async fn deleted_read_models_are_rebuilt_from_the_log() {
     server.stop().await;
 }
 
+/// Empty read models are built the way a rebuild builds them: batches of
+/// 2,000 agreements written on a thread of their own while the next are
+/// folded, then swapped in. With 5,000 agreements signed after all were
+/// announced, each view is read back batches after it was written; appends
+/// made while the build runs are in the result.
+#[tokio::test]
+async fn empty_read_models_are_built_from_a_long_log_with_appends_made_meanwhile() {
+    use v1::command::Command;
+    let mut server = TestServer::start().await;
+    const AGREEMENTS: usize = 5_000;
+    let id = |index: usize| format!("build-{index:05}");
+    let mut commands: Vec<v1::Command> = (0..AGREEMENTS)
+        .map(|index| {
+            command(if index % 2 == 0 {
+                Command::Announce(announce_wabtec(&id(index)))
+            } else {
+                Command::Announce(announce_boeing(&id(index)))
+            })
+        })
+        .collect();
+    commands.extend((0..AGREEMENTS).map(|index| command(Command::Sign(sign(&id(index))))));
+    let mut client = server.agreements();
+    for chunk in commands.chunks(1_000) {
+        client
+            .execute(v1::ExecuteRequest {
+                commands: chunk.to_vec(),
+            })
+            .await
+            .expect("executed");
+    }
+    let before = client
+        .list_country_portfolios(v1::ListCountryPortfoliosRequest {
+            min_position: 2 * AGREEMENTS as u64,
+        })
+        .await
+        .expect("portfolios")
+        .into_inner();
+    server.restart_with_fresh_read_models().await;
+    // Appended as soon as the server listens, while it builds.
+    let mut client = server.agreements();
+    let mut head = 0;
+    for index in 0..20 {
+        head = client
+            .record_delivery(deliver(&id(index * 2), &format!("meanwhile-{index}"), 1))
+            .await
+            .expect("delivered")
+            .into_inner()
+            .position;
+    }
+    let after = client
+        .list_country_portfolios(v1::ListCountryPortfoliosRequest { min_position: head })
+        .await
+        .expect("portfolios after the build")
+        .into_inner();
+    let kz = |portfolios: &v1::ListCountryPortfoliosResponse| {
+        portfolios
+            .portfolios
+            .iter()
+            .find(|portfolio| portfolio.country == "KZ")
+            .cloned()
+            .expect("KZ")
+    };
+    assert_eq!(after.portfolios.len(), before.portfolios.len());
+    assert_eq!(kz(&after).agreement_count, (AGREEMENTS / 2) as u64);
+    assert_eq!(kz(&after).delivered_units, kz(&before).delivered_units + 20);
+    for portfolio in &after.portfolios {
+        if portfolio.country != "KZ" {
+            assert!(before.portfolios.contains(portfolio), "{portfolio:?}");
+        }
+    }
+    for index in [0, 1, 2_000, 2_001, AGREEMENTS - 1] {
+        let agreement = client
+            .get_agreement(v1::GetAgreementRequest {
+                agreement_id: id(index),
+                min_position: head,
+                as_of_position: 0,
+            })
+            .await
+            .expect("agreement")
+            .into_inner();
+        let delivered = u64::from(index % 2 == 0 && index < 40);
+        assert_eq!(
+            (agreement.version, agreement.delivered_units),
+            (2 + delivered, delivered),
+            "{index}"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_localization_report_pages_through_every_signed_agreement() {
     use v1::command::Command;
