@@ -31,8 +31,9 @@ pub(crate) struct ProjectedBatch {
     pub(crate) writes: sled::Batch,
     /// The position the batch brings the read models to.
     pub(crate) checkpoint: u64,
-    /// Each changed agreement's view after the batch.
-    pub(crate) changed: Vec<Agreement>,
+    /// Each changed agreement's stored view after the batch (shared with
+    /// the batch's writes), for the caches of views.
+    pub(crate) views: Vec<(String, sled::IVec)>,
 }
 
 impl PendingChanges {
@@ -73,7 +74,7 @@ impl PendingChanges {
     pub(crate) fn fold(
         &mut self,
         tree: &sled::Tree,
-        cached: &ClearingMap<Agreement>,
+        cached: &ClearingMap<sled::IVec>,
         cached_is_whole: bool,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
@@ -89,7 +90,7 @@ impl PendingChanges {
                 agreement.position = event.position;
             } else {
                 let stored = match cached.get(&event.agreement_id) {
-                    Some(agreement) => Some(agreement.clone()),
+                    Some(view) => Some(decode_agreement(view)?),
                     None if cached_is_whole => None,
                     None => load_agreement(tree, &event.agreement_id)?,
                 };
@@ -122,7 +123,7 @@ impl PendingChanges {
     ) -> Result<ProjectedBatch, ProjectionError> {
         let mut writes = sled::Batch::default();
         let mut portfolios: HashMap<String, PortfolioSums> = HashMap::new();
-        let mut changed = Vec::with_capacity(self.order.len());
+        let mut views = Vec::with_capacity(self.order.len());
         for agreement_id in self.order {
             let Some(agreement) = self.after.remove(&agreement_id) else {
                 continue;
@@ -148,11 +149,9 @@ impl PendingChanges {
                 sums.remove(previous);
             }
             sums.add(&agreement);
-            writes.insert(
-                keys::agreement_key(&agreement_id),
-                encode_agreement(&agreement),
-            );
-            changed.push(agreement);
+            let view = sled::IVec::from(encode_agreement(&agreement));
+            writes.insert(keys::agreement_key(&agreement_id), view.clone());
+            views.push((agreement_id, view));
         }
         for (country, sums) in portfolios {
             writes.insert(keys::portfolio_key(&country), encode_portfolio(&sums));
@@ -164,7 +163,7 @@ impl PendingChanges {
         Ok(ProjectedBatch {
             writes,
             checkpoint: self.checkpoint,
-            changed,
+            views,
         })
     }
 }

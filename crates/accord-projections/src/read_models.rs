@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use accord_domain::{Agreement, RecordedEvent};
+use accord_domain::RecordedEvent;
 use accord_store::{ClearingMap, ContainedDrop, SyncedDb};
 use tokio::sync::watch;
 
@@ -26,7 +26,9 @@ const ACTIVE_TREE_KEY: &[u8] = b"active_tree";
 const SCHEMA_KEY: &[u8] = b"schema";
 const FIRST_TREE: &str = "agreements-1";
 
-/// Most agreement views the projector keeps decoded in memory.
+/// Most agreement views the projector keeps in memory, as stored: a hit
+/// is decoded again, which costs less than cloning decoded views into the
+/// cache at every commit did (BENCHMARKS.md).
 const CACHED_VIEWS: usize = 200_000;
 
 /// The read models, always at one checkpoint.
@@ -36,8 +38,8 @@ pub struct ReadModels {
     /// Held while a commit or a swap changes what is active.
     commit_lock: Mutex<()>,
     checkpoint: watch::Sender<u64>,
-    /// Views equal to the active tree's, so the projector need not read them back.
-    cached_views: Mutex<ClearingMap<Agreement>>,
+    /// Stored views equal to the active tree's, so the projector need not read them back.
+    cached_views: Mutex<ClearingMap<sled::IVec>>,
     /// When a commit last synced the database.
     last_sync: Mutex<Option<Instant>>,
     /// Set while a rebuild runs (see [`ReadModels::claim_rebuild`]).
@@ -124,9 +126,8 @@ impl ReadModels {
         }
     }
 
-    /// Applies consecutive events atomically with the new checkpoint and
-    /// returns the changed agreements.
-    pub fn apply(&self, events: &[RecordedEvent]) -> Result<Vec<Agreement>, ProjectionError> {
+    /// Applies consecutive events atomically with the new checkpoint.
+    pub fn apply(&self, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
         let mut pending = self.begin();
         self.fold(&mut pending, events)?;
         self.commit(pending)
@@ -154,8 +155,8 @@ impl ReadModels {
 
     /// Writes `pending` and its checkpoint in one atomic batch, publishes
     /// the checkpoint, and syncs the database unless a commit synced it less
-    /// than `SYNC_EVERY` ago; returns the changed agreements.
-    pub fn commit(&self, pending: PendingChanges) -> Result<Vec<Agreement>, ProjectionError> {
+    /// than `SYNC_EVERY` ago.
+    pub fn commit(&self, pending: PendingChanges) -> Result<(), ProjectionError> {
         let _committing = self.commit_lock.lock();
         if pending.generation() != self.generation() {
             return Err(ProjectionError::Superseded);
@@ -163,12 +164,7 @@ impl ReadModels {
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
         tree.apply_batch(batch.writes)?;
-        self.lock_cache().extend(
-            batch
-                .changed
-                .iter()
-                .map(|agreement| (agreement.agreement_id.clone(), agreement.clone())),
-        );
+        self.lock_cache().extend(batch.views);
         // Queries see the views before they are synced: they hold only
         // events that are durable in the log, so a power cut can set them
         // back (the projector applies the events again) but never show
@@ -180,10 +176,10 @@ impl ReadModels {
             self.db.sync()?;
             *last_sync = Some(Instant::now());
         }
-        Ok(batch.changed)
+        Ok(())
     }
 
-    fn lock_cache(&self) -> parking_lot::MutexGuard<'_, ClearingMap<Agreement>> {
+    fn lock_cache(&self) -> parking_lot::MutexGuard<'_, ClearingMap<sled::IVec>> {
         self.cached_views.lock()
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use accord_domain::{Agreement, RecordedEvent};
+use accord_domain::RecordedEvent;
 use accord_store::ClearingMap;
 
 use crate::ProjectionError;
@@ -44,7 +44,7 @@ pub struct Rebuild {
     /// written: that batch's views are put here before it is handed over,
     /// so that the fold of the next one never reads them from the tree
     /// before they are there.
-    cached: ClearingMap<Agreement>,
+    cached: ClearingMap<sled::IVec>,
     pending: Option<PendingChanges>,
     writing: Option<JoinHandle<Result<(), sled::Error>>>,
 }
@@ -111,12 +111,7 @@ impl Rebuild {
             return Ok(sled::Batch::default());
         };
         let batch = pending.into_batch(&self.tree)?;
-        self.cached.extend(
-            batch
-                .changed
-                .into_iter()
-                .map(|agreement| (agreement.agreement_id.clone(), agreement)),
-        );
+        self.cached.extend(batch.views);
         self.checkpoint = batch.checkpoint;
         Ok(batch.writes)
     }
