@@ -91,7 +91,11 @@ impl Rebuild {
         if pending.changed_agreements() >= REBUILD_PENDING_AGREEMENTS {
             let batch = self.next_batch()?;
             let tree = self.tree.clone();
-            self.writing = Some(std::thread::spawn(move || tree.apply_batch(batch)));
+            let writer = std::thread::Builder::new()
+                .name("rebuild-writer".into())
+                .spawn(move || tree.apply_batch(batch))
+                .map_err(|error| ProjectionError::Storage(Arc::new(error)))?;
+            self.writing = Some(writer);
         }
         Ok(())
     }
