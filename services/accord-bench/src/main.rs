@@ -28,7 +28,7 @@ enum Scenario {
     /// Many subscribers while a writer appends at a steady rate.
     Subscribe,
     /// A consumer group's members acknowledging while writers append at a
-    /// steady rate (the embedded store only).
+    /// steady rate.
     Consume,
     /// Replay of a large log into fresh read models.
     Rebuild,
