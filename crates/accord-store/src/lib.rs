@@ -40,5 +40,5 @@ pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
-pub use sled::{CommitObserver, SledLog, SledOptions, UnsignedLog};
+pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, SledLog, SledOptions, UnsignedLog};
 pub use verify::{VerifyReport, verify_log};

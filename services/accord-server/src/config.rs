@@ -145,7 +145,7 @@ pub struct Config {
     pub adopt_unsigned_log: bool,
 
     /// Bytes of the store's page cache.
-    #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = accord_store::DEFAULT_CACHE_BYTES)]
     pub cache_bytes: u64,
 
     /// Where the event log lives: `sled` (embedded, in --data-dir) or a

@@ -102,7 +102,7 @@ impl NatsOptions {
             stream: "ACCORD".into(),
             replicas: 1,
             replica_path: replica_path.into(),
-            cache_capacity_bytes: 256 * 1024 * 1024,
+            cache_capacity_bytes: crate::DEFAULT_CACHE_BYTES,
             request_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
             observer: None,
