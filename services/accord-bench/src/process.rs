@@ -225,6 +225,12 @@ pub(crate) fn directory_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// CPU seconds (user + system) the load generator itself has used: its
+/// clients' share of the two cores, which bounds what any server can reach.
+pub(crate) fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of(std::process::id())
+}
+
 /// CPU seconds (user + system) process `pid` has used.
 pub(crate) fn cpu_seconds_of(pid: u32) -> f64 {
     cpu_ticks_of(pid, false)

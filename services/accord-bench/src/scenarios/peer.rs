@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::postgres::Postgres;
+use crate::process::own_cpu_seconds;
 use crate::report::{ClientTask, Outcome, join_clients, latency_histogram};
 
 fn event_id(client: usize, sequence: u64) -> String {
@@ -121,6 +122,7 @@ struct Run {
     started: Instant,
     deadline: Instant,
     cpu_before: f64,
+    load_cpu_before: f64,
 }
 
 impl Run {
@@ -135,12 +137,14 @@ impl Run {
             connections.push(postgres.connect().await?);
         }
         let (cpu_before, _) = postgres.usage();
+        let load_cpu_before = own_cpu_seconds();
         let started = Instant::now();
         let run = Self {
             postgres,
             started,
             deadline: started + duration,
             cpu_before,
+            load_cpu_before,
         };
         Ok((run, connections))
     }
@@ -149,10 +153,14 @@ impl Run {
     async fn finish(
         self,
         tasks: Vec<ClientTask>,
-        extra: BTreeMap<String, f64>,
+        mut extra: BTreeMap<String, f64>,
     ) -> Result<Outcome, String> {
         let (events, latency_us) = join_clients(tasks).await?;
         let elapsed = self.started.elapsed();
+        extra.insert(
+            "load_generator_cpu_seconds".into(),
+            own_cpu_seconds() - self.load_cpu_before,
+        );
         let (cpu_after, peak_rss_bytes) = self.postgres.usage();
         let (table_bytes, rows) = self.postgres.table_bytes().await?;
         self.postgres.stop().await;
