@@ -1,5 +1,6 @@
 //! The server under test as a child process, with its CPU, memory and disk.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -225,10 +226,26 @@ pub(crate) fn directory_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-/// CPU seconds (user + system) the load generator itself has used: its
-/// clients' share of the two cores, which bounds what any server can reach.
-pub(crate) fn own_cpu_seconds() -> f64 {
-    cpu_seconds_of(std::process::id())
+/// The CPU time (user + system) the load generator itself uses from
+/// `start` on: its clients' share of the two cores, which bounds what any
+/// server can reach. Reported as `load_generator_cpu_seconds`.
+pub(crate) struct LoadGeneratorCpu {
+    before: f64,
+}
+
+impl LoadGeneratorCpu {
+    /// Starts counting.
+    pub(crate) fn start() -> Self {
+        Self {
+            before: cpu_seconds_of(std::process::id()),
+        }
+    }
+
+    /// Adds the CPU seconds used since `start` to a scenario's figures.
+    pub(crate) fn record(&self, extra: &mut BTreeMap<String, f64>) {
+        let used = cpu_seconds_of(std::process::id()) - self.before;
+        extra.insert("load_generator_cpu_seconds".into(), used);
+    }
 }
 
 /// CPU seconds (user + system) process `pid` has used.

@@ -27,10 +27,9 @@ pub use open::UnsignedLog;
 pub(crate) use open::{LogState, explain_open_error, recover};
 pub use writer::CommitObserver;
 
-/// Bytes of the log store's page cache unless told otherwise. Under
-/// sustained batch writes 1 GiB held the server at 610–680 MiB resident,
-/// 256 MiB at 460–500 MiB, for about 4 % more CPU per event
-/// (`BENCHMARKS.md`, "The log's cache").
+/// Bytes of the log store's page cache unless told otherwise: small enough
+/// to keep sustained batch writes under 512 MiB resident, at a few percent
+/// more CPU per event than 1 GiB (`BENCHMARKS.md`, "The log's cache").
 pub const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How to open a sled log.

@@ -10,7 +10,7 @@ use accord_proto::v1::agreement_service_client::AgreementServiceClient;
 use tonic::transport::Channel;
 
 use crate::group_commits::CommitMetrics;
-use crate::process::{Backend, ServerProcess, Target, own_cpu_seconds};
+use crate::process::{Backend, LoadGeneratorCpu, ServerProcess, Target};
 use crate::report::{Outcome, join_clients, latency_histogram};
 use crate::workload::{connect_many, prepare};
 
@@ -40,7 +40,7 @@ where
     let groups_before = CommitMetrics::parse(&server.metrics().await?);
     let cpu_before = server.cpu_seconds();
     let nats_cpu_before = server.nats_cpu_seconds();
-    let load_cpu_before = own_cpu_seconds();
+    let load_cpu = LoadGeneratorCpu::start();
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -63,10 +63,7 @@ where
     let elapsed = started.elapsed();
     let server_cpu_seconds = server.cpu_seconds() - cpu_before;
     let mut extra = extra;
-    extra.insert(
-        "load_generator_cpu_seconds".into(),
-        own_cpu_seconds() - load_cpu_before,
-    );
+    load_cpu.record(&mut extra);
     let groups = CommitMetrics::parse(&server.metrics().await?).since(&groups_before);
     extra.extend(groups.figures());
     if target.backend != Backend::Sled {

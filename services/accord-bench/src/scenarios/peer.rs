@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::postgres::Postgres;
-use crate::process::own_cpu_seconds;
+use crate::process::LoadGeneratorCpu;
 use crate::report::{ClientTask, Outcome, join_clients, latency_histogram};
 
 fn event_id(client: usize, sequence: u64) -> String {
@@ -122,7 +122,7 @@ struct Run {
     started: Instant,
     deadline: Instant,
     cpu_before: f64,
-    load_cpu_before: f64,
+    load_cpu: LoadGeneratorCpu,
 }
 
 impl Run {
@@ -137,14 +137,14 @@ impl Run {
             connections.push(postgres.connect().await?);
         }
         let (cpu_before, _) = postgres.usage();
-        let load_cpu_before = own_cpu_seconds();
+        let load_cpu = LoadGeneratorCpu::start();
         let started = Instant::now();
         let run = Self {
             postgres,
             started,
             deadline: started + duration,
             cpu_before,
-            load_cpu_before,
+            load_cpu,
         };
         Ok((run, connections))
     }
@@ -157,10 +157,7 @@ impl Run {
     ) -> Result<Outcome, String> {
         let (events, latency_us) = join_clients(tasks).await?;
         let elapsed = self.started.elapsed();
-        extra.insert(
-            "load_generator_cpu_seconds".into(),
-            own_cpu_seconds() - self.load_cpu_before,
-        );
+        self.load_cpu.record(&mut extra);
         let (cpu_after, peak_rss_bytes) = self.postgres.usage();
         let (table_bytes, rows) = self.postgres.table_bytes().await?;
         self.postgres.stop().await;
