@@ -502,7 +502,7 @@ async fn open_live(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String
         .await
         .expect("connects");
     stream
-        .write_all(b"GET /live HTTP/1.1\r\nHost: accord\r\n\r\n")
+        .write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("asks");
     let mut head = Vec::new();

@@ -7,6 +7,7 @@
 mod cluster;
 mod commands;
 mod console;
+mod console_hardening;
 mod consumer_groups;
 mod crash_loop;
 mod durability;

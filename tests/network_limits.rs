@@ -254,3 +254,103 @@ async fn the_http2_stream_limit_is_advertised() {
     drop(client);
     server.terminate().await;
 }
+
+/// Starts the server with its open-file limit at `limit` (soft and hard, so
+/// that it cannot raise it).
+async fn child_with_open_files(limit: u64) -> (tempfile::TempDir, ChildServer) {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let wrapper = [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("ulimit -n {limit} && exec \"$@\""),
+        "sh".to_owned(),
+    ];
+    let server =
+        ChildServer::start_under(&wrapper, std::path::Path::new(SERVER), data_dir.path(), &[])
+            .await;
+    (data_dir, server)
+}
+
+#[tokio::test]
+async fn a_flood_of_idle_connections_under_1024_descriptors_leaves_appends_working() {
+    let _heavy = accord_tests::heavy().await;
+    const FLOOD: usize = 1_250;
+    raise_open_files_limit();
+    let (_dir, server) = child_with_open_files(1_024).await;
+    let channel = connect(server.grpc_addr()).await;
+    let mut agreements =
+        accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel.clone());
+    agreements
+        .announce(announce_wabtec("kz-flood"))
+        .await
+        .expect("announced before the flood");
+    // Both ports flooded with idle connections, more than the budget holds.
+    // As an attacker would: every connection at once, whatever comes of each.
+    let attempts = (0..FLOOD).flat_map(|_| [server.grpc_addr(), server.console_addr()]);
+    let flood: Vec<TcpStream> = futures_util::future::join_all(
+        attempts.map(|addr| tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))),
+    )
+    .await
+    .into_iter()
+    .filter_map(|connected| connected.ok()?.ok())
+    .collect();
+    // Appends on the connection already open keep succeeding: the group
+    // commit needs no descriptor the flood could take.
+    agreements
+        .sign(sign("kz-flood"))
+        .await
+        .expect("signed during the flood");
+    let mut head = 2;
+    for delivery in 1..=19 {
+        head = agreements
+            .record_delivery(deliver("kz-flood", &format!("flood-{delivery}"), 1))
+            .await
+            .expect("appended during the flood")
+            .into_inner()
+            .position;
+    }
+    assert_eq!(head, 21);
+    assert_eq!(verify_clean(channel.clone()).await, 21);
+    // The caps held: past them connections were closed as accepted.
+    wait_for_metric(&server, "accord_connections_refused_total", |refused| {
+        refused > 0.0
+    })
+    .await;
+    let console_refused = scrape_metrics(server.metrics_addr()).await;
+    assert!(
+        console_refused.lines().any(|line| line
+            .starts_with("accord_http_connections_refused_total{port=\"console\"}")
+            && !line.ends_with(" 0")),
+        "{console_refused}"
+    );
+    assert_eq!(metric(&server, "accord_open_files_limit").await, 1_024.0);
+    drop(flood);
+    // Once the flood is gone, new clients are served again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while new_client_served(&server).await != Ok(21) {
+        assert!(tokio::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn the_console_cuts_off_a_connection_that_says_nothing() {
+    let (_dir, server) = child(&[]).await;
+    let mut silent = TcpStream::connect(server.console_addr())
+        .await
+        .expect("connects");
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(30)).await,
+        "a connection that sends no request is closed after the header timeout"
+    );
+    // Half a request line, then nothing: closed too (slowloris).
+    let mut slow = TcpStream::connect(server.console_addr())
+        .await
+        .expect("connects");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET / HTTP/1.1\r\nHost: local")
+        .await
+        .expect("writes");
+    assert!(closed_by_server(&mut slow, Duration::from_secs(30)).await);
+    assert!(server.terminate().await.success());
+}

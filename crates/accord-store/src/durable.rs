@@ -16,10 +16,11 @@
 
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Dir, Mode, OFlags};
 
 use crate::StoreError;
 
@@ -29,18 +30,63 @@ const DATA_FILE: &str = "db";
 const BLOB_DIR: &str = "blobs";
 
 /// A sled database and the file handles that sync it.
+///
+/// The directories are held open from the start: a sync reads their
+/// entries through those handles and syncs them through the same handles,
+/// so a group commit opens no file descriptor (unless sled wrote a new blob,
+/// which is opened once to be synced). A process out of descriptors (a
+/// flood of connections) still commits.
 pub struct SyncedDb {
     db: ::sled::Db,
     dir: PathBuf,
     data_file: File,
-    /// Names seen in the database directory and in `blobs/` at the last sync.
-    synced_names: Mutex<SyncedNames>,
+    /// The directories and the names they held at the last sync.
+    watched: Mutex<Watched>,
 }
 
-#[derive(Default)]
-struct SyncedNames {
-    top: BTreeSet<OsString>,
-    blobs: BTreeSet<OsString>,
+/// A directory held open, and the names in it at the last sync.
+struct WatchedDir {
+    handle: Dir,
+    names: BTreeSet<Vec<u8>>,
+}
+
+struct Watched {
+    top: WatchedDir,
+    /// `blobs/`, once it exists.
+    blobs: Option<WatchedDir>,
+}
+
+impl WatchedDir {
+    fn open(path: &Path) -> io::Result<Self> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Self {
+            handle: Dir::new(fd)?,
+            names: BTreeSet::new(),
+        })
+    }
+
+    /// The names in the directory now, read through the open handle.
+    fn read_names(&mut self) -> io::Result<BTreeSet<Vec<u8>>> {
+        self.handle.rewind();
+        let mut names = BTreeSet::new();
+        for entry in &mut self.handle {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.insert(name.to_vec());
+            }
+        }
+        Ok(names)
+    }
+
+    /// Makes the directory's entries durable.
+    fn sync(&self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(self.handle.fd()?)?)
+    }
 }
 
 impl SyncedDb {
@@ -50,11 +96,19 @@ impl SyncedDb {
     pub fn open(config: ::sled::Config, dir: &Path) -> Result<Self, ::sled::Error> {
         let db = config.open()?;
         let data_file = File::open(dir.join(DATA_FILE))?;
+        let blobs = match WatchedDir::open(&dir.join(BLOB_DIR)) {
+            Ok(blobs) => Some(blobs),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(error) => return Err(error.into()),
+        };
         let synced = Self {
             db,
             dir: dir.to_path_buf(),
             data_file,
-            synced_names: Mutex::new(SyncedNames::default()),
+            watched: Mutex::new(Watched {
+                top: WatchedDir::open(dir)?,
+                blobs,
+            }),
         };
         // `conf` is written without a sync when the database is created.
         if let Ok(conf) = File::open(dir.join("conf")) {
@@ -87,41 +141,34 @@ impl SyncedDb {
     }
 
     fn sync_io(&self) -> io::Result<()> {
-        let mut names = self.synced_names.lock();
-        let blob_dir = self.dir.join(BLOB_DIR);
-        let blobs = list_names(&blob_dir)?;
-        if blobs != names.blobs {
-            // A blob must be durable before the log entry that points at it.
-            for name in blobs.difference(&names.blobs) {
-                match File::open(blob_dir.join(name)) {
-                    Ok(blob) => blob.sync_data()?,
-                    // sled removed it again in the meantime.
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            sync_dir(&blob_dir)?;
-            names.blobs = blobs;
+        let mut watched = self.watched.lock();
+        let top = watched.top.read_names()?;
+        if watched.blobs.is_none() && top.contains(BLOB_DIR.as_bytes()) {
+            watched.blobs = Some(WatchedDir::open(&self.dir.join(BLOB_DIR))?);
         }
-        let top = list_names(&self.dir)?;
-        if top != names.top {
-            sync_dir(&self.dir)?;
-            names.top = top;
+        if let Some(blobs) = &mut watched.blobs {
+            let now = blobs.read_names()?;
+            if now != blobs.names {
+                // A blob must be durable before the log entry that points at it.
+                for name in now.difference(&blobs.names) {
+                    let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+                    match File::open(self.dir.join(BLOB_DIR).join(name)) {
+                        Ok(blob) => blob.sync_data()?,
+                        // sled removed it again in the meantime.
+                        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                blobs.sync()?;
+                blobs.names = now;
+            }
+        }
+        if top != watched.top.names {
+            watched.top.sync()?;
+            watched.top.names = top;
         }
         self.data_file.sync_data()
     }
-}
-
-/// The names in `dir` (none when it does not exist).
-fn list_names(dir: &Path) -> io::Result<BTreeSet<OsString>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
-        Err(error) => return Err(error),
-    };
-    entries
-        .map(|entry| entry.map(|entry| entry.file_name()))
-        .collect()
 }
 
 /// Makes the entries of `dir` durable.

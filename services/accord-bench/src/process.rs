@@ -202,7 +202,8 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> Result<String, Str
     let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(failed)?;
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: accord\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .map_err(failed)?;

@@ -16,7 +16,8 @@ use crate::connections::Connections;
 use crate::console::ConsoleContext;
 use crate::groups::{ClusterGroups, Groups, Registry};
 use crate::grpc::{AdminApi, BuyerCountries, Queries, WatchContext};
-use crate::metrics::{Metrics, serve_metrics};
+use crate::http_serve::{HttpLimits, HttpPort};
+use crate::metrics::{Metrics, PortLabels, metrics_router};
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
@@ -36,6 +37,7 @@ pub(crate) struct App {
     grpc_listener: TcpListener,
     metrics_listener: TcpListener,
     console_listener: Option<TcpListener>,
+    caps: crate::descriptors::ConnectionCaps,
 }
 
 impl App {
@@ -51,6 +53,8 @@ impl App {
             Some(path) => Some(Arc::new(TokenTable::load(path)?)),
             None => None,
         };
+        let open_files = crate::descriptors::raise_open_files_limit();
+        let caps = crate::descriptors::caps(&config, open_files)?;
         let tls = tls_config(&config)?;
         crate::exposure::check(&config, tokens.is_some(), tls.is_some())?;
         let metrics = Metrics::new();
@@ -74,6 +78,7 @@ impl App {
             grpc_listener,
             metrics_listener,
             console_listener,
+            caps,
         })
     }
 
@@ -90,6 +95,7 @@ impl App {
             grpc_listener,
             metrics_listener,
             console_listener,
+            caps,
         } = self;
         let grpc_addr = grpc_listener.local_addr()?;
         let metrics_addr = metrics_listener.local_addr()?;
@@ -145,10 +151,12 @@ impl App {
                     stopping: stopping.clone(),
                     recent: recent.clone(),
                     frames: Default::default(),
-                    live_slots: Arc::new(tokio::sync::Semaphore::new(config.max_subscriptions)),
+                    live_slots: slots.clone(),
+                    hosts: crate::console::KnownHosts::new(&config.console_hosts),
                     tasks,
                 },
                 console_tls,
+                caps.console,
             ))
         });
         let router = grpc_router(
@@ -177,11 +185,35 @@ impl App {
             stopping.clone(),
         );
         set_health(&health, ServingStatus::Serving).await;
-        let connections = Arc::new(Connections::new(config.max_connections, metrics.clone()));
-        let metrics_task = tokio::spawn(serve_metrics(
+        let connections = Arc::new(Connections::new(caps.grpc, metrics.clone()));
+        metrics
+            .open_files_limit
+            .set(i64::try_from(caps.open_files).unwrap_or(i64::MAX));
+        tracing::info!(
+            open_files = caps.open_files,
+            reserve = crate::descriptors::RESERVE,
+            grpc = caps.grpc,
+            console = caps.console,
+            metrics = caps.metrics,
+            "connection caps from the descriptor budget"
+        );
+        let metrics_port = HttpPort {
+            name: "metrics",
+            router: metrics_router(metrics.clone()),
+            limits: HttpLimits::with_connections(caps.metrics),
+            tls: None,
+            refused: metrics
+                .http_connections_refused
+                .get_or_create(&PortLabels {
+                    port: "metrics".into(),
+                })
+                .clone(),
+        };
+        let metrics_task = tokio::spawn(crate::http_serve::serve(
             metrics_listener,
-            metrics,
-            stopping.clone().cancelled_owned(),
+            metrics_port,
+            stopping.clone(),
+            tokio_util::task::TaskTracker::new(),
         ));
         let task = tokio::spawn(serve_until_stopped(
             router,

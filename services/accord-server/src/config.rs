@@ -84,9 +84,26 @@ pub struct Config {
     )]
     pub max_subscriptions_per_client: usize,
 
-    /// Most open client connections; more are closed as they are accepted.
-    #[arg(long, env = "ACCORD_MAX_CONNECTIONS", default_value_t = 10_000)]
-    pub max_connections: usize,
+    /// Most open gRPC client connections; more are closed as they are
+    /// accepted. Default: 10,000, or less when the open-file limit leaves
+    /// less (see the README's descriptor budget).
+    #[arg(long, env = "ACCORD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open console connections; more are closed as they are accepted.
+    /// Default: 1,024, or an eighth of what the open-file limit leaves.
+    #[arg(long, env = "ACCORD_MAX_CONSOLE_CONNECTIONS")]
+    pub max_console_connections: Option<usize>,
+
+    /// Host names the console answers to besides the loopback names
+    /// (`localhost`, `127.0.0.1`, `[::1]`), comma-separated: a request
+    /// naming any other host (DNS rebinding) is refused.
+    #[arg(
+        long = "console-host",
+        env = "ACCORD_CONSOLE_HOSTS",
+        value_delimiter = ','
+    )]
+    pub console_hosts: Vec<String>,
 
     /// Most calls in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     #[arg(long, env = "ACCORD_MAX_CONCURRENT_STREAMS", default_value_t = 2_000)]
@@ -201,7 +218,9 @@ impl Config {
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,
             max_subscriptions_per_client: 2_000,
-            max_connections: 10_000,
+            max_connections: None,
+            max_console_connections: None,
+            console_hosts: Vec::new(),
             max_concurrent_streams: 2_000,
             tls_handshake_timeout_secs: 10,
             keepalive_secs: 60,

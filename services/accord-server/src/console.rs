@@ -10,11 +10,13 @@ mod actions;
 mod answer;
 mod feed;
 mod format;
+mod hosts;
 mod live;
 mod pages;
 mod tls;
 mod views;
 
+pub(crate) use hosts::KnownHosts;
 pub(crate) use tls::acceptor as tls_acceptor;
 
 use std::sync::Arc;
@@ -34,7 +36,8 @@ use tonic::metadata::MetadataMap;
 use crate::auth::TokenTable;
 use crate::groups::Groups;
 use crate::grpc::{AdminApi, BuyerCountries, Queries};
-use crate::metrics::Metrics;
+use crate::http_serve::{self, HttpLimits, HttpPort};
+use crate::metrics::{Metrics, PortLabels};
 use access::Reader;
 use answer::failed;
 
@@ -58,8 +61,11 @@ pub(crate) struct ConsoleContext {
     pub(crate) recent: Arc<crate::streams::RecentEvents>,
     /// Events' frames, rendered once for every live page.
     pub(crate) frames: feed::Frames,
-    /// Live pages left (`--max-subscriptions` in all).
-    pub(crate) live_slots: Arc<tokio::sync::Semaphore>,
+    /// Open streams, shared with gRPC's: live pages count toward
+    /// `--max-subscriptions` and the per-client limit.
+    pub(crate) live_slots: Arc<crate::streams::SubscriptionSlots>,
+    /// The host names requests may name (DNS rebinding).
+    pub(crate) hosts: KnownHosts,
     /// Every task of the console (live pages, TLS connections):
     /// all have ended, and let go of the log, when `serve` returns.
     pub(crate) tasks: tokio_util::task::TaskTracker,
@@ -67,70 +73,34 @@ pub(crate) struct ConsoleContext {
 
 type Context = State<Arc<ConsoleContext>>;
 
-/// Longest TLS handshake a connection gets.
-const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves the console on `listener` (over TLS with `tls`) until `stopping`
-/// is cancelled.
+/// Serves the console on `listener` (over TLS with `tls`), at most
+/// `max_connections` at a time, until `stopping` is cancelled; returns once
+/// every task of the console has ended.
 pub(crate) async fn serve(
     listener: TcpListener,
     context: ConsoleContext,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> std::io::Result<()> {
+    max_connections: usize,
+) {
     let stopping = context.stopping.clone();
     let tasks = context.tasks.clone();
-    let router = router(Arc::new(context));
-    let served = match tls {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopping.cancelled_owned())
-                .await
-        }
-        Some(tls) => {
-            serve_tls(listener, router, tls, &tasks, &stopping).await;
-            Ok(())
-        }
+    let refused = context
+        .metrics
+        .http_connections_refused
+        .get_or_create(&PortLabels {
+            port: "console".into(),
+        })
+        .clone();
+    let port = HttpPort {
+        name: "console",
+        router: router(Arc::new(context)),
+        limits: HttpLimits::with_connections(max_connections),
+        tls,
+        refused,
     };
+    http_serve::serve(listener, port, stopping, tasks.clone()).await;
     tasks.close();
     tasks.wait().await;
-    served
-}
-
-/// Serves `router` over TLS until `stopping` is cancelled.
-async fn serve_tls(
-    listener: TcpListener,
-    router: Router,
-    tls: tokio_rustls::TlsAcceptor,
-    tasks: &tokio_util::task::TaskTracker,
-    stopping: &CancellationToken,
-) {
-    loop {
-        let tcp = tokio::select! {
-            () = stopping.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(error) => {
-                    tracing::warn!(%error, "the console cannot accept a connection");
-                    continue;
-                }
-            },
-        };
-        let (tls, router, stopping) = (tls.clone(), router.clone(), stopping.clone());
-        tasks.spawn(async move {
-            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(tcp)).await else {
-                return;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(router);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let connection =
-                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                () = stopping.cancelled() => {}
-            }
-        });
-    }
 }
 
 fn router(context: Arc<ConsoleContext>) -> Router {
@@ -152,6 +122,10 @@ fn router(context: Arc<ConsoleContext>) -> Router {
         .route("/action/verify", post(actions::verify))
         .route("/action/rebuild", post(actions::rebuild))
         .fallback(|| async { answer::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            context.clone(),
+            hosts::only_known_hosts,
+        ))
         .layer(axum::middleware::map_response(secure))
         .with_state(context)
 }

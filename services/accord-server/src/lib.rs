@@ -1,16 +1,19 @@
 //! The Accord server: gRPC commands, queries and streams over an event log,
 //! with health, reflection, Prometheus metrics and graceful shutdown.
 
+mod accept;
 mod app;
 pub mod auth;
 pub mod commands;
 pub mod config;
 mod connections;
 mod console;
+pub mod descriptors;
 pub mod error;
 mod exposure;
 mod groups;
 pub mod grpc;
+mod http_serve;
 pub use accord_store::hex;
 pub mod methods;
 pub mod metrics;

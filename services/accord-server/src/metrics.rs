@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub use endpoint::serve_metrics;
+pub(crate) use endpoint::metrics_router;
 pub use rpc_layer::RpcLayer;
 
 /// Labels of an RPC observation.
@@ -32,6 +32,13 @@ pub struct RpcLabels {
 pub struct GroupLabels {
     /// The group's name.
     pub group: String,
+}
+
+/// Labels of an HTTP port's figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabels {
+    /// `console` or `metrics`.
+    pub port: String,
 }
 
 /// Every metric the server exports.
@@ -77,6 +84,11 @@ pub struct Metrics {
     pub group_redeliveries: Family<GroupLabels, Counter>,
     /// Live console pages open.
     pub console_live_pages: Gauge,
+    /// Connections to the console or `/metrics` closed as they were
+    /// accepted, at the port's cap.
+    pub http_connections_refused: Family<PortLabels, Counter>,
+    /// The process's open-file limit (after raising it to the hard limit).
+    pub open_files_limit: Gauge,
     /// 1 while this node runs the consumer groups (always on the embedded
     /// store; on NATS the node holding the groups' lease).
     pub groups_leader: Gauge,
@@ -208,6 +220,18 @@ impl Metrics {
             "Web console pages following the log live",
             console_live_pages.clone(),
         );
+        let http_connections_refused = Family::<PortLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections to the console or /metrics closed as they were accepted, at the port's cap",
+            http_connections_refused.clone(),
+        );
+        let open_files_limit = Gauge::default();
+        registry.register(
+            "open_files_limit",
+            "The process's open-file limit, which every connection cap is derived from",
+            open_files_limit.clone(),
+        );
         let groups_leader = Gauge::default();
         registry.register(
             "consumer_groups_leader",
@@ -218,6 +242,8 @@ impl Metrics {
             registry,
             groups_leader,
             console_live_pages,
+            http_connections_refused,
+            open_files_limit,
             group_lag,
             group_in_flight,
             group_parked,

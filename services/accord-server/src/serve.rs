@@ -12,7 +12,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -122,9 +121,9 @@ pub(crate) struct Followers {
     pub(crate) projector: ProjectorHandle,
     pub(crate) recent: JoinHandle<()>,
     pub(crate) log: Arc<dyn EventLog>,
-    pub(crate) metrics: JoinHandle<std::io::Result<()>>,
+    pub(crate) metrics: JoinHandle<()>,
     /// The web console, if it is served.
-    pub(crate) console: Option<JoinHandle<std::io::Result<()>>>,
+    pub(crate) console: Option<JoinHandle<()>>,
     /// The consumer groups, whose tasks store their progress before the log closes.
     pub(crate) groups: crate::groups::Groups,
 }
@@ -148,16 +147,19 @@ pub(crate) async fn serve_until_stopped(
         }
     };
     let tracked = connections.clone();
-    let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
-        Ok(stream) => {
-            // Without TCP_NODELAY, a response written in two segments
-            // waits for the client's delayed ACK (40 ms on Linux).
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
-            }
-            tracked.track(stream).map(Ok)
+    // Accepts without spinning when descriptors run out (`accept`).
+    let acceptor = crate::accept::Acceptor::new(listener, "grpc");
+    let accepted = futures_util::stream::unfold(acceptor, |mut acceptor| async move {
+        let (stream, _) = acceptor.next().await;
+        Some((stream, acceptor))
+    });
+    let incoming = accepted.filter_map(move |stream| {
+        // Without TCP_NODELAY, a response written in two segments
+        // waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY on a connection");
         }
-        Err(error) => Some(Err(error)),
+        tracked.track(stream).map(Ok::<_, std::io::Error>)
     });
     let serve = router.serve_with_incoming_shutdown(incoming, signal);
     // Calls that outlive the grace period (a health Watch, a client that

@@ -11,13 +11,22 @@ use parking_lot::RwLock;
 
 use super::views::log::row;
 
-/// Frames kept (the latest events').
+/// Frames kept (the latest events'), at most.
 const KEPT: usize = 4_096;
+/// Bytes of frames kept, at most (events can be large: a localization with
+/// a hundred long entries is most of a megabyte).
+const KEPT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The frames of the latest events, by position.
 #[derive(Default)]
 pub(crate) struct Frames {
-    kept: RwLock<VecDeque<(u64, Bytes)>>,
+    kept: RwLock<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    frames: VecDeque<(u64, Bytes)>,
+    bytes: usize,
 }
 
 /// The frame of `event` for a page.
@@ -39,8 +48,8 @@ impl Frames {
         let position = event.position;
         {
             let kept = self.kept.read();
-            let index = kept.partition_point(|(at, _)| *at < position);
-            if let Some((at, frame)) = kept.get(index)
+            let index = kept.frames.partition_point(|(at, _)| *at < position);
+            if let Some((at, frame)) = kept.frames.get(index)
                 && *at == position
             {
                 return frame.clone();
@@ -48,11 +57,14 @@ impl Frames {
         }
         let frame = render(event);
         let mut kept = self.kept.write();
-        if kept.back().is_none_or(|(last, _)| *last < position) {
-            if kept.len() == KEPT {
-                kept.pop_front();
+        if kept.frames.back().is_none_or(|(last, _)| *last < position) {
+            kept.bytes += frame.len();
+            kept.frames.push_back((position, frame.clone()));
+            while kept.frames.len() > KEPT || (kept.bytes > KEPT_BYTES && kept.frames.len() > 1) {
+                if let Some((_, dropped)) = kept.frames.pop_front() {
+                    kept.bytes -= dropped.len();
+                }
             }
-            kept.push_back((position, frame.clone()));
         }
         frame
     }

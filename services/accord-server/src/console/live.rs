@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use accord_proto::v1;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -25,12 +25,17 @@ use super::answer::{bad_request, failed};
 use super::views::log::LogQuery;
 use crate::error::ApiError;
 use crate::grpc::EventFilter;
-use crate::streams::LogCursor;
+use crate::http_serve::PeerAddr;
+use crate::streams::{LogCursor, Owner};
 
 /// Events read from the log at once.
 const BATCH: usize = 500;
 /// How often a quiet feed says where the head is.
 const HEAD_EVERY: Duration = Duration::from_secs(2);
+/// Most bytes of frames a page's feed gathers before it writes them: a page
+/// that catches up on a long log sends it in chunks of this size as it reads
+/// (the channel holds a few), so its memory does not grow with the log.
+const CHUNK_BYTES: usize = 64 * 1024;
 /// How long a page's feed gathers new events before it writes them.
 const COALESCE: Duration = Duration::from_millis(100);
 /// Most events scanned back to fill the log view.
@@ -84,7 +89,8 @@ pub(crate) async fn latest(
 /// `GET /live`: the feed.
 pub(crate) async fn stream(
     State(context): State<Arc<ConsoleContext>>,
-    _: Reader,
+    Reader(caller): Reader,
+    Extension(PeerAddr(peer)): Extension<PeerAddr>,
     Query(query): Query<LiveQuery>,
 ) -> Response {
     let filter = match filter_of(&context, &query.filter) {
@@ -99,14 +105,18 @@ pub(crate) async fn stream(
         Some(after) => after,
         None => head,
     };
-    let Ok(slot) = context.live_slots.clone().try_acquire_owned() else {
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many live console pages are open (at most --max-subscriptions); close some",
-        )
-        .into_response();
+    let token = context.tokens.as_ref().map(|_| caller.name.as_str());
+    let slot = match context.live_slots.take(Owner::new(peer, token)) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            return refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many live pages and streams are open: {refusal}; close some"),
+            )
+            .into_response();
+        }
     };
-    let (sender, receiver) = mpsc::channel(16);
+    let (sender, receiver) = mpsc::channel(4);
     let tasks = context.tasks.clone();
     tasks.spawn(async move {
         let pages = context.metrics.console_live_pages.clone();
@@ -148,6 +158,9 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
     loop {
         let mut chunk = Vec::new();
         loop {
+            if chunks.is_closed() || context.stopping.is_cancelled() {
+                return;
+            }
             let event = match cursor.next().await {
                 Ok(Some(event)) => event,
                 Ok(None) => break,
@@ -162,6 +175,17 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
                 .unwrap_or(false)
             {
                 chunk.extend_from_slice(&context.frames.of(&event));
+            }
+            if chunk.len() >= CHUNK_BYTES {
+                // Waits while the page reads (HTTP flow control): a page
+                // that does not read holds one chunk and the channel's few.
+                if chunks
+                    .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
         if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).await.is_err() {

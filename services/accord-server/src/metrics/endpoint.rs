@@ -1,6 +1,5 @@
 //! The HTTP endpoint Prometheus scrapes.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -8,22 +7,14 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
 
 use super::Metrics;
 
-/// Serves `/metrics` on `listener` until `shutdown` resolves.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = Router::new()
+/// `/metrics`, served by `http_serve` within the port's bounds.
+pub(crate) fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
         .route("/metrics", get(render))
-        .with_state(metrics);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_state(metrics)
 }
 
 async fn render(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {

@@ -16,8 +16,13 @@ use accord_store::EventLog;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Events kept.
+/// Events kept, at most.
 const WINDOW: usize = 4_096;
+/// Bytes the window holds, at most (events are up to the largest event
+/// size each; a window of the largest would be gigabytes).
+const WINDOW_BYTES: usize = 64 * 1024 * 1024;
+/// Events read from the log at once to fill the window.
+const READ: usize = 512;
 
 /// An event of the window and its encoded `Subscribe` message.
 struct Shared {
@@ -25,9 +30,24 @@ struct Shared {
     frame: SubscribeFrame,
 }
 
+impl Shared {
+    /// What it holds in memory, about: the frame, and the decoded event,
+    /// which takes about as much again.
+    fn bytes(&self) -> usize {
+        2 * self.frame.bytes().len() + 256
+    }
+}
+
+/// The events of the window and the bytes they hold.
+#[derive(Default)]
+struct Window {
+    events: VecDeque<Shared>,
+    bytes: usize,
+}
+
 /// The shared window of recent events.
 pub struct RecentEvents {
-    window: RwLock<VecDeque<Shared>>,
+    window: RwLock<Window>,
     /// The last position in the window; streams at the head wait on it.
     head: watch::Sender<u64>,
 }
@@ -41,7 +61,7 @@ impl RecentEvents {
         stopping: CancellationToken,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let recent = Arc::new(Self {
-            window: RwLock::new(VecDeque::with_capacity(WINDOW)),
+            window: RwLock::new(Window::default()),
             head: watch::Sender::new(log.head()),
         });
         let shared = recent.clone();
@@ -49,7 +69,7 @@ impl RecentEvents {
             let mut log_head = log.watch_head();
             loop {
                 let next = *shared.head.borrow() + 1;
-                match log.read_log(next, WINDOW).await {
+                match log.read_log(next, READ).await {
                     Ok(events) if !events.is_empty() => shared.push(events),
                     Ok(_) => {
                         tokio::select! {
@@ -85,10 +105,15 @@ impl RecentEvents {
         {
             let mut window = self.window.write();
             for event in shared {
-                if window.len() == WINDOW {
-                    window.pop_front();
+                window.bytes += event.bytes();
+                window.events.push_back(event);
+                while window.events.len() > WINDOW
+                    || (window.bytes > WINDOW_BYTES && window.events.len() > 1)
+                {
+                    if let Some(dropped) = window.events.pop_front() {
+                        window.bytes -= dropped.bytes();
+                    }
                 }
-                window.push_back(event);
             }
         }
         self.head.send_replace(last);
@@ -96,7 +121,8 @@ impl RecentEvents {
 
     /// Up to `max` events from `from` on, if the window still holds `from`.
     pub(crate) fn from(&self, from: u64, max: usize) -> Option<Vec<Arc<RecordedEvent>>> {
-        let window = self.window.read();
+        let guard = self.window.read();
+        let window = &guard.events;
         let first = window.front()?.event.position;
         let last = window.back()?.event.position;
         if from < first || from > last {
@@ -118,7 +144,8 @@ impl RecentEvents {
     /// encoded now when the window no longer holds it.
     pub(crate) fn frame(&self, event: &RecordedEvent) -> SubscribeFrame {
         {
-            let window = self.window.read();
+            let guard = self.window.read();
+            let window = &guard.events;
             let index = window.partition_point(|shared| shared.event.position < event.position);
             if let Some(shared) = window.get(index)
                 && shared.event.position == event.position
@@ -166,7 +193,7 @@ mod tests {
     #[test]
     fn the_window_finds_positions_across_quarantined_gaps_and_shares_frames() {
         let recent = RecentEvents {
-            window: RwLock::new(VecDeque::new()),
+            window: RwLock::new(Window::default()),
             head: watch::Sender::new(0),
         };
         // Positions 3 and 4 hold quarantined messages, not events.

@@ -45,6 +45,19 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
+    /// A stream on connection `connection` of `client` (a token's name, or
+    /// without tokens the peer's address).
+    pub(crate) fn new(connection: SocketAddr, token: Option<&str>) -> Self {
+        let client = match token {
+            Some(name) => format!("token {name:?}"),
+            None => format!("address {}", connection.ip()),
+        };
+        Self {
+            connection: Some(connection),
+            client: Some(client),
+        }
+    }
+
     /// The owner of `request`'s stream: the token's name when it carries
     /// one, the peer's address (without the port) otherwise.
     pub(crate) fn of<T>(request: &tonic::Request<T>) -> Self {

@@ -1,0 +1,211 @@
+//! The console against a careless or hostile client: a page that rebinds
+//! its name to this machine, live pages opened at the start of a long log
+//! and never read, one client taking every live-page slot.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use accord_server::auth::{TokenTable, new_token};
+use accord_tests::child::ChildServer;
+use accord_tests::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
+const MIB: u64 = 1024 * 1024;
+
+/// Sends `request` (whole, with `Connection: close`) and returns the answer.
+async fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(request.as_bytes()).await.expect("asks");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answered");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or_default()
+}
+
+fn get(path: &str, host: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+fn verify_action(host: &str) -> String {
+    format!(
+        "POST /action/verify HTTP/1.1\r\nHost: {host}\r\nx-accord-console: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_page_that_rebinds_its_name_to_the_console_is_refused() {
+    let server = TestServer::start_with(|config| {
+        config.console_hosts = vec!["Console.Example.ORG".into()];
+    })
+    .await;
+    load_unga80(&server).await;
+    let addr = server.server().console_addr().expect("console");
+    for host in [
+        "rebind.example",
+        "rebind.example:8080",
+        "localhost.rebind.example",
+    ] {
+        let answer = exchange(addr, &get("/fragment/", host)).await;
+        assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden", "{host}");
+        assert!(answer.contains("--console-host"), "{answer}");
+        assert!(!answer.contains("UZ"), "no view leaks: {answer}");
+        let answer = exchange(addr, &verify_action(host)).await;
+        assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden", "{host}");
+    }
+    let answer = exchange(addr, "GET /fragment/ HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status_line(&answer), "HTTP/1.0 400 Bad Request");
+    for host in [
+        "localhost".to_owned(),
+        addr.to_string(),
+        format!("localhost:{}", addr.port()),
+        "console.example.org".to_owned(),
+    ] {
+        let answer = exchange(addr, &get("/fragment/", &host)).await;
+        assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{host}");
+        assert!(answer.contains("UZ"), "{answer}");
+    }
+    let answer = exchange(addr, &verify_action("localhost")).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    server.stop().await;
+}
+
+/// Opens `GET /live?after=N` and returns the connection once the answer's
+/// status line is read.
+async fn open_live(addr: SocketAddr, after: u64, token: Option<&str>) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!("GET /live?after={after} HTTP/1.1\r\nHost: localhost\r\n{authorization}\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("asks");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).await.expect("answers");
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8_lossy(&head).trim().to_owned())
+}
+
+/// Reads the feed until its first `head` frame; returns the `append`
+/// frames before it.
+async fn appends_until_head(stream: &mut TcpStream) -> usize {
+    let mut text = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(120), stream.read(&mut buffer))
+            .await
+            .expect("the feed goes on")
+            .expect("reads");
+        assert!(read > 0, "the feed ended");
+        text.extend_from_slice(&buffer[..read]);
+        let seen = String::from_utf8_lossy(&text);
+        if let Some(at) = seen.find("event: head") {
+            return seen[..at].matches("event: append").count();
+        }
+    }
+}
+
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    scrape_metrics(addr)
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn live_pages_opened_at_the_start_of_a_long_log_stay_small_and_stop_when_closed() {
+    let _heavy = heavy().await;
+    const EVENTS: usize = 40_000;
+    const PAGES: usize = 8;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &[]).await;
+    let head = append_deliveries_at(server.grpc_addr(), "kz-long", EVENTS).await;
+    let rss_before = server.rss_bytes();
+    // Pages that never read, from the first position.
+    let mut silent = Vec::new();
+    for _ in 0..PAGES - 1 {
+        let (page, status) = open_live(server.console_addr(), 0, None).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        silent.push(page);
+    }
+    // One that reads gets every event, in chunks, before the head.
+    let (mut reading, status) = open_live(server.console_addr(), 0, None).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(appends_until_head(&mut reading).await as u64, head);
+    let grown = server.rss_bytes().saturating_sub(rss_before);
+    println!(
+        "{PAGES} live pages from position 0 of {head} events: the server grew {} MiB",
+        grown / MIB
+    );
+    assert!(
+        grown < 64 * MIB,
+        "{PAGES} live pages grew the server by {} MiB",
+        grown / MIB
+    );
+    // Closed pages stop at once and free their places.
+    drop(silent);
+    drop(reading);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(server.metrics_addr(), "accord_console_live_pages").await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closed pages still open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_live_page() {
+    let (greedy, other) = (new_token(), new_token());
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    let text = [
+        TokenTable::line_for("greedy", "reader", &greedy),
+        TokenTable::line_for("other", "reader", &other),
+    ]
+    .join("\n");
+    std::fs::write(file.path(), text).expect("written");
+    let path = file.path().to_owned();
+    let server = TestServer::start_with(move |config| {
+        config.token_file = Some(path);
+        config.max_subscriptions = 10;
+        config.max_subscriptions_per_client = 3;
+    })
+    .await;
+    let addr = server.server().console_addr().expect("console");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (page, status) = open_live(addr, 0, Some(&greedy)).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        held.push(page);
+    }
+    let (mut refused, status) = open_live(addr, 0, Some(&greedy)).await;
+    assert_eq!(status, "HTTP/1.1 429 Too Many Requests");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("--max-subscriptions-per-client"),
+        "{answer}"
+    );
+    // Another client still gets its pages.
+    let (_page, status) = open_live(addr, 0, Some(&other)).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    drop(held);
+    server.stop().await;
+}
