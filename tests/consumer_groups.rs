@@ -53,6 +53,8 @@ macro_rules! on_both_backends {
         }
     };
 }
+mod hardening;
+
 const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
 
 fn groups(server: &TestServer) -> ConsumerGroupsClient<Channel> {

@@ -18,18 +18,20 @@ struct Tokens {
     writer: String,
     reader: String,
     operator: String,
+    consumer: String,
     _file: tempfile::NamedTempFile,
     path: std::path::PathBuf,
 }
 
 fn tokens() -> Tokens {
-    let (writer, reader, operator) = (new_token(), new_token(), new_token());
+    let (writer, reader, operator, consumer) = (new_token(), new_token(), new_token(), new_token());
     let file = tempfile::NamedTempFile::new().expect("token file");
     let text = [
         "# name roles hash".to_owned(),
         TokenTable::line_for("importer", "writer", &writer),
         TokenTable::line_for("analyst", "reader", &reader),
         TokenTable::line_for("ops", "operator,reader", &operator),
+        TokenTable::line_for("worker", "consumer", &consumer),
     ]
     .join("\n");
     std::fs::write(file.path(), text).expect("written");
@@ -38,6 +40,7 @@ fn tokens() -> Tokens {
         writer,
         reader,
         operator,
+        consumer,
         _file: file,
         path,
     }
@@ -327,9 +330,8 @@ fn expected_role(path: &str) -> &'static str {
             "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute",
         ) => "writer",
         ("accord.v1.AgreementService" | "accord.v1.EventLog", _) => "reader",
-        ("accord.v1.ConsumerGroups", "GetConsumerGroup" | "ListConsumerGroups" | "Consume") => {
-            "reader"
-        }
+        ("accord.v1.ConsumerGroups", "GetConsumerGroup" | "ListConsumerGroups") => "reader",
+        ("accord.v1.ConsumerGroups", "Consume") => "consumer",
         ("accord.v1.Admin" | "accord.v1.ConsumerGroups", _) => "operator",
         _ => panic!("{path} is in no role of the README"),
     }
@@ -372,6 +374,7 @@ async fn every_rpc_takes_exactly_its_role() {
         ("writer", tokens.writer.as_str()),
         ("reader", tokens.reader.as_str()),
         ("operator", tokens.operator.as_str()),
+        ("consumer", tokens.consumer.as_str()),
     ];
     let mut checked = 0;
     for path in &paths {
@@ -393,8 +396,11 @@ async fn every_rpc_takes_exactly_its_role() {
             "{path} with a forged token"
         );
         for (name, token) in callers {
-            // The operator's token also holds the reader role.
-            let allowed = name == role || (name == "operator" && role == "reader");
+            // The operator's token also holds the reader role; a consumer
+            // may do what a reader may.
+            let allowed = name == role
+                || (name == "operator" && role == "reader")
+                || (name == "consumer" && role == "reader");
             match raw_call(server.channel(), path, Some(token)).await {
                 Ok(()) => assert!(allowed, "{path} took a {name} token"),
                 Err(status) if allowed => assert!(
@@ -420,7 +426,7 @@ async fn every_rpc_takes_exactly_its_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 26 * 3);
+    assert_eq!(checked, 26 * 4);
     // A path the server does not have: a token is still needed, and a valid
     // one learns only that it is unimplemented.
     let status = raw_call(server.channel(), "/accord.v1.Admin/DropEverything", None)

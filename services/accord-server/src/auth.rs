@@ -2,8 +2,9 @@
 //!
 //! Tokens come from a token file that holds only their BLAKE3 hashes, one
 //! line per token: `NAME ROLE[,ROLE...] blake3:HEX` (`#` starts a comment).
-//! Roles: `writer` (commands), `reader` (queries and streams), `operator`
-//! (Admin). The health check stays open; the health watch and reflection
+//! Roles: `writer` (commands), `reader` (queries and streams, looking at
+//! consumer groups), `consumer` (a reader that may also consume from
+//! consumer groups), `operator` (Admin, managing groups). The health check stays open; the health watch and reflection
 //! need any valid token (see `methods.rs`). A missing or unknown token is
 //! UNAUTHENTICATED; a known token without the role is PERMISSION_DENIED. The
 //! token's name is recorded as `actor` in the metadata of the events it writes.
@@ -29,6 +30,9 @@ pub enum Role {
     Reader,
     /// Admin.
     Operator,
+    /// What a reader may do, and consuming from consumer groups (join,
+    /// acknowledge, skip), which changes a group's durable state.
+    Consumer,
 }
 
 impl Role {
@@ -37,6 +41,7 @@ impl Role {
             "writer" => Some(Role::Writer),
             "reader" => Some(Role::Reader),
             "operator" => Some(Role::Operator),
+            "consumer" => Some(Role::Consumer),
             _ => None,
         }
     }
@@ -46,7 +51,14 @@ impl Role {
             Role::Writer => "writer",
             Role::Reader => "reader",
             Role::Operator => "operator",
+            Role::Consumer => "consumer",
         }
+    }
+
+    /// Whether a token holding `held` may make a call that needs `self`:
+    /// a consumer may do what a reader may.
+    pub(crate) fn granted_by(self, held: &[Role]) -> bool {
+        held.contains(&self) || (self == Role::Reader && held.contains(&Role::Consumer))
     }
 }
 
@@ -118,7 +130,7 @@ impl TokenTable {
                 .split(',')
                 .map(|role| {
                     Role::parse(role).ok_or_else(|| {
-                        format!("line {number}: unknown role {role:?} (writer, reader, operator)")
+                        format!("line {number}: unknown role {role:?} (writer, reader, consumer, operator)")
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -254,7 +266,7 @@ where
                 "a bearer token is required (authorization: Bearer TOKEN)",
             )),
             Some(None) => Some(Status::unauthenticated("the bearer token is not valid")),
-            Some(Some(grant)) if role.is_some_and(|role| !grant.roles.contains(&role)) => {
+            Some(Some(grant)) if role.is_some_and(|role| !role.granted_by(&grant.roles)) => {
                 Some(Status::permission_denied(format!(
                     "token {:?} lacks the {} role this call needs",
                     grant.name,

@@ -280,15 +280,22 @@ async fn log(
 
 async fn operations(State(context): Context, Reader(caller): Reader) -> Response {
     use accord_proto::v1::admin_server::Admin;
-    let stats = match context
-        .admin
-        .get_stats(tonic::Request::new(v1::GetStatsRequest {}))
-        .await
-    {
-        Ok(stats) => stats.into_inner(),
-        Err(status) => return answer::status(&status),
+    let head = context.log.head();
+    // GetStats is the operator's over gRPC: the console shows no more.
+    let stats = if caller.operator {
+        match context
+            .admin
+            .get_stats(tonic::Request::new(v1::GetStatsRequest {}))
+            .await
+        {
+            Ok(stats) => Some(stats.into_inner()),
+            Err(status) => return answer::status(&status),
+        }
+    } else {
+        None
     };
     let operations = views::operations::Operations {
+        head: stats.as_ref().map_or(head, |stats| stats.head_position),
         stats,
         subscriptions: context.metrics.subscriptions_active.get(),
         groups: context

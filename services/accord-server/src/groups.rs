@@ -17,5 +17,5 @@ pub(crate) use backend::Groups;
 pub(crate) use cluster::{ClusterGroups, ClusterSetup};
 pub(crate) use registry::{MemberLink, Registry};
 pub(crate) use runner::MEMBER_BUFFER;
-pub(crate) use settings::nack_action;
+pub(crate) use settings::{MAX_ACK_POSITIONS, nack_action};
 pub(crate) use sled_store::SledGroupStore;

@@ -89,7 +89,7 @@ pub const METHODS: &[Method] = &[
     ),
     needs("/accord.v1.ConsumerGroups/GetConsumerGroup", Role::Reader),
     needs("/accord.v1.ConsumerGroups/ListConsumerGroups", Role::Reader),
-    needs("/accord.v1.ConsumerGroups/Consume", Role::Reader),
+    needs("/accord.v1.ConsumerGroups/Consume", Role::Consumer),
     needs("/accord.v1.ConsumerGroups/ReplayParked", Role::Operator),
     with("/grpc.health.v1.Health/Check", Access::Open),
     with("/grpc.health.v1.Health/Watch", Access::Authenticated),

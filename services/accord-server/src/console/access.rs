@@ -69,8 +69,8 @@ pub(crate) fn caller(tokens: Option<&TokenTable>, headers: &HeaderMap) -> Result
         .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "the token is not valid"))?;
     Ok(Caller {
         name: name.to_owned(),
-        reader: roles.contains(&Role::Reader),
-        operator: roles.contains(&Role::Operator),
+        reader: Role::Reader.granted_by(roles),
+        operator: Role::Operator.granted_by(roles),
     })
 }
 

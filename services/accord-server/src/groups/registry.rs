@@ -1,18 +1,18 @@
 //! The server's consumer groups by name: created, updated and deleted
 //! through the store first, each run by its own task (`runner`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use accord_domain::{DispatchSettings, MemberId, NackAction};
 use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
 use accord_store::{EventLog, StoreError};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Runner, RunnerContext};
+use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Queued, Runner, RunnerContext};
 use super::settings;
 use super::storage::GroupStorage;
 use crate::error::ApiError;
@@ -21,18 +21,27 @@ use crate::metrics::Metrics;
 
 /// Commands queued for one group's task before callers wait.
 const COMMAND_QUEUE: usize = 4_096;
+/// Positions of acknowledgements queued for one group's task before its
+/// members wait (8 bytes each: 8 MiB), so that a flood of large
+/// acknowledgements holds a bounded amount of memory.
+const QUEUED_POSITIONS: usize = 1 << 20;
 /// Most groups a server keeps (each is a task reading the log).
 pub(crate) const MAX_GROUPS: usize = 1_000;
 
 struct Group {
     definition: StoredConsumerGroup,
     commands: mpsc::Sender<GroupCommand>,
+    /// What its members' queued acknowledgements may hold.
+    budget: Arc<Semaphore>,
 }
 
 /// Every consumer group of this server.
 pub(crate) struct Registry {
     context: RunnerContext,
     groups: Mutex<BTreeMap<String, Group>>,
+    /// Groups being deleted: their names cannot be created again until the
+    /// store has forgotten them.
+    deleting: parking_lot::Mutex<BTreeSet<String>>,
     /// Every group's task, awaited when the server stops.
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -42,25 +51,53 @@ pub(crate) struct Registry {
 pub(crate) struct MemberLink {
     pub(crate) member: MemberId,
     commands: mpsc::Sender<GroupCommand>,
+    budget: Arc<Semaphore>,
 }
 
 impl MemberLink {
     /// A member known as `member` whose acknowledgements go to `commands`.
     pub(crate) fn new(member: MemberId, commands: mpsc::Sender<GroupCommand>) -> Self {
-        Self { member, commands }
+        Self {
+            member,
+            commands,
+            budget: Arc::new(Semaphore::new(QUEUED_POSITIONS)),
+        }
+    }
+
+    /// Room for `positions` in the group's queue, waited for; None for a
+    /// message over the limit (refused where it came in; from elsewhere,
+    /// dropped).
+    async fn queued(&self, positions: &[u64]) -> Option<Queued> {
+        if positions.len() > settings::MAX_ACK_POSITIONS {
+            tracing::warn!(
+                positions = positions.len(),
+                max = settings::MAX_ACK_POSITIONS,
+                "an acknowledgement over the limit is dropped"
+            );
+            return None;
+        }
+        let count = u32::try_from(positions.len()).ok()?;
+        let permit = self.budget.clone().acquire_many_owned(count).await.ok()?;
+        Some(Queued { _permit: permit })
     }
 
     pub(crate) async fn ack(&self, positions: Vec<u64>) {
+        let Some(queued) = self.queued(&positions).await else {
+            return;
+        };
         let _ = self
             .commands
-            .send(GroupCommand::Ack(self.member, positions))
+            .send(GroupCommand::Ack(self.member, positions, queued))
             .await;
     }
 
     pub(crate) async fn nack(&self, positions: Vec<u64>, action: NackAction) {
+        let Some(queued) = self.queued(&positions).await else {
+            return;
+        };
         let _ = self
             .commands
-            .send(GroupCommand::Nack(self.member, positions, action))
+            .send(GroupCommand::Nack(self.member, positions, action, queued))
             .await;
     }
 
@@ -115,6 +152,7 @@ fn spawn(
     Group {
         definition,
         commands,
+        budget: Arc::new(Semaphore::new(QUEUED_POSITIONS)),
     }
 }
 
@@ -155,6 +193,7 @@ impl Registry {
         Ok(Arc::new(Self {
             context,
             groups: Mutex::new(groups),
+            deleting: parking_lot::Mutex::new(BTreeSet::new()),
             tasks,
         }))
     }
@@ -187,6 +226,11 @@ impl Registry {
         let mut groups = self.groups.lock().await;
         if groups.contains_key(name) {
             return Err(ApiError::GroupExists(name.to_owned()));
+        }
+        if self.deleting.lock().contains(name) {
+            return Err(ApiError::Unavailable(format!(
+                "consumer group {name:?} is being deleted; create it again in a moment"
+            )));
         }
         if groups.len() >= MAX_GROUPS {
             return Err(ApiError::LimitExceeded(format!(
@@ -233,18 +277,22 @@ impl Registry {
         self.info(name).await
     }
 
-    /// Deletes a group; its members' streams end.
+    /// Deletes a group; its members' streams end. Its task ends first, so
+    /// that no write of its progress can follow the store's delete; no lock
+    /// is held while it waits for the task (behind the task's queue).
     pub(crate) async fn delete(&self, name: &str) -> Result<(), ApiError> {
         settings::check_name("name", name)?;
-        let mut groups = self.groups.lock().await;
-        if !groups.contains_key(name) {
-            return Err(gone(name));
-        }
-        self.context.store.delete(name).await?;
-        if let Some(group) = groups.remove(name) {
-            // A task already gone has nothing left to end.
-            let _ = ask(&group.commands, name, GroupCommand::Delete).await;
-        }
+        let group = {
+            let mut groups = self.groups.lock().await;
+            let group = groups.remove(name).ok_or_else(|| gone(name))?;
+            self.deleting.lock().insert(name.to_owned());
+            group
+        };
+        // A task already gone has nothing left to end.
+        let _ = ask(&group.commands, name, GroupCommand::Delete).await;
+        let deleted = self.context.store.delete(name).await;
+        self.deleting.lock().remove(name);
+        deleted?;
         tracing::info!(group = name, "consumer group deleted");
         Ok(())
     }
@@ -256,6 +304,12 @@ impl Registry {
         let groups = self.groups.lock().await;
         let group = groups.get(name).ok_or_else(|| gone(name))?;
         Ok((group.definition.clone(), group.commands.clone()))
+    }
+
+    async fn budget(&self, name: &str) -> Result<Arc<Semaphore>, ApiError> {
+        let groups = self.groups.lock().await;
+        let group = groups.get(name).ok_or_else(|| gone(name))?;
+        Ok(group.budget.clone())
     }
 
     /// A group's settings and figures.
@@ -309,12 +363,17 @@ impl Registry {
     ) -> Result<MemberLink, ApiError> {
         settings::check_name("join.group", group)?;
         let (_, commands) = self.commands(group).await?;
+        let budget = self.budget(group).await?;
         let member = ask(&commands, group, |reply| GroupCommand::Join {
             name: member_name,
             sender,
             reply,
         })
         .await?;
-        Ok(MemberLink { member, commands })
+        Ok(MemberLink {
+            member,
+            commands,
+            budget,
+        })
     }
 }

@@ -44,6 +44,13 @@ pub(crate) type MemberSender = mpsc::Sender<Result<v1::ConsumeResponse, Status>>
 /// Room in a member's stream: every delivery it holds, and a little more.
 pub(crate) const MEMBER_BUFFER: usize = settings::MAX_IN_FLIGHT as usize + 8;
 
+/// Why a member's stream ends when it leaves its deliveries unread.
+pub(crate) fn fell_behind(member: &str, group: &str) -> Status {
+    Status::resource_exhausted(format!(
+        "member {member:?} of consumer group {group:?} fell behind: {MEMBER_BUFFER} messages unread; it left the group (its events go to other members); read the stream and join again"
+    ))
+}
+
 /// What a group's figures are now.
 pub(crate) struct GroupSnapshot {
     pub(crate) checkpoint: u64,
@@ -54,6 +61,12 @@ pub(crate) struct GroupSnapshot {
     pub(crate) redelivered_total: u64,
 }
 
+/// The room an acknowledgement takes in its group's queue, given back when
+/// the task has taken it.
+pub(crate) struct Queued {
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// What a group's task is asked.
 pub(crate) enum GroupCommand {
     Join {
@@ -62,8 +75,8 @@ pub(crate) enum GroupCommand {
         reply: oneshot::Sender<MemberId>,
     },
     Leave(MemberId),
-    Ack(MemberId, Vec<u64>),
-    Nack(MemberId, Vec<u64>, NackAction),
+    Ack(MemberId, Vec<u64>, Queued),
+    Nack(MemberId, Vec<u64>, NackAction, Queued),
     Snapshot(oneshot::Sender<GroupSnapshot>),
     /// New settings and the filter built from them (the start stays).
     Update(DispatchSettings, Box<EventFilter>, oneshot::Sender<()>),
@@ -214,11 +227,11 @@ impl Runner {
                 }
             }
             GroupCommand::Leave(member) => self.leave(member),
-            GroupCommand::Ack(member, positions) => {
+            GroupCommand::Ack(member, positions, _queued) => {
                 self.state.ack(member, &positions);
                 self.forget_settled(&positions);
             }
-            GroupCommand::Nack(member, positions, action) => {
+            GroupCommand::Nack(member, positions, action, _queued) => {
                 self.state.nack(member, &positions, action);
                 self.forget_settled(&positions);
             }
@@ -329,12 +342,8 @@ impl Runner {
                         delivery_count: delivery.delivery_count,
                     })),
                 };
-                let sent = self
-                    .members
-                    .get(&delivery.member)
-                    .is_some_and(|member| member.sender.try_send(Ok(response)).is_ok());
-                if !sent {
-                    // Its stream is gone: what it held goes to the others.
+                if !self.send_to(delivery.member, response) {
+                    // Its stream is gone or full: what it held goes to the others.
                     self.leave(delivery.member);
                 }
             }
@@ -401,11 +410,32 @@ impl Runner {
             head_position: self.context.log.head(),
             last_position: self.state.offered_through(),
         };
-        for member in self.members.values() {
-            let _ = member.sender.try_send(Ok(v1::ConsumeResponse {
+        let members: Vec<MemberId> = self.members.keys().copied().collect();
+        for member in members {
+            let heartbeat = v1::ConsumeResponse {
                 kind: Some(Kind::Heartbeat(heartbeat)),
-            }));
+            };
+            if !self.send_to(member, heartbeat) {
+                self.leave(member);
+            }
         }
+    }
+
+    /// Sends `response` to `member`; false when its stream is gone, or has
+    /// so much unread that it is ended (the last place in its buffer takes
+    /// a status that says why, so the stream does not stay open and silent).
+    fn send_to(&self, member: MemberId, response: v1::ConsumeResponse) -> bool {
+        let Some(member) = self.members.get(&member) else {
+            return false;
+        };
+        if member.sender.capacity() > 1 {
+            return member.sender.try_send(Ok(response)).is_ok();
+        }
+        tracing::warn!(group = %self.name, member_name = %member.name, "member ended: it does not read its stream");
+        let _ = member
+            .sender
+            .try_send(Err(fell_behind(&member.name, &self.name)));
+        false
     }
 
     /// Stores the checkpoint and the parked events if they changed.

@@ -11,6 +11,9 @@ use crate::error::ApiError;
 pub(crate) const DEFAULT_MAX_IN_FLIGHT: u32 = 100;
 /// Most unsettled events per member.
 pub(crate) const MAX_IN_FLIGHT: u32 = 10_000;
+/// Most positions in one `ack` or `nack` message: a member never holds
+/// more than `MAX_IN_FLIGHT` events.
+pub(crate) const MAX_ACK_POSITIONS: usize = MAX_IN_FLIGHT as usize;
 /// Milliseconds to settle an event when the settings say 0.
 pub(crate) const DEFAULT_ACK_TIMEOUT_MS: u32 = 30_000;
 /// Longest ack timeout: one hour.

@@ -85,12 +85,14 @@ impl GroupStorage for SledGroupStore {
 
     async fn create(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
         let (name, definition) = (name.to_owned(), definition.clone());
-        self.blocking(move |inner| inner.put(&name, &definition))
+        self.blocking(move |inner| inner.create(&name, &definition))
             .await
     }
 
     async fn update(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
-        self.create(name, definition).await
+        let (name, definition) = (name.to_owned(), definition.clone());
+        self.blocking(move |inner| inner.put(&name, &definition))
+            .await
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
@@ -148,10 +150,24 @@ impl Inner {
         Ok(groups)
     }
 
-    /// Writes a group's definition (a new group starts at its start).
+    /// Replaces a group's definition.
     fn put(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
         self.tree
             .insert(key(DEFINITION, name), definition.encode_to_vec())?;
+        self.db.sync()
+    }
+
+    /// Writes a new group: its definition, its checkpoint at its start and
+    /// no parked event, in one atomic batch, over whatever a group of the
+    /// same name left (nothing of it can come back).
+    fn create(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
+        let mut batch = ::sled::Batch::default();
+        batch.insert(key(DEFINITION, name), definition.encode_to_vec());
+        batch.insert(key(CHECKPOINT, name), &definition.start.to_be_bytes());
+        for entry in self.tree.scan_prefix(key(PARKED, name)).keys() {
+            batch.remove(entry?);
+        }
+        self.tree.apply_batch(batch)?;
         self.db.sync()
     }
 

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
-use crate::groups::{Groups, MEMBER_BUFFER, MemberLink, nack_action};
+use crate::groups::{Groups, MAX_ACK_POSITIONS, MEMBER_BUFFER, MemberLink, nack_action};
 use crate::streams::{Owner, Slot, SubscriptionSlots};
 
 /// The service.
@@ -127,6 +127,17 @@ impl ConsumerGroups for ConsumerGroupsApi {
     }
 }
 
+/// The refusal of an `ack` or `nack` naming more positions than a member
+/// can hold.
+fn too_many(field: &str, positions: &[u64]) -> Option<Status> {
+    (positions.len() > MAX_ACK_POSITIONS).then(|| {
+        invalid(&format!(
+            "{field}: {} positions in one message; at most {MAX_ACK_POSITIONS} (a member holds at most that many events)",
+            positions.len()
+        ))
+    })
+}
+
 /// Passes a member's acknowledgements to its group until its stream ends,
 /// then takes it out of the group; the member's stream slot is freed then.
 async fn follow_member(
@@ -146,18 +157,25 @@ async fn follow_member(
         let refusal = match message {
             Ok(Some(v1::ConsumeRequest {
                 kind: Some(Kind::Ack(ack)),
-            })) => {
-                member.ack(ack.positions).await;
-                continue;
-            }
+            })) => match too_many("ack.positions", &ack.positions) {
+                None => {
+                    member.ack(ack.positions).await;
+                    continue;
+                }
+                Some(refusal) => refusal,
+            },
             Ok(Some(v1::ConsumeRequest {
                 kind: Some(Kind::Nack(nack)),
-            })) => match nack_action(nack.action) {
-                Ok(action) => {
+            })) => match (
+                too_many("nack.positions", &nack.positions),
+                nack_action(nack.action),
+            ) {
+                (None, Ok(action)) => {
                     member.nack(nack.positions, action).await;
                     continue;
                 }
-                Err(error) => Status::from(error),
+                (Some(refusal), _) => refusal,
+                (None, Err(error)) => Status::from(error),
             },
             Ok(Some(v1::ConsumeRequest {
                 kind: Some(Kind::Join(_)),

@@ -8,7 +8,10 @@ use crate::console::format;
 
 /// What the operations view shows.
 pub(crate) struct Operations {
-    pub(crate) stats: v1::GetStatsResponse,
+    /// Where the log's head is.
+    pub(crate) head: u64,
+    /// The log's figures (`GetStats`): for operators only, as over gRPC.
+    pub(crate) stats: Option<v1::GetStatsResponse>,
     pub(crate) subscriptions: i64,
     pub(crate) groups: Result<Vec<v1::ConsumerGroupInfo>, String>,
     pub(crate) healthy: bool,
@@ -17,20 +20,24 @@ pub(crate) struct Operations {
 
 /// The operations view.
 pub(crate) fn render(operations: &Operations) -> Markup {
-    let stats = &operations.stats;
     html! {
         h1 { "Operations" }
-        dl class="facts" id="operations" data-head=(stats.head_position) {
+        dl class="facts" id="operations" data-head=(operations.head) {
             dt { "Health" } dd id="health" { @if operations.healthy { "serving" } @else { "NOT SERVING: the store failed (see the server log)" } }
-            dt { "Head position" } dd id="head" { (format::count(stats.head_position)) }
+            dt { "Head position" } dd id="head" { (format::count(operations.head)) }
             dt { "Events per second" } dd { span id="rate" { "…" } " " svg id="rate-chart" class="spark" viewBox="0 0 120 24" role="img" aria-label="events per second, last two minutes" {} }
-            dt { "Agreements" } dd { (format::count(stats.agreement_count)) }
-            @for projection in &stats.projections {
-                dt { "Read models (" (projection.name) ")" } dd { "at position " (format::count(projection.checkpoint)) ", " (format::count(projection.lag)) " behind the log" }
+            @if let Some(stats) = &operations.stats {
+                dt { "Agreements" } dd { (format::count(stats.agreement_count)) }
+                @for projection in &stats.projections {
+                    dt { "Read models (" (projection.name) ")" } dd { "at position " (format::count(projection.checkpoint)) ", " (format::count(projection.lag)) " behind the log" }
+                }
+                dt { "Open subscriptions" } dd { (format::count(u64::try_from(operations.subscriptions).unwrap_or(0))) }
+                dt { "Storage" } dd { (format::bytes(stats.disk_bytes)) }
+                dt { "Signed checkpoint" } dd { (stats.checkpoint.as_ref().map_or_else(|| "none".to_owned(), |checkpoint| format!("position {}", format::count(checkpoint.position)))) }
             }
-            dt { "Open subscriptions" } dd { (format::count(u64::try_from(operations.subscriptions).unwrap_or(0))) }
-            dt { "Storage" } dd { (format::bytes(stats.disk_bytes)) }
-            dt { "Signed checkpoint" } dd { (stats.checkpoint.as_ref().map_or_else(|| "none".to_owned(), |checkpoint| format!("position {}", format::count(checkpoint.position)))) }
+        }
+        @if operations.stats.is_none() {
+            p id="operator-only" { "The store's figures (read models, storage, checkpoint) are for the operator role, as GetStats is over gRPC." }
         }
         h2 { "Consumer groups" }
         @match &operations.groups {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
 use super::{ClusterGroups, status_of};
-use crate::groups::runner::{GroupCommand, MemberSender};
+use crate::groups::runner::{GroupCommand, MemberSender, fell_behind};
 
 /// How often a member's node tells the node running the groups that the
 /// member is still there.
@@ -57,10 +57,10 @@ impl Relay {
                     }
                 }
                 command = self.commands.recv() => match command {
-                    Some(GroupCommand::Ack(_, positions)) => {
+                    Some(GroupCommand::Ack(_, positions, _)) => {
                         self.report(member_report::Kind::Ack(v1::AckEvents { positions })).await;
                     }
-                    Some(GroupCommand::Nack(_, positions, action)) => {
+                    Some(GroupCommand::Nack(_, positions, action, _)) => {
                         let action = crate::groups::settings::wire_nack_action(action);
                         self.report(member_report::Kind::Nack(v1::NackEvents {
                             positions,
@@ -99,8 +99,15 @@ impl Relay {
                     }
                 }
                 // A member too slow to take what it asked for is let go
-                // (as on the embedded store): what it held goes to others.
-                self.stream.try_send(Ok(response)).is_ok()
+                // (as on the embedded store): what it held goes to others,
+                // and the last place in its stream says why.
+                if self.stream.capacity() > 1 {
+                    return self.stream.try_send(Ok(response)).is_ok();
+                }
+                let _ = self
+                    .stream
+                    .try_send(Err(fell_behind(&self.join.member_name, &self.join.group)));
+                false
             }
             Some(to_member::Kind::End(end)) => {
                 let _ = self.stream.try_send(Err(Status::from(status_of(end))));

@@ -1,0 +1,259 @@
+//! Consumer groups against careless and hostile members: acknowledgements
+//! over the limit or in a flood, a member that stops reading, a group
+//! deleted and created again while a member acknowledges, and the role
+//! that consuming needs.
+
+use super::*;
+
+/// The stream's end: the status it ended with.
+async fn ended(member: &mut Member) -> tonic::Status {
+    loop {
+        match tokio::time::timeout(WAIT, member.responses.next())
+            .await
+            .expect("the stream ends")
+        {
+            Some(Ok(_)) => {}
+            Some(Err(status)) => return status,
+            None => panic!("the stream ended without a status"),
+        }
+    }
+}
+
+on_both_backends!(an_acknowledgement_over_the_limit_is_refused);
+async fn an_acknowledgement_over_the_limit_is_refused(server: TestServer) {
+    append_deliveries(&server, "kz", 3).await;
+    create(&server, "bounded", settings(|_| {})).await;
+    for (request, field) in [
+        (ack((1..=10_001).collect()), "ack.positions"),
+        (
+            nack((1..=10_001).collect(), v1::NackAction::Skip),
+            "nack.positions",
+        ),
+    ] {
+        let mut member = Member::join(server.server().grpc_addr(), "bounded", "greedy").await;
+        member.send(request).await;
+        let status = ended(&mut member).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{status:?}");
+        assert!(status.message().contains("at most 10000"), "{status:?}");
+    }
+    // Nothing was settled by them: a member gets every event.
+    let mut member = Member::join(server.server().grpc_addr(), "bounded", "honest").await;
+    let (first, ..) = member.delivery().await;
+    assert_eq!(first, 1);
+    assert_eq!(info(&server, "bounded").await.checkpoint, 0);
+}
+
+#[tokio::test]
+async fn a_flood_of_acknowledgements_on_one_group_leaves_every_other_group_responsive() {
+    let server = TestServer::start().await;
+    append_deliveries(&server, "kz", 100).await;
+    create(&server, "flooded", settings(|_| {})).await;
+    create(&server, "calm", settings(|_| {})).await;
+    let flooder = Member::join(server.server().grpc_addr(), "flooded", "flooder").await;
+    // The largest acknowledgements allowed, as fast as the server takes them.
+    let flood = tokio::spawn(async move {
+        let positions: Vec<u64> = (0..10_000).map(|index| u64::MAX - index).collect();
+        for _ in 0..2_000 {
+            if flooder.requests.send(ack(positions.clone())).await.is_err() {
+                break;
+            }
+        }
+        flooder
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Deleting the flooded group waits for its queue, and no one else does.
+    let deleting = {
+        let mut client = groups(&server);
+        tokio::spawn(async move {
+            client
+                .delete_consumer_group(v1::DeleteConsumerGroupRequest {
+                    name: "flooded".into(),
+                })
+                .await
+        })
+    };
+    for _ in 0..5 {
+        let answered = tokio::time::timeout(Duration::from_secs(10), info(&server, "calm")).await;
+        assert!(answered.is_ok(), "another group stalled behind the flood");
+        let listed = tokio::time::timeout(
+            Duration::from_secs(10),
+            groups(&server).list_consumer_groups(v1::ListConsumerGroupsRequest {}),
+        )
+        .await;
+        assert!(listed.is_ok(), "listing stalled behind the flood");
+    }
+    let mut member = Member::join(server.server().grpc_addr(), "calm", "calm").await;
+    assert_eq!(member.delivery().await.0, 1);
+    tokio::time::timeout(Duration::from_secs(120), deleting)
+        .await
+        .expect("the delete ends")
+        .expect("task")
+        .expect("deleted");
+    flood.abort();
+}
+
+/// On the embedded store. (On NATS the node running the group can let a
+/// remote member go first, when its relay falls behind; the member's node
+/// then joins it again: see the README.)
+#[tokio::test]
+async fn a_member_that_stops_reading_is_ended_with_a_status_that_says_why() {
+    let server = TestServer::start().await;
+    append_deliveries(&server, "kz", 10_000).await;
+    // Everything a member holds times out and goes out again, to it: a
+    // member that reads nothing has ever more unread.
+    create(
+        &server,
+        "readers",
+        settings(|s| {
+            s.max_in_flight = 10_000;
+            s.ack_timeout_ms = 200;
+            s.max_deliveries = 1_000;
+        }),
+    )
+    .await;
+    let mut member = Member::join(server.server().grpc_addr(), "readers", "deaf").await;
+    wait_for_group(&server, "readers", |info| info.members == 0).await;
+    let status = ended(&mut member).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("fell behind"), "{status:?}");
+    assert!(status.message().contains("\"deaf\""), "{status:?}");
+}
+
+on_both_backends!(a_group_deleted_and_created_again_starts_afresh_after_a_restart);
+async fn a_group_deleted_and_created_again_starts_afresh_after_a_restart(mut server: TestServer) {
+    append_deliveries(&server, "kz", 2_000).await;
+    for round in 0..8 {
+        create(&server, "reborn", settings(|_| {})).await;
+        let mut member = Member::join(server.server().grpc_addr(), "reborn", "busy").await;
+        // The member settles events as fast as it can (parking one in ten)
+        // while the group is deleted under it.
+        let acking = tokio::spawn(async move {
+            loop {
+                let message = match tokio::time::timeout(WAIT, member.responses.next()).await {
+                    Ok(Some(Ok(message))) => message,
+                    _ => return,
+                };
+                if let Some(consume_response::Kind::Delivery(delivery)) = message.kind {
+                    let position = delivery.event.expect("event").position;
+                    let request = if position % 10 == 0 {
+                        nack(vec![position], v1::NackAction::Park)
+                    } else {
+                        ack(vec![position])
+                    };
+                    if member.requests.send(request).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        wait_for_group(&server, "reborn", |info| {
+            info.checkpoint > 100 * (round + 1)
+        })
+        .await;
+        groups(&server)
+            .delete_consumer_group(v1::DeleteConsumerGroupRequest {
+                name: "reborn".into(),
+            })
+            .await
+            .expect("deleted");
+        acking.await.expect("member task");
+    }
+    create(&server, "reborn", settings(|_| {})).await;
+    server.restart().await;
+    let info = info(&server, "reborn").await;
+    assert_eq!(
+        (info.checkpoint, info.parked),
+        (0, 0),
+        "the group created last starts at its start: {info:?}"
+    );
+    let mut member = Member::join(server.server().grpc_addr(), "reborn", "fresh").await;
+    assert_eq!(member.delivery().await.0, 1);
+}
+
+#[tokio::test]
+async fn consuming_needs_the_consumer_role() {
+    use accord_server::auth::{TokenTable, new_token};
+    let (reader, consumer, operator) = (new_token(), new_token(), new_token());
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    let text = [
+        TokenTable::line_for("analyst", "reader", &reader),
+        TokenTable::line_for("worker", "consumer", &consumer),
+        TokenTable::line_for("ops", "operator,writer", &operator),
+    ]
+    .join("\n");
+    std::fs::write(file.path(), text).expect("written");
+    let path = file.path().to_owned();
+    let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
+    let authorized = |token: &str| {
+        let value: tonic::metadata::MetadataValue<_> =
+            format!("Bearer {token}").parse().expect("header");
+        ConsumerGroupsClient::with_interceptor(
+            server.channel(),
+            move |mut request: tonic::Request<()>| {
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
+                Ok(request)
+            },
+        )
+    };
+    authorized(&operator)
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "work".into(),
+            settings: Some(settings(|_| {})),
+        })
+        .await
+        .expect("created by the operator");
+    let join = || {
+        let (requests, outgoing) = mpsc::channel(4);
+        requests
+            .try_send(join_request("work", "someone"))
+            .expect("queued");
+        (requests, ReceiverStream::new(outgoing))
+    };
+    // A reader may look at the group, not consume from it.
+    authorized(&reader)
+        .get_consumer_group(v1::GetConsumerGroupRequest {
+            name: "work".into(),
+        })
+        .await
+        .expect("a reader looks");
+    let (_requests, outgoing) = join();
+    let refused = authorized(&reader)
+        .consume(outgoing)
+        .await
+        .expect_err("a reader does not consume");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("lacks the consumer role"),
+        "{refused:?}"
+    );
+    // A consumer consumes, and may do what a reader may.
+    let (_requests, outgoing) = join();
+    let mut stream = authorized(&consumer)
+        .consume(outgoing)
+        .await
+        .expect("a consumer consumes")
+        .into_inner();
+    let joined = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("answers")
+        .expect("a message")
+        .expect("joined");
+    assert!(matches!(
+        joined.kind,
+        Some(consume_response::Kind::Joined(_))
+    ));
+    authorized(&consumer)
+        .list_consumer_groups(v1::ListConsumerGroupsRequest {})
+        .await
+        .expect("a consumer looks");
+    let refused = authorized(&consumer)
+        .delete_consumer_group(v1::DeleteConsumerGroupRequest {
+            name: "work".into(),
+        })
+        .await
+        .expect_err("a consumer does not manage groups");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+}
