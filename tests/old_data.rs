@@ -64,7 +64,11 @@ async fn execute_fixture_commands(server: &TestServer) -> Vec<v1::AppendResult> 
 async fn server_on_fixture() -> TestServer {
     let data_dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixtures().join("v1-data-dir"), data_dir.path());
-    TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await
+    let mut server =
+        TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await;
+    // Adopted once; restarts go without the flag, as the README says.
+    server.adjust_config(|config| config.adopt_unsigned_log = false);
+    server
 }
 
 #[tokio::test]
@@ -75,12 +79,12 @@ async fn a_0_1_data_directory_is_refused_until_adopted_then_signed_for_good() {
         .await
         .err()
         .expect("an unsigned log is refused");
-    assert!(
-        refused.to_string().contains("--adopt-unsigned-log"),
-        "{refused}"
-    );
-    let mut server =
-        TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await;
+    // Read as the routine upgrade it is, not as tampering.
+    let said = refused.to_string();
+    assert!(said.contains("--adopt-unsigned-log"), "{said}");
+    assert!(said.contains("Accord 0.1"), "{said}");
+    assert!(!said.contains("tampered"), "{said}");
+    let server = TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await;
     let stats = server
         .admin()
         .get_stats(v1::GetStatsRequest {})
@@ -93,8 +97,20 @@ async fn a_0_1_data_directory_is_refused_until_adopted_then_signed_for_good() {
         accord_server::hex::encode(&checkpoint.public_key),
         server.public_key()
     );
-    // Signed now: a plain restart opens it.
-    server.restart().await;
+    // Signed now: the flag, left set, is refused (it would sign any log
+    // whose checkpoint was removed later) ...
+    let copy = tempfile::tempdir().expect("tempdir");
+    let (from, to) = (server.data_dir().to_owned(), copy.path().to_owned());
+    server.stop_then(|| copy_dir(&from, &to)).await;
+    let mut flagged = Config::ephemeral(copy.path());
+    flagged.adopt_unsigned_log = true;
+    let refused = accord_server::start(flagged)
+        .await
+        .err()
+        .expect("the flag is refused on a signed log");
+    assert!(refused.to_string().contains("signed already"), "{refused}");
+    // ... and a plain start opens it.
+    let server = TestServer::start_in(copy, |_| {}).await;
     assert_eq!(verify_clean(server.channel()).await, FIXTURE_RECORDS);
     server.stop().await;
 }

@@ -17,6 +17,7 @@ async fn health_is_serving_once_ready_and_not_serving_on_shutdown() {
         "accord.v1.AgreementService",
         "accord.v1.EventLog",
         "accord.v1.Admin",
+        "accord.v1.ConsumerGroups",
     ] {
         let status = health
             .check(HealthCheckRequest {

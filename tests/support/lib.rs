@@ -87,6 +87,11 @@ impl TestServer {
         }
     }
 
+    /// Changes the configuration that later restarts use.
+    pub fn adjust_config(&mut self, adjust: impl FnOnce(&mut Config)) {
+        adjust(&mut self.config);
+    }
+
     /// Stops the server gracefully and starts a new one on the same data
     /// directory with the same configuration.
     pub async fn restart(&mut self) {

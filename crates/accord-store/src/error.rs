@@ -53,6 +53,11 @@ pub enum StoreError {
     /// someone without the signing key (or the key was replaced).
     #[error("log tampered with: {0}")]
     Tampered(String),
+    /// The log holds records but no signed checkpoint: a data directory of
+    /// Accord 0.1 (an upgrade, adopted once with `--adopt-unsigned-log`),
+    /// or one whose checkpoint was removed.
+    #[error("the log is not signed: {0}")]
+    Unsigned(String),
     /// A stored record does not decode or fails its checksum.
     #[error("corrupt record: {0}")]
     Corrupt(String),

@@ -66,7 +66,7 @@ impl ApiError {
                 StoreError::InvalidImport(_) => Code::InvalidArgument,
                 StoreError::ImportNotPossible(_) => Code::FailedPrecondition,
                 StoreError::StorageFull(_) => Code::ResourceExhausted,
-                StoreError::Tampered(_) => Code::DataLoss,
+                StoreError::Tampered(_) | StoreError::Unsigned(_) => Code::DataLoss,
                 StoreError::Unavailable(_) | StoreError::Failed { .. } | StoreError::Corrupt(_) => {
                     Code::Unavailable
                 }

@@ -126,6 +126,23 @@ pub fn mismatches() -> (Vec<String>, Vec<&'static str>) {
     (missing, extra)
 }
 
+/// The full name of every `accord.*` service in the descriptor set
+/// (`accord.v1.ConsumerGroups`): what health reports a status for.
+pub(crate) fn contract_services() -> Vec<String> {
+    let Ok(set) = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    set.file
+        .iter()
+        .filter(|file| file.package().starts_with("accord."))
+        .flat_map(|file| {
+            file.service
+                .iter()
+                .map(move |service| format!("{}.{}", file.package(), service.name()))
+        })
+        .collect()
+}
+
 /// Every RPC path of the `accord.*` services in the descriptor set.
 fn contract_paths() -> BTreeSet<String> {
     let Ok(set) = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET) else {
@@ -157,6 +174,19 @@ mod tests {
             extra.is_empty(),
             "roles for RPCs that do not exist: {extra:?}"
         );
+    }
+
+    #[test]
+    fn health_covers_every_service_of_the_contract() {
+        let services = contract_services();
+        for service in [
+            "accord.v1.AgreementService",
+            "accord.v1.EventLog",
+            "accord.v1.Admin",
+            "accord.v1.ConsumerGroups",
+        ] {
+            assert!(services.iter().any(|name| name == service), "{services:?}");
+        }
     }
 
     #[test]

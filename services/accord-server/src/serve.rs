@@ -24,22 +24,16 @@ use crate::server_error::ServerError;
 /// How long in-flight calls may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The overall status ("") and each service's, as health checks ask for them.
-pub(crate) const SERVICE_NAMES: [&str; 4] = [
-    "",
-    "accord.v1.AgreementService",
-    "accord.v1.EventLog",
-    "accord.v1.Admin",
-];
-
 /// The health service name that is NOT_SERVING while the log holds
 /// quarantined messages: an alarm for monitoring, not for load balancers
 /// (everything else keeps serving).
 pub(crate) const QUARANTINE_HEALTH: &str = "accord.quarantine";
 
-/// Sets every service's health status.
+/// Sets the overall health status ("") and every service's, the services
+/// taken from the contract's descriptor set (none is left out by hand).
 pub(crate) async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for service in SERVICE_NAMES {
+    health.set_service_status("", status).await;
+    for service in crate::methods::contract_services() {
         health.set_service_status(service, status).await;
     }
 }

@@ -104,7 +104,7 @@ async fn open(
                 cache_capacity_bytes: config.cache_bytes,
                 observer: Some(Arc::new(observer)),
                 unsigned: if config.adopt_unsigned_log {
-                    UnsignedLog::Adopt
+                    UnsignedLog::AdoptOnce
                 } else {
                     UnsignedLog::Refuse
                 },

@@ -238,7 +238,8 @@ pub fn redacted(servers: &str) -> String {
         .split(',')
         .map(|server| {
             let (scheme, rest) = server.split_once("//").unwrap_or(("", server));
-            match rest.split_once('@') {
+            // The last `@` ends the credentials: a password may hold `@`.
+            match rest.rsplit_once('@') {
                 Some((credentials, host)) => match credentials.split_once(':') {
                     Some((user, _password)) => format!("{scheme}//{user}:***@{host}"),
                     None => format!("{scheme}//***@{host}"),
@@ -265,6 +266,17 @@ fn parse_version(version: &str) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted_whatever_they_hold() {
+        assert_eq!(
+            redacted(
+                "nats://user:p@ss@word@nats-1:4222,tls://token@nats-2:4222,nats://nats-3:4222"
+            ),
+            "nats://user:***@nats-1:4222,tls://***@nats-2:4222,nats://nats-3:4222"
+        );
+        assert!(!redacted("nats://u:s3cr@t@host:4222").contains("s3cr"));
+    }
 
     #[test]
     fn versions_compare_by_major_and_minor() {

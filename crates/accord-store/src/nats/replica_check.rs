@@ -29,7 +29,7 @@ pub(crate) async fn open_replica(
             drop((replica, reader));
             why
         }
-        Err(StoreError::Tampered(why)) => why,
+        Err(StoreError::Tampered(why) | StoreError::Unsigned(why)) => why,
         Err(error) => return Err(error),
     };
     tracing::warn!(

@@ -46,9 +46,13 @@ pub enum UnsignedLog {
     /// Refuse to open it: it was written before Accord signed its logs, or
     /// someone removed the checkpoint.
     Refuse,
-    /// Sign its head as found (once, after an upgrade from Accord 0.1; and
-    /// for a NATS replica, which is derived from the stream anyway).
+    /// Sign its head as found: a NATS replica, which is derived from the
+    /// stream anyway.
     Adopt,
+    /// Sign its head as found, once, after an upgrade from Accord 0.1
+    /// (`--adopt-unsigned-log`); a log that is signed already is refused, so
+    /// that the flag cannot stay set and sign whatever log it finds later.
+    AdoptOnce,
 }
 
 /// Reads the head, checks the last record against its index entries and
@@ -65,6 +69,12 @@ pub(crate) fn recover(
     let mut state = recover_head(tree)?;
     let head = state.chain_head();
     state.checkpoint = match tree.get(keys::CHECKPOINT)? {
+        Some(_) if unsigned == UnsignedLog::AdoptOnce => {
+            return Err(StoreError::Unsigned(format!(
+                "--adopt-unsigned-log is set, but the log (head {}) is signed already: remove the flag (it adopts a log of Accord 0.1 once, and left set it would sign any log whose checkpoint was removed)",
+                head.position
+            )));
+        }
         Some(bytes) => {
             let checkpoint = SignedCheckpoint::decode(&bytes)?;
             checkpoint
@@ -74,8 +84,8 @@ pub(crate) fn recover(
         }
         None if head.position == 0 => None,
         None if unsigned == UnsignedLog::Refuse => {
-            return Err(StoreError::Tampered(format!(
-                "the log holds {} records but no signed checkpoint: it was written by Accord 0.1, or the checkpoint was removed outside Accord. If you trust this log, start once with --adopt-unsigned-log to sign it as it is",
+            return Err(StoreError::Unsigned(format!(
+                "the log holds {} records and no signed checkpoint. A data directory of Accord 0.1 looks like this: to upgrade it, start once with --adopt-unsigned-log (it signs the log as it is), then without the flag. If this server wrote and signed this log before, its checkpoint was removed outside Accord: restore it from a backup or an export instead",
                 head.position
             )));
         }

@@ -115,7 +115,7 @@ async fn a_log_written_one_record_per_entry_opens_reads_and_continues() {
         panic!("an unsigned log opened without --adopt-unsigned-log");
     };
     assert!(
-        matches!(&refused, StoreError::Tampered(why) if why.contains("--adopt-unsigned-log")),
+        matches!(&refused, StoreError::Unsigned(why) if why.contains("--adopt-unsigned-log") && why.contains("Accord 0.1")),
         "{refused}"
     );
     let log = SledLog::open(SledOptions {
