@@ -460,3 +460,68 @@ async fn calls_to_random_paths_add_no_metric_series() {
     )));
     server.stop().await;
 }
+
+/// A localization as large as the field limits allow: 100 entries of 2,000
+/// characters (about 200 KB; up to 800 KB in four-byte characters).
+fn largest_localization(command_id: &str) -> v1::RecordLocalizationRequest {
+    let mut request = localize("kz-large", command_id);
+    request.technology_transfer = (0..100)
+        .map(|entry| format!("{entry:03}{}", "é".repeat(1_997)))
+        .collect();
+    request
+}
+
+#[tokio::test]
+async fn an_event_over_the_size_limit_is_refused_and_the_limit_can_be_raised() {
+    let server = TestServer::start().await;
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec("kz-large"))
+        .await
+        .expect("announced");
+    agreements.sign(sign("kz-large")).await.expect("signed");
+    let status = agreements
+        .record_localization(largest_localization("large-1"))
+        .await
+        .expect_err("over the default 64 KiB");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("--max-event-bytes") && status.message().contains("65536"),
+        "{status:?}"
+    );
+    let status = agreements
+        .execute(v1::ExecuteRequest {
+            commands: vec![
+                command(v1::command::Command::RecordLocalization(localize(
+                    "kz-large", "small",
+                ))),
+                command(v1::command::Command::RecordLocalization(
+                    largest_localization("large-2"),
+                )),
+            ],
+        })
+        .await
+        .expect_err("a batch holding one is refused whole");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("commands[1].command"),
+        "{status:?}"
+    );
+    assert_eq!(server.head().await, 2, "nothing was appended");
+    server.stop().await;
+
+    let server = TestServer::start_with(|config| config.max_event_bytes = 1024 * 1024).await;
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec("kz-large"))
+        .await
+        .expect("announced");
+    agreements.sign(sign("kz-large")).await.expect("signed");
+    let appended = agreements
+        .record_localization(largest_localization("large-1"))
+        .await
+        .expect("within a raised limit")
+        .into_inner();
+    assert_eq!(appended.position, 3);
+    server.stop().await;
+}

@@ -59,6 +59,12 @@ pub struct Config {
     #[arg(long, env = "ACCORD_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Largest command in bytes, encoded (its event is as large); larger
+    /// ones are INVALID_ARGUMENT. The windows and caches that hold recent
+    /// events are bounded in bytes with it in mind.
+    #[arg(long, env = "ACCORD_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
+    pub max_event_bytes: usize,
+
     /// Most commands in one Execute; more is RESOURCE_EXHAUSTED.
     #[arg(long, env = "ACCORD_MAX_EXECUTE_COMMANDS", default_value_t = 1_000)]
     pub max_execute_commands: usize,
@@ -214,6 +220,7 @@ impl Config {
             console_listen: ConsoleListen(Some(SocketAddr::from(([127, 0, 0, 1], 0)))),
             log_format: LogFormat::Human,
             max_message_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 64 * 1024,
             max_execute_commands: 1_000,
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,

@@ -70,6 +70,7 @@ pub(crate) fn grpc_router<H: Health>(
         handler,
         parts.watch,
         config.max_execute_commands,
+        config.max_event_bytes,
     ))
     .max_decoding_message_size(max_message_bytes);
     let consumer_groups =

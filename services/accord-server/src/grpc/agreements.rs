@@ -21,6 +21,8 @@ pub struct AgreementApi {
     handler: Arc<CommandHandler>,
     queries: Queries,
     max_execute_commands: usize,
+    /// The largest command (and so event) in bytes, encoded.
+    max_event_bytes: usize,
     streams: WatchContext,
 }
 
@@ -44,11 +46,13 @@ impl AgreementApi {
         handler: Arc<CommandHandler>,
         streams: WatchContext,
         max_execute_commands: usize,
+        max_event_bytes: usize,
     ) -> Self {
         Self {
             handler,
             queries: Queries::new(streams.log.clone(), streams.read_models.clone()),
             max_execute_commands,
+            max_event_bytes,
             streams,
         }
     }
@@ -61,7 +65,7 @@ impl AgreementApi {
         let wire = v1::Command {
             command: Some(command),
         };
-        let parsed = parse_commands(vec![wire], &actor, false)?;
+        let parsed = parse_commands(vec![wire], &actor, false, self.max_event_bytes)?;
         let outcomes = self.handler.execute(parsed).await?;
         let outcome = outcomes
             .into_iter()
@@ -151,7 +155,7 @@ impl AgreementService for AgreementApi {
             ))
             .into());
         }
-        let parsed = parse_commands(commands, &actor, true)?;
+        let parsed = parse_commands(commands, &actor, true, self.max_event_bytes)?;
         let outcomes = self.handler.execute(parsed).await?;
         Ok(Response::new(v1::ExecuteResponse {
             results: outcomes.into_iter().map(append_result).collect(),

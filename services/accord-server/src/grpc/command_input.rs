@@ -13,16 +13,20 @@ use crate::commands::CheckedCommand;
 use crate::error::ApiError;
 
 /// Parses and validates `commands` sent by `actor`; `in_batch` names the
-/// fields of a refused command `commands[i].FIELD`.
+/// fields of a refused command `commands[i].FIELD`. A command that encodes
+/// to more than `max_event_bytes` is refused: its event would be as large,
+/// and every buffer that holds events is bounded in bytes by it.
 pub(crate) fn parse_commands(
     commands: Vec<v1::Command>,
     actor: &str,
     in_batch: bool,
+    max_event_bytes: usize,
 ) -> Result<Vec<CheckedCommand>, ApiError> {
     let mut parsed: Vec<CheckedCommand> = Vec::with_capacity(commands.len());
     for (index, wire) in commands.into_iter().enumerate() {
-        let fingerprint = fingerprint(&wire);
         let named = |error: ValidationError| name_field(error, index, in_batch);
+        let size = prost::Message::encoded_len(&wire);
+        let fingerprint = fingerprint(&wire);
         let (meta, command) = command_from_wire(wire).map_err(named)?;
         let meta = meta.unwrap_or_default();
         validate_command_id(&meta.command_id).map_err(named)?;
@@ -30,6 +34,16 @@ pub(crate) fn parse_commands(
         validate_text("meta.causation_id", &meta.causation_id).map_err(named)?;
         let expected = expected_version_from_wire(meta.expected_version.as_ref()).map_err(named)?;
         let command = ValidCommand::new(command).map_err(named)?;
+        // After the fields' own limits, which name the field at fault.
+        if size > max_event_bytes {
+            return Err(named(ValidationError::new(
+                "command",
+                format!(
+                    "{size} bytes encoded, more than the largest event this server takes, {max_event_bytes} bytes (--max-event-bytes)"
+                ),
+            ))
+            .into());
+        }
         if parsed
             .iter()
             .any(|earlier| earlier.command_id == meta.command_id)
