@@ -209,3 +209,105 @@ async fn one_client_cannot_take_every_live_page() {
     drop(held);
     server.stop().await;
 }
+
+/// A small deterministic generator (xorshift), so that a failure repeats.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {
+        choices[(self.next() % choices.len() as u64) as usize]
+    }
+
+    /// A query value: empty, numbers at the edges, percent-escapes (some
+    /// broken), non-ASCII, long.
+    fn value(&mut self) -> String {
+        match self.next() % 9 {
+            0 => String::new(),
+            1 => u64::MAX.to_string(),
+            2 => "-1".into(),
+            3 => "18446744073709551616".into(),
+            4 => "%ff%fe%00%".into(),
+            5 => "%E2%82%AC%20KZ".into(),
+            6 => "x".repeat((self.next() % 20_000) as usize),
+            7 => self
+                .pick(&[
+                    "KZ",
+                    "UZ",
+                    "agreement.signed",
+                    "AGREEMENT_STAGE_SIGNED",
+                    "rail",
+                ])
+                .into(),
+            _ => format!("{}", self.next() % 100),
+        }
+    }
+}
+
+#[tokio::test]
+async fn arbitrary_query_strings_never_fail_the_console() {
+    const REQUESTS: usize = 400;
+    let server = TestServer::start().await;
+    load_unga80(&server).await;
+    let addr = server.server().console_addr().expect("console");
+    let mut random = Random(0x5eed_acc0);
+    let keys = [
+        "after",
+        "type",
+        "agreement",
+        "country",
+        "buyer",
+        "supplier",
+        "sector",
+        "stage",
+        "page",
+        "as_of",
+        "",
+        "=",
+        "type[]",
+    ];
+    let paths = [
+        "/fragment/log",
+        "/fragment/agreements",
+        "/fragment/agreements/kz-wabtec-locomotives",
+        "/fragment/agreements/%00..%2f",
+        "/fragment/",
+        "/fragment/operations",
+        "/live",
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..REQUESTS {
+        let path = random.pick(&paths);
+        let pairs = random.next() % 4;
+        let query: Vec<String> = (0..pairs)
+            .map(|_| format!("{}={}", random.pick(&keys), random.value()))
+            .collect();
+        let request = format!(
+            "GET {path}?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            query.join("&")
+        );
+        let mut stream = TcpStream::connect(addr).await.expect("connects");
+        stream.write_all(request.as_bytes()).await.expect("asks");
+        let mut head = vec![0u8; 12];
+        stream.read_exact(&mut head).await.expect("answers");
+        let status = String::from_utf8_lossy(&head[9..12]).into_owned();
+        assert!(
+            !status.starts_with('5'),
+            "{status} for {}",
+            &request[..request.len().min(300)]
+        );
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    println!("{REQUESTS} random queries: {statuses:?}");
+    assert!(statuses.keys().any(|status| status == "200"));
+    assert!(statuses.keys().any(|status| status == "400"));
+    let answer = exchange(addr, &get("/fragment/", "localhost")).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
+    server.stop().await;
+}

@@ -303,6 +303,32 @@ mod tests {
         assert!(table.grant("acc_wrong").is_none());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::fuzz_cases()))]
+
+        /// A token file of arbitrary text, or of lines near the format, is
+        /// parsed or refused naming its line, never a panic.
+        #[test]
+        fn arbitrary_token_files_never_panic(
+            text in "\\PC{0,400}",
+            lines in proptest::collection::vec(
+                ("[a-z ]{0,12}", "(reader|writer|operator|consumer|,| |x){0,6}", "(blake3:)?[0-9a-fz]{0,70}"),
+                0..8,
+            ),
+        ) {
+            if let Err(error) = TokenTable::parse(&text) {
+                proptest::prop_assert!(!error.is_empty());
+            }
+            let near: String = lines
+                .iter()
+                .map(|(name, roles, hash)| format!("{name} {roles} {hash}\n"))
+                .collect();
+            if let Err(error) = TokenTable::parse(&near) {
+                proptest::prop_assert!(error.contains("line") || error.contains("no tokens"), "{}", error);
+            }
+        }
+    }
+
     #[test]
     fn bad_token_files_say_which_line() {
         for (text, needle) in [

@@ -30,6 +30,16 @@ mod tls;
 
 use std::process::ExitCode;
 
+/// Cases per property of the fuzz tests: 512 by default, `ACCORD_FUZZ_CASES`
+/// for a longer run.
+#[cfg(test)]
+pub(crate) fn fuzz_cases() -> u32 {
+    std::env::var("ACCORD_FUZZ_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(512)
+}
+
 use clap::Parser;
 
 pub use config::{Config, LogFormat};

@@ -86,6 +86,21 @@ pub(crate) async fn only_known_hosts(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::fuzz_cases()))]
+
+        /// Any Host header is answered yes or no, never a panic; a name that
+        /// is not configured and not an address is never known.
+        #[test]
+        fn arbitrary_hosts_never_panic(host in "\\PC{0,80}", name in "[a-z]{1,12}\\.example") {
+            let hosts = KnownHosts::new(&["console.example.org".into()]);
+            let _ = hosts.knows(&host);
+            proptest::prop_assert!(!hosts.knows(&name));
+            let with_port = format!("{name}:8080");
+            proptest::prop_assert!(!hosts.knows(&with_port));
+        }
+    }
+
     #[test]
     fn loopback_addresses_and_configured_names_are_known() {
         let hosts = KnownHosts::new(&["Console.Example.ORG".into()]);
