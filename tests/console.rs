@@ -497,21 +497,7 @@ async fn the_agreements_list_filters_and_pages() {
 
 /// Opens `GET /live` and returns the connection and its status line.
 async fn open_live(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    stream
-        .write_all(b"GET /live HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("asks");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).await.expect("answers");
-        head.push(byte[0]);
-    }
-    (stream, String::from_utf8_lossy(&head).trim().to_owned())
+    open_console_live(addr, "", None).await
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use accord_server::auth::{TokenTable, new_token};
 use accord_tests::child::ChildServer;
+use accord_tests::crash_cycles::Random;
 use accord_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -74,27 +75,9 @@ async fn a_page_that_rebinds_its_name_to_the_console_is_refused() {
     server.stop().await;
 }
 
-/// Opens `GET /live?after=N` and returns the connection once the answer's
-/// status line is read.
+/// Opens `GET /live?after=N` (with `token`, if any).
 async fn open_live(addr: SocketAddr, after: u64, token: Option<&str>) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let authorization = token
-        .map(|token| format!("Authorization: Bearer {token}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(
-            format!("GET /live?after={after} HTTP/1.1\r\nHost: localhost\r\n{authorization}\r\n")
-                .as_bytes(),
-        )
-        .await
-        .expect("asks");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        stream.read_exact(&mut byte).await.expect("answers");
-        head.push(byte[0]);
-    }
-    (stream, String::from_utf8_lossy(&head).trim().to_owned())
+    open_console_live(addr, &format!("after={after}"), token).await
 }
 
 /// Reads the feed until its first `head` frame; returns the `append`
@@ -210,43 +193,34 @@ async fn one_client_cannot_take_every_live_page() {
     server.stop().await;
 }
 
-/// A small deterministic generator (xorshift), so that a failure repeats.
-struct Random(u64);
+/// Picks from `choices` with `random` (seeded: a failure repeats).
+fn pick<'a>(random: &mut Random, choices: &[&'a str]) -> &'a str {
+    choices[random.below(choices.len() as u64) as usize]
+}
 
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, choices: &[&'a str]) -> &'a str {
-        choices[(self.next() % choices.len() as u64) as usize]
-    }
-
-    /// A query value: empty, numbers at the edges, percent-escapes (some
-    /// broken), non-ASCII, long.
-    fn value(&mut self) -> String {
-        match self.next() % 9 {
-            0 => String::new(),
-            1 => u64::MAX.to_string(),
-            2 => "-1".into(),
-            3 => "18446744073709551616".into(),
-            4 => "%ff%fe%00%".into(),
-            5 => "%E2%82%AC%20KZ".into(),
-            6 => "x".repeat((self.next() % 20_000) as usize),
-            7 => self
-                .pick(&[
-                    "KZ",
-                    "UZ",
-                    "agreement.signed",
-                    "AGREEMENT_STAGE_SIGNED",
-                    "rail",
-                ])
-                .into(),
-            _ => format!("{}", self.next() % 100),
-        }
+/// A query value: empty, numbers at the edges, percent-escapes (some
+/// broken), non-ASCII, long.
+fn query_value(random: &mut Random) -> String {
+    match random.below(9) {
+        0 => String::new(),
+        1 => u64::MAX.to_string(),
+        2 => "-1".into(),
+        3 => "18446744073709551616".into(),
+        4 => "%ff%fe%00%".into(),
+        5 => "%E2%82%AC%20KZ".into(),
+        6 => "x".repeat(random.below(20_000) as usize),
+        7 => pick(
+            random,
+            &[
+                "KZ",
+                "UZ",
+                "agreement.signed",
+                "AGREEMENT_STAGE_SIGNED",
+                "rail",
+            ],
+        )
+        .into(),
+        _ => random.below(100).to_string(),
     }
 }
 
@@ -256,7 +230,9 @@ async fn arbitrary_query_strings_never_fail_the_console() {
     let server = TestServer::start().await;
     load_unga80(&server).await;
     let addr = server.server().console_addr().expect("console");
-    let mut random = Random(0x5eed_acc0);
+    let seed = accord_tests::crash_cycles::seed_from_env();
+    println!("ACCORD_CRASH_SEED={seed}");
+    let mut random = Random(seed);
     let keys = [
         "after",
         "type",
@@ -283,10 +259,10 @@ async fn arbitrary_query_strings_never_fail_the_console() {
     ];
     let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..REQUESTS {
-        let path = random.pick(&paths);
-        let pairs = random.next() % 4;
+        let path = pick(&mut random, &paths);
+        let pairs = random.below(4);
         let query: Vec<String> = (0..pairs)
-            .map(|_| format!("{}={}", random.pick(&keys), random.value()))
+            .map(|_| format!("{}={}", pick(&mut random, &keys), query_value(&mut random)))
             .collect();
         let request = format!(
             "GET {path}?{} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",

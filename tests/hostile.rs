@@ -471,15 +471,24 @@ fn largest_localization(command_id: &str) -> v1::RecordLocalizationRequest {
     request
 }
 
+/// A client of `server` after announcing and signing agreement `id`.
+async fn signed_agreement(
+    server: &TestServer,
+    id: &str,
+) -> accord_proto::v1::agreement_service_client::AgreementServiceClient<tonic::transport::Channel> {
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec(id))
+        .await
+        .expect("announced");
+    agreements.sign(sign(id)).await.expect("signed");
+    agreements
+}
+
 #[tokio::test]
 async fn an_event_over_the_size_limit_is_refused_and_the_limit_can_be_raised() {
     let server = TestServer::start().await;
-    let mut agreements = server.agreements();
-    agreements
-        .announce(announce_wabtec("kz-large"))
-        .await
-        .expect("announced");
-    agreements.sign(sign("kz-large")).await.expect("signed");
+    let mut agreements = signed_agreement(&server, "kz-large").await;
     let status = agreements
         .record_localization(largest_localization("large-1"))
         .await
@@ -511,12 +520,7 @@ async fn an_event_over_the_size_limit_is_refused_and_the_limit_can_be_raised() {
     server.stop().await;
 
     let server = TestServer::start_with(|config| config.max_event_bytes = 1024 * 1024).await;
-    let mut agreements = server.agreements();
-    agreements
-        .announce(announce_wabtec("kz-large"))
-        .await
-        .expect("announced");
-    agreements.sign(sign("kz-large")).await.expect("signed");
+    let mut agreements = signed_agreement(&server, "kz-large").await;
     let appended = agreements
         .record_localization(largest_localization("large-1"))
         .await

@@ -257,3 +257,43 @@ async fn consuming_needs_the_consumer_role() {
         .expect_err("a consumer does not manage groups");
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
+    let server = TestServer::start_with(|config| config.max_parked_per_group = 2).await;
+    let head = append_deliveries(&server, "kz", 3).await;
+    create(&server, "picky", settings(|_| {})).await;
+    let mut member = Member::join(server.server().grpc_addr(), "picky", "picky").await;
+    let mut delivered = Vec::new();
+    for _ in 0..3 {
+        delivered.push(member.delivery().await.0);
+    }
+    assert_eq!(delivered, vec![1, 2, 3]);
+    member.send(nack(vec![1, 2], v1::NackAction::Park)).await;
+    wait_for_group(&server, "picky", |info| info.parked == 2).await;
+    member.send(nack(vec![3], v1::NackAction::Park)).await;
+    let status = ended(&mut member).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("--max-parked-per-group"),
+        "{status:?}"
+    );
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "accord_consumer_group_parked_full{group=\"picky\"} 1"),
+        "{metrics}"
+    );
+    // Not parked, not lost: it goes out again, and so does everything after.
+    let mut member = Member::join(server.server().grpc_addr(), "picky", "again").await;
+    let mut rest = Vec::new();
+    while rest.last() != Some(&head) {
+        let (position, ..) = member.delivery().await;
+        member.send(ack(vec![position])).await;
+        rest.push(position);
+    }
+    assert_eq!(rest, (3..=head).collect::<Vec<_>>());
+    let info = wait_for_group(&server, "picky", |info| info.checkpoint == head).await;
+    assert_eq!(info.parked, 2);
+}

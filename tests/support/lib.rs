@@ -329,3 +329,34 @@ pub async fn verify_clean(channel: Channel) -> u64 {
     );
     last.checked
 }
+
+/// Opens the console's live feed `GET /live?QUERY` at `addr` (with `token`
+/// as bearer, if any) and returns the connection once the answer's status
+/// line is read, and that line.
+pub async fn open_console_live(
+    addr: std::net::SocketAddr,
+    query: &str,
+    token: Option<&str>,
+) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!("GET /live?{query} HTTP/1.1\r\nHost: localhost\r\n{authorization}\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("asks");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).await.expect("answers");
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8_lossy(&head).trim().to_owned())
+}

@@ -53,6 +53,10 @@ pub struct DispatchSettings {
     pub ack_timeout_ms: u64,
     /// Deliveries after which an unsettled event is parked.
     pub max_deliveries: u32,
+    /// Most parked events the group keeps: beyond it a `Park` is refused
+    /// and an event out of deliveries waits to go out again (nothing is
+    /// lost; the group waits for its parked events to be replayed).
+    pub max_parked: usize,
 }
 
 /// A member of the group, numbered as it joined.
@@ -110,6 +114,8 @@ pub struct GroupState {
     /// Changes to `parked` so far: what the store holds is current while
     /// this has not moved.
     parked_changes: u64,
+    /// Parks refused because `max_parked` events were parked.
+    parks_refused: u64,
 }
 
 impl GroupState {
@@ -135,6 +141,7 @@ impl GroupState {
             delivered_total: 0,
             redelivered_total: 0,
             parked_changes: 0,
+            parks_refused: 0,
         }
     }
 
@@ -213,6 +220,18 @@ impl GroupState {
             match action {
                 NackAction::Skip => {
                     self.settle_held(member, position);
+                }
+                NackAction::Park if self.park_is_full() => {
+                    // Refused: it goes out again, as after a retry.
+                    self.parks_refused += 1;
+                    if let Some(held) = self.members.get_mut(&member) {
+                        held.remove(&position);
+                    }
+                    if let Some(event) = self.unsettled.get_mut(&position) {
+                        event.last_holder = Some(member);
+                        event.holder = None;
+                    }
+                    self.waiting.insert(position);
                 }
                 NackAction::Park => self.park(position),
                 NackAction::Retry => {
@@ -371,6 +390,16 @@ impl GroupState {
         self.parked_changes
     }
 
+    /// Parks refused so far because the group holds `max_parked` events.
+    pub fn parks_refused(&self) -> u64 {
+        self.parks_refused
+    }
+
+    /// Whether the group holds as many parked events as it may.
+    pub fn park_is_full(&self) -> bool {
+        self.parked.len() >= self.settings.max_parked
+    }
+
     /// Events held by members.
     pub fn in_flight(&self) -> u64 {
         self.members.values().map(|held| held.len() as u64).sum()
@@ -453,7 +482,7 @@ impl GroupState {
         };
         event.last_holder = event.holder.map(|(member, _)| member);
         event.holder = None;
-        if event.deliveries >= self.settings.max_deliveries.max(1) {
+        if event.deliveries >= self.settings.max_deliveries.max(1) && !self.park_is_full() {
             self.park(position);
         } else {
             self.waiting.insert(position);

@@ -111,7 +111,14 @@ impl App {
             GroupsSetup::Sled(store) => {
                 metrics.groups_leader.set(1);
                 Groups::Local(
-                    Registry::start(log.clone(), store, stopping.clone(), metrics.clone()).await?,
+                    Registry::start(
+                        log.clone(),
+                        store,
+                        stopping.clone(),
+                        metrics.clone(),
+                        config.max_parked_per_group,
+                    )
+                    .await?,
                 )
             }
             GroupsSetup::Cluster(setup) => Groups::Cluster(

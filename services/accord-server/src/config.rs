@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "ACCORD_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
     pub max_event_bytes: usize,
 
+    /// Most parked events one consumer group keeps; beyond it a `Park` is
+    /// refused (the event goes out again) until parked events are replayed.
+    #[arg(long, env = "ACCORD_MAX_PARKED_PER_GROUP", default_value_t = 10_000)]
+    pub max_parked_per_group: usize,
+
     /// Most commands in one Execute; more is RESOURCE_EXHAUSTED.
     #[arg(long, env = "ACCORD_MAX_EXECUTE_COMMANDS", default_value_t = 1_000)]
     pub max_execute_commands: usize,
@@ -221,6 +226,7 @@ impl Config {
             log_format: LogFormat::Human,
             max_message_bytes: 4 * 1024 * 1024,
             max_event_bytes: 64 * 1024,
+            max_parked_per_group: 10_000,
             max_execute_commands: 1_000,
             max_subscriptions: 10_000,
             max_subscriptions_per_connection: 1_000,

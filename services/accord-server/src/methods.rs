@@ -126,15 +126,22 @@ pub fn mismatches() -> (Vec<String>, Vec<&'static str>) {
     (missing, extra)
 }
 
-/// The full name of every `accord.*` service in the descriptor set
-/// (`accord.v1.ConsumerGroups`): what health reports a status for.
-pub(crate) fn contract_services() -> Vec<String> {
+/// The `accord.*` files of the descriptor set (none if it does not decode).
+fn contract_files() -> Vec<prost_types::FileDescriptorProto> {
     let Ok(set) = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET) else {
         return Vec::new();
     };
     set.file
-        .iter()
+        .into_iter()
         .filter(|file| file.package().starts_with("accord."))
+        .collect()
+}
+
+/// The full name of every `accord.*` service in the descriptor set
+/// (`accord.v1.ConsumerGroups`): what health reports a status for.
+pub(crate) fn contract_services() -> Vec<String> {
+    contract_files()
+        .iter()
         .flat_map(|file| {
             file.service
                 .iter()
@@ -145,12 +152,8 @@ pub(crate) fn contract_services() -> Vec<String> {
 
 /// Every RPC path of the `accord.*` services in the descriptor set.
 fn contract_paths() -> BTreeSet<String> {
-    let Ok(set) = prost_types::FileDescriptorSet::decode(accord_proto::FILE_DESCRIPTOR_SET) else {
-        return BTreeSet::new();
-    };
-    set.file
+    contract_files()
         .iter()
-        .filter(|file| file.package().starts_with("accord."))
         .flat_map(|file| {
             file.service.iter().flat_map(move |service| {
                 service.method.iter().map(move |method| {

@@ -78,6 +78,9 @@ pub struct Metrics {
     pub group_parked: Family<GroupLabels, Gauge>,
     /// Per consumer group: members connected.
     pub group_members: Family<GroupLabels, Gauge>,
+    /// Per consumer group: 1 while its parked events are at
+    /// `--max-parked-per-group` (parks are refused), else 0.
+    pub group_parked_full: Family<GroupLabels, Gauge>,
     /// Per consumer group: deliveries, first ones and repeats.
     pub group_deliveries: Family<GroupLabels, Counter>,
     /// Per consumer group: deliveries of events that had gone out before.
@@ -196,6 +199,12 @@ impl Metrics {
             "Events a consumer group has parked",
             group_parked.clone(),
         );
+        let group_parked_full = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "consumer_group_parked_full",
+            "1 while a consumer group's parked events are at --max-parked-per-group (parks are refused)",
+            group_parked_full.clone(),
+        );
         let group_members = Family::<GroupLabels, Gauge>::default();
         registry.register(
             "consumer_group_members",
@@ -248,6 +257,7 @@ impl Metrics {
             group_in_flight,
             group_parked,
             group_members,
+            group_parked_full,
             group_deliveries,
             group_redeliveries,
             store_degraded,

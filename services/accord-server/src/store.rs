@@ -144,6 +144,7 @@ async fn open(
                 jetstream: log.jetstream(),
                 stream: stream.to_owned(),
                 replicas,
+                max_parked: config.max_parked_per_group,
             }));
             Ok((Arc::new(log), groups))
         }

@@ -121,6 +121,7 @@ fn run(steps: Vec<Step>, strategy: ConsumerStrategy) {
         max_in_flight: 3,
         ack_timeout_ms: 50,
         max_deliveries: 3,
+        max_parked: usize::MAX,
     };
     let mut group = GroupState::new(settings, 0, []);
     let mut model = Model::default();
@@ -258,6 +259,7 @@ fn an_event_not_acknowledged_goes_to_another_member_and_is_parked_after_max_deli
         max_in_flight: 10,
         ack_timeout_ms: 1_000,
         max_deliveries: 2,
+        max_parked: usize::MAX,
     };
     let mut group = GroupState::new(settings, 0, []);
     let slow = group.join();
@@ -320,6 +322,7 @@ fn a_pinned_agreement_goes_out_in_order_and_moves_when_its_member_leaves() {
         max_in_flight: 10,
         ack_timeout_ms: 1_000,
         max_deliveries: 5,
+        max_parked: usize::MAX,
     };
     let mut group = GroupState::new(settings, 0, []);
     let first = group.join();
@@ -356,4 +359,45 @@ fn a_pinned_agreement_goes_out_in_order_and_moves_when_its_member_leaves() {
             delivery_count: 2
         }]
     );
+}
+
+#[test]
+fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
+    let settings = DispatchSettings {
+        strategy: ConsumerStrategy::RoundRobin,
+        max_in_flight: 10,
+        ack_timeout_ms: 1_000,
+        max_deliveries: 1,
+        max_parked: 2,
+    };
+    let mut group = GroupState::new(settings, 0, []);
+    let member = group.join();
+    for position in 1..=4 {
+        group.offer(position, "kz-locomotives");
+    }
+    assert_eq!(group.dispatch(0).len(), 4);
+    assert_eq!(group.nack(member, &[1, 2, 3], NackAction::Park), 3);
+    // Two parked; the third park is refused and the event goes out again.
+    assert_eq!(group.parked().count(), 2);
+    assert!(group.park_is_full());
+    assert_eq!(group.parks_refused(), 1);
+    assert_eq!(group.checkpoint(), 2);
+    let again = group.dispatch(1);
+    assert_eq!(
+        again.iter().map(|d| d.position).collect::<Vec<_>>(),
+        vec![3]
+    );
+    // Out of deliveries while the list is full: it waits, not parked, not lost.
+    group.leave(member);
+    assert_eq!(group.parked().count(), 2);
+    let other = group.join();
+    let waiting: Vec<u64> = group.dispatch(2).iter().map(|d| d.position).collect();
+    assert_eq!(waiting, vec![3, 4]);
+    // A replay settles the parked ones; room again.
+    assert_eq!(group.ack(other, &[3, 4]), 2);
+    assert_eq!(group.replay_parked(), 2);
+    let replayed: Vec<u64> = group.dispatch(3).iter().map(|d| d.position).collect();
+    assert_eq!(group.ack(other, &replayed), 2);
+    assert!(!group.park_is_full());
+    assert_eq!(group.checkpoint(), 4);
 }

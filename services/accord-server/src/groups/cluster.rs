@@ -50,6 +50,8 @@ pub(crate) struct ClusterSetup {
     /// The log's stream: names the groups' subjects and buckets.
     pub(crate) stream: String,
     pub(crate) replicas: usize,
+    /// Most parked events per group (`--max-parked-per-group`).
+    pub(crate) max_parked: usize,
 }
 
 /// This node's side of the cluster's consumer groups.
@@ -137,6 +139,7 @@ impl ClusterGroups {
             log,
             metrics,
             stopping: stopping.clone(),
+            max_parked: setup.max_parked,
         }));
         Ok(Arc::new(Self {
             client: setup.client,

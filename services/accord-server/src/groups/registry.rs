@@ -134,7 +134,11 @@ fn runner_settings(
         Some(settings::filter_of(definition)),
         context.countries.clone(),
     )?;
-    Ok((settings::dispatch(definition), filter))
+    let dispatch = DispatchSettings {
+        max_parked: context.max_parked,
+        ..settings::dispatch(definition)
+    };
+    Ok((dispatch, filter))
 }
 
 /// Starts the task of group `name`.
@@ -163,6 +167,7 @@ impl Registry {
         store: Arc<dyn GroupStorage>,
         stopping: CancellationToken,
         metrics: Arc<Metrics>,
+        max_parked: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let context = RunnerContext {
             log,
@@ -170,6 +175,7 @@ impl Registry {
             countries: Arc::new(BuyerCountries::default()),
             stopping,
             metrics,
+            max_parked,
         };
         let tasks = parking_lot::Mutex::new(Vec::new());
         let mut groups = BTreeMap::new();

@@ -98,6 +98,8 @@ pub(crate) struct RunnerContext {
     pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) stopping: CancellationToken,
     pub(crate) metrics: Arc<Metrics>,
+    /// Most parked events per group.
+    pub(crate) max_parked: usize,
 }
 
 pub(crate) struct Runner {
@@ -232,8 +234,12 @@ impl Runner {
                 self.forget_settled(&positions);
             }
             GroupCommand::Nack(member, positions, action, _queued) => {
+                let refused = self.state.parks_refused();
                 self.state.nack(member, &positions, action);
                 self.forget_settled(&positions);
+                if self.state.parks_refused() > refused {
+                    self.refuse_park(member);
+                }
             }
             GroupCommand::Snapshot(reply) => {
                 let _ = reply.send(GroupSnapshot {
@@ -266,6 +272,20 @@ impl Runner {
             }
         }
         true
+    }
+
+    /// Ends `member`'s stream: it asked to park an event while the group
+    /// holds as many parked events as it may (the event goes out again).
+    fn refuse_park(&mut self, member: MemberId) {
+        let parked = self.state.parked().count();
+        tracing::warn!(group = %self.name, parked, "a park was refused: the group's parked events are at their limit");
+        if let Some(gone) = self.members.get(&member) {
+            let _ = gone.sender.try_send(Err(Status::resource_exhausted(format!(
+                "consumer group {:?} holds {parked} parked events, the most it keeps (--max-parked-per-group): the event was not parked and goes out again; replay the parked events (ReplayParked) and settle them, then join again",
+                self.name
+            ))));
+        }
+        self.leave(member);
     }
 
     fn leave(&mut self, member: MemberId) {
@@ -375,6 +395,10 @@ impl Runner {
             .group_members
             .get_or_create(&labels)
             .set(i64::from(self.state.members()));
+        metrics
+            .group_parked_full
+            .get_or_create(&labels)
+            .set(i64::from(self.state.park_is_full()));
         let (delivered, redelivered) =
             (self.state.delivered_total(), self.state.redelivered_total());
         metrics
@@ -397,6 +421,7 @@ impl Runner {
         self.context.metrics.group_in_flight.remove(&labels);
         self.context.metrics.group_parked.remove(&labels);
         self.context.metrics.group_members.remove(&labels);
+        self.context.metrics.group_parked_full.remove(&labels);
         self.context.metrics.group_deliveries.remove(&labels);
         self.context.metrics.group_redeliveries.remove(&labels);
     }

@@ -132,6 +132,8 @@ pub(crate) fn dispatch(stored: &StoredConsumerGroup) -> DispatchSettings {
         max_in_flight: stored.max_in_flight,
         ack_timeout_ms: u64::from(stored.ack_timeout_ms),
         max_deliveries: stored.max_deliveries,
+        // The server's limit (`--max-parked-per-group`) is set by the registry.
+        max_parked: usize::MAX,
     }
 }
 

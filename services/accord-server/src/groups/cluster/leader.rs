@@ -43,6 +43,7 @@ pub(crate) struct LeaderContext {
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopping: CancellationToken,
+    pub(crate) max_parked: usize,
 }
 
 /// A member whose stream is on some node, by the token its node chose.
@@ -101,6 +102,7 @@ async fn lead(context: &LeaderContext, held: &Arc<Held>) -> Result<(), ApiError>
         store,
         stop.clone(),
         context.metrics.clone(),
+        context.max_parked,
     )
     .await?;
     let (mut calls, mut reports) = match (
