@@ -278,13 +278,19 @@ async fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
         status.message().contains("--max-parked-per-group"),
         "{status:?}"
     );
-    let metrics = scrape_metrics(server.server().metrics_addr()).await;
-    assert!(
-        metrics
+    // The group's figures are reported on its next tick.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = scrape_metrics(server.server().metrics_addr()).await;
+        if metrics
             .lines()
-            .any(|line| line == "accord_consumer_group_parked_full{group=\"picky\"} 1"),
-        "{metrics}"
-    );
+            .any(|line| line == "accord_consumer_group_parked_full{group=\"picky\"} 1")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Not parked, not lost: it goes out again, and so does everything after.
     let mut member = Member::join(server.server().grpc_addr(), "picky", "again").await;
     let mut rest = Vec::new();
