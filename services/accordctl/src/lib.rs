@@ -132,7 +132,7 @@ enum Command {
     NewToken {
         /// The token's name (recorded as the actor of the events it writes).
         name: String,
-        /// Roles, comma-separated: writer, reader, operator.
+        /// Roles, comma-separated: writer, reader, consumer, operator.
         roles: String,
     },
 }
