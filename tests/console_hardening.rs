@@ -287,3 +287,46 @@ async fn arbitrary_query_strings_never_fail_the_console() {
     assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_timeline_of_large_events_is_bounded_in_bytes_and_says_what_it_leaves_out() {
+    const LOCALIZATIONS: u64 = 120;
+    let server = TestServer::start().await;
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec("kz-large"))
+        .await
+        .expect("announced");
+    agreements.sign(sign("kz-large")).await.expect("signed");
+    // Each about 60 KB, under the 64 KiB event limit: 7 MB in all (the
+    // same transfers each time: an agreement lists at most 100 different).
+    for index in 0..LOCALIZATIONS {
+        let mut request = localize("kz-large", &format!("large-{index}"));
+        request.technology_transfer = (0..30)
+            .map(|entry| format!("{entry}-{}", "t".repeat(1_990)))
+            .collect();
+        agreements
+            .record_localization(request)
+            .await
+            .expect("localized");
+    }
+    let addr = server.server().console_addr().expect("console");
+    let answer = exchange(addr, &get("/fragment/agreements/kz-large", "localhost")).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
+    let shown = answer.matches("<li data-position=").count() as u64;
+    let total = LOCALIZATIONS + 2;
+    assert!(
+        (10..total).contains(&shown),
+        "{shown} of {total} events shown"
+    );
+    assert!(
+        answer.contains(&format!("<li data-position=\"{total}\">")),
+        "the latest is shown"
+    );
+    assert!(
+        answer.contains(&format!("{} earlier ones are not shown", total - shown)),
+        "it says how many it leaves out"
+    );
+    assert!(answer.len() < 8 * 1024 * 1024, "{} bytes", answer.len());
+    server.stop().await;
+}

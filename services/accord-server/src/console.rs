@@ -45,6 +45,9 @@ use answer::failed;
 const LOG_ROWS: usize = 50;
 /// Most events of an agreement's timeline (its latest).
 const TIMELINE: usize = 1_000;
+/// Most bytes of events (encoded) an agreement's timeline shows: events may
+/// be up to `--max-event-bytes` each.
+const TIMELINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the console reads from.
 pub(crate) struct ConsoleContext {
@@ -247,23 +250,58 @@ async fn agreement(
         Err(error) => return failed(error),
     };
     // The timeline shows the agreement's last `TIMELINE` events (as of the
-    // position asked), and says so when there are more.
-    let from = agreement.version.saturating_sub(TIMELINE as u64) + 1;
-    let events = match context.log.read_stream(&id, from, TIMELINE).await {
-        Ok(events) => events,
+    // position asked), at most `TIMELINE_BYTES` of them, and says how many
+    // earlier ones it leaves out.
+    let (events, earlier) = match timeline(&context, &id, agreement.version, as_of).await {
+        Ok(timeline) => timeline,
         Err(error) => return failed(error.into()),
     };
-    let events: Vec<v1::RecordedEvent> = events
-        .iter()
-        .filter(|event| as_of == 0 || event.position <= as_of)
-        .map(accord_proto::recorded_event_to_wire)
-        .collect();
     fragment(views::agreements::detail(
-        &agreement,
-        &events,
-        as_of,
-        from - 1,
+        &agreement, &events, as_of, earlier,
     ))
+}
+
+/// Events of the timeline read from the log at once.
+const TIMELINE_CHUNK: u64 = 100;
+
+/// The latest events of agreement `id` up to `version` (at or below
+/// `as_of`, when given), oldest first: at most `TIMELINE` of them and about
+/// `TIMELINE_BYTES`, read from the newest back; and how many earlier
+/// events are left out.
+async fn timeline(
+    context: &ConsoleContext,
+    id: &str,
+    version: u64,
+    as_of: u64,
+) -> Result<(Vec<v1::RecordedEvent>, u64), accord_store::StoreError> {
+    let from = version.saturating_sub(TIMELINE as u64) + 1;
+    let mut newest_first = Vec::new();
+    let mut bytes = 0;
+    let mut end = version;
+    'read: while end >= from && end > 0 {
+        let start = end.saturating_sub(TIMELINE_CHUNK - 1).max(from);
+        let chunk = context
+            .log
+            .read_stream(id, start, (end + 1 - start) as usize)
+            .await?;
+        for event in chunk.iter().rev() {
+            if as_of != 0 && event.position > as_of {
+                continue;
+            }
+            let wire = accord_proto::recorded_event_to_wire(event);
+            bytes += prost::Message::encoded_len(&wire);
+            newest_first.push(wire);
+            if bytes >= TIMELINE_BYTES {
+                break 'read;
+            }
+        }
+        end = start - 1;
+    }
+    let earlier = newest_first
+        .last()
+        .map_or(from - 1, |oldest| oldest.version - 1);
+    newest_first.reverse();
+    Ok((newest_first, earlier))
 }
 
 async fn log(
