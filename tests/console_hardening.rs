@@ -292,12 +292,7 @@ async fn arbitrary_query_strings_never_fail_the_console() {
 async fn a_timeline_of_large_events_is_bounded_in_bytes_and_says_what_it_leaves_out() {
     const LOCALIZATIONS: u64 = 120;
     let server = TestServer::start().await;
-    let mut agreements = server.agreements();
-    agreements
-        .announce(announce_wabtec("kz-large"))
-        .await
-        .expect("announced");
-    agreements.sign(sign("kz-large")).await.expect("signed");
+    let mut agreements = signed_agreement(&server, "kz-large").await;
     // Each about 60 KB, under the 64 KiB event limit: 7 MB in all (the
     // same transfers each time: an agreement lists at most 100 different).
     for index in 0..LOCALIZATIONS {

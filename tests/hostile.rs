@@ -471,20 +471,6 @@ fn largest_localization(command_id: &str) -> v1::RecordLocalizationRequest {
     request
 }
 
-/// A client of `server` after announcing and signing agreement `id`.
-async fn signed_agreement(
-    server: &TestServer,
-    id: &str,
-) -> accord_proto::v1::agreement_service_client::AgreementServiceClient<tonic::transport::Channel> {
-    let mut agreements = server.agreements();
-    agreements
-        .announce(announce_wabtec(id))
-        .await
-        .expect("announced");
-    agreements.sign(sign(id)).await.expect("signed");
-    agreements
-}
-
 #[tokio::test]
 async fn an_event_over_the_size_limit_is_refused_and_the_limit_can_be_raised() {
     let server = TestServer::start().await;

@@ -189,3 +189,18 @@ pub async fn load_unga80(server: &crate::TestServer) -> u64 {
         .results;
     results.last().expect("results").position
 }
+
+/// A client of `server` after announcing (Wabtec's facts) and signing
+/// agreement `id`.
+pub async fn signed_agreement(
+    server: &crate::TestServer,
+    id: &str,
+) -> accord_proto::v1::agreement_service_client::AgreementServiceClient<tonic::transport::Channel> {
+    let mut agreements = server.agreements();
+    agreements
+        .announce(announce_wabtec(id))
+        .await
+        .expect("announced");
+    agreements.sign(sign(id)).await.expect("signed");
+    agreements
+}
