@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use accord_server::auth::{TokenTable, new_token};
+use accord_server::auth::new_token;
 use accord_tests::child::ChildServer;
 use accord_tests::crash_cycles::Random;
 use accord_tests::*;
@@ -156,13 +156,7 @@ async fn live_pages_opened_at_the_start_of_a_long_log_stay_small_and_stop_when_c
 #[tokio::test]
 async fn one_client_cannot_take_every_live_page() {
     let (greedy, other) = (new_token(), new_token());
-    let file = tempfile::NamedTempFile::new().expect("token file");
-    let text = [
-        TokenTable::line_for("greedy", "reader", &greedy),
-        TokenTable::line_for("other", "reader", &other),
-    ]
-    .join("\n");
-    std::fs::write(file.path(), text).expect("written");
+    let file = token_file(&[("greedy", "reader", &greedy), ("other", "reader", &other)]);
     let path = file.path().to_owned();
     let server = TestServer::start_with(move |config| {
         config.token_file = Some(path);
@@ -305,11 +299,20 @@ async fn a_timeline_of_large_events_is_bounded_in_bytes_and_says_what_it_leaves_
             .await
             .expect("localized");
     }
+    let total = LOCALIZATIONS + 2;
+    // The read models have applied it all.
+    agreements
+        .get_agreement(accord_proto::v1::GetAgreementRequest {
+            agreement_id: "kz-large".into(),
+            min_position: total,
+            as_of_position: 0,
+        })
+        .await
+        .expect("projected");
     let addr = server.server().console_addr().expect("console");
     let answer = exchange(addr, &get("/fragment/agreements/kz-large", "localhost")).await;
     assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
     let shown = answer.matches("<li data-position=").count() as u64;
-    let total = LOCALIZATIONS + 2;
     assert!(
         (10..total).contains(&shown),
         "{shown} of {total} events shown"

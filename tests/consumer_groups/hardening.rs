@@ -173,16 +173,13 @@ async fn a_group_deleted_and_created_again_starts_afresh_after_a_restart(mut ser
 
 #[tokio::test]
 async fn consuming_needs_the_consumer_role() {
-    use accord_server::auth::{TokenTable, new_token};
+    use accord_server::auth::new_token;
     let (reader, consumer, operator) = (new_token(), new_token(), new_token());
-    let file = tempfile::NamedTempFile::new().expect("token file");
-    let text = [
-        TokenTable::line_for("analyst", "reader", &reader),
-        TokenTable::line_for("worker", "consumer", &consumer),
-        TokenTable::line_for("ops", "operator,writer", &operator),
-    ]
-    .join("\n");
-    std::fs::write(file.path(), text).expect("written");
+    let file = token_file(&[
+        ("analyst", "reader", &reader),
+        ("worker", "consumer", &consumer),
+        ("ops", "operator,writer", &operator),
+    ]);
     let path = file.path().to_owned();
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
     let authorized = |token: &str| {

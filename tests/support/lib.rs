@@ -360,3 +360,16 @@ pub async fn open_console_live(
     }
     (stream, String::from_utf8_lossy(&head).trim().to_owned())
 }
+
+/// A token file holding `(name, roles, token)` lines (the server's
+/// `--token-file`); it is removed when dropped.
+pub fn token_file(tokens: &[(&str, &str, &str)]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("token file");
+    let text = tokens
+        .iter()
+        .map(|(name, roles, token)| accord_server::auth::TokenTable::line_for(name, roles, token))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(file.path(), text).expect("written");
+    file
+}

@@ -155,36 +155,44 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, port: &HttpPort) {
     }
 }
 
-/// When a connection last read or wrote, in milliseconds since it opened.
+/// When a connection last read or wrote, in milliseconds since it opened,
+/// and whether it ever read a byte.
 #[derive(Clone)]
-struct Activity {
+struct Activity(Arc<Seen>);
+
+struct Seen {
     opened: Instant,
-    last_ms: Arc<AtomicU64>,
-    read: Arc<std::sync::atomic::AtomicBool>,
+    last_ms: AtomicU64,
+    read: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self {
+        Self(Arc::new(Seen {
             opened: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-            read: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        }
+            last_ms: AtomicU64::new(0),
+            read: std::sync::atomic::AtomicBool::new(false),
+        }))
     }
 
     fn has_read(&self) -> bool {
-        self.read.load(Ordering::Relaxed)
+        self.0.read.load(Ordering::Relaxed)
     }
 
-    fn touch(&self) {
-        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(now, Ordering::Relaxed);
+    /// Notes a read or write (`read`: bytes came in).
+    fn touch(&self, read: bool) {
+        if read {
+            self.0.read.store(true, Ordering::Relaxed);
+        }
+        let now = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_ms.store(now, Ordering::Relaxed);
     }
 
     /// Returns once nothing was read or written for `idle`.
     async fn idle_for(&self, idle: Duration) {
         loop {
-            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let last =
+                self.0.opened + Duration::from_millis(self.0.last_ms.load(Ordering::Relaxed));
             let until = last + idle;
             if Instant::now() >= until {
                 return;
@@ -209,10 +217,7 @@ impl AsyncRead for Watched {
         let filled = buffer.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(context, buffer);
         if polled.is_ready() {
-            if buffer.filled().len() > filled {
-                self.activity.read.store(true, Ordering::Relaxed);
-            }
-            self.activity.touch();
+            self.activity.touch(buffer.filled().len() > filled);
         }
         polled
     }
@@ -226,7 +231,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(context, buffer);
         if polled.is_ready() {
-            self.activity.touch();
+            self.activity.touch(false);
         }
         polled
     }
@@ -252,7 +257,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(context, buffers);
         if polled.is_ready() {
-            self.activity.touch();
+            self.activity.touch(false);
         }
         polled
     }

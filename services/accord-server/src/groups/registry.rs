@@ -312,12 +312,6 @@ impl Registry {
         Ok((group.definition.clone(), group.commands.clone()))
     }
 
-    async fn budget(&self, name: &str) -> Result<Arc<Semaphore>, ApiError> {
-        let groups = self.groups.lock().await;
-        let group = groups.get(name).ok_or_else(|| gone(name))?;
-        Ok(group.budget.clone())
-    }
-
     /// A group's settings and figures.
     pub(crate) async fn info(&self, name: &str) -> Result<v1::ConsumerGroupInfo, ApiError> {
         settings::check_name("name", name)?;
@@ -368,8 +362,11 @@ impl Registry {
         sender: MemberSender,
     ) -> Result<MemberLink, ApiError> {
         settings::check_name("join.group", group)?;
-        let (_, commands) = self.commands(group).await?;
-        let budget = self.budget(group).await?;
+        let (commands, budget) = {
+            let groups = self.groups.lock().await;
+            let found = groups.get(group).ok_or_else(|| gone(group))?;
+            (found.commands.clone(), found.budget.clone())
+        };
         let member = ask(&commands, group, |reply| GroupCommand::Join {
             name: member_name,
             sender,
