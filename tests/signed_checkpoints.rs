@@ -228,11 +228,23 @@ async fn forge_log(path: &std::path::Path, records: &[v1::ExportedRecord]) {
 }
 
 async fn refusal(data_dir: &std::path::Path) -> String {
-    accord_server::start(Config::ephemeral(data_dir))
-        .await
-        .err()
-        .expect("the server refuses to start")
-        .to_string()
+    // The surgery before it opened the log itself: sled's I/O threads let
+    // go of the directory's lock a moment after it closed (see
+    // `test_support::open_log`), so a start that finds it held is tried
+    // again, for up to 10 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let refused = accord_server::start(Config::ephemeral(data_dir))
+            .await
+            .err()
+            .expect("the server refuses to start")
+            .to_string();
+        if !refused.contains("in use by another process") || tokio::time::Instant::now() >= deadline
+        {
+            return refused;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Stops `server` and returns a copy of its data directory.
