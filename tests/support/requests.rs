@@ -177,7 +177,8 @@ pub async fn append_deliveries_at(addr: std::net::SocketAddr, id: &str, count: u
     last
 }
 
-/// Loads the UNGA 80 facts through `Execute`; returns the head.
+/// Loads the UNGA 80 facts through `Execute` and returns the head once the
+/// read models have applied it (a view read right after shows the facts).
 pub async fn load_unga80(server: &crate::TestServer) -> u64 {
     let commands = accord_dataset::unga80_commands().expect("dataset");
     let results = server
@@ -187,7 +188,17 @@ pub async fn load_unga80(server: &crate::TestServer) -> u64 {
         .expect("dataset loads")
         .into_inner()
         .results;
-    results.last().expect("results").position
+    let head = results.last().expect("results").position;
+    server
+        .agreements()
+        .list_agreements(v1::ListAgreementsRequest {
+            page_size: 1,
+            min_position: head,
+            ..Default::default()
+        })
+        .await
+        .expect("the read models apply the dataset");
+    head
 }
 
 /// A client of `server` after announcing (Wabtec's facts) and signing
