@@ -28,6 +28,7 @@ mod security;
 mod signed_checkpoints;
 mod storage_faults;
 mod store_conformance;
+mod stream_memory;
 mod streams;
 mod sync_calls;
 mod tls;

@@ -140,7 +140,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// `duplicate = true`.
     async fn append(&self, items: Vec<AppendItem>) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    /// Reads up to `max_count` events from `from_position` (inclusive).
+    /// Reads up to `max_count` events from `from_position` (inclusive), and
+    /// no more than [`crate::READ_BYTES`] of them (at least one): a batch
+    /// shorter than asked for is not the end of the log.
     async fn read_log(
         &self,
         from_position: u64,
@@ -148,8 +150,9 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Reads up to `max_count` framed records from `from_position`
-    /// (inclusive), undecoded: for export, verification, and readers that
-    /// decode on another thread.
+    /// (inclusive), undecoded, no more than [`crate::READ_BYTES`] of them (at
+    /// least one): for export, verification, and readers that decode on
+    /// another thread.
     async fn read_raw(
         &self,
         from_position: u64,

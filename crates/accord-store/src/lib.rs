@@ -41,4 +41,5 @@ pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
 pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, SledLog, SledOptions, UnsignedLog};
+pub use tree_reader::READ_BYTES;
 pub use verify::{VerifyReport, verify_log};

@@ -13,6 +13,12 @@ use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, de
 /// Records at the head read without a hand-off to the blocking pool.
 const INLINE_TAIL: u64 = 64;
 
+/// Most bytes of records one read of the log returns (at least one record,
+/// whatever its size): a batch asked for by count holds events of any size
+/// (up to `--max-event-bytes` each), and every reader of the log, a client's
+/// stream among them, holds a batch at a time.
+pub const READ_BYTES: usize = 1024 * 1024;
+
 /// Reads records and indexes of one tree up to a head.
 #[derive(Clone)]
 pub(crate) struct TreeReader {
@@ -102,7 +108,8 @@ impl TreeReader {
         .ok_or_else(|| missing(position))
     }
 
-    /// Maps up to `max_count` durable records from `from_position` on.
+    /// Maps up to `max_count` durable records from `from_position` on, and
+    /// no more than `READ_BYTES` of them.
     fn durable_records<T>(
         &self,
         from_position: u64,
@@ -122,6 +129,7 @@ impl TreeReader {
             block_at(&self.tree, from_position)?.map_or(from_position, |block| block.first())
         };
         let mut mapped = Vec::new();
+        let mut read = 0;
         for entry in self
             .tree
             .range(keys::event_key(start)..=keys::event_key(head))
@@ -134,9 +142,10 @@ impl TreeReader {
                 if position < from_position {
                     continue;
                 }
-                if position > head || mapped.len() >= max_count {
+                if position > head || mapped.len() >= max_count || read >= READ_BYTES {
                     return Ok(mapped);
                 }
+                read += bytes.len();
                 mapped.push(map(position, bytes)?);
             }
         }

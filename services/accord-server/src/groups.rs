@@ -7,6 +7,8 @@
 
 mod backend;
 mod cluster;
+mod held_events;
+mod member_queue;
 mod registry;
 mod runner;
 mod settings;
@@ -15,7 +17,7 @@ mod storage;
 
 pub(crate) use backend::Groups;
 pub(crate) use cluster::{ClusterGroups, ClusterSetup};
+pub(crate) use member_queue::{MemberSender, member_queue};
 pub(crate) use registry::{MemberLink, Registry};
-pub(crate) use runner::MEMBER_BUFFER;
 pub(crate) use settings::{MAX_ACK_POSITIONS, nack_action};
 pub(crate) use sled_store::SledGroupStore;

@@ -17,13 +17,18 @@ pub(crate) use cursor::LogCursor;
 pub use recent::RecentEvents;
 pub use server_stream::ServerStream;
 pub(crate) use server_stream::{
-    StreamSender, batched_stream_channel, spawn_stream, stream_channel,
+    Batch, StreamSender, batched_stream_channel, spawn_stream, stream_channel,
 };
 pub(crate) use slots::{Owner, Slot};
 pub use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;
 
+/// Most bytes of messages a stream's channel holds for its client, whatever
+/// the number of messages (an event may be up to `--max-event-bytes`): with
+/// one read batch of at most `accord_store::READ_BYTES`, what a stream that
+/// is not read holds.
+pub(crate) const STREAM_BYTES: usize = 1024 * 1024;
 /// Messages buffered per live stream (`Subscribe`, `WatchAgreements`)
 /// before it waits for its client.
 pub(crate) const LIVE_STREAM_BUFFER: usize = 32;

@@ -68,15 +68,26 @@ pub(crate) async fn latest(
     let floor = head.saturating_sub(SCAN_BACK);
     while end > floor && found.len() < count {
         let from = end.saturating_sub(BATCH as u64).max(floor) + 1;
-        let events = context
-            .log
-            .read_log(from, (end + 1 - from) as usize)
-            .await?;
+        // The stretch `from..=end`, in as many reads as the log's read size
+        // takes; of what matches, only the latest `count` are kept.
         let mut matching = Vec::new();
-        for event in events {
-            if filter.matches(context.log.as_ref(), &event).await? {
-                matching.push(accord_proto::recorded_event_to_wire(&event));
+        let mut next = from;
+        while next <= end {
+            let events = context
+                .log
+                .read_log(next, (end + 1 - next) as usize)
+                .await?;
+            let Some(last) = events.last().map(|event| event.position) else {
+                break;
+            };
+            next = last + 1;
+            for event in events.iter().filter(|event| event.position <= end) {
+                if filter.matches(context.log.as_ref(), event).await? {
+                    matching.push(accord_proto::recorded_event_to_wire(event));
+                }
             }
+            let over = matching.len().saturating_sub(count);
+            matching.drain(..over);
         }
         matching.extend(found);
         found = matching;

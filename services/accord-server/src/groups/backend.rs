@@ -7,8 +7,8 @@ use accord_proto::v1;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::ClusterGroups;
+use super::member_queue::MemberSender;
 use super::registry::{MemberLink, Registry};
-use super::runner::MemberSender;
 use crate::error::ApiError;
 
 /// Where a server's consumer groups run.

@@ -32,8 +32,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
+use super::member_queue::MemberSender;
 use super::registry::MemberLink;
-use super::runner::MemberSender;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use names::Names;

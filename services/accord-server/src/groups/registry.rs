@@ -12,7 +12,8 @@ use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::runner::{GroupCommand, GroupSnapshot, MemberSender, Queued, Runner, RunnerContext};
+use super::member_queue::MemberSender;
+use super::runner::{GroupCommand, GroupSnapshot, Queued, Runner, RunnerContext};
 use super::settings;
 use super::storage::GroupStorage;
 use crate::error::ApiError;

@@ -4,13 +4,14 @@
 //! their acknowledgements, and stores the checkpoint and the parked events.
 //!
 //! The writer never waits for a group: the task reads the log like any
-//! reader, and stops reading ahead once `READ_AHEAD` events are unsettled.
+//! reader, and stops reading ahead once `READ_AHEAD` events or
+//! `READ_AHEAD_BYTES` of them are unsettled.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_domain::{DispatchSettings, GroupState, MemberId, NackAction, RecordedEvent};
+use accord_domain::{DispatchSettings, GroupState, MemberId, NackAction};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1;
 use accord_proto::v1::consume_response::Kind;
@@ -19,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::settings;
+use super::held_events::HeldEvents;
+use super::member_queue::{MEMBER_BYTES, MEMBER_MESSAGES, MemberSender, Refused};
 use super::storage::{GroupStorage, ParkedNow, Progress};
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
@@ -27,6 +29,10 @@ use crate::metrics::{GroupLabels, Metrics};
 
 /// Unsettled events the task keeps before it stops reading ahead.
 const READ_AHEAD: usize = 10_000;
+/// Bytes of unsettled events the task keeps before it stops reading ahead
+/// (an event may be up to `--max-event-bytes`: 10,000 of them would be
+/// gigabytes).
+pub(crate) const READ_AHEAD_BYTES: usize = 8 * 1024 * 1024;
 /// Events read from the log at once.
 const READ_BATCH: usize = 1_000;
 /// How often ack timeouts are checked.
@@ -38,16 +44,11 @@ const PERSIST_EVERY: Duration = Duration::from_millis(50);
 /// Pause after a failed read or write before the next try.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
-/// A member's stream.
-pub(crate) type MemberSender = mpsc::Sender<Result<v1::ConsumeResponse, Status>>;
-
-/// Room in a member's stream: every delivery it holds, and a little more.
-pub(crate) const MEMBER_BUFFER: usize = settings::MAX_IN_FLIGHT as usize + 8;
-
 /// Why a member's stream ends when it leaves its deliveries unread.
 pub(crate) fn fell_behind(member: &str, group: &str) -> Status {
     Status::resource_exhausted(format!(
-        "member {member:?} of consumer group {group:?} fell behind: {MEMBER_BUFFER} messages unread; it left the group (its events go to other members); read the stream and join again"
+        "member {member:?} of consumer group {group:?} fell behind: {MEMBER_MESSAGES} messages or {} MiB unread; it left the group (its events go to other members); read the stream and join again",
+        MEMBER_BYTES >> 20
     ))
 }
 
@@ -107,8 +108,8 @@ pub(crate) struct Runner {
     context: RunnerContext,
     filter: EventFilter,
     state: GroupState,
-    /// The unsettled events read from the log.
-    events: BTreeMap<u64, RecordedEvent>,
+    /// The unsettled events read from the log, as they go out.
+    events: HeldEvents,
     members: HashMap<MemberId, Member>,
     commands: mpsc::Receiver<GroupCommand>,
     started: Instant,
@@ -140,7 +141,7 @@ impl Runner {
             context,
             filter,
             state: GroupState::new(settings, checkpoint, parked),
-            events: BTreeMap::new(),
+            events: HeldEvents::default(),
             members: HashMap::new(),
             commands,
             started: Instant::now(),
@@ -164,6 +165,7 @@ impl Runner {
         let stopping = self.context.stopping.clone();
         loop {
             let read_more = self.state.unsettled() < READ_AHEAD
+                && self.events.bytes() < READ_AHEAD_BYTES
                 && self.context.log.head() > self.state.offered_through();
             tokio::select! {
                 biased;
@@ -200,9 +202,9 @@ impl Runner {
         }
         self.persist().await;
         for (_, member) in self.members.drain() {
-            let _ = member.sender.try_send(Err(Status::unavailable(
+            member.sender.end(Status::unavailable(
                 "the server is shutting down; join again (unsettled events go out again)",
-            )));
+            ));
         }
     }
 
@@ -220,7 +222,7 @@ impl Runner {
                         member_id: format!("{}/{member}", self.name),
                     })),
                 };
-                if sender.try_send(Ok(joined)).is_ok() {
+                if sender.send(joined).is_ok() {
                     tracing::info!(group = %self.name, member, member_name = %name, "member joined");
                     self.members.insert(member, Member { name, sender });
                     let _ = reply.send(member);
@@ -261,10 +263,10 @@ impl Runner {
             }
             GroupCommand::Delete(reply) => {
                 for (_, member) in self.members.drain() {
-                    let _ = member.sender.try_send(Err(Status::not_found(format!(
+                    member.sender.end(Status::not_found(format!(
                         "consumer group {:?} was deleted",
                         self.name
-                    ))));
+                    )));
                 }
                 self.unreport();
                 let _ = reply.send(());
@@ -280,10 +282,10 @@ impl Runner {
         let parked = self.state.parked().count();
         tracing::warn!(group = %self.name, parked, "a park was refused: the group's parked events are at their limit");
         if let Some(gone) = self.members.get(&member) {
-            let _ = gone.sender.try_send(Err(Status::resource_exhausted(format!(
+            gone.sender.end(Status::resource_exhausted(format!(
                 "consumer group {:?} holds {parked} parked events, the most it keeps (--max-parked-per-group): the event was not parked and goes out again; replay the parked events (ReplayParked) and settle them, then join again",
                 self.name
-            ))));
+            )));
         }
         self.leave(member);
     }
@@ -299,7 +301,7 @@ impl Runner {
     fn forget_settled(&mut self, positions: &[u64]) {
         for position in positions {
             if !self.state.is_unsettled(*position) {
-                self.events.remove(position);
+                self.events.remove(*position);
             }
         }
     }
@@ -321,7 +323,8 @@ impl Runner {
                 .await?
             {
                 self.state.offer(event.position, &event.agreement_id);
-                self.events.insert(event.position, event);
+                self.events
+                    .insert(event.position, recorded_event_to_wire(&event));
             } else {
                 self.state.pass(event.position);
             }
@@ -337,8 +340,8 @@ impl Runner {
                 return;
             }
             for delivery in deliveries {
-                let event = match self.events.get(&delivery.position) {
-                    Some(event) => Some(recorded_event_to_wire(event)),
+                let event = match self.events.get(delivery.position) {
+                    Some(event) => Some(event.clone()),
                     // A parked event replayed (its body was dropped when it was parked).
                     None => self
                         .context
@@ -447,20 +450,22 @@ impl Runner {
     }
 
     /// Sends `response` to `member`; false when its stream is gone, or has
-    /// so much unread that it is ended (the last place in its buffer takes
-    /// a status that says why, so the stream does not stay open and silent).
+    /// so much unread that it is ended (what it had not read is dropped and
+    /// its stream ends with a status that says why, so it does not stay
+    /// open and silent).
     fn send_to(&self, member: MemberId, response: v1::ConsumeResponse) -> bool {
         let Some(member) = self.members.get(&member) else {
             return false;
         };
-        if member.sender.capacity() > 1 {
-            return member.sender.try_send(Ok(response)).is_ok();
+        match member.sender.send(response) {
+            Ok(()) => true,
+            Err(Refused::Gone) => false,
+            Err(Refused::Full) => {
+                tracing::warn!(group = %self.name, member_name = %member.name, "member ended: it does not read its stream");
+                member.sender.end(fell_behind(&member.name, &self.name));
+                false
+            }
         }
-        tracing::warn!(group = %self.name, member_name = %member.name, "member ended: it does not read its stream");
-        let _ = member
-            .sender
-            .try_send(Err(fell_behind(&member.name, &self.name)));
-        false
     }
 
     /// Stores the checkpoint and the parked events if they changed.
@@ -483,7 +488,7 @@ impl Runner {
             // A parked event goes out again only on replay, read from the
             // log then: its body need not stay in memory.
             for (position, _) in &all {
-                self.events.remove(position);
+                self.events.remove(*position);
             }
             let now: BTreeSet<u64> = all.iter().map(|(position, _)| *position).collect();
             let parked = ParkedNow {

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use accord_proto::v1;
 use accord_proto::v1::consume_request::Kind;
 use accord_proto::v1::consumer_groups_server::ConsumerGroups;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
-use crate::groups::{Groups, MAX_ACK_POSITIONS, MEMBER_BUFFER, MemberLink, nack_action};
-use crate::streams::{Owner, Slot, SubscriptionSlots};
+use crate::groups::{
+    Groups, MAX_ACK_POSITIONS, MemberLink, MemberSender, member_queue, nack_action,
+};
+use crate::streams::{Owner, ServerStream, Slot, SubscriptionSlots};
 
 /// The service.
 pub struct ConsumerGroupsApi {
@@ -94,7 +94,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         Ok(Response::new(v1::ReplayParkedResponse { replayed }))
     }
 
-    type ConsumeStream = ReceiverStream<Result<v1::ConsumeResponse, Status>>;
+    type ConsumeStream = ServerStream<v1::ConsumeResponse>;
 
     async fn consume(
         &self,
@@ -112,7 +112,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         };
         accord_domain::validate_text("join.member_name", &join.member_name)
             .map_err(ApiError::from)?;
-        let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
+        let (sender, receiver) = member_queue();
         let member = groups
             .join(&join.group, join.member_name, sender.clone())
             .await?;
@@ -123,7 +123,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
             groups.stopping(),
             slot,
         ));
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        Ok(Response::new(Box::pin(receiver.into_stream())))
     }
 }
 
@@ -143,7 +143,7 @@ fn too_many(field: &str, positions: &[u64]) -> Option<Status> {
 async fn follow_member(
     mut inbound: Streaming<v1::ConsumeRequest>,
     member: MemberLink,
-    sender: mpsc::Sender<Result<v1::ConsumeResponse, Status>>,
+    sender: MemberSender,
     stopping: CancellationToken,
     _slot: Slot,
 ) {
@@ -185,7 +185,7 @@ async fn follow_member(
             }
             Ok(None) | Err(_) => break,
         };
-        let _ = sender.send(Err(refusal)).await;
+        sender.end(refusal);
         break;
     }
     member.leave().await;

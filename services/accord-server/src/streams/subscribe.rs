@@ -16,7 +16,7 @@ use super::cursor::LogCursor;
 use super::recent::RecentEvents;
 use super::slots::Slot;
 use super::{
-    SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender, batched_stream_channel,
+    Batch, SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender, batched_stream_channel,
 };
 use crate::error::ApiError;
 use crate::grpc::{EventFilter, within_log};
@@ -102,7 +102,7 @@ struct Subscription {
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
     /// Frames go out in batches: one wake of the connection per batch.
-    out: StreamSender<Vec<SubscribeFrame>>,
+    out: StreamSender<Batch<SubscribeFrame>>,
 }
 
 impl Subscription {
@@ -138,7 +138,7 @@ impl Subscription {
                         continue;
                     }
                     let sent = batch.len() as u64;
-                    if !self.out.send(batch).await {
+                    if !self.out.send(Batch(batch)).await {
                         return;
                     }
                     self.metrics.subscription_events_sent.inc_by(sent);
@@ -188,9 +188,11 @@ impl Subscription {
     /// the server is stopping.
     async fn send(&mut self, message: Message) -> bool {
         self.out
-            .send(vec![SubscribeFrame::encode(&v1::SubscribeResponse {
-                message: Some(message),
-            })])
+            .send(Batch(vec![SubscribeFrame::encode(
+                &v1::SubscribeResponse {
+                    message: Some(message),
+                },
+            )]))
             .await
     }
 

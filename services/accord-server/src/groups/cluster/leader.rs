@@ -13,7 +13,6 @@ use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use prost::Message;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
@@ -22,7 +21,6 @@ use super::lease::{self, Held};
 use super::names::Names;
 use super::refused;
 use crate::error::ApiError;
-use crate::groups::runner::MEMBER_BUFFER;
 use crate::groups::{MemberLink, Registry, nack_action};
 use crate::metrics::Metrics;
 use accord_store::EventLog;
@@ -286,7 +284,7 @@ impl Answerer {
     /// Adds a member whose stream is on some node; its deliveries go to its
     /// inbox.
     async fn join(&self, join: cluster::RemoteJoin) -> Result<(), ApiError> {
-        let (sender, receiver) = mpsc::channel(MEMBER_BUFFER);
+        let (sender, receiver) = crate::groups::member_queue();
         let link = self
             .registry
             .join(&join.group, join.member_name, sender)
@@ -317,7 +315,7 @@ impl Answerer {
 /// until the task lets the member go.
 async fn forward(
     client: async_nats::Client,
-    mut receiver: mpsc::Receiver<Result<v1::ConsumeResponse, Status>>,
+    mut receiver: crate::groups::member_queue::MemberReceiver,
     inbox: String,
     token: String,
     link: MemberLink,

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
 use super::{ClusterGroups, status_of};
-use crate::groups::runner::{GroupCommand, MemberSender, fell_behind};
+use crate::groups::member_queue::{MemberSender, Refused};
+use crate::groups::runner::{GroupCommand, fell_behind};
 
 /// How often a member's node tells the node running the groups that the
 /// member is still there.
@@ -45,9 +46,9 @@ impl Relay {
         loop {
             tokio::select! {
                 () = self.stopping.cancelled() => {
-                    let _ = self.stream.try_send(Err(Status::unavailable(
+                    self.stream.end(Status::unavailable(
                         "the server is shutting down; join again through another node (unsettled events go out again)",
-                    )));
+                    ));
                     break;
                 }
                 message = self.inbox.next() => {
@@ -101,16 +102,18 @@ impl Relay {
                 // A member too slow to take what it asked for is let go
                 // (as on the embedded store): what it held goes to others,
                 // and the last place in its stream says why.
-                if self.stream.capacity() > 1 {
-                    return self.stream.try_send(Ok(response)).is_ok();
+                match self.stream.send(response) {
+                    Ok(()) => true,
+                    Err(Refused::Gone) => false,
+                    Err(Refused::Full) => {
+                        self.stream
+                            .end(fell_behind(&self.join.member_name, &self.join.group));
+                        false
+                    }
                 }
-                let _ = self
-                    .stream
-                    .try_send(Err(fell_behind(&self.join.member_name, &self.join.group)));
-                false
             }
             Some(to_member::Kind::End(end)) => {
-                let _ = self.stream.try_send(Err(Status::from(status_of(end))));
+                self.stream.end(Status::from(status_of(end)));
                 false
             }
             None => true,
@@ -137,7 +140,7 @@ impl Relay {
                 true
             }
             Err(error) if error.code() == Code::NotFound => {
-                let _ = self.stream.try_send(Err(Status::from(error)));
+                self.stream.end(Status::from(error));
                 false
             }
             // No node runs the groups right now: try again.
