@@ -9,6 +9,7 @@ use accord_domain::{
 use accord_store::test_support::test_keys;
 use accord_store::{AppendItem, EventLog, NatsLog, NatsOptions, StoreError};
 use accord_tests::nats::NatsNode;
+use accord_tests::{serving, wait_for_service_health};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn announce(agreement_id: &str, command_id: &str, fingerprint: u8) -> AppendItem {
@@ -434,33 +435,9 @@ async fn a_batch_cut_short_by_a_full_store_is_reported_and_a_retry_completes_it(
     server.stop().await;
 }
 
-/// The node's health as a load balancer sees it.
-async fn serving(server: &accord_tests::TestServer, service: &str) -> bool {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    tonic_health::pb::health_client::HealthClient::new(server.channel())
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .is_ok_and(|response| response.into_inner().status == ServingStatus::Serving as i32)
-}
-
 /// Polls health until it is `wanted` (the server checks its store every second).
 async fn wait_for_health(server: &accord_tests::TestServer, wanted: bool) {
     wait_for_service_health(server, "", wanted).await;
-}
-
-/// Polls the health of `service` until it is `wanted`.
-async fn wait_for_service_health(server: &accord_tests::TestServer, service: &str, wanted: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while serving(server, service).await != wanted {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "health never became {}",
-            if wanted { "SERVING" } else { "NOT_SERVING" }
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

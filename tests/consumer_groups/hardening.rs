@@ -288,6 +288,15 @@ async fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
         assert!(tokio::time::Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Health raises the alarm (monitoring watches the name; load balancers
+    // look at the server's own, which still serves).
+    wait_for_service_health(&server, "accord.consumer_groups.parked", false).await;
+    assert!(serving(&server, "").await);
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(
+        metrics.contains("accord_consumer_groups_parked_full 1"),
+        "{metrics}"
+    );
     // Not parked, not lost: it goes out again, and so does everything after.
     let mut member = Member::join(server.server().grpc_addr(), "picky", "again").await;
     let mut rest = Vec::new();
@@ -299,4 +308,17 @@ async fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
     assert_eq!(rest, (3..=head).collect::<Vec<_>>());
     let info = wait_for_group(&server, "picky", |info| info.checkpoint == head).await;
     assert_eq!(info.parked, 2);
+    // Replayed and settled, the parked list has room again: the alarm ends.
+    groups(&server)
+        .replay_parked(v1::ReplayParkedRequest {
+            name: "picky".into(),
+        })
+        .await
+        .expect("replayed");
+    for _ in 0..2 {
+        let (position, ..) = member.delivery().await;
+        member.send(ack(vec![position])).await;
+    }
+    wait_for_group(&server, "picky", |info| info.parked == 0).await;
+    wait_for_service_health(&server, "accord.consumer_groups.parked", true).await;
 }

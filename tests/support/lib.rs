@@ -373,3 +373,28 @@ pub fn token_file(tokens: &[(&str, &str, &str)]) -> tempfile::NamedTempFile {
     std::fs::write(file.path(), text).expect("written");
     file
 }
+
+/// The server's health for `service` as a load balancer sees it.
+pub async fn serving(server: &TestServer, service: &str) -> bool {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    tonic_health::pb::health_client::HealthClient::new(server.channel())
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .is_ok_and(|response| response.into_inner().status == ServingStatus::Serving as i32)
+}
+
+/// Polls the health of `service` until it is `wanted` (the server checks
+/// what health reports every second).
+pub async fn wait_for_service_health(server: &TestServer, service: &str, wanted: bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while serving(server, service).await != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health of {service:?} never became {}",
+            if wanted { "SERVING" } else { "NOT_SERVING" }
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -95,6 +95,10 @@ pub struct Metrics {
     /// 1 while this node runs the consumer groups (always on the embedded
     /// store; on NATS the node holding the groups' lease).
     pub groups_leader: Gauge,
+    /// Consumer groups this node runs whose parked events are at
+    /// `--max-parked-per-group`; health's `accord.consumer_groups.parked`
+    /// is NOT_SERVING while it is above 0.
+    pub groups_parked_full: Gauge,
 }
 
 impl Metrics {
@@ -247,9 +251,16 @@ impl Metrics {
             "1 while this node runs the consumer groups (on NATS: holds their lease)",
             groups_leader.clone(),
         );
+        let groups_parked_full = Gauge::default();
+        registry.register(
+            "consumer_groups_parked_full",
+            "Consumer groups whose parked events are at --max-parked-per-group (parks are refused)",
+            groups_parked_full.clone(),
+        );
         Arc::new(Self {
             registry,
             groups_leader,
+            groups_parked_full,
             console_live_pages,
             http_connections_refused,
             open_files_limit,

@@ -29,6 +29,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// (everything else keeps serving).
 pub(crate) const QUARANTINE_HEALTH: &str = "accord.quarantine";
 
+/// The health service name that is NOT_SERVING while a consumer group this
+/// node runs holds as many parked events as it may (its parks are refused):
+/// an alarm for monitoring, like `accord.quarantine`.
+pub(crate) const PARKED_FULL_HEALTH: &str = "accord.consumer_groups.parked";
+
 /// Sets the overall health status ("") and every service's, the services
 /// taken from the contract's descriptor set (none is left out by hand).
 pub(crate) async fn set_health(health: &HealthReporter, status: ServingStatus) {
@@ -55,8 +60,12 @@ pub(crate) fn watch_store_health(
     tokio::spawn(async move {
         let mut degraded: Option<String> = None;
         let mut quarantined = 0;
+        let mut parked_full = false;
         health
             .set_service_status(QUARANTINE_HEALTH, ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(PARKED_FULL_HEALTH, ServingStatus::Serving)
             .await;
         let mut poll = tokio::time::interval(HEALTH_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,6 +97,19 @@ pub(crate) fn watch_store_health(
                 };
                 health.set_service_status(QUARANTINE_HEALTH, status).await;
                 quarantined = found.count;
+            }
+            let full = metrics.groups_parked_full.get() > 0;
+            if full != parked_full {
+                let status = if full {
+                    tracing::warn!(
+                        "a consumer group's parked events are at --max-parked-per-group; its parks are refused"
+                    );
+                    ServingStatus::NotServing
+                } else {
+                    ServingStatus::Serving
+                };
+                health.set_service_status(PARKED_FULL_HEALTH, status).await;
+                parked_full = full;
             }
             let now = log.degraded();
             if now == degraded {

@@ -122,6 +122,8 @@ pub(crate) struct Runner {
     last_heartbeat: Instant,
     /// Deliveries and redeliveries already counted in the metrics.
     reported: (u64, u64),
+    /// Whether `Metrics::groups_parked_full` counts this group.
+    counted_full: bool,
 }
 
 impl Runner {
@@ -151,6 +153,7 @@ impl Runner {
             last_persist: Instant::now(),
             last_heartbeat: Instant::now(),
             reported: (0, 0),
+            counted_full: false,
         }
     }
 
@@ -201,6 +204,7 @@ impl Runner {
             }
         }
         self.persist().await;
+        self.count_parked_full(false);
         for (_, member) in self.members.drain() {
             member.sender.end(Status::unavailable(
                 "the server is shutting down; join again (unsettled events go out again)",
@@ -398,10 +402,11 @@ impl Runner {
             .group_members
             .get_or_create(&labels)
             .set(i64::from(self.state.members()));
+        let full = self.state.park_is_full();
         metrics
             .group_parked_full
             .get_or_create(&labels)
-            .set(i64::from(self.state.park_is_full()));
+            .set(i64::from(full));
         let (delivered, redelivered) =
             (self.state.delivered_total(), self.state.redelivered_total());
         metrics
@@ -413,10 +418,22 @@ impl Runner {
             .get_or_create(&labels)
             .inc_by(redelivered.saturating_sub(self.reported.1));
         self.reported = (delivered, redelivered);
+        self.count_parked_full(full);
+    }
+
+    /// Counts this group among those whose parked list is full (health's
+    /// alarm) while it is, and no longer once it is not.
+    fn count_parked_full(&mut self, full: bool) {
+        if full != self.counted_full {
+            let change = if full { 1 } else { -1 };
+            self.context.metrics.groups_parked_full.inc_by(change);
+            self.counted_full = full;
+        }
     }
 
     /// Takes the group's series out of the metrics (it was deleted).
-    fn unreport(&self) {
+    fn unreport(&mut self) {
+        self.count_parked_full(false);
         let labels = GroupLabels {
             group: self.name.clone(),
         };
