@@ -322,3 +322,56 @@ async fn a_full_parked_list_refuses_to_park_and_loses_nothing() {
     wait_for_group(&server, "picky", |info| info.parked == 0).await;
     wait_for_service_health(&server, "accord.consumer_groups.parked", true).await;
 }
+
+on_both_backends!(a_parked_list_larger_than_a_nats_message_is_stored_whole);
+/// Parked events of long agreement ids (110 characters, leaving room for
+/// the commands' ids), more than nats-server's 1 MiB message limit holds in
+/// one value (on NATS they are stored in pages): every one is there after a
+/// restart, and comes back on replay.
+async fn a_parked_list_larger_than_a_nats_message_is_stored_whole(mut server: TestServer) {
+    const AGREEMENTS: usize = 65;
+    const DELIVERIES: usize = 150;
+    let mut head = 0;
+    for index in 0..AGREEMENTS {
+        let id = format!("kz-{index:03}-{}", "x".repeat(103));
+        head = append_deliveries(&server, &id, DELIVERIES).await;
+    }
+    create(
+        &server,
+        "keeper",
+        settings(|s| {
+            s.max_in_flight = 10_000;
+            s.ack_timeout_ms = 600_000;
+        }),
+    )
+    .await;
+    let mut member = Member::join(server.server().grpc_addr(), "keeper", "parker").await;
+    let mut batch = Vec::new();
+    for _ in 0..head {
+        batch.push(member.delivery().await.0);
+        if batch.len() == 1_000 {
+            member
+                .send(nack(std::mem::take(&mut batch), v1::NackAction::Park))
+                .await;
+        }
+    }
+    member.send(nack(batch, v1::NackAction::Park)).await;
+    wait_for_group(&server, "keeper", |info| {
+        info.parked == head && info.checkpoint == head
+    })
+    .await;
+    drop(member);
+    server.restart().await;
+    let info = wait_for_group(&server, "keeper", |info| info.checkpoint == head).await;
+    assert_eq!(info.parked, head, "every parked event was stored: {info:?}");
+    let replayed = groups(&server)
+        .replay_parked(v1::ReplayParkedRequest {
+            name: "keeper".into(),
+        })
+        .await
+        .expect("replayed")
+        .into_inner()
+        .replayed;
+    assert_eq!(replayed, head);
+    server.stop().await;
+}

@@ -497,25 +497,22 @@ impl Runner {
         // it holds once written.
         let mut parked_now = None;
         let parked = parked_changed.then(|| {
-            let all: Vec<(u64, String)> = self
-                .state
-                .parked()
-                .map(|(position, agreement)| (position, agreement.to_owned()))
-                .collect();
+            // Only the positions are gathered (an agreement id is copied
+            // only for what was parked since the last write).
+            let now: BTreeSet<u64> = self.state.parked().map(|(position, _)| position).collect();
             // A parked event goes out again only on replay, read from the
             // log then: its body need not stay in memory.
-            for (position, _) in &all {
+            for position in &now {
                 self.events.remove(*position);
             }
-            let now: BTreeSet<u64> = all.iter().map(|(position, _)| *position).collect();
             let parked = ParkedNow {
-                added: all
-                    .iter()
+                added: self
+                    .state
+                    .parked()
                     .filter(|(position, _)| !self.stored_parked.contains(position))
-                    .cloned()
+                    .map(|(position, agreement)| (position, agreement.to_owned()))
                     .collect(),
                 removed: self.stored_parked.difference(&now).copied().collect(),
-                all,
             };
             parked_now = Some(now);
             parked

@@ -16,10 +16,8 @@ pub(crate) struct StoredGroup {
     pub(crate) parked: Vec<(u64, String)>,
 }
 
-/// A group's parked events now, and what changed since they were stored.
+/// What changed in a group's parked events since they were stored.
 pub(crate) struct ParkedNow {
-    /// Every parked event: position and agreement.
-    pub(crate) all: Vec<(u64, String)>,
     /// Parked since the last write.
     pub(crate) added: Vec<(u64, String)>,
     /// No longer parked since the last write.

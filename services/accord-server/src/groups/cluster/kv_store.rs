@@ -1,14 +1,18 @@
 //! Consumer groups kept in a key-value bucket of the NATS cluster: a
-//! group's definition under one key, its checkpoint and parked events
-//! together under another (one value, so they change together). Only the
-//! node holding the lease writes, and each progress write names the
-//! revision it replaces: a node that finds a later holder's write there
-//! has lost the lease and stops.
+//! group's definition under one key, its checkpoint under another, and its
+//! parked events in pages of 4,096 positions (`names::PARKED_PAGE_SPAN`),
+//! so that no value comes near nats-server's 1 MiB message limit and a
+//! store rewrites only the pages that changed. Pages are written before the
+//! checkpoint: a node that stops between the two leaves parked entries
+//! beyond the stored checkpoint, which are dropped at load (their events
+//! go out again from the log). Only the node holding the lease writes, and
+//! each write names the revision it replaces: a node that finds a later
+//! holder's write there has lost the lease and stops.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use accord_proto::cluster::{ParkedEvent, StoredGroupProgress};
+use accord_proto::cluster::{ParkedEvent, StoredGroupProgress, StoredParkedPage};
 use accord_proto::storage::StoredConsumerGroup;
 use accord_store::StoreError;
 use async_nats::jetstream::kv;
@@ -17,16 +21,38 @@ use parking_lot::Mutex;
 use prost::Message;
 
 use super::lease::Held;
-use super::names::{definition_key, name_of_definition, progress_key};
+use super::names::{
+    PARKED_PAGE_SPAN, definition_key, name_of_definition, page_of_parked_key, parked_page_key,
+    parked_prefix, progress_key,
+};
 use crate::groups::storage::{GroupStorage, Progress, StoredGroup};
+
+/// One page of a group's parked events as stored: its revision (0 when
+/// never written) and its entries by position.
+#[derive(Clone, Default)]
+struct Page {
+    revision: u64,
+    parked: BTreeMap<u64, String>,
+}
+
+/// What this node wrote (or loaded) for a group.
+#[derive(Clone, Default)]
+struct Written {
+    /// The revision of its checkpoint value.
+    revision: u64,
+    /// Its parked events, by page number.
+    pages: BTreeMap<u64, Page>,
+    /// Parked events are still in the checkpoint value (as stored before
+    /// pages): the next write moves them all to pages.
+    unpaged: bool,
+}
 
 /// The groups' bucket, written under a lease.
 pub(crate) struct NatsGroupStore {
     bucket: kv::Store,
     held: Arc<Held>,
-    /// Per group: the revision of its progress value, and the parked
-    /// events it holds (rewritten with every checkpoint).
-    written: Mutex<HashMap<String, (u64, Vec<ParkedEvent>)>>,
+    /// Per group: what is stored.
+    written: Mutex<HashMap<String, Written>>,
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -67,14 +93,16 @@ impl NatsGroupStore {
         }))
     }
 
-    /// Writes a progress value over `revision`; on a conflict, looks at
-    /// who wrote: a later holder means the lease is lost, an earlier one
-    /// (a holder that was still finishing) is written over.
-    async fn write_progress(
+    /// Writes a value over `revision`; on a conflict, looks at who wrote
+    /// (`epoch_of` the stored value): a later holder means the lease is
+    /// lost, an earlier one (a holder that was still finishing) is written
+    /// over.
+    async fn write_fenced(
         &self,
         key: &str,
         value: bytes::Bytes,
         revision: u64,
+        epoch_of: fn(&[u8]) -> u64,
     ) -> Result<u64, StoreError> {
         let mut revision = revision;
         for _ in 0..3 {
@@ -91,9 +119,7 @@ impl NatsGroupStore {
                         revision = 0;
                         continue;
                     };
-                    let epoch = StoredGroupProgress::decode(stored.value.as_ref())
-                        .map(|progress| progress.epoch)
-                        .unwrap_or(0);
+                    let epoch = epoch_of(stored.value.as_ref());
                     if epoch > self.held.epoch {
                         self.held.lose();
                         return Err(StoreError::Unavailable(
@@ -110,11 +136,33 @@ impl NatsGroupStore {
         ))
     }
 
-    /// A group's progress as stored, with this node's epoch.
-    fn encode(&self, checkpoint: u64, parked: Vec<ParkedEvent>) -> bytes::Bytes {
+    /// Removes every parked page stored for group `name` (a group deleted
+    /// before under the name may have left some).
+    async fn purge_pages(&self, name: &str) -> Result<(), StoreError> {
+        let prefix = parked_prefix(name);
+        let keys: Vec<String> = self
+            .bucket
+            .keys()
+            .await
+            .map_err(|error| failed("list", error))?
+            .try_filter(|key| std::future::ready(key.starts_with(&prefix)))
+            .try_collect()
+            .await
+            .map_err(|error| failed("list", error))?;
+        for key in keys {
+            self.bucket
+                .purge(&key)
+                .await
+                .map_err(|error| failed("delete", error))?;
+        }
+        Ok(())
+    }
+
+    /// A group's checkpoint as stored, with this node's epoch.
+    fn encode(&self, checkpoint: u64) -> bytes::Bytes {
         StoredGroupProgress {
             checkpoint,
-            parked,
+            parked: Vec::new(),
             epoch: self.held.epoch,
         }
         .encode_to_vec()
@@ -133,6 +181,26 @@ impl GroupStorage for NatsGroupStore {
             .try_collect()
             .await
             .map_err(|error| failed("list", error))?;
+        let mut pages: HashMap<String, BTreeMap<u64, Page>> = HashMap::new();
+        for key in &keys {
+            let Some((name, number)) = page_of_parked_key(key) else {
+                continue;
+            };
+            let Some((value, revision)) = self.value(key).await? else {
+                continue;
+            };
+            let page = StoredParkedPage::decode(value.as_ref())
+                .map_err(|_| corrupt("a page of parked events does not decode"))?;
+            let parked = page
+                .parked
+                .into_iter()
+                .map(|parked| (parked.position, parked.agreement_id))
+                .collect();
+            pages
+                .entry(name)
+                .or_default()
+                .insert(number, Page { revision, parked });
+        }
         let mut groups = Vec::new();
         let mut written = HashMap::new();
         for key in keys {
@@ -158,17 +226,35 @@ impl GroupStorage for NatsGroupStore {
                     0,
                 ),
             };
+            let mut stored = Written {
+                revision,
+                pages: pages.remove(&name).unwrap_or_default(),
+                unpaged: !progress.parked.is_empty(),
+            };
+            for parked in progress.parked {
+                stored
+                    .pages
+                    .entry(parked.position / PARKED_PAGE_SPAN)
+                    .or_default()
+                    .parked
+                    .insert(parked.position, parked.agreement_id);
+            }
+            // Pages written by a node that stopped before its checkpoint:
+            // those events are read from the log again.
+            let parked = stored
+                .pages
+                .values()
+                .flat_map(|page| page.parked.iter())
+                .filter(|(position, _)| **position <= progress.checkpoint)
+                .map(|(position, agreement)| (*position, agreement.clone()))
+                .collect();
             groups.push(StoredGroup {
                 name: name.clone(),
                 definition,
                 checkpoint: progress.checkpoint,
-                parked: progress
-                    .parked
-                    .iter()
-                    .map(|parked| (parked.position, parked.agreement_id.clone()))
-                    .collect(),
+                parked,
             });
-            written.insert(name, (revision, progress.parked));
+            written.insert(name, stored);
         }
         *self.written.lock() = written;
         Ok(groups)
@@ -178,16 +264,21 @@ impl GroupStorage for NatsGroupStore {
         self.check_lease()?;
         // The progress first: a group deleted before under this name may
         // have left its own behind.
+        self.purge_pages(name).await?;
         let key = progress_key(name);
-        let value = self.encode(definition.start, Vec::new());
+        let value = self.encode(definition.start);
         let revision = self
             .bucket
             .put(&key, value)
             .await
             .map_err(|error| failed("write", error))?;
-        self.written
-            .lock()
-            .insert(name.to_owned(), (revision, Vec::new()));
+        self.written.lock().insert(
+            name.to_owned(),
+            Written {
+                revision,
+                ..Written::default()
+            },
+        );
         self.update(name, definition).await
     }
 
@@ -208,38 +299,68 @@ impl GroupStorage for NatsGroupStore {
                 .await
                 .map_err(|error| failed("delete", error))?;
         }
+        self.purge_pages(name).await?;
         self.written.lock().remove(name);
         Ok(())
     }
 
     async fn progress(&self, name: &str, progress: Progress) -> Result<(), StoreError> {
-        let (revision, parked) = {
-            let written = self.written.lock();
-            let (revision, parked) = written.get(name).cloned().unwrap_or_default();
-            let parked = match progress.parked {
-                Some(now) => now
-                    .all
-                    .into_iter()
-                    .map(|(position, agreement_id)| ParkedEvent {
-                        position,
-                        agreement_id,
-                    })
-                    .collect(),
-                None => parked,
-            };
-            (revision, parked)
-        };
-        let key = progress_key(name);
-        let stored = StoredGroupProgress {
-            checkpoint: progress.checkpoint,
-            parked,
-            epoch: self.held.epoch,
-        };
-        let value = stored.encode_to_vec().into();
-        let revision = self.write_progress(&key, value, revision).await?;
-        self.written
-            .lock()
-            .insert(name.to_owned(), (revision, stored.parked));
+        let mut stored = self.written.lock().get(name).cloned().unwrap_or_default();
+        // The pages that changed, then the checkpoint.
+        if let Some(parked) = progress.parked {
+            let mut touched: BTreeSet<u64> = BTreeSet::new();
+            if std::mem::take(&mut stored.unpaged) {
+                touched.extend(stored.pages.keys().copied());
+            }
+            for position in parked.removed {
+                let number = position / PARKED_PAGE_SPAN;
+                if let Some(page) = stored.pages.get_mut(&number) {
+                    page.parked.remove(&position);
+                    touched.insert(number);
+                }
+            }
+            for (position, agreement) in parked.added {
+                let number = position / PARKED_PAGE_SPAN;
+                stored
+                    .pages
+                    .entry(number)
+                    .or_default()
+                    .parked
+                    .insert(position, agreement);
+                touched.insert(number);
+            }
+            for number in touched {
+                let page = stored.pages.entry(number).or_default();
+                let value = StoredParkedPage {
+                    parked: page
+                        .parked
+                        .iter()
+                        .map(|(position, agreement)| ParkedEvent {
+                            position: *position,
+                            agreement_id: agreement.clone(),
+                        })
+                        .collect(),
+                    epoch: self.held.epoch,
+                };
+                page.revision = self
+                    .write_fenced(
+                        &parked_page_key(name, number),
+                        value.encode_to_vec().into(),
+                        page.revision,
+                        |stored| StoredParkedPage::decode(stored).map_or(0, |page| page.epoch),
+                    )
+                    .await?;
+            }
+        }
+        stored.revision = self
+            .write_fenced(
+                &progress_key(name),
+                self.encode(progress.checkpoint),
+                stored.revision,
+                |stored| StoredGroupProgress::decode(stored).map_or(0, |progress| progress.epoch),
+            )
+            .await?;
+        self.written.lock().insert(name.to_owned(), stored);
         Ok(())
     }
 }

@@ -50,6 +50,25 @@ pub(crate) fn progress_key(name: &str) -> String {
     format!("progress.{}", token(name))
 }
 
+/// Positions per page of a group's parked events.
+pub(crate) const PARKED_PAGE_SPAN: u64 = 4_096;
+
+/// The key of page `page` of group `name`'s parked events.
+pub(crate) fn parked_page_key(name: &str, page: u64) -> String {
+    format!("{}{page}", parked_prefix(name))
+}
+
+/// What every key of group `name`'s parked pages starts with.
+pub(crate) fn parked_prefix(name: &str) -> String {
+    format!("parked.{}.", token(name))
+}
+
+/// The group and page number a parked page's key names.
+pub(crate) fn page_of_parked_key(key: &str) -> Option<(String, u64)> {
+    let (token, page) = key.strip_prefix("parked.")?.rsplit_once('.')?;
+    Some((token.replace('=', "."), page.parse().ok()?))
+}
+
 /// The group a definition key names.
 pub(crate) fn name_of_definition(key: &str) -> Option<String> {
     key.strip_prefix("definition.")
@@ -59,6 +78,18 @@ pub(crate) fn name_of_definition(key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parked_page_keys_name_their_group_and_page() {
+        for name in ["a", "orders.v2.", "x..y", "a-b_c.9"] {
+            let key = parked_page_key(name, 7);
+            assert!(!key.ends_with('.') && !key.contains(".."), "{key}");
+            assert!(key.starts_with(&parked_prefix(name)));
+            assert_eq!(page_of_parked_key(&key), Some((name.to_owned(), 7)));
+        }
+        assert_eq!(page_of_parked_key("progress.a"), None);
+        assert_eq!(page_of_parked_key("parked.a.x"), None);
+    }
 
     #[test]
     fn every_group_name_makes_a_valid_key_and_comes_back() {
