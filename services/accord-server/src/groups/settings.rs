@@ -78,6 +78,8 @@ pub(crate) fn stored(
         agreement_ids: filter.agreement_ids,
         countries: filter.countries,
         start,
+        // Set by the store that writes it (NATS fences by it).
+        epoch: 0,
         strategy: strategy as u32,
         max_in_flight: bounded(
             "max_in_flight",

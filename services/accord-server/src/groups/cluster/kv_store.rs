@@ -40,6 +40,8 @@ struct Page {
 struct Written {
     /// The revision of its checkpoint value.
     revision: u64,
+    /// The revision of its definition.
+    definition_revision: u64,
     /// Its parked events, by page number.
     pages: BTreeMap<u64, Page>,
     /// Parked events are still in the checkpoint value (as stored before
@@ -53,6 +55,20 @@ pub(crate) struct NatsGroupStore {
     held: Arc<Held>,
     /// Per group: what is stored.
     written: Mutex<HashMap<String, Written>>,
+}
+
+/// The epoch of the node that wrote a stored value (0 when it does not
+/// decode, or was written before values carried one).
+fn progress_epoch(stored: &[u8]) -> u64 {
+    StoredGroupProgress::decode(stored).map_or(0, |progress| progress.epoch)
+}
+
+fn page_epoch(stored: &[u8]) -> u64 {
+    StoredParkedPage::decode(stored).map_or(0, |page| page.epoch)
+}
+
+fn definition_epoch(stored: &[u8]) -> u64 {
+    StoredConsumerGroup::decode(stored).map_or(0, |definition| definition.epoch)
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -119,12 +135,8 @@ impl NatsGroupStore {
                         revision = 0;
                         continue;
                     };
-                    let epoch = epoch_of(stored.value.as_ref());
-                    if epoch > self.held.epoch {
-                        self.held.lose();
-                        return Err(StoreError::Unavailable(
-                            "another node runs the consumer groups now; retry".into(),
-                        ));
+                    if let Some(lost) = self.superseded(epoch_of(stored.value.as_ref())) {
+                        return Err(lost);
                     }
                     revision = stored.revision;
                 }
@@ -132,7 +144,54 @@ impl NatsGroupStore {
             }
         }
         Err(StoreError::Unavailable(
-            "consumer groups' bucket: a group's progress keeps changing under this node".into(),
+            "consumer groups' bucket: a group keeps changing under this node".into(),
+        ))
+    }
+
+    /// A later holder's write is stored where this node meant to write:
+    /// the lease is lost.
+    fn superseded(&self, stored_epoch: u64) -> Option<StoreError> {
+        (stored_epoch > self.held.epoch).then(|| {
+            self.held.lose();
+            StoreError::Unavailable("another node runs the consumer groups now; retry".into())
+        })
+    }
+
+    /// Purges `key` if what is stored there is revision `revision`; when it
+    /// is not, a later holder's write means the lease is lost, an earlier
+    /// holder's is purged all the same.
+    async fn purge_fenced(
+        &self,
+        key: &str,
+        revision: u64,
+        epoch_of: fn(&[u8]) -> u64,
+    ) -> Result<(), StoreError> {
+        let mut revision = revision;
+        for _ in 0..3 {
+            self.check_lease()?;
+            let purged = self.bucket.purge_expect_revision(key, Some(revision)).await;
+            let Err(error) = purged else {
+                return Ok(());
+            };
+            let stored = self
+                .bucket
+                .entry(key)
+                .await
+                .map_err(|error| failed("read", error))?;
+            let Some(stored) = stored.filter(|entry| entry.operation == kv::Operation::Put) else {
+                // Nothing is stored there (any more).
+                return Ok(());
+            };
+            if let Some(lost) = self.superseded(epoch_of(stored.value.as_ref())) {
+                return Err(lost);
+            }
+            if stored.revision == revision {
+                return Err(failed("delete", error));
+            }
+            revision = stored.revision;
+        }
+        Err(StoreError::Unavailable(
+            "consumer groups' bucket: a group keeps changing under this node".into(),
         ))
     }
 
@@ -207,7 +266,7 @@ impl GroupStorage for NatsGroupStore {
             let Some(name) = name_of_definition(&key) else {
                 continue;
             };
-            let Some((value, _)) = self.value(&key).await? else {
+            let Some((value, definition_revision)) = self.value(&key).await? else {
                 continue;
             };
             let definition = StoredConsumerGroup::decode(value.as_ref())
@@ -228,6 +287,7 @@ impl GroupStorage for NatsGroupStore {
             };
             let mut stored = Written {
                 revision,
+                definition_revision,
                 pages: pages.remove(&name).unwrap_or_default(),
                 unpaged: !progress.parked.is_empty(),
             };
@@ -265,13 +325,14 @@ impl GroupStorage for NatsGroupStore {
         // The progress first: a group deleted before under this name may
         // have left its own behind.
         self.purge_pages(name).await?;
-        let key = progress_key(name);
-        let value = self.encode(definition.start);
         let revision = self
-            .bucket
-            .put(&key, value)
-            .await
-            .map_err(|error| failed("write", error))?;
+            .write_fenced(
+                &progress_key(name),
+                self.encode(definition.start),
+                0,
+                progress_epoch,
+            )
+            .await?;
         self.written.lock().insert(
             name.to_owned(),
             Written {
@@ -283,22 +344,37 @@ impl GroupStorage for NatsGroupStore {
     }
 
     async fn update(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
-        self.check_lease()?;
-        self.bucket
-            .put(definition_key(name), definition.encode_to_vec().into())
-            .await
-            .map_err(|error| failed("write", error))?;
+        let revision = self
+            .written
+            .lock()
+            .get(name)
+            .map_or(0, |written| written.definition_revision);
+        let value = StoredConsumerGroup {
+            epoch: self.held.epoch,
+            ..definition.clone()
+        };
+        let revision = self
+            .write_fenced(
+                &definition_key(name),
+                value.encode_to_vec().into(),
+                revision,
+                definition_epoch,
+            )
+            .await?;
+        if let Some(written) = self.written.lock().get_mut(name) {
+            written.definition_revision = revision;
+        }
         Ok(())
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.check_lease()?;
-        for key in [definition_key(name), progress_key(name)] {
-            self.bucket
-                .purge(&key)
-                .await
-                .map_err(|error| failed("delete", error))?;
-        }
+        let (definition, progress) = self.written.lock().get(name).map_or((0, 0), |written| {
+            (written.definition_revision, written.revision)
+        });
+        self.purge_fenced(&definition_key(name), definition, definition_epoch)
+            .await?;
+        self.purge_fenced(&progress_key(name), progress, progress_epoch)
+            .await?;
         self.purge_pages(name).await?;
         self.written.lock().remove(name);
         Ok(())
@@ -347,7 +423,7 @@ impl GroupStorage for NatsGroupStore {
                         &parked_page_key(name, number),
                         value.encode_to_vec().into(),
                         page.revision,
-                        |stored| StoredParkedPage::decode(stored).map_or(0, |page| page.epoch),
+                        page_epoch,
                     )
                     .await?;
             }
@@ -357,10 +433,90 @@ impl GroupStorage for NatsGroupStore {
                 &progress_key(name),
                 self.encode(progress.checkpoint),
                 stored.revision,
-                |stored| StoredGroupProgress::decode(stored).map_or(0, |progress| progress.epoch),
+                progress_epoch,
             )
             .await?;
         self.written.lock().insert(name.to_owned(), stored);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::groups::cluster::lease::Held;
+
+    fn definition(max_in_flight: u32) -> StoredConsumerGroup {
+        StoredConsumerGroup {
+            max_in_flight,
+            ..Default::default()
+        }
+    }
+
+    /// What the bucket holds as group "g"'s definition.
+    async fn stored_definition(bucket: &kv::Store) -> Option<StoredConsumerGroup> {
+        let value = bucket.get(definition_key("g")).await.expect("read")?;
+        Some(StoredConsumerGroup::decode(value.as_ref()).expect("decodes"))
+    }
+
+    /// Two nodes that both believe they hold the lease (the first was
+    /// paused past its lease, say, and has not yet noticed): the earlier
+    /// holder's definition writes and deletes land nowhere, and it stops.
+    #[tokio::test]
+    async fn a_node_with_an_earlier_lease_never_writes_over_a_definition() {
+        let nats = nats_process::NatsNode::single().await;
+        let client = async_nats::connect(nats.url()).await.expect("connects");
+        let jetstream = async_nats::jetstream::new(client);
+        let bucket = jetstream
+            .create_key_value(kv::Config {
+                bucket: "T-groups".into(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("bucket");
+        let long = Duration::from_secs(600);
+        let earlier = NatsGroupStore::new(bucket.clone(), Held::for_test(1, long));
+        earlier.create("g", &definition(10)).await.expect("created");
+        // A second node with the same view loaded before the later holder wrote.
+        let stale = NatsGroupStore::new(bucket.clone(), Held::for_test(1, long));
+        stale.load().await.expect("loads");
+        let later = NatsGroupStore::new(bucket.clone(), Held::for_test(2, long));
+        later.load().await.expect("loads");
+        later.update("g", &definition(20)).await.expect("updated");
+
+        let refused = earlier.update("g", &definition(30)).await;
+        assert!(
+            refused.is_err(),
+            "an earlier holder updated over a later one"
+        );
+        assert!(
+            earlier.held.lost.is_cancelled(),
+            "it knows it lost the lease"
+        );
+        let refused = stale.delete("g").await;
+        assert!(
+            refused.is_err(),
+            "an earlier holder deleted a later one's group"
+        );
+        assert!(stale.held.lost.is_cancelled());
+        let kept = stored_definition(&bucket).await.expect("still there");
+        assert_eq!((kept.max_in_flight, kept.epoch), (20, 2));
+
+        // The later holder itself updates and deletes as usual.
+        later.update("g", &definition(40)).await.expect("updated");
+        later.delete("g").await.expect("deleted");
+        assert_eq!(stored_definition(&bucket).await, None);
+        // And creates again under the name, over what the delete left.
+        later
+            .create("g", &definition(50))
+            .await
+            .expect("created again");
+        assert_eq!(
+            stored_definition(&bucket).await.map(|d| d.max_in_flight),
+            Some(50)
+        );
     }
 }

@@ -39,6 +39,16 @@ impl Held {
         !self.lost.is_cancelled() && Instant::now() < *self.valid_until.lock()
     }
 
+    /// A lease of `epoch` valid for `for_how_long` (tests of the fences).
+    #[cfg(test)]
+    pub(crate) fn for_test(epoch: u64, for_how_long: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            epoch,
+            valid_until: Mutex::new(Instant::now() + for_how_long),
+            lost: CancellationToken::new(),
+        })
+    }
+
     /// Marks the lease lost (a later holder was seen).
     pub(crate) fn lose(&self) {
         self.lost.cancel();
