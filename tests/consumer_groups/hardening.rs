@@ -375,3 +375,165 @@ async fn a_parked_list_larger_than_a_nats_message_is_stored_whole(mut server: Te
     assert_eq!(replayed, head);
     server.stop().await;
 }
+
+/// On NATS the nodes say what they say to each other sealed with a key
+/// derived from the token file: the sealed calls, deliveries and
+/// acknowledgements of a server with tokens work, and a NATS user who
+/// publishes a call of their own (unsealed, or sealed with a made-up key)
+/// is refused and changes nothing.
+#[tokio::test]
+async fn calls_between_nodes_on_nats_are_sealed_and_forged_ones_refused() {
+    use accord_proto::cluster;
+    use accord_proto::v1::agreement_service_client::AgreementServiceClient;
+    use accord_server::auth::new_token;
+    use prost::Message;
+    let nats = accord_tests::nats::NatsNode::single().await;
+    let (operator, consumer) = (new_token(), new_token());
+    let file = token_file(&[
+        ("ops", "operator,writer,reader", &operator),
+        ("worker", "consumer", &consumer),
+    ]);
+    let (path, url) = (file.path().to_owned(), nats.url().to_owned());
+    let server = TestServer::start_with(move |config| {
+        config.store = url;
+        config.nats_replicas = 1;
+        config.token_file = Some(path);
+    })
+    .await;
+    let bearer = |token: &str| {
+        let value: tonic::metadata::MetadataValue<_> =
+            format!("Bearer {token}").parse().expect("header");
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+            Ok(request)
+        }
+    };
+    let mut managed = ConsumerGroupsClient::with_interceptor(server.channel(), bearer(&operator));
+    managed
+        .create_consumer_group(v1::CreateConsumerGroupRequest {
+            name: "work".into(),
+            settings: Some(settings(|_| {})),
+        })
+        .await
+        .expect("created through a sealed call");
+    AgreementServiceClient::with_interceptor(server.channel(), bearer(&operator))
+        .announce(announce_wabtec("kz"))
+        .await
+        .expect("appended");
+    let (requests, outgoing) = mpsc::channel(4);
+    requests
+        .send(join_request("work", "worker"))
+        .await
+        .expect("queued");
+    let mut stream = ConsumerGroupsClient::with_interceptor(server.channel(), bearer(&consumer))
+        .consume(ReceiverStream::new(outgoing))
+        .await
+        .expect("joined through a sealed call")
+        .into_inner();
+    let mut delivered = None;
+    while delivered.is_none() {
+        let message = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("answers")
+            .expect("a message")
+            .expect("no error");
+        if let Some(consume_response::Kind::Delivery(delivery)) = message.kind {
+            delivered = delivery.event.map(|event| event.position);
+        }
+    }
+    requests
+        .send(ack(vec![delivered.expect("a position")]))
+        .await
+        .expect("acknowledged in a sealed report");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let info = managed
+            .get_consumer_group(v1::GetConsumerGroupRequest {
+                name: "work".into(),
+            })
+            .await
+            .expect("group")
+            .into_inner();
+        if info.checkpoint == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A NATS user of its own asks the node running the groups to delete it.
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let lease = async_nats::jetstream::new(client.clone())
+        .get_key_value("ACCORD-groups-lease")
+        .await
+        .expect("the lease bucket");
+    let holder = lease.get("leader").await.expect("read").expect("a holder");
+    let subject = format!(
+        "_accord.ACCORD.groups.calls.{}",
+        String::from_utf8(holder.to_vec()).expect("node id")
+    );
+    let delete = cluster::GroupCall {
+        kind: Some(cluster::group_call::Kind::Delete(
+            v1::DeleteConsumerGroupRequest {
+                name: "work".into(),
+            },
+        )),
+    }
+    .encode_to_vec();
+    let sent_at_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let forged = [
+        ("unsealed", delete.clone()),
+        (
+            "sealed with a made-up MAC",
+            cluster::Sealed {
+                body: delete.clone(),
+                sent_at_unix_ms,
+                mac: vec![7; 32],
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "sealed with nothing",
+            cluster::Sealed {
+                body: delete.clone(),
+                sent_at_unix_ms,
+                mac: Vec::new(),
+            }
+            .encode_to_vec(),
+        ),
+    ];
+    for (what, payload) in forged {
+        let answer = client
+            .request(subject.clone(), payload.into())
+            .await
+            .expect("answered");
+        let answer = cluster::GroupAnswer::decode(answer.payload.as_ref()).expect("an answer");
+        let Some(cluster::group_answer::Kind::Refused(refused)) = answer.kind else {
+            panic!("a call {what} was taken: {answer:?}");
+        };
+        assert_eq!(
+            refused.code,
+            Code::PermissionDenied as i32,
+            "{what}: {refused:?}"
+        );
+        assert!(
+            refused.message.contains("token file"),
+            "{what}: {refused:?}"
+        );
+    }
+    let info = managed
+        .get_consumer_group(v1::GetConsumerGroupRequest {
+            name: "work".into(),
+        })
+        .await
+        .expect("the group is still there")
+        .into_inner();
+    assert_eq!(info.checkpoint, 1);
+    drop((requests, stream));
+    server.stop().await;
+}

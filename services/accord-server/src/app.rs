@@ -58,7 +58,8 @@ impl App {
         let tls = tls_config(&config)?;
         crate::exposure::check(&config, tokens.is_some(), tls.is_some())?;
         let metrics = Metrics::new();
-        let storage = Storage::open(&config, &metrics).await?;
+        let node_key = tokens.as_ref().map(|tokens| tokens.node_key());
+        let storage = Storage::open(&config, &metrics, node_key).await?;
         let grpc_listener = TcpListener::bind(config.listen).await?;
         let metrics_listener = TcpListener::bind(config.metrics_listen).await?;
         let console_listener = match config.console_listen.0 {

@@ -166,6 +166,27 @@ impl TokenTable {
         )
     }
 
+    /// A key derived from every token of the table (hash, name and roles),
+    /// the same on every node that reads the same token file and unknown to
+    /// anyone without it: nodes seal what they say to each other over NATS
+    /// with it.
+    pub(crate) fn node_key(&self) -> [u8; 32] {
+        let mut grants: Vec<(&[u8; 32], &Grant)> = self.by_hash.iter().collect();
+        grants.sort_by_key(|(hash, _)| **hash);
+        let mut material = Vec::new();
+        for (hash, grant) in grants {
+            material.extend_from_slice(hash);
+            material.extend_from_slice(grant.name.as_bytes());
+            material.push(0);
+            for role in &grant.roles {
+                material.extend_from_slice(role.name().as_bytes());
+                material.push(b',');
+            }
+            material.push(0);
+        }
+        blake3::derive_key("accord 2026 consumer groups between nodes", &material)
+    }
+
     fn grant(&self, token: &str) -> Option<&Grant> {
         self.by_hash.get(blake3::hash(token.as_bytes()).as_bytes())
     }
@@ -288,6 +309,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_key_follows_the_tokens_not_the_file_layout() {
+        let (first, second) = (new_token(), new_token());
+        let key = |text: String| TokenTable::parse(&text).expect("parses").node_key();
+        let one = TokenTable::line_for("a", "writer", &first);
+        let two = TokenTable::line_for("b", "operator,reader", &second);
+        let same = key(format!("{one}\n{two}\n"));
+        assert_eq!(same, key(format!("# reordered\n{two}\n\n{one}\n")));
+        assert_ne!(same, key(format!("{one}\n")));
+        let renamed = TokenTable::line_for("c", "operator,reader", &second);
+        assert_ne!(same, key(format!("{one}\n{renamed}\n")));
+        let other_roles = TokenTable::line_for("b", "reader", &second);
+        assert_ne!(same, key(format!("{one}\n{other_roles}\n")));
+    }
 
     #[test]
     fn token_files_hold_hashes_and_roles() {

@@ -16,7 +16,7 @@ mod sled_store;
 mod storage;
 
 pub(crate) use backend::Groups;
-pub(crate) use cluster::{ClusterGroups, ClusterSetup};
+pub(crate) use cluster::{ClusterGroups, ClusterSetup, NodeKey};
 pub(crate) use member_queue::{MemberSender, member_queue};
 pub(crate) use registry::{MemberLink, Registry};
 pub(crate) use settings::{MAX_ACK_POSITIONS, nack_action};

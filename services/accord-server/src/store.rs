@@ -37,7 +37,13 @@ pub(crate) enum GroupsSetup {
 impl Storage {
     /// Creates the data directory if needed, opens the log and the read
     /// models, and rebuilds read models that do not follow the log.
-    pub(crate) async fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, ServerError> {
+    /// `node_key` seals what the nodes of a NATS cluster say to each other
+    /// (derived from the token file; `None` without one).
+    pub(crate) async fn open(
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        node_key: Option<[u8; 32]>,
+    ) -> Result<Self, ServerError> {
         // Its entry in its parent is made durable when the databases in it
         // open (`SyncedDb` syncs the two directories above each).
         std::fs::create_dir_all(&config.data_dir)?;
@@ -47,7 +53,7 @@ impl Storage {
             failing: failing_sender,
         };
         let keys = crate::signing_key::load(config)?;
-        let (log, groups) = open(config, observer, keys.clone()).await?;
+        let (log, groups) = open(config, observer, keys.clone(), node_key).await?;
         let read_models_dir = config.data_dir.join("read-models");
         let read_models =
             tokio::task::spawn_blocking(move || ReadModels::open(&read_models_dir)).await??;
@@ -97,6 +103,7 @@ async fn open(
     config: &Config,
     observer: StoreObserver,
     keys: CheckpointKeys,
+    node_key: Option<[u8; 32]>,
 ) -> Result<(Arc<dyn EventLog>, GroupsSetup), ServerError> {
     match StoreKind::parse(&config.store)? {
         StoreKind::Sled => {
@@ -145,6 +152,7 @@ async fn open(
                 stream: stream.to_owned(),
                 replicas,
                 max_parked: config.max_parked_per_group,
+                key: crate::groups::NodeKey::new(node_key),
             }));
             Ok((Arc::new(log), groups))
         }

@@ -19,6 +19,7 @@ mod leader;
 mod lease;
 mod names;
 mod relay;
+mod sealing;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ use super::registry::MemberLink;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use names::Names;
+pub(crate) use sealing::NodeKey;
+use sealing::Purpose;
 
 /// Commands a member's relay queues from its stream.
 const MEMBER_COMMANDS: usize = 1_024;
@@ -52,6 +55,8 @@ pub(crate) struct ClusterSetup {
     pub(crate) replicas: usize,
     /// Most parked events per group (`--max-parked-per-group`).
     pub(crate) max_parked: usize,
+    /// What nodes seal their messages to each other with.
+    pub(crate) key: NodeKey,
 }
 
 /// This node's side of the cluster's consumer groups.
@@ -64,6 +69,8 @@ pub(crate) struct ClusterGroups {
     stopping: CancellationToken,
     /// Races for the lease and runs the groups while this node holds it.
     leader: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// What nodes seal their messages to each other with.
+    key: NodeKey,
 }
 
 /// A refusal as it crosses between nodes.
@@ -140,6 +147,7 @@ impl ClusterGroups {
             metrics,
             stopping: stopping.clone(),
             max_parked: setup.max_parked,
+            key: setup.key.clone(),
         }));
         Ok(Arc::new(Self {
             client: setup.client,
@@ -148,6 +156,7 @@ impl ClusterGroups {
             holder: parking_lot::Mutex::new(None),
             stopping,
             leader: parking_lot::Mutex::new(Some(task)),
+            key: setup.key,
         }))
     }
 
@@ -176,9 +185,10 @@ impl ClusterGroups {
         &self,
         kind: group_call::Kind,
     ) -> Result<(group_answer::Kind, String), ApiError> {
-        let call: bytes::Bytes = cluster::GroupCall { kind: Some(kind) }
-            .encode_to_vec()
-            .into();
+        let call = self.key.seal(
+            Purpose::Call,
+            cluster::GroupCall { kind: Some(kind) }.encode_to_vec(),
+        );
         let patience = lease::EXPIRES + lease::RENEW_EVERY * 2;
         let deadline = tokio::time::Instant::now() + patience;
         let (answer, holder) = loop {

@@ -20,6 +20,7 @@ use super::kv_store::NatsGroupStore;
 use super::lease::{self, Held};
 use super::names::Names;
 use super::refused;
+use super::sealing::{NodeKey, Purpose, Unsealed};
 use crate::error::ApiError;
 use crate::groups::{MemberLink, Registry, nack_action};
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ pub(crate) struct LeaderContext {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopping: CancellationToken,
     pub(crate) max_parked: usize,
+    /// What nodes seal their messages with.
+    pub(crate) key: NodeKey,
 }
 
 /// A member whose stream is on some node, by the token its node chose.
@@ -134,13 +137,14 @@ async fn lead(context: &LeaderContext, held: &Arc<Held>) -> Result<(), ApiError>
                         client: context.client.clone(),
                         registry: registry.clone(),
                         remotes: remotes.clone(),
+                        key: context.key.clone(),
                     };
                     tokio::spawn(answerer.answer(call));
                 }
                 None => break,
             },
             report = reports.next() => match report {
-                Some(report) => take_report(&remotes, &report.payload).await,
+                Some(report) => take_report(&remotes, &context.key, &report.payload).await,
                 None => break,
             },
             _ = tick.tick() => forget_silent(&remotes).await,
@@ -172,10 +176,17 @@ async fn forget_silent(remotes: &Remotes) {
 }
 
 /// Passes a member's acknowledgement or departure to its group.
-async fn take_report(remotes: &Remotes, payload: &[u8]) {
-    let Ok(report) = cluster::MemberReport::decode(payload) else {
-        tracing::warn!("a member report that does not decode");
-        return;
+async fn take_report(remotes: &Remotes, key: &NodeKey, payload: &[u8]) {
+    let report = match key.open(Purpose::Report, payload) {
+        Ok(body) => cluster::MemberReport::decode(body.as_slice()).map_err(|_| Unsealed::Malformed),
+        Err(refusal) => Err(refusal),
+    };
+    let report = match report {
+        Ok(report) => report,
+        Err(refusal) => {
+            tracing::warn!(%refusal, "a member report was refused");
+            return;
+        }
     };
     let link = {
         let mut remotes = remotes.lock();
@@ -209,6 +220,7 @@ struct Answerer {
     client: async_nats::Client,
     registry: Arc<Registry>,
     remotes: Remotes,
+    key: NodeKey,
 }
 
 impl Answerer {
@@ -216,14 +228,26 @@ impl Answerer {
         let Some(reply) = message.reply.clone() else {
             return;
         };
-        let answer = match cluster::GroupCall::decode(message.payload.as_ref()) {
+        let call = self
+            .key
+            .open(Purpose::Call, message.payload.as_ref())
+            .and_then(|body| {
+                cluster::GroupCall::decode(body.as_slice()).map_err(|_| Unsealed::Malformed)
+            });
+        let answer = match call {
             Ok(call) => match self.kind(call.kind).await {
                 Ok(kind) => kind,
                 Err(error) => group_answer::Kind::Refused(refused(&Status::from(error))),
             },
-            Err(_) => group_answer::Kind::Refused(refused(&Status::invalid_argument(
-                "a consumer group call that does not decode (nodes of different versions?)",
-            ))),
+            Err(Unsealed::Malformed) => group_answer::Kind::Refused(refused(
+                &Status::invalid_argument(Unsealed::Malformed.to_string()),
+            )),
+            Err(refusal) => {
+                tracing::warn!(%refusal, "a consumer group call was refused");
+                group_answer::Kind::Refused(refused(&Status::permission_denied(
+                    refusal.to_string(),
+                )))
+            }
         };
         let answer = cluster::GroupAnswer { kind: Some(answer) }.encode_to_vec();
         if let Err(error) = self.client.publish(reply, answer.into()).await {
@@ -301,6 +325,7 @@ impl Answerer {
         }
         tokio::spawn(forward(
             self.client.clone(),
+            self.key.clone(),
             receiver,
             join.inbox,
             join.token,
@@ -315,6 +340,7 @@ impl Answerer {
 /// until the task lets the member go.
 async fn forward(
     client: async_nats::Client,
+    key: NodeKey,
     mut receiver: crate::groups::member_queue::MemberReceiver,
     inbox: String,
     token: String,
@@ -333,7 +359,8 @@ async fn forward(
             Err(_) => continue,
         };
         let message = cluster::ToMember { kind: Some(kind) }.encode_to_vec();
-        if let Err(error) = client.publish(inbox.clone(), message.into()).await {
+        let message = key.seal(Purpose::ToMember, message);
+        if let Err(error) = client.publish(inbox.clone(), message).await {
             tracing::warn!(%error, "cannot send to a member on another node");
         }
     }

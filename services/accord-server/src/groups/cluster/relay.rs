@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
+use super::sealing::{Purpose, Unsealed};
 use super::{ClusterGroups, status_of};
 use crate::groups::member_queue::{MemberSender, Refused};
 use crate::groups::runner::{GroupCommand, fell_behind};
@@ -87,9 +88,19 @@ impl Relay {
     /// Passes a message from the node running the groups to the member's
     /// stream; false once the stream ends.
     fn pass(&self, payload: &[u8], joined: &mut bool) -> bool {
-        let Ok(message) = cluster::ToMember::decode(payload) else {
-            tracing::warn!("a message for a member that does not decode");
-            return true;
+        let message = self
+            .groups
+            .key
+            .open(Purpose::ToMember, payload)
+            .and_then(|body| {
+                cluster::ToMember::decode(body.as_slice()).map_err(|_| Unsealed::Malformed)
+            });
+        let message = match message {
+            Ok(message) => message,
+            Err(refusal) => {
+                tracing::warn!(%refusal, "a message for a member was refused");
+                return true;
+            }
         };
         match message.kind {
             Some(to_member::Kind::Response(response)) => {
@@ -158,7 +169,9 @@ impl Relay {
             .client
             .publish(
                 self.groups.names.reports(&self.joined_at),
-                report.encode_to_vec().into(),
+                self.groups
+                    .key
+                    .seal(Purpose::Report, report.encode_to_vec()),
             )
             .await
         {
