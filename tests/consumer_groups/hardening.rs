@@ -93,12 +93,10 @@ async fn a_flood_of_acknowledgements_on_one_group_leaves_every_other_group_respo
     flood.abort();
 }
 
-/// On the embedded store. (On NATS the node running the group can let a
-/// remote member go first, when its relay falls behind; the member's node
-/// then joins it again: see the README.)
-#[tokio::test]
-async fn a_member_that_stops_reading_is_ended_with_a_status_that_says_why() {
-    let server = TestServer::start().await;
+on_both_backends!(a_member_that_stops_reading_is_ended_with_a_status_that_says_why);
+/// On NATS whichever lets the member go first, its own node or the node
+/// running the group, ends its stream with the same status.
+async fn a_member_that_stops_reading_is_ended_with_a_status_that_says_why(server: TestServer) {
     append_deliveries(&server, "kz", 10_000).await;
     // Everything a member holds times out and goes out again, to it: a
     // member that reads nothing has ever more unread.

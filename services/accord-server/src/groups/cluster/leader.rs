@@ -350,8 +350,10 @@ async fn forward(
     while let Some(message) = receiver.recv().await {
         let kind = match message {
             Ok(response) => to_member::Kind::Response(response),
-            // The group was deleted: the member's stream ends.
-            Err(status) if status.code() == Code::NotFound => {
+            // The group was deleted, or the member was let go (it fell
+            // behind, or a park was refused): the member's stream ends
+            // with the status that says why.
+            Err(status) if matches!(status.code(), Code::NotFound | Code::ResourceExhausted) => {
                 to_member::Kind::End(refused(&status))
             }
             // This node stops running the groups: the member's node joins
