@@ -7,6 +7,7 @@ mod postgres;
 mod process;
 mod report;
 mod scenarios;
+mod umadb;
 mod workload;
 
 use std::path::PathBuf;
@@ -90,7 +91,7 @@ struct Options {
     /// The server binary (default: accord-server beside this binary).
     #[arg(long)]
     server_binary: Option<PathBuf>,
-    /// Skip the PostgreSQL peer.
+    /// Skip the peers (PostgreSQL and UmaDB).
     #[arg(long)]
     no_peer: bool,
     /// Where to write the results.
@@ -171,6 +172,7 @@ async fn run(options: Options) -> Result<(), String> {
     let peer = !options.no_peer && (wanted(Scenario::Append) || wanted(Scenario::Batch));
     if peer {
         postgres::ensure_installed()?;
+        umadb::ensure_installed()?;
     }
     if wanted(Scenario::Append) {
         for (index, target) in targets.iter().enumerate() {
@@ -180,6 +182,8 @@ async fn run(options: Options) -> Result<(), String> {
         if peer {
             let outcome = scenarios::peer::append(options.append_clients, duration).await?;
             results.record_peer("append", outcome);
+            let outcome = scenarios::umadb_peer::run(options.append_clients, 1, duration).await?;
+            results.record_other_peer("append", "umadb", outcome);
         }
     }
     if wanted(Scenario::Batch) {
@@ -193,6 +197,10 @@ async fn run(options: Options) -> Result<(), String> {
             let outcome =
                 scenarios::peer::batch(options.batch_clients, options.batch_size, duration).await?;
             results.record_peer("batch", outcome);
+            let outcome =
+                scenarios::umadb_peer::run(options.batch_clients, options.batch_size, duration)
+                    .await?;
+            results.record_other_peer("batch", "umadb", outcome);
         }
     }
     if wanted(Scenario::Subscribe) {

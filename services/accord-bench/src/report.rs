@@ -66,6 +66,8 @@ pub(crate) struct Results {
     scenarios: BTreeMap<String, (Outcome, Option<Outcome>)>,
     /// Accord on other backends (`nats-1`, `nats-3`), per scenario.
     backends: BTreeMap<String, BTreeMap<String, Outcome>>,
+    /// Peers besides PostgreSQL (`umadb`), per scenario.
+    other_peers: BTreeMap<String, BTreeMap<String, Outcome>>,
 }
 
 impl Results {
@@ -95,6 +97,23 @@ impl Results {
         } else {
             self.record_backend(scenario, &target.backend.label(), outcome);
         }
+    }
+
+    /// Records the outcome of peer `name` (besides PostgreSQL) in a scenario.
+    pub(crate) fn record_other_peer(&mut self, scenario: &str, name: &str, outcome: Outcome) {
+        self.other_peers
+            .entry(scenario.to_owned())
+            .or_default()
+            .insert(name.to_owned(), outcome);
+    }
+
+    /// Accord's events per second over peer `name`'s in `scenario`.
+    fn other_peer_ratio(&self, scenario: &str, name: &str) -> Option<f64> {
+        let accord = &self.scenarios.get(scenario)?.0;
+        let peer = self.other_peers.get(scenario)?.get(name)?;
+        Some(round(
+            accord.events_per_second() / peer.events_per_second().max(f64::EPSILON),
+        ))
     }
 
     /// Records Accord's outcome of a scenario on another backend.
@@ -129,6 +148,10 @@ impl Results {
                 let key = backend.replace('-', "_");
                 entry[format!("accord_{key}")] = outcome.to_json();
                 entry[format!("ratio_{key}")] = json!(self.peer_ratio(scenario, outcome));
+            }
+            for (name, outcome) in self.other_peers.get(scenario).into_iter().flatten() {
+                entry[name.as_str()] = outcome.to_json();
+                entry[format!("ratio_vs_{name}")] = json!(self.other_peer_ratio(scenario, name));
             }
             root.insert(scenario.clone(), entry);
         }
@@ -180,6 +203,14 @@ impl Results {
             }
             if let Some(peer) = peer {
                 table.push_str(&row(scenario, "postgres", peer, String::new()));
+            }
+            // A peer besides PostgreSQL: its ratio column is Accord's rate
+            // over its own.
+            for (name, outcome) in self.other_peers.get(scenario).into_iter().flatten() {
+                let ratio = self
+                    .other_peer_ratio(scenario, name)
+                    .map_or(String::new(), |ratio| format!("{ratio:.2}x"));
+                table.push_str(&row(scenario, name, outcome, ratio));
             }
             for (name, figure) in &accord.extra {
                 table.push_str(&format!("{:<10}   {name}: {figure:.1}\n", ""));

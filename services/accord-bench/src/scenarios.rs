@@ -8,3 +8,4 @@ pub(crate) mod consume;
 pub(crate) mod peer;
 pub(crate) mod rebuild;
 pub(crate) mod subscribe;
+pub(crate) mod umadb_peer;
