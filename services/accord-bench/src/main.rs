@@ -243,7 +243,14 @@ async fn run(options: Options) -> Result<(), String> {
                 "accord-bench: rebuild runs on sled only: every node replays its own copy of the log, a sled database, whatever the backend"
             );
         }
-        let outcome = scenarios::rebuild::run(&sled, events).await?;
+        let mut outcome = scenarios::rebuild::run(&sled, events).await?;
+        if !options.no_peer {
+            umadb::ensure_installed()?;
+            let read = scenarios::umadb_peer::read_back(events).await?;
+            outcome
+                .extra
+                .insert("umadb_read_events_per_sec".to_owned(), read);
+        }
         results.record("rebuild", outcome);
     }
     if wanted(Scenario::Console) {

@@ -81,6 +81,33 @@ pub(crate) mod wire {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct SequencedEvent {
+        #[prost(uint64, tag = "1")]
+        pub(crate) position: u64,
+        #[prost(message, optional, tag = "2")]
+        pub(crate) event: Option<Event>,
+    }
+
+    /// Reads from `start` (the first event when absent) to the head.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct ReadRequest {
+        #[prost(message, optional, tag = "1")]
+        pub(crate) query: Option<Query>,
+        #[prost(uint64, optional, tag = "2")]
+        pub(crate) start: Option<u64>,
+        #[prost(uint32, optional, tag = "6")]
+        pub(crate) batch_size: Option<u32>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct ReadResponse {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) events: Vec<SequencedEvent>,
+        #[prost(uint64, optional, tag = "2")]
+        pub(crate) head: Option<u64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
     pub(crate) struct HeadRequest {}
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -265,6 +292,27 @@ pub(crate) async fn head(channel: Channel) -> Result<Option<u64>, Status> {
     let response: wire::HeadResponse =
         unary(channel, "/umadb.v1.DCB/Head", wire::HeadRequest {}).await?;
     Ok(response.position)
+}
+
+/// Reads every event from the first to the head; how many there were.
+pub(crate) async fn read_all(channel: Channel) -> Result<u64, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|error| Status::unavailable(error.to_string()))?;
+    let mut stream = grpc
+        .server_streaming(
+            Request::new(wire::ReadRequest::default()),
+            PathAndQuery::from_static("/umadb.v1.DCB/Read"),
+            tonic_prost::ProstCodec::<wire::ReadRequest, wire::ReadResponse>::default(),
+        )
+        .await?
+        .into_inner();
+    let mut read = 0;
+    while let Some(response) = stream.message().await? {
+        read += response.events.len() as u64;
+    }
+    Ok(read)
 }
 
 /// Appends `request`; the position of its last event.

@@ -55,6 +55,28 @@ pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, Strin
     }
     let rebuild_rpc_seconds = rebuild_started.elapsed().as_secs_f64();
 
+    // Reading the whole log back over gRPC, as a client would.
+    let read_started = Instant::now();
+    let mut reading = v1::event_log_client::EventLogClient::new(
+        connect_many(server.grpc_addr(), 1).await?.remove(0),
+    )
+    .read_log(v1::ReadLogRequest {
+        from_position: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|status| status.to_string())?
+    .into_inner();
+    let mut read = 0u64;
+    while let Some(event) = reading.next().await {
+        event.map_err(|status| status.to_string())?;
+        read += 1;
+    }
+    let read_log_events_per_sec = read as f64 / read_started.elapsed().as_secs_f64();
+    if read != head {
+        return Err(format!("ReadLog read {read} of {head} events"));
+    }
+
     let outcome = Outcome {
         events: head,
         elapsed,
@@ -67,6 +89,10 @@ pub(crate) async fn run(target: &Target, events: usize) -> Result<Outcome, Strin
             ("fill_events_per_sec".to_owned(), head as f64 / fill_seconds),
             ("verify_seconds".to_owned(), verify_seconds),
             ("rebuild_rpc_seconds".to_owned(), rebuild_rpc_seconds),
+            (
+                "read_log_events_per_sec".to_owned(),
+                read_log_events_per_sec,
+            ),
         ]),
     };
     server.stop().await?;

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 use crate::process::LoadGeneratorCpu;
 use crate::report::{ClientTask, Outcome, join_clients, latency_histogram};
-use crate::umadb::{UmaDb, append as append_events, wire};
+use crate::umadb::{UmaDb, append as append_events, read_all, wire};
 
 /// Connections the clients share, as Accord's clients share theirs.
 const CONNECTIONS: usize = 4;
@@ -109,4 +109,47 @@ pub(crate) async fn run(
         bytes_per_event: bytes as f64 / events.max(1) as f64,
         extra,
     })
+}
+
+/// Fills UmaDB with `events` events (100 per append from 16 clients), then
+/// reads them all back over one connection: events read per second.
+pub(crate) async fn read_back(events: usize) -> Result<f64, String> {
+    const WRITERS: usize = 16;
+    const PER_APPEND: usize = 100;
+    let umadb = UmaDb::start().await?;
+    let appends = events.div_ceil(PER_APPEND);
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let channel = umadb.connect().await?;
+        writers.push(tokio::spawn(async move {
+            let stream = format!("agreement:fill{writer}");
+            for round in (writer..appends).step_by(WRITERS) {
+                let first = (round * PER_APPEND) as u64;
+                let events = (0..PER_APPEND as u64)
+                    .map(|offset| event(writer, &stream, first + offset))
+                    .collect();
+                let request = wire::AppendRequest {
+                    events,
+                    condition: None,
+                };
+                append_events(channel.clone(), request)
+                    .await
+                    .map_err(|status| format!("umadb append: {status}"))?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for writer in writers {
+        writer.await.map_err(|error| error.to_string())??;
+    }
+    let started = Instant::now();
+    let read = read_all(umadb.connect().await?)
+        .await
+        .map_err(|status| format!("umadb read: {status}"))?;
+    let rate = read as f64 / started.elapsed().as_secs_f64();
+    umadb.stop().await;
+    if read < events as u64 {
+        return Err(format!("umadb read back {read} of {events} events"));
+    }
+    Ok(rate)
 }
