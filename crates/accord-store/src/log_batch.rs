@@ -76,15 +76,19 @@ impl LogBatch {
     }
 
     /// The sled batch that writes everything staged, the agreement counter
-    /// and the signed checkpoint of the new head.
+    /// and the signed checkpoint of the new head, and how many keys it
+    /// writes.
     pub(crate) fn into_sled_batch(
         self,
         agreement_count: u64,
         checkpoint: &SignedCheckpoint,
-    ) -> ::sled::Batch {
+    ) -> (::sled::Batch, usize) {
         let mut batch = ::sled::Batch::default();
+        // The agreement counter and the checkpoint, and what follows.
+        let mut written = 2;
         for (first, value) in self.blocks.finish() {
             batch.insert(&keys::event_key(first)[..], value);
+            written += 1;
         }
         let streams = self
             .streams
@@ -95,6 +99,7 @@ impl LogBatch {
                 keys::stream_key(&agreement_id, first),
                 encode_chunk(&positions),
             );
+            written += 1;
         }
         for (key, value) in self.commands.into_iter().chain(
             self.quarantined
@@ -102,9 +107,10 @@ impl LogBatch {
                 .map(|(key, value)| (key.to_vec(), value)),
         ) {
             batch.insert(key, value);
+            written += 1;
         }
         batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
         batch.insert(keys::CHECKPOINT, checkpoint.encode());
-        batch
+        (batch, written)
     }
 }

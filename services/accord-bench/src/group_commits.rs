@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 const METRIC: &str = "accord_group_commit_events";
 const SYNC_METRIC: &str = "accord_fsync_seconds";
+const STORE_WRITES: &str = "accord_log_store_writes_total";
+const APPENDED: &str = "accord_appended_events_total";
 
 /// A cumulative Prometheus histogram: `(upper bound, count)` per bucket.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -20,6 +22,17 @@ pub(crate) struct GroupCommits {
 pub(crate) struct CommitMetrics {
     sizes: GroupCommits,
     syncs: GroupCommits,
+    /// Keys written into the log's tree, and events appended (counters).
+    store_writes: f64,
+    appended: f64,
+}
+
+/// The value of the unlabelled counter `metric`, 0 when absent.
+fn counter(exposition: &str, metric: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 impl CommitMetrics {
@@ -28,6 +41,8 @@ impl CommitMetrics {
         Self {
             sizes: GroupCommits::parse_metric(exposition, METRIC),
             syncs: GroupCommits::parse_metric(exposition, SYNC_METRIC),
+            store_writes: counter(exposition, STORE_WRITES),
+            appended: counter(exposition, APPENDED),
         }
     }
 
@@ -36,6 +51,8 @@ impl CommitMetrics {
         Self {
             sizes: self.sizes.since(&earlier.sizes),
             syncs: self.syncs.since(&earlier.syncs),
+            store_writes: self.store_writes - earlier.store_writes,
+            appended: self.appended - earlier.appended,
         }
     }
 
@@ -48,6 +65,13 @@ impl CommitMetrics {
             figures.insert(
                 "sync_mean_ms".into(),
                 1_000.0 * self.syncs.sum / self.syncs.count,
+            );
+        }
+        // The embedded store's keys per event (NATS exports none).
+        if self.store_writes > 0.0 && self.appended > 0.0 {
+            figures.insert(
+                "store_writes_per_event".into(),
+                self.store_writes / self.appended,
             );
         }
         figures
@@ -169,6 +193,22 @@ accord_group_commit_events_count 102
         assert_eq!(figures["group_commit_mean_events"], 3.1);
         assert_eq!(figures["group_commit_p50_events_le"], 2.0);
         assert_eq!(figures["group_commit_p99_events_le"], 4.0);
+    }
+
+    #[test]
+    fn the_store_writes_per_event_come_from_the_two_counters() {
+        let before = "accord_log_store_writes_total 50\naccord_appended_events_total 10\n";
+        let after = "accord_log_store_writes_total 350\naccord_appended_events_total 110\n";
+        let figures = CommitMetrics::parse(after)
+            .since(&CommitMetrics::parse(before))
+            .figures();
+        assert_eq!(figures.get("store_writes_per_event"), Some(&3.0));
+        assert_eq!(
+            CommitMetrics::parse("")
+                .figures()
+                .get("store_writes_per_event"),
+            None
+        );
     }
 
     #[test]

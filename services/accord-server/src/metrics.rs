@@ -99,6 +99,8 @@ pub struct Metrics {
     /// `--max-parked-per-group`; health's `accord.consumer_groups.parked`
     /// is NOT_SERVING while it is above 0.
     pub groups_parked_full: Gauge,
+    /// Keys group commits wrote into the embedded log's sled tree.
+    pub log_store_writes: Counter,
 }
 
 impl Metrics {
@@ -251,6 +253,12 @@ impl Metrics {
             "1 while this node runs the consumer groups (on NATS: holds their lease)",
             groups_leader.clone(),
         );
+        let log_store_writes = Counter::default();
+        registry.register(
+            "log_store_writes",
+            "Keys group commits wrote into the embedded log's sled tree (record blocks, stream and command index entries, the counter and the checkpoint); over accord_appended_events_total, the store's writes per event",
+            log_store_writes.clone(),
+        );
         let groups_parked_full = Gauge::default();
         registry.register(
             "consumer_groups_parked_full",
@@ -261,6 +269,7 @@ impl Metrics {
             registry,
             groups_leader,
             groups_parked_full,
+            log_store_writes,
             console_live_pages,
             http_connections_refused,
             open_files_limit,
@@ -311,6 +320,10 @@ impl CommitObserver for StoreObserver {
         self.metrics.committed(appends, events, fsync);
     }
 
+    fn wrote_keys(&self, keys: usize) {
+        self.metrics.wrote_keys(keys);
+    }
+
     fn failed(&self, _error: &accord_store::StoreError) {
         self.metrics.storage_failures.inc();
         self.failing.send_replace(true);
@@ -323,5 +336,9 @@ impl CommitObserver for Metrics {
         self.group_commit_events.observe(events as f64);
         self.group_commit_requests.observe(appends as f64);
         self.fsync_seconds.observe(fsync.as_secs_f64());
+    }
+
+    fn wrote_keys(&self, keys: usize) {
+        self.log_store_writes.inc_by(keys as u64);
     }
 }

@@ -163,7 +163,7 @@ impl Replica {
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
         self.tree
-            .apply_batch(writes.into_sled_batch(next.agreement_count, &checkpoint))?;
+            .apply_batch(writes.into_sled_batch(next.agreement_count, &checkpoint).0)?;
         self.state = next;
         self.quarantine.add(quarantined);
         self.published

@@ -29,6 +29,11 @@ pub trait CommitObserver: Send + Sync {
     /// A group of `appends` requests holding `events` events was made durable.
     fn committed(&self, appends: usize, events: usize, fsync: Duration);
 
+    /// A group commit wrote `keys` keys into the log's tree (records in
+    /// blocks, index entries, the counter and the checkpoint): what the
+    /// write path costs the store, per event.
+    fn wrote_keys(&self, _keys: usize) {}
+
     /// Writing to the store failed; appends are answered with `error`.
     fn failed(&self, _error: &StoreError) {}
 }
@@ -220,7 +225,7 @@ impl Writer {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let batch =
+        let (batch, keys) =
             std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count, &checkpoint);
         let written = self
             .tree
@@ -235,6 +240,7 @@ impl Writer {
             Ok(fsync) => {
                 if let Some(observer) = &self.observer {
                     observer.committed(requests, events, fsync);
+                    observer.wrote_keys(keys);
                 }
                 self.state = next;
                 self.stream_versions.extend(group.stream_versions);

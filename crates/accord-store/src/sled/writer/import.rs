@@ -96,7 +96,7 @@ impl Writer {
             checkpoint: Some(checkpoint),
         };
         self.tree
-            .apply_batch(writes.into_sled_batch(state.agreement_count, &checkpoint))
+            .apply_batch(writes.into_sled_batch(state.agreement_count, &checkpoint).0)
             .map_err(StoreError::from)
             .and_then(|()| self.db.sync())?;
         self.state = state;
