@@ -12,6 +12,7 @@ mod consumer_groups;
 mod crash_loop;
 mod durability;
 mod errors;
+mod execute_stream;
 mod failed_writes;
 mod hostile;
 mod import_atomicity;

@@ -327,7 +327,8 @@ fn expected_role(path: &str) -> &'static str {
     match (service, method) {
         (
             "accord.v1.AgreementService",
-            "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute",
+            "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute"
+            | "ExecuteStream",
         ) => "writer",
         ("accord.v1.AgreementService" | "accord.v1.EventLog", _) => "reader",
         ("accord.v1.ConsumerGroups", "GetConsumerGroup" | "ListConsumerGroups") => "reader",
@@ -369,7 +370,7 @@ async fn every_rpc_takes_exactly_its_role() {
     let path = tokens.path.clone();
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
     let paths = contract_paths();
-    assert_eq!(paths.len(), 26, "{paths:?}");
+    assert_eq!(paths.len(), 27, "{paths:?}");
     let callers = [
         ("writer", tokens.writer.as_str()),
         ("reader", tokens.reader.as_str()),
@@ -426,7 +427,7 @@ async fn every_rpc_takes_exactly_its_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 26 * 4);
+    assert_eq!(checked, 27 * 4);
     // A path the server does not have: a token is still needed, and a valid
     // one learns only that it is unimplemented.
     let status = raw_call(server.channel(), "/accord.v1.Admin/DropEverything", None)

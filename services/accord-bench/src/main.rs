@@ -26,6 +26,8 @@ enum Scenario {
     Append,
     /// `Execute` batches from many clients.
     Batch,
+    /// Single commands over an `ExecuteStream` per producer, pipelined.
+    AppendStream,
     /// Many subscribers while a writer appends at a steady rate.
     Subscribe,
     /// A consumer group's members acknowledging while writers append at a
@@ -201,6 +203,13 @@ async fn run(options: Options) -> Result<(), String> {
                 scenarios::umadb_peer::run(options.batch_clients, options.batch_size, duration)
                     .await?;
             results.record_other_peer("batch", "umadb", outcome);
+        }
+    }
+    if wanted(Scenario::AppendStream) {
+        for (index, target) in targets.iter().enumerate() {
+            let outcome =
+                scenarios::append_stream::run(target, options.append_clients, duration).await?;
+            results.record_on(index, "append-stream", target, outcome);
         }
     }
     if wanted(Scenario::Subscribe) {

@@ -1,6 +1,7 @@
 //! The scenarios, each against a fresh server.
 
 pub(crate) mod append;
+pub(crate) mod append_stream;
 pub(crate) mod batch;
 mod closed_loop;
 pub(crate) mod console;

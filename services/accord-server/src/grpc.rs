@@ -7,6 +7,7 @@ mod command_input;
 mod consumer_groups;
 mod deadline;
 mod event_log;
+mod execute_stream;
 mod filter;
 mod fingerprint;
 mod import_spool;

@@ -52,6 +52,7 @@ pub const METHODS: &[Method] = &[
         Role::Writer,
     ),
     needs("/accord.v1.AgreementService/Execute", Role::Writer),
+    needs("/accord.v1.AgreementService/ExecuteStream", Role::Writer),
     needs("/accord.v1.AgreementService/GetAgreement", Role::Reader),
     needs("/accord.v1.AgreementService/ListAgreements", Role::Reader),
     needs(

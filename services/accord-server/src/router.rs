@@ -30,6 +30,12 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1_024;
 /// How long a keepalive ping may go unanswered.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Bytes a client may send on one stream before the server reads them.
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// Bytes a client may send on one connection before the server reads them
+/// (h2's budget for small frames is half of it: 2 MiB).
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+
 /// Everything the services are built from.
 pub(crate) struct ServiceParts<H: Health> {
     pub(crate) health: HealthServer<H>,
@@ -92,7 +98,16 @@ pub(crate) fn grpc_router<H: Health>(
         .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .http2_keepalive_interval(Some(Duration::from_secs(config.keepalive_secs.max(1))))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        // What a client may send ahead of what the server has read. h2
+        // closes a connection whose unread DATA frames are many and small
+        // (its guard against framing floods: a budget of half the
+        // connection window), so a stream the server holds back, such as
+        // an `ExecuteStream` whose producer runs ahead, must not be able to
+        // buffer more small frames than that: a small stream window under a
+        // larger connection window.
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW));
     if let Some(tls) = parts.tls {
         builder = builder
             .tls_config(tls.timeout(Duration::from_secs(

@@ -28,27 +28,15 @@ pub(crate) async fn run<Call, Calling>(
     call: Call,
 ) -> Result<Outcome, String>
 where
-    Call: Fn(AgreementServiceClient<Channel>, String, u64) -> Calling + Clone + Send + 'static,
+    Call:
+        Fn(AgreementServiceClient<Channel>, String, u64) -> Calling + Clone + Send + Sync + 'static,
     Calling: Future<Output = Result<u64, String>> + Send,
 {
-    let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
-    let server = ServerProcess::start(target, data_dir.path()).await?;
-    let channels = connect_many(server.grpc_addr(), CONNECTIONS).await?;
-    for client in 0..clients {
-        prepare(&channels[client % CONNECTIONS], &format!("{name}-{client}")).await?;
-    }
-    let groups_before = CommitMetrics::parse(&server.metrics().await?);
-    let cpu_before = server.cpu_seconds();
-    let nats_cpu_before = server.nats_cpu_seconds();
-    let load_cpu = LoadGeneratorCpu::start();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let agreements = AgreementServiceClient::new(channels[client % CONNECTIONS].clone());
-        let agreement_id = format!("{name}-{client}");
+    let client = move |agreements: AgreementServiceClient<Channel>,
+                       agreement_id: String,
+                       deadline: Instant| {
         let call = call.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut latency = latency_histogram();
             let mut sequence = 0;
             while Instant::now() < deadline {
@@ -57,7 +45,46 @@ where
                 latency.saturating_record(sent.elapsed().as_micros() as u64);
             }
             Ok::<_, String>((sequence, latency))
-        }));
+        }
+    };
+    run_clients(target, name, clients, duration, extra, client).await
+}
+
+/// Runs `client(agreements, agreement_id, deadline)` once per client, each
+/// on its own agreement; each returns the events it appended and their
+/// latencies.
+pub(crate) async fn run_clients<Client, Running>(
+    target: &Target,
+    name: &str,
+    clients: usize,
+    duration: Duration,
+    extra: BTreeMap<String, f64>,
+    client: Client,
+) -> Result<Outcome, String>
+where
+    Client: Fn(AgreementServiceClient<Channel>, String, Instant) -> Running,
+    Running: Future<Output = Result<(u64, hdrhistogram::Histogram<u64>), String>> + Send + 'static,
+{
+    let data_dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+    let server = ServerProcess::start(target, data_dir.path()).await?;
+    let channels = connect_many(server.grpc_addr(), CONNECTIONS).await?;
+    for index in 0..clients {
+        prepare(&channels[index % CONNECTIONS], &format!("{name}-{index}")).await?;
+    }
+    let groups_before = CommitMetrics::parse(&server.metrics().await?);
+    let cpu_before = server.cpu_seconds();
+    let nats_cpu_before = server.nats_cpu_seconds();
+    let load_cpu = LoadGeneratorCpu::start();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for index in 0..clients {
+        let agreements = AgreementServiceClient::new(channels[index % CONNECTIONS].clone());
+        tasks.push(tokio::spawn(client(
+            agreements,
+            format!("{name}-{index}"),
+            deadline,
+        )));
     }
     let (events, latency_us) = join_clients(tasks).await?;
     let elapsed = started.elapsed();

@@ -2,27 +2,23 @@
 
 use std::sync::Arc;
 
-use accord_proto::timestamp_from_domain;
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
-use accord_store::AppendOutcome;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use super::command_input::parse_commands;
+use super::execute_stream::{self, Executor, append_result};
 use super::queries::Queries;
 use crate::auth::Actor;
 use crate::commands::CommandHandler;
-use crate::error::ApiError;
 use crate::streams::{Owner, ServerStream, SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
-    handler: Arc<CommandHandler>,
+    /// Runs the commands (of `Execute`, its stream, and one at a time).
+    executor: Executor,
     queries: Queries,
-    max_execute_commands: usize,
-    /// The largest command (and so event) in bytes, encoded.
-    max_event_bytes: usize,
     streams: WatchContext,
 }
 
@@ -49,10 +45,12 @@ impl AgreementApi {
         max_event_bytes: usize,
     ) -> Self {
         Self {
-            handler,
+            executor: Executor {
+                handler,
+                max_execute_commands,
+                max_event_bytes,
+            },
             queries: Queries::new(streams.log.clone(), streams.read_models.clone()),
-            max_execute_commands,
-            max_event_bytes,
             streams,
         }
     }
@@ -65,8 +63,8 @@ impl AgreementApi {
         let wire = v1::Command {
             command: Some(command),
         };
-        let parsed = parse_commands(vec![wire], &actor, false, self.max_event_bytes)?;
-        let outcomes = self.handler.execute(parsed).await?;
+        let parsed = parse_commands(vec![wire], &actor, false, self.executor.max_event_bytes)?;
+        let outcomes = self.executor.handler.execute(parsed).await?;
         let outcome = outcomes
             .into_iter()
             .next()
@@ -82,16 +80,6 @@ fn actor_of<T>(request: &Request<T>) -> String {
         .get::<Actor>()
         .map(|actor| actor.0.clone())
         .unwrap_or_default()
-}
-
-fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
-    v1::AppendResult {
-        agreement_id: outcome.agreement_id,
-        version: outcome.version,
-        position: outcome.position,
-        recorded_at: Some(timestamp_from_domain(outcome.recorded_at)),
-        duplicate: outcome.duplicate,
-    }
 }
 
 #[tonic::async_trait]
@@ -140,26 +128,26 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::ExecuteResponse> {
         let actor = actor_of(&request);
         let commands = request.into_inner().commands;
-        if commands.is_empty() {
-            return Err(ApiError::from(accord_domain::ValidationError::new(
-                "commands",
-                "at least one command is required",
-            ))
-            .into());
-        }
-        if commands.len() > self.max_execute_commands {
-            return Err(ApiError::LimitExceeded(format!(
-                "commands: {} commands in one Execute, the limit is {}",
-                commands.len(),
-                self.max_execute_commands
-            ))
-            .into());
-        }
-        let parsed = parse_commands(commands, &actor, true, self.max_event_bytes)?;
-        let outcomes = self.handler.execute(parsed).await?;
-        Ok(Response::new(v1::ExecuteResponse {
-            results: outcomes.into_iter().map(append_result).collect(),
-        }))
+        Ok(Response::new(
+            self.executor.execute(&actor, commands).await?,
+        ))
+    }
+
+    type ExecuteStreamStream = ServerStream<v1::ExecuteStreamResponse>;
+
+    async fn execute_stream(
+        &self,
+        request: Request<Streaming<v1::ExecuteRequest>>,
+    ) -> RpcResult<Self::ExecuteStreamStream> {
+        let slot = self.streams.slots.take(Owner::of(&request))?;
+        let actor = actor_of(&request);
+        Ok(Response::new(execute_stream::start(
+            self.executor.clone(),
+            actor,
+            request.into_inner(),
+            slot,
+            self.streams.stopping.clone(),
+        )))
     }
 
     async fn get_agreement(
