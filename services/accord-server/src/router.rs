@@ -33,8 +33,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bytes a client may send on one stream before the server reads them.
 const STREAM_WINDOW: u32 = 64 * 1024;
 /// Bytes a client may send on one connection before the server reads them
-/// (h2's budget for small frames is half of it: 2 MiB).
-const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// (hyper's default; h2's budget for small frames is half of it).
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
 
 /// Everything the services are built from.
 pub(crate) struct ServiceParts<H: Health> {
