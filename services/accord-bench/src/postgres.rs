@@ -85,14 +85,6 @@ pub(crate) fn ensure_installed() -> Result<(), String> {
     binaries().map(|_| ())
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|error| error.to_string())
-}
-
 /// Runs a command as the `postgres` user when this process is root (PostgreSQL refuses root).
 fn as_postgres(program: &Path) -> Command {
     // SAFETY: geteuid has no preconditions.
@@ -146,7 +138,7 @@ impl Postgres {
                 String::from_utf8_lossy(&initdb.stderr)
             ));
         }
-        let port = free_port()?;
+        let port = crate::process::free_port()?;
         let child = as_postgres(&bin.join("postgres"))
             .arg("-D")
             .arg(&data_dir)

@@ -297,3 +297,13 @@ pub(crate) fn status_kib_of(pid: u32, field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A loopback port free now, for a peer that cannot be told to pick one and
+/// say which (PostgreSQL, UmaDB).
+pub(crate) fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|error| error.to_string())
+}

@@ -184,14 +184,6 @@ fn which(program: &str) -> Option<PathBuf> {
     })
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|error| error.to_string())
-}
-
 impl UmaDb {
     /// Starts UmaDB on a temporary database and waits until it answers.
     pub(crate) async fn start() -> Result<Self, String> {
@@ -199,7 +191,7 @@ impl UmaDb {
             .prefix("accord-bench-umadb")
             .tempdir_in("/var/tmp")
             .map_err(|error| error.to_string())?;
-        let port = free_port()?;
+        let port = crate::process::free_port()?;
         let child = Command::new(binary()?)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
