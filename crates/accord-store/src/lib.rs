@@ -2,7 +2,6 @@
 //! the framed, checksummed and hash-chained record format, and the embedded
 //! sled backend with its group-committing writer.
 
-mod blocks;
 mod chain;
 mod checkpoint;
 mod clearing_map;
@@ -12,17 +11,13 @@ mod event_log;
 pub mod hex;
 mod import_check;
 mod import_gate;
-mod index_digest;
-mod keys;
-mod log_batch;
 mod nats;
 mod published_head;
 mod record;
 mod sled;
-mod stream_index;
 #[cfg(feature = "test-support")]
 pub mod test_support;
-mod tree_reader;
+mod tree;
 mod verify;
 
 pub use chain::{ChainBreak, ChainHead};
@@ -35,11 +30,12 @@ pub use event_log::{
     LogStats, Quarantined, RawRecord,
 };
 pub use import_check::ImportVerifier;
-pub use index_digest::{DigestKeys, IndexDigest};
 pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
-pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, SledLog, SledOptions, UnsignedLog};
-pub use tree_reader::READ_BYTES;
+pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, SledLog, SledOptions};
+pub use tree::digest::{DigestKeys, IndexDigest};
+pub use tree::open::UnsignedLog;
+pub use tree::reader::READ_BYTES;
 pub use verify::{VerifyReport, verify_log};

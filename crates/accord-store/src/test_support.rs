@@ -10,7 +10,7 @@ use crate::{CheckpointKeys, StoreError};
 pub fn test_keys() -> CheckpointKeys {
     CheckpointKeys::new([0x42; 32], [])
 }
-use crate::{blocks, keys};
+use crate::tree::{blocks, keys};
 
 /// Opens the stopped log in `path` for surgery. No background flusher, so
 /// that dropping `db` releases the directory almost at once; "almost":
@@ -136,7 +136,7 @@ pub fn add_stray_index_entries(
     )?;
     tree.insert(
         keys::stream_key(agreement_id, first_version),
-        crate::stream_index::encode_chunk(&[position]),
+        crate::tree::stream_index::encode_chunk(&[position]),
     )?;
     db.flush()?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Proves a log intact: every record's checksum and decoding, gap-free
 //! positions, the hash chain, per-agreement versions, and the stream and
 //! command indexes. Works on any backend through the [`EventLog`] trait. The
-//! indexes are compared as digests (see [`crate::index_digest`]) and looked
+//! indexes are compared as digests (see [`crate::tree::digest`]) and looked
 //! up record by record only to say what is wrong.
 
 use std::collections::HashMap;

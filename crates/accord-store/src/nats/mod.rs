@@ -34,7 +34,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::ImportSource;
 use crate::import_gate::ImportGate;
 use crate::published_head::LatestCheckpoint;
-use crate::tree_reader::TreeReader;
+use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, CommitObserver, EventLog, LogStats,
     Quarantined, RawRecord, SignedCheckpoint, StoreError,
@@ -409,7 +409,7 @@ impl EventLog for NatsLog {
         self.check_open()?;
         self.reader
             .off_thread(move |reader| {
-                crate::index_digest::of_tree(reader.tree(), &keys, through).map(Some)
+                crate::tree::digest::of_tree(reader.tree(), &keys, through).map(Some)
             })
             .await
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::keys;
+use crate::tree::keys;
 use crate::{Quarantined, StoreError};
 
 /// The quarantined messages of a replica: counted and the latest few kept

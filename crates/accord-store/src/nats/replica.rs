@@ -13,11 +13,11 @@ use tokio::sync::watch;
 
 use super::quarantine::{self, QuarantineBook};
 use crate::durable::SyncedDb;
-use crate::keys;
-use crate::log_batch::LogBatch;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
-use crate::sled::{LogState, UnsignedLog, explain_open_error, recover};
-use crate::tree_reader::{TreeReader, last_version_in};
+use crate::tree::batch::LogBatch;
+use crate::tree::keys;
+use crate::tree::open::{LogState, UnsignedLog, explain_open_error, recover};
+use crate::tree::reader::{TreeReader, last_version_in};
 use crate::{ChainBreak, ChainHead, CheckpointKeys, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.

@@ -10,7 +10,7 @@ use std::path::Path;
 use async_nats::jetstream::stream::Stream;
 
 use super::replica::Replica;
-use crate::tree_reader::TreeReader;
+use crate::tree::reader::TreeReader;
 use crate::{CheckpointKeys, StoreError, decode_record};
 
 /// Opens the replica in `path`, re-deriving it when it is not a prefix of `stream`.

@@ -1,7 +1,6 @@
 //! The embedded backend: one sled tree holds records and indexes, one writer
 //! thread commits groups of appends with a single fsync.
 
-mod open;
 mod writer;
 
 use std::path::PathBuf;
@@ -16,15 +15,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::import_gate::ImportGate;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
-use crate::tree_reader::TreeReader;
+use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
     RawRecord, SignedCheckpoint, StoreError,
 };
 use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
 
-pub use open::UnsignedLog;
-pub(crate) use open::{LogState, explain_open_error, recover};
+use crate::tree::open::{UnsignedLog, explain_open_error, recover};
 pub use writer::CommitObserver;
 
 /// Bytes of the log store's page cache unless told otherwise: small enough
@@ -87,12 +85,12 @@ impl SledLog {
             .cache_capacity(options.cache_capacity_bytes)
             .mode(::sled::Mode::HighThroughput);
         let db = SyncedDb::open(config, &options.path)
-            .map_err(|error| open::explain_open_error(&options.path, error))?;
+            .map_err(|error| explain_open_error(&options.path, error))?;
         let db = Arc::new(db);
         let tree = db.db().open_tree("log")?;
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
-        let state = open::recover(&tree, &options.keys, options.unsigned)?;
+        let state = recover(&tree, &options.keys, options.unsigned)?;
         // An unfinished import emptied at open (or the checkpoint of an
         // adopted log) is durable before anything else.
         db.sync()?;
@@ -219,7 +217,7 @@ impl EventLog for SledLog {
         self.readable()?;
         self.reader
             .off_thread(move |reader| {
-                crate::index_digest::of_tree(reader.tree(), &keys, through).map(Some)
+                crate::tree::digest::of_tree(reader.tree(), &keys, through).map(Some)
             })
             .await
     }

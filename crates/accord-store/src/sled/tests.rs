@@ -2,7 +2,7 @@
 //! meets is tested in `tests/store_conformance.rs`, against sled and NATS.
 
 use super::*;
-use crate::keys;
+use crate::tree::keys;
 
 /// The announcement of 300 locomotives for Kazakhstan.
 fn announcement() -> accord_domain::Event {
@@ -36,7 +36,7 @@ async fn a_second_process_on_the_same_directory_is_told_plainly() {
     let log = open(dir.path());
     // sled locks the directory per process; a second open in this process
     // shares the lock, so the message is checked on the error path only.
-    let error = open::explain_open_error(
+    let error = crate::tree::open::explain_open_error(
         dir.path(),
         ::sled::Error::Io(std::io::Error::from(std::io::ErrorKind::WouldBlock)),
     );

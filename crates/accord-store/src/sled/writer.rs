@@ -12,17 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
-use super::open::LogState;
 use crate::ClearingMap;
 use crate::durable::SyncedDb;
-use crate::log_batch::LogBatch;
 use crate::published_head::HeadPublisher;
-use crate::tree_reader::{command_outcome_in, last_version_in};
+use crate::tree::batch::LogBatch;
+use crate::tree::open::LogState;
+use crate::tree::reader::{command_outcome_in, last_version_in};
 use crate::{AppendItem, AppendOutcome, Fingerprint, ImportSource, StoreError, encode_record};
 
 mod import;
-
-pub(crate) use import::empty_tree;
 
 /// Told about every group commit, for metrics.
 pub trait CommitObserver: Send + Sync {

@@ -7,9 +7,9 @@
 
 use super::{Group, Writer};
 use crate::import_check::ImportCheck;
-use crate::keys;
-use crate::log_batch::LogBatch;
-use crate::sled::open::LogState;
+use crate::tree::batch::LogBatch;
+use crate::tree::keys;
+use crate::tree::open::LogState;
 use crate::{ImportSource, RawRecord, StoreError};
 
 impl Writer {
@@ -116,25 +116,10 @@ impl Writer {
 
     /// Removes everything the import wrote, the marker last.
     fn empty_log(&mut self) -> Result<(), StoreError> {
-        empty_tree(&self.tree)?;
+        crate::tree::open::empty_tree(&self.tree)?;
         self.db.sync()?;
         self.state = LogState::EMPTY;
         self.stream_versions.clear();
         Ok(())
     }
-}
-
-/// Removes every record and index entry of the log tree, then the import
-/// marker: the tree is as new.
-pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
-    let mut batch = ::sled::Batch::default();
-    for key in tree.iter().keys() {
-        let key = key?;
-        if key.as_ref() != keys::IMPORTING {
-            batch.remove(key);
-        }
-    }
-    tree.apply_batch(batch)?;
-    tree.remove(keys::IMPORTING)?;
-    Ok(())
 }

@@ -9,9 +9,9 @@
 
 use std::hash::{BuildHasher, RandomState};
 
+use super::keys;
 use crate::StoreError;
-use crate::keys;
-use crate::stream_index::Chunk;
+use crate::tree::stream_index::Chunk;
 
 /// Random keys of one verification's hashes.
 #[derive(Clone, Default)]

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use crate::blocks::BlockPacker;
-use crate::stream_index::encode_chunk;
-use crate::{Fingerprint, SignedCheckpoint, keys};
+use super::keys;
+use crate::tree::blocks::BlockPacker;
+use crate::tree::stream_index::encode_chunk;
+use crate::{Fingerprint, SignedCheckpoint};
 
 /// Records and index entries staged for one atomic write.
 #[derive(Default)]

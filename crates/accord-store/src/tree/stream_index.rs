@@ -4,8 +4,8 @@
 //! agreement writes one entry, not 100. Logs written before chunks hold
 //! chunks of one position, which read the same way.
 
+use super::keys;
 use crate::StoreError;
-use crate::keys;
 
 /// Positions of consecutive versions of one agreement, from `first_version` on.
 pub(crate) struct Chunk {

@@ -2,10 +2,10 @@
 //! group of records and their index entries is written by one atomic batch.
 //!
 //! - `e` + position (u64 BE)       -> a block of consecutive records from that
-//!   position on, or one framed record (see [`crate::blocks`])
+//!   position on, or one framed record (see [`crate::tree::blocks`])
 //! - `s` + agreement id + 0x00 + version (u64 BE) -> the positions of that
 //!   version and the ones after it written by the same commit, 8 bytes BE
-//!   each (see [`crate::stream_index`])
+//!   each (see [`crate::tree::stream_index`])
 //! - `c` + command id              -> fingerprint (16) + position (u64 BE)
 //! - `q` + stream sequence (u64 BE) -> on a NATS replica, a message that is
 //!   not a valid next record, kept aside (see `nats::quarantine`)

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::blocks::last_block;
-use crate::keys;
-use crate::stream_index::chunk_at;
+use super::keys;
+use crate::tree::blocks::last_block;
+use crate::tree::stream_index::chunk_at;
 use crate::{
     ChainHead, CheckpointError, CheckpointKeys, RecordHash, SignedCheckpoint, StoreError,
     decode_record, record_hash,
@@ -119,7 +119,7 @@ fn refuse_checkpoint(head: &ChainHead, error: CheckpointError) -> StoreError {
 fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
     if tree.contains_key(keys::IMPORTING)? {
         tracing::warn!("an import did not finish before the log was closed; emptying the log");
-        super::writer::empty_tree(tree)?;
+        empty_tree(tree)?;
     }
     let agreement_count = tree
         .get(keys::AGREEMENT_COUNT)?
@@ -188,4 +188,19 @@ pub(crate) fn explain_open_error(path: &Path, error: ::sled::Error) -> StoreErro
         }
         _ => StoreError::from(error),
     }
+}
+
+/// Removes every record and index entry of the log tree, then the import
+/// marker: the tree is as new.
+pub(crate) fn empty_tree(tree: &::sled::Tree) -> Result<(), StoreError> {
+    let mut batch = ::sled::Batch::default();
+    for key in tree.iter().keys() {
+        let key = key?;
+        if key.as_ref() != keys::IMPORTING {
+            batch.remove(key);
+        }
+    }
+    tree.apply_batch(batch)?;
+    tree.remove(keys::IMPORTING)?;
+    Ok(())
 }

@@ -1,13 +1,13 @@
-//! Reads a log tree laid out as in [`crate::keys`], never past its durable
+//! Reads a log tree laid out as in [`super::keys`], never past its durable
 //! head. The sled backend reads its own log with it; the NATS backend reads
 //! its node-local replica of the JetStream stream with it.
 
 use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 
-use crate::blocks::{Block, block_at, record_at};
-use crate::keys;
-use crate::stream_index::{chunk_at, for_each_from, last_chunk};
+use super::keys;
+use crate::tree::blocks::{Block, block_at, record_at};
+use crate::tree::stream_index::{chunk_at, for_each_from, last_chunk};
 use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
 
 /// Records at the head read without a hand-off to the blocking pool.

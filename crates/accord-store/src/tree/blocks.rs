@@ -9,8 +9,8 @@
 //! `[length: u32 LE][framed record]`. Each record keeps its own checksum and
 //! hash chain link; the block adds only the lengths.
 
+use super::keys;
 use crate::StoreError;
-use crate::keys;
 use crate::record::is_record_schema;
 
 /// First byte of a block value; a single record starts with its schema version.
