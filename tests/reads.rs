@@ -85,7 +85,7 @@ async fn read_log_honours_from_position_and_max_count() {
         v1::ReadLogRequest {
             from_position: 3,
             max_count: 2,
-            filter: None,
+            ..Default::default()
         },
     )
     .await;
@@ -100,8 +100,7 @@ async fn read_log_honours_from_position_and_max_count() {
         &server,
         v1::ReadLogRequest {
             from_position: 99,
-            max_count: 0,
-            filter: None,
+            ..Default::default()
         },
     )
     .await;
@@ -263,5 +262,129 @@ async fn get_stats_counts_events_and_agreements() {
     assert_eq!(stats.event_count, 6);
     assert_eq!(stats.agreement_count, 2);
     assert!(stats.disk_bytes > 0);
+    server.stop().await;
+}
+
+/// `ReadLog` and `Subscribe` from a time: the first event recorded at or
+/// after it (found by a binary search over positions), nothing when the
+/// time is still to come, and a refusal naming the field for an instant out
+/// of range or a request that names a position too.
+#[tokio::test]
+async fn reads_start_at_the_first_event_recorded_at_or_after_a_time() {
+    let server = TestServer::start().await;
+    // Appends one at a time: each has its own recording instant.
+    let mut agreements = server.agreements();
+    for index in 0..12 {
+        agreements
+            .announce(announce_boeing(&format!("uz-{index}")))
+            .await
+            .expect("announced");
+    }
+    let all = read_all(server.event_log()).await;
+    assert_eq!(all.len(), 12);
+    let at = |position: usize| all[position - 1].recorded_at.expect("recorded_at");
+    // Instants compared as (seconds, nanos).
+    let key = |time: prost_types::Timestamp| (time.seconds, time.nanos);
+    let from_time = |time: prost_types::Timestamp| v1::ReadLogRequest {
+        from_time: Some(time),
+        ..Default::default()
+    };
+    let positions = |events: Vec<v1::RecordedEvent>| -> Vec<u64> {
+        events.iter().map(|event| event.position).collect()
+    };
+    for start in [1, 2, 7, 12] {
+        let events = read(&server, from_time(at(start))).await;
+        // Recording instants never decrease; equal ones before `start`
+        // belong to the answer too.
+        let expected: Vec<u64> = all
+            .iter()
+            .filter(|event| key(event.recorded_at.expect("recorded_at")) >= key(at(start)))
+            .map(|event| event.position)
+            .collect();
+        assert_eq!(positions(events), expected, "from the time of {start}");
+    }
+    // A nanosecond after event 7's instant: the next event recorded later.
+    let mut after_seven = at(7);
+    after_seven.nanos += 1;
+    if after_seven.nanos >= 1_000_000_000 {
+        after_seven.seconds += 1;
+        after_seven.nanos -= 1_000_000_000;
+    }
+    let first_later = all
+        .iter()
+        .find(|event| key(event.recorded_at.expect("recorded_at")) > key(at(7)))
+        .map(|event| event.position);
+    let events = read(&server, from_time(after_seven)).await;
+    assert_eq!(events.first().map(|event| event.position), first_later);
+    // Before the first event: everything; after the last: nothing.
+    let events = read(
+        &server,
+        from_time(prost_types::Timestamp {
+            seconds: 0,
+            nanos: 0,
+        }),
+    )
+    .await;
+    assert_eq!(events.len(), 12);
+    let future = prost_types::Timestamp {
+        seconds: at(12).seconds + 3_600,
+        nanos: 0,
+    };
+    assert!(read(&server, from_time(future)).await.is_empty());
+
+    // Subscribe from event 7's instant: event 7 first, then live ones.
+    let mut live = server
+        .event_log()
+        .subscribe(v1::SubscribeRequest {
+            start: Some(v1::subscribe_request::Start::FromTime(at(7))),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribes")
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let message = live.next().await.expect("a message").expect("no error");
+        if let Some(v1::subscribe_response::Message::Event(event)) = message.message {
+            seen.push(event.position);
+        }
+    }
+    assert_eq!(seen, (7..=12).collect::<Vec<_>>());
+
+    // Refusals name the field and append nothing.
+    let both = v1::ReadLogRequest {
+        from_position: 3,
+        from_time: Some(at(1)),
+        ..Default::default()
+    };
+    let status = server
+        .event_log()
+        .read_log(both)
+        .await
+        .expect_err("both refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("from_time"), "{status:?}");
+    let broken = prost_types::Timestamp {
+        seconds: 1,
+        nanos: 2_000_000_000,
+    };
+    let status = server
+        .event_log()
+        .read_log(from_time(broken))
+        .await
+        .expect_err("out of range");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("from_time"), "{status:?}");
+    let status = server
+        .event_log()
+        .subscribe(v1::SubscribeRequest {
+            start: Some(v1::subscribe_request::Start::FromTime(broken)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("out of range");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("from_time"), "{status:?}");
+    assert_eq!(server.head().await, 12);
     server.stop().await;
 }

@@ -30,6 +30,6 @@ pub use portfolio::PortfolioSums;
 pub use types::{AgreementKind, Money, Party, Stage, Timestamp};
 pub use valid_command::ValidCommand;
 pub use validate::{
-    limits, quoted, validate_agreement_id, validate_command_id, validate_country,
+    limits, quoted, validate_agreement_id, validate_command_id, validate_country, validate_instant,
     validate_list_len, validate_text,
 };

@@ -244,7 +244,8 @@ fn validate_money(field: &str, money: &Money) -> Checked {
     Ok(())
 }
 
-fn validate_instant(field: &str, instant: Timestamp) -> Checked {
+/// Checks an instant: between 1900-01-01 and 2200-01-01, nanoseconds in range.
+pub fn validate_instant(field: &str, instant: Timestamp) -> Checked {
     let in_range = (limits::EARLIEST_INSTANT_SECONDS..limits::LATEST_INSTANT_SECONDS)
         .contains(&instant.seconds)
         && (0..1_000_000_000).contains(&instant.nanos);

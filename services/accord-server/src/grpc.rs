@@ -20,7 +20,7 @@ pub use agreements::{AgreementApi, WatchContext};
 pub use consumer_groups::ConsumerGroupsApi;
 pub use event_log::EventLogApi;
 pub(crate) use filter::{BuyerCountries, EventFilter};
-pub(crate) use positions::within_log;
+pub(crate) use positions::{first_recorded_at_or_after, within_log};
 pub(crate) use queries::Queries;
 
 /// The result of a unary RPC.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use accord_domain::{DomainError, validate_agreement_id};
+use accord_domain::{DomainError, ValidationError, validate_agreement_id};
 use accord_proto::SubscribeFrame;
 use accord_proto::event_log_frames::event_log_server::EventLog as EventLogService;
 use accord_proto::recorded_event_to_wire;
@@ -13,6 +13,7 @@ use tonic::{Request, Response};
 
 use super::RpcResult;
 use super::filter::{BuyerCountries, EventFilter};
+use super::positions::first_recorded_at_or_after;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::streams::{
@@ -87,13 +88,24 @@ impl EventLogService for EventLogApi {
         let filter = EventFilter::new(request.filter, self.buyers.clone())?;
         let log = self.log.clone();
         let head = log.head();
+        let from = match &request.from_time {
+            None => request.from_position.max(1),
+            Some(_) if request.from_position != 0 => {
+                return Err(ApiError::from(ValidationError::new(
+                    "from_time",
+                    "give from_position or from_time, not both",
+                ))
+                .into());
+            }
+            Some(time) => first_recorded_at_or_after(log.as_ref(), "from_time", time).await?,
+        };
         let limit = match request.max_count {
             0 => usize::MAX,
             count => count as usize,
         };
         let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
             let _slot = slot;
-            let mut next = request.from_position.max(1);
+            let mut next = from;
             let mut sent = 0;
             // A filter that matches nothing sends nothing: the client's
             // absence shows only between batches.

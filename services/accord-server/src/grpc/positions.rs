@@ -4,7 +4,7 @@
 //! `min_position` may be a little ahead (waiting for the next events, up to
 //! the deadline, is a way to long-poll), [`MIN_POSITION_AHEAD`] at most.
 
-use accord_domain::ValidationError;
+use accord_domain::{Timestamp, ValidationError};
 use accord_store::EventLog;
 
 use crate::error::ApiError;
@@ -34,4 +34,36 @@ pub(crate) async fn within_log(
         _ => format!("{ahead} beyond the head of the log ({head})"),
     };
     Err(ValidationError::new(field, format!("position {position} is beyond {limit}")).into())
+}
+
+/// The position a stream that starts at `time` (named `field`) starts at:
+/// the first event recorded at or after it, or the head + 1 when none is
+/// yet. `recorded_at` never decreases along the log, so a binary search
+/// over positions finds it in about log2(head) reads of one event.
+pub(crate) async fn first_recorded_at_or_after(
+    log: &dyn EventLog,
+    field: &str,
+    time: &prost_types::Timestamp,
+) -> Result<u64, ApiError> {
+    let time = accord_proto::timestamp_to_domain(time);
+    accord_domain::validate_instant(field, time)?;
+    first_at_or_after(log, time).await
+}
+
+async fn first_at_or_after(log: &dyn EventLog, time: Timestamp) -> Result<u64, ApiError> {
+    // The answer is in `low..=high`; `head + 1` means no event yet.
+    let (mut low, mut high) = (1, log.head() + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        // The first event at or after `middle` (positions without one, on
+        // NATS, are passed over).
+        let found = log.read_log(middle, 1).await?;
+        match found.first() {
+            Some(event) if event.recorded_at < time && event.position < high => {
+                low = event.position + 1;
+            }
+            _ => high = middle,
+        }
+    }
+    Ok(low)
 }

@@ -19,7 +19,7 @@ use super::{
     Batch, SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender, batched_stream_channel,
 };
 use crate::error::ApiError;
-use crate::grpc::{EventFilter, within_log};
+use crate::grpc::{EventFilter, first_recorded_at_or_after, within_log};
 use crate::metrics::Metrics;
 
 /// The heartbeat interval when the client asks for none.
@@ -60,6 +60,9 @@ pub(crate) async fn start_subscription(
         Some(Start::AfterPosition(position)) => {
             within_log(log.as_ref(), "after_position", position, 0).await?;
             position
+        }
+        Some(Start::FromTime(time)) => {
+            first_recorded_at_or_after(log.as_ref(), "from_time", &time).await? - 1
         }
     };
     let (out, stream) = batched_stream_channel(SUBSCRIBE_BATCHES);

@@ -33,6 +33,7 @@ pub(crate) async fn run(
                 from_position: from,
                 max_count: 0,
                 filter,
+                from_time: None,
             })
             .await
             .map_err(|status| status.message().to_owned())?
