@@ -44,10 +44,20 @@ async fn tail(addr: SocketAddr, after: u64, got: Arc<AtomicU64>) -> Result<(), S
         .await
         .map_err(|error| format!("tail: {error}"))?;
     stream
-        .write_all(format!("GET /live?after={after} HTTP/1.1\r\nHost: accord\r\n\r\n").as_bytes())
+        // The console answers only the names it knows (DNS rebinding):
+        // its own address is one.
+        .write_all(format!("GET /live?after={after} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .map_err(|error| format!("tail: {error}"))?;
     let mut lines = BufReader::new(stream).lines();
+    let status = lines
+        .next_line()
+        .await
+        .map_err(|error| format!("tail: {error}"))?
+        .unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 200") {
+        return Err(format!("tail: the console answered {status:?}"));
+    }
     while let Ok(Some(line)) = lines.next_line().await {
         if line == "event: append" {
             got.fetch_add(1, Ordering::Relaxed);
@@ -168,8 +178,13 @@ pub(crate) async fn run(
         .map(|count| count.load(Ordering::Relaxed))
         .min()
         .unwrap_or(0);
+    // A tail that ended (refused, or cut off) says why.
     for reader in readers {
-        reader.abort();
+        if reader.is_finished() {
+            reader.await.map_err(|error| error.to_string())??;
+        } else {
+            reader.abort();
+        }
     }
     extra.insert("tails".to_owned(), tails as f64);
     extra.insert("tail_rate_events_per_sec".to_owned(), rate as f64);
