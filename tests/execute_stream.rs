@@ -156,3 +156,37 @@ async fn a_producer_that_does_not_read_its_answers_is_held_back() {
     assert_eq!(server.head().await, head_before + REQUESTS as u64);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_open_at_shutdown_is_answered_then_told_to_send_the_rest_again() {
+    let server = TestServer::start().await;
+    let (outgoing, incoming) = mpsc::channel(4);
+    let mut answers = AgreementServiceClient::new(server.channel())
+        .execute_stream(ReceiverStream::new(incoming))
+        .await
+        .expect("a stream")
+        .into_inner();
+    outgoing
+        .send(request(vec![v1::command::Command::Announce(
+            announce_wabtec("kz-shut"),
+        )]))
+        .await
+        .expect("queued");
+    let first = answers.next().await.expect("an answer").expect("no error");
+    assert_eq!(first.sequence, 1);
+    // The producer keeps its side open; the server stops.
+    let stopping = tokio::spawn(server.stop());
+    let ended = tokio::time::timeout(Duration::from_secs(30), answers.next())
+        .await
+        .expect("the stream ends at shutdown")
+        .expect("a last message")
+        .expect_err("a status");
+    assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+    assert!(
+        ended.message().contains("1 requests were answered"),
+        "{ended:?}"
+    );
+    assert!(ended.message().contains("command id"), "{ended:?}");
+    stopping.await.expect("stopped");
+    drop(outgoing);
+}
