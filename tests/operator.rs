@@ -492,6 +492,24 @@ async fn stats_and_tail_print_for_people_and_machines() {
     assert_eq!(positions, [4]);
     let wabtec = accordctl(&server, &["tail", "--agreement", "kz-wabtec-locomotives"]).await;
     assert_eq!(stdout(&wabtec).lines().count(), 3);
+    // --since starts at the first event recorded at or after a time
+    // (`reads::reads_start_at_the_first_event_recorded_at_or_after_a_time`
+    // checks times between events).
+    let recorded = "2025-09-23T00:00:00Z";
+    let since = accordctl(&server, &["tail", "--since", recorded]).await;
+    assert!(since.status.success(), "{since:?}");
+    assert_eq!(stdout(&since).lines().count(), 9);
+    let later = accordctl(&server, &["tail", "--since", "2199-01-01T00:00:00Z"]).await;
+    assert!(later.status.success(), "{later:?}");
+    assert_eq!(stdout(&later).lines().count(), 0);
+    let garbage = accordctl(&server, &["tail", "--since", "yesterday"]).await;
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&garbage.stderr).contains("RFC 3339"),
+        "{garbage:?}"
+    );
+    let both = accordctl(&server, &["tail", "--since", recorded, "--from", "3"]).await;
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
 
     // --follow keeps printing live events.
     let mut follow = tokio::process::Command::new(ACCORDCTL)

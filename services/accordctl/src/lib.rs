@@ -74,8 +74,12 @@ enum Command {
     /// Print events as JSON lines.
     Tail {
         /// First position to print.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, conflicts_with = "since")]
         from: u64,
+        /// Start with the first event recorded at or after this time
+        /// (RFC 3339, e.g. 2025-09-23T00:00:00Z) instead of a position.
+        #[arg(long)]
+        since: Option<String>,
         /// Keep printing new events as they are appended.
         #[arg(long)]
         follow: bool,
@@ -276,10 +280,25 @@ async fn run(options: Options) -> ExitCode {
         Command::Rebuild { names } => commands::rebuild::run(channel, names).await,
         Command::Tail {
             from,
+            since,
             follow,
             event_types,
             agreement_ids,
-        } => commands::tail::run(channel, from, follow, event_types, agreement_ids).await,
+        } => {
+            let start = match since {
+                None => commands::tail::Start::Position(from),
+                Some(text) => match accord_dataset::parse_rfc3339_utc(&text) {
+                    Some(time) => commands::tail::Start::Time(time),
+                    None => {
+                        eprintln!(
+                            "accordctl: --since: {text:?} is not an RFC 3339 time (like 2025-09-23T00:00:00Z)"
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            commands::tail::run(channel, start, follow, event_types, agreement_ids).await
+        }
         Command::Export { file } => commands::export::run(channel, &file).await,
         Command::Import {
             file,

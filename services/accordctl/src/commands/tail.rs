@@ -10,9 +10,17 @@ use tokio_stream::StreamExt;
 use super::Outcome;
 use crate::json;
 
+/// Where the tail starts.
+pub(crate) enum Start {
+    /// At this position (1 = the first event).
+    Position(u64),
+    /// At the first event recorded at or after this instant.
+    Time(prost_types::Timestamp),
+}
+
 pub(crate) async fn run(
     channel: Grpc,
-    from: u64,
+    start: Start,
     follow: bool,
     event_types: Vec<String>,
     agreement_ids: Vec<String>,
@@ -29,11 +37,17 @@ pub(crate) async fn run(
     };
     if !follow {
         let mut stream = client
-            .read_log(v1::ReadLogRequest {
-                from_position: from,
-                max_count: 0,
-                filter,
-                from_time: None,
+            .read_log(match start {
+                Start::Position(from) => v1::ReadLogRequest {
+                    from_position: from,
+                    filter,
+                    ..Default::default()
+                },
+                Start::Time(time) => v1::ReadLogRequest {
+                    from_time: Some(time),
+                    filter,
+                    ..Default::default()
+                },
             })
             .await
             .map_err(|status| status.message().to_owned())?
@@ -44,9 +58,12 @@ pub(crate) async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     let request = v1::SubscribeRequest {
-        start: Some(v1::subscribe_request::Start::AfterPosition(
-            from.saturating_sub(1),
-        )),
+        start: Some(match start {
+            Start::Position(from) => {
+                v1::subscribe_request::Start::AfterPosition(from.saturating_sub(1))
+            }
+            Start::Time(time) => v1::subscribe_request::Start::FromTime(time),
+        }),
         filter,
         heartbeat_interval_ms: 0,
     };
