@@ -21,10 +21,10 @@ const MIB: u64 = 1024 * 1024;
 const AGREEMENTS: usize = 15;
 const LOCALIZATIONS: usize = 100;
 
-async fn fill_with_large_events(addr: std::net::SocketAddr) -> u64 {
+async fn fill_with_large_events(addr: std::net::SocketAddr, count: usize) -> u64 {
     let mut agreements = AgreementServiceClient::new(connect(addr).await);
     let mut head = 0;
-    for agreement in 0..AGREEMENTS {
+    for agreement in 0..count {
         let id = format!("kz-large-{agreement}");
         agreements
             .announce(announce_wabtec(&id))
@@ -74,7 +74,7 @@ async fn streams_that_never_read_hold_little_whatever_the_size_of_the_log() {
     let server =
         ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &[]).await;
     let addr = server.grpc_addr();
-    let head = fill_with_large_events(addr).await;
+    let head = fill_with_large_events(addr, AGREEMENTS).await;
     let mut groups = v1::consumer_groups_client::ConsumerGroupsClient::new(connect(addr).await);
     groups
         .create_consumer_group(v1::CreateConsumerGroupRequest {
@@ -163,4 +163,49 @@ async fn streams_that_never_read_hold_little_whatever_the_size_of_the_log() {
     );
     drop((reads, lives, member, requests));
     assert!(server.terminate().await.success());
+}
+
+/// A stream whose channel is full in bytes, and whose client then goes
+/// away, ends and frees its place: its producer does not wait for room
+/// that will never come.
+#[tokio::test]
+async fn a_stream_full_in_bytes_whose_client_leaves_frees_its_place() {
+    const STREAMS: usize = 4;
+    let server = TestServer::start().await;
+    let addr = server.server().grpc_addr();
+    // About 6 MB: more than a stream's read and channel hold.
+    fill_with_large_events(addr, 1).await;
+    let mut held = Vec::new();
+    for _ in 0..STREAMS {
+        let channel = connect(addr).await;
+        let mut reading = v1::event_log_client::EventLogClient::new(channel.clone())
+            .read_log(v1::ReadLogRequest {
+                from_position: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("reads")
+            .into_inner();
+        assert!(reading.next().await.expect("one").is_ok());
+        held.push((channel, reading));
+    }
+    let active = || async {
+        scrape_metrics(server.server().metrics_addr())
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix("accord_subscriptions_active "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(active().await, STREAMS as f64);
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while active().await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams whose clients left still hold their places"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
 }

@@ -78,7 +78,13 @@ impl<T: Weight> StreamSender<T> {
     pub(crate) async fn send(&self, item: T) -> bool {
         let sent = async {
             let bytes = charge(item.weight());
-            let Ok(room) = self.budget.acquire_many(bytes).await else {
+            // Room is given back only as the client reads: a client that
+            // went away never gives it, so its going away ends the wait.
+            let room = tokio::select! {
+                room = self.budget.acquire_many(bytes) => room,
+                () = self.sender.closed() => return false,
+            };
+            let Ok(room) = room else {
                 return false;
             };
             room.forget();
