@@ -35,26 +35,29 @@ struct Page {
     parked: BTreeMap<u64, String>,
 }
 
-/// What this node wrote (or loaded) for a group.
-#[derive(Clone, Default)]
-struct Written {
+/// A group's progress as this node wrote (or loaded) it; changed in place
+/// by the group's own task, the only one that writes it.
+#[derive(Default)]
+struct GroupProgress {
     /// The revision of its checkpoint value.
     revision: u64,
-    /// The revision of its definition.
-    definition_revision: u64,
     /// Its parked events, by page number.
     pages: BTreeMap<u64, Page>,
-    /// Parked events are still in the checkpoint value (as stored before
-    /// pages): the next write moves them all to pages.
-    unpaged: bool,
+    /// Pages whose stored value differs from `pages`: rewritten, before the
+    /// checkpoint, by the next write (changed pages; every page of a group
+    /// whose parked events were still in its checkpoint value, as stored
+    /// before pages; pages holding entries beyond the stored checkpoint).
+    dirty: BTreeSet<u64>,
 }
 
 /// The groups' bucket, written under a lease.
 pub(crate) struct NatsGroupStore {
     bucket: kv::Store,
     held: Arc<Held>,
-    /// Per group: what is stored.
-    written: Mutex<HashMap<String, Written>>,
+    /// Per group: the revision of its definition.
+    definitions: Mutex<HashMap<String, u64>>,
+    /// Per group: its progress (locked across the writes of one store).
+    progress: Mutex<HashMap<String, Arc<tokio::sync::Mutex<GroupProgress>>>>,
 }
 
 /// The epoch of the node that wrote a stored value (0 when it does not
@@ -84,8 +87,18 @@ impl NatsGroupStore {
         Self {
             bucket,
             held,
-            written: Mutex::new(HashMap::new()),
+            definitions: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Group `name`'s progress (empty for a group not stored yet).
+    fn progress_of(&self, name: &str) -> Arc<tokio::sync::Mutex<GroupProgress>> {
+        self.progress
+            .lock()
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Refuses writes once the lease is not this node's.
@@ -261,7 +274,7 @@ impl GroupStorage for NatsGroupStore {
                 .insert(number, Page { revision, parked });
         }
         let mut groups = Vec::new();
-        let mut written = HashMap::new();
+        let (mut definitions, mut progresses) = (HashMap::new(), HashMap::new());
         for key in keys {
             let Some(name) = name_of_definition(&key) else {
                 continue;
@@ -285,27 +298,35 @@ impl GroupStorage for NatsGroupStore {
                     0,
                 ),
             };
-            let mut stored = Written {
+            let mut stored = GroupProgress {
                 revision,
-                definition_revision,
                 pages: pages.remove(&name).unwrap_or_default(),
-                unpaged: !progress.parked.is_empty(),
+                dirty: BTreeSet::new(),
             };
             for parked in progress.parked {
+                let number = parked.position / PARKED_PAGE_SPAN;
                 stored
                     .pages
-                    .entry(parked.position / PARKED_PAGE_SPAN)
+                    .entry(number)
                     .or_default()
                     .parked
                     .insert(parked.position, parked.agreement_id);
+                stored.dirty.insert(number);
             }
             // Pages written by a node that stopped before its checkpoint:
-            // those events are read from the log again.
+            // those events are read from the log again, and the entries go.
+            for (number, page) in &mut stored.pages {
+                let before = page.parked.len();
+                page.parked
+                    .retain(|position, _| *position <= progress.checkpoint);
+                if page.parked.len() != before {
+                    stored.dirty.insert(*number);
+                }
+            }
             let parked = stored
                 .pages
                 .values()
                 .flat_map(|page| page.parked.iter())
-                .filter(|(position, _)| **position <= progress.checkpoint)
                 .map(|(position, agreement)| (*position, agreement.clone()))
                 .collect();
             groups.push(StoredGroup {
@@ -314,9 +335,11 @@ impl GroupStorage for NatsGroupStore {
                 checkpoint: progress.checkpoint,
                 parked,
             });
-            written.insert(name, stored);
+            definitions.insert(name.clone(), definition_revision);
+            progresses.insert(name, Arc::new(tokio::sync::Mutex::new(stored)));
         }
-        *self.written.lock() = written;
+        *self.definitions.lock() = definitions;
+        *self.progress.lock() = progresses;
         Ok(groups)
     }
 
@@ -333,22 +356,19 @@ impl GroupStorage for NatsGroupStore {
                 progress_epoch,
             )
             .await?;
-        self.written.lock().insert(
-            name.to_owned(),
-            Written {
-                revision,
-                ..Written::default()
-            },
-        );
+        let fresh = GroupProgress {
+            revision,
+            ..GroupProgress::default()
+        };
+        self.progress
+            .lock()
+            .insert(name.to_owned(), Arc::new(tokio::sync::Mutex::new(fresh)));
+        self.definitions.lock().remove(name);
         self.update(name, definition).await
     }
 
     async fn update(&self, name: &str, definition: &StoredConsumerGroup) -> Result<(), StoreError> {
-        let revision = self
-            .written
-            .lock()
-            .get(name)
-            .map_or(0, |written| written.definition_revision);
+        let revision = self.definitions.lock().get(name).copied().unwrap_or(0);
         let value = StoredConsumerGroup {
             epoch: self.held.epoch,
             ..definition.clone()
@@ -361,72 +381,66 @@ impl GroupStorage for NatsGroupStore {
                 definition_epoch,
             )
             .await?;
-        if let Some(written) = self.written.lock().get_mut(name) {
-            written.definition_revision = revision;
-        }
+        self.definitions.lock().insert(name.to_owned(), revision);
         Ok(())
     }
 
     async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        let (definition, progress) = self.written.lock().get(name).map_or((0, 0), |written| {
-            (written.definition_revision, written.revision)
-        });
+        let definition = self.definitions.lock().get(name).copied().unwrap_or(0);
+        let progress = self.progress_of(name).lock().await.revision;
         self.purge_fenced(&definition_key(name), definition, definition_epoch)
             .await?;
         self.purge_fenced(&progress_key(name), progress, progress_epoch)
             .await?;
         self.purge_pages(name).await?;
-        self.written.lock().remove(name);
+        self.definitions.lock().remove(name);
+        self.progress.lock().remove(name);
         Ok(())
     }
 
     async fn progress(&self, name: &str, progress: Progress) -> Result<(), StoreError> {
-        let mut stored = self.written.lock().get(name).cloned().unwrap_or_default();
-        // The pages that changed, then the checkpoint.
+        let group = self.progress_of(name);
+        let mut stored = group.lock().await;
+        let stored = &mut *stored;
         if let Some(parked) = progress.parked {
-            let mut touched: BTreeSet<u64> = BTreeSet::new();
-            if std::mem::take(&mut stored.unpaged) {
-                touched.extend(stored.pages.keys().copied());
-            }
             for position in parked.removed {
                 let number = position / PARKED_PAGE_SPAN;
                 if let Some(page) = stored.pages.get_mut(&number) {
                     page.parked.remove(&position);
-                    touched.insert(number);
+                    stored.dirty.insert(number);
                 }
             }
             for (position, agreement) in parked.added {
                 let number = position / PARKED_PAGE_SPAN;
-                stored
-                    .pages
-                    .entry(number)
-                    .or_default()
-                    .parked
-                    .insert(position, agreement);
-                touched.insert(number);
-            }
-            for number in touched {
                 let page = stored.pages.entry(number).or_default();
-                let value = StoredParkedPage {
-                    parked: page
-                        .parked
-                        .iter()
-                        .map(|(position, agreement)| ParkedEvent {
-                            position: *position,
-                            agreement_id: agreement.clone(),
-                        })
-                        .collect(),
-                    epoch: self.held.epoch,
-                };
-                page.revision = self
-                    .write_fenced(
-                        &parked_page_key(name, number),
-                        value.encode_to_vec().into(),
-                        page.revision,
-                        page_epoch,
-                    )
-                    .await?;
+                page.parked.insert(position, agreement);
+                stored.dirty.insert(number);
             }
+        }
+        // The pages that changed, then the checkpoint; a page stays dirty
+        // until it is written, so a failed store is completed by the next.
+        while let Some(number) = stored.dirty.first().copied() {
+            let page = stored.pages.entry(number).or_default();
+            let value = StoredParkedPage {
+                parked: page
+                    .parked
+                    .iter()
+                    .map(|(position, agreement)| ParkedEvent {
+                        position: *position,
+                        agreement_id: agreement.clone(),
+                    })
+                    .collect(),
+                epoch: self.held.epoch,
+            };
+            page.revision = self
+                .write_fenced(
+                    &parked_page_key(name, number),
+                    value.encode_to_vec().into(),
+                    page.revision,
+                    page_epoch,
+                )
+                .await?;
+            stored.dirty.remove(&number);
         }
         stored.revision = self
             .write_fenced(
@@ -436,7 +450,6 @@ impl GroupStorage for NatsGroupStore {
                 progress_epoch,
             )
             .await?;
-        self.written.lock().insert(name.to_owned(), stored);
         Ok(())
     }
 }
