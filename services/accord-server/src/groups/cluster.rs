@@ -185,10 +185,9 @@ impl ClusterGroups {
         &self,
         kind: group_call::Kind,
     ) -> Result<(group_answer::Kind, String), ApiError> {
-        let call = self.key.seal(
-            Purpose::Call,
-            cluster::GroupCall { kind: Some(kind) }.encode_to_vec(),
-        );
+        let call = self
+            .key
+            .seal_message(Purpose::Call, &cluster::GroupCall { kind: Some(kind) });
         let patience = lease::EXPIRES + lease::RENEW_EVERY * 2;
         let deadline = tokio::time::Instant::now() + patience;
         let (answer, holder) = loop {

@@ -177,11 +177,7 @@ async fn forget_silent(remotes: &Remotes) {
 
 /// Passes a member's acknowledgement or departure to its group.
 async fn take_report(remotes: &Remotes, key: &NodeKey, payload: &[u8]) {
-    let report = match key.open(Purpose::Report, payload) {
-        Ok(body) => cluster::MemberReport::decode(body.as_slice()).map_err(|_| Unsealed::Malformed),
-        Err(refusal) => Err(refusal),
-    };
-    let report = match report {
+    let report = match key.open_message::<cluster::MemberReport>(Purpose::Report, payload) {
         Ok(report) => report,
         Err(refusal) => {
             tracing::warn!(%refusal, "a member report was refused");
@@ -230,10 +226,7 @@ impl Answerer {
         };
         let call = self
             .key
-            .open(Purpose::Call, message.payload.as_ref())
-            .and_then(|body| {
-                cluster::GroupCall::decode(body.as_slice()).map_err(|_| Unsealed::Malformed)
-            });
+            .open_message::<cluster::GroupCall>(Purpose::Call, message.payload.as_ref());
         let answer = match call {
             Ok(call) => match self.kind(call.kind).await {
                 Ok(kind) => kind,
@@ -360,8 +353,7 @@ async fn forward(
             // again wherever they run next.
             Err(_) => continue,
         };
-        let message = cluster::ToMember { kind: Some(kind) }.encode_to_vec();
-        let message = key.seal(Purpose::ToMember, message);
+        let message = key.seal_message(Purpose::ToMember, &cluster::ToMember { kind: Some(kind) });
         if let Err(error) = client.publish(inbox.clone(), message).await {
             tracing::warn!(%error, "cannot send to a member on another node");
         }

@@ -11,12 +11,11 @@ use accord_proto::cluster::{self, group_answer, group_call, member_report, to_me
 use accord_proto::v1;
 use accord_proto::v1::consume_response::Kind;
 use futures_util::StreamExt;
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
-use super::sealing::{Purpose, Unsealed};
+use super::sealing::Purpose;
 use super::{ClusterGroups, status_of};
 use crate::groups::member_queue::{MemberSender, Refused};
 use crate::groups::runner::{GroupCommand, fell_behind};
@@ -91,10 +90,7 @@ impl Relay {
         let message = self
             .groups
             .key
-            .open(Purpose::ToMember, payload)
-            .and_then(|body| {
-                cluster::ToMember::decode(body.as_slice()).map_err(|_| Unsealed::Malformed)
-            });
+            .open_message::<cluster::ToMember>(Purpose::ToMember, payload);
         let message = match message {
             Ok(message) => message,
             Err(refusal) => {
@@ -169,9 +165,7 @@ impl Relay {
             .client
             .publish(
                 self.groups.names.reports(&self.joined_at),
-                self.groups
-                    .key
-                    .seal(Purpose::Report, report.encode_to_vec()),
+                self.groups.key.seal_message(Purpose::Report, &report),
             )
             .await
         {

@@ -75,8 +75,24 @@ impl NodeKey {
         Self(key)
     }
 
+    /// `message` sealed for `purpose`, as it goes over NATS.
+    pub(crate) fn seal_message(&self, purpose: Purpose, message: &impl Message) -> bytes::Bytes {
+        self.seal(purpose, message.encode_to_vec())
+    }
+
+    /// The message `payload` carries if it was sealed for `purpose` with
+    /// this key within the last minute and decodes.
+    pub(crate) fn open_message<M: Message + Default>(
+        &self,
+        purpose: Purpose,
+        payload: &[u8],
+    ) -> Result<M, Unsealed> {
+        let body = self.open(purpose, payload)?;
+        M::decode(body.as_slice()).map_err(|_| Unsealed::Malformed)
+    }
+
     /// `body` sealed for `purpose`, as it goes over NATS.
-    pub(crate) fn seal(&self, purpose: Purpose, body: Vec<u8>) -> bytes::Bytes {
+    fn seal(&self, purpose: Purpose, body: Vec<u8>) -> bytes::Bytes {
         let sent_at_unix_ms = now_ms();
         let mac = match &self.0 {
             Some(key) => mac(key, purpose, sent_at_unix_ms, &body)
@@ -95,7 +111,7 @@ impl NodeKey {
 
     /// The body of `payload` if it was sealed for `purpose` with this key
     /// within the last minute.
-    pub(crate) fn open(&self, purpose: Purpose, payload: &[u8]) -> Result<Vec<u8>, Unsealed> {
+    fn open(&self, purpose: Purpose, payload: &[u8]) -> Result<Vec<u8>, Unsealed> {
         let sealed = Sealed::decode(payload).map_err(|_| Unsealed::Malformed)?;
         let Some(key) = &self.0 else {
             return Ok(sealed.body);
