@@ -24,9 +24,14 @@ pub fn find_nats_server() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ACCORD_NATS_SERVER") {
         return Some(PathBuf::from(path)).filter(|path| path.is_file());
     }
+    on_path("nats-server")
+}
+
+/// `program` in a directory of `PATH`, if it is there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|dir| dir.join("nats-server"))
+            .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     })
 }

@@ -142,7 +142,7 @@ pub(crate) fn ensure_installed() -> Result<(), String> {
     if binary.exists() {
         return Ok(());
     }
-    if which("protoc").is_none() {
+    if nats_process::on_path("protoc").is_none() {
         eprintln!(
             "accord-bench: installing protobuf-compiler (apt-get), which UmaDB's build needs"
         );
@@ -174,14 +174,6 @@ pub(crate) fn ensure_installed() -> Result<(), String> {
         return Err(format!("cargo install umadb --version {VERSION} failed"));
     }
     Ok(())
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|path| path.exists())
-    })
 }
 
 impl UmaDb {
