@@ -10,6 +10,7 @@ use crate::{CheckpointKeys, StoreError};
 pub fn test_keys() -> CheckpointKeys {
     CheckpointKeys::new([0x42; 32], [])
 }
+use crate::tree::index::runs::{self, Manifest, command_hash};
 use crate::tree::{blocks, keys};
 
 /// Opens the stopped log in `path` for surgery. No background flusher, so
@@ -83,23 +84,56 @@ pub fn replace_checkpoint(path: &Path, checkpoint: Option<&[u8]>) -> Result<(), 
     Ok(())
 }
 
+/// The command index runs of the stopped log in `tree`, after checking
+/// that its index tail is on disk (a clean stop writes it).
+fn runs_on_disk(tree: &::sled::Tree) -> Result<Vec<u64>, StoreError> {
+    let manifest = tree
+        .get(keys::INDEX_MANIFEST)?
+        .map(|bytes| Manifest::decode(&bytes))
+        .transpose()?
+        .unwrap_or_default();
+    let head = blocks::last_block(tree)?
+        .map(|block| {
+            block
+                .records()
+                .filter_map(Result::ok)
+                .map(|(at, _)| at)
+                .max()
+        })
+        .unwrap_or_default()
+        .unwrap_or_default();
+    if manifest.indexed != head {
+        return Err(StoreError::Corrupt(format!(
+            "the index covers positions up to {} of {head}: stop the server cleanly first",
+            manifest.indexed
+        )));
+    }
+    Ok(manifest.runs.iter().map(|(run, _)| *run).collect())
+}
+
 /// Points the command index entry of `command_id` in the stopped log in
-/// `path` at `position` (or removes it with `None`), keeping its fingerprint.
+/// `path` at `position` (or removes it with `None`).
 pub fn repoint_command(
     path: &Path,
     command_id: &str,
     position: Option<u64>,
 ) -> Result<(), StoreError> {
     let (db, tree) = open_log(path)?;
-    let key = keys::command_key(command_id);
-    let entry = tree
-        .get(&key)?
-        .ok_or_else(|| StoreError::Corrupt(format!("no command {command_id:?}")))?;
-    let (fingerprint, _) = keys::decode_command_entry(&entry)?;
-    match position {
-        Some(position) => tree.insert(key, keys::encode_command_entry(&fingerprint, position))?,
-        None => tree.remove(key)?,
-    };
+    let hash = command_hash(command_id);
+    let mut found = false;
+    for run in runs_on_disk(&tree)? {
+        runs::edit_entry(&tree, run, hash, |entries| {
+            let before = entries.len();
+            entries.retain(|(entry, _)| *entry != hash);
+            found |= entries.len() != before;
+            if let (true, Some(position)) = (entries.len() != before, position) {
+                entries.push((hash, position));
+            }
+        })?;
+    }
+    if !found {
+        return Err(StoreError::Corrupt(format!("no command {command_id:?}")));
+    }
     db.flush()?;
     Ok(())
 }
@@ -112,6 +146,7 @@ pub fn remove_stream_chunk(
     first_version: u64,
 ) -> Result<(), StoreError> {
     let (db, tree) = open_log(path)?;
+    runs_on_disk(&tree)?;
     tree.remove(keys::stream_key(agreement_id, first_version))?
         .ok_or_else(|| {
             StoreError::Corrupt(format!("no chunk of {agreement_id} at {first_version}"))
@@ -130,10 +165,12 @@ pub fn add_stray_index_entries(
     position: u64,
 ) -> Result<(), StoreError> {
     let (db, tree) = open_log(path)?;
-    tree.insert(
-        keys::command_key("stray-command"),
-        keys::encode_command_entry(&[0; 16], position),
-    )?;
+    let run = runs_on_disk(&tree)?
+        .last()
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt("the log has no command index run".into()))?;
+    let hash = command_hash("stray-command");
+    runs::edit_entry(&tree, run, hash, |entries| entries.push((hash, position)))?;
     tree.insert(
         keys::stream_key(agreement_id, first_version),
         crate::tree::stream_index::encode_chunk(&[position]),

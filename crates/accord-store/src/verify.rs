@@ -194,7 +194,7 @@ async fn check_records(
                 );
                 checked.digest.add_command(
                     digest_keys,
-                    event.metadata.command_id.as_bytes(),
+                    &event.metadata.command_id,
                     record.position,
                 );
             }

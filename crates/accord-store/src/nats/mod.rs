@@ -408,9 +408,7 @@ impl EventLog for NatsLog {
     ) -> Result<Option<crate::IndexDigest>, StoreError> {
         self.check_open()?;
         self.reader
-            .off_thread(move |reader| {
-                crate::tree::digest::of_tree(reader.tree(), &keys, through).map(Some)
-            })
+            .off_thread(move |reader| reader.index().digest(&keys, through).map(Some))
             .await
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::watch;
@@ -15,9 +16,10 @@ use super::quarantine::{self, QuarantineBook};
 use crate::durable::SyncedDb;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
 use crate::tree::batch::LogBatch;
-use crate::tree::keys;
+use crate::tree::index::LogIndex;
+use crate::tree::index::indexer::IndexWriter;
 use crate::tree::open::{LogState, UnsignedLog, explain_open_error, recover};
-use crate::tree::reader::{TreeReader, last_version_in};
+use crate::tree::reader::TreeReader;
 use crate::{ChainBreak, ChainHead, CheckpointKeys, StoreError, decode_record, encode_record};
 
 /// One stored message, as the follower received it.
@@ -29,8 +31,9 @@ pub(crate) struct StreamEntry {
 
 /// Writes the replica.
 pub(crate) struct Replica {
-    db: SyncedDb,
+    db: Arc<SyncedDb>,
     tree: ::sled::Tree,
+    index: IndexWriter,
     /// The last record: the log's head, chain and checkpoint.
     state: LogState,
     published: HeadPublisher,
@@ -53,18 +56,22 @@ impl Replica {
             .cache_capacity(cache_bytes)
             .mode(::sled::Mode::HighThroughput);
         let db = SyncedDb::open(config, path).map_err(|error| explain_open_error(path, error))?;
+        let db = Arc::new(db);
         let tree = db.db().open_tree("replica")?;
         db.sync()?;
         let state = recover(&tree, keys, UnsignedLog::Adopt)?;
+        let (index, sealed) = LogIndex::open(&tree, state.head)?;
         db.sync()?;
+        let index_writer = IndexWriter::start(index.clone(), db.clone(), sealed, None)?;
         let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;
         let followed = watch::Sender::new(state.head.max(last_quarantined));
         let (published, receiver) = HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
-        let reader = TreeReader::new(tree.clone(), receiver);
+        let reader = TreeReader::new(tree.clone(), index, receiver);
         Ok((
             Self {
                 db,
                 tree,
+                index: index_writer,
                 state,
                 published,
                 followed,
@@ -143,15 +150,20 @@ impl Replica {
                 event.recorded_at = Timestamp::from_unix_nanos(entry.stored_at_nanos);
             }
             let (bytes, hash) = encode_record(&event, &fingerprint, &next.last_hash);
-            writes.push_record(entry.sequence, &event.agreement_id, event.version, &bytes);
             // The first record of a command id is its outcome.
             let command_id = &event.metadata.command_id;
-            if !commands.contains(command_id)
-                && self.tree.get(keys::command_key(command_id))?.is_none()
-            {
-                writes.push_command(command_id, &fingerprint, entry.sequence);
+            let first = !commands.contains(command_id)
+                && self.index.index().command_position(command_id)?.is_none();
+            if first {
                 commands.insert(command_id.clone());
             }
+            writes.push_record(
+                entry.sequence,
+                &event.agreement_id,
+                event.version,
+                &bytes,
+                first.then_some(command_id.as_str()),
+            );
             versions.insert(event.agreement_id.clone(), event.version);
             next.head = entry.sequence;
             next.last_hash = hash;
@@ -162,8 +174,9 @@ impl Replica {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        self.tree
-            .apply_batch(writes.into_sled_batch(next.agreement_count, &checkpoint).0)?;
+        let write = writes.into_sled_write(next.agreement_count, &checkpoint);
+        self.tree.apply_batch(write.batch)?;
+        self.index.add(write.entries)?;
         self.state = next;
         self.quarantine.add(quarantined);
         self.published
@@ -208,7 +221,7 @@ impl Replica {
     }
 
     fn stored_version(&self, agreement_id: &str) -> Result<u64, StoreError> {
-        Ok(last_version_in(&self.tree, agreement_id)?.0)
+        Ok(self.index.index().last_version(agreement_id)?.0)
     }
 
     /// Writes what is applied to stable storage.

@@ -15,12 +15,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::durable::{ContainedDrop, SyncedDb};
 use crate::import_gate::ImportGate;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
+use crate::tree::index::LogIndex;
+use crate::tree::index::indexer::{IndexWriter, KeysWritten};
 use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
     RawRecord, SignedCheckpoint, StoreError,
 };
-use writer::{PendingAppend, WriteFailure, Writer, WriterMessage};
+use writer::{PendingAppend, WriteFailure, Writer, WriterMessage, WriterStore};
 
 use crate::tree::open::{UnsignedLog, explain_open_error, recover};
 pub use writer::CommitObserver;
@@ -91,17 +93,27 @@ impl SledLog {
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
         let state = recover(&tree, &options.keys, options.unsigned)?;
+        let (index, sealed) = LogIndex::open(&tree, state.head)?;
         // An unfinished import emptied at open (or the checkpoint of an
-        // adopted log) is durable before anything else.
+        // adopted log, or an unfinished index run removed) is durable
+        // before anything else.
         db.sync()?;
+        let keys_written: Option<KeysWritten> = options
+            .observer
+            .clone()
+            .map(|observer| Arc::new(move |keys: usize| observer.wrote_keys(keys)) as KeysWritten);
+        let index_writer = IndexWriter::start(index.clone(), db.clone(), sealed, keys_written)?;
         let (published, head) =
             HeadPublisher::new(options.keys.clone(), state.head, state.checkpoint);
         let checkpoint = published.latest();
         let (appends, requests) = mpsc::channel(16_384);
         let failure = WriteFailure::default();
         let writer = Writer::new(
-            db.clone(),
-            tree.clone(),
+            WriterStore {
+                db: db.clone(),
+                tree: tree.clone(),
+                index: index_writer,
+            },
             state,
             published,
             failure.clone(),
@@ -114,7 +126,7 @@ impl SledLog {
             .map_err(|error| StoreError::failed("cannot start the writer", error))?;
         Ok(Self {
             db: ContainedDrop::new(db),
-            reader: ContainedDrop::new(TreeReader::new(tree, head)),
+            reader: ContainedDrop::new(TreeReader::new(tree, index, head)),
             failure,
             appends,
             writer_thread: Mutex::new(Some(writer_thread)),
@@ -216,9 +228,7 @@ impl EventLog for SledLog {
     ) -> Result<Option<crate::IndexDigest>, StoreError> {
         self.readable()?;
         self.reader
-            .off_thread(move |reader| {
-                crate::tree::digest::of_tree(reader.tree(), &keys, through).map(Some)
-            })
+            .off_thread(move |reader| reader.index().digest(&keys, through).map(Some))
             .await
     }
 

@@ -332,11 +332,7 @@ async fn the_index_digest_matches_the_records_and_leaves_out_later_appends() {
                 event.version,
                 event.position,
             );
-            digest.add_command(
-                &digest_keys,
-                event.metadata.command_id.as_bytes(),
-                event.position,
-            );
+            digest.add_command(&digest_keys, &event.metadata.command_id, event.position);
         }
         digest
     };
@@ -357,5 +353,159 @@ async fn the_index_digest_matches_the_records_and_leaves_out_later_appends() {
         .expect("scans")
         .expect("a digest");
     assert_ne!(other, from_records(4, &events));
+    log.close().await.expect("closes");
+}
+
+/// Appends `rounds` rounds of one event to each of `agreements` agreements,
+/// one group per round, and returns the items of each round.
+async fn append_rounds(
+    log: &SledLog,
+    agreements: u64,
+    rounds: std::ops::Range<u64>,
+) -> Vec<Vec<AppendItem>> {
+    use accord_domain::{DeliveryRecorded, Event, EventMetadata, ExpectedVersion, Timestamp};
+    let mut appended = Vec::new();
+    for round in rounds {
+        let items: Vec<AppendItem> = (0..agreements)
+            .map(|agreement| {
+                let command_id = format!("c-{round}-{agreement}");
+                AppendItem {
+                    agreement_id: format!("a{agreement}"),
+                    expected: match round {
+                        0 => ExpectedVersion::NoStream,
+                        _ => ExpectedVersion::Exact(round),
+                    },
+                    command_id: command_id.clone(),
+                    fingerprint: [round as u8; 16],
+                    metadata: EventMetadata {
+                        command_id,
+                        ..EventMetadata::default()
+                    },
+                    event: match round {
+                        0 => announcement(),
+                        _ => Event::DeliveryRecorded(DeliveryRecorded {
+                            units: 1,
+                            delivered_at: Timestamp::from_seconds(2),
+                            reference: String::new(),
+                        }),
+                    },
+                }
+            })
+            .collect();
+        log.append(items.clone()).await.expect("appended");
+        appended.push(items);
+    }
+    appended
+}
+
+/// What a log must answer whatever part of its index is on disk: every
+/// command a duplicate at its first position, every stream whole, no
+/// problem found by VerifyLog.
+async fn assert_indexes_answer(log: &SledLog, rounds: &[Vec<AppendItem>], agreements: u64) {
+    for items in rounds {
+        for item in [&items[0], &items[items.len() - 1]] {
+            let found = log
+                .find_command(&item.command_id)
+                .await
+                .expect("looks up")
+                .unwrap_or_else(|| panic!("{} not found", item.command_id));
+            assert_eq!(found.fingerprint, item.fingerprint);
+            let event = log
+                .read_log(found.outcome.position, 1)
+                .await
+                .expect("reads");
+            assert_eq!(event[0].metadata.command_id, item.command_id);
+        }
+    }
+    assert!(
+        log.find_command("never-sent")
+            .await
+            .expect("looks up")
+            .is_none()
+    );
+    for agreement in [0, agreements - 1] {
+        let stream = log
+            .read_stream(&format!("a{agreement}"), 1, 1_000)
+            .await
+            .expect("reads");
+        assert_eq!(stream.len(), rounds.len(), "a{agreement}");
+        assert!(
+            stream
+                .iter()
+                .enumerate()
+                .all(|(index, event)| event.version == index as u64 + 1)
+        );
+        let middle = &stream[rounds.len() / 2];
+        assert_eq!(
+            log.locate(&middle.agreement_id, middle.version)
+                .await
+                .expect("locates"),
+            Some(middle.position)
+        );
+    }
+    let report = crate::verify_log(log, &keys(), |_, _, _| {})
+        .await
+        .expect("verifies");
+    assert_eq!(report.problem_count, 0, "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn indexes_kept_off_the_group_commit_answer_across_windows_a_crash_and_reopens() {
+    let agreements = 12;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    // 360 events: several windows of the tail (50 records in tests) on disk.
+    let mut rounds = append_rounds(&log, agreements, 0..30).await;
+    assert_indexes_answer(&log, &rounds, agreements).await;
+    // A retried command is a duplicate whether its entry is on disk or in memory.
+    for items in [&rounds[0], &rounds[29]] {
+        let retried = log.append(vec![items[3].clone()]).await.expect("retried");
+        assert!(retried[0].duplicate);
+    }
+    log.close().await.expect("closes");
+    drop(log);
+
+    // A crash after the indexer wrote its last window but before the
+    // manifest covered it: the window's chunks and run are on disk, the
+    // manifest one window behind.
+    {
+        let db = ::sled::Config::new()
+            .path(dir.path())
+            .flush_every_ms(None)
+            .open()
+            .expect("opens");
+        let tree = db.open_tree("log").expect("tree");
+        let mut manifest = crate::tree::index::runs::Manifest::decode(
+            &tree
+                .get(keys::INDEX_MANIFEST)
+                .expect("reads")
+                .expect("a manifest"),
+        )
+        .expect("decodes");
+        assert_eq!(manifest.indexed, 360, "a clean close writes the whole tail");
+        assert!(manifest.runs.len() >= 5, "{manifest:?}");
+        let (last_run, entries) = manifest.runs.pop().expect("a run");
+        manifest.next_run = last_run;
+        let mut first_of_last = u64::MAX;
+        let run =
+            crate::tree::index::runs::Run::load(&tree, last_run, entries).expect("the last run");
+        run.for_each(&tree, |_, position| {
+            first_of_last = first_of_last.min(position)
+        })
+        .expect("reads");
+        manifest.indexed = first_of_last - 1;
+        tree.insert(keys::INDEX_MANIFEST, manifest.encode())
+            .expect("writes");
+        db.flush().expect("flushes");
+    }
+    let log = open(dir.path());
+    assert_eq!(log.head(), 360);
+    assert_indexes_answer(&log, &rounds, agreements).await;
+    rounds.extend(append_rounds(&log, agreements, 30..40).await);
+    assert_indexes_answer(&log, &rounds, agreements).await;
+    log.close().await.expect("closes");
+    drop(log);
+    let log = open(dir.path());
+    assert_indexes_answer(&log, &rounds, agreements).await;
     log.close().await.expect("closes");
 }

@@ -16,8 +16,8 @@ use crate::ClearingMap;
 use crate::durable::SyncedDb;
 use crate::published_head::HeadPublisher;
 use crate::tree::batch::LogBatch;
+use crate::tree::index::indexer::IndexWriter;
 use crate::tree::open::LogState;
-use crate::tree::reader::{command_outcome_in, last_version_in};
 use crate::{AppendItem, AppendOutcome, Fingerprint, ImportSource, StoreError, encode_record};
 
 mod import;
@@ -27,9 +27,9 @@ pub trait CommitObserver: Send + Sync {
     /// A group of `appends` requests holding `events` events was made durable.
     fn committed(&self, appends: usize, events: usize, fsync: Duration);
 
-    /// A group commit wrote `keys` keys into the log's tree (records in
-    /// blocks, index entries, the counter and the checkpoint): what the
-    /// write path costs the store, per event.
+    /// A group commit (records in blocks, the counter and the checkpoint)
+    /// or the indexer (a window of index entries) wrote `keys` keys into
+    /// the log's tree: what the write path costs the store, per event.
     fn wrote_keys(&self, _keys: usize) {}
 
     /// Writing to the store failed; appends are answered with `error`.
@@ -79,9 +79,18 @@ impl WriteFailure {
 /// Most stream heads remembered before the cache is dropped and refilled from disk.
 const VERSION_CACHE_LIMIT: usize = 1_000_000;
 
+/// What the writer writes to: the database it syncs, the log's tree, and
+/// the indexer of its index tail.
+pub(crate) struct WriterStore {
+    pub(crate) db: Arc<SyncedDb>,
+    pub(crate) tree: ::sled::Tree,
+    pub(crate) index: IndexWriter,
+}
+
 pub(crate) struct Writer {
     db: Arc<SyncedDb>,
     tree: ::sled::Tree,
+    index: IndexWriter,
     state: LogState,
     stream_versions: ClearingMap<u64>,
     published: HeadPublisher,
@@ -102,17 +111,18 @@ struct Group {
 
 impl Writer {
     pub(crate) fn new(
-        db: Arc<SyncedDb>,
-        tree: ::sled::Tree,
+        store: WriterStore,
         state: LogState,
         published: HeadPublisher,
         failure: WriteFailure,
         max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
+        let WriterStore { db, tree, index } = store;
         Self {
             db,
             tree,
+            index,
             state,
             stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
             published,
@@ -178,8 +188,13 @@ impl Writer {
             }
         }
         // After a failed write sled's memory may hold a group that was never
-        // acknowledged: it is not written out on purpose here.
-        let flushed = self.failure.check().and_then(|()| self.db.sync());
+        // acknowledged: it is not written out on purpose here. A clean close
+        // writes the index tail, so that the next open derives nothing.
+        let flushed = self
+            .failure
+            .check()
+            .and_then(|()| self.index.write_all())
+            .and_then(|()| self.db.sync());
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");
         }
@@ -223,16 +238,21 @@ impl Writer {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let (batch, keys) =
-            std::mem::take(&mut group.writes).into_sled_batch(next.agreement_count, &checkpoint);
+        let write =
+            std::mem::take(&mut group.writes).into_sled_write(next.agreement_count, &checkpoint);
+        let keys = write.keys;
         let written = self
             .tree
-            .apply_batch(batch)
+            .apply_batch(write.batch)
             .map_err(StoreError::from)
             .and_then(|()| {
                 let started = Instant::now();
                 self.db.sync()?;
-                Ok(started.elapsed())
+                let fsync = started.elapsed();
+                // Durable: its index entries join the tail before anyone
+                // is answered or can read the new head.
+                self.index.add(write.entries)?;
+                Ok(fsync)
             });
         match written {
             Ok(fsync) => {
@@ -355,12 +375,13 @@ impl Writer {
 
         *next = staged;
         for (item, position, version, bytes) in records {
-            group
-                .writes
-                .push_record(position, &item.agreement_id, version, &bytes);
-            group
-                .writes
-                .push_command(&item.command_id, &item.fingerprint, position);
+            group.writes.push_record(
+                position,
+                &item.agreement_id,
+                version,
+                &bytes,
+                Some(&item.command_id),
+            );
         }
         group.stream_versions.extend(local_versions);
         for (command_id, fingerprint, outcome) in local_commands {
@@ -376,14 +397,18 @@ impl Writer {
         if let Some(version) = self.stream_versions.get(agreement_id) {
             return Ok(*version);
         }
-        Ok(last_version_in(&self.tree, agreement_id)?.0)
+        Ok(self.index.index().last_version(agreement_id)?.0)
     }
 
     fn stored_command(
         &self,
         command_id: &str,
     ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-        command_outcome_in(&self.tree, command_id)
+        Ok(self
+            .index
+            .index()
+            .find_command(command_id)?
+            .map(|found| (found.fingerprint, AppendOutcome::of(&found.event, true))))
     }
 }
 

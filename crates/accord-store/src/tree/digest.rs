@@ -9,10 +9,6 @@
 
 use std::hash::{BuildHasher, RandomState};
 
-use super::keys;
-use crate::StoreError;
-use crate::tree::stream_index::Chunk;
-
 /// Random keys of one verification's hashes.
 #[derive(Clone, Default)]
 pub struct DigestKeys {
@@ -52,8 +48,18 @@ impl IndexDigest {
     }
 
     /// Counts `command_id` at `position` in the command index.
-    pub fn add_command(&mut self, keys: &DigestKeys, command_id: &[u8], position: u64) {
-        let hash = keys.hash((b'c', command_id, position));
+    pub fn add_command(&mut self, keys: &DigestKeys, command_id: &str, position: u64) {
+        self.add_command_hash(
+            keys,
+            crate::tree::index::runs::command_hash(command_id),
+            position,
+        );
+    }
+
+    /// Counts a command index entry by the hash of its command id (the
+    /// command index on disk keeps hashes, not ids).
+    pub(crate) fn add_command_hash(&mut self, keys: &DigestKeys, command_hash: u64, position: u64) {
+        let hash = keys.hash((b'c', command_hash, position));
         self.command_sum = self.command_sum.wrapping_add(hash);
         self.command_entries += 1;
     }
@@ -67,35 +73,4 @@ impl IndexDigest {
     pub fn same_commands(&self, other: &Self) -> bool {
         self.command_sum == other.command_sum && self.command_entries == other.command_entries
     }
-}
-
-/// The digest of the index entries of `tree` that point at positions up
-/// to `through` (entries past it belong to appends made since).
-pub(crate) fn of_tree(
-    tree: &::sled::Tree,
-    digest_keys: &DigestKeys,
-    through: u64,
-) -> Result<IndexDigest, StoreError> {
-    let mut digest = IndexDigest::default();
-    for entry in tree.scan_prefix([keys::STREAM]) {
-        let (key, positions) = entry?;
-        let agreement_id = key
-            .get(1..key.len().saturating_sub(9))
-            .filter(|_| key.len() >= 10 && key[key.len() - 9] == 0)
-            .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
-        let chunk = Chunk::decode(&key, positions)?;
-        for (version, position) in chunk.entries_from(0) {
-            if position <= through {
-                digest.add_stream(digest_keys, agreement_id, version, position);
-            }
-        }
-    }
-    for entry in tree.scan_prefix([keys::COMMAND]) {
-        let (key, value) = entry?;
-        let (_, position) = keys::decode_command_entry(&value)?;
-        if position <= through {
-            digest.add_command(digest_keys, &key[1..], position);
-        }
-    }
-    Ok(digest)
 }

@@ -6,7 +6,10 @@
 //! - `s` + agreement id + 0x00 + version (u64 BE) -> the positions of that
 //!   version and the ones after it written by the same commit, 8 bytes BE
 //!   each (see [`crate::tree::stream_index`])
-//! - `c` + command id              -> fingerprint (16) + position (u64 BE)
+//! - `c` + command id              -> fingerprint (16) + position (u64 BE),
+//!   written by Accord before the index tail; read, never written now
+//! - `k` + run + ...                -> the command index in runs written
+//!   by the indexer (see [`crate::tree::index`])
 //! - `q` + stream sequence (u64 BE) -> on a NATS replica, a message that is
 //!   not a valid next record, kept aside (see `nats::quarantine`)
 //! - `m` + name                    -> counters and markers
@@ -17,6 +20,10 @@ pub(crate) const EVENT: u8 = b'e';
 pub(crate) const STREAM: u8 = b's';
 /// Prefix of command index keys.
 pub(crate) const COMMAND: u8 = b'c';
+/// Prefix of the command index's runs.
+pub(crate) const COMMAND_RUN: u8 = b'k';
+/// What the indexes on disk cover (see [`crate::tree::index`]).
+pub(crate) const INDEX_MANIFEST: &[u8] = b"mindex";
 /// Prefix of quarantined messages (NATS replicas only).
 pub(crate) const QUARANTINE: u8 = b'q';
 /// Key of the agreement counter.
@@ -73,6 +80,7 @@ pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
+#[cfg(test)]
 /// Encodes a command index entry: fingerprint, then position.
 pub(crate) fn encode_command_entry(fingerprint: &crate::Fingerprint, position: u64) -> Vec<u8> {
     let mut entry = Vec::with_capacity(24);

@@ -1,10 +1,10 @@
-//! Start-up: find the head and check that the indexes agree with the log.
+//! Start-up: find the head and check it against the signed checkpoint (the
+//! indexes are opened and checked by [`crate::tree::index::LogIndex::open`]).
 
 use std::path::Path;
 
 use super::keys;
 use crate::tree::blocks::last_block;
-use crate::tree::stream_index::chunk_at;
 use crate::{
     ChainHead, CheckpointError, CheckpointKeys, RecordHash, SignedCheckpoint, StoreError,
     decode_record, record_hash,
@@ -55,12 +55,12 @@ pub enum UnsignedLog {
     AdoptOnce,
 }
 
-/// Reads the head, checks the last record against its index entries and
-/// the signed checkpoint against the head, and returns both.
+/// Reads the head, checks the signed checkpoint against it, and returns
+/// both.
 ///
-/// Records, index entries and the checkpoint are written by one atomic
-/// batch, so a crash leaves either all of a batch or none of it; this check
-/// proves it, and that nobody changed the log without the signing key.
+/// Records and the checkpoint are written by one atomic batch, so a crash
+/// leaves either all of a batch or none of it; this check proves it, and
+/// that nobody changed the log without the signing key.
 pub(crate) fn recover(
     tree: &::sled::Tree,
     keys: &CheckpointKeys,
@@ -115,7 +115,7 @@ fn refuse_checkpoint(head: &ChainHead, error: CheckpointError) -> StoreError {
     ))
 }
 
-/// Reads the head and checks the last record against its index entries.
+/// Reads the head.
 fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
     if tree.contains_key(keys::IMPORTING)? {
         tracing::warn!("an import did not finish before the log was closed; emptying the log");
@@ -146,23 +146,6 @@ fn recover_head(tree: &::sled::Tree) -> Result<LogState, StoreError> {
         return Err(StoreError::Corrupt(format!(
             "record stored at position {head} says position {}",
             record.event.position
-        )));
-    }
-    let indexed = chunk_at(tree, &record.event.agreement_id, record.event.version)?
-        .and_then(|chunk| chunk.position_of(record.event.version));
-    if indexed != Some(head) {
-        return Err(StoreError::Corrupt(format!(
-            "stream index of {} version {} does not point at the head {head}",
-            record.event.agreement_id, record.event.version
-        )));
-    }
-    if tree
-        .get(keys::command_key(&record.event.metadata.command_id))?
-        .is_none()
-    {
-        return Err(StoreError::Corrupt(format!(
-            "command index lacks {:?} of the head {head}",
-            record.event.metadata.command_id
         )));
     }
     Ok(LogState {

@@ -6,9 +6,9 @@ use accord_domain::RecordedEvent;
 use tokio::sync::watch;
 
 use super::keys;
-use crate::tree::blocks::{Block, block_at, record_at};
-use crate::tree::stream_index::{chunk_at, for_each_from, last_chunk};
-use crate::{AppendOutcome, CommandRecord, Fingerprint, RawRecord, StoreError, decode_record};
+use crate::tree::blocks::{Block, block_at};
+use crate::tree::index::LogIndex;
+use crate::{AppendOutcome, CommandRecord, RawRecord, StoreError, decode_record};
 
 /// Records at the head read without a hand-off to the blocking pool.
 const INLINE_TAIL: u64 = 64;
@@ -23,12 +23,13 @@ pub const READ_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub(crate) struct TreeReader {
     tree: ::sled::Tree,
+    index: LogIndex,
     head: watch::Receiver<u64>,
 }
 
 impl TreeReader {
-    pub(crate) fn new(tree: ::sled::Tree, head: watch::Receiver<u64>) -> Self {
-        Self { tree, head }
+    pub(crate) fn new(tree: ::sled::Tree, index: LogIndex, head: watch::Receiver<u64>) -> Self {
+        Self { tree, index, head }
     }
 
     /// Runs `read` on the blocking pool: sled reads block on the disk, and
@@ -63,6 +64,11 @@ impl TreeReader {
     /// The tree it reads.
     pub(crate) fn tree(&self) -> &::sled::Tree {
         &self.tree
+    }
+
+    /// The indexes of the tree it reads.
+    pub(crate) fn index(&self) -> &LogIndex {
+        &self.index
     }
 
     pub(crate) fn head(&self) -> u64 {
@@ -188,13 +194,14 @@ impl TreeReader {
         }
         // Events of one agreement written together share a block: keep the last one.
         let mut block: Option<Block> = None;
-        for_each_from(&self.tree, agreement_id, from_version, |_, position| {
-            if position > head {
-                return Ok(false);
-            }
-            events.push(decode_record(self.record_from(&mut block, position)?)?.event);
-            Ok(events.len() < max_count)
-        })?;
+        self.index
+            .for_each_from(agreement_id, from_version, |_, position| {
+                if position > head {
+                    return Ok(false);
+                }
+                events.push(decode_record(self.record_from(&mut block, position)?)?.event);
+                Ok(events.len() < max_count)
+            })?;
         Ok(events)
     }
 
@@ -204,14 +211,15 @@ impl TreeReader {
         version: u64,
     ) -> Result<Option<u64>, StoreError> {
         let head = self.head();
-        Ok(chunk_at(&self.tree, agreement_id, version)?
-            .and_then(|chunk| chunk.position_of(version))
+        Ok(self
+            .index
+            .position_of(agreement_id, version)?
             .filter(|position| *position <= head))
     }
 
     /// The last version of an agreement and its position (0, 0 for none).
     pub(crate) fn last_version(&self, agreement_id: &str) -> Result<(u64, u64), StoreError> {
-        last_version_in(&self.tree, agreement_id)
+        self.index.last_version(agreement_id)
     }
 
     /// What the command index says of `command_id`, once its event is durable.
@@ -219,22 +227,19 @@ impl TreeReader {
         &self,
         command_id: &str,
     ) -> Result<Option<CommandRecord>, StoreError> {
-        let Some((fingerprint, outcome)) = command_outcome_in(&self.tree, command_id)? else {
+        let Some(found) = self.index.find_command(command_id)? else {
             return Ok(None);
         };
-        self.wait_for(outcome.position).await?;
+        self.wait_for(found.event.position).await?;
         Ok(Some(CommandRecord {
-            fingerprint,
-            outcome,
+            fingerprint: found.fingerprint,
+            outcome: AppendOutcome::of(&found.event, true),
         }))
     }
 
     /// The position the command index gives for `command_id`.
     pub(crate) fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
-        let Some(entry) = self.tree.get(keys::command_key(command_id))? else {
-            return Ok(None);
-        };
-        Ok(Some(keys::decode_command_entry(&entry)?.1))
+        self.index.command_position(command_id)
     }
 
     pub(crate) fn agreement_count(&self) -> Result<u64, StoreError> {
@@ -244,42 +249,6 @@ impl TreeReader {
             .and_then(|bytes| keys::decode_u64(&bytes))
             .unwrap_or(0))
     }
-}
-
-/// The last version of an agreement in `tree` and its position (0, 0 for none).
-pub(crate) fn last_version_in(
-    tree: &::sled::Tree,
-    agreement_id: &str,
-) -> Result<(u64, u64), StoreError> {
-    match last_chunk(tree, agreement_id)? {
-        Some(chunk) => {
-            let version = chunk.last_version();
-            let position = chunk
-                .position_of(version)
-                .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
-            Ok((version, position))
-        }
-        None => Ok((0, 0)),
-    }
-}
-
-/// What the command index of `tree` says of `command_id`: the fingerprint
-/// recorded with it and its outcome, marked as a duplicate.
-pub(crate) fn command_outcome_in(
-    tree: &::sled::Tree,
-    command_id: &str,
-) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-    let Some(entry) = tree.get(keys::command_key(command_id))? else {
-        return Ok(None);
-    };
-    let (fingerprint, position) = keys::decode_command_entry(&entry)?;
-    let bytes = record_at(tree, position)?.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "command {command_id:?} points at missing position {position}"
-        ))
-    })?;
-    let event = decode_record(&bytes)?.event;
-    Ok(Some((fingerprint, AppendOutcome::of(&event, true))))
 }
 
 fn missing(position: u64) -> StoreError {

@@ -71,7 +71,7 @@ impl Writer {
             let decoded = check.accept(
                 record,
                 |agreement_id| self.current_version(&Group::default(), agreement_id),
-                |command_id| Ok(self.tree.get(keys::command_key(command_id))?.is_some()),
+                |command_id| Ok(self.index.index().command_position(command_id)?.is_some()),
             )?;
             let event = &decoded.event;
             writes.push_record(
@@ -79,11 +79,7 @@ impl Writer {
                 &event.agreement_id,
                 event.version,
                 &record.bytes,
-            );
-            writes.push_command(
-                &event.metadata.command_id,
-                &decoded.command_fingerprint,
-                record.position,
+                Some(&event.metadata.command_id),
             );
             last_recorded_nanos = event.recorded_at.unix_nanos();
         }
@@ -95,10 +91,10 @@ impl Writer {
             agreement_count: self.state.agreement_count + check.new_agreements,
             checkpoint: Some(checkpoint),
         };
-        self.tree
-            .apply_batch(writes.into_sled_batch(state.agreement_count, &checkpoint).0)
-            .map_err(StoreError::from)
-            .and_then(|()| self.db.sync())?;
+        let write = writes.into_sled_write(state.agreement_count, &checkpoint);
+        self.tree.apply_batch(write.batch)?;
+        self.db.sync()?;
+        self.index.add(write.entries)?;
         self.state = state;
         self.stream_versions.extend(check.into_versions());
         Ok(records.len() as u64)
@@ -116,6 +112,9 @@ impl Writer {
 
     /// Removes everything the import wrote, the marker last.
     fn empty_log(&mut self) -> Result<(), StoreError> {
+        // The indexer finishes the windows it was handed before the tree is
+        // emptied, so that none of its writes come after.
+        self.index.clear()?;
         crate::tree::open::empty_tree(&self.tree)?;
         self.db.sync()?;
         self.state = LogState::EMPTY;

@@ -1,0 +1,496 @@
+//! The stream and command indexes, kept off the group commit. A group
+//! commit writes only record blocks, the agreement counter and the signed
+//! checkpoint; the index entries of its records go to the *tail*, windows
+//! of entries in memory ([`window`]). When a window is full, the indexer
+//! thread ([`indexer`]) writes it to the tree as a few large values — one
+//! stream chunk per agreement and a run of the command index ([`runs`]) —
+//! with plain inserts, makes them durable, and only then moves the
+//! manifest's `indexed` position past it and drops it from memory.
+//!
+//! The records hold every entry of the tail, so nothing is lost in a crash:
+//! the open derives the tail again from the records after `indexed` (at
+//! most a few windows). Entries on disk for positions after `indexed` (a
+//! window written when the crash came) are ignored and written again.
+//!
+//! Logs written before the tail have a stream chunk per group and a `c` key
+//! per command; they read the same way (the chunks are the same format, the
+//! `c` keys are looked up after the runs).
+
+mod bloom;
+pub(crate) mod indexer;
+pub(crate) mod runs;
+pub(crate) mod window;
+
+use std::sync::{Arc, OnceLock};
+
+use accord_domain::RecordedEvent;
+use parking_lot::RwLock;
+
+use super::keys;
+use crate::tree::blocks::record_at;
+use crate::tree::digest::{DigestKeys, IndexDigest};
+use crate::tree::stream_index::{Chunk, chunk_at, last_chunk};
+use crate::{Fingerprint, StoreError, decode_record};
+use runs::{Manifest, Run, command_hash};
+use window::{IndexEntry, StreamRun, Window};
+
+/// The indexes of one log tree: on disk up to `indexed`, in memory after.
+#[derive(Clone)]
+pub(crate) struct LogIndex(Arc<Inner>);
+
+struct Inner {
+    tree: ::sled::Tree,
+    state: RwLock<State>,
+    /// The log has `c` keys of the command index written before runs.
+    legacy_commands: bool,
+    /// Set when the indexer failed: the tail can no longer be written.
+    failure: OnceLock<StoreError>,
+}
+
+struct State {
+    manifest: Manifest,
+    /// Full windows handed to the indexer, oldest first.
+    sealed: Vec<Arc<Window>>,
+    /// The window records are added to.
+    active: Window,
+    runs: Arc<Vec<Arc<Run>>>,
+}
+
+impl State {
+    /// The tail's entries of `agreement_id`: its consecutive versions after
+    /// the indexed ones.
+    fn stream_tail(&self, agreement_id: &str) -> Option<StreamRun> {
+        let mut tail: Option<StreamRun> = None;
+        for window in self
+            .sealed
+            .iter()
+            .map(|window| &**window)
+            .chain([&self.active])
+        {
+            if let Some(run) = window.streams.get(agreement_id) {
+                match &mut tail {
+                    Some(tail) => tail.positions.extend_from_slice(&run.positions),
+                    None => tail = Some(run.clone()),
+                }
+            }
+        }
+        tail
+    }
+
+    fn tail_command(&self, command_id: &str) -> Option<u64> {
+        self.sealed
+            .iter()
+            .map(|window| &**window)
+            .chain([&self.active])
+            .find_map(|window| window.commands.get(command_id).copied())
+    }
+}
+
+/// A command found in the index, with its first record.
+pub(crate) struct FoundCommand {
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) event: RecordedEvent,
+}
+
+impl LogIndex {
+    /// Opens the indexes of `tree`, whose last record is at `head`: reads
+    /// the manifest and the runs' filters, removes a run the indexer did
+    /// not finish, and derives the tail from the records after `indexed`.
+    /// Full windows of the tail are returned for the indexer.
+    pub(crate) fn open(
+        tree: &::sled::Tree,
+        head: u64,
+    ) -> Result<(Self, Vec<Arc<Window>>), StoreError> {
+        let manifest = match tree.get(keys::INDEX_MANIFEST)? {
+            Some(bytes) => Manifest::decode(&bytes)?,
+            // A new log, or one written before the tail: its index entries
+            // are all on disk.
+            None => Manifest {
+                indexed: head,
+                ..Manifest::default()
+            },
+        };
+        if manifest.indexed > head {
+            return Err(StoreError::Corrupt(format!(
+                "the index manifest covers positions up to {}, beyond the last record {head}",
+                manifest.indexed
+            )));
+        }
+        runs::remove_run(tree, manifest.next_run)?;
+        let runs = manifest
+            .runs
+            .iter()
+            .map(|(id, entries)| Run::load(tree, *id, *entries).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let legacy_commands = tree.scan_prefix([keys::COMMAND]).next().is_some();
+        let indexed = manifest.indexed;
+        let index = Self(Arc::new(Inner {
+            tree: tree.clone(),
+            state: RwLock::new(State {
+                manifest,
+                sealed: Vec::new(),
+                active: Window::starting_at(indexed + 1),
+                runs: Arc::new(runs),
+            }),
+            legacy_commands,
+            failure: OnceLock::new(),
+        }));
+        let sealed = index.derive_tail(indexed, head)?;
+        if indexed == head && head > 0 {
+            index.check_head(head)?;
+        }
+        Ok((index, sealed))
+    }
+
+    /// Adds the entries of the records after `indexed` up to `head`.
+    fn derive_tail(&self, indexed: u64, head: u64) -> Result<Vec<Arc<Window>>, StoreError> {
+        let mut sealed = Vec::new();
+        let mut next = indexed + 1;
+        while next <= head {
+            let Some(block) = crate::tree::blocks::block_at(&self.0.tree, next)? else {
+                return Err(StoreError::Corrupt(format!("record {next} is missing")));
+            };
+            let mut entries = Vec::new();
+            for record in block.records() {
+                let (position, bytes) = record?;
+                if position < next || position > head {
+                    continue;
+                }
+                let event = decode_record(bytes)?.event;
+                let command_id = event.metadata.command_id;
+                // The first record of a command id is the one indexed (a
+                // NATS stream may hold a later copy of a command).
+                let seen = entries
+                    .iter()
+                    .any(|entry: &IndexEntry| entry.command_id.as_deref() == Some(&command_id))
+                    || self.command_position(&command_id)?.is_some();
+                entries.push(IndexEntry {
+                    position,
+                    agreement_id: event.agreement_id,
+                    version: event.version,
+                    command_id: (!seen).then_some(command_id),
+                });
+                next = position + 1;
+            }
+            if entries.is_empty() {
+                return Err(StoreError::Corrupt(format!("record {next} is missing")));
+            }
+            sealed.extend(self.add(entries));
+        }
+        Ok(sealed)
+    }
+
+    /// Checks the head's entries when the head is indexed on disk (the
+    /// entries of a tail are derived from the records, so they agree).
+    fn check_head(&self, head: u64) -> Result<(), StoreError> {
+        let bytes = record_at(&self.0.tree, head)?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {head} is missing")))?;
+        let event = decode_record(&bytes)?.event;
+        if self.position_of(&event.agreement_id, event.version)? != Some(head) {
+            return Err(StoreError::Corrupt(format!(
+                "stream index of {} version {} does not point at the head {head}",
+                event.agreement_id, event.version
+            )));
+        }
+        if self.command_position(&event.metadata.command_id)?.is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "command index lacks {:?} of the head {head}",
+                event.metadata.command_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds the entries of the next records (durable already) and returns
+    /// the active window if they filled it.
+    pub(crate) fn add(&self, entries: Vec<IndexEntry>) -> Option<Arc<Window>> {
+        let mut state = self.0.state.write();
+        for entry in entries {
+            state.active.add(entry);
+        }
+        if !state.active.is_full() {
+            return None;
+        }
+        Some(state.seal())
+    }
+
+    /// Hands the active window to the indexer even if it is not full.
+    pub(crate) fn seal_now(&self) -> Option<Arc<Window>> {
+        let mut state = self.0.state.write();
+        (!state.active.is_empty()).then(|| state.seal())
+    }
+
+    /// The indexer wrote `window` and `manifest` durably.
+    fn written(&self, window: &Arc<Window>, manifest: Manifest, run: Option<Run>) {
+        let mut state = self.0.state.write();
+        if let Some(run) = run {
+            let mut runs = Vec::clone(&state.runs);
+            runs.push(Arc::new(run));
+            state.runs = Arc::new(runs);
+        }
+        state.manifest = manifest;
+        state.sealed.retain(|sealed| !Arc::ptr_eq(sealed, window));
+    }
+
+    /// Forgets every index entry: the log was emptied.
+    pub(crate) fn clear(&self) {
+        let mut state = self.0.state.write();
+        *state = State {
+            manifest: Manifest::default(),
+            sealed: Vec::new(),
+            active: Window::starting_at(1),
+            runs: Arc::new(Vec::new()),
+        };
+    }
+
+    fn fail(&self, error: StoreError) {
+        tracing::error!(%error, "writing the index tail failed; the log refuses appends until it is reopened");
+        let _ = self.0.failure.set(error);
+    }
+
+    /// Refuses writes once the indexer failed.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        match self.0.failure.get() {
+            None => Ok(()),
+            Some(error) => Err(StoreError::Unavailable(format!(
+                "the log's index could not be written ({error}); reopen the log"
+            ))),
+        }
+    }
+
+    /// The last version of `agreement_id` and its position (0, 0 for none).
+    pub(crate) fn last_version(&self, agreement_id: &str) -> Result<(u64, u64), StoreError> {
+        if let Some(tail) = self.0.state.read().stream_tail(agreement_id) {
+            let position = tail.positions.last().copied().unwrap_or_default();
+            return Ok((tail.last_version(), position));
+        }
+        match last_chunk(&self.0.tree, agreement_id)? {
+            Some(chunk) => {
+                let version = chunk.last_version();
+                let position = chunk
+                    .position_of(version)
+                    .ok_or_else(|| StoreError::Corrupt("stream index entry too short".into()))?;
+                Ok((version, position))
+            }
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// The position of `version` of `agreement_id`.
+    pub(crate) fn position_of(
+        &self,
+        agreement_id: &str,
+        version: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let (indexed, tail) = {
+            let state = self.0.state.read();
+            (state.manifest.indexed, state.stream_tail(agreement_id))
+        };
+        if let Some(tail) = tail
+            && version >= tail.first_version
+        {
+            return Ok(tail.position_of(version));
+        }
+        Ok(chunk_at(&self.0.tree, agreement_id, version)?
+            .and_then(|chunk| chunk.position_of(version))
+            .filter(|position| *position <= indexed))
+    }
+
+    /// Calls `visit` with `(version, position)` of `agreement_id` from
+    /// `from_version` on, in order, until it returns false.
+    pub(crate) fn for_each_from(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        mut visit: impl FnMut(u64, u64) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let from_version = from_version.max(1);
+        let (indexed, tail) = {
+            let state = self.0.state.read();
+            (state.manifest.indexed, state.stream_tail(agreement_id))
+        };
+        let tail_first = tail.as_ref().map_or(u64::MAX, |tail| tail.first_version);
+        if from_version < tail_first {
+            let mut more = true;
+            crate::tree::stream_index::for_each_from(
+                &self.0.tree,
+                agreement_id,
+                from_version,
+                |version, position| {
+                    if version >= tail_first || position > indexed {
+                        return Ok(false);
+                    }
+                    more = visit(version, position)?;
+                    Ok(more)
+                },
+            )?;
+            if !more {
+                return Ok(());
+            }
+        }
+        if let Some(tail) = tail {
+            let skip = from_version.saturating_sub(tail.first_version) as usize;
+            for (index, position) in tail.positions.iter().enumerate().skip(skip) {
+                if !visit(tail.first_version + index as u64, *position)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The position of the first record of `command_id`.
+    pub(crate) fn command_position(&self, command_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .lookup_command(command_id)?
+            .map(|(position, _)| position))
+    }
+
+    /// The first record of `command_id` and the fingerprint of its command.
+    pub(crate) fn find_command(
+        &self,
+        command_id: &str,
+    ) -> Result<Option<FoundCommand>, StoreError> {
+        let Some((position, found)) = self.lookup_command(command_id)? else {
+            return Ok(None);
+        };
+        if let Some(found) = found {
+            return Ok(Some(found));
+        }
+        let bytes = record_at(&self.0.tree, position)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "command {command_id:?} points at missing position {position}"
+            ))
+        })?;
+        let decoded = decode_record(&bytes)?;
+        Ok(Some(FoundCommand {
+            fingerprint: decoded.command_fingerprint,
+            event: decoded.event,
+        }))
+    }
+
+    /// The position of `command_id`'s first record, with the record when
+    /// the lookup read it.
+    fn lookup_command(
+        &self,
+        command_id: &str,
+    ) -> Result<Option<(u64, Option<FoundCommand>)>, StoreError> {
+        let runs = {
+            let state = self.0.state.read();
+            if let Some(position) = state.tail_command(command_id) {
+                return Ok(Some((position, None)));
+            }
+            state.runs.clone()
+        };
+        let hash = command_hash(command_id);
+        for run in runs.iter().rev() {
+            for position in run.candidates(&self.0.tree, hash)? {
+                let Some(bytes) = record_at(&self.0.tree, position)? else {
+                    continue;
+                };
+                let decoded = decode_record(&bytes)?;
+                if decoded.event.metadata.command_id == command_id {
+                    return Ok(Some((
+                        position,
+                        Some(FoundCommand {
+                            fingerprint: decoded.command_fingerprint,
+                            event: decoded.event,
+                        }),
+                    )));
+                }
+            }
+        }
+        if self.0.legacy_commands
+            && let Some(entry) = self.0.tree.get(keys::command_key(command_id))?
+        {
+            let (fingerprint, position) = keys::decode_command_entry(&entry)?;
+            let event = record_at(&self.0.tree, position)?
+                .map(|bytes| decode_record(&bytes))
+                .transpose()?
+                .map(|decoded| FoundCommand {
+                    fingerprint,
+                    event: decoded.event,
+                });
+            return Ok(Some((position, event)));
+        }
+        Ok(None)
+    }
+
+    /// The digest of the index entries that point at positions up to
+    /// `through` (see [`crate::tree::digest`]).
+    pub(crate) fn digest(
+        &self,
+        digest_keys: &DigestKeys,
+        through: u64,
+    ) -> Result<IndexDigest, StoreError> {
+        let mut digest = IndexDigest::default();
+        let (indexed, runs) = {
+            let state = self.0.state.read();
+            for window in state
+                .sealed
+                .iter()
+                .map(|window| &**window)
+                .chain([&state.active])
+            {
+                for (agreement_id, version, position) in window.stream_entries(through) {
+                    digest.add_stream(digest_keys, agreement_id.as_bytes(), version, position);
+                }
+                for (command_id, position) in &window.commands {
+                    if *position <= through {
+                        digest.add_command(digest_keys, command_id, *position);
+                    }
+                }
+            }
+            (state.manifest.indexed.min(through), state.runs.clone())
+        };
+        let tree = &self.0.tree;
+        for entry in tree.scan_prefix([keys::STREAM]) {
+            let (key, positions) = entry?;
+            let agreement_id = key
+                .get(1..key.len().saturating_sub(9))
+                .filter(|_| key.len() >= 10 && key[key.len() - 9] == 0)
+                .ok_or_else(|| StoreError::Corrupt("malformed stream key".into()))?;
+            let chunk = Chunk::decode(&key, positions)?;
+            for (version, position) in chunk.entries_from(0) {
+                if position <= indexed {
+                    digest.add_stream(digest_keys, agreement_id, version, position);
+                }
+            }
+        }
+        for run in runs.iter() {
+            run.for_each(tree, |hash, position| {
+                if position <= indexed {
+                    digest.add_command_hash(digest_keys, hash, position);
+                }
+            })?;
+        }
+        for entry in tree.scan_prefix([keys::COMMAND]) {
+            let (key, value) = entry?;
+            let (_, position) = keys::decode_command_entry(&value)?;
+            if position <= indexed {
+                let command_id = String::from_utf8_lossy(&key[1..]);
+                digest.add_command(digest_keys, &command_id, position);
+            }
+        }
+        Ok(digest)
+    }
+
+    /// The tree it indexes.
+    fn tree(&self) -> &::sled::Tree {
+        &self.0.tree
+    }
+
+    /// The manifest as the indexer last wrote it.
+    fn manifest(&self) -> Manifest {
+        self.0.state.read().manifest.clone()
+    }
+}
+
+impl State {
+    fn seal(&mut self) -> Arc<Window> {
+        let next = Window::starting_at(self.active.last + 1);
+        let window = Arc::new(std::mem::replace(&mut self.active, next));
+        self.sealed.push(window.clone());
+        window
+    }
+}
