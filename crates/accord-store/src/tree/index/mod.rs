@@ -103,12 +103,19 @@ impl LogIndex {
     ) -> Result<(Self, Vec<Arc<Window>>), StoreError> {
         let manifest = match tree.get(keys::INDEX_MANIFEST)? {
             Some(bytes) => Manifest::decode(&bytes)?,
-            // A new log, or one written before the tail: its index entries
-            // are all on disk.
-            None => Manifest {
-                indexed: head,
-                ..Manifest::default()
-            },
+            None => {
+                // A log written before the tail holds its index entries on
+                // disk, all of them; a new one none. Said once, in the
+                // manifest, since a new log's entries reach the disk later.
+                let legacy = tree.scan_prefix([keys::STREAM]).next().is_some()
+                    || tree.scan_prefix([keys::COMMAND]).next().is_some();
+                let manifest = Manifest {
+                    indexed: if legacy { head } else { 0 },
+                    ..Manifest::default()
+                };
+                tree.insert(keys::INDEX_MANIFEST, manifest.encode())?;
+                manifest
+            }
         };
         if manifest.indexed > head {
             return Err(StoreError::Corrupt(format!(
