@@ -27,7 +27,7 @@ use accord_domain::RecordedEvent;
 use parking_lot::RwLock;
 
 use super::keys;
-use crate::tree::blocks::record_at;
+use crate::tree::blocks::{Block, record_at};
 use crate::tree::digest::{DigestKeys, IndexDigest};
 use crate::tree::stream_index::{Chunk, chunk_at, last_chunk};
 use crate::{Fingerprint, StoreError, decode_record};
@@ -149,40 +149,49 @@ impl LogIndex {
         Ok((index, sealed))
     }
 
-    /// Adds the entries of the records after `indexed` up to `head`.
+    /// Adds the entries of the records after `indexed` up to `head` (on a
+    /// NATS replica a quarantined message leaves its position without a
+    /// record).
     fn derive_tail(&self, indexed: u64, head: u64) -> Result<Vec<Arc<Window>>, StoreError> {
+        let tree = &self.0.tree;
+        let from = indexed + 1;
+        if from > head {
+            return Ok(Vec::new());
+        }
+        // The block holding `from` may start before it.
+        let start = match crate::tree::blocks::block_at(tree, from)? {
+            Some(block) => block.first(),
+            None => from,
+        };
         let mut sealed = Vec::new();
-        let mut next = indexed + 1;
-        while next <= head {
-            let Some(block) = crate::tree::blocks::block_at(&self.0.tree, next)? else {
-                return Err(StoreError::Corrupt(format!("record {next} is missing")));
-            };
-            let mut entries = Vec::new();
-            for record in block.records() {
+        let mut entries: Vec<IndexEntry> = Vec::new();
+        let mut commands = std::collections::HashSet::new();
+        for entry in tree.range(keys::event_key(start)..=keys::event_key(head)) {
+            let (key, value) = entry?;
+            let first = keys::position_of_event_key(&key)
+                .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
+            for record in Block::new(first, value).records() {
                 let (position, bytes) = record?;
-                if position < next || position > head {
+                if position < from || position > head {
                     continue;
                 }
                 let event = decode_record(bytes)?.event;
                 let command_id = event.metadata.command_id;
                 // The first record of a command id is the one indexed (a
                 // NATS stream may hold a later copy of a command).
-                let seen = entries
-                    .iter()
-                    .any(|entry: &IndexEntry| entry.command_id.as_deref() == Some(&command_id))
-                    || self.command_position(&command_id)?.is_some();
+                let first_of_command = !commands.contains(&command_id)
+                    && self.command_position(&command_id)?.is_none();
+                if first_of_command {
+                    commands.insert(command_id.clone());
+                }
                 entries.push(IndexEntry {
                     position,
                     agreement_id: event.agreement_id,
                     version: event.version,
-                    command_id: (!seen).then_some(command_id),
+                    command_id: first_of_command.then_some(command_id),
                 });
-                next = position + 1;
             }
-            if entries.is_empty() {
-                return Err(StoreError::Corrupt(format!("record {next} is missing")));
-            }
-            sealed.extend(self.add(entries));
+            sealed.extend(self.add(std::mem::take(&mut entries)));
         }
         Ok(sealed)
     }
