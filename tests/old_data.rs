@@ -362,3 +362,73 @@ async fn the_fixture_recipe_writes_the_events_of_the_checked_in_fixtures() {
     rewritten.stop().await;
     checked_in.stop().await;
 }
+
+/// A data directory written by the last version before the index tail
+/// (`tests/fixtures/v2-data-dir`: a command index key per command, a stream
+/// index chunk per agreement per group): today's server opens it without a
+/// flag, reads the same events, verifies it, still recognises every command
+/// (duplicates found in the old keys), continues it, and after a restart —
+/// the index tail of the new events written at the stop — still does.
+#[tokio::test]
+async fn a_data_directory_written_before_the_index_tail_opens_verifies_and_continues() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures().join("v2-data-dir"), data_dir.path());
+    let mut old = TestServer::start_in(data_dir, |_| {}).await;
+    let fresh = TestServer::start().await;
+    execute_fixture_commands(&fresh).await;
+    let old_events = old.read_all().await;
+    assert_gap_free(&old_events, "the fixture's log");
+    let comparable = |events: Vec<v1::RecordedEvent>| -> Vec<_> {
+        events.into_iter().map(without_identity).collect()
+    };
+    assert_eq!(
+        comparable(old_events.clone()),
+        comparable(fresh.read_all().await)
+    );
+    assert_eq!(verify_clean(old.channel()).await, FIXTURE_RECORDS);
+    assert_eq!(
+        read_models(&old, FIXTURE_RECORDS).await,
+        read_models(&fresh, FIXTURE_RECORDS).await
+    );
+
+    let retried = execute_fixture_commands(&old).await;
+    assert!(retried.iter().all(|result| result.duplicate), "{retried:?}");
+    let next = old
+        .agreements()
+        .record_delivery(deliver("uz-boeing-787", "after-the-index-tail", 3))
+        .await
+        .expect("appends after the old records")
+        .into_inner();
+    assert_eq!(next.position, FIXTURE_RECORDS + 1);
+    for _ in 0..2 {
+        let again = old
+            .agreements()
+            .record_delivery(deliver("uz-boeing-787", "after-the-index-tail", 3))
+            .await
+            .expect("a retry")
+            .into_inner();
+        assert!(again.duplicate);
+        assert_eq!(again.position, next.position);
+        let retried = execute_fixture_commands(&old).await;
+        assert!(retried.iter().all(|result| result.duplicate), "{retried:?}");
+        let mut history = old
+            .event_log()
+            .read_agreement_history(v1::ReadAgreementHistoryRequest {
+                agreement_id: "uz-boeing-787".into(),
+                from_version: 1,
+            })
+            .await
+            .expect("reads the history")
+            .into_inner();
+        let mut boeing = Vec::new();
+        while let Some(event) = history.message().await.transpose() {
+            boeing.push(event.expect("an event"));
+        }
+        assert_eq!(boeing.last().expect("events").position, next.position);
+        assert_eq!(boeing.len() as u64, next.version);
+        assert_eq!(verify_clean(old.channel()).await, FIXTURE_RECORDS + 1);
+        old.restart().await;
+    }
+    old.stop().await;
+    fresh.stop().await;
+}

@@ -108,7 +108,7 @@ fn runs_on_disk(tree: &::sled::Tree) -> Result<Vec<u64>, StoreError> {
             manifest.indexed
         )));
     }
-    Ok(manifest.runs.iter().map(|(run, _)| *run).collect())
+    Ok(manifest.runs.iter().map(|run| run.id).collect())
 }
 
 /// Points the command index entry of `command_id` in the stopped log in

@@ -484,7 +484,8 @@ async fn indexes_kept_off_the_group_commit_answer_across_windows_a_crash_and_reo
         .expect("decodes");
         assert_eq!(manifest.indexed, 360, "a clean close writes the whole tail");
         assert!(manifest.runs.len() >= 5, "{manifest:?}");
-        let (last_run, entries) = manifest.runs.pop().expect("a run");
+        let last = manifest.runs.pop().expect("a run");
+        let (last_run, entries) = (last.id, last.entries);
         manifest.next_run = last_run;
         let mut first_of_last = u64::MAX;
         let run =

@@ -1,16 +1,24 @@
-//! The indexer thread: writes full windows of the tail to the tree, one at
+//! The indexer thread writes full windows of the tail to the tree, one at
 //! a time, in the order they filled. For each window: its stream chunks
 //! and its command run with plain inserts (no batch: nothing else waits on
 //! them, and sled's batches take a process-wide lock), a sync, the manifest
 //! that moves `indexed` past the window, a sync, and only then the window
 //! leaves memory.
+//!
+//! The merger thread keeps the number of command runs a lookup asks
+//! logarithmic in the log: whenever [`MERGE_FANOUT`] runs share a tier it
+//! merges them into one of the next tier (a page of each in memory), syncs,
+//! lists the new run instead of them, and removes their keys once no lookup
+//! holds them. It runs beside the indexer, so a long merge never holds up a
+//! window, and stops between pages when the log closes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::LogIndex;
-use super::runs::{Manifest, Run, command_hash};
+use super::runs::{MERGE_FANOUT, Run, RunMeta, command_hash};
 use super::window::{IndexEntry, Window};
 use crate::StoreError;
 use crate::durable::SyncedDb;
@@ -33,7 +41,9 @@ pub(crate) struct IndexWriter {
     db: Arc<SyncedDb>,
     keys_written: Option<KeysWritten>,
     sender: Option<SyncSender<Arc<Window>>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Tells the merger to stop between pages.
+    stopping: Arc<AtomicBool>,
 }
 
 impl IndexWriter {
@@ -50,7 +60,8 @@ impl IndexWriter {
             db,
             keys_written,
             sender: None,
-            thread: None,
+            threads: Vec::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
         };
         writer.spawn()?;
         for window in sealed {
@@ -61,15 +72,24 @@ impl IndexWriter {
 
     fn spawn(&mut self) -> Result<(), StoreError> {
         let (sender, windows) = sync_channel(1);
-        let index = self.index.clone();
-        let db = self.db.clone();
+        let (wake_merger, wakes) = sync_channel(1);
+        self.stopping = Arc::new(AtomicBool::new(false));
+        let (index, db) = (self.index.clone(), self.db.clone());
         let keys_written = self.keys_written.clone();
-        let thread = std::thread::Builder::new()
+        let indexer = std::thread::Builder::new()
             .name("accord-indexer".into())
-            .spawn(move || run(&index, &db, windows, keys_written.as_ref()))
+            .spawn(move || run_indexer(&index, &db, windows, &wake_merger, keys_written.as_ref()))
             .map_err(|error| StoreError::failed("cannot start the indexer", error))?;
+        self.threads.push(indexer);
+        let (index, db) = (self.index.clone(), self.db.clone());
+        let keys_written = self.keys_written.clone();
+        let stopping = self.stopping.clone();
+        let merger = std::thread::Builder::new()
+            .name("accord-merger".into())
+            .spawn(move || run_merger(&index, &db, wakes, &stopping, keys_written.as_ref()))
+            .map_err(|error| StoreError::failed("cannot start the index merger", error))?;
+        self.threads.push(merger);
         self.sender = Some(sender);
-        self.thread = Some(thread);
         Ok(())
     }
 
@@ -117,13 +137,16 @@ impl IndexWriter {
         self.spawn()
     }
 
+    /// Stops both threads: the indexer after the windows it was handed,
+    /// the merger between two pages.
     fn stop(&mut self) {
         self.sender = None;
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            self.index
-                .fail(StoreError::Unavailable("the indexer panicked".into()));
+        self.stopping.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                self.index
+                    .fail(StoreError::Unavailable("the indexer panicked".into()));
+            }
         }
     }
 }
@@ -134,19 +157,21 @@ impl Drop for IndexWriter {
     }
 }
 
-fn run(
+fn run_indexer(
     index: &LogIndex,
     db: &SyncedDb,
     windows: Receiver<Arc<Window>>,
+    wake_merger: &SyncSender<()>,
     keys_written: Option<&KeysWritten>,
 ) {
     while let Ok(window) = windows.recv() {
         match write_window(index, db, &window) {
-            Ok((manifest, run, keys)) => {
-                index.written(&window, manifest, run);
+            Ok(keys) => {
                 if let Some(keys_written) = keys_written {
                     keys_written(keys);
                 }
+                // A wake already pending covers this one.
+                let _ = wake_merger.try_send(());
             }
             Err(error) => {
                 index.fail(error);
@@ -156,14 +181,14 @@ fn run(
     }
 }
 
-/// Writes `window` durably and returns the manifest that covers it.
+/// Writes `window` durably, lists its run in the manifest and moves
+/// `indexed` past it; returns the keys written.
 fn write_window(
     index: &LogIndex,
     db: &SyncedDb,
-    window: &Window,
-) -> Result<(Manifest, Option<Run>, usize), StoreError> {
+    window: &Arc<Window>,
+) -> Result<usize, StoreError> {
     let tree = index.tree();
-    let mut manifest = index.manifest();
     let mut written = 0;
     let mut streams: Vec<_> = window.streams.iter().collect();
     streams.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -178,22 +203,128 @@ fn write_window(
     let run = if window.commands.is_empty() {
         None
     } else {
+        let id = allocate_run(index, db)?;
         let entries = window
             .commands
             .iter()
             .map(|(command_id, position)| (command_hash(command_id), *position))
             .collect();
-        let (run, keys) = Run::write(tree, manifest.next_run, entries)?;
+        let (run, keys) = Run::write(tree, id, entries)?;
         written += keys;
-        manifest.runs.push((run.id, run.entries));
-        manifest.next_run += 1;
         Some(run)
     };
     db.sync()?;
-    manifest.indexed = window.last;
-    tree.insert(keys::INDEX_MANIFEST, manifest.encode())?;
+    let meta = run.as_ref().map(|run| RunMeta {
+        id: run.id,
+        entries: run.entries,
+        tier: 0,
+    });
+    index.change_manifest(
+        db,
+        true,
+        |manifest| {
+            manifest.indexed = window.last;
+            manifest.runs.extend(meta);
+        },
+        |state, _| state.written(window, run),
+    )?;
+    Ok(written + 2)
+}
+
+/// The id of a new run, counted in the manifest before the run's first key
+/// is written (so that the open removes what a stop cut short).
+fn allocate_run(index: &LogIndex, db: &SyncedDb) -> Result<u64, StoreError> {
+    let manifest =
+        index.change_manifest(db, false, |manifest| manifest.next_run += 1, |_, _| {})?;
+    Ok(manifest.next_run - 1)
+}
+
+fn run_merger(
+    index: &LogIndex,
+    db: &SyncedDb,
+    wakes: Receiver<()>,
+    stopping: &AtomicBool,
+    keys_written: Option<&KeysWritten>,
+) {
+    // Runs merged into another, kept until no lookup holds them.
+    let mut retired: Vec<Arc<Run>> = Vec::new();
+    while wakes.recv().is_ok() {
+        while let Some(due) = index.manifest().due_merge() {
+            if stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            match merge(index, db, &due, stopping) {
+                Ok(Some((sources, keys))) => {
+                    retired.extend(sources);
+                    if let Some(keys_written) = keys_written {
+                        keys_written(keys);
+                    }
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    index.fail(error);
+                    return;
+                }
+            }
+        }
+        let tree = index.tree();
+        let mut kept = Vec::new();
+        for run in retired.drain(..) {
+            if Arc::strong_count(&run) > 1 {
+                kept.push(run);
+            } else if let Err(error) = super::runs::remove_run(tree, run.id) {
+                index.fail(error);
+                return;
+            }
+        }
+        retired = kept;
+    }
+}
+
+/// The runs a merge replaced, and the keys it wrote.
+type Merged = (Vec<Arc<Run>>, usize);
+
+/// Merges the runs `due` into one; `None` when the log closes first.
+fn merge(
+    index: &LogIndex,
+    db: &SyncedDb,
+    due: &[RunMeta],
+    stopping: &AtomicBool,
+) -> Result<Option<Merged>, StoreError> {
+    let runs = index.runs();
+    let sources: Vec<Arc<Run>> = due
+        .iter()
+        .map(|meta| {
+            runs.iter()
+                .find(|run| run.id == meta.id)
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("command index run {} is not loaded", meta.id))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    drop(runs);
+    let id = allocate_run(index, db)?;
+    let Some((run, keys)) = Run::merge(index.tree(), id, &sources, stopping)? else {
+        return Ok(None);
+    };
     db.sync()?;
-    Ok((manifest, run, written + 1))
+    let merged = RunMeta {
+        id,
+        entries: run.entries,
+        tier: due[0].tier.saturating_add(1),
+    };
+    index.change_manifest(
+        db,
+        true,
+        |manifest| {
+            manifest.runs.retain(|meta| !due.contains(meta));
+            manifest.runs.push(merged);
+        },
+        |state, _| state.merged(run),
+    )?;
+    debug_assert_eq!(due.len(), MERGE_FANOUT);
+    Ok(Some((sources, keys + 2)))
 }
 
 /// Splits the positions of versions `first_version..` into chunks that

@@ -45,6 +45,9 @@ struct Inner {
     legacy_commands: bool,
     /// Set when the indexer failed: the tail can no longer be written.
     failure: OnceLock<StoreError>,
+    /// Held while the manifest changes (the indexer and the merger both
+    /// change it).
+    manifest_lock: parking_lot::Mutex<()>,
 }
 
 struct State {
@@ -123,11 +126,17 @@ impl LogIndex {
                 manifest.indexed
             )));
         }
-        runs::remove_run(tree, manifest.next_run)?;
+        // Runs being written or merged when the log stopped, and runs
+        // merged into another whose keys were not removed yet.
+        for id in 0..=manifest.next_run {
+            if !manifest.runs.iter().any(|run| run.id == id) {
+                runs::remove_run(tree, id)?;
+            }
+        }
         let runs = manifest
             .runs
             .iter()
-            .map(|(id, entries)| Run::load(tree, *id, *entries).map(Arc::new))
+            .map(|run| Run::load(tree, run.id, run.entries).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let legacy_commands = tree.scan_prefix([keys::COMMAND]).next().is_some();
         let indexed = manifest.indexed;
@@ -141,6 +150,7 @@ impl LogIndex {
             }),
             legacy_commands,
             failure: OnceLock::new(),
+            manifest_lock: parking_lot::Mutex::new(()),
         }));
         let sealed = index.derive_tail(indexed, head)?;
         if indexed == head && head > 0 {
@@ -234,18 +244,6 @@ impl LogIndex {
     pub(crate) fn seal_now(&self) -> Option<Arc<Window>> {
         let mut state = self.0.state.write();
         (!state.active.is_empty()).then(|| state.seal())
-    }
-
-    /// The indexer wrote `window` and `manifest` durably.
-    fn written(&self, window: &Arc<Window>, manifest: Manifest, run: Option<Run>) {
-        let mut state = self.0.state.write();
-        if let Some(run) = run {
-            let mut runs = Vec::clone(&state.runs);
-            runs.push(Arc::new(run));
-            state.runs = Arc::new(runs);
-        }
-        state.manifest = manifest;
-        state.sealed.retain(|sealed| !Arc::ptr_eq(sealed, window));
     }
 
     /// Forgets every index entry: the log was emptied.
@@ -500,9 +498,61 @@ impl LogIndex {
     fn manifest(&self) -> Manifest {
         self.0.state.read().manifest.clone()
     }
+
+    /// The runs listed in the manifest, in memory.
+    fn runs(&self) -> Arc<Vec<Arc<Run>>> {
+        self.0.state.read().runs.clone()
+    }
+
+    /// Changes the manifest with `change`, writes it (durably with
+    /// `sync`), and changes the state with `apply`, one change at a time.
+    fn change_manifest(
+        &self,
+        db: &crate::durable::SyncedDb,
+        sync: bool,
+        change: impl FnOnce(&mut Manifest),
+        apply: impl FnOnce(&mut State, &Manifest),
+    ) -> Result<Manifest, StoreError> {
+        let _one_at_a_time = self.0.manifest_lock.lock();
+        let mut manifest = self.manifest();
+        change(&mut manifest);
+        self.0
+            .tree
+            .insert(keys::INDEX_MANIFEST, manifest.encode())?;
+        if sync {
+            db.sync()?;
+        }
+        let mut state = self.0.state.write();
+        state.manifest = manifest.clone();
+        apply(&mut state, &manifest);
+        Ok(manifest)
+    }
 }
 
 impl State {
+    /// `window` is on disk, and `run` (its command entries) in the manifest.
+    fn written(&mut self, window: &Arc<Window>, run: Option<Run>) {
+        if let Some(run) = run {
+            let mut runs = Vec::clone(&self.runs);
+            runs.push(Arc::new(run));
+            self.runs = Arc::new(runs);
+        }
+        self.sealed.retain(|sealed| !Arc::ptr_eq(sealed, window));
+    }
+
+    /// `run` replaces the runs the manifest no longer lists.
+    fn merged(&mut self, run: Run) {
+        let listed = &self.manifest.runs;
+        let mut runs: Vec<Arc<Run>> = self
+            .runs
+            .iter()
+            .filter(|old| listed.iter().any(|meta| meta.id == old.id))
+            .cloned()
+            .collect();
+        runs.push(Arc::new(run));
+        self.runs = Arc::new(runs);
+    }
+
     fn seal(&mut self) -> Arc<Window> {
         let next = Window::starting_at(self.active.last + 1);
         let window = Arc::new(std::mem::replace(&mut self.active, next));

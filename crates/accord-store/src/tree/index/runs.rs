@@ -12,6 +12,8 @@
 //! - `k` + run + `b` + chunk (u32 BE)        -> the filter, in chunks
 //! - `mindex`                                -> the manifest (see [`Manifest`])
 
+use std::sync::Arc;
+
 use super::bloom::Bloom;
 use crate::StoreError;
 use crate::tree::keys;
@@ -29,61 +31,77 @@ pub(crate) fn command_hash(command_id: &str) -> u64 {
     u64::from_be_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
 }
 
-/// What the indexes on disk cover.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the indexes on disk cover, stored as JSON under `mindex`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Manifest {
+    /// The manifest's format.
+    pub(crate) format: u8,
     /// Every record up to this position has its entries on disk.
     pub(crate) indexed: u64,
     /// The id the next run gets.
     pub(crate) next_run: u64,
-    /// The runs, oldest first: id and entries.
-    pub(crate) runs: Vec<(u64, u64)>,
+    /// The runs of the command index. The keys of any other run below
+    /// `next_run` (merged into another, or cut short when the log stopped)
+    /// are removed at open.
+    pub(crate) runs: Vec<RunMeta>,
+}
+
+/// One run as the manifest lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RunMeta {
+    pub(crate) id: u64,
+    pub(crate) entries: u64,
+    /// How many merges its entries went through: runs of one tier are
+    /// merged [`MERGE_FANOUT`] at a time into one of the next.
+    pub(crate) tier: u8,
+}
+
+/// Runs of one tier merged into one.
+pub(crate) const MERGE_FANOUT: usize = 8;
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self {
+            format: MANIFEST_FORMAT,
+            indexed: 0,
+            next_run: 0,
+            runs: Vec::new(),
+        }
+    }
 }
 
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(21 + self.runs.len() * 16);
-        bytes.push(MANIFEST_FORMAT);
-        bytes.extend_from_slice(&self.indexed.to_be_bytes());
-        bytes.extend_from_slice(&self.next_run.to_be_bytes());
-        bytes.extend_from_slice(&(self.runs.len() as u32).to_be_bytes());
-        for (id, entries) in &self.runs {
-            bytes.extend_from_slice(&id.to_be_bytes());
-            bytes.extend_from_slice(&entries.to_be_bytes());
-        }
-        bytes
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let corrupt = || StoreError::Corrupt("malformed index manifest".into());
-        if bytes.first() != Some(&MANIFEST_FORMAT) {
+        let manifest: Self = serde_json::from_slice(bytes)
+            .map_err(|error| StoreError::Corrupt(format!("malformed index manifest: {error}")))?;
+        if manifest.format != MANIFEST_FORMAT {
             return Err(StoreError::Corrupt(format!(
-                "index manifest of format {:?}; this server reads format {MANIFEST_FORMAT}",
-                bytes.first()
+                "index manifest of format {}; this server reads format {MANIFEST_FORMAT}",
+                manifest.format
             )));
         }
-        let u64_at = |at: usize| keys::decode_u64(bytes.get(at..).unwrap_or_default());
-        let indexed = u64_at(1).ok_or_else(corrupt)?;
-        let next_run = u64_at(9).ok_or_else(corrupt)?;
-        let count = bytes
-            .get(17..21)
-            .and_then(|count| count.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(corrupt)? as usize;
-        if bytes.len() != 21 + count * 16 {
-            return Err(corrupt());
-        }
-        let runs = (0..count)
-            .map(|index| {
-                let at = 21 + index * 16;
-                Some((u64_at(at)?, u64_at(at + 8)?))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(corrupt)?;
-        Ok(Self {
-            indexed,
-            next_run,
-            runs,
+        Ok(manifest)
+    }
+
+    /// The oldest [`MERGE_FANOUT`] runs of the lowest tier that has as
+    /// many, if any.
+    pub(crate) fn due_merge(&self) -> Option<Vec<RunMeta>> {
+        let mut tiers: Vec<u8> = self.runs.iter().map(|run| run.tier).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        tiers.into_iter().find_map(|tier| {
+            let runs: Vec<RunMeta> = self
+                .runs
+                .iter()
+                .filter(|run| run.tier == tier)
+                .take(MERGE_FANOUT)
+                .copied()
+                .collect();
+            (runs.len() == MERGE_FANOUT).then_some(runs)
         })
     }
 }
@@ -132,36 +150,45 @@ impl Run {
         mut entries: Vec<(u64, u64)>,
     ) -> Result<(Self, usize), StoreError> {
         entries.sort_unstable();
-        let mut filter = Bloom::with_entries(entries.len());
-        let mut fences = Vec::with_capacity(entries.len().div_ceil(PAGE_ENTRIES));
-        let mut written = 0;
-        for (page, chunk) in entries.chunks(PAGE_ENTRIES).enumerate() {
-            fences.push(chunk[0].0);
-            let mut value = Vec::with_capacity(chunk.len() * ENTRY_BYTES);
-            for (hash, position) in chunk {
-                filter.insert(*hash);
-                value.extend_from_slice(&hash.to_be_bytes());
-                value.extend_from_slice(&position.to_be_bytes());
+        let mut builder = RunBuilder::new(tree, id, entries.len());
+        for (hash, position) in entries {
+            builder.push(hash, position)?;
+        }
+        builder.finish()
+    }
+
+    /// Merges `sources` into run `id`, a page of each in memory at a time;
+    /// `None` when `stopping` is set first.
+    pub(crate) fn merge(
+        tree: &::sled::Tree,
+        id: u64,
+        sources: &[Arc<Run>],
+        stopping: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<(Self, usize)>, StoreError> {
+        let total: u64 = sources.iter().map(|run| run.entries).sum();
+        let mut builder = RunBuilder::new(tree, id, total as usize);
+        let mut cursors = sources
+            .iter()
+            .map(|run| PageCursor::new(tree, run))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut heap = std::collections::BinaryHeap::new();
+        for (index, cursor) in cursors.iter().enumerate() {
+            if let Some(entry) = cursor.peek() {
+                heap.push(std::cmp::Reverse((entry, index)));
             }
-            tree.insert(page_key(id, page as u32), value)?;
-            written += 1;
         }
-        for (chunk, bytes) in filter.as_bytes().chunks(FILTER_CHUNK_BYTES).enumerate() {
-            tree.insert(filter_key(id, chunk as u32), bytes)?;
-            written += 1;
+        while let Some(std::cmp::Reverse(((hash, position), index))) = heap.pop() {
+            if builder.entries.is_multiple_of(PAGE_ENTRIES as u64)
+                && stopping.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Ok(None);
+            }
+            builder.push(hash, position)?;
+            if let Some(entry) = cursors[index].advance()? {
+                heap.push(std::cmp::Reverse((entry, index)));
+            }
         }
-        let fence_bytes: Vec<u8> = fences.iter().flat_map(|hash| hash.to_be_bytes()).collect();
-        tree.insert(fences_key(id), fence_bytes)?;
-        written += 1;
-        Ok((
-            Self {
-                id,
-                entries: entries.len() as u64,
-                fences,
-                filter,
-            },
-            written,
-        ))
+        builder.finish().map(Some)
     }
 
     /// Reads the filter and fences of run `id` back.
@@ -310,6 +337,146 @@ pub(crate) fn edit_entry(
     Ok(())
 }
 
+/// Writes one run page by page.
+struct RunBuilder<'a> {
+    tree: &'a ::sled::Tree,
+    id: u64,
+    entries: u64,
+    filter: Bloom,
+    fences: Vec<u64>,
+    page: Vec<u8>,
+    written: usize,
+}
+
+impl<'a> RunBuilder<'a> {
+    fn new(tree: &'a ::sled::Tree, id: u64, entries: usize) -> Self {
+        Self {
+            tree,
+            id,
+            entries: 0,
+            filter: Bloom::with_entries(entries),
+            fences: Vec::with_capacity(entries.div_ceil(PAGE_ENTRIES)),
+            page: Vec::with_capacity(PAGE_ENTRIES * ENTRY_BYTES),
+            written: 0,
+        }
+    }
+
+    /// Adds the next entry (in order).
+    fn push(&mut self, hash: u64, position: u64) -> Result<(), StoreError> {
+        if self.page.is_empty() {
+            self.fences.push(hash);
+        }
+        self.filter.insert(hash);
+        self.page.extend_from_slice(&hash.to_be_bytes());
+        self.page.extend_from_slice(&position.to_be_bytes());
+        self.entries += 1;
+        if self.page.len() == PAGE_ENTRIES * ENTRY_BYTES {
+            self.flush_page()?;
+        }
+        Ok(())
+    }
+
+    fn flush_page(&mut self) -> Result<(), StoreError> {
+        if !self.page.is_empty() {
+            let page = (self.fences.len() - 1) as u32;
+            self.tree
+                .insert(page_key(self.id, page), std::mem::take(&mut self.page))?;
+            self.page.reserve(PAGE_ENTRIES * ENTRY_BYTES);
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Run, usize), StoreError> {
+        self.flush_page()?;
+        // Sized for the entries expected; a run holds exactly that many.
+        let filter = Bloom::with_entries(self.entries as usize);
+        let filter = if filter.as_bytes().len() == self.filter.as_bytes().len() {
+            self.filter
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "command index run {} holds {} entries, not the ones counted",
+                self.id, self.entries
+            )));
+        };
+        for (chunk, bytes) in filter.as_bytes().chunks(FILTER_CHUNK_BYTES).enumerate() {
+            self.tree.insert(filter_key(self.id, chunk as u32), bytes)?;
+            self.written += 1;
+        }
+        let fence_bytes: Vec<u8> = self
+            .fences
+            .iter()
+            .flat_map(|hash| hash.to_be_bytes())
+            .collect();
+        self.tree.insert(fences_key(self.id), fence_bytes)?;
+        self.written += 1;
+        Ok((
+            Run {
+                id: self.id,
+                entries: self.entries,
+                fences: self.fences,
+                filter,
+            },
+            self.written,
+        ))
+    }
+}
+
+/// Reads a run's entries in order, a page at a time.
+struct PageCursor<'a> {
+    tree: &'a ::sled::Tree,
+    run: &'a Run,
+    page: usize,
+    entries: Vec<(u64, u64)>,
+    at: usize,
+}
+
+impl<'a> PageCursor<'a> {
+    fn new(tree: &'a ::sled::Tree, run: &'a Run) -> Result<Self, StoreError> {
+        let mut cursor = Self {
+            tree,
+            run,
+            page: 0,
+            entries: Vec::new(),
+            at: 0,
+        };
+        cursor.load()?;
+        Ok(cursor)
+    }
+
+    fn load(&mut self) -> Result<(), StoreError> {
+        self.entries.clear();
+        self.at = 0;
+        if self.page < self.run.fences.len() {
+            let value = self
+                .tree
+                .get(page_key(self.run.id, self.page as u32))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "command index run {}: page {} is missing",
+                        self.run.id, self.page
+                    ))
+                })?;
+            for_each_entry(&value, |hash, position| self.entries.push((hash, position)))?;
+        }
+        Ok(())
+    }
+
+    fn peek(&self) -> Option<(u64, u64)> {
+        self.entries.get(self.at).copied()
+    }
+
+    /// Moves past the current entry and returns the next.
+    fn advance(&mut self) -> Result<Option<(u64, u64)>, StoreError> {
+        self.at += 1;
+        if self.at >= self.entries.len() && self.page < self.run.fences.len() {
+            self.page += 1;
+            self.load()?;
+        }
+        Ok(self.peek())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,14 +525,69 @@ mod tests {
 
     #[test]
     fn a_manifest_reads_back_and_a_cut_one_is_refused() {
-        let manifest = Manifest {
+        let run = |id, tier| RunMeta {
+            id,
+            entries: 32_768,
+            tier,
+        };
+        let mut manifest = Manifest {
             indexed: 65_536,
             next_run: 3,
-            runs: vec![(0, 32_768), (2, 32_768)],
+            runs: vec![run(0, 1), run(2, 0)],
+            ..Manifest::default()
         };
         let bytes = manifest.encode();
         assert_eq!(Manifest::decode(&bytes).unwrap(), manifest);
         assert!(Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(Manifest::decode(&[9]).is_err());
+        let newer = Manifest {
+            format: 2,
+            ..Manifest::default()
+        };
+        assert!(Manifest::decode(&newer.encode()).is_err());
+
+        assert_eq!(manifest.due_merge(), None);
+        manifest.runs.extend((3..10).map(|id| run(id, 0)));
+        let due = manifest.due_merge().expect("eight runs of tier 0");
+        assert_eq!(
+            due.iter().map(|run| run.id).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6, 7, 8, 9]
+        );
+    }
+
+    #[test]
+    fn merged_runs_find_every_entry_of_their_sources() {
+        let tree = tree();
+        let sources: Vec<Arc<Run>> = (0..3u64)
+            .map(|id| {
+                let entries = (0..700u64)
+                    .map(|index| {
+                        let position = id * 1_000 + index;
+                        (command_hash(&format!("cmd-{position}")), position)
+                    })
+                    .collect();
+                Arc::new(Run::write(&tree, id, entries).unwrap().0)
+            })
+            .collect();
+        let stopping = std::sync::atomic::AtomicBool::new(false);
+        let (merged, _) = Run::merge(&tree, 9, &sources, &stopping).unwrap().unwrap();
+        assert_eq!(merged.entries, 2_100);
+        let merged = Run::load(&tree, 9, 2_100).unwrap();
+        let mut previous = 0;
+        let mut count = 0;
+        merged
+            .for_each(&tree, |hash, _| {
+                assert!(hash >= previous, "in hash order");
+                previous = hash;
+                count += 1;
+            })
+            .unwrap();
+        assert_eq!(count, 2_100);
+        for position in [0u64, 699, 1_350, 2_699] {
+            let found = merged
+                .candidates(&tree, command_hash(&format!("cmd-{position}")))
+                .unwrap();
+            assert_eq!(found, vec![position]);
+        }
     }
 }
