@@ -37,6 +37,10 @@ enum Scenario {
     Rebuild,
     /// The web console's pages on a large log, and its live tails.
     Console,
+    /// Single appends for `--soak-seconds`: memory as the log grows, then
+    /// the time to open that log and the memory it idles in (run only when
+    /// named).
+    Soak,
 }
 
 /// Command-line options.
@@ -73,6 +77,9 @@ struct Options {
     /// Events per second the consume scenario's writers append.
     #[arg(long, default_value_t = 1_000)]
     consume_rate: u64,
+    /// Seconds of appends in the soak scenario.
+    #[arg(long, default_value_t = 600)]
+    soak_seconds: u64,
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
@@ -168,8 +175,10 @@ async fn run(options: Options) -> Result<(), String> {
         backend: process::Backend::Sled,
     };
     let duration = Duration::from_secs(if options.quick { 3 } else { options.seconds });
-    let wanted =
-        |scenario: Scenario| options.scenarios.is_empty() || options.scenarios.contains(&scenario);
+    let wanted = |scenario: Scenario| {
+        options.scenarios.contains(&scenario)
+            || (options.scenarios.is_empty() && scenario != Scenario::Soak)
+    };
     let mut results = Results::default();
     let peer = !options.no_peer && (wanted(Scenario::Append) || wanted(Scenario::Batch));
     if peer {
@@ -286,6 +295,13 @@ async fn run(options: Options) -> Result<(), String> {
         )
         .await?;
         results.record("console", outcome);
+    }
+    if wanted(Scenario::Soak) {
+        let seconds = if options.quick { 20 } else { options.soak_seconds };
+        let outcome =
+            scenarios::soak::run(&sled, options.append_clients, Duration::from_secs(seconds))
+                .await?;
+        results.record("soak", outcome);
     }
     results.write(&options.out)?;
     println!("{}", results.table());

@@ -182,6 +182,14 @@ impl ServerProcess {
 
     /// Stops the server with SIGTERM and waits for it; then the NATS
     /// processes (killed when dropped).
+    /// Kills the server with SIGKILL, as a crash would.
+    pub(crate) async fn kill(mut self) -> Result<(), String> {
+        // SAFETY: kill(2) on the pid of a child this process started.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        self.child.wait().await.map_err(|error| error.to_string())?;
+        Ok(())
+    }
+
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         // SAFETY: kill(2) on the pid of a child this process started.
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };

@@ -8,5 +8,6 @@ pub(crate) mod console;
 pub(crate) mod consume;
 pub(crate) mod peer;
 pub(crate) mod rebuild;
+pub(crate) mod soak;
 pub(crate) mod subscribe;
 pub(crate) mod umadb_peer;
