@@ -19,7 +19,9 @@ async fn crash_loop_loses_no_acknowledged_event() {
     let summary = crash_cycles(
         Path::new(SERVER),
         data_dir.path(),
-        &[],
+        // Small index windows: the cuts land while the indexer writes
+        // windows and the merger merges runs, not only between them.
+        &["--index-window-records".to_owned(), "64".to_owned()],
         cycles_from_env("ACCORD_CRASH_CYCLES"),
         seed_from_env(),
         |_| {},

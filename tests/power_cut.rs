@@ -29,7 +29,9 @@ async fn acknowledged_appends_survive_power_cuts() {
     let summary = crash_cycles(
         Path::new(SERVER),
         &data_dir,
-        &[],
+        // Small index windows: the cuts land while the indexer writes
+        // windows and the merger merges runs, not only between them.
+        &["--index-window-records".to_owned(), "64".to_owned()],
         cycles_from_env("ACCORD_POWER_CUT_CYCLES"),
         seed_from_env(),
         |cycle| {

@@ -34,7 +34,7 @@ pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
     DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
 };
-pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, SledLog, SledOptions};
+pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, DEFAULT_WINDOW_RECORDS, SledLog, SledOptions};
 pub use tree::digest::{DigestKeys, IndexDigest};
 pub use tree::open::UnsignedLog;
 pub use tree::reader::READ_BYTES;

@@ -297,7 +297,11 @@ async fn run(options: Options) -> Result<(), String> {
         results.record("console", outcome);
     }
     if wanted(Scenario::Soak) {
-        let seconds = if options.quick { 20 } else { options.soak_seconds };
+        let seconds = if options.quick {
+            20
+        } else {
+            options.soak_seconds
+        };
         let outcome =
             scenarios::soak::run(&sled, options.append_clients, Duration::from_secs(seconds))
                 .await?;

@@ -176,6 +176,12 @@ pub struct Config {
     #[arg(long, env = "ACCORD_CACHE_BYTES", default_value_t = accord_store::DEFAULT_CACHE_BYTES)]
     pub cache_bytes: u64,
 
+    /// Records of the embedded log's index tail written to disk at a time:
+    /// more means fewer, larger index writes and more records to read again
+    /// at an open after a crash.
+    #[arg(long, env = "ACCORD_INDEX_WINDOW_RECORDS", default_value_t = accord_store::DEFAULT_WINDOW_RECORDS)]
+    pub index_window_records: usize,
+
     /// Where the event log lives: `sled` (embedded, in --data-dir) or a
     /// NATS JetStream cluster, `nats://HOST:PORT[,nats://HOST:PORT...]`
     /// (`tls://` for TLS).
@@ -246,6 +252,7 @@ impl Config {
             trusted_keys: Vec::new(),
             adopt_unsigned_log: false,
             cache_bytes: 64 * 1024 * 1024,
+            index_window_records: accord_store::DEFAULT_WINDOW_RECORDS,
             store: "sled".into(),
             nats_stream: "ACCORD".into(),
             nats_replicas: 1,

@@ -109,6 +109,7 @@ async fn open(
         StoreKind::Sled => {
             let options = SledOptions {
                 cache_capacity_bytes: config.cache_bytes,
+                index_window_records: config.index_window_records,
                 observer: Some(Arc::new(observer)),
                 unsigned: if config.adopt_unsigned_log {
                     UnsignedLog::AdoptOnce

@@ -60,7 +60,7 @@ impl Replica {
         let tree = db.db().open_tree("replica")?;
         db.sync()?;
         let state = recover(&tree, keys, UnsignedLog::Adopt)?;
-        let (index, sealed) = LogIndex::open(&tree, state.head)?;
+        let (index, sealed) = LogIndex::open(&tree, state.head, crate::DEFAULT_WINDOW_RECORDS)?;
         db.sync()?;
         let index_writer = IndexWriter::start(index.clone(), db.clone(), sealed, None)?;
         let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;

@@ -17,6 +17,7 @@ use crate::import_gate::ImportGate;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
 use crate::tree::index::LogIndex;
 use crate::tree::index::indexer::{IndexWriter, KeysWritten};
+pub use crate::tree::index::window::DEFAULT_WINDOW_RECORDS;
 use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
@@ -49,6 +50,10 @@ pub struct SledOptions {
     pub keys: CheckpointKeys,
     /// What to do with a log that has records but no checkpoint.
     pub unsigned: UnsignedLog,
+    /// Records of the index tail the indexer writes at a time (see
+    /// `tree::index`): more is fewer, larger writes and a longer open after
+    /// a crash.
+    pub index_window_records: usize,
 }
 
 impl SledOptions {
@@ -61,6 +66,7 @@ impl SledOptions {
             observer: None,
             keys,
             unsigned: UnsignedLog::Refuse,
+            index_window_records: DEFAULT_WINDOW_RECORDS,
         }
     }
 }
@@ -93,7 +99,7 @@ impl SledLog {
         // Opening a tree the first time writes to sled: make it durable too.
         db.sync()?;
         let state = recover(&tree, &options.keys, options.unsigned)?;
-        let (index, sealed) = LogIndex::open(&tree, state.head)?;
+        let (index, sealed) = LogIndex::open(&tree, state.head, options.index_window_records)?;
         // An unfinished import emptied at open (or the checkpoint of an
         // adopted log, or an unfinished index run removed) is durable
         // before anything else.

@@ -26,8 +26,13 @@ fn keys() -> CheckpointKeys {
     CheckpointKeys::new([0x42; 32], [])
 }
 
+/// Opens the log with windows of 50 records, so that a test log spans several.
 fn open(dir: &std::path::Path) -> SledLog {
-    SledLog::open(SledOptions::new(dir, keys())).expect("opens")
+    SledLog::open(SledOptions {
+        index_window_records: 50,
+        ..SledOptions::new(dir, keys())
+    })
+    .expect("opens")
 }
 
 #[tokio::test]

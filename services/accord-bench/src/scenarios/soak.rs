@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use accord_proto::v1::agreement_service_client::AgreementServiceClient;
-use accord_proto::v1::admin_client::AdminClient;
 use accord_proto::v1::GetStatsRequest;
+use accord_proto::v1::admin_client::AdminClient;
+use accord_proto::v1::agreement_service_client::AgreementServiceClient;
 
 use crate::process::{ServerProcess, Target};
 use crate::report::{Outcome, join_clients, latency_histogram};

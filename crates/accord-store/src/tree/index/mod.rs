@@ -48,6 +48,8 @@ struct Inner {
     /// Held while the manifest changes (the indexer and the merger both
     /// change it).
     manifest_lock: parking_lot::Mutex<()>,
+    /// Records per window.
+    window_records: usize,
 }
 
 struct State {
@@ -103,6 +105,7 @@ impl LogIndex {
     pub(crate) fn open(
         tree: &::sled::Tree,
         head: u64,
+        window_records: usize,
     ) -> Result<(Self, Vec<Arc<Window>>), StoreError> {
         let manifest = match tree.get(keys::INDEX_MANIFEST)? {
             Some(bytes) => Manifest::decode(&bytes)?,
@@ -145,12 +148,13 @@ impl LogIndex {
             state: RwLock::new(State {
                 manifest,
                 sealed: Vec::new(),
-                active: Window::starting_at(indexed + 1),
+                active: Window::starting_at(indexed + 1, window_records),
                 runs: Arc::new(runs),
             }),
             legacy_commands,
             failure: OnceLock::new(),
             manifest_lock: parking_lot::Mutex::new(()),
+            window_records,
         }));
         let sealed = index.derive_tail(indexed, head)?;
         if indexed == head && head > 0 {
@@ -237,13 +241,13 @@ impl LogIndex {
         if !state.active.is_full() {
             return None;
         }
-        Some(state.seal())
+        Some(state.seal(self.0.window_records))
     }
 
     /// Hands the active window to the indexer even if it is not full.
     pub(crate) fn seal_now(&self) -> Option<Arc<Window>> {
         let mut state = self.0.state.write();
-        (!state.active.is_empty()).then(|| state.seal())
+        (!state.active.is_empty()).then(|| state.seal(self.0.window_records))
     }
 
     /// Forgets every index entry: the log was emptied.
@@ -252,7 +256,7 @@ impl LogIndex {
         *state = State {
             manifest: Manifest::default(),
             sealed: Vec::new(),
-            active: Window::starting_at(1),
+            active: Window::starting_at(1, self.0.window_records),
             runs: Arc::new(Vec::new()),
         };
     }
@@ -553,8 +557,8 @@ impl State {
         self.runs = Arc::new(runs);
     }
 
-    fn seal(&mut self) -> Arc<Window> {
-        let next = Window::starting_at(self.active.last + 1);
+    fn seal(&mut self, window_records: usize) -> Arc<Window> {
+        let next = Window::starting_at(self.active.last + 1, window_records);
         let window = Arc::new(std::mem::replace(&mut self.active, next));
         self.sealed.push(window.clone());
         window

@@ -5,13 +5,9 @@
 
 use std::collections::HashMap;
 
-/// Records per window: the indexer writes a window's entries as a few
-/// large values once it holds this many.
-#[cfg(not(test))]
-pub(crate) const WINDOW_RECORDS: usize = 32_768;
-/// Small windows in the crate's tests, so that a test log spans several.
-#[cfg(test)]
-pub(crate) const WINDOW_RECORDS: usize = 50;
+/// Records per window unless told otherwise: the indexer writes a
+/// window's entries as a few large values once it holds this many.
+pub const DEFAULT_WINDOW_RECORDS: usize = 32_768;
 /// Bytes of ids per window before it is written, whatever its count
 /// (command and agreement ids are up to 128 bytes each).
 pub(crate) const WINDOW_BYTES: usize = 8 * 1024 * 1024;
@@ -50,6 +46,8 @@ impl StreamRun {
 /// The entries of records `first..=last`.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
+    /// Records that fill it.
+    limit: usize,
     pub(crate) first: u64,
     pub(crate) last: u64,
     bytes: usize,
@@ -58,9 +56,11 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// An empty window whose first record will be at `first`.
-    pub(crate) fn starting_at(first: u64) -> Self {
+    /// An empty window whose first record will be at `first`, full at
+    /// `limit` records.
+    pub(crate) fn starting_at(first: u64, limit: usize) -> Self {
         Self {
+            limit: limit.max(1),
             first,
             last: first - 1,
             ..Self::default()
@@ -77,7 +77,7 @@ impl Window {
 
     /// Full: the indexer should write it.
     pub(crate) fn is_full(&self) -> bool {
-        self.records() as usize >= WINDOW_RECORDS || self.bytes >= WINDOW_BYTES
+        self.records() as usize >= self.limit || self.bytes >= WINDOW_BYTES
     }
 
     /// Adds the entries of the next record (on a NATS replica the next
@@ -142,12 +142,13 @@ mod tests {
 
     #[test]
     fn a_window_keeps_runs_per_agreement_and_first_positions_of_commands() {
-        let mut window = Window::starting_at(11);
+        let mut window = Window::starting_at(11, 3);
         assert!(window.is_empty());
         window.add(entry(11, "a", 4, "c1"));
         window.add(entry(12, "b", 1, "c2"));
         window.add(entry(13, "a", 5, "c1"));
         assert_eq!(window.records(), 3);
+        assert!(window.is_full());
         let run = &window.streams["a"];
         assert_eq!((run.first_version, run.last_version()), (4, 5));
         assert_eq!(run.position_of(5), Some(13));
