@@ -80,6 +80,9 @@ struct Options {
     /// Seconds of appends in the soak scenario.
     #[arg(long, default_value_t = 600)]
     soak_seconds: u64,
+    /// End the soak run with SIGKILL under load instead of a clean stop.
+    #[arg(long)]
+    soak_crash: bool,
     /// Events in the rebuild scenario's log.
     #[arg(long, default_value_t = 1_000_000)]
     rebuild_events: usize,
@@ -303,8 +306,13 @@ async fn run(options: Options) -> Result<(), String> {
             options.soak_seconds
         };
         let outcome =
-            scenarios::soak::run(&sled, options.append_clients, Duration::from_secs(seconds))
-                .await?;
+            scenarios::soak::run(
+                &sled,
+                options.append_clients,
+                Duration::from_secs(seconds),
+                options.soak_crash,
+            )
+            .await?;
         results.record("soak", outcome);
     }
     results.write(&options.out)?;

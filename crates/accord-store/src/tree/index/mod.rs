@@ -156,7 +156,16 @@ impl LogIndex {
             manifest_lock: parking_lot::Mutex::new(()),
             window_records,
         }));
+        let deriving = std::time::Instant::now();
         let sealed = index.derive_tail(indexed, head)?;
+        if head > indexed {
+            tracing::info!(
+                records = head - indexed,
+                millis = deriving.elapsed().as_millis() as u64,
+                runs = index.runs().len(),
+                "index tail derived from the records after the indexed position"
+            );
+        }
         if indexed == head && head > 0 {
             index.check_head(head)?;
         }
