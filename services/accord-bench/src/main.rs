@@ -305,14 +305,13 @@ async fn run(options: Options) -> Result<(), String> {
         } else {
             options.soak_seconds
         };
-        let outcome =
-            scenarios::soak::run(
-                &sled,
-                options.append_clients,
-                Duration::from_secs(seconds),
-                options.soak_crash,
-            )
-            .await?;
+        let outcome = scenarios::soak::run(
+            &sled,
+            options.append_clients,
+            Duration::from_secs(seconds),
+            options.soak_crash,
+        )
+        .await?;
         results.record("soak", outcome);
     }
     results.write(&options.out)?;

@@ -515,3 +515,91 @@ async fn indexes_kept_off_the_group_commit_answer_across_windows_a_crash_and_reo
     assert_indexes_answer(&log, &rounds, agreements).await;
     log.close().await.expect("closes");
 }
+
+#[tokio::test]
+async fn a_command_index_hit_is_confirmed_against_its_record() {
+    let agreements = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let rounds = append_rounds(&log, agreements, 0..20).await;
+    log.close().await.expect("closes");
+    drop(log);
+    // What a collision of command-id hashes looks like: a run entry with the
+    // hash of a command never sent, pointing at another command's record.
+    {
+        let db = ::sled::Config::new()
+            .path(dir.path())
+            .flush_every_ms(None)
+            .open()
+            .expect("opens");
+        let tree = db.open_tree("log").expect("tree");
+        use crate::tree::index::runs::{self, Manifest, Run};
+        let mut manifest = Manifest::decode(
+            &tree
+                .get(keys::INDEX_MANIFEST)
+                .expect("reads")
+                .expect("a manifest"),
+        )
+        .expect("decodes");
+        // The run is written again with the entry, filter included, as a
+        // true collision would be.
+        let meta = manifest.runs.first_mut().expect("a run");
+        let mut entries = Vec::new();
+        Run::load(&tree, meta.id, meta.entries)
+            .expect("loads")
+            .for_each(&tree, |hash, position| entries.push((hash, position)))
+            .expect("reads");
+        entries.push((runs::command_hash("never-sent"), 3));
+        runs::remove_run(&tree, meta.id).expect("removes");
+        let (run, _) = Run::write(&tree, meta.id, entries).expect("writes");
+        meta.entries = run.entries;
+        tree.insert(keys::INDEX_MANIFEST, manifest.encode())
+            .expect("writes");
+        db.flush().expect("flushes");
+    }
+    // sled's I/O threads let go of the directory a moment after its last
+    // handle is dropped (see `test_support::open_log`).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        match SledLog::open(SledOptions {
+            index_window_records: 50,
+            ..SledOptions::new(dir.path(), keys())
+        }) {
+            Err(StoreError::Unavailable(why))
+                if why.contains("in use") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened.expect("opens"),
+        }
+    };
+    assert!(
+        log.find_command("never-sent")
+            .await
+            .expect("looks up")
+            .is_none(),
+        "a hash match at another command's record is not that command"
+    );
+    let mut item = rounds[19][0].clone();
+    item.command_id = "never-sent".into();
+    item.metadata.command_id = "never-sent".into();
+    item.expected = accord_domain::ExpectedVersion::Exact(20);
+    let appended = log.append(vec![item]).await.expect("appends");
+    assert!(
+        !appended[0].duplicate,
+        "a new command is appended, not answered as another's"
+    );
+    let found = log
+        .find_command("never-sent")
+        .await
+        .expect("looks up")
+        .expect("found now");
+    assert_eq!(found.outcome.position, appended[0].position);
+    let original = log
+        .find_command(&rounds[0][2].command_id)
+        .await
+        .expect("looks up")
+        .expect("the command at position 3");
+    assert_eq!(original.outcome.position, 3);
+    log.close().await.expect("closes");
+}
