@@ -361,6 +361,27 @@ async fn the_index_digest_matches_the_records_and_leaves_out_later_appends() {
     log.close().await.expect("closes");
 }
 
+/// The stopped log in `dir` opened for surgery (no background flusher),
+/// with its index manifest.
+fn stopped_log(
+    dir: &std::path::Path,
+) -> (::sled::Db, ::sled::Tree, crate::tree::index::runs::Manifest) {
+    let db = ::sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .expect("opens");
+    let tree = db.open_tree("log").expect("tree");
+    let manifest = crate::tree::index::runs::Manifest::decode(
+        &tree
+            .get(keys::INDEX_MANIFEST)
+            .expect("reads")
+            .expect("a manifest"),
+    )
+    .expect("decodes");
+    (db, tree, manifest)
+}
+
 /// Appends `rounds` rounds of one event to each of `agreements` agreements,
 /// one group per round, and returns the items of each round.
 async fn append_rounds(
@@ -474,19 +495,7 @@ async fn indexes_kept_off_the_group_commit_answer_across_windows_a_crash_and_reo
     // manifest covered it: the window's chunks and run are on disk, the
     // manifest one window behind.
     {
-        let db = ::sled::Config::new()
-            .path(dir.path())
-            .flush_every_ms(None)
-            .open()
-            .expect("opens");
-        let tree = db.open_tree("log").expect("tree");
-        let mut manifest = crate::tree::index::runs::Manifest::decode(
-            &tree
-                .get(keys::INDEX_MANIFEST)
-                .expect("reads")
-                .expect("a manifest"),
-        )
-        .expect("decodes");
+        let (db, tree, mut manifest) = stopped_log(dir.path());
         assert_eq!(manifest.indexed, 360, "a clean close writes the whole tail");
         assert!(manifest.runs.len() >= 5, "{manifest:?}");
         let last = manifest.runs.pop().expect("a run");
@@ -527,20 +536,8 @@ async fn a_command_index_hit_is_confirmed_against_its_record() {
     // What a collision of command-id hashes looks like: a run entry with the
     // hash of a command never sent, pointing at another command's record.
     {
-        let db = ::sled::Config::new()
-            .path(dir.path())
-            .flush_every_ms(None)
-            .open()
-            .expect("opens");
-        let tree = db.open_tree("log").expect("tree");
-        use crate::tree::index::runs::{self, Manifest, Run};
-        let mut manifest = Manifest::decode(
-            &tree
-                .get(keys::INDEX_MANIFEST)
-                .expect("reads")
-                .expect("a manifest"),
-        )
-        .expect("decodes");
+        use crate::tree::index::runs::{self, Run};
+        let (db, tree, mut manifest) = stopped_log(dir.path());
         // The run is written again with the entry, filter included, as a
         // true collision would be.
         let meta = manifest.runs.first_mut().expect("a run");

@@ -193,7 +193,7 @@ impl Writer {
         let flushed = self
             .failure
             .check()
-            .and_then(|()| self.index.write_all())
+            .and_then(|()| self.index.finish())
             .and_then(|()| self.db.sync());
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");

@@ -118,15 +118,15 @@ impl IndexWriter {
         }
     }
 
-    /// Writes the whole tail to disk and waits until it is: the index on
-    /// disk then covers every record (a clean close, and tests).
-    pub(crate) fn write_all(&mut self) -> Result<(), StoreError> {
+    /// Writes the whole tail to disk, waits until it is, and stops: the
+    /// index on disk then covers every record (a clean close). Nothing is
+    /// indexed after it.
+    pub(crate) fn finish(&mut self) -> Result<(), StoreError> {
         if let Some(window) = self.index.seal_now() {
             self.hand_over(window)?;
         }
         self.stop();
-        self.index.check()?;
-        self.spawn()
+        self.index.check()
     }
 
     /// Waits for the indexer to finish what it was handed, forgets every

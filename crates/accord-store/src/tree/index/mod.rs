@@ -62,31 +62,43 @@ struct State {
 }
 
 impl State {
-    /// The tail's entries of `agreement_id`: its consecutive versions after
-    /// the indexed ones.
-    fn stream_tail(&self, agreement_id: &str) -> Option<StreamRun> {
-        let mut tail: Option<StreamRun> = None;
-        for window in self
-            .sealed
-            .iter()
-            .map(|window| &**window)
-            .chain([&self.active])
-        {
-            if let Some(run) = window.streams.get(agreement_id) {
-                match &mut tail {
-                    Some(tail) => tail.positions.extend_from_slice(&run.positions),
-                    None => tail = Some(run.clone()),
-                }
-            }
-        }
-        tail
-    }
-
-    fn tail_command(&self, command_id: &str) -> Option<u64> {
+    /// The windows of the tail, oldest first.
+    fn windows(&self) -> impl Iterator<Item = &Window> {
         self.sealed
             .iter()
             .map(|window| &**window)
             .chain([&self.active])
+    }
+
+    /// The runs of `agreement_id` in the tail, oldest first: its consecutive
+    /// versions after the indexed ones.
+    fn stream_runs<'s>(&'s self, agreement_id: &'s str) -> impl Iterator<Item = &'s StreamRun> {
+        self.windows()
+            .filter_map(move |window| window.streams.get(agreement_id))
+    }
+
+    /// The first version of `agreement_id` in the tail, and its positions
+    /// from `from_version` on (copied: the caller reads the disk after).
+    fn stream_tail_from(&self, agreement_id: &str, from_version: u64) -> Option<StreamRun> {
+        let mut runs = self.stream_runs(agreement_id).peekable();
+        let first_version = runs.peek()?.first_version;
+        let start = from_version.max(first_version);
+        let positions = runs
+            .flat_map(|run| {
+                let skip = start.saturating_sub(run.first_version) as usize;
+                run.positions.iter().skip(skip).copied()
+            })
+            .collect();
+        // The tail's own first version, so that the caller knows where the
+        // disk's part ends; the positions start at `from_version`.
+        Some(StreamRun {
+            first_version,
+            positions,
+        })
+    }
+
+    fn tail_command(&self, command_id: &str) -> Option<u64> {
+        self.windows()
             .find_map(|window| window.commands.get(command_id).copied())
     }
 }
@@ -107,14 +119,14 @@ impl LogIndex {
         head: u64,
         window_records: usize,
     ) -> Result<(Self, Vec<Arc<Window>>), StoreError> {
+        let legacy_commands = tree.scan_prefix([keys::COMMAND]).next().is_some();
         let manifest = match tree.get(keys::INDEX_MANIFEST)? {
             Some(bytes) => Manifest::decode(&bytes)?,
             None => {
                 // A log written before the tail holds its index entries on
                 // disk, all of them; a new one none. Said once, in the
                 // manifest, since a new log's entries reach the disk later.
-                let legacy = tree.scan_prefix([keys::STREAM]).next().is_some()
-                    || tree.scan_prefix([keys::COMMAND]).next().is_some();
+                let legacy = tree.scan_prefix([keys::STREAM]).next().is_some() || legacy_commands;
                 let manifest = Manifest {
                     indexed: if legacy { head } else { 0 },
                     ..Manifest::default()
@@ -141,7 +153,6 @@ impl LogIndex {
             .iter()
             .map(|run| Run::load(tree, run.id, run.entries).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let legacy_commands = tree.scan_prefix([keys::COMMAND]).next().is_some();
         let indexed = manifest.indexed;
         let index = Self(Arc::new(Inner {
             tree: tree.clone(),
@@ -287,9 +298,9 @@ impl LogIndex {
 
     /// The last version of `agreement_id` and its position (0, 0 for none).
     pub(crate) fn last_version(&self, agreement_id: &str) -> Result<(u64, u64), StoreError> {
-        if let Some(tail) = self.0.state.read().stream_tail(agreement_id) {
-            let position = tail.positions.last().copied().unwrap_or_default();
-            return Ok((tail.last_version(), position));
+        if let Some(last) = self.0.state.read().stream_runs(agreement_id).last() {
+            let position = last.positions.last().copied().unwrap_or_default();
+            return Ok((last.last_version(), position));
         }
         match last_chunk(&self.0.tree, agreement_id)? {
             Some(chunk) => {
@@ -309,15 +320,16 @@ impl LogIndex {
         agreement_id: &str,
         version: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let (indexed, tail) = {
+        let indexed = {
             let state = self.0.state.read();
-            (state.manifest.indexed, state.stream_tail(agreement_id))
+            let mut runs = state.stream_runs(agreement_id).peekable();
+            if let Some(first) = runs.peek()
+                && version >= first.first_version
+            {
+                return Ok(runs.find_map(|run| run.position_of(version)));
+            }
+            state.manifest.indexed
         };
-        if let Some(tail) = tail
-            && version >= tail.first_version
-        {
-            return Ok(tail.position_of(version));
-        }
         Ok(chunk_at(&self.0.tree, agreement_id, version)?
             .and_then(|chunk| chunk.position_of(version))
             .filter(|position| *position <= indexed))
@@ -334,7 +346,10 @@ impl LogIndex {
         let from_version = from_version.max(1);
         let (indexed, tail) = {
             let state = self.0.state.read();
-            (state.manifest.indexed, state.stream_tail(agreement_id))
+            (
+                state.manifest.indexed,
+                state.stream_tail_from(agreement_id, from_version),
+            )
         };
         let tail_first = tail.as_ref().map_or(u64::MAX, |tail| tail.first_version);
         if from_version < tail_first {
@@ -356,9 +371,9 @@ impl LogIndex {
             }
         }
         if let Some(tail) = tail {
-            let skip = from_version.saturating_sub(tail.first_version) as usize;
-            for (index, position) in tail.positions.iter().enumerate().skip(skip) {
-                if !visit(tail.first_version + index as u64, *position)? {
+            let start = from_version.max(tail.first_version);
+            for (index, position) in tail.positions.iter().enumerate() {
+                if !visit(start + index as u64, *position)? {
                     break;
                 }
             }
@@ -453,12 +468,7 @@ impl LogIndex {
         let mut digest = IndexDigest::default();
         let (indexed, runs) = {
             let state = self.0.state.read();
-            for window in state
-                .sealed
-                .iter()
-                .map(|window| &**window)
-                .chain([&state.active])
-            {
+            for window in state.windows() {
                 for (agreement_id, version, position) in window.stream_entries(through) {
                     digest.add_stream(digest_keys, agreement_id.as_bytes(), version, position);
                 }
