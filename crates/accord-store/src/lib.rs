@@ -15,7 +15,7 @@ mod nats;
 mod published_head;
 mod record;
 mod sled;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 mod tree;
 mod verify;

@@ -18,7 +18,7 @@ use crate::tree::{blocks, keys};
 /// sled's I/O threads let go of the directory's lock a moment after the
 /// last handle is dropped, so a second surgery right after a first one
 /// waits for it (up to 10 s) instead of failing.
-fn open_log(path: &Path) -> Result<(::sled::Db, ::sled::Tree), StoreError> {
+pub(crate) fn open_log(path: &Path) -> Result<(::sled::Db, ::sled::Tree), StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let db = loop {
         match ::sled::Config::new().path(path).flush_every_ms(None).open() {

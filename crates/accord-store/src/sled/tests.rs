@@ -23,16 +23,29 @@ fn announcement() -> accord_domain::Event {
 }
 
 fn keys() -> CheckpointKeys {
-    CheckpointKeys::new([0x42; 32], [])
+    crate::test_support::test_keys()
 }
 
 /// Opens the log with windows of 50 records, so that a test log spans several.
+///
+/// sled's I/O threads let go of the directory's lock a moment after the last
+/// handle of an earlier opening is dropped (see `test_support::open_log`), so
+/// an opening refused as "in use" is tried again, for at most ten seconds.
 fn open(dir: &std::path::Path) -> SledLog {
-    SledLog::open(SledOptions {
-        index_window_records: 50,
-        ..SledOptions::new(dir, keys())
-    })
-    .expect("opens")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledLog::open(SledOptions {
+            index_window_records: 50,
+            ..SledOptions::new(dir, keys())
+        }) {
+            Err(StoreError::Unavailable(why))
+                if why.contains("in use") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened.expect("opens"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -366,12 +379,7 @@ async fn the_index_digest_matches_the_records_and_leaves_out_later_appends() {
 fn stopped_log(
     dir: &std::path::Path,
 ) -> (::sled::Db, ::sled::Tree, crate::tree::index::runs::Manifest) {
-    let db = ::sled::Config::new()
-        .path(dir)
-        .flush_every_ms(None)
-        .open()
-        .expect("opens");
-    let tree = db.open_tree("log").expect("tree");
+    let (db, tree) = crate::test_support::open_log(dir).expect("opens");
     let manifest = crate::tree::index::runs::Manifest::decode(
         &tree
             .get(keys::INDEX_MANIFEST)
@@ -554,22 +562,7 @@ async fn a_command_index_hit_is_confirmed_against_its_record() {
             .expect("writes");
         db.flush().expect("flushes");
     }
-    // sled's I/O threads let go of the directory a moment after its last
-    // handle is dropped (see `test_support::open_log`).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let log = loop {
-        match SledLog::open(SledOptions {
-            index_window_records: 50,
-            ..SledOptions::new(dir.path(), keys())
-        }) {
-            Err(StoreError::Unavailable(why))
-                if why.contains("in use") && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            opened => break opened.expect("opens"),
-        }
-    };
+    let log = open(dir.path());
     assert!(
         log.find_command("never-sent")
             .await
