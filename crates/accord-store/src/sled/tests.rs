@@ -397,39 +397,86 @@ async fn append_rounds(
     agreements: u64,
     rounds: std::ops::Range<u64>,
 ) -> Vec<Vec<AppendItem>> {
-    use accord_domain::{DeliveryRecorded, Event, EventMetadata, ExpectedVersion, Timestamp};
     let mut appended = Vec::new();
     for round in rounds {
         let items: Vec<AppendItem> = (0..agreements)
-            .map(|agreement| {
-                let command_id = format!("c-{round}-{agreement}");
-                AppendItem {
-                    agreement_id: format!("a{agreement}"),
-                    expected: match round {
-                        0 => ExpectedVersion::NoStream,
-                        _ => ExpectedVersion::Exact(round),
-                    },
-                    command_id: command_id.clone(),
-                    fingerprint: [round as u8; 16],
-                    metadata: EventMetadata {
-                        command_id,
-                        ..EventMetadata::default()
-                    },
-                    event: match round {
-                        0 => announcement(),
-                        _ => Event::DeliveryRecorded(DeliveryRecorded {
-                            units: 1,
-                            delivered_at: Timestamp::from_seconds(2),
-                            reference: String::new(),
-                        }),
-                    },
-                }
-            })
+            .map(|agreement| round_item(round, agreement))
             .collect();
         log.append(items.clone()).await.expect("appended");
         appended.push(items);
     }
     appended
+}
+
+/// The event of round `round` (from 0) of agreement `a{agreement}`: its
+/// announcement, then deliveries, each expecting the version before it.
+fn round_item(round: u64, agreement: u64) -> AppendItem {
+    use accord_domain::{DeliveryRecorded, Event, EventMetadata, ExpectedVersion, Timestamp};
+    let command_id = format!("c-{round}-{agreement}");
+    AppendItem {
+        agreement_id: format!("a{agreement}"),
+        expected: match round {
+            0 => ExpectedVersion::NoStream,
+            _ => ExpectedVersion::Exact(round),
+        },
+        command_id: command_id.clone(),
+        fingerprint: [round as u8; 16],
+        metadata: EventMetadata {
+            command_id,
+            ..EventMetadata::default()
+        },
+        event: match round {
+            0 => announcement(),
+            _ => Event::DeliveryRecorded(DeliveryRecorded {
+                units: 1,
+                delivered_at: Timestamp::from_seconds(2),
+                reference: String::new(),
+            }),
+        },
+    }
+}
+
+/// The writer writes a group while its syncer syncs the one before: a
+/// retry of a command in a group not yet durable, and an append expecting
+/// the version it wrote, are answered from that group (a duplicate at its
+/// position; the next version), not from the index, which learns of the
+/// group only once it is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_and_successors_of_a_group_being_synced_are_answered_from_it() {
+    let agreements = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::sync::Arc::new(open(dir.path()));
+    let tasks: Vec<_> = (0..agreements)
+        .map(|agreement| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let opening = round_item(0, agreement);
+                let retry = opening.clone();
+                let following = round_item(1, agreement);
+                // The opening is sent first; the retry and the successor
+                // after a varying number of turns, so that some land in
+                // the opening's group and some in the groups after it.
+                tokio::join!(log.append(vec![opening]), async {
+                    for _ in 0..agreement % 5 {
+                        tokio::task::yield_now().await;
+                    }
+                    tokio::join!(log.append(vec![retry]), log.append(vec![following]))
+                })
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (opened, (retried, followed)) = task.await.expect("joins");
+        let opened = &opened.expect("the opening is appended")[0];
+        let retried = &retried.expect("the retry is answered")[0];
+        let followed = &followed.expect("the successor is appended")[0];
+        assert!(!opened.duplicate);
+        assert!(retried.duplicate, "{retried:?}");
+        assert_eq!(retried.position, opened.position);
+        assert_eq!((followed.version, followed.duplicate), (2, false));
+    }
+    assert_eq!(log.head(), 2 * agreements);
+    log.close().await.expect("closes");
 }
 
 /// What a log must answer whatever part of its index is on disk: every
