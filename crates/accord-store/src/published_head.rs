@@ -9,12 +9,10 @@ use tokio::sync::watch;
 
 use crate::{ChainHead, CheckpointKeys, SignedCheckpoint};
 
-/// The writer's side: signs heads and publishes them. The sled log's
-/// writer signs and its syncer publishes, each with a clone.
-#[derive(Clone)]
+/// The writer's side: signs heads and publishes them.
 pub(crate) struct HeadPublisher {
     keys: CheckpointKeys,
-    head: Arc<watch::Sender<u64>>,
+    head: watch::Sender<u64>,
     checkpoint: Arc<Mutex<Option<SignedCheckpoint>>>,
 }
 
@@ -40,7 +38,7 @@ impl HeadPublisher {
         let (sender, receiver) = watch::channel(head);
         let publisher = Self {
             keys,
-            head: Arc::new(sender),
+            head: sender,
             checkpoint: Arc::new(Mutex::new(checkpoint)),
         };
         (publisher, receiver)
@@ -54,11 +52,6 @@ impl HeadPublisher {
     /// Signs `head`, for the batch that writes it.
     pub(crate) fn sign(&self, head: &ChainHead) -> SignedCheckpoint {
         self.keys.sign(head)
-    }
-
-    /// The last head published.
-    pub(crate) fn head(&self) -> u64 {
-        *self.head.borrow()
     }
 
     /// Publishes a durable head and its checkpoint.

@@ -436,11 +436,12 @@ fn round_item(round: u64, agreement: u64) -> AppendItem {
     }
 }
 
-/// The writer writes a group while its syncer syncs the one before: a
-/// retry of a command in a group not yet durable, and an append expecting
-/// the version it wrote, are answered from that group (a duplicate at its
-/// position; the next version), not from the index, which learns of the
-/// group only once it is durable.
+/// A retry of a command, and an append expecting the version the command
+/// wrote, sent while the command is being written: whether they land in
+/// its group or a later one, the retry is a duplicate at its position and
+/// the successor gets the next version. (A pipelined sync, tried and
+/// reverted, answered them from groups not yet in the index; this test
+/// caught it forgetting to.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_and_successors_of_a_group_being_synced_are_answered_from_it() {
     let agreements = 300;

@@ -1,16 +1,13 @@
 //! The one task that appends: it takes every pending append, checks
-//! idempotency keys and expected versions against the latest state, and
-//! writes the accepted ones in one atomic batch; its syncer (`syncer`)
-//! fsyncs the group while the writer writes the next one, and only then
-//! answers.
+//! idempotency keys and expected versions against the latest state, writes
+//! the accepted ones in one atomic batch, fsyncs once, and only then answers.
 //!
 //! A failed write fails closed: the head stays at the last durable position,
 //! nothing more is written or read until the log is reopened from disk.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::{mpsc, oneshot};
@@ -19,14 +16,11 @@ use crate::ClearingMap;
 use crate::durable::SyncedDb;
 use crate::published_head::HeadPublisher;
 use crate::tree::batch::LogBatch;
-use crate::tree::index::LogIndex;
 use crate::tree::index::indexer::IndexWriter;
 use crate::tree::open::LogState;
 use crate::{AppendItem, AppendOutcome, Fingerprint, ImportSource, StoreError, encode_record};
-use syncer::{Syncer, SyncerShared, WrittenGroup};
 
 mod import;
-mod syncer;
 
 /// Told about every group commit, for metrics.
 pub trait CommitObserver: Send + Sync {
@@ -96,21 +90,7 @@ pub(crate) struct WriterStore {
 pub(crate) struct Writer {
     db: Arc<SyncedDb>,
     tree: ::sled::Tree,
-    /// Looks up durable commands and stream heads.
-    lookup: LogIndex,
-    /// Syncs written groups; started at the first group, stopped for an
-    /// import and at close.
-    syncer: Option<Syncer>,
-    /// The index writer while no syncer holds it.
-    idle_index: Option<IndexWriter>,
-    /// Groups written but not yet known to be durable, oldest first: what
-    /// their commands and streams became, until the index answers for them.
-    in_flight: VecDeque<InFlight>,
-    /// Groups handed to the syncer so far.
-    sequence: u64,
-    /// The sequence of the last group durable and in the index tail.
-    durable: Arc<AtomicU64>,
-    /// The log after the last group written (durable or not yet).
+    index: IndexWriter,
     state: LogState,
     stream_versions: ClearingMap<u64>,
     published: HeadPublisher,
@@ -118,13 +98,6 @@ pub(crate) struct Writer {
     failure: WriteFailure,
     max_group_events: usize,
     observer: Option<Arc<dyn CommitObserver>>,
-}
-
-/// A group written but not yet known to be durable.
-struct InFlight {
-    sequence: u64,
-    stream_versions: HashMap<String, u64>,
-    commands: HashMap<String, (Fingerprint, AppendOutcome)>,
 }
 
 /// Changes accepted into the group being built, not yet written.
@@ -149,12 +122,7 @@ impl Writer {
         Self {
             db,
             tree,
-            lookup: index.index().clone(),
-            syncer: None,
-            idle_index: Some(index),
-            in_flight: VecDeque::new(),
-            sequence: 0,
-            durable: Arc::new(AtomicU64::new(0)),
+            index,
             state,
             stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
             published,
@@ -219,77 +187,19 @@ impl Writer {
                 }
             }
         }
-        let flushed = self.finish();
+        // After a failed write sled's memory may hold a group that was never
+        // acknowledged: it is not written out on purpose here. A clean close
+        // writes the index tail, so that the next open derives nothing.
+        let flushed = self
+            .failure
+            .check()
+            .and_then(|()| self.index.finish())
+            .and_then(|()| self.db.sync());
         if let Err(error) = &flushed {
             tracing::error!(%error, "final flush of the log failed");
         }
         if let Some(reply) = close_reply {
             let _ = reply.send(flushed);
-        }
-    }
-
-    /// Waits for every written group to be answered, then, unless a write
-    /// failed, writes the index tail and syncs. After a failed write sled's
-    /// memory may hold a group that was never acknowledged: it is not
-    /// written out on purpose. A clean close writes the whole tail, so that
-    /// the next open derives nothing.
-    fn finish(&mut self) -> Result<(), StoreError> {
-        self.settle()?;
-        self.failure.check()?;
-        self.settle()?.finish()?;
-        self.db.sync()
-    }
-
-    /// Waits until every group handed to the syncer is synced and answered
-    /// and stops it; returns the index writer it gave back.
-    fn settle(&mut self) -> Result<&mut IndexWriter, StoreError> {
-        if let Some(syncer) = self.syncer.take() {
-            match syncer.stop() {
-                Ok(index) => self.idle_index = Some(index),
-                Err(error) => self.fail(&error, 0),
-            }
-        }
-        self.forget_durable();
-        // Groups the syncer did not make durable failed the log closed.
-        self.in_flight.clear();
-        self.idle_index
-            .as_mut()
-            .ok_or_else(|| StoreError::Unavailable("the log's indexer stopped".into()))
-    }
-
-    /// The running syncer, started if it is not.
-    fn syncer(&mut self) -> Result<&Syncer, StoreError> {
-        if self.syncer.is_none() {
-            let index = self
-                .idle_index
-                .take()
-                .ok_or_else(|| StoreError::Unavailable("the log's indexer stopped".into()))?;
-            let shared = SyncerShared {
-                db: self.db.clone(),
-                published: self.published.clone(),
-                failure: self.failure.clone(),
-                observer: self.observer.clone(),
-                durable: self.durable.clone(),
-            };
-            self.syncer = Some(Syncer::start(shared, index)?);
-        }
-        self.syncer
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("the log syncer stopped".into()))
-    }
-
-    /// Forgets the groups the syncer made durable: the index answers for
-    /// their commands and streams now.
-    fn forget_durable(&mut self) {
-        let durable = self.durable.load(Ordering::Acquire);
-        while self
-            .in_flight
-            .front()
-            .is_some_and(|group| group.sequence <= durable)
-        {
-            if let Some(group) = self.in_flight.pop_front() {
-                self.stream_versions.extend(group.stream_versions);
-            }
         }
     }
 
@@ -300,7 +210,6 @@ impl Writer {
             }
             return;
         }
-        self.forget_durable();
         let requests = pending.len();
         let mut group = Group::default();
         let mut next = self.state.clone();
@@ -314,73 +223,72 @@ impl Writer {
                 Err(error) => refusals.push((append.reply, error)),
             }
         }
-        let events = group.writes.records();
-        let mut written = WrittenGroup {
-            sequence: self.sequence + 1,
-            state: self.state.clone(),
-            entries: Vec::new(),
-            answers: std::mem::take(&mut group.answers),
-            refusals,
-            requests,
-            events,
-            keys: 0,
-        };
-        if events == 0 && self.in_flight.is_empty() {
-            // Duplicates and refusals against durable state only.
-            written.answer();
-            return;
-        }
-        if events > 0 {
-            let checkpoint = self.published.sign(&next.chain_head());
-            next.checkpoint = Some(checkpoint);
-            let write = std::mem::take(&mut group.writes)
-                .into_sled_write(next.agreement_count, &checkpoint);
-            if let Err(error) = self.tree.apply_batch(write.batch) {
-                let error = StoreError::from(error);
-                self.fail(&error, events);
-                written.answer_with(&error);
-                return;
+        let answer_refusals = |refusals: Vec<(Reply, StoreError)>| {
+            for (reply, error) in refusals {
+                let _ = reply.send(Err(error));
             }
-            written.state = next.clone();
-            written.entries = write.entries;
-            written.keys = write.keys;
-        }
-        // Duplicates and refusals wait for the groups written before them.
-        let handed = match self.syncer() {
-            Ok(syncer) => syncer.hand_over(written).map_err(|group| {
-                (
-                    group,
-                    StoreError::Unavailable("the log syncer stopped".into()),
-                )
-            }),
-            Err(error) => Err((Box::new(written), error)),
         };
-        if let Err((written, error)) = handed {
-            self.fail(&error, events);
-            written.answer_with(&error);
+        let events = group.writes.records();
+        if events == 0 {
+            for (reply, outcomes) in group.answers {
+                let _ = reply.send(Ok(outcomes));
+            }
+            answer_refusals(refusals);
             return;
         }
-        self.sequence += 1;
-        if events > 0 {
-            self.state = next;
-            self.in_flight.push_back(InFlight {
-                sequence: self.sequence,
-                stream_versions: group.stream_versions,
-                commands: group.commands,
+        let checkpoint = self.published.sign(&next.chain_head());
+        next.checkpoint = Some(checkpoint);
+        let write =
+            std::mem::take(&mut group.writes).into_sled_write(next.agreement_count, &checkpoint);
+        let keys = write.keys;
+        let written = self
+            .tree
+            .apply_batch(write.batch)
+            .map_err(StoreError::from)
+            .and_then(|()| {
+                let started = Instant::now();
+                self.db.sync()?;
+                let fsync = started.elapsed();
+                // Durable: its index entries join the tail before anyone
+                // is answered or can read the new head.
+                self.index.add(write.entries)?;
+                Ok(fsync)
             });
+        match written {
+            Ok(fsync) => {
+                if let Some(observer) = &self.observer {
+                    observer.committed(requests, events, fsync);
+                    observer.wrote_keys(keys);
+                }
+                self.state = next;
+                self.stream_versions.extend(group.stream_versions);
+                self.published
+                    .publish(self.state.head, self.state.checkpoint);
+                for (reply, outcomes) in group.answers {
+                    let _ = reply.send(Ok(outcomes));
+                }
+                answer_refusals(refusals);
+            }
+            Err(error) => {
+                self.fail(&error, events);
+                for (reply, _) in group.answers {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                answer_refusals(refusals);
+            }
         }
     }
 
-    /// Fails closed after a write that did not become durable (see
-    /// [`fail_closed`]).
+    /// Fails closed after a write that did not become durable: the group may
+    /// or may not be on disk (sled's memory holds it either way), so the
+    /// head stays at the last durable position, readers are refused, and
+    /// every later write is refused until the log is reopened from disk.
     fn fail(&mut self, error: &StoreError, events: usize) {
-        fail_closed(
-            &self.failure,
-            self.observer.as_ref(),
-            error,
-            events,
-            self.published.head(),
-        );
+        tracing::error!(%error, events, head = self.state.head, "a write to the log failed; the log refuses reads and writes until it is reopened");
+        self.failure.set(error.clone());
+        if let Some(observer) = &self.observer {
+            observer.failed(error);
+        }
     }
 
     /// Checks one request against the group so far and stages its records.
@@ -486,35 +394,19 @@ impl Writer {
         if let Some(version) = group.stream_versions.get(agreement_id) {
             return Ok(*version);
         }
-        // Groups in flight go to the cache once durable.
-        let in_flight = self
-            .in_flight
-            .iter()
-            .rev()
-            .find_map(|group| group.stream_versions.get(agreement_id));
-        if let Some(version) = in_flight {
-            return Ok(*version);
-        }
         if let Some(version) = self.stream_versions.get(agreement_id) {
             return Ok(*version);
         }
-        Ok(self.lookup.last_version(agreement_id)?.0)
+        Ok(self.index.index().last_version(agreement_id)?.0)
     }
 
     fn stored_command(
         &self,
         command_id: &str,
     ) -> Result<Option<(Fingerprint, AppendOutcome)>, StoreError> {
-        let in_flight = self
-            .in_flight
-            .iter()
-            .rev()
-            .find_map(|group| group.commands.get(command_id));
-        if let Some((fingerprint, outcome)) = in_flight {
-            return Ok(Some((*fingerprint, outcome.clone())));
-        }
         Ok(self
-            .lookup
+            .index
+            .index()
             .find_command(command_id)?
             .map(|found| (found.fingerprint, AppendOutcome::of(&found.event, true))))
     }
@@ -525,22 +417,4 @@ fn now_nanos() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Fails closed after a write that did not become durable: the group may
-/// or may not be on disk (sled's memory holds it either way), so the head
-/// stays at the last durable position (`head`), readers are refused, and
-/// every later write is refused until the log is reopened from disk.
-fn fail_closed(
-    failure: &WriteFailure,
-    observer: Option<&Arc<dyn CommitObserver>>,
-    error: &StoreError,
-    events: usize,
-    head: u64,
-) {
-    tracing::error!(%error, events, head, "a write to the log failed; the log refuses reads and writes until it is reopened");
-    failure.set(error.clone());
-    if let Some(observer) = observer {
-        observer.failed(error);
-    }
 }

@@ -18,8 +18,6 @@ impl Writer {
         &mut self,
         mut source: Box<dyn ImportSource>,
     ) -> Result<u64, StoreError> {
-        // Every group written before is answered first.
-        self.settle()?;
         self.failure.check()?;
         if self.state.head != 0 {
             return Err(StoreError::ImportNotPossible(format!(
@@ -73,7 +71,7 @@ impl Writer {
             let decoded = check.accept(
                 record,
                 |agreement_id| self.current_version(&Group::default(), agreement_id),
-                |command_id| Ok(self.lookup.command_position(command_id)?.is_some()),
+                |command_id| Ok(self.index.index().command_position(command_id)?.is_some()),
             )?;
             let event = &decoded.event;
             writes.push_record(
@@ -96,7 +94,7 @@ impl Writer {
         let write = writes.into_sled_write(state.agreement_count, &checkpoint);
         self.tree.apply_batch(write.batch)?;
         self.db.sync()?;
-        self.settle()?.add(write.entries)?;
+        self.index.add(write.entries)?;
         self.state = state;
         self.stream_versions.extend(check.into_versions());
         Ok(records.len() as u64)
@@ -116,7 +114,7 @@ impl Writer {
     fn empty_log(&mut self) -> Result<(), StoreError> {
         // The indexer finishes the windows it was handed before the tree is
         // emptied, so that none of its writes come after.
-        self.settle()?.clear()?;
+        self.index.clear()?;
         crate::tree::open::empty_tree(&self.tree)?;
         self.db.sync()?;
         self.state = LogState::EMPTY;
