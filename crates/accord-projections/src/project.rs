@@ -28,7 +28,7 @@ pub struct PendingChanges {
 /// The writes of one commit.
 pub(crate) struct ProjectedBatch {
     /// Everything to write, checkpoint included.
-    pub(crate) writes: sled::Batch,
+    pub(crate) writes: Writes,
     /// The position the batch brings the read models to.
     pub(crate) checkpoint: u64,
     /// Each changed agreement's stored view after the batch (shared with
@@ -121,7 +121,7 @@ impl PendingChanges {
         mut self,
         tree: &sled::Tree,
     ) -> Result<ProjectedBatch, ProjectionError> {
-        let mut writes = sled::Batch::default();
+        let mut writes = Writes::default();
         let mut portfolios: HashMap<String, PortfolioSums> = HashMap::new();
         let mut views = Vec::with_capacity(self.order.len());
         for agreement_id in self.order {
@@ -142,7 +142,7 @@ impl PendingChanges {
                     if let Some(old) = old {
                         writes.remove(old);
                     }
-                    writes.insert(key, &[] as &[u8]);
+                    writes.insert(key, sled::IVec::default());
                 }
             }
             if let Some(previous) = &previous {
@@ -154,17 +154,69 @@ impl PendingChanges {
             views.push((agreement_id, view));
         }
         for (country, sums) in portfolios {
-            writes.insert(keys::portfolio_key(&country), encode_portfolio(&sums));
+            writes.insert(
+                keys::portfolio_key(&country),
+                encode_portfolio(&sums).into(),
+            );
         }
-        writes.insert(keys::CHECKPOINT, &self.checkpoint.to_be_bytes());
+        writes.insert(
+            keys::CHECKPOINT.to_vec(),
+            self.checkpoint.to_be_bytes().as_slice().into(),
+        );
         if let Some(event_id) = self.checkpoint_event_id {
-            writes.insert(keys::CHECKPOINT_EVENT, &event_id);
+            writes.insert(keys::CHECKPOINT_EVENT.to_vec(), event_id.as_slice().into());
         }
         Ok(ProjectedBatch {
             writes,
             checkpoint: self.checkpoint,
             views,
         })
+    }
+}
+
+/// The writes of one commit, in the order they were made (no key twice).
+#[derive(Default)]
+pub(crate) struct Writes(Vec<(Vec<u8>, Option<sled::IVec>)>);
+
+impl Writes {
+    fn insert(&mut self, key: Vec<u8>, value: sled::IVec) {
+        self.0.push((key, Some(value)));
+    }
+
+    fn remove(&mut self, key: Vec<u8>) {
+        self.0.push((key, None));
+    }
+
+    /// One atomic batch: a commit to read models that serve queries.
+    pub(crate) fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
+
+    /// Plain writes in key order, for a generation that nothing reads until
+    /// it is swapped in (and that is built again after a crash): no sled
+    /// batch, so none of its process-wide lock, and each write's copies of
+    /// sled's pages are freed as it goes instead of when the whole batch
+    /// ends, which is what held a rebuild's peak memory (BENCHMARKS.md).
+    pub(crate) fn write_in_key_order(mut self, tree: &sled::Tree) -> sled::Result<()> {
+        self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => {
+                    tree.insert(key, value)?;
+                }
+                None => {
+                    tree.remove(key)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

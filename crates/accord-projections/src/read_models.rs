@@ -163,7 +163,7 @@ impl ReadModels {
         }
         let tree = self.tree();
         let batch = pending.into_batch(&tree)?;
-        tree.apply_batch(batch.writes)?;
+        tree.apply_batch(batch.writes.into_batch())?;
         self.lock_cache().extend(batch.views);
         // Queries see the views before they are synced: they hold only
         // events that are durable in the log, so a power cut can set them

@@ -11,12 +11,12 @@ use accord_domain::RecordedEvent;
 use accord_store::ClearingMap;
 
 use crate::ProjectionError;
-use crate::project::PendingChanges;
+use crate::project::{PendingChanges, Writes};
 
 /// Agreements a rebuild changes before it writes them. Each carries its
-/// view, its portfolio change and up to eight index writes, all in one sled
-/// batch that sled holds whole in memory: 100,000 made a batch of about a
-/// million writes and 3.4 GiB of peak memory (BENCHMARKS.md).
+/// view, its portfolio change and up to eight index writes, all held in
+/// memory until written: 100,000 made about a million writes and 3.4 GiB
+/// of peak memory when they were one sled batch (BENCHMARKS.md).
 const REBUILD_PENDING_AGREEMENTS: usize = 2_000;
 
 /// Held by the one rebuild that may run; lets the next one run once dropped.
@@ -93,7 +93,7 @@ impl Rebuild {
             let tree = self.tree.clone();
             let writer = std::thread::Builder::new()
                 .name("rebuild-writer".into())
-                .spawn(move || tree.apply_batch(batch))
+                .spawn(move || batch.write_in_key_order(&tree))
                 .map_err(|error| ProjectionError::Storage(Arc::new(error)))?;
             self.writing = Some(writer);
         }
@@ -103,16 +103,16 @@ impl Rebuild {
     /// Writes everything folded so far, and waits until it is written.
     pub fn write_pending(&mut self) -> Result<(), ProjectionError> {
         let batch = self.next_batch()?;
-        self.tree.apply_batch(batch)?;
+        batch.write_in_key_order(&self.tree)?;
         Ok(())
     }
 
     /// Waits for the batch being written (portfolio sums are read from the
     /// tree), then turns what is pending into the next one.
-    fn next_batch(&mut self) -> Result<sled::Batch, ProjectionError> {
+    fn next_batch(&mut self) -> Result<Writes, ProjectionError> {
         self.wait_for_writer()?;
         let Some(pending) = self.pending.take() else {
-            return Ok(sled::Batch::default());
+            return Ok(Writes::default());
         };
         let batch = pending.into_batch(&self.tree)?;
         self.cached.extend(batch.views);
