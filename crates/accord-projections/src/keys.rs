@@ -2,10 +2,11 @@
 //! lives in one tree so that a batch and its checkpoint commit atomically.
 //!
 //! - `a` + agreement id                     -> agreement view (`accord.storage.v1.AgreementView`)
-//! - `b` + buyer country + 0x00 + agreement id -> empty (buyer index)
-//! - `u` + supplier country + 0x00 + agreement id -> empty (supplier index)
-//! - `t` + sector + 0x00 + agreement id     -> empty (sector index)
-//! - `g` + stage (one byte) + 0x00 + agreement id -> empty (stage index)
+//! - `b` + buyer country + 0x00 + first id  -> a posting page: sorted agreement ids,
+//!   0x00 between them (buyer index; see `crate::postings`)
+//! - `u` + supplier country + 0x00 + first id -> a posting page (supplier index)
+//! - `t` + sector + 0x00 + first id         -> a posting page (sector index)
+//! - `g` + stage (one byte) + 0x00 + first id -> a posting page (stage index)
 //! - `p` + buyer country                    -> portfolio sums (`accord.storage.v1.PortfolioSums`)
 //! - `checkpoint`                           -> last applied position (u64 BE)
 //! - `checkpoint_event`                     -> id of the event at that position (16 bytes),
@@ -19,7 +20,12 @@ pub(crate) const AGREEMENT: u8 = b'a';
 pub(crate) const PORTFOLIO: u8 = b'p';
 
 pub(crate) fn agreement_key(agreement_id: &str) -> Vec<u8> {
-    prefixed(AGREEMENT, agreement_id.as_bytes())
+    agreement_key_bytes(agreement_id.as_bytes())
+}
+
+/// The view key of an agreement id as a posting page holds it.
+pub(crate) fn agreement_key_bytes(agreement_id: &[u8]) -> Vec<u8> {
+    prefixed(AGREEMENT, agreement_id)
 }
 
 /// An index of the agreement views by one of the values lists filter on.
@@ -55,13 +61,6 @@ impl Index {
         key
     }
 
-    /// The entry of `agreement_id` under `value`.
-    pub(crate) fn key(self, value: &[u8], agreement_id: &str) -> Vec<u8> {
-        let mut key = self.prefix(value);
-        key.extend_from_slice(agreement_id.as_bytes());
-        key
-    }
-
     /// The value `agreement` is indexed under.
     pub(crate) fn value_of(self, agreement: &Agreement) -> Vec<u8> {
         match self {
@@ -70,11 +69,6 @@ impl Index {
             Index::Sector => agreement.sector.as_bytes().to_vec(),
             Index::Stage => vec![stage_byte(agreement.stage)],
         }
-    }
-
-    /// The entry of `agreement` in this index.
-    pub(crate) fn key_of(self, agreement: &Agreement) -> Vec<u8> {
-        self.key(&self.value_of(agreement), &agreement.agreement_id)
     }
 }
 

@@ -7,6 +7,7 @@
 mod error;
 mod gaps;
 mod keys;
+mod postings;
 mod project;
 mod projector;
 mod queries;

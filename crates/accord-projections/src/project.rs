@@ -10,6 +10,7 @@ use accord_store::ClearingMap;
 
 use crate::ProjectionError;
 use crate::keys::{self, Index};
+use crate::postings::PostingChanges;
 use crate::stored::{decode_agreement, decode_portfolio, encode_agreement, encode_portfolio};
 
 /// Changes folded from the log but not yet written: what
@@ -122,6 +123,7 @@ impl PendingChanges {
         tree: &sled::Tree,
     ) -> Result<ProjectedBatch, ProjectionError> {
         let mut writes = Writes::default();
+        let mut postings = PostingChanges::default();
         let mut portfolios: HashMap<String, PortfolioSums> = HashMap::new();
         let mut views = Vec::with_capacity(self.order.len());
         for agreement_id in self.order {
@@ -136,13 +138,15 @@ impl PendingChanges {
             let sums = portfolios.get_mut(&country).expect("inserted above");
             // Index entries: added with the view, moved when the value changes.
             for index in Index::ALL {
-                let key = index.key_of(&agreement);
-                let old = previous.as_ref().map(|previous| index.key_of(previous));
-                if old.as_ref() != Some(&key) {
+                let list = index.prefix(&index.value_of(&agreement));
+                let old = previous
+                    .as_ref()
+                    .map(|previous| index.prefix(&index.value_of(previous)));
+                if old.as_ref() != Some(&list) {
                     if let Some(old) = old {
-                        writes.remove(old);
+                        postings.remove(old, &agreement_id);
                     }
-                    writes.insert(key, sled::IVec::default());
+                    postings.add(list, &agreement_id);
                 }
             }
             if let Some(previous) = &previous {
@@ -153,6 +157,7 @@ impl PendingChanges {
             writes.insert(keys::agreement_key(&agreement_id), view.clone());
             views.push((agreement_id, view));
         }
+        postings.write(tree, &mut writes)?;
         for (country, sums) in portfolios {
             writes.insert(
                 keys::portfolio_key(&country),
@@ -179,11 +184,11 @@ impl PendingChanges {
 pub(crate) struct Writes(Vec<(Vec<u8>, Option<sled::IVec>)>);
 
 impl Writes {
-    fn insert(&mut self, key: Vec<u8>, value: sled::IVec) {
+    pub(crate) fn insert(&mut self, key: Vec<u8>, value: sled::IVec) {
         self.0.push((key, Some(value)));
     }
 
-    fn remove(&mut self, key: Vec<u8>) {
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
         self.0.push((key, None));
     }
 

@@ -6,6 +6,7 @@ use accord_domain::{Agreement, PortfolioSums, Stage};
 use crate::ProjectionError;
 use crate::ReadModels;
 use crate::keys::{self, Index};
+use crate::postings;
 use crate::stored::{decode_agreement, decode_portfolio};
 
 /// Which agreements a list returns; empty or None matches all.
@@ -131,23 +132,30 @@ impl ReadModels {
         match index {
             Some((index, value)) => {
                 let prefix = index.prefix(&value);
+                // From the page holding `after_id`, skipping ids up to it.
                 let start = match after_id {
-                    Some(after) => successor(index.key(&value, after)),
+                    Some(after) => postings::page_of(&tree, &prefix, after)?
+                        .map_or_else(|| prefix.clone(), |key| key.to_vec()),
                     None => prefix.clone(),
                 };
-                for entry in tree.range(start..) {
-                    let (key, _) = entry?;
+                'pages: for entry in tree.range(start..) {
+                    let (key, page) = entry?;
                     if !key.starts_with(&prefix) {
                         break;
                     }
-                    let agreement_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                    let Some(bytes) = tree.get(keys::agreement_key(&agreement_id))? else {
-                        return Err(ProjectionError::Inconsistent(format!(
-                            "the {index:?} index names {agreement_id}, which has no view"
-                        )));
-                    };
-                    if !push(decode_agreement(&bytes)?) {
-                        break;
+                    for id in postings::decode_page(&page) {
+                        if after_id.is_some_and(|after| id <= after.as_bytes()) {
+                            continue;
+                        }
+                        let Some(bytes) = tree.get(keys::agreement_key_bytes(id))? else {
+                            return Err(ProjectionError::Inconsistent(format!(
+                                "the {index:?} index names {}, which has no view",
+                                String::from_utf8_lossy(id)
+                            )));
+                        };
+                        if !push(decode_agreement(&bytes)?) {
+                            break 'pages;
+                        }
                     }
                 }
             }
@@ -260,4 +268,146 @@ impl ReadModels {
 fn successor(mut key: Vec<u8>) -> Vec<u8> {
     key.push(0);
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use accord_domain::{
+        AgreementKind, Announced, Event, EventMetadata, Party, RecordedEvent, Signed, Stage,
+        Timestamp,
+    };
+
+    use super::AgreementFilter;
+    use crate::ReadModels;
+
+    /// Announcements of `agreements` agreements, a third of them bought by
+    /// KZ, then every other one signed.
+    fn log(agreements: u64) -> Vec<RecordedEvent> {
+        let mut events = Vec::new();
+        let mut push = |agreement: u64, version: u64, event: Event| {
+            events.push(RecordedEvent {
+                position: events.len() as u64 + 1,
+                agreement_id: format!("listed-agreement-{agreement:05}"),
+                version,
+                event_id: [0; 16],
+                recorded_at: Timestamp::default(),
+                metadata: EventMetadata::default(),
+                event,
+            });
+        };
+        for agreement in 0..agreements {
+            let buyer = if agreement % 3 == 0 { "KZ" } else { "UZ" };
+            push(
+                agreement,
+                1,
+                Event::Announced(Announced {
+                    title: "t".into(),
+                    kind: AgreementKind::Procurement,
+                    buyer: Party::new("buyer", buyer),
+                    supplier: Party::new("supplier", "US"),
+                    sector: "rail".into(),
+                    product: "locomotives".into(),
+                    quantity: Some(1),
+                    value: None,
+                    announced_at: Timestamp::from_seconds(1),
+                    venue: String::new(),
+                    source: String::new(),
+                }),
+            );
+        }
+        for agreement in (0..agreements).filter(|agreement| agreement % 2 == 0) {
+            push(
+                agreement,
+                2,
+                Event::Signed(Signed {
+                    signed_at: Timestamp::from_seconds(2),
+                    signatories: vec!["buyer".into()],
+                    value: None,
+                    quantity: None,
+                }),
+            );
+        }
+        events
+    }
+
+    /// Every id a filter lists, page by page from `after_id` to the end.
+    fn list_all(models: &ReadModels, filter: &AgreementFilter, page_size: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = models
+                .list_agreements(filter, page_size, after.as_deref())
+                .expect("lists");
+            ids.extend(
+                page.agreements
+                    .into_iter()
+                    .map(|agreement| agreement.agreement_id),
+            );
+            match page.last_id {
+                Some(last) => after = Some(last),
+                None => return ids,
+            }
+        }
+    }
+
+    /// Lists read from posting pages: thousands of agreements under one
+    /// value span many pages, and a list continued from any id, in small
+    /// pages, returns each matching agreement once, in order, after a
+    /// commit that moved half of them to another stage.
+    #[test]
+    fn lists_continue_across_posting_pages() {
+        let agreements = 3_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let models = ReadModels::open(dir.path()).expect("opens");
+        let events = log(agreements);
+        let (announced, signed) = events.split_at(agreements as usize);
+        // Announcements in small commits, the signatures in one.
+        for chunk in announced.chunks(250) {
+            models.apply(chunk).expect("applies");
+        }
+        models.apply(signed).expect("applies");
+        let id = |agreement: u64| format!("listed-agreement-{agreement:05}");
+        let cases = [
+            (
+                AgreementFilter {
+                    buyer_country: Some("KZ".into()),
+                    ..AgreementFilter::default()
+                },
+                (0..agreements)
+                    .filter(|n| n % 3 == 0)
+                    .map(id)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                AgreementFilter {
+                    stage: Some(Stage::Signed),
+                    ..AgreementFilter::default()
+                },
+                (0..agreements).filter(|n| n % 2 == 0).map(id).collect(),
+            ),
+            (
+                AgreementFilter {
+                    stage: Some(Stage::Announced),
+                    ..AgreementFilter::default()
+                },
+                (0..agreements).filter(|n| n % 2 == 1).map(id).collect(),
+            ),
+            (
+                AgreementFilter {
+                    sector: Some("rail".into()),
+                    ..AgreementFilter::default()
+                },
+                (0..agreements).map(id).collect(),
+            ),
+        ];
+        for (filter, expected) in cases {
+            for page_size in [7, 500] {
+                assert_eq!(
+                    list_all(&models, &filter, page_size),
+                    expected,
+                    "{filter:?} in pages of {page_size}"
+                );
+            }
+        }
+    }
 }
