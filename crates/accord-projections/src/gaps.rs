@@ -3,36 +3,33 @@
 //! folded, a gap between them is checked against the log: allowed only
 //! where every missing position is a quarantined message.
 
-use accord_store::{EventLog, RawRecord};
+use accord_store::EventLog;
 
 use crate::ProjectionError;
 
-/// Checks that `records` continue the position `after`, allowing only
-/// quarantined positions in between.
+/// Checks that the records at `positions` (increasing) continue the
+/// position `after`, allowing only quarantined positions in between.
 pub(crate) async fn check(
     log: &dyn EventLog,
     after: u64,
-    records: &[RawRecord],
+    positions: &[u64],
 ) -> Result<(), ProjectionError> {
     let mut expected = after + 1;
-    for record in records {
-        if record.position < expected {
+    for &position in positions {
+        if position < expected {
             // Already folded (a batch read twice): the fold skips it.
             continue;
         }
-        if record.position > expected {
-            let missing = record.position - expected;
-            let quarantined = log
-                .quarantined_between(expected, record.position - 1)
-                .await?;
+        if position > expected {
+            let missing = position - expected;
+            let quarantined = log.quarantined_between(expected, position - 1).await?;
             if quarantined != missing {
                 return Err(ProjectionError::Inconsistent(format!(
-                    "expected position {expected} next, got {}",
-                    record.position
+                    "expected position {expected} next, got {position}"
                 )));
             }
         }
-        expected = record.position + 1;
+        expected = position + 1;
     }
     Ok(())
 }

@@ -144,7 +144,8 @@ async fn project_until_stopped(
             // The reader is at the head; `caught_up` says so too.
             continue;
         }
-        crate::gaps::check(log.as_ref(), pending.checkpoint(), &events).await?;
+        let positions: Vec<u64> = events.iter().map(|record| record.position).collect();
+        crate::gaps::check(log.as_ref(), pending.checkpoint(), &positions).await?;
         let models = read_models.clone();
         pending = tokio::task::spawn_blocking(move || {
             // Decoding here rather than in the reader spreads the work over both cores.

@@ -1,9 +1,10 @@
 //! Reads the log ahead of a fold, on a task of its own, for the projector
-//! and for rebuilds.
+//! and for rebuilds; a rebuild also decodes ahead of its fold.
 
 use std::sync::Arc;
 
-use accord_store::{EventLog, RawRecord, StoreError};
+use accord_domain::RecordedEvent;
+use accord_store::{EventLog, RawRecord, StoreError, decode_record};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -41,6 +42,36 @@ pub(crate) async fn read_ahead(
         };
         next = last.position + 1;
         if batches.send(Ok(events)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Decoded events, or why the log could not be read or decoded.
+pub(crate) type DecodedBatch = Result<Vec<RecordedEvent>, StoreError>;
+
+/// Decodes the batches [`read_ahead`] sends, each on a blocking thread, and
+/// sends them on in order (an empty batch: the reader is at the head). A
+/// rebuild's fold then runs on one core while the next batch is decoded on
+/// the other.
+pub(crate) async fn decode_ahead(
+    mut raw: mpsc::Receiver<Result<Vec<RawRecord>, StoreError>>,
+    decoded: mpsc::Sender<DecodedBatch>,
+) {
+    while let Some(batch) = raw.recv().await {
+        let batch = match batch {
+            Ok(records) => tokio::task::spawn_blocking(move || {
+                records
+                    .iter()
+                    .map(|record| decode_record(&record.bytes).map(|decoded| decoded.event))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await
+            .unwrap_or_else(|error| Err(StoreError::failed("decoding ahead", error))),
+            Err(error) => Err(error),
+        };
+        let failed = batch.is_err();
+        if decoded.send(batch).await.is_err() || failed {
             return;
         }
     }

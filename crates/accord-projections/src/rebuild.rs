@@ -1,16 +1,17 @@
 //! Rebuilds the read models from position 1 into a fresh generation while
 //! the active one keeps serving, then swaps them atomically. The log is
-//! read ahead on a task of its own, and the rebuilt views are written on a
-//! thread of their own (see [`crate::Rebuild`]) while the next are folded.
+//! read and decoded ahead on tasks of their own, and the rebuilt views are
+//! written on a thread of their own (see [`crate::Rebuild`]) while the next
+//! are folded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_store::{EventLog, StoreError, decode_record};
+use accord_store::EventLog;
 
 use tokio::sync::mpsc;
 
-use crate::read_ahead::{AbortOnDrop, READ_AHEAD, read_ahead};
+use crate::read_ahead::{AbortOnDrop, READ_AHEAD, decode_ahead, read_ahead};
 use crate::{ProjectionError, ReadModels};
 
 /// Shortest time between two progress reports.
@@ -46,14 +47,18 @@ pub async fn rebuild(
         events_per_second: position as f64 / started.elapsed().as_secs_f64().max(f64::EPSILON),
         done,
     };
-    let (batches, mut received) = mpsc::channel(READ_AHEAD);
+    let (batches, raw) = mpsc::channel(READ_AHEAD);
     let _reader = AbortOnDrop(tokio::spawn(read_ahead(log.clone(), 1, batches)));
+    // One decoded batch waits while the fold applies another: decoded
+    // events take several times the bytes of the records they came from.
+    let (decoded, mut received) = mpsc::channel(1);
+    let _decoder = AbortOnDrop(tokio::spawn(decode_ahead(raw, decoded)));
     loop {
-        let records = match received.recv().await {
-            Some(records) => records?,
+        let events = match received.recv().await {
+            Some(events) => events?,
             None => return Err(ProjectionError::ReaderStopped),
         };
-        if records.is_empty() {
+        if events.is_empty() {
             // At the head of the log.
             let models = read_models.clone();
             let (swapped, returned) = tokio::task::spawn_blocking(move || {
@@ -70,14 +75,10 @@ pub async fn rebuild(
             // The active read models moved past the rebuilt ones: read on.
             continue;
         }
-        crate::gaps::check(log.as_ref(), rebuild.position(), &records).await?;
+        let positions: Vec<u64> = events.iter().map(|event| event.position).collect();
+        crate::gaps::check(log.as_ref(), rebuild.position(), &positions).await?;
         let (applied, returned) = tokio::task::spawn_blocking(move || {
-            let applied = records
-                .iter()
-                .map(|record| decode_record(&record.bytes).map(|decoded| decoded.event))
-                .collect::<Result<Vec<_>, StoreError>>()
-                .map_err(ProjectionError::from)
-                .and_then(|events| rebuild.apply(&events));
+            let applied = rebuild.apply(&events);
             (applied, rebuild)
         })
         .await?;
