@@ -10,7 +10,8 @@
 //! every page). A page that grows past [`PAGE_BYTES`] is split in halves;
 //! an empty page is removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use crate::ProjectionError;
 use crate::project::Writes;
@@ -29,25 +30,25 @@ pub(crate) fn decode_page(bytes: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-fn encode_page(ids: &[String]) -> Vec<u8> {
+fn encode_page(ids: &[&[u8]]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(page_bytes(ids));
     for (index, id) in ids.iter().enumerate() {
         if index > 0 {
             bytes.push(SEPARATOR);
         }
-        bytes.extend_from_slice(id.as_bytes());
+        bytes.extend_from_slice(id);
     }
     bytes
 }
 
-fn page_bytes(ids: &[String]) -> usize {
+fn page_bytes(ids: &[&[u8]]) -> usize {
     ids.iter().map(|id| id.len() + 1).sum()
 }
 
 /// The key of the page under `prefix` whose first id is `first`.
-fn page_key(prefix: &[u8], first: &str) -> Vec<u8> {
+fn page_key(prefix: &[u8], first: &[u8]) -> Vec<u8> {
     let mut key = prefix.to_vec();
-    key.extend_from_slice(first.as_bytes());
+    key.extend_from_slice(first);
     key
 }
 
@@ -59,7 +60,7 @@ pub(crate) fn page_of(
     id: &str,
 ) -> Result<Option<sled::IVec>, ProjectionError> {
     let before = tree
-        .range(prefix.to_vec()..=page_key(prefix, id))
+        .range(prefix.to_vec()..=page_key(prefix, id.as_bytes()))
         .next_back()
         .transpose()?;
     if let Some((key, _)) = before {
@@ -77,11 +78,35 @@ pub(crate) fn page_of(
 #[derive(Default)]
 pub(crate) struct PostingChanges(BTreeMap<Vec<u8>, BTreeMap<String, bool>>);
 
-/// A page read for a commit, by the first id it is stored under (empty for
-/// the first page of a list that had none).
-struct LoadedPage {
-    stored: bool,
-    ids: BTreeSet<String>,
+/// A page a commit changes, by the first id it is stored under (empty for
+/// the first page of a list that had none): its stored bytes and the
+/// changes that fall in it, in id order.
+#[derive(Default)]
+struct ChangedPage {
+    stored: Option<sled::IVec>,
+    changes: Vec<(String, bool)>,
+}
+
+impl ChangedPage {
+    /// The page's ids after the changes, borrowed from the stored page and
+    /// the changes (merged in one pass, no id copied).
+    fn merged(&self) -> Vec<&[u8]> {
+        let existing = self.stored.as_deref().map(decode_page).unwrap_or_default();
+        let mut merged = Vec::with_capacity(existing.len() + self.changes.len());
+        let mut existing = existing.into_iter().peekable();
+        for (id, present) in &self.changes {
+            let id = id.as_bytes();
+            while let Some(next) = existing.next_if(|next| *next < id) {
+                merged.push(next);
+            }
+            existing.next_if(|next| *next == id);
+            if *present {
+                merged.push(id);
+            }
+        }
+        merged.extend(existing);
+        merged
+    }
 }
 
 impl PostingChanges {
@@ -109,50 +134,37 @@ impl PostingChanges {
         writes: &mut Writes,
     ) -> Result<(), ProjectionError> {
         for (prefix, changes) in self.0 {
-            let mut pages: BTreeMap<String, LoadedPage> = BTreeMap::new();
+            let mut pages: BTreeMap<String, ChangedPage> = BTreeMap::new();
             for (id, present) in changes {
                 let first = match page_of(tree, &prefix, &id)? {
                     Some(key) => String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
                     None => String::new(),
                 };
                 let page = match pages.entry(first) {
-                    std::collections::btree_map::Entry::Occupied(page) => page.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(vacant) => {
+                    Entry::Occupied(page) => page.into_mut(),
+                    Entry::Vacant(vacant) => {
                         let stored = match vacant.key().is_empty() {
                             true => None,
-                            false => tree.get(page_key(&prefix, vacant.key()))?,
+                            false => tree.get(page_key(&prefix, vacant.key().as_bytes()))?,
                         };
-                        let ids = stored
-                            .as_deref()
-                            .map(|bytes| {
-                                decode_page(bytes)
-                                    .into_iter()
-                                    .map(|id| String::from_utf8_lossy(id).into_owned())
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        vacant.insert(LoadedPage {
-                            stored: stored.is_some(),
-                            ids,
+                        vacant.insert(ChangedPage {
+                            stored,
+                            changes: Vec::new(),
                         })
                     }
                 };
-                if present {
-                    page.ids.insert(id);
-                } else {
-                    page.ids.remove(&id);
-                }
+                page.changes.push((id, present));
             }
-            for (first, page) in pages {
-                let ids: Vec<String> = page.ids.into_iter().collect();
+            for (first, page) in &pages {
+                let ids = page.merged();
                 let mut written = Vec::new();
                 for chunk in split(&ids) {
-                    let key = page_key(&prefix, &chunk[0]);
+                    let key = page_key(&prefix, chunk[0]);
                     writes.insert(key.clone(), encode_page(chunk).into());
                     written.push(key);
                 }
-                let old = page_key(&prefix, &first);
-                if page.stored && !written.contains(&old) {
+                let old = page_key(&prefix, first.as_bytes());
+                if page.stored.is_some() && !written.contains(&old) {
                     writes.remove(old);
                 }
             }
@@ -163,7 +175,7 @@ impl PostingChanges {
 
 /// `ids` in pages of at most [`PAGE_BYTES`] (halves of a page that grew
 /// past it, so that the next few ids do not split it again at once).
-fn split(ids: &[String]) -> Vec<&[String]> {
+fn split<'a>(ids: &'a [&'a [u8]]) -> Vec<&'a [&'a [u8]]> {
     if ids.is_empty() {
         return Vec::new();
     }
@@ -178,6 +190,8 @@ fn split(ids: &[String]) -> Vec<&[String]> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn ids_under(tree: &sled::Tree, prefix: &[u8]) -> Vec<String> {
