@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_store::{EventLog, StoreError, decode_record};
+use accord_store::{EventLog, StoreError, decode_for_replay};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -151,7 +151,7 @@ async fn project_until_stopped(
             // Decoding here rather than in the reader spreads the work over both cores.
             let events = events
                 .iter()
-                .map(|record| decode_record(&record.bytes).map(|decoded| decoded.event))
+                .map(|record| decode_for_replay(&record.bytes))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             models.fold(&mut pending, &events).map(|()| pending)
         })

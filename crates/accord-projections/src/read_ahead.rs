@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use accord_domain::RecordedEvent;
-use accord_store::{EventLog, RawRecord, StoreError, decode_record};
+use accord_store::{EventLog, RawRecord, StoreError, decode_for_replay};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -63,7 +63,7 @@ pub(crate) async fn decode_ahead(
             Ok(records) => tokio::task::spawn_blocking(move || {
                 records
                     .iter()
-                    .map(|record| decode_record(&record.bytes).map(|decoded| decoded.event))
+                    .map(|record| decode_for_replay(&record.bytes))
                     .collect::<Result<Vec<_>, StoreError>>()
             })
             .await

@@ -32,7 +32,8 @@ pub use event_log::{
 pub use import_check::ImportVerifier;
 pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};
 pub use record::{
-    DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_record, encode_record, record_hash,
+    DecodedRecord, RECORD_SCHEMA_VERSION, RecordHash, decode_for_replay, decode_record,
+    encode_record, record_hash,
 };
 pub use sled::{CommitObserver, DEFAULT_CACHE_BYTES, DEFAULT_WINDOW_RECORDS, SledLog, SledOptions};
 pub use tree::digest::{DigestKeys, IndexDigest};

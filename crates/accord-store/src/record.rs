@@ -8,7 +8,8 @@
 //! export checks, import checks, the NATS replica) goes through.
 
 use accord_domain::{RecordedEvent, Timestamp};
-use accord_proto::storage::StoredRecord;
+use accord_proto::storage::stored_record::Payload;
+use accord_proto::storage::{ReplayedRecord, StoredRecord, replayed_record};
 use accord_proto::stored::{
     event_from_stored, event_to_stored, metadata_from_stored, metadata_to_stored,
 };
@@ -79,17 +80,8 @@ pub fn encode_record(
 /// Decodes a framed record of any schema this build reads, as the current
 /// schema, checking its checksum (not the chain: see [`record_hash`]).
 pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
-    let (header, body) = bytes.split_at_checked(HEADER_BYTES).ok_or_else(|| {
-        StoreError::Corrupt(format!("record of {} bytes is too short", bytes.len()))
-    })?;
-    let stored_crc = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
-    let actual_crc = crc32c::crc32c(body);
-    if stored_crc != actual_crc {
-        return Err(StoreError::Corrupt(format!(
-            "checksum mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}"
-        )));
-    }
-    let record = upcast(header[0], body)?;
+    let (version, body) = checked_body(bytes)?;
+    let record = upcast(version, body)?;
     let position = record.position;
     let corrupt =
         |what: &str| StoreError::Corrupt(format!("record at position {position}: {what}"));
@@ -126,6 +118,69 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
         prev_hash,
         command_fingerprint,
     })
+}
+
+/// Decodes the event of a framed record for a replay into read models: as
+/// [`decode_record`] (the checksum checked, any schema this build reads),
+/// but without what a fold never reads — the metadata (left empty), the
+/// previous hash and the command fingerprint — which are skipped, not
+/// allocated.
+pub fn decode_for_replay(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
+    let (version, body) = checked_body(bytes)?;
+    let record = match version {
+        // Schema 1 is today's: its replayed fields are read as they are.
+        1 => ReplayedRecord::decode(body)
+            .map_err(|error| StoreError::Corrupt(format!("undecodable record body: {error}")))?,
+        _ => {
+            // An older schema (none yet) goes through the one upcast point.
+            let event = decode_record(bytes)?.event;
+            return Ok(RecordedEvent {
+                metadata: Default::default(),
+                ..event
+            });
+        }
+    };
+    let position = record.position;
+    let corrupt =
+        |what: &str| StoreError::Corrupt(format!("record at position {position}: {what}"));
+    let event_id: [u8; 16] = record
+        .event_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt("event id is not 16 bytes"))?;
+    let payload = match record.payload.ok_or_else(|| corrupt("no payload"))? {
+        replayed_record::Payload::Announced(event) => Payload::Announced(event),
+        replayed_record::Payload::Signed(event) => Payload::Signed(event),
+        replayed_record::Payload::DeliveryRecorded(event) => Payload::DeliveryRecorded(event),
+        replayed_record::Payload::LocalizationRecorded(event) => {
+            Payload::LocalizationRecorded(event)
+        }
+    };
+    let event = event_from_stored(payload).map_err(|error| corrupt(&error.to_string()))?;
+    Ok(RecordedEvent {
+        position,
+        agreement_id: record.agreement_id,
+        version: record.version,
+        event_id,
+        recorded_at: Timestamp::from_unix_nanos(record.recorded_at_unix_nanos),
+        metadata: Default::default(),
+        event,
+    })
+}
+
+/// The schema version and body of a framed record whose checksum holds.
+fn checked_body(bytes: &[u8]) -> Result<(u8, &[u8]), StoreError> {
+    let (header, body) = bytes.split_at_checked(HEADER_BYTES).ok_or_else(|| {
+        StoreError::Corrupt(format!("record of {} bytes is too short", bytes.len()))
+    })?;
+    let stored_crc = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+    let actual_crc = crc32c::crc32c(body);
+    if stored_crc != actual_crc {
+        return Err(StoreError::Corrupt(format!(
+            "checksum mismatch: stored {stored_crc:08x}, computed {actual_crc:08x}"
+        )));
+    }
+    Ok((header[0], body))
 }
 
 /// The one upcast point: the body of a record of schema `version`, as the

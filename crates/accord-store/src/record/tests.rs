@@ -84,6 +84,7 @@ proptest! {
         bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
         bytes.extend_from_slice(&body);
         let _ = decode_record(&bytes);
+        let _ = decode_for_replay(&bytes);
     }
 }
 
@@ -98,4 +99,28 @@ fn a_record_of_a_newer_schema_is_refused_with_a_clear_message() {
     unknown[0] = 0;
     let error = decode_record(&unknown).expect_err("refused").to_string();
     assert!(error.contains("unknown record schema version 0"), "{error}");
+}
+
+/// The replay's decoder reads what `decode_record` reads, less the
+/// metadata; it checks the checksum and the schema the same way.
+#[test]
+fn the_replay_decoder_reads_the_event_without_its_metadata() {
+    let (bytes, _) = encode_record(&sample(5), &[3; 16], &[9; 32]);
+    let replayed = decode_for_replay(&bytes).expect("decodes");
+    assert_eq!(
+        replayed,
+        RecordedEvent {
+            metadata: EventMetadata::default(),
+            ..sample(5)
+        }
+    );
+    for index in [0, 2, bytes.len() / 2, bytes.len() - 1] {
+        let mut damaged = bytes.clone();
+        damaged[index] ^= 0x10;
+        assert!(decode_for_replay(&damaged).is_err(), "byte {index} flipped");
+    }
+    let mut newer = bytes;
+    newer[0] = RECORD_SCHEMA_VERSION + 1;
+    let error = decode_for_replay(&newer).expect_err("refused").to_string();
+    assert!(error.contains("written by a newer Accord"), "{error}");
 }
