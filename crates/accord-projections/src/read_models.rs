@@ -26,10 +26,11 @@ const ACTIVE_TREE_KEY: &[u8] = b"active_tree";
 const SCHEMA_KEY: &[u8] = b"schema";
 const FIRST_TREE: &str = "agreements-1";
 
-/// Most agreement views the projector keeps in memory, as stored: a hit
+/// Bytes of agreement views the projector keeps in memory, as stored: a hit
 /// is decoded again, which costs less than cloning decoded views into the
-/// cache at every commit did (BENCHMARKS.md).
-const CACHED_VIEWS: usize = 200_000;
+/// cache at every commit did (BENCHMARKS.md). About 150,000 views of the
+/// demo's size; a rebuild keeps as much again.
+const CACHED_VIEW_BYTES: usize = 64 * 1024 * 1024;
 
 /// The read models, always at one checkpoint.
 pub struct ReadModels {
@@ -84,7 +85,7 @@ impl ReadModels {
             active: ContainedDrop::new(RwLock::new(Generation { tree, number })),
             commit_lock: Mutex::new(()),
             checkpoint: watch::Sender::new(checkpoint),
-            cached_views: Mutex::new(ClearingMap::new(CACHED_VIEWS)),
+            cached_views: Mutex::new(ClearingMap::new(CACHED_VIEW_BYTES, view_bytes)),
             last_sync: Mutex::new(None),
             rebuilding: Arc::new(AtomicBool::new(false)),
         };
@@ -227,7 +228,7 @@ impl ReadModels {
         let name = generation_name(number);
         self.db.db().drop_tree(&name)?;
         let tree = self.db.db().open_tree(&name)?;
-        Ok(Rebuild::new(tree, number, CACHED_VIEWS))
+        Ok(Rebuild::new(tree, number, CACHED_VIEW_BYTES))
     }
 
     /// Makes a rebuilt generation the active one, if it has reached the
@@ -280,6 +281,11 @@ impl ReadModels {
 struct Generation {
     tree: sled::Tree,
     number: u64,
+}
+
+/// The heap bytes of a stored view held in a cache.
+pub(crate) fn view_bytes(view: &sled::IVec) -> usize {
+    view.len()
 }
 
 fn generation_name(number: u64) -> String {

@@ -50,12 +50,14 @@ pub struct Rebuild {
 }
 
 impl Rebuild {
-    pub(crate) fn new(tree: sled::Tree, number: u64, cached_views: usize) -> Self {
+    /// A rebuild into `tree` that keeps at most `cached_view_bytes` of views
+    /// in memory.
+    pub(crate) fn new(tree: sled::Tree, number: u64, cached_view_bytes: usize) -> Self {
         Self {
             tree,
             number,
             checkpoint: 0,
-            cached: ClearingMap::new(cached_views),
+            cached: ClearingMap::new(cached_view_bytes, crate::read_models::view_bytes),
             pending: None,
             writing: None,
         }
@@ -208,7 +210,7 @@ mod tests {
         }
         // A cache that holds everything (no view read from the tree), and
         // one that drops what it holds several times during the rebuild.
-        for cached_views in [1_000_000, 700] {
+        for cached_views in [1 << 30, 100_000] {
             let db = sled::Config::new().temporary(true).open().expect("opens");
             let tree = db.open_tree("rebuilt").expect("tree");
             let mut rebuild = Rebuild::new(tree.clone(), 2, cached_views);
@@ -216,6 +218,11 @@ mod tests {
                 rebuild.apply(events).expect("applies");
             }
             rebuild.write_pending().expect("writes");
+            assert_eq!(
+                rebuild.cached.dropped_nothing(),
+                cached_views == 1 << 30,
+                "the small budget drops views, the large one none"
+            );
             assert_eq!(rebuild.position(), log.len() as u64);
             assert_eq!(
                 crate::read_models::read_checkpoint(&tree).expect("reads"),

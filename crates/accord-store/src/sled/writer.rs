@@ -76,8 +76,9 @@ impl WriteFailure {
     }
 }
 
-/// Most stream heads remembered before the cache is dropped and refilled from disk.
-const VERSION_CACHE_LIMIT: usize = 1_000_000;
+/// Bytes of stream heads remembered before the cache is dropped and refilled
+/// from disk (about 700,000 agreements with ids of 30 characters).
+const VERSION_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the writer writes to: the database it syncs, the log's tree, and
 /// the indexer of its index tail.
@@ -124,7 +125,7 @@ impl Writer {
             tree,
             index,
             state,
-            stream_versions: ClearingMap::new(VERSION_CACHE_LIMIT),
+            stream_versions: ClearingMap::new(VERSION_CACHE_BYTES, |_| 0),
             published,
             failure,
             max_group_events: max_group_events.max(1),

@@ -6,8 +6,9 @@ use accord_domain::Agreement;
 use accord_store::ClearingMap;
 use parking_lot::Mutex;
 
-/// Most agreements kept before the cache starts over.
-const CAPACITY: usize = 100_000;
+/// Bytes of agreement states kept before the cache starts over (about
+/// 50,000 agreements of the demo's size).
+const BUDGET_BYTES: usize = 32 * 1024 * 1024;
 
 /// Agreement states by id.
 pub(crate) struct StateCache {
@@ -17,7 +18,7 @@ pub(crate) struct StateCache {
 impl Default for StateCache {
     fn default() -> Self {
         Self {
-            states: Mutex::new(ClearingMap::new(CAPACITY)),
+            states: Mutex::new(ClearingMap::new(BUDGET_BYTES, agreement_bytes)),
         }
     }
 }
@@ -46,4 +47,33 @@ impl StateCache {
         // A panic while holding the lock cannot leave the map half-updated.
         self.states.lock()
     }
+}
+
+/// The bytes an agreement state holds: its own size and its strings.
+fn agreement_bytes(agreement: &Agreement) -> usize {
+    let strings = [
+        &agreement.agreement_id,
+        &agreement.title,
+        &agreement.buyer.name,
+        &agreement.buyer.country,
+        &agreement.supplier.name,
+        &agreement.supplier.country,
+        &agreement.sector,
+        &agreement.product,
+        &agreement.facility,
+        &agreement.venue,
+        &agreement.source,
+    ];
+    let lists = agreement
+        .technology_transfer
+        .iter()
+        .chain(&agreement.signatories)
+        .map(|item| std::mem::size_of::<String>() + item.len());
+    std::mem::size_of::<Agreement>()
+        + strings.iter().map(|text| text.len()).sum::<usize>()
+        + agreement
+            .value
+            .as_ref()
+            .map_or(0, |value| value.currency.len())
+        + lists.sum::<usize>()
 }

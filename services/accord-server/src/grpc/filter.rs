@@ -13,8 +13,9 @@ use accord_store::{ClearingMap, EventLog};
 
 use crate::error::ApiError;
 
-/// Most agreements whose buyer country the server remembers for filters.
-const BUYER_COUNTRIES: usize = 100_000;
+/// Bytes of buyer countries the server remembers for filters (about
+/// 100,000 agreements with ids of 30 characters).
+const BUYER_COUNTRY_BYTES: usize = 16 * 1024 * 1024;
 
 /// The buyer country of recently filtered agreements, shared by every
 /// stream of a server (an agreement's buyer never changes), bounded.
@@ -22,7 +23,10 @@ pub(crate) struct BuyerCountries(Mutex<ClearingMap<String>>);
 
 impl Default for BuyerCountries {
     fn default() -> Self {
-        Self(Mutex::new(ClearingMap::new(BUYER_COUNTRIES)))
+        Self(Mutex::new(ClearingMap::new(
+            BUYER_COUNTRY_BYTES,
+            String::len,
+        )))
     }
 }
 
