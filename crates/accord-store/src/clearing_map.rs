@@ -11,8 +11,8 @@ use std::collections::HashMap;
 /// byte) and the table's spare room, rounded up.
 pub(crate) const ENTRY_BYTES: usize = 64;
 
-/// Entries by string key, at most `budget` bytes of them: each costs
-/// [`ENTRY_BYTES`], its key's length and what its weigher says its value
+/// Entries by string key, at most `budget` bytes of them: each costs 64
+/// bytes of slot, its key's length and what its weigher says its value
 /// holds on the heap.
 #[derive(Debug, Clone)]
 pub struct ClearingMap<V> {
