@@ -83,13 +83,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
     let (version, body) = checked_body(bytes)?;
     let record = upcast(version, body)?;
     let position = record.position;
-    let corrupt =
-        |what: &str| StoreError::Corrupt(format!("record at position {position}: {what}"));
-    let event_id: [u8; 16] = record
-        .event_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| corrupt("event id is not 16 bytes"))?;
+    let corrupt = |what: &str| corrupt_at(position, what);
+    let event_id = event_id_of(&record.event_id, position)?;
     let prev_hash: RecordHash = record
         .prev_hash
         .as_slice()
@@ -141,13 +136,8 @@ pub fn decode_for_replay(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
         }
     };
     let position = record.position;
-    let corrupt =
-        |what: &str| StoreError::Corrupt(format!("record at position {position}: {what}"));
-    let event_id: [u8; 16] = record
-        .event_id
-        .as_slice()
-        .try_into()
-        .map_err(|_| corrupt("event id is not 16 bytes"))?;
+    let corrupt = |what: &str| corrupt_at(position, what);
+    let event_id = event_id_of(&record.event_id, position)?;
     let payload = match record.payload.ok_or_else(|| corrupt("no payload"))? {
         replayed_record::Payload::Announced(event) => Payload::Announced(event),
         replayed_record::Payload::Signed(event) => Payload::Signed(event),
@@ -166,6 +156,18 @@ pub fn decode_for_replay(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
         metadata: Default::default(),
         event,
     })
+}
+
+/// The error for a record at `position` whose `what` is wrong.
+fn corrupt_at(position: u64, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("record at position {position}: {what}"))
+}
+
+/// The event id a record at `position` holds in `bytes`.
+fn event_id_of(bytes: &[u8], position: u64) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| corrupt_at(position, "event id is not 16 bytes"))
 }
 
 /// The schema version and body of a framed record whose checksum holds.
