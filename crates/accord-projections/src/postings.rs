@@ -11,7 +11,7 @@
 //! an empty page is removed.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::ops::Bound;
 
 use crate::ProjectionError;
 use crate::project::Writes;
@@ -52,25 +52,36 @@ fn page_key(prefix: &[u8], first: &[u8]) -> Vec<u8> {
     key
 }
 
-/// The key of the page under `prefix` that holds `id`, or would: the last
-/// page starting at or before it, else the first page.
+/// The page under `prefix` that holds `id`, or would (the last page
+/// starting at or before it, else the first page): its key and its bytes.
 pub(crate) fn page_of(
     tree: &sled::Tree,
     prefix: &[u8],
     id: &str,
-) -> Result<Option<sled::IVec>, ProjectionError> {
+) -> Result<Option<(sled::IVec, sled::IVec)>, ProjectionError> {
     let before = tree
         .range(prefix.to_vec()..=page_key(prefix, id.as_bytes()))
         .next_back()
         .transpose()?;
-    if let Some((key, _)) = before {
-        return Ok(Some(key));
+    if before.is_some() {
+        return Ok(before);
     }
+    Ok(tree.scan_prefix(prefix).next().transpose()?)
+}
+
+/// The first id of the page under `prefix` after the one stored at `key`.
+fn next_first(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, ProjectionError> {
+    let after = (Bound::Excluded(key), Bound::Unbounded);
     Ok(tree
-        .scan_prefix(prefix)
+        .range::<&[u8], _>(after)
         .next()
         .transpose()?
-        .map(|(key, _)| key))
+        .filter(|(next, _)| next.starts_with(prefix))
+        .map(|(next, _)| next[prefix.len()..].to_vec()))
 }
 
 /// Ids to add to and remove from the posting lists, by prefix (index and
@@ -78,11 +89,11 @@ pub(crate) fn page_of(
 #[derive(Default)]
 pub(crate) struct PostingChanges(BTreeMap<Vec<u8>, BTreeMap<String, bool>>);
 
-/// A page a commit changes, by the first id it is stored under (empty for
-/// the first page of a list that had none): its stored bytes and the
-/// changes that fall in it, in id order.
-#[derive(Default)]
+/// A page a commit changes: the first id it is stored under (empty for the
+/// first page of a list that had none), its stored bytes and the changes
+/// that fall in it, in id order.
 struct ChangedPage {
+    first: Vec<u8>,
     stored: Option<sled::IVec>,
     changes: Vec<(String, bool)>,
 }
@@ -127,35 +138,48 @@ impl PostingChanges {
     }
 
     /// Reads the pages the changes fall in and adds the writes that apply
-    /// them to `writes`: only those pages are rewritten.
+    /// them to `writes`: only those pages are read and rewritten, each read
+    /// once (the changes come in id order, so a page found for one id takes
+    /// every following id below the next page's first).
     pub(crate) fn write(
         self,
         tree: &sled::Tree,
         writes: &mut Writes,
     ) -> Result<(), ProjectionError> {
         for (prefix, changes) in self.0 {
-            let mut pages: BTreeMap<String, ChangedPage> = BTreeMap::new();
+            let mut pages: Vec<ChangedPage> = Vec::new();
+            // The first id of the page after the last one in `pages`; `None`
+            // when that page is the list's last.
+            let mut bound: Option<Vec<u8>> = None;
             for (id, present) in changes {
-                let first = match page_of(tree, &prefix, &id)? {
-                    Some(key) => String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
-                    None => String::new(),
-                };
-                let page = match pages.entry(first) {
-                    Entry::Occupied(page) => page.into_mut(),
-                    Entry::Vacant(vacant) => {
-                        let stored = match vacant.key().is_empty() {
-                            true => None,
-                            false => tree.get(page_key(&prefix, vacant.key().as_bytes()))?,
-                        };
-                        vacant.insert(ChangedPage {
-                            stored,
-                            changes: Vec::new(),
-                        })
-                    }
-                };
-                page.changes.push((id, present));
+                let covered =
+                    !pages.is_empty() && bound.as_deref().is_none_or(|bound| id.as_bytes() < bound);
+                if !covered {
+                    let page = match page_of(tree, &prefix, &id)? {
+                        Some((key, stored)) => {
+                            bound = next_first(tree, &prefix, &key)?;
+                            ChangedPage {
+                                first: key[prefix.len()..].to_vec(),
+                                stored: Some(stored),
+                                changes: Vec::new(),
+                            }
+                        }
+                        None => {
+                            bound = None;
+                            ChangedPage {
+                                first: Vec::new(),
+                                stored: None,
+                                changes: Vec::new(),
+                            }
+                        }
+                    };
+                    pages.push(page);
+                }
+                if let Some(page) = pages.last_mut() {
+                    page.changes.push((id, present));
+                }
             }
-            for (first, page) in &pages {
+            for page in &pages {
                 let ids = page.merged();
                 let mut written = Vec::new();
                 for chunk in split(&ids) {
@@ -163,7 +187,7 @@ impl PostingChanges {
                     writes.insert(key.clone(), encode_page(chunk).into());
                     written.push(key);
                 }
-                let old = page_key(&prefix, first.as_bytes());
+                let old = page_key(&prefix, &page.first);
                 if page.stored.is_some() && !written.contains(&old) {
                     writes.remove(old);
                 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_store::{EventLog, StoreError, decode_for_replay};
+use accord_store::EventLog;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -149,10 +149,7 @@ async fn project_until_stopped(
         let models = read_models.clone();
         pending = tokio::task::spawn_blocking(move || {
             // Decoding here rather than in the reader spreads the work over both cores.
-            let events = events
-                .iter()
-                .map(|record| decode_for_replay(&record.bytes))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let events = crate::read_ahead::decode_batch(&events)?;
             models.fold(&mut pending, &events).map(|()| pending)
         })
         .await??;

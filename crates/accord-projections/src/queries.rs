@@ -135,7 +135,7 @@ impl ReadModels {
                 // From the page holding `after_id`, skipping ids up to it.
                 let start = match after_id {
                     Some(after) => postings::page_of(&tree, &prefix, after)?
-                        .map_or_else(|| prefix.clone(), |key| key.to_vec()),
+                        .map_or_else(|| prefix.clone(), |(key, _)| key.to_vec()),
                     None => prefix.clone(),
                 };
                 'pages: for entry in tree.range(start..) {

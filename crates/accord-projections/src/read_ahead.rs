@@ -60,14 +60,9 @@ pub(crate) async fn decode_ahead(
 ) {
     while let Some(batch) = raw.recv().await {
         let batch = match batch {
-            Ok(records) => tokio::task::spawn_blocking(move || {
-                records
-                    .iter()
-                    .map(|record| decode_for_replay(&record.bytes))
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .await
-            .unwrap_or_else(|error| Err(StoreError::failed("decoding ahead", error))),
+            Ok(records) => tokio::task::spawn_blocking(move || decode_batch(&records))
+                .await
+                .unwrap_or_else(|error| Err(StoreError::failed("decoding ahead", error))),
             Err(error) => Err(error),
         };
         let failed = batch.is_err();
@@ -75,6 +70,14 @@ pub(crate) async fn decode_ahead(
             return;
         }
     }
+}
+
+/// The events of `records`, decoded for a fold (see `decode_for_replay`).
+pub(crate) fn decode_batch(records: &[RawRecord]) -> DecodedBatch {
+    records
+        .iter()
+        .map(|record| decode_for_replay(&record.bytes))
+        .collect()
 }
 
 /// Stops a task when its owner goes away.

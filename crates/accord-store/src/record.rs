@@ -123,11 +123,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<DecodedRecord, StoreError> {
 pub fn decode_for_replay(bytes: &[u8]) -> Result<RecordedEvent, StoreError> {
     let (version, body) = checked_body(bytes)?;
     let record = match version {
-        // Schema 1 is today's: its replayed fields are read as they are.
-        1 => ReplayedRecord::decode(body)
+        // Today's schema: its replayed fields are read as they are.
+        RECORD_SCHEMA_VERSION => ReplayedRecord::decode(body)
             .map_err(|error| StoreError::Corrupt(format!("undecodable record body: {error}")))?,
         _ => {
-            // An older schema (none yet) goes through the one upcast point.
+            // An older schema (none yet) goes through the one upcast point,
+            // which also refuses an unknown one.
             let event = decode_record(bytes)?.event;
             return Ok(RecordedEvent {
                 metadata: Default::default(),
