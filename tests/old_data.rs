@@ -20,6 +20,20 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// Copies the fixture data directory `name` to `to` as an operator restores
+/// a backup: the signing key private to its owner again. Git keeps no mode
+/// but the executable bit, so a clean clone checks the key out readable by
+/// others, and the server rightly refuses to start on such a key.
+fn restore_fixture(name: &str, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    copy_dir(&fixtures().join(name), to);
+    let key = to.join("signing-key");
+    if key.exists() {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("the restored key is private");
+    }
+}
+
 /// The commands that wrote the fixtures, as `Execute` batches in order.
 fn fixture_batches() -> Vec<Vec<v1::Command>> {
     use v1::command::Command;
@@ -63,7 +77,7 @@ async fn execute_fixture_commands(server: &TestServer) -> Vec<v1::AppendResult> 
 /// operator upgrading from 0.1 does (`--adopt-unsigned-log`).
 async fn server_on_fixture() -> TestServer {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixtures().join("v1-data-dir"), data_dir.path());
+    restore_fixture("v1-data-dir", data_dir.path());
     let mut server =
         TestServer::start_in(data_dir, |config| config.adopt_unsigned_log = true).await;
     // Adopted once; restarts go without the flag, as the README says.
@@ -74,7 +88,7 @@ async fn server_on_fixture() -> TestServer {
 #[tokio::test]
 async fn a_0_1_data_directory_is_refused_until_adopted_then_signed_for_good() {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixtures().join("v1-data-dir"), data_dir.path());
+    restore_fixture("v1-data-dir", data_dir.path());
     let refused = accord_server::start(Config::ephemeral(data_dir.path()))
         .await
         .err()
@@ -372,7 +386,7 @@ async fn the_fixture_recipe_writes_the_events_of_the_checked_in_fixtures() {
 #[tokio::test]
 async fn a_data_directory_written_before_the_index_tail_opens_verifies_and_continues() {
     let data_dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixtures().join("v2-data-dir"), data_dir.path());
+    restore_fixture("v2-data-dir", data_dir.path());
     let mut old = TestServer::start_in(data_dir, |_| {}).await;
     let fresh = TestServer::start().await;
     execute_fixture_commands(&fresh).await;
