@@ -483,6 +483,30 @@ async fn reads_start_and_stop_anywhere_in_large_batches(backend: Backend) {
                 }
             }
         }
+        // Reads at positions an index lists: scattered, in one block or
+        // across blocks and batches, up to the head.
+        for positions in [
+            vec![1],
+            vec![2, 3, 4],
+            vec![1, 50, 51, 99, 100, 101, 296, 500, 597],
+            (1..=head).step_by(13).collect(),
+            (1..=head).collect(),
+            vec![],
+        ] {
+            let events = log
+                .read_positions(&positions)
+                .await
+                .expect("reads positions");
+            let got: Vec<u64> = events.iter().map(|event| event.position).collect();
+            assert_eq!(got, positions, "read_positions");
+            for event in &events {
+                let (id, version) = written[event.position as usize - 1];
+                assert_eq!((event.agreement_id.as_str(), event.version), (id, version));
+            }
+        }
+        let past = log.read_positions(&[596, 597, 598]).await.expect("reads");
+        let got: Vec<u64> = past.iter().map(|event| event.position).collect();
+        assert_eq!(got, [596, 597], "none past the head");
         for id in agreements {
             let last = written.iter().filter(|(other, _)| *other == id).count() as u64;
             assert_eq!(last, 199);

@@ -8,6 +8,10 @@
 //! - `t` + sector + 0x00 + first id         -> a posting page (sector index)
 //! - `g` + stage (one byte) + 0x00 + first id -> a posting page (stage index)
 //! - `p` + buyer country                    -> portfolio sums (`accord.storage.v1.PortfolioSums`)
+//! - `l` + `e` + event type + 0x00 + first position (u64 BE) -> a chunk of the log's
+//!   positions of that type (`crate::positions`)
+//! - `l` + `c` + buyer country + 0x00 + first position (u64 BE) -> a chunk of the log's
+//!   positions of agreements bought by that country
 //! - `checkpoint`                           -> last applied position (u64 BE)
 //! - `checkpoint_event`                     -> id of the event at that position (16 bytes),
 //!   so that read models can tell at open whether they follow this log
@@ -18,6 +22,7 @@ pub(crate) const CHECKPOINT: &[u8] = b"checkpoint";
 pub(crate) const CHECKPOINT_EVENT: &[u8] = b"checkpoint_event";
 pub(crate) const AGREEMENT: u8 = b'a';
 pub(crate) const PORTFOLIO: u8 = b'p';
+pub(crate) const POSITIONS: u8 = b'l';
 
 pub(crate) fn agreement_key(agreement_id: &str) -> Vec<u8> {
     agreement_key_bytes(agreement_id.as_bytes())
@@ -80,6 +85,16 @@ pub(crate) fn stage_byte(stage: Stage) -> u8 {
         Stage::Delivering => 3,
         Stage::Delivered => 4,
     }
+}
+
+/// The prefix of the position chunks of `value` in the position index `tag`.
+pub(crate) fn position_prefix(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 3);
+    key.push(POSITIONS);
+    key.push(tag);
+    key.extend_from_slice(value);
+    key.push(0);
+    key
 }
 
 pub(crate) fn portfolio_key(country: &str) -> Vec<u8> {

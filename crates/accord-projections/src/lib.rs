@@ -7,6 +7,7 @@
 mod error;
 mod gaps;
 mod keys;
+mod positions;
 mod postings;
 mod project;
 mod projector;
@@ -19,6 +20,7 @@ mod reconcile;
 mod stored;
 
 pub use error::ProjectionError;
+pub use positions::{IndexedPositions, PositionIndex, PositionQuery};
 pub use project::PendingChanges;
 pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage, LocalizationReport};

@@ -10,6 +10,7 @@ use accord_store::ClearingMap;
 
 use crate::ProjectionError;
 use crate::keys::{self, Index};
+use crate::positions::PositionChanges;
 use crate::postings::PostingChanges;
 use crate::stored::{decode_agreement, decode_portfolio, encode_agreement, encode_portfolio};
 
@@ -24,6 +25,8 @@ pub struct PendingChanges {
     before: HashMap<String, Option<Agreement>>,
     after: HashMap<String, Agreement>,
     order: Vec<String>,
+    /// The positions folded, for the position index.
+    positions: PositionChanges,
 }
 
 /// The writes of one commit.
@@ -47,6 +50,7 @@ impl PendingChanges {
             before: HashMap::new(),
             after: HashMap::new(),
             order: Vec::new(),
+            positions: PositionChanges::default(),
         }
     }
 
@@ -89,6 +93,11 @@ impl PendingChanges {
                 agreement.apply(&event.event);
                 agreement.version = event.version;
                 agreement.position = event.position;
+                self.positions.add(
+                    event.position,
+                    event.event.event_type(),
+                    &agreement.buyer.country,
+                );
             } else {
                 let stored = match cached.get(&event.agreement_id) {
                     Some(view) => Some(decode_agreement(view)?),
@@ -107,6 +116,11 @@ impl PendingChanges {
                         event.agreement_id
                     ))
                 })?;
+                self.positions.add(
+                    event.position,
+                    event.event.event_type(),
+                    &next.buyer.country,
+                );
                 self.before.insert(event.agreement_id.clone(), stored);
                 self.order.push(event.agreement_id.clone());
                 self.after.insert(event.agreement_id.clone(), next);
@@ -158,6 +172,7 @@ impl PendingChanges {
             views.push((agreement_id, view));
         }
         postings.write(tree, &mut writes)?;
+        self.positions.write(tree, &mut writes)?;
         for (country, sums) in portfolios {
             writes.insert(
                 keys::portfolio_key(&country),

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::ProjectionError;
 use crate::keys;
+use crate::positions::{IndexedPositions, PositionQuery};
 use crate::project::PendingChanges;
 use crate::rebuilt::{Rebuild, RebuildClaim};
 use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA};
@@ -204,6 +205,31 @@ impl ReadModels {
         let mut empty = self.start_rebuild()?;
         let _committing = self.commit_lock.lock();
         self.swap(&mut empty)
+    }
+
+    /// Up to `max` positions from `from` on of the events that match
+    /// `query`, from the position index; see [`IndexedPositions`] for what
+    /// its `through` promises. A rebuild swapped in while the index is read
+    /// has the same positions in its new generation: the read starts over
+    /// there, so nothing is missed while the old one is dropped.
+    pub fn indexed_positions(
+        &self,
+        query: &PositionQuery,
+        from: u64,
+        max: usize,
+    ) -> Result<IndexedPositions, ProjectionError> {
+        loop {
+            // The checkpoint first: the tree holds at least what it says.
+            let checkpoint = self.checkpoint();
+            let (tree, number) = {
+                let active = self.read_active();
+                (active.tree.clone(), active.number)
+            };
+            let found = crate::positions::matching(&tree, checkpoint, query, from, max);
+            if self.generation() == number {
+                return found;
+            }
+        }
     }
 
     /// Returns the active tree.

@@ -17,8 +17,9 @@ use crate::ProjectionError;
 /// `accord.v1.Agreement`, portfolio sums as JSON (Accord 0.1). 2: both as
 /// `accord.storage.v1` messages. 3: indexes by supplier country, sector
 /// and stage beside the buyer index. 4: the indexes as posting pages
-/// (`crate::postings`) instead of one key per agreement and value.
-pub(crate) const READ_MODEL_SCHEMA: u32 = 4;
+/// (`crate::postings`) instead of one key per agreement and value. 5: the
+/// log's positions by event type and buyer country (`crate::positions`).
+pub(crate) const READ_MODEL_SCHEMA: u32 = 5;
 
 /// The schema of read models that predate the version key.
 pub(crate) const UNVERSIONED_SCHEMA: u32 = 1;

@@ -159,6 +159,12 @@ pub trait EventLog: Send + Sync + 'static {
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError>;
 
+    /// Reads the events at `positions` (ascending, each holding an event:
+    /// what an index of the log lists), no more than [`crate::READ_BYTES`]
+    /// of them (at least one) and none past the head: the events come back
+    /// in order and may stop short of the last position asked for.
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// Reads up to `max_count` events of one agreement from `from_version` (inclusive).
     async fn read_stream(
         &self,

@@ -24,6 +24,7 @@ use crate::server::RunningServer;
 use crate::server_error::ServerError;
 use crate::store::GroupsSetup;
 use crate::store::Storage;
+use crate::streams::LogIndexes;
 use crate::streams::{RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
 
@@ -108,12 +109,13 @@ impl App {
         let log = storage.log;
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
+        let indexes = LogIndexes::new(log.clone(), storage.read_models.clone(), metrics.clone());
         let groups = match storage.groups {
             GroupsSetup::Sled(store) => {
                 metrics.groups_leader.set(1);
                 Groups::Local(
                     Registry::start(
-                        log.clone(),
+                        indexes,
                         store,
                         stopping.clone(),
                         metrics.clone(),
@@ -123,8 +125,7 @@ impl App {
                 )
             }
             GroupsSetup::Cluster(setup) => Groups::Cluster(
-                ClusterGroups::start(*setup, log.clone(), metrics.clone(), stopping.clone())
-                    .await?,
+                ClusterGroups::start(*setup, indexes, metrics.clone(), stopping.clone()).await?,
             ),
         };
         let (health, health_service) = tonic_health::server::health_reporter();

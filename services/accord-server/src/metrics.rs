@@ -62,6 +62,12 @@ pub struct Metrics {
     pub subscription_events_sent: Counter,
     /// How far behind the head each event sent to a subscriber was, in events.
     pub subscription_lag_events: Histogram,
+    /// Events filtered reads (`ReadLog`, `Subscribe`, consumer groups) read
+    /// at the positions an index listed.
+    pub indexed_read_events: Counter,
+    /// Positions of the log filtered reads passed over through an index,
+    /// without reading their events.
+    pub indexed_read_skipped_positions: Counter,
     /// 1 while the store is degraded or failed (health NOT_SERVING), else 0.
     pub store_degraded: Gauge,
     /// Messages on the NATS stream kept aside as not valid records.
@@ -156,6 +162,18 @@ impl Metrics {
             "subscription_events_sent",
             "Events sent to subscribers",
             subscription_events_sent.clone(),
+        );
+        let indexed_read_events = Counter::default();
+        registry.register(
+            "indexed_read_events",
+            "Events filtered reads (ReadLog, Subscribe, consumer groups) read at the positions an index listed",
+            indexed_read_events.clone(),
+        );
+        let indexed_read_skipped_positions = Counter::default();
+        registry.register(
+            "indexed_read_skipped_positions",
+            "Log positions filtered reads passed over through an index without reading their events",
+            indexed_read_skipped_positions.clone(),
         );
         let subscription_lag_events = Histogram::new(exponential_buckets(1.0, 4.0, 12));
         registry.register(
@@ -288,6 +306,8 @@ impl Metrics {
             subscriptions_active,
             subscription_events_sent,
             subscription_lag_events,
+            indexed_read_events,
+            indexed_read_skipped_positions,
             appended_events,
             group_commit_events,
             group_commit_requests,

@@ -65,6 +65,7 @@ pub(crate) fn grpc_router<H: Health>(
     let consumer_slots = slots.clone();
     let event_log = EventLogServer::new(EventLogApi::new(
         log.clone(),
+        parts.watch.read_models.clone(),
         parts.watch.recent.clone(),
         parts.metrics.clone(),
         slots,

@@ -7,6 +7,7 @@
 //! most one read batch and a small channel of messages.
 
 mod cursor;
+mod indexed;
 mod recent;
 mod server_stream;
 mod slots;
@@ -14,6 +15,7 @@ mod subscribe;
 mod watch_agreements;
 
 pub(crate) use cursor::LogCursor;
+pub(crate) use indexed::LogIndexes;
 pub use recent::RecentEvents;
 pub use server_stream::ServerStream;
 pub(crate) use server_stream::{

@@ -192,6 +192,17 @@ impl EventLog for SledLog {
             .await
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readable()?;
+        let Some(&first) = positions.first() else {
+            return Ok(Vec::new());
+        };
+        let positions = positions.to_vec();
+        self.reader
+            .near_head(first, move |reader| reader.read_positions(&positions))
+            .await
+    }
+
     async fn read_stream(
         &self,
         agreement_id: &str,

@@ -225,6 +225,9 @@ impl EventLog for OtherCheckpoint {
     async fn read_raw(&self, from: u64, max: usize) -> Result<Vec<RawRecord>, StoreError> {
         self.0.read_raw(from, max).await
     }
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_positions(positions).await
+    }
     async fn read_stream(
         &self,
         agreement_id: &str,

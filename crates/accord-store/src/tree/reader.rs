@@ -181,6 +181,26 @@ impl TreeReader {
         })
     }
 
+    pub(crate) fn read_positions(
+        &self,
+        positions: &[u64],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let mut events = Vec::with_capacity(positions.len());
+        let mut read = 0;
+        // Nearby positions share a block: keep the last one.
+        let mut block: Option<Block> = None;
+        for &position in positions {
+            if position > head || read >= READ_BYTES {
+                break;
+            }
+            let bytes = self.record_from(&mut block, position)?;
+            read += bytes.len();
+            events.push(decode_record(bytes)?.event);
+        }
+        Ok(events)
+    }
+
     pub(crate) fn read_stream(
         &self,
         agreement_id: &str,

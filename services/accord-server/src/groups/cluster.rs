@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use accord_proto::cluster::{self, group_answer, group_call};
 use accord_proto::v1;
-use accord_store::{EventLog, StoreError};
+use accord_store::StoreError;
 use async_nats::jetstream::{self, kv};
 use prost::Message;
 use tokio::sync::mpsc;
@@ -37,6 +37,7 @@ use super::member_queue::MemberSender;
 use super::registry::MemberLink;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::streams::LogIndexes;
 use names::Names;
 pub(crate) use sealing::NodeKey;
 use sealing::Purpose;
@@ -106,7 +107,7 @@ impl ClusterGroups {
     /// Opens the buckets and starts taking part in the race for the lease.
     pub(crate) async fn start(
         setup: ClusterSetup,
-        log: Arc<dyn EventLog>,
+        indexes: LogIndexes,
         metrics: Arc<Metrics>,
         stopping: CancellationToken,
     ) -> Result<Arc<Self>, StoreError> {
@@ -143,7 +144,7 @@ impl ClusterGroups {
             bucket: groups,
             lease_bucket: lease_bucket.clone(),
             node: uuid::Uuid::new_v4().to_string(),
-            log,
+            indexes,
             metrics,
             stopping: stopping.clone(),
             max_parked: setup.max_parked,

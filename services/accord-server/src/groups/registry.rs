@@ -7,7 +7,7 @@ use std::sync::Arc;
 use accord_domain::{DispatchSettings, MemberId, NackAction};
 use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
-use accord_store::{EventLog, StoreError};
+use accord_store::StoreError;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use super::storage::GroupStorage;
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::Metrics;
+use crate::streams::LogIndexes;
 
 /// Commands queued for one group's task before callers wait.
 const COMMAND_QUEUE: usize = 4_096;
@@ -164,14 +165,15 @@ fn spawn(
 impl Registry {
     /// Starts a task for every stored group.
     pub(crate) async fn start(
-        log: Arc<dyn EventLog>,
+        indexes: LogIndexes,
         store: Arc<dyn GroupStorage>,
         stopping: CancellationToken,
         metrics: Arc<Metrics>,
         max_parked: usize,
     ) -> Result<Arc<Self>, StoreError> {
         let context = RunnerContext {
-            log,
+            log: indexes.log().clone(),
+            indexes,
             store,
             countries: Arc::new(BuyerCountries::default()),
             stopping,

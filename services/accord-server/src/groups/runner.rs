@@ -26,6 +26,7 @@ use super::storage::{GroupStorage, ParkedNow, Progress};
 use crate::error::ApiError;
 use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::{GroupLabels, Metrics};
+use crate::streams::LogIndexes;
 
 /// Unsettled events the task keeps before it stops reading ahead.
 const READ_AHEAD: usize = 10_000;
@@ -95,6 +96,8 @@ struct Member {
 #[derive(Clone)]
 pub(crate) struct RunnerContext {
     pub(crate) log: Arc<dyn EventLog>,
+    /// The log's indexes, for reads while the group is behind.
+    pub(crate) indexes: LogIndexes,
     pub(crate) store: Arc<dyn GroupStorage>,
     pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) stopping: CancellationToken,
@@ -313,6 +316,20 @@ impl Runner {
     /// Reads the next events of the log and offers the matching ones.
     async fn read(&mut self) -> Result<(), ApiError> {
         let from = self.state.offered_through() + 1;
+        if let Some(matched) = self
+            .context
+            .indexes
+            .read(&self.filter, from, READ_BATCH)
+            .await?
+        {
+            for event in matched.events {
+                self.state.offer(event.position, &event.agreement_id);
+                self.events
+                    .insert(event.position, recorded_event_to_wire(&event));
+            }
+            self.state.pass(matched.through);
+            return Ok(());
+        }
         let head = self.context.log.head();
         let events = self.context.log.read_log(from, READ_BATCH).await?;
         if events.is_empty() {

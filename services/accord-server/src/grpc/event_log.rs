@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use accord_domain::{DomainError, ValidationError, validate_agreement_id};
+use accord_projections::ReadModels;
 use accord_proto::SubscribeFrame;
 use accord_proto::event_log_frames::event_log_server::EventLog as EventLogService;
 use accord_proto::recorded_event_to_wire;
@@ -17,8 +18,8 @@ use super::positions::first_recorded_at_or_after;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::streams::{
-    Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream, SubscriptionSlots,
-    spawn_stream, start_subscription,
+    LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream,
+    SubscriptionSlots, spawn_stream, start_subscription,
 };
 
 /// Serves `EventLog`.
@@ -31,18 +32,22 @@ pub struct EventLogApi {
     /// The buyer country of each agreement, for country filters: shared by
     /// every stream, bounded.
     buyers: Arc<BuyerCountries>,
+    /// The log's indexes, for filtered reads.
+    indexes: LogIndexes,
 }
 
 impl EventLogApi {
     /// Returns the service over `log`; streams end when `stopping` turns true.
     pub fn new(
         log: Arc<dyn EventLog>,
+        read_models: Arc<ReadModels>,
         recent: Arc<RecentEvents>,
         metrics: Arc<Metrics>,
         slots: Arc<SubscriptionSlots>,
         stopping: CancellationToken,
     ) -> Self {
         Self {
+            indexes: LogIndexes::new(log.clone(), read_models, metrics.clone()),
             log,
             recent,
             metrics,
@@ -65,7 +70,7 @@ impl EventLogService for EventLogApi {
         let mut request = request.into_inner();
         let filter = EventFilter::new(request.filter.take(), self.buyers.clone())?;
         let stream = start_subscription(
-            self.log.clone(),
+            self.indexes.clone(),
             self.recent.clone(),
             self.metrics.clone(),
             self.stopping.clone(),
@@ -87,6 +92,7 @@ impl EventLogService for EventLogApi {
         let request = request.into_inner();
         let filter = EventFilter::new(request.filter, self.buyers.clone())?;
         let log = self.log.clone();
+        let indexes = self.indexes.clone();
         let head = log.head();
         let from = match &request.from_time {
             None => request.from_position.max(1),
@@ -109,7 +115,30 @@ impl EventLogService for EventLogApi {
             let mut sent = 0;
             // A filter that matches nothing sends nothing: the client's
             // absence shows only between batches.
+            let mut indexed = true;
             while next <= head && sent < limit && !out.is_closed() {
+                // From the indexes while they reach `next`, then a scan.
+                if indexed {
+                    match indexes
+                        .read(&filter, next, READ_BATCH.min(limit - sent))
+                        .await?
+                    {
+                        Some(matched) => {
+                            for event in &matched.events {
+                                if event.position > head {
+                                    return Ok(());
+                                }
+                                if !out.send(recorded_event_to_wire(event)).await {
+                                    return Ok(());
+                                }
+                                sent += 1;
+                            }
+                            next = matched.through.saturating_add(1);
+                            continue;
+                        }
+                        None => indexed = false,
+                    }
+                }
                 let batch = log.read_log(next, READ_BATCH).await?;
                 if batch.is_empty() {
                     break;

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use accord_domain::{
     Event, RecordedEvent, ValidationError, validate_agreement_id, validate_country,
 };
+use accord_projections::PositionQuery;
 use accord_proto::v1;
 use accord_store::{ClearingMap, EventLog};
 
@@ -81,6 +82,23 @@ impl EventFilter {
         })
     }
 
+    /// What the log's position index can answer of this filter (nothing
+    /// when the filter names agreements: their streams answer it).
+    pub(crate) fn position_query(&self) -> PositionQuery {
+        if !self.agreement_ids.is_empty() {
+            return PositionQuery::default();
+        }
+        PositionQuery {
+            event_types: sorted(&self.event_types),
+            buyer_countries: sorted(&self.countries),
+        }
+    }
+
+    /// The agreements the filter names (none: any agreement).
+    pub(crate) fn agreement_ids(&self) -> Vec<String> {
+        sorted(&self.agreement_ids)
+    }
+
     /// Returns true when the event passes every list of the filter.
     pub(crate) async fn matches(
         &self,
@@ -124,4 +142,10 @@ impl EventFilter {
     fn lock(&self) -> parking_lot::MutexGuard<'_, ClearingMap<String>> {
         self.buyer_countries.0.lock()
     }
+}
+
+fn sorted(values: &HashSet<String>) -> Vec<String> {
+    let mut sorted: Vec<String> = values.iter().cloned().collect();
+    sorted.sort_unstable();
+    sorted
 }

@@ -77,6 +77,15 @@ impl LogCursor {
         Some(event)
     }
 
+    /// Moves the cursor past `position`: every event up to it was read
+    /// elsewhere (from an index). Nothing read ahead is kept.
+    pub(crate) fn skip_to(&mut self, position: u64) {
+        if position >= self.next {
+            self.next = position + 1;
+            self.buffered.clear();
+        }
+    }
+
     /// The last position read (every event up to it has been seen).
     pub(crate) fn position(&self) -> u64 {
         self.next - 1

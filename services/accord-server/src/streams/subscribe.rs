@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::cursor::LogCursor;
+use super::indexed::{LogIndexes, Matched};
 use super::recent::RecentEvents;
 use super::slots::Slot;
 use super::{
@@ -31,7 +32,7 @@ const MAX_HEARTBEAT_MS: u32 = 3_600_000;
 
 /// Checks the request and starts the stream's task.
 pub(crate) async fn start_subscription(
-    log: Arc<dyn EventLog>,
+    indexes: LogIndexes,
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     stopping: CancellationToken,
@@ -39,6 +40,7 @@ pub(crate) async fn start_subscription(
     filter: EventFilter,
     request: v1::SubscribeRequest,
 ) -> Result<ServerStream<SubscribeFrame>, ApiError> {
+    let log = indexes.log().clone();
     let heartbeat = match request.heartbeat_interval_ms {
         0 => DEFAULT_HEARTBEAT,
         interval if (MIN_HEARTBEAT_MS..=MAX_HEARTBEAT_MS).contains(&interval) => {
@@ -70,6 +72,7 @@ pub(crate) async fn start_subscription(
         cursor: LogCursor::after(log.clone(), recent.clone(), after),
         recent,
         log,
+        indexes: Some(indexes),
         filter,
         heartbeat,
         metrics,
@@ -97,6 +100,9 @@ pub(crate) enum Wake {
 
 struct Subscription {
     log: Arc<dyn EventLog>,
+    /// While catching up: the indexes that read only matching events
+    /// (dropped once they no longer reach the cursor).
+    indexes: Option<LogIndexes>,
     cursor: LogCursor,
     /// Where events' frames are encoded once for every subscriber.
     recent: Arc<RecentEvents>,
@@ -115,6 +121,21 @@ impl Subscription {
         loop {
             if self.stopping.is_cancelled() {
                 return self.end_for_shutdown().await;
+            }
+            if let Some(indexes) = &self.indexes {
+                match indexes
+                    .read(&self.filter, self.cursor.position() + 1, SUBSCRIBE_BATCH)
+                    .await
+                {
+                    Ok(Some(matched)) => {
+                        if !self.send_matched(matched).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(None) => self.indexes = None,
+                    Err(error) => return self.out.fail(error).await,
+                }
             }
             match self.cursor.next().await {
                 Ok(Some(event)) => {
@@ -189,6 +210,31 @@ impl Subscription {
 
     /// Sends a message, waiting for room; false when the client is gone or
     /// the server is stopping.
+    /// Sends events an index found, and moves the cursor past what they
+    /// cover; false when the client is gone.
+    async fn send_matched(&mut self, matched: Matched) -> bool {
+        let head = self.cursor.head();
+        let batch: Vec<SubscribeFrame> = matched
+            .events
+            .iter()
+            .map(|event| {
+                let lag = head.saturating_sub(event.position);
+                self.metrics.subscription_lag_events.observe(lag as f64);
+                self.recent.frame(event)
+            })
+            .collect();
+        self.cursor.skip_to(matched.through);
+        if batch.is_empty() {
+            return true;
+        }
+        let sent = batch.len() as u64;
+        if !self.out.send(Batch(batch)).await {
+            return false;
+        }
+        self.metrics.subscription_events_sent.inc_by(sent);
+        true
+    }
+
     async fn send(&mut self, message: Message) -> bool {
         self.out
             .send(Batch(vec![SubscribeFrame::encode(

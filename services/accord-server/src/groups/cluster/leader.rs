@@ -24,7 +24,7 @@ use super::sealing::{NodeKey, Purpose, Unsealed};
 use crate::error::ApiError;
 use crate::groups::{MemberLink, Registry, nack_action};
 use crate::metrics::Metrics;
-use accord_store::EventLog;
+use crate::streams::LogIndexes;
 
 /// A member unheard of for this long is taken out of its group (its node
 /// reports every `relay::ALIVE_EVERY`).
@@ -39,7 +39,7 @@ pub(crate) struct LeaderContext {
     pub(crate) bucket: kv::Store,
     pub(crate) lease_bucket: kv::Store,
     pub(crate) node: String,
-    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) indexes: LogIndexes,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopping: CancellationToken,
     pub(crate) max_parked: usize,
@@ -99,7 +99,7 @@ async fn lead(context: &LeaderContext, held: &Arc<Held>) -> Result<(), ApiError>
     let stop = CancellationToken::new();
     let store = Arc::new(NatsGroupStore::new(context.bucket.clone(), held.clone()));
     let registry = Registry::start(
-        context.log.clone(),
+        context.indexes.clone(),
         store,
         stop.clone(),
         context.metrics.clone(),
