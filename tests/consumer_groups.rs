@@ -508,6 +508,90 @@ async fn groups_and_their_checkpoints_survive_a_restart(mut server: TestServer) 
     assert_eq!((last, head), (9, 10));
 }
 
+on_both_backends!(a_filtered_group_behind_the_head_reads_from_the_index);
+/// A group with a buyer-country filter that starts far behind the head
+/// gets exactly the matching events, read at the positions the position
+/// index lists (the rest of the log passed over, not read), then the new
+/// matching events live; its checkpoint reaches the head.
+async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServer) {
+    let mut client = server.agreements();
+    let mut commands = Vec::new();
+    let mut kazakh = Vec::new();
+    for index in 0..200 {
+        let id = format!("deal-{index}");
+        let mut announce = announce_wabtec(&id);
+        let country = if index % 20 == 0 { "KZ" } else { "UZ" };
+        announce.buyer.as_mut().expect("buyer").country = country.into();
+        commands.push(command(v1::command::Command::Announce(announce)));
+        commands.push(command(v1::command::Command::Sign(sign(&id))));
+        if country == "KZ" {
+            kazakh.push(2 * index as u64 + 1);
+            kazakh.push(2 * index as u64 + 2);
+        }
+    }
+    let head = client
+        .execute(v1::ExecuteRequest { commands })
+        .await
+        .expect("executes")
+        .into_inner()
+        .results
+        .last()
+        .expect("results")
+        .position;
+    client
+        .list_agreements(v1::ListAgreementsRequest {
+            page_size: 1,
+            min_position: head,
+            ..Default::default()
+        })
+        .await
+        .expect("the read models reach the head");
+    let skipped = |metrics: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("accord_indexed_read_skipped_positions_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = skipped(&scrape_metrics(server.server().metrics_addr()).await);
+    create(
+        &server,
+        "kazakh-deals",
+        settings(|settings| {
+            settings.filter = Some(v1::SubscriptionFilter {
+                countries: vec!["KZ".into()],
+                ..Default::default()
+            });
+        }),
+    )
+    .await;
+    let mut member = Member::join(server.server().grpc_addr(), "kazakh-deals", "one").await;
+    let mut seen = Vec::new();
+    for _ in 0..kazakh.len() {
+        let (position, ..) = member.delivery().await;
+        member.send(ack(vec![position])).await;
+        seen.push(position);
+    }
+    assert_eq!(seen, kazakh);
+    let after = skipped(&scrape_metrics(server.server().metrics_addr()).await);
+    assert!(
+        after - before >= (head - kazakh.len() as u64 - 1) as f64,
+        "the other agreements' events are passed over through the index: {before} -> {after}"
+    );
+    let mut announce = announce_wabtec("deal-new");
+    announce.buyer.as_mut().expect("buyer").country = "KZ".into();
+    let new = client
+        .announce(announce)
+        .await
+        .expect("announces")
+        .into_inner()
+        .position;
+    let (position, ..) = member.delivery().await;
+    assert_eq!(position, new);
+    member.send(ack(vec![position])).await;
+    wait_for_group(&server, "kazakh-deals", |info| info.checkpoint == new).await;
+}
+
 on_both_backends!(deleting_a_group_ends_its_members_streams);
 async fn deleting_a_group_ends_its_members_streams(server: TestServer) {
     append_deliveries(&server, "kz", 0).await;

@@ -14,6 +14,7 @@ mod durability;
 mod errors;
 mod execute_stream;
 mod failed_writes;
+mod filtered_reads;
 mod hostile;
 mod import_atomicity;
 mod nats_store;
