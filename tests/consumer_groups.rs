@@ -520,7 +520,7 @@ async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServe
     for index in 0..200 {
         let id = format!("deal-{index}");
         let mut announce = announce_wabtec(&id);
-        let country = if index % 20 == 0 { "KZ" } else { "UZ" };
+        let country = if index.is_multiple_of(20) { "KZ" } else { "UZ" };
         announce.buyer.as_mut().expect("buyer").country = country.into();
         commands.push(command(v1::command::Command::Announce(announce)));
         commands.push(command(v1::command::Command::Sign(sign(&id))));

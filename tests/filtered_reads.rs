@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 const AGREEMENTS: usize = 300;
 
 fn buyer_of(index: usize) -> &'static str {
-    if index % 25 == 0 {
+    if index.is_multiple_of(25) {
         "KZ"
     } else {
         ["UZ", "TR", "DE"][index % 3]
