@@ -517,7 +517,7 @@ async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServe
     let mut client = server.agreements();
     let mut commands = Vec::new();
     let mut kazakh = Vec::new();
-    for index in 0..200 {
+    for index in 0..200u64 {
         let id = format!("deal-{index}");
         let mut announce = announce_wabtec(&id);
         let country = if index.is_multiple_of(20) { "KZ" } else { "UZ" };
@@ -525,8 +525,8 @@ async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServe
         commands.push(command(v1::command::Command::Announce(announce)));
         commands.push(command(v1::command::Command::Sign(sign(&id))));
         if country == "KZ" {
-            kazakh.push(2 * index as u64 + 1);
-            kazakh.push(2 * index as u64 + 2);
+            kazakh.push(2 * index + 1);
+            kazakh.push(2 * index + 2);
         }
     }
     let head = client
