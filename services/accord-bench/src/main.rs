@@ -37,6 +37,9 @@ enum Scenario {
     Rebuild,
     /// The web console's pages on a large log, and its live tails.
     Console,
+    /// A filtered read of 1 % of a large log: `ReadLog` and a
+    /// `Subscribe` catch-up with a buyer-country filter.
+    FilteredRead,
     /// Single appends for `--soak-seconds`: memory as the log grows, then
     /// the time to open that log and the memory it idles in (run only when
     /// named).
@@ -273,6 +276,16 @@ async fn run(options: Options) -> Result<(), String> {
                 .insert("umadb_read_events_per_sec".to_owned(), read);
         }
         results.record("rebuild", outcome);
+    }
+    if wanted(Scenario::FilteredRead) {
+        let events = if options.quick {
+            options.rebuild_events.min(100_000)
+        } else {
+            options.rebuild_events
+        };
+        // Reads come from the node's own copy of the log and read models.
+        let outcome = scenarios::filtered_read::run(&sled, events).await?;
+        results.record("filtered-read", outcome);
     }
     if wanted(Scenario::Console) {
         let events = if options.quick {

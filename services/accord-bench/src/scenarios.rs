@@ -6,6 +6,7 @@ pub(crate) mod batch;
 mod closed_loop;
 pub(crate) mod console;
 pub(crate) mod consume;
+pub(crate) mod filtered_read;
 pub(crate) mod peer;
 pub(crate) mod rebuild;
 pub(crate) mod soak;

@@ -193,6 +193,15 @@ pub(crate) fn fill_id(batch: usize, agreement: usize) -> String {
 /// to whole batches of `AGREEMENTS_PER_BATCH` agreements); returns the
 /// number of agreements.
 pub(crate) async fn fill(addr: SocketAddr, events: usize) -> Result<usize, String> {
+    fill_buying(addr, events, |_| "KZ").await
+}
+
+/// [`fill`], with the buyer country of the `n`th agreement `buyer(n)`.
+pub(crate) async fn fill_buying(
+    addr: SocketAddr,
+    events: usize,
+    buyer: fn(usize) -> &'static str,
+) -> Result<usize, String> {
     let channels = connect_many(addr, FILLERS).await?;
     let batches = events.div_ceil(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
     let mut fillers = Vec::new();
@@ -203,7 +212,11 @@ pub(crate) async fn fill(addr: SocketAddr, events: usize) -> Result<usize, Strin
                 let mut commands = Vec::with_capacity(AGREEMENTS_PER_BATCH * EVENTS_PER_AGREEMENT);
                 for agreement in 0..AGREEMENTS_PER_BATCH {
                     let id = fill_id(batch, agreement);
-                    commands.push(v1::command::Command::Announce(announce(&id)));
+                    let mut announce = announce(&id);
+                    if let Some(party) = announce.buyer.as_mut() {
+                        party.country = buyer(batch * AGREEMENTS_PER_BATCH + agreement).into();
+                    }
+                    commands.push(v1::command::Command::Announce(announce));
                     commands.push(v1::command::Command::Sign(sign(&id)));
                     for sequence in 0..(EVENTS_PER_AGREEMENT - 2) as u64 {
                         commands.push(v1::command::Command::RecordDelivery(deliver(&id, sequence)));

@@ -17,7 +17,8 @@ use super::indexed::{LogIndexes, Matched};
 use super::recent::RecentEvents;
 use super::slots::Slot;
 use super::{
-    Batch, SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender, batched_stream_channel,
+    Batch, CURSOR_BATCH, SUBSCRIBE_BATCH, SUBSCRIBE_BATCHES, ServerStream, StreamSender,
+    batched_stream_channel,
 };
 use crate::error::ApiError;
 use crate::grpc::{EventFilter, first_recorded_at_or_after, within_log};
@@ -124,7 +125,7 @@ impl Subscription {
             }
             if let Some(indexes) = &self.indexes {
                 match indexes
-                    .read(&self.filter, self.cursor.position() + 1, SUBSCRIBE_BATCH)
+                    .read(&self.filter, self.cursor.position() + 1, CURSOR_BATCH)
                     .await
                 {
                     Ok(Some(matched)) => {
@@ -210,28 +211,26 @@ impl Subscription {
 
     /// Sends a message, waiting for room; false when the client is gone or
     /// the server is stopping.
-    /// Sends events an index found, and moves the cursor past what they
-    /// cover; false when the client is gone.
+    /// Sends events an index found, in batches, and moves the cursor past
+    /// what they cover; false when the client is gone.
     async fn send_matched(&mut self, matched: Matched) -> bool {
         let head = self.cursor.head();
-        let batch: Vec<SubscribeFrame> = matched
-            .events
-            .iter()
-            .map(|event| {
-                let lag = head.saturating_sub(event.position);
-                self.metrics.subscription_lag_events.observe(lag as f64);
-                self.recent.frame(event)
-            })
-            .collect();
         self.cursor.skip_to(matched.through);
-        if batch.is_empty() {
-            return true;
+        for events in matched.events.chunks(SUBSCRIBE_BATCH) {
+            let batch: Vec<SubscribeFrame> = events
+                .iter()
+                .map(|event| {
+                    let lag = head.saturating_sub(event.position);
+                    self.metrics.subscription_lag_events.observe(lag as f64);
+                    self.recent.frame(event)
+                })
+                .collect();
+            let sent = batch.len() as u64;
+            if !self.out.send(Batch(batch)).await {
+                return false;
+            }
+            self.metrics.subscription_events_sent.inc_by(sent);
         }
-        let sent = batch.len() as u64;
-        if !self.out.send(Batch(batch)).await {
-            return false;
-        }
-        self.metrics.subscription_events_sent.inc_by(sent);
         true
     }
 
