@@ -460,9 +460,11 @@ async fn stats_and_tail_print_for_people_and_machines() {
     assert!(stdout(&table).contains("agreements"), "{}", stdout(&table));
     let json = accordctl(&server, &["stats", "--json"]).await;
     let stats: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
-    assert_eq!(stats["head_position"], 9);
-    assert_eq!(stats["agreement_count"], 6);
-    assert_eq!(stats["projections"][0]["lag"], 0);
+    // Protobuf's canonical JSON mapping, as grpcurl prints it: 64-bit
+    // integers as strings, field names in lowerCamelCase.
+    assert_eq!(stats["headPosition"], "9");
+    assert_eq!(stats["agreementCount"], "6");
+    assert_eq!(stats["projections"][0]["lag"], "0");
 
     let all = accordctl(&server, &["tail"]).await;
     assert!(all.status.success());
@@ -471,10 +473,15 @@ async fn stats_and_tail_print_for_people_and_machines() {
         .map(|line| serde_json::from_str(line).expect("JSON line"))
         .collect();
     assert_eq!(lines.len(), 9);
-    assert_eq!(lines[0]["position"], 1);
-    assert_eq!(
-        lines[0]["announced"]["value"]["minor_units"],
-        850_000_000_000i64
+    assert_eq!(lines[0]["position"], "1");
+    assert_eq!(lines[0]["agreementId"], "uz-boeing-787");
+    assert_eq!(lines[0]["eventType"], "agreement.announced");
+    assert_eq!(lines[0]["announced"]["value"]["minorUnits"], "850000000000");
+    assert_eq!(lines[0]["announced"]["kind"], "AGREEMENT_KIND_PROCUREMENT");
+    let recorded_at = lines[0]["recordedAt"].as_str().expect("a timestamp");
+    assert!(
+        recorded_at.ends_with('Z') && recorded_at.contains('T'),
+        "RFC 3339: {recorded_at}"
     );
     let signed = accordctl(
         &server,
@@ -485,7 +492,8 @@ async fn stats_and_tail_print_for_people_and_machines() {
         .lines()
         .map(|line| {
             serde_json::from_str::<serde_json::Value>(line).expect("JSON")["position"]
-                .as_u64()
+                .as_str()
+                .and_then(|position| position.parse().ok())
                 .expect("position")
         })
         .collect();
@@ -531,7 +539,7 @@ async fn stats_and_tail_print_for_people_and_machines() {
     ));
     let line = lines.next_line().await.expect("reads").expect("a line");
     let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-    assert_eq!(event["position"], appended.position);
+    assert_eq!(event["position"], appended.position.to_string());
     follow.kill().await.expect("stopped");
     server.stop().await;
 }
@@ -567,7 +575,7 @@ async fn data_dir_mode_works_on_a_stopped_server_and_refuses_a_running_one() {
         assert!(output.status.success(), "{output:?}");
     }
     let stats: serde_json::Value = serde_json::from_slice(&outputs[0].stdout).expect("JSON");
-    assert_eq!(stats["head_position"], 9);
+    assert_eq!(stats["headPosition"], "9");
     assert!(stdout(&outputs[1]).contains("ok: 9 records verified"));
     let missing = accordctl_offline(Path::new("/nonexistent/accord"), &["stats"]).await;
     assert_eq!(missing.status.code(), Some(2));
@@ -635,8 +643,8 @@ async fn accordctl_manages_consumer_groups_and_consumes_from_one() {
     let created: serde_json::Value =
         serde_json::from_str(stdout(&created).trim()).expect("one JSON object");
     assert_eq!(created["name"], "kz-billing");
-    assert_eq!(created["settings"]["max_in_flight"], 5);
-    assert_eq!(created["settings"]["countries"][0], "KZ");
+    assert_eq!(created["settings"]["maxInFlight"], 5);
+    assert_eq!(created["settings"]["filter"]["countries"][0], "KZ");
 
     let list = accordctl(&server, &["groups", "list"]).await;
     assert!(list.status.success(), "{list:?}");
@@ -668,15 +676,20 @@ async fn accordctl_manages_consumer_groups_and_consumes_from_one() {
         .collect();
     let positions: Vec<u64> = lines
         .iter()
-        .map(|line| line["position"].as_u64().expect("position"))
+        .map(|line| {
+            line["event"]["position"]
+                .as_str()
+                .and_then(|position| position.parse().ok())
+                .expect("position")
+        })
         .collect();
     assert_eq!(positions, expected);
-    assert!(lines.iter().all(|line| line["delivery_count"] == 1));
+    assert!(lines.iter().all(|line| line["deliveryCount"] == 1));
 
     let info = accordctl(&server, &["groups", "info", "kz-billing", "--json"]).await;
     let info: serde_json::Value = serde_json::from_str(stdout(&info).trim()).expect("JSON");
-    assert_eq!(info["in_flight"], 0);
-    assert_eq!(info["lag"], 0, "{info}");
+    assert_eq!(info["inFlight"], "0");
+    assert_eq!(info["lag"], "0", "{info}");
     let replayed = accordctl(&server, &["groups", "replay-parked", "kz-billing"]).await;
     assert!(
         stdout(&replayed).starts_with("0 parked events"),

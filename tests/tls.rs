@@ -165,7 +165,7 @@ async fn accordctl_speaks_tls_with_the_servers_authority() {
         .expect("runs");
     assert!(output.status.success(), "{output:?}");
     let stats: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(stats["head_position"], 0);
+    assert_eq!(stats["headPosition"], "0");
     server.shutdown().await.expect("stops");
 }
 

@@ -1,4 +1,6 @@
-//! Events as JSON objects, with the contract's field names.
+//! Events and checkpoints as `accordctl export` writes them and `import`
+//! reads them back (a file format kept as it is, so that old exports keep
+//! importing). What accordctl prints for machines is `crate::canonical`.
 
 use accord_proto::v1::{self, recorded_event::Payload};
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 //! `accordctl`: operate an Accord server, or the data directory of a stopped one:
 //! stats, verify, rebuild, tail, export, import and the demo data.
 
+mod canonical;
 mod commands;
 mod connection;
 mod json;

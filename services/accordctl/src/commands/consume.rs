@@ -1,5 +1,6 @@
 //! `accordctl consume GROUP`: joins a consumer group and prints each event
-//! it gets as a JSON line (with its delivery count), acknowledging it after
+//! it gets as a JSON line (the `ConsumerDelivery` in protobuf's canonical
+//! JSON mapping: the event and its delivery count), acknowledging it after
 //! printing unless `--no-ack`; `--count N` stops after N events.
 
 use std::io::Write;
@@ -13,8 +14,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Outcome;
+use crate::canonical;
 use crate::connection::Grpc;
-use crate::json;
 
 pub(crate) async fn run(
     channel: Grpc,
@@ -52,18 +53,17 @@ pub(crate) async fn run(
                 eprintln!("joined as {}", joined.member_id);
             }
             Some(consume_response::Kind::Delivery(delivery)) => {
-                let Some(event) = delivery.event else {
+                let Some(position) = delivery.event.as_ref().map(|event| event.position) else {
                     continue;
                 };
-                let mut line = json::event(&event);
-                line["delivery_count"] = delivery.delivery_count.into();
+                let line = canonical::json(&delivery, "accord.v1.ConsumerDelivery")?;
                 writeln!(out, "{line}").map_err(|error| error.to_string())?;
                 out.flush().map_err(|error| error.to_string())?;
                 printed += 1;
                 if acknowledge {
                     let ack = v1::ConsumeRequest {
                         kind: Some(consume_request::Kind::Ack(v1::AckEvents {
-                            positions: vec![event.position],
+                            positions: vec![position],
                         })),
                     };
                     requests

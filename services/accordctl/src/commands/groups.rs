@@ -42,7 +42,12 @@ fn strategy_name(strategy: i32) -> &'static str {
     }
 }
 
-fn as_json(info: &v1::ConsumerGroupInfo) -> Value {
+fn as_json(info: &v1::ConsumerGroupInfo) -> Result<Value, String> {
+    crate::canonical::json(info, "accord.v1.ConsumerGroupInfo")
+}
+
+/// The settings in a line for people (`groups info` without `--json`).
+fn settings_summary(info: &v1::ConsumerGroupInfo) -> Value {
     let settings = info.settings.clone().unwrap_or_default();
     let filter = settings.filter.unwrap_or_default();
     let start = match settings.start {
@@ -50,25 +55,14 @@ fn as_json(info: &v1::ConsumerGroupInfo) -> Value {
         _ => 0,
     };
     json!({
-        "name": info.name,
-        "checkpoint": info.checkpoint,
-        "head_position": info.head_position,
-        "lag": info.lag,
-        "members": info.members,
-        "in_flight": info.in_flight,
-        "parked": info.parked,
-        "delivered_total": info.delivered_total,
-        "redelivered_total": info.redelivered_total,
-        "settings": {
-            "start_after": start,
-            "strategy": strategy_name(settings.strategy),
-            "max_in_flight": settings.max_in_flight,
-            "ack_timeout_ms": settings.ack_timeout_ms,
-            "max_deliveries": settings.max_deliveries,
-            "event_types": filter.event_types,
-            "agreement_ids": filter.agreement_ids,
-            "countries": filter.countries,
-        },
+        "start_after": start,
+        "strategy": strategy_name(settings.strategy),
+        "max_in_flight": settings.max_in_flight,
+        "ack_timeout_ms": settings.ack_timeout_ms,
+        "max_deliveries": settings.max_deliveries,
+        "event_types": filter.event_types,
+        "agreement_ids": filter.agreement_ids,
+        "countries": filter.countries,
     })
 }
 
@@ -88,17 +82,18 @@ fn row(info: &v1::ConsumerGroupInfo) -> String {
     )
 }
 
-fn print(infos: &[v1::ConsumerGroupInfo], json: bool) {
+fn print(infos: &[v1::ConsumerGroupInfo], json: bool) -> Result<(), String> {
     if json {
         for info in infos {
-            println!("{}", as_json(info));
+            println!("{}", as_json(info)?);
         }
-        return;
+        return Ok(());
     }
     println!("{HEADER}");
     for info in infos {
         println!("{}", row(info));
     }
+    Ok(())
 }
 
 pub(crate) async fn list(channel: Grpc, json: bool) -> Outcome {
@@ -108,7 +103,7 @@ pub(crate) async fn list(channel: Grpc, json: bool) -> Outcome {
         .map_err(failed)?
         .into_inner()
         .groups;
-    print(&groups, json);
+    print(&groups, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,7 +137,7 @@ pub(crate) async fn create(channel: Grpc, name: String, group: NewGroup, json: b
         .await
         .map_err(failed)?
         .into_inner();
-    print(&[info], json);
+    print(&[info], json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,10 +148,10 @@ pub(crate) async fn info(channel: Grpc, name: String, json: bool) -> Outcome {
         .map_err(failed)?
         .into_inner();
     if json {
-        println!("{}", as_json(&info));
+        println!("{}", as_json(&info)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let settings = as_json(&info)["settings"].clone();
+    let settings = settings_summary(&info);
     println!("{:<18} {}", "group", info.name);
     println!("{:<18} {}", "checkpoint", info.checkpoint);
     println!("{:<18} {}", "head position", info.head_position);

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use crate::connection::Grpc;
 use accord_proto::v1::{self, admin_client::AdminClient};
-use serde_json::json;
 
 use super::Outcome;
 
@@ -15,21 +14,9 @@ pub(crate) async fn run(channel: Grpc, as_json: bool) -> Outcome {
         .map_err(|status| status.message().to_owned())?
         .into_inner();
     if as_json {
-        let projections: Vec<_> = stats
-            .projections
-            .iter()
-            .map(|projection| json!({"name": projection.name, "checkpoint": projection.checkpoint, "lag": projection.lag}))
-            .collect();
         println!(
             "{}",
-            json!({
-                "head_position": stats.head_position,
-                "event_count": stats.event_count,
-                "agreement_count": stats.agreement_count,
-                "disk_bytes": stats.disk_bytes,
-                "projections": projections,
-                "checkpoint": stats.checkpoint.as_ref().map(crate::json::checkpoint),
-            })
+            crate::canonical::json(&stats, "accord.v1.GetStatsResponse")?
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -8,7 +8,7 @@ use accord_proto::v1::{self, event_log_client::EventLogClient, subscribe_respons
 use tokio_stream::StreamExt;
 
 use super::Outcome;
-use crate::json;
+use crate::canonical;
 
 /// Where the tail starts.
 pub(crate) enum Start {
@@ -33,7 +33,8 @@ pub(crate) async fn run(
     let mut client = EventLogClient::new(channel);
     let mut out = std::io::stdout().lock();
     let mut print = |event: &v1::RecordedEvent| -> Result<(), String> {
-        writeln!(out, "{}", json::event(event)).map_err(|error| error.to_string())
+        let line = canonical::json(event, "accord.v1.RecordedEvent")?;
+        writeln!(out, "{line}").map_err(|error| error.to_string())
     };
     if !follow {
         let mut stream = client
