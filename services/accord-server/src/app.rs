@@ -15,9 +15,10 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::console::ConsoleContext;
 use crate::groups::{ClusterGroups, Groups, Registry};
-use crate::grpc::{AdminApi, BuyerCountries, Queries, WatchContext};
+use crate::grpc::{AdminApi, Queries, WatchContext};
 use crate::http_serve::{HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels, metrics_router};
+use crate::reads::BuyerCountries;
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
@@ -251,4 +252,9 @@ impl App {
             task,
         ))
     }
+}
+
+/// Opens the store, binds both ports and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    App::build(config).await?.spawn().await
 }

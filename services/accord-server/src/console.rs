@@ -35,9 +35,10 @@ use tonic::metadata::MetadataMap;
 
 use crate::auth::TokenTable;
 use crate::groups::Groups;
-use crate::grpc::{AdminApi, BuyerCountries, Queries};
+use crate::grpc::{AdminApi, Queries};
 use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
+use crate::reads::BuyerCountries;
 use access::Reader;
 use answer::failed;
 

@@ -8,19 +8,15 @@ mod consumer_groups;
 mod deadline;
 mod event_log;
 mod execute_stream;
-mod filter;
 mod fingerprint;
 mod import_spool;
 mod page_token;
-mod positions;
 mod queries;
 
 pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
 pub use consumer_groups::ConsumerGroupsApi;
 pub use event_log::EventLogApi;
-pub(crate) use filter::{BuyerCountries, EventFilter};
-pub(crate) use positions::{first_recorded_at_or_after, within_log};
 pub(crate) use queries::Queries;
 
 /// The result of a unary RPC.

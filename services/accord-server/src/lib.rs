@@ -17,6 +17,8 @@ mod http_serve;
 pub use accord_store::hex;
 pub mod methods;
 pub mod metrics;
+mod reads;
+mod role;
 mod router;
 mod serve;
 pub mod server;
@@ -42,8 +44,9 @@ pub(crate) fn fuzz_cases() -> u32 {
 
 use clap::Parser;
 
+pub use app::start;
 pub use config::{Config, LogFormat};
-pub use server::{RunningServer, ServerError, start};
+pub use server::{RunningServer, ServerError};
 
 /// Runs the server from the command line until SIGTERM or SIGINT.
 pub fn main_entry() -> ExitCode {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 
-use crate::auth::Role;
+use crate::role::Role;
 
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

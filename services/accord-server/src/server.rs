@@ -1,7 +1,5 @@
-//! A running server and how to start one: `start` builds the app (the
-//! `app` module: configuration into parts) and spawns it; the handle tells
-//! the addresses, whether the store failed, and shuts everything down in
-//! order.
+//! A running server's handle: its addresses, whether the store failed, and
+//! the graceful shutdown (`crate::app::start` makes one).
 
 use std::net::SocketAddr;
 
@@ -9,8 +7,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::app::App;
-use crate::config::Config;
 pub use crate::server_error::ServerError;
 
 /// A started server.
@@ -73,9 +69,4 @@ impl RunningServer {
         drop(self.stop);
         self.task.await?
     }
-}
-
-/// Opens the store, binds both ports and starts serving.
-pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
-    App::build(config).await?.spawn().await
 }

@@ -24,8 +24,8 @@ use super::access::refused;
 use super::answer::{bad_request, failed};
 use super::views::log::LogQuery;
 use crate::error::ApiError;
-use crate::grpc::EventFilter;
 use crate::http_serve::PeerAddr;
+use crate::reads::EventFilter;
 use crate::streams::{LogCursor, Owner};
 
 /// Events read from the log at once.

@@ -17,8 +17,8 @@ use super::runner::{GroupCommand, GroupSnapshot, Queued, Runner, RunnerContext};
 use super::settings;
 use super::storage::GroupStorage;
 use crate::error::ApiError;
-use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::Metrics;
+use crate::reads::{BuyerCountries, EventFilter};
 use crate::streams::LogIndexes;
 
 /// Commands queued for one group's task before callers wait.

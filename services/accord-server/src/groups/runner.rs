@@ -24,8 +24,8 @@ use super::held_events::HeldEvents;
 use super::member_queue::{MEMBER_BYTES, MEMBER_MESSAGES, MemberSender, Refused};
 use super::storage::{GroupStorage, ParkedNow, Progress};
 use crate::error::ApiError;
-use crate::grpc::{BuyerCountries, EventFilter};
 use crate::metrics::{GroupLabels, Metrics};
+use crate::reads::{BuyerCountries, EventFilter};
 use crate::streams::LogIndexes;
 
 /// Unsettled events the task keeps before it stops reading ahead.

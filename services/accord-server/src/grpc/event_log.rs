@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response};
 
 use super::RpcResult;
-use super::filter::{BuyerCountries, EventFilter};
-use super::positions::first_recorded_at_or_after;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::reads::first_recorded_at_or_after;
+use crate::reads::{BuyerCountries, EventFilter};
 use crate::streams::{
     LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream,
     SubscriptionSlots, spawn_stream, start_subscription,

@@ -15,8 +15,8 @@ use tonic::metadata::MetadataMap;
 
 use super::deadline::allowed_wait;
 use super::page_token;
-use super::positions::{MIN_POSITION_AHEAD, within_log};
 use crate::error::ApiError;
+use crate::reads::{MIN_POSITION_AHEAD, within_log};
 
 /// Agreements per page when the client asks for none.
 const DEFAULT_PAGE_SIZE: usize = 50;

@@ -11,8 +11,8 @@ use accord_projections::ReadModels;
 use accord_store::{EventLog, StoreError};
 
 use crate::error::ApiError;
-use crate::grpc::EventFilter;
 use crate::metrics::Metrics;
+use crate::reads::EventFilter;
 
 /// The events that match a filter from a position on, and the last
 /// position they cover: no other event up to `through` matches.

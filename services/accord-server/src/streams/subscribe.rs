@@ -21,8 +21,8 @@ use super::{
     batched_stream_channel,
 };
 use crate::error::ApiError;
-use crate::grpc::{EventFilter, first_recorded_at_or_after, within_log};
 use crate::metrics::Metrics;
+use crate::reads::{EventFilter, first_recorded_at_or_after, within_log};
 
 /// The heartbeat interval when the client asks for none.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
