@@ -18,6 +18,7 @@ mod rebuild;
 mod rebuilt;
 mod reconcile;
 mod stored;
+mod writes;
 
 pub use error::ProjectionError;
 pub use positions::{IndexedPositions, PositionIndex, PositionQuery};

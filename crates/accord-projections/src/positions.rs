@@ -16,7 +16,7 @@ use prost::encoding::{decode_varint, encode_varint};
 
 use crate::ProjectionError;
 use crate::keys;
-use crate::project::Writes;
+use crate::writes::Writes;
 
 /// Most bytes of gaps a chunk takes before the next position starts a new one.
 pub(crate) const CHUNK_BYTES: usize = 4_096;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::ProjectionError;
-use crate::project::Writes;
+use crate::writes::Writes;
 
 /// Most bytes of ids (separators included) a page holds before it is split.
 pub(crate) const PAGE_BYTES: usize = 4_096;

@@ -16,7 +16,7 @@ use crate::keys;
 use crate::positions::{IndexedPositions, PositionQuery};
 use crate::project::PendingChanges;
 use crate::rebuilt::{Rebuild, RebuildClaim};
-use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA};
+use crate::stored::{READ_MODEL_SCHEMA, UNVERSIONED_SCHEMA, view_bytes};
 
 /// The name of the projection that keeps every read model, as `GetStats` shows it.
 pub const PROJECTION_NAME: &str = "agreements";
@@ -307,11 +307,6 @@ impl ReadModels {
 struct Generation {
     tree: sled::Tree,
     number: u64,
-}
-
-/// The heap bytes of a stored view held in a cache.
-pub(crate) fn view_bytes(view: &sled::IVec) -> usize {
-    view.len()
 }
 
 fn generation_name(number: u64) -> String {

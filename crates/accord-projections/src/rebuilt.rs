@@ -11,7 +11,8 @@ use accord_domain::RecordedEvent;
 use accord_store::ClearingMap;
 
 use crate::ProjectionError;
-use crate::project::{PendingChanges, Writes};
+use crate::project::PendingChanges;
+use crate::writes::Writes;
 
 /// Agreements a rebuild changes before it writes them. Each carries its
 /// view, its portfolio change and up to eight index writes, all held in
@@ -57,7 +58,7 @@ impl Rebuild {
             tree,
             number,
             checkpoint: 0,
-            cached: ClearingMap::new(cached_view_bytes, crate::read_models::view_bytes),
+            cached: ClearingMap::new(cached_view_bytes, crate::stored::view_bytes),
             pending: None,
             writing: None,
         }

@@ -51,3 +51,8 @@ pub(crate) fn decode_portfolio(bytes: &[u8]) -> Result<PortfolioSums, Projection
     stored::portfolio_from_stored(sums)
         .map_err(|error| ProjectionError::Inconsistent(format!("portfolio: {error}")))
 }
+
+/// The heap bytes of a stored view held in a cache.
+pub(crate) fn view_bytes(view: &sled::IVec) -> usize {
+    view.len()
+}
