@@ -18,7 +18,6 @@ use crate::groups::{ClusterGroups, Groups, Registry};
 use crate::grpc::{AdminApi, Queries, WatchContext};
 use crate::http_serve::{HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels, metrics_router};
-use crate::reads::BuyerCountries;
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
@@ -116,7 +115,7 @@ impl App {
                 metrics.groups_leader.set(1);
                 Groups::Local(
                     Registry::start(
-                        indexes,
+                        indexes.clone(),
                         store,
                         stopping.clone(),
                         metrics.clone(),
@@ -126,7 +125,8 @@ impl App {
                 )
             }
             GroupsSetup::Cluster(setup) => Groups::Cluster(
-                ClusterGroups::start(*setup, indexes, metrics.clone(), stopping.clone()).await?,
+                ClusterGroups::start(*setup, indexes.clone(), metrics.clone(), stopping.clone())
+                    .await?,
             ),
         };
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -156,7 +156,7 @@ impl App {
                     admin: admin.clone(),
                     groups: groups.clone(),
                     metrics: metrics.clone(),
-                    countries: Arc::new(BuyerCountries::default()),
+                    countries: indexes.buyer_countries().clone(),
                     failing: storage.failing.clone(),
                     stopping: stopping.clone(),
                     recent: recent.clone(),
@@ -185,6 +185,7 @@ impl App {
                 tls,
                 admin,
                 groups: groups.clone(),
+                indexes,
             },
         )?;
         watch_store_health(

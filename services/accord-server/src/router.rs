@@ -19,6 +19,7 @@ use crate::groups::Groups;
 use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi, WatchContext};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
+use crate::streams::LogIndexes;
 use crate::streams::SubscriptionSlots;
 
 /// Streams a client may reset before the server has answered them, per
@@ -47,6 +48,8 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) admin: Arc<AdminApi>,
     /// The consumer groups.
     pub(crate) groups: Groups,
+    /// The log's indexes, for filtered reads.
+    pub(crate) indexes: LogIndexes,
 }
 
 /// The router with its layers: metrics outermost, then auth.
@@ -64,8 +67,7 @@ pub(crate) fn grpc_router<H: Health>(
     let slots: Arc<SubscriptionSlots> = parts.watch.slots.clone();
     let consumer_slots = slots.clone();
     let event_log = EventLogServer::new(EventLogApi::new(
-        log.clone(),
-        parts.watch.read_models.clone(),
+        parts.indexes,
         parts.watch.recent.clone(),
         parts.metrics.clone(),
         slots,

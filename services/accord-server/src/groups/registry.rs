@@ -18,7 +18,7 @@ use super::settings;
 use super::storage::GroupStorage;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::reads::{BuyerCountries, EventFilter};
+use crate::reads::EventFilter;
 use crate::streams::LogIndexes;
 
 /// Commands queued for one group's task before callers wait.
@@ -173,9 +173,9 @@ impl Registry {
     ) -> Result<Arc<Self>, StoreError> {
         let context = RunnerContext {
             log: indexes.log().clone(),
+            countries: indexes.buyer_countries().clone(),
             indexes,
             store,
-            countries: Arc::new(BuyerCountries::default()),
             stopping,
             metrics,
             max_parked,

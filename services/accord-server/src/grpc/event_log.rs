@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use accord_domain::{DomainError, ValidationError, validate_agreement_id};
-use accord_projections::ReadModels;
 use accord_proto::SubscribeFrame;
 use accord_proto::event_log_frames::event_log_server::EventLog as EventLogService;
 use accord_proto::recorded_event_to_wire;
@@ -15,8 +14,8 @@ use tonic::{Request, Response};
 use super::RpcResult;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::reads::EventFilter;
 use crate::reads::first_recorded_at_or_after;
-use crate::reads::{BuyerCountries, EventFilter};
 use crate::streams::{
     LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream,
     SubscriptionSlots, spawn_stream, start_subscription,
@@ -29,31 +28,27 @@ pub struct EventLogApi {
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,
     stopping: CancellationToken,
-    /// The buyer country of each agreement, for country filters: shared by
-    /// every stream, bounded.
-    buyers: Arc<BuyerCountries>,
-    /// The log's indexes, for filtered reads.
+    /// The log's indexes, for filtered reads (and the buyer countries of
+    /// agreements, for country filters).
     indexes: LogIndexes,
 }
 
 impl EventLogApi {
     /// Returns the service over `log`; streams end when `stopping` turns true.
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        read_models: Arc<ReadModels>,
+    pub(crate) fn new(
+        indexes: LogIndexes,
         recent: Arc<RecentEvents>,
         metrics: Arc<Metrics>,
         slots: Arc<SubscriptionSlots>,
         stopping: CancellationToken,
     ) -> Self {
         Self {
-            indexes: LogIndexes::new(log.clone(), read_models, metrics.clone()),
-            log,
+            log: indexes.log().clone(),
+            indexes,
             recent,
             metrics,
             slots,
             stopping,
-            buyers: Arc::new(BuyerCountries::default()),
         }
     }
 }
@@ -68,7 +63,10 @@ impl EventLogService for EventLogApi {
     ) -> RpcResult<Self::SubscribeStream> {
         let slot = self.slots.take(Owner::of(&request))?;
         let mut request = request.into_inner();
-        let filter = EventFilter::new(request.filter.take(), self.buyers.clone())?;
+        let filter = EventFilter::new(
+            request.filter.take(),
+            self.indexes.buyer_countries().clone(),
+        )?;
         let stream = start_subscription(
             self.indexes.clone(),
             self.recent.clone(),
@@ -90,7 +88,7 @@ impl EventLogService for EventLogApi {
     ) -> RpcResult<Self::ReadLogStream> {
         let slot = self.slots.take(Owner::of(&request))?;
         let request = request.into_inner();
-        let filter = EventFilter::new(request.filter, self.buyers.clone())?;
+        let filter = EventFilter::new(request.filter, self.indexes.buyer_countries().clone())?;
         let log = self.log.clone();
         let indexes = self.indexes.clone();
         let head = log.head();

@@ -12,7 +12,7 @@ use accord_store::{EventLog, StoreError};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::reads::EventFilter;
+use crate::reads::{BuyerCountries, EventFilter};
 
 /// The events that match a filter from a position on, and the last
 /// position they cover: no other event up to `through` matches.
@@ -27,6 +27,10 @@ pub(crate) struct LogIndexes {
     log: Arc<dyn EventLog>,
     read_models: Arc<ReadModels>,
     metrics: Arc<Metrics>,
+    /// The buyer country of recently filtered agreements: one cache for
+    /// every filter of the server (gRPC streams, consumer groups, the
+    /// console), bounded in bytes.
+    countries: Arc<BuyerCountries>,
 }
 
 impl LogIndexes {
@@ -39,7 +43,13 @@ impl LogIndexes {
             log,
             read_models,
             metrics,
+            countries: Arc::new(BuyerCountries::default()),
         }
+    }
+
+    /// The server's one cache of agreements' buyer countries, for filters.
+    pub(crate) fn buyer_countries(&self) -> &Arc<BuyerCountries> {
+        &self.countries
     }
 
     /// The log.
