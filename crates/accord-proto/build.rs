@@ -14,23 +14,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "accord/v1/admin.proto",
         "accord/v1/consumer_groups.proto",
         "accord/v1/services.proto",
-        "accord/storage/v1/common.proto",
-        "accord/storage/v1/record.proto",
-        "accord/storage/v1/views.proto",
-        "accord/storage/v1/groups.proto",
         "accord/cluster/v1/groups.proto",
     ];
     let file_paths: Vec<PathBuf> = files.iter().map(|file| proto_root.join(file)).collect();
     let descriptor_set = protox::compile(&file_paths, [&proto_root])?;
 
-    // Reflection describes the public contract only: the storage formats
-    // and what nodes say to each other are not an API.
+    // Reflection describes the public contract only: what nodes say to
+    // each other is not an API (the storage formats are `accord-storage`'s).
     let mut public = descriptor_set.clone();
-    public.file.retain(|file| {
-        !["accord.storage", "accord.cluster"]
-            .iter()
-            .any(|internal| file.package().starts_with(internal))
-    });
+    public
+        .file
+        .retain(|file| !file.package().starts_with("accord.cluster"));
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("accord_descriptor.bin"),

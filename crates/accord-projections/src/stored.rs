@@ -8,7 +8,7 @@
 //! from the log.
 
 use accord_domain::{Agreement, PortfolioSums};
-use accord_proto::{storage, stored};
+use accord_storage::{storage, stored};
 use prost::Message;
 
 use crate::ProjectionError;

@@ -1,11 +1,11 @@
-//! Generated code for Accord's public gRPC contract (`accord.v1`) and its
-//! storage formats (`accord.storage.v1`, apart from the wire), the encoded
-//! descriptor set of the public contract that the server hands to gRPC
-//! reflection, and the conversions of the domain's types to and from each.
+//! Generated code for Accord's public gRPC contract (`accord.v1`) and what
+//! nodes of a NATS cluster say to each other (`accord.cluster.v1`), the
+//! encoded descriptor set of the public contract that the server hands to
+//! gRPC reflection, and the conversions of the domain's types to and from
+//! the wire. The storage formats are `accord-storage`'s.
 
 mod convert;
 mod frame;
-pub mod stored;
 
 pub use convert::{
     WireError, agreement_to_wire, command_from_wire, event_to_wire, expected_version_from_wire,
@@ -19,14 +19,6 @@ pub mod accord {
     /// The public contract: services, commands, events, queries and streams.
     pub mod v1 {
         tonic::include_proto!("accord.v1");
-    }
-    /// The storage formats: log records and read models. Not part of the
-    /// public API.
-    pub mod storage {
-        /// Version 1 of the storage messages.
-        pub mod v1 {
-            tonic::include_proto!("accord.storage.v1");
-        }
     }
     /// What nodes sharing a NATS cluster say to each other about consumer
     /// groups, and how the cluster stores a group's progress. Not part of
@@ -49,7 +41,6 @@ pub mod event_log_frames {
 }
 
 pub use accord::cluster::v1 as cluster;
-pub use accord::storage::v1 as storage;
 pub use accord::v1;
 
 /// The encoded `FileDescriptorSet` of the public contract (`accord.v1` and

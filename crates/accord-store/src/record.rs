@@ -8,9 +8,9 @@
 //! export checks, import checks, the NATS replica) goes through.
 
 use accord_domain::{RecordedEvent, Timestamp};
-use accord_proto::storage::stored_record::Payload;
-use accord_proto::storage::{ReplayedRecord, StoredRecord, replayed_record};
-use accord_proto::stored::{
+use accord_storage::storage::stored_record::Payload;
+use accord_storage::storage::{ReplayedRecord, StoredRecord, replayed_record};
+use accord_storage::stored::{
     event_from_stored, event_to_stored, metadata_from_stored, metadata_to_stored,
 };
 use prost::Message;

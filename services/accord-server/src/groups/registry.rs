@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use accord_domain::{DispatchSettings, MemberId, NackAction};
-use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
+use accord_storage::storage::StoredConsumerGroup;
 use accord_store::StoreError;
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;

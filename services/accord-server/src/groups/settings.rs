@@ -1,9 +1,9 @@
 //! A group's settings: checked from the wire, stored, and shown again.
 
 use accord_domain::{ConsumerStrategy, DispatchSettings, NackAction};
-use accord_proto::storage::StoredConsumerGroup;
 use accord_proto::v1;
 use accord_proto::v1::consumer_group_settings::Start;
+use accord_storage::storage::StoredConsumerGroup;
 
 use crate::error::ApiError;
 

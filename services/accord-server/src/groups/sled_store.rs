@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use accord_proto::storage::StoredConsumerGroup;
+use accord_storage::storage::StoredConsumerGroup;
 use accord_store::{ContainedDrop, StoreError, SyncedDb};
 use prost::Message;
 

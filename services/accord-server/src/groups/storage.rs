@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use accord_proto::storage::StoredConsumerGroup;
+use accord_storage::storage::StoredConsumerGroup;
 use accord_store::StoreError;
 
 /// A stored group: its definition, checkpoint and parked events.

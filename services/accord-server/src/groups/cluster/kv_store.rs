@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use accord_proto::cluster::{ParkedEvent, StoredGroupProgress, StoredParkedPage};
-use accord_proto::storage::StoredConsumerGroup;
+use accord_storage::storage::StoredConsumerGroup;
 use accord_store::StoreError;
 use async_nats::jetstream::kv;
 use futures_util::TryStreamExt;
