@@ -31,11 +31,10 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
 
 use crate::auth::TokenTable;
 use crate::groups::Groups;
-use crate::grpc::{AdminApi, Queries};
+use crate::grpc::{AdminApi, DEFAULT_WAIT, Queries};
 use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
 use crate::reads::BuyerCountries;
@@ -193,10 +192,7 @@ async fn countries(State(context): Context, _: Reader) -> Response {
     let head = context.log.head();
     match context
         .queries
-        .country_portfolios(
-            v1::ListCountryPortfoliosRequest::default(),
-            &MetadataMap::new(),
-        )
+        .country_portfolios(v1::ListCountryPortfoliosRequest::default(), DEFAULT_WAIT)
         .await
     {
         Ok(list) => fragment(views::countries::render(&list.portfolios, head)),
@@ -211,7 +207,7 @@ async fn agreements(
 ) -> Response {
     match context
         .queries
-        .list_agreements(query.request(), &MetadataMap::new())
+        .list_agreements(query.request(), DEFAULT_WAIT)
         .await
     {
         Ok(page) => fragment(views::agreements::list(&query, &page)),
@@ -242,11 +238,7 @@ async fn agreement(
         min_position: 0,
         as_of_position: as_of,
     };
-    let agreement = match context
-        .queries
-        .get_agreement(request, &MetadataMap::new())
-        .await
-    {
+    let agreement = match context.queries.get_agreement(request, DEFAULT_WAIT).await {
         Ok(agreement) => agreement,
         Err(error) => return failed(error),
     };

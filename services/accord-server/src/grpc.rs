@@ -16,6 +16,7 @@ mod queries;
 pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
 pub use consumer_groups::ConsumerGroupsApi;
+pub(crate) use deadline::DEFAULT_WAIT;
 pub use event_log::EventLogApi;
 pub(crate) use queries::Queries;
 

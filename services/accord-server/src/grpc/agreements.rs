@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
 use super::command_input::parse_commands;
+use super::deadline::allowed_wait;
 use super::execute_stream::{self, Executor, append_result};
 use super::queries::Queries;
 use crate::auth::Actor;
@@ -156,7 +157,9 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::Agreement> {
         let (metadata, _, request) = request.into_parts();
         Ok(Response::new(
-            self.queries.get_agreement(request, &metadata).await?,
+            self.queries
+                .get_agreement(request, allowed_wait(&metadata))
+                .await?,
         ))
     }
 
@@ -166,7 +169,9 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::ListAgreementsResponse> {
         let (metadata, _, request) = request.into_parts();
         Ok(Response::new(
-            self.queries.list_agreements(request, &metadata).await?,
+            self.queries
+                .list_agreements(request, allowed_wait(&metadata))
+                .await?,
         ))
     }
 
@@ -176,7 +181,9 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::CountryPortfolio> {
         let (metadata, _, request) = request.into_parts();
         Ok(Response::new(
-            self.queries.country_portfolio(request, &metadata).await?,
+            self.queries
+                .country_portfolio(request, allowed_wait(&metadata))
+                .await?,
         ))
     }
 
@@ -186,7 +193,9 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::ListCountryPortfoliosResponse> {
         let (metadata, _, request) = request.into_parts();
         Ok(Response::new(
-            self.queries.country_portfolios(request, &metadata).await?,
+            self.queries
+                .country_portfolios(request, allowed_wait(&metadata))
+                .await?,
         ))
     }
 
@@ -196,7 +205,9 @@ impl AgreementService for AgreementApi {
     ) -> RpcResult<v1::LocalizationReport> {
         let (metadata, _, request) = request.into_parts();
         Ok(Response::new(
-            self.queries.localization_report(request, &metadata).await?,
+            self.queries
+                .localization_report(request, allowed_wait(&metadata))
+                .await?,
         ))
     }
 

@@ -11,12 +11,11 @@ use accord_proto::{
     agreement_to_wire, localization_entry_to_wire, portfolio_to_wire, stage_from_wire, v1,
 };
 use accord_store::EventLog;
-use tonic::metadata::MetadataMap;
 
-use super::deadline::allowed_wait;
 use super::page_token;
 use crate::error::ApiError;
 use crate::reads::{MIN_POSITION_AHEAD, within_log};
+use std::time::Duration;
 
 /// Agreements per page when the client asks for none.
 const DEFAULT_PAGE_SIZE: usize = 50;
@@ -49,10 +48,9 @@ impl Queries {
             .map_err(ApiError::from)
     }
 
-    /// Waits until the read models have applied `min_position`, up to the
-    /// call's deadline (at most a minute); a position far beyond the log's
-    /// head is refused.
-    async fn caught_up(&self, min_position: u64, metadata: &MetadataMap) -> Result<(), ApiError> {
+    /// Waits until the read models have applied `min_position`, for at
+    /// most `wait`; a position far beyond the log's head is refused.
+    async fn caught_up(&self, min_position: u64, wait: Duration) -> Result<(), ApiError> {
         if min_position == 0 {
             return Ok(());
         }
@@ -64,7 +62,7 @@ impl Queries {
         )
         .await?;
         self.read_models
-            .wait_for(min_position, allowed_wait(metadata))
+            .wait_for(min_position, wait)
             .await
             .map_err(|reached| {
                 ApiError::Unavailable(format!(
@@ -76,7 +74,7 @@ impl Queries {
     pub(crate) async fn get_agreement(
         &self,
         request: v1::GetAgreementRequest,
-        metadata: &MetadataMap,
+        wait: Duration,
     ) -> Result<v1::Agreement, ApiError> {
         validate_agreement_id(&request.agreement_id)?;
         if request.as_of_position > 0 {
@@ -84,7 +82,7 @@ impl Queries {
                 .agreement_as_of(&request.agreement_id, request.as_of_position)
                 .await;
         }
-        self.caught_up(request.min_position, metadata).await?;
+        self.caught_up(request.min_position, wait).await?;
         let agreement_id = request.agreement_id.clone();
         let agreement = self
             .read(move |read_models| read_models.agreement(&agreement_id))
@@ -128,7 +126,7 @@ impl Queries {
     pub(crate) async fn list_agreements(
         &self,
         request: v1::ListAgreementsRequest,
-        metadata: &MetadataMap,
+        wait: Duration,
     ) -> Result<v1::ListAgreementsResponse, ApiError> {
         let filter = AgreementFilter {
             buyer_country: optional_country("buyer_country", request.buyer_country)?,
@@ -151,7 +149,7 @@ impl Queries {
         };
         let page_size = page_size(request.page_size, DEFAULT_PAGE_SIZE);
         let after = page_token::decode(&request.page_token)?;
-        self.caught_up(request.min_position, metadata).await?;
+        self.caught_up(request.min_position, wait).await?;
         let page = self
             .read(move |read_models| {
                 read_models.list_agreements(&filter, page_size, after.as_deref())
@@ -169,10 +167,10 @@ impl Queries {
     pub(crate) async fn country_portfolio(
         &self,
         request: v1::GetCountryPortfolioRequest,
-        metadata: &MetadataMap,
+        wait: Duration,
     ) -> Result<v1::CountryPortfolio, ApiError> {
         validate_country("country", &request.country)?;
-        self.caught_up(request.min_position, metadata).await?;
+        self.caught_up(request.min_position, wait).await?;
         let country = request.country;
         let sums = self
             .read(move |read_models| read_models.portfolio(&country))
@@ -183,9 +181,9 @@ impl Queries {
     pub(crate) async fn country_portfolios(
         &self,
         request: v1::ListCountryPortfoliosRequest,
-        metadata: &MetadataMap,
+        wait: Duration,
     ) -> Result<v1::ListCountryPortfoliosResponse, ApiError> {
-        self.caught_up(request.min_position, metadata).await?;
+        self.caught_up(request.min_position, wait).await?;
         // One entry per buyer country (ISO 3166-1 alpha-2): a few hundred at
         // most, so not paged.
         let portfolios = self.read(ReadModels::portfolios).await?;
@@ -197,12 +195,12 @@ impl Queries {
     pub(crate) async fn localization_report(
         &self,
         request: v1::GetLocalizationReportRequest,
-        metadata: &MetadataMap,
+        wait: Duration,
     ) -> Result<v1::LocalizationReport, ApiError> {
         let country = optional_country("country", request.country)?;
         let page_size = page_size(request.page_size, MAX_PAGE_SIZE);
         let after = page_token::decode(&request.page_token)?;
-        self.caught_up(request.min_position, metadata).await?;
+        self.caught_up(request.min_position, wait).await?;
         let report = self
             .read(move |read_models| {
                 read_models.localization_report(country.as_deref(), page_size, after.as_deref())
