@@ -310,17 +310,12 @@ async fn log(
 }
 
 async fn operations(State(context): Context, Reader(caller): Reader) -> Response {
-    use accord_proto::v1::admin_server::Admin;
     let head = context.log.head();
     // GetStats is the operator's over gRPC: the console shows no more.
     let stats = if caller.operator {
-        match context
-            .admin
-            .get_stats(tonic::Request::new(v1::GetStatsRequest {}))
-            .await
-        {
-            Ok(stats) => Some(stats.into_inner()),
-            Err(status) => return answer::status(&status),
+        match context.admin.stats().await {
+            Ok(stats) => Some(stats),
+            Err(error) => return failed(error),
         }
     } else {
         None

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use accord_proto::v1;
-use accord_proto::v1::admin_server::Admin;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +12,7 @@ use futures_util::StreamExt;
 
 use super::ConsoleContext;
 use super::access::Operator;
-use super::answer::status;
+use super::answer::failed;
 use super::format::count;
 
 fn progress(
@@ -32,14 +30,7 @@ pub(crate) async fn verify(
     Operator(caller): Operator,
 ) -> Response {
     tracing::info!(actor = %caller.name, "VerifyLog started from the console");
-    let stream = match context
-        .admin
-        .verify_log(tonic::Request::new(v1::VerifyLogRequest {}))
-        .await
-    {
-        Ok(stream) => stream.into_inner(),
-        Err(refusal) => return status(&refusal),
-    };
+    let stream = context.admin.verify();
     let events = stream.map(|step| match step {
         Ok(step) if step.done => progress(
             step.checked,
@@ -76,15 +67,9 @@ pub(crate) async fn rebuild(
     Operator(caller): Operator,
 ) -> Response {
     tracing::info!(actor = %caller.name, "RebuildProjections started from the console");
-    let stream = match context
-        .admin
-        .rebuild_projections(tonic::Request::new(v1::RebuildProjectionsRequest {
-            names: Vec::new(),
-        }))
-        .await
-    {
-        Ok(stream) => stream.into_inner(),
-        Err(refusal) => return status(&refusal),
+    let stream = match context.admin.rebuild(&[]) {
+        Ok(stream) => stream,
+        Err(refusal) => return failed(refusal),
     };
     let events = stream.map(|step| match step {
         Ok(step) if step.done => progress(

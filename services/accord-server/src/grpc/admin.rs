@@ -58,16 +58,15 @@ impl AdminApi {
     }
 }
 
-#[tonic::async_trait]
-impl Admin for AdminApi {
-    async fn get_stats(
-        &self,
-        _request: Request<v1::GetStatsRequest>,
-    ) -> RpcResult<v1::GetStatsResponse> {
+/// The operations themselves, without the transport: gRPC's `Admin` and the
+/// console's operations view both call these.
+impl AdminApi {
+    /// The log's figures and each projection's progress.
+    pub(crate) async fn stats(&self) -> Result<v1::GetStatsResponse, ApiError> {
         let checkpoint = self.read_models.checkpoint();
         let signed = self.log.checkpoint();
-        let stats = self.log.stats().await.map_err(ApiError::from)?;
-        Ok(Response::new(v1::GetStatsResponse {
+        let stats = self.log.stats().await?;
+        Ok(v1::GetStatsResponse {
             head_position: stats.head_position,
             event_count: stats.event_count,
             agreement_count: stats.agreement_count,
@@ -78,16 +77,16 @@ impl Admin for AdminApi {
                 lag: stats.head_position.saturating_sub(checkpoint),
             }],
             checkpoint: signed.as_ref().map(checkpoint::to_wire),
-        }))
+        })
     }
 
-    type RebuildProjectionsStream = ServerStream<v1::RebuildProgress>;
-
-    async fn rebuild_projections(
+    /// Rebuilds the projections named (every one when none is) from the
+    /// log while the server keeps serving; progress as it goes.
+    pub(crate) fn rebuild(
         &self,
-        request: Request<v1::RebuildProjectionsRequest>,
-    ) -> RpcResult<Self::RebuildProjectionsStream> {
-        for (index, name) in request.into_inner().names.iter().enumerate() {
+        names: &[String],
+    ) -> Result<ServerStream<v1::RebuildProgress>, ApiError> {
+        for (index, name) in names.iter().enumerate() {
             if name != PROJECTION_NAME {
                 return Err(ApiError::from(ValidationError::new(
                     format!("names[{index}]"),
@@ -95,12 +94,13 @@ impl Admin for AdminApi {
                         "unknown projection {}; known: {PROJECTION_NAME}",
                         accord_domain::quoted(name)
                     ),
-                ))
-                .into());
+                )));
             }
         }
         let Some(claim) = self.read_models.claim_rebuild() else {
-            return Err(ApiError::FailedPrecondition("a rebuild is already running".into()).into());
+            return Err(ApiError::FailedPrecondition(
+                "a rebuild is already running".into(),
+            ));
         };
         let log = self.log.clone();
         let read_models = self.read_models.clone();
@@ -125,18 +125,15 @@ impl Admin for AdminApi {
             );
             Ok(())
         });
-        Ok(Response::new(stream))
+        Ok(stream)
     }
 
-    type VerifyLogStream = ServerStream<v1::VerifyProgress>;
-
-    async fn verify_log(
-        &self,
-        _request: Request<v1::VerifyLogRequest>,
-    ) -> RpcResult<Self::VerifyLogStream> {
+    /// Verifies every record, the chain, the indexes and the signed
+    /// checkpoint; progress as it goes.
+    pub(crate) fn verify(&self) -> ServerStream<v1::VerifyProgress> {
         let log = self.log.clone();
         let keys = self.keys.clone();
-        let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
+        spawn_stream(PROGRESS_BUFFER, move |out| async move {
             let progress = out.clone();
             let report = verify_log(
                 log.as_ref(),
@@ -159,8 +156,35 @@ impl Admin for AdminApi {
             })
             .await;
             Ok(())
-        });
-        Ok(Response::new(stream))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminApi {
+    async fn get_stats(
+        &self,
+        _request: Request<v1::GetStatsRequest>,
+    ) -> RpcResult<v1::GetStatsResponse> {
+        Ok(Response::new(self.stats().await?))
+    }
+
+    type RebuildProjectionsStream = ServerStream<v1::RebuildProgress>;
+
+    async fn rebuild_projections(
+        &self,
+        request: Request<v1::RebuildProjectionsRequest>,
+    ) -> RpcResult<Self::RebuildProjectionsStream> {
+        Ok(Response::new(self.rebuild(&request.into_inner().names)?))
+    }
+
+    type VerifyLogStream = ServerStream<v1::VerifyProgress>;
+
+    async fn verify_log(
+        &self,
+        _request: Request<v1::VerifyLogRequest>,
+    ) -> RpcResult<Self::VerifyLogStream> {
+        Ok(Response::new(self.verify()))
     }
 
     type ExportLogStream = ServerStream<v1::ExportedRecord>;
