@@ -99,15 +99,6 @@ async fn appends_until_head(stream: &mut TcpStream) -> usize {
     }
 }
 
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    scrape_metrics(addr)
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn live_pages_opened_at_the_start_of_a_long_log_stay_small_and_stop_when_closed() {
     let _heavy = heavy().await;

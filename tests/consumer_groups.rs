@@ -546,14 +546,8 @@ async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServe
         })
         .await
         .expect("the read models reach the head");
-    let skipped = |metrics: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("accord_indexed_read_skipped_positions_total "))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
-    let before = skipped(&scrape_metrics(server.server().metrics_addr()).await);
+    const SKIPPED: &str = "accord_indexed_read_skipped_positions_total";
+    let before = metric(server.server().metrics_addr(), SKIPPED).await;
     create(
         &server,
         "kazakh-deals",
@@ -573,7 +567,7 @@ async fn a_filtered_group_behind_the_head_reads_from_the_index(server: TestServe
         seen.push(position);
     }
     assert_eq!(seen, kazakh);
-    let after = skipped(&scrape_metrics(server.server().metrics_addr()).await);
+    let after = metric(server.server().metrics_addr(), SKIPPED).await;
     assert!(
         after - before >= (head - kazakh.len() as u64 - 1) as f64,
         "the other agreements' events are passed over through the index: {before} -> {after}"

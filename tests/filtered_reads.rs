@@ -116,15 +116,6 @@ async fn read_log(server: &TestServer, request: v1::ReadLogRequest) -> Vec<u64> 
     positions
 }
 
-async fn metric(server: &TestServer, name: &str) -> f64 {
-    scrape_metrics(server.server().metrics_addr())
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Every filter shape, from several starts and page sizes, answers what a
 /// scan finds; a country filter of 4 % of the log passes over the rest of
 /// it through the index (the metrics say so), so it does not scan.
@@ -136,8 +127,16 @@ async fn filtered_reads_come_from_the_indexes_and_equal_a_scan() {
     let all = server.read_all().await;
 
     let kz = filter(&[], &[], &["KZ"]);
-    let skipped_before = metric(&server, "accord_indexed_read_skipped_positions_total").await;
-    let read_before = metric(&server, "accord_indexed_read_events_total").await;
+    let skipped_before = metric(
+        server.server().metrics_addr(),
+        "accord_indexed_read_skipped_positions_total",
+    )
+    .await;
+    let read_before = metric(
+        server.server().metrics_addr(),
+        "accord_indexed_read_events_total",
+    )
+    .await;
     let found = read_log(
         &server,
         v1::ReadLogRequest {
@@ -148,9 +147,18 @@ async fn filtered_reads_come_from_the_indexes_and_equal_a_scan() {
     .await;
     assert_eq!(found, scan(&all, &kz));
     assert_eq!(found.len(), 3 * AGREEMENTS / 25);
-    let skipped =
-        metric(&server, "accord_indexed_read_skipped_positions_total").await - skipped_before;
-    let read = metric(&server, "accord_indexed_read_events_total").await - read_before;
+    let skipped = metric(
+        server.server().metrics_addr(),
+        "accord_indexed_read_skipped_positions_total",
+    )
+    .await
+        - skipped_before;
+    let read = metric(
+        server.server().metrics_addr(),
+        "accord_indexed_read_events_total",
+    )
+    .await
+        - read_before;
     assert_eq!(
         read as usize,
         found.len(),

@@ -20,16 +20,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// Positions filtered reads of `server` passed over through an index.
-async fn indexed_skipped(server: &TestServer) -> f64 {
-    scrape_metrics(server.server().metrics_addr())
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix("accord_indexed_read_skipped_positions_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Copies the fixture data directory `name` to `to` as an operator restores
 /// a backup: the signing key private to its owner again. Git keeps no mode
 /// but the executable bit, so a clean clone checks the key out readable by
@@ -422,7 +412,11 @@ async fn a_data_directory_written_before_the_index_tail_opens_verifies_and_conti
         .map(|event| event.position)
         .collect();
     assert!(!kazakh.is_empty());
-    let skipped_before = indexed_skipped(&old).await;
+    let skipped_before = metric(
+        old.server().metrics_addr(),
+        "accord_indexed_read_skipped_positions_total",
+    )
+    .await;
     let mut filtered = old
         .event_log()
         .read_log(v1::ReadLogRequest {
@@ -441,7 +435,12 @@ async fn a_data_directory_written_before_the_index_tail_opens_verifies_and_conti
     }
     assert_eq!(found, kazakh);
     assert!(
-        indexed_skipped(&old).await > skipped_before,
+        metric(
+            old.server().metrics_addr(),
+            "accord_indexed_read_skipped_positions_total"
+        )
+        .await
+            > skipped_before,
         "read from the index"
     );
 

@@ -290,6 +290,17 @@ pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
     response
 }
 
+/// The value of the unlabelled series `name` the server at `addr` exports
+/// (0 when it exports none yet).
+pub async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    scrape_metrics(addr)
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Sends `GET path` (HTTP/1.1, `Connection: close`) over `stream` and
 /// returns the whole answer, status line and headers included.
 pub async fn http_get<S>(mut stream: S, path: &str) -> std::io::Result<String>
