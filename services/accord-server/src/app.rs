@@ -18,6 +18,7 @@ use crate::groups::{ClusterGroups, Groups, Registry};
 use crate::grpc::{AdminApi, Queries, WatchContext};
 use crate::http_serve::{HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels, metrics_router};
+use crate::operations::Operations;
 use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
@@ -138,12 +139,12 @@ impl App {
             },
             metrics.clone(),
         );
-        let admin = Arc::new(AdminApi::new(
+        let operations = Arc::new(Operations::new(
             log.clone(),
             storage.read_models.clone(),
-            config.data_dir.clone(),
             storage.keys,
         ));
+        let admin = Arc::new(AdminApi::new(operations.clone(), config.data_dir.clone()));
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {
             let tasks = tokio_util::task::TaskTracker::new();
@@ -153,7 +154,7 @@ impl App {
                     tokens: tokens.clone(),
                     log: log.clone(),
                     queries: Arc::new(Queries::new(log.clone(), storage.read_models.clone())),
-                    admin: admin.clone(),
+                    operations,
                     groups: groups.clone(),
                     metrics: metrics.clone(),
                     countries: indexes.buyer_countries().clone(),

@@ -34,9 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenTable;
 use crate::groups::Groups;
-use crate::grpc::{AdminApi, DEFAULT_WAIT, Queries};
+use crate::grpc::{DEFAULT_WAIT, Queries};
 use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
+use crate::operations::Operations;
 use crate::reads::BuyerCountries;
 use access::Reader;
 use answer::failed;
@@ -54,7 +55,7 @@ pub(crate) struct ConsoleContext {
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) log: Arc<dyn EventLog>,
     pub(crate) queries: Arc<Queries>,
-    pub(crate) admin: Arc<AdminApi>,
+    pub(crate) operations: Arc<Operations>,
     pub(crate) groups: Groups,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) countries: Arc<BuyerCountries>,
@@ -313,7 +314,7 @@ async fn operations(State(context): Context, Reader(caller): Reader) -> Response
     let head = context.log.head();
     // GetStats is the operator's over gRPC: the console shows no more.
     let stats = if caller.operator {
-        match context.admin.stats().await {
+        match context.operations.stats().await {
             Ok(stats) => Some(stats),
             Err(error) => return failed(error),
         }

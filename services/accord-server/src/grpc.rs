@@ -2,7 +2,6 @@
 
 mod admin;
 mod agreements;
-mod checkpoint;
 mod command_input;
 mod consumer_groups;
 mod deadline;

@@ -4,6 +4,7 @@
 mod accept;
 mod app;
 pub mod auth;
+mod checkpoint_wire;
 pub mod commands;
 pub mod config;
 mod connections;
@@ -17,6 +18,7 @@ mod http_serve;
 pub use accord_store::hex;
 pub mod methods;
 pub mod metrics;
+mod operations;
 mod reads;
 mod role;
 mod router;

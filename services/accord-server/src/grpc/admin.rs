@@ -4,34 +4,32 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use accord_domain::ValidationError;
-use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
 use accord_store::{
     CheckpointKeys, EventLog, ImportVerifier, RawRecord, StoreError, decode_record, record_hash,
-    verify_log,
 };
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
-use super::checkpoint;
 use super::import_spool::Spool;
+use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
-use crate::streams::{
-    EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
-};
+use crate::operations::Operations;
+use crate::streams::{EXPORT_BATCH, READ_STREAM_BUFFER, ServerStream, spawn_stream};
 
 /// Records handed to the log per import step.
 const IMPORT_CHUNK: usize = 10_000;
 
-/// Serves `Admin`.
+/// Serves `Admin`: figures, rebuild and verification from `Operations`
+/// (which the console calls too), export and import here.
 pub struct AdminApi {
+    operations: Arc<Operations>,
     log: Arc<dyn EventLog>,
-    read_models: Arc<ReadModels>,
     /// Where imports are spooled before they are written.
     spool_dir: PathBuf,
-    /// The keys whose checkpoints verification and imports accept.
+    /// The keys whose checkpoints imports accept.
     keys: CheckpointKeys,
 }
 
@@ -40,123 +38,15 @@ pub struct AdminApi {
 pub const ALLOW_UNSIGNED_METADATA: &str = "accord-allow-unsigned";
 
 impl AdminApi {
-    /// Returns the service over `log` and its `read_models`; imports are
-    /// spooled in `spool_dir` (the data directory); checkpoints are checked
-    /// with `keys`.
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        read_models: Arc<ReadModels>,
-        spool_dir: PathBuf,
-        keys: CheckpointKeys,
-    ) -> Self {
+    /// Returns the service over `operations`; imports are spooled in
+    /// `spool_dir` (the data directory).
+    pub(crate) fn new(operations: Arc<Operations>, spool_dir: PathBuf) -> Self {
         Self {
-            log,
-            read_models,
+            log: operations.log().clone(),
+            keys: operations.keys().clone(),
+            operations,
             spool_dir,
-            keys,
         }
-    }
-}
-
-/// The operations themselves, without the transport: gRPC's `Admin` and the
-/// console's operations view both call these.
-impl AdminApi {
-    /// The log's figures and each projection's progress.
-    pub(crate) async fn stats(&self) -> Result<v1::GetStatsResponse, ApiError> {
-        let checkpoint = self.read_models.checkpoint();
-        let signed = self.log.checkpoint();
-        let stats = self.log.stats().await?;
-        Ok(v1::GetStatsResponse {
-            head_position: stats.head_position,
-            event_count: stats.event_count,
-            agreement_count: stats.agreement_count,
-            disk_bytes: stats.disk_bytes + self.read_models.disk_bytes(),
-            projections: vec![v1::ProjectionStatus {
-                name: PROJECTION_NAME.to_owned(),
-                checkpoint,
-                lag: stats.head_position.saturating_sub(checkpoint),
-            }],
-            checkpoint: signed.as_ref().map(checkpoint::to_wire),
-        })
-    }
-
-    /// Rebuilds the projections named (every one when none is) from the
-    /// log while the server keeps serving; progress as it goes.
-    pub(crate) fn rebuild(
-        &self,
-        names: &[String],
-    ) -> Result<ServerStream<v1::RebuildProgress>, ApiError> {
-        for (index, name) in names.iter().enumerate() {
-            if name != PROJECTION_NAME {
-                return Err(ApiError::from(ValidationError::new(
-                    format!("names[{index}]"),
-                    format!(
-                        "unknown projection {}; known: {PROJECTION_NAME}",
-                        accord_domain::quoted(name)
-                    ),
-                )));
-            }
-        }
-        let Some(claim) = self.read_models.claim_rebuild() else {
-            return Err(ApiError::FailedPrecondition(
-                "a rebuild is already running".into(),
-            ));
-        };
-        let log = self.log.clone();
-        let read_models = self.read_models.clone();
-        let stream = spawn_stream(PROGRESS_BUFFER, move |out| async move {
-            let _claim = claim;
-            let progress = out.clone();
-            let status = rebuild(log, read_models, move |status| {
-                progress.offer(v1::RebuildProgress {
-                    name: PROJECTION_NAME.to_owned(),
-                    position: status.position,
-                    head_position: status.head_position,
-                    events_per_second: status.events_per_second,
-                    done: status.done,
-                });
-            })
-            .await
-            .inspect_err(|error| tracing::error!(%error, "rebuild failed"))?;
-            tracing::info!(
-                position = status.position,
-                events_per_second = status.events_per_second,
-                "read models rebuilt"
-            );
-            Ok(())
-        });
-        Ok(stream)
-    }
-
-    /// Verifies every record, the chain, the indexes and the signed
-    /// checkpoint; progress as it goes.
-    pub(crate) fn verify(&self) -> ServerStream<v1::VerifyProgress> {
-        let log = self.log.clone();
-        let keys = self.keys.clone();
-        spawn_stream(PROGRESS_BUFFER, move |out| async move {
-            let progress = out.clone();
-            let report = verify_log(
-                log.as_ref(),
-                &keys,
-                move |checked, head_position, problems| {
-                    progress.offer(v1::VerifyProgress {
-                        checked,
-                        head_position,
-                        problems: problems.to_vec(),
-                        done: false,
-                    });
-                },
-            )
-            .await?;
-            out.send(v1::VerifyProgress {
-                checked: report.checked,
-                head_position: report.head_position,
-                problems: report.problems,
-                done: true,
-            })
-            .await;
-            Ok(())
-        })
     }
 }
 
@@ -166,7 +56,7 @@ impl Admin for AdminApi {
         &self,
         _request: Request<v1::GetStatsRequest>,
     ) -> RpcResult<v1::GetStatsResponse> {
-        Ok(Response::new(self.stats().await?))
+        Ok(Response::new(self.operations.stats().await?))
     }
 
     type RebuildProjectionsStream = ServerStream<v1::RebuildProgress>;
@@ -175,7 +65,9 @@ impl Admin for AdminApi {
         &self,
         request: Request<v1::RebuildProjectionsRequest>,
     ) -> RpcResult<Self::RebuildProjectionsStream> {
-        Ok(Response::new(self.rebuild(&request.into_inner().names)?))
+        Ok(Response::new(
+            self.operations.rebuild(&request.into_inner().names)?,
+        ))
     }
 
     type VerifyLogStream = ServerStream<v1::VerifyProgress>;
@@ -184,7 +76,7 @@ impl Admin for AdminApi {
         &self,
         _request: Request<v1::VerifyLogRequest>,
     ) -> RpcResult<Self::VerifyLogStream> {
-        Ok(Response::new(self.verify()))
+        Ok(Response::new(self.operations.verify()))
     }
 
     type ExportLogStream = ServerStream<v1::ExportedRecord>;
