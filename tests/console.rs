@@ -205,7 +205,14 @@ async fn a_reader_token_looks_and_only_an_operator_token_acts() {
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
     let browser = Browser::start(1280, 900).await;
     browser.open(&console_url(&server, "/operations")).await;
-    // Without a token the console shows nothing but the sign-in form.
+    // Without a token the console shows nothing but the sign-in form (once
+    // the page's script has run: under load it runs after `open` returns).
+    browser
+        .wait_until(
+            "the sign-in form",
+            "return !document.getElementById('login').hidden",
+        )
+        .await;
     assert_eq!(
         browser
             .eval("return document.getElementById('view').hidden")
