@@ -34,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenTable;
 use crate::groups::Groups;
-use crate::grpc::{DEFAULT_WAIT, Queries};
 use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
 use crate::operations::Operations;
+use crate::queries::{DEFAULT_WAIT, Queries};
 use crate::reads::BuyerCountries;
 use access::Reader;
 use answer::failed;

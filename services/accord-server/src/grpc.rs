@@ -9,15 +9,11 @@ mod event_log;
 mod execute_stream;
 mod fingerprint;
 mod import_spool;
-mod page_token;
-mod queries;
 
 pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
 pub use consumer_groups::ConsumerGroupsApi;
-pub(crate) use deadline::DEFAULT_WAIT;
 pub use event_log::EventLogApi;
-pub(crate) use queries::Queries;
 
 /// The result of a unary RPC.
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;

@@ -19,6 +19,7 @@ pub use accord_store::hex;
 pub mod methods;
 pub mod metrics;
 mod operations;
+mod queries;
 mod reads;
 mod role;
 mod router;

@@ -10,9 +10,9 @@ use super::RpcResult;
 use super::command_input::parse_commands;
 use super::deadline::allowed_wait;
 use super::execute_stream::{self, Executor, append_result};
-use super::queries::Queries;
 use crate::auth::Actor;
 use crate::commands::CommandHandler;
+use crate::queries::Queries;
 use crate::streams::{Owner, ServerStream, SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.

@@ -6,13 +6,7 @@ use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
 
-/// The wait when the client sets no deadline.
-pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
-
-/// The longest wait, whatever the deadline: a call parked for longer holds
-/// a task and a connection for nothing (read models that are minutes behind
-/// need an operator, not patience).
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
+use crate::queries::{DEFAULT_WAIT, MAX_WAIT};
 
 /// What is kept of a deadline for the answer to reach the client: a tenth of
 /// it, and at least this much (a busy server or network needs the time).

@@ -1,7 +1,11 @@
-//! The read-model queries of `AgreementService`, with read-your-writes
-//! (`min_position`) and time travel (`as_of_position`).
+//! The read-model queries, with read-your-writes (`min_position`) and time
+//! travel (`as_of_position`), whatever the transport: gRPC's
+//! `AgreementService` and the console both ask these.
+
+mod page_token;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_domain::{
     Agreement, DomainError, ValidationError, validate_agreement_id, validate_country,
@@ -12,10 +16,17 @@ use accord_proto::{
 };
 use accord_store::EventLog;
 
-use super::page_token;
 use crate::error::ApiError;
 use crate::reads::{MIN_POSITION_AHEAD, within_log};
-use std::time::Duration;
+
+/// How long a query waits for its `min_position` when the caller sets no
+/// limit (a gRPC call without a deadline; the console).
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest wait, whatever the deadline: a call parked for longer holds
+/// a task and a connection for nothing (read models that are minutes behind
+/// need an operator, not patience).
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// Agreements per page when the client asks for none.
 const DEFAULT_PAGE_SIZE: usize = 50;
