@@ -21,7 +21,7 @@ mod stored;
 mod writes;
 
 pub use error::ProjectionError;
-pub use positions::{IndexedPositions, PositionIndex, PositionQuery};
+pub use positions::{IndexedPositions, PositionQuery};
 pub use project::PendingChanges;
 pub use projector::{Projector, ProjectorHandle};
 pub use queries::{AgreementFilter, AgreementPage, LocalizationReport};

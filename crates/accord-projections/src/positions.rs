@@ -27,7 +27,7 @@ const MOST_PER_VALUE: usize = 65_536;
 
 /// What the log's positions are indexed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PositionIndex {
+pub(crate) enum PositionIndex {
     /// The event's type (`Event::event_type`).
     EventType,
     /// The buyer country of the event's agreement.
@@ -157,24 +157,23 @@ fn extend(
     let Some((&first, rest)) = positions.split_first() else {
         return Ok(());
     };
-    let last_stored = tree.scan_prefix(prefix).next_back().transpose()?;
-    let (mut chunk, pending) = match last_stored {
+    // The last chunk takes more positions while it has room.
+    let mut chunk = match tree.scan_prefix(prefix).next_back().transpose()? {
         Some((key, gaps)) if gaps.len() < CHUNK_BYTES => {
+            let first_stored = chunk_first(prefix, &key)?;
             let mut chunk = Chunk {
-                first: chunk_first(prefix, &key)?,
-                last: 0,
+                first: first_stored,
+                last: Positions::new(first_stored, &gaps).try_fold(0, |_, p| p)?,
                 gaps: gaps.to_vec(),
             };
-            chunk.last = Positions::new(chunk.first, &gaps).try_fold(0, |_, p| p)?;
             chunk.push(first)?;
-            (chunk, rest)
+            chunk
         }
-        _ => (Chunk::starting_at(first), rest),
+        _ => Chunk::starting_at(first),
     };
-    for &position in pending {
+    for &position in rest {
         if chunk.gaps.len() >= CHUNK_BYTES {
-            let full = std::mem::replace(&mut chunk, Chunk::starting_at(position));
-            full.write(prefix, writes);
+            std::mem::replace(&mut chunk, Chunk::starting_at(position)).write(prefix, writes);
             continue;
         }
         chunk.push(position)?;
@@ -292,6 +291,19 @@ fn union_of(
     Ok((merged, through))
 }
 
+/// The positions of both ascending lists, up to `through`.
+fn intersection(left: &[u64], right: &[u64], through: u64) -> Vec<u64> {
+    let mut both = Vec::with_capacity(left.len().min(right.len()));
+    let mut right = right.iter().peekable();
+    for &position in left.iter().take_while(|position| **position <= through) {
+        while right.next_if(|other| **other < position).is_some() {}
+        if right.peek() == Some(&&position) {
+            both.push(position);
+        }
+    }
+    both
+}
+
 /// Up to `max` positions from `from` matching `query`, from the index in
 /// `tree`, which the read models have brought to `checkpoint`.
 pub(crate) fn matching(
@@ -311,55 +323,33 @@ pub(crate) fn matching(
     }
     // Countries first: usually the narrower list. With both lists, the
     // types are read only as far as the countries reached.
-    let (mut positions, mut through) = match (
-        query.buyer_countries.is_empty(),
-        query.event_types.is_empty(),
-    ) {
-        (false, true) => union_of(
-            tree,
-            PositionIndex::BuyerCountry,
-            &query.buyer_countries,
-            from,
-            checkpoint,
-            max,
-        )?,
-        (true, false) => union_of(
-            tree,
+    let union = |index, values: &[String], checkpoint, most| {
+        union_of(tree, index, values, from, checkpoint, most)
+    };
+    let (mut positions, mut through) = if query.buyer_countries.is_empty() {
+        union(
             PositionIndex::EventType,
             &query.event_types,
-            from,
             checkpoint,
             max,
-        )?,
-        _ => {
-            let (countries, through) = union_of(
-                tree,
-                PositionIndex::BuyerCountry,
-                &query.buyer_countries,
-                from,
-                checkpoint,
-                max,
-            )?;
-            let (types, through) = union_of(
-                tree,
+        )?
+    } else {
+        let (countries, through) = union(
+            PositionIndex::BuyerCountry,
+            &query.buyer_countries,
+            checkpoint,
+            max,
+        )?;
+        if query.event_types.is_empty() {
+            (countries, through)
+        } else {
+            let (types, through) = union(
                 PositionIndex::EventType,
                 &query.event_types,
-                from,
                 through,
                 MOST_PER_VALUE,
             )?;
-            let mut both = Vec::with_capacity(countries.len().min(types.len()));
-            let mut types = types.iter().peekable();
-            for position in countries
-                .into_iter()
-                .filter(|position| *position <= through)
-            {
-                while types.next_if(|typed| **typed < position).is_some() {}
-                if types.peek() == Some(&&position) {
-                    both.push(position);
-                }
-            }
-            (both, through)
+            (intersection(&countries, &types, through), through)
         }
     };
     if positions.len() > max {

@@ -134,7 +134,7 @@ fn runner_settings(
 ) -> Result<(DispatchSettings, EventFilter), ApiError> {
     let filter = EventFilter::new(
         Some(settings::filter_of(definition)),
-        context.countries.clone(),
+        context.indexes.buyer_countries().clone(),
     )?;
     let dispatch = DispatchSettings {
         max_parked: context.max_parked,
@@ -173,7 +173,6 @@ impl Registry {
     ) -> Result<Arc<Self>, StoreError> {
         let context = RunnerContext {
             log: indexes.log().clone(),
-            countries: indexes.buyer_countries().clone(),
             indexes,
             store,
             stopping,

@@ -25,7 +25,7 @@ use super::member_queue::{MEMBER_BYTES, MEMBER_MESSAGES, MemberSender, Refused};
 use super::storage::{GroupStorage, ParkedNow, Progress};
 use crate::error::ApiError;
 use crate::metrics::{GroupLabels, Metrics};
-use crate::reads::{BuyerCountries, EventFilter};
+use crate::reads::EventFilter;
 use crate::streams::LogIndexes;
 
 /// Unsettled events the task keeps before it stops reading ahead.
@@ -99,7 +99,6 @@ pub(crate) struct RunnerContext {
     /// The log's indexes, for reads while the group is behind.
     pub(crate) indexes: LogIndexes,
     pub(crate) store: Arc<dyn GroupStorage>,
-    pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) stopping: CancellationToken,
     pub(crate) metrics: Arc<Metrics>,
     /// Most parked events per group.

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use accord_domain::ValidationError;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::{
-    CheckpointKeys, EventLog, ImportVerifier, RawRecord, StoreError, decode_record, record_hash,
-};
+use accord_store::{ImportVerifier, RawRecord, StoreError, decode_record, record_hash};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -26,11 +24,8 @@ const IMPORT_CHUNK: usize = 10_000;
 /// (which the console calls too), export and import here.
 pub struct AdminApi {
     operations: Arc<Operations>,
-    log: Arc<dyn EventLog>,
     /// Where imports are spooled before they are written.
     spool_dir: PathBuf,
-    /// The keys whose checkpoints imports accept.
-    keys: CheckpointKeys,
 }
 
 /// The metadata with which `ImportLog` accepts an export without a signed
@@ -42,8 +37,6 @@ impl AdminApi {
     /// `spool_dir` (the data directory).
     pub(crate) fn new(operations: Arc<Operations>, spool_dir: PathBuf) -> Self {
         Self {
-            log: operations.log().clone(),
-            keys: operations.keys().clone(),
             operations,
             spool_dir,
         }
@@ -86,7 +79,7 @@ impl Admin for AdminApi {
         request: Request<v1::ExportLogRequest>,
     ) -> RpcResult<Self::ExportLogStream> {
         let from = request.into_inner().from_position.max(1);
-        let log = self.log.clone();
+        let log = self.operations.log().clone();
         // The export ends at the last signed head, which it carries: records
         // appended meanwhile are left to the next export.
         let Some(checkpoint) = log.checkpoint() else {
@@ -136,7 +129,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<Streaming<v1::ExportedRecord>>,
     ) -> RpcResult<v1::ImportLogResponse> {
-        let head = self.log.head();
+        let head = self.operations.log().head();
         if head != 0 {
             return Err(ApiError::FailedPrecondition(format!(
                 "imports go into an empty log; this one has {head} events"
@@ -198,7 +191,7 @@ impl Admin for AdminApi {
         verifier
             .finish(
                 signed.as_ref().map(|(_, checkpoint)| checkpoint),
-                &self.keys,
+                self.operations.keys(),
                 allow_unsigned,
             )
             .map_err(ApiError::from)?;
@@ -208,14 +201,15 @@ impl Admin for AdminApi {
             .into_source(IMPORT_CHUNK)
             .map_err(spool_failed("reading the import spool"))?;
         let imported = self
-            .log
+            .operations
+            .log()
             .import(Box::new(source))
             .await
             .map_err(ApiError::from)?;
         debug_assert_eq!(imported, records);
         Ok(Response::new(v1::ImportLogResponse {
             imported,
-            head_position: self.log.head(),
+            head_position: self.operations.log().head(),
         }))
     }
 }

@@ -7,7 +7,6 @@ use accord_proto::SubscribeFrame;
 use accord_proto::event_log_frames::event_log_server::EventLog as EventLogService;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1;
-use accord_store::EventLog;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response};
 
@@ -23,7 +22,6 @@ use crate::streams::{
 
 /// Serves `EventLog`.
 pub struct EventLogApi {
-    log: Arc<dyn EventLog>,
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,
@@ -43,7 +41,6 @@ impl EventLogApi {
         stopping: CancellationToken,
     ) -> Self {
         Self {
-            log: indexes.log().clone(),
             indexes,
             recent,
             metrics,
@@ -89,7 +86,7 @@ impl EventLogService for EventLogApi {
         let slot = self.slots.take(Owner::of(&request))?;
         let request = request.into_inner();
         let filter = EventFilter::new(request.filter, self.indexes.buyer_countries().clone())?;
-        let log = self.log.clone();
+        let log = self.indexes.log().clone();
         let indexes = self.indexes.clone();
         let head = log.head();
         let from = match &request.from_time {
@@ -168,7 +165,7 @@ impl EventLogService for EventLogApi {
     ) -> RpcResult<Self::ReadAgreementHistoryStream> {
         let request = request.into_inner();
         validate_agreement_id(&request.agreement_id).map_err(ApiError::from)?;
-        let log = self.log.clone();
+        let log = self.indexes.log().clone();
         if log
             .read_stream(&request.agreement_id, 1, 1)
             .await

@@ -121,7 +121,11 @@ impl LogIndexes {
     }
 
     /// The events of the named agreements from `from` on, through the head
-    /// as it was when the read began, merged in log order.
+    /// as it was when the read began, merged in log order; `None` within
+    /// one batch of the head, where a scan reads less than a search of
+    /// every named stream. Each stream gives its share of `max`, so that a
+    /// step holds about `max` events whatever the number of agreements
+    /// (`LIST_MAX_ENTRIES` at most).
     async fn read_streams(
         &self,
         filter: &EventFilter,
@@ -130,10 +134,11 @@ impl LogIndexes {
         max: usize,
     ) -> Result<Option<Matched>, ApiError> {
         let head = self.log.head();
-        if from > head {
+        let max = max.max(1);
+        if head.saturating_sub(from) < max as u64 {
             return Ok(None);
         }
-        let max = max.max(1);
+        let share = (max / agreements.len().max(1)).max(1);
         let mut through = head;
         let mut events = Vec::new();
         for agreement_id in agreements {
@@ -141,8 +146,8 @@ impl LogIndexes {
             else {
                 continue;
             };
-            let stream = self.log.read_stream(agreement_id, version, max).await?;
-            if stream.len() >= max
+            let stream = self.log.read_stream(agreement_id, version, share).await?;
+            if stream.len() >= share
                 && let Some(last) = stream.last()
             {
                 through = through.min(last.position);
