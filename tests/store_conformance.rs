@@ -10,8 +10,8 @@ use accord_domain::{
 };
 use accord_store::test_support::test_keys;
 use accord_store::{
-    AppendItem, EventLog, ImportChunks, ImportSource, NatsLog, NatsOptions, RawRecord, SledLog,
-    SledOptions, StoreError, decode_record, record_hash, verify_log,
+    AppendItem, EventLog, ImportChunks, ImportSource, NatsLog, NatsOptions, READ_BYTES, RawRecord,
+    SledLog, SledOptions, StoreError, decode_record, record_hash, verify_log,
 };
 use accord_tests::nats::{NatsCluster, NatsNode};
 
@@ -522,6 +522,15 @@ async fn reads_start_and_stop_anywhere_in_large_batches(backend: Backend) {
                         .map(|event| (event.version, Some(event.position)))
                         .collect();
                     assert_eq!(got, expected, "read_stream({id}, {from}, {max})");
+                    let listed = log
+                        .stream_positions(id, from, max)
+                        .await
+                        .expect("lists positions");
+                    let expected: Vec<u64> = expected
+                        .iter()
+                        .map(|(_, position)| position.expect("written"))
+                        .collect();
+                    assert_eq!(listed, expected, "stream_positions({id}, {from}, {max})");
                 }
             }
             for version in 1..=last {
@@ -578,6 +587,87 @@ async fn reads_start_and_stop_anywhere_in_large_batches(backend: Backend) {
     log.close().await.expect("closes");
 }
 
+/// A read stops once it holds `READ_BYTES` of records (so at most one
+/// record more; at least one record), whatever
+/// the count asked for; a reader gets the rest by reading on.
+async fn reads_of_large_events_stop_at_their_byte_budget(backend: Backend) {
+    const EVENTS: u64 = 40;
+    let log = backend.open().await;
+    log.append(vec![item(
+        "big",
+        "announce",
+        ExpectedVersion::NoStream,
+        announced(),
+    )])
+    .await
+    .expect("announces");
+    for version in 1..EVENTS {
+        let event = Event::Signed(Signed {
+            signed_at: Timestamp::from_seconds(1),
+            signatories: vec![format!("{version}-{}", "s".repeat(60_000))],
+            value: None,
+            quantity: None,
+        });
+        log.append(vec![item(
+            "big",
+            &format!("sign-{version}"),
+            ExpectedVersion::Exact(version),
+            event,
+        )])
+        .await
+        .expect("appends");
+    }
+    let all: Vec<u64> = (1..=EVENTS).collect();
+    // A whole-stream read stops at the budget and reads on to the end.
+    let first = log.read_stream("big", 1, usize::MAX).await.expect("reads");
+    let first_versions: Vec<u64> = first.iter().map(|event| event.version).collect();
+    assert!(
+        !first.is_empty() && first.len() < all.len() && first.len() <= 2 + READ_BYTES / 60_000,
+        "one read of 40 events of 60 KB: {} events",
+        first.len()
+    );
+    assert_eq!(first_versions, all[..first.len()]);
+    let mut versions = first_versions;
+    while let Some(&last) = versions.last() {
+        let more = log
+            .read_stream("big", last + 1, usize::MAX)
+            .await
+            .expect("reads on");
+        if more.is_empty() {
+            break;
+        }
+        assert!(more.len() <= 2 + READ_BYTES / 60_000);
+        versions.extend(more.iter().map(|event| event.version));
+    }
+    assert_eq!(versions, all);
+    // One event larger than the budget's rest is still read.
+    let one = log
+        .read_stream("big", EVENTS, usize::MAX)
+        .await
+        .expect("reads");
+    assert_eq!(one.len(), 1);
+    // Its positions list without reading a record; a read of them stops
+    // at the budget too.
+    let positions = log
+        .stream_positions("big", 1, usize::MAX)
+        .await
+        .expect("lists");
+    assert_eq!(positions, all);
+    let events = log.read_positions(&positions).await.expect("reads");
+    assert!(!events.is_empty() && events.len() < positions.len());
+    let mut logged = log.read_log(1, usize::MAX).await.expect("reads the log");
+    assert!(!logged.is_empty() && logged.len() < positions.len());
+    logged.truncate(events.len().min(logged.len()));
+    assert_eq!(
+        logged
+            .iter()
+            .map(|event| event.position)
+            .collect::<Vec<_>>(),
+        positions[..logged.len()]
+    );
+    log.close().await.expect("closes");
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
@@ -623,6 +713,12 @@ macro_rules! conformance {
             #[tokio::test]
             async fn reads_start_and_stop_anywhere_in_large_batches() {
                 super::reads_start_and_stop_anywhere_in_large_batches(Backend::$backend().await)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn reads_of_large_events_stop_at_their_byte_budget() {
+                super::reads_of_large_events_stop_at_their_byte_budget(Backend::$backend().await)
                     .await;
             }
 

@@ -23,16 +23,22 @@ const LOCALIZATIONS: usize = 100;
 
 async fn fill_with_large_events(addr: std::net::SocketAddr, count: usize) -> u64 {
     let mut agreements = AgreementServiceClient::new(connect(addr).await);
-    let mut head = 0;
-    for agreement in 0..count {
-        let id = format!("kz-large-{agreement}");
+    let ids: Vec<String> = (0..count)
+        .map(|index| format!("kz-large-{index}"))
+        .collect();
+    for id in &ids {
         agreements
-            .announce(announce_wabtec(&id))
+            .announce(announce_wabtec(id))
             .await
             .expect("announced");
-        agreements.sign(sign(&id)).await.expect("signed");
-        for index in 0..LOCALIZATIONS {
-            let mut request = localize(&id, &format!("{id}/large-{index}"));
+        agreements.sign(sign(id)).await.expect("signed");
+    }
+    // The agreements' localizations interleaved in the log, as concurrent
+    // agreements' events are.
+    let mut head = 0;
+    for index in 0..LOCALIZATIONS {
+        for id in &ids {
+            let mut request = localize(id, &format!("{id}/large-{index}"));
             request.technology_transfer = (0..30)
                 .map(|entry| format!("{entry}-{}", "t".repeat(1_990)))
                 .collect();
@@ -208,4 +214,99 @@ async fn a_stream_full_in_bytes_whose_client_leaves_frees_its_place() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.stop().await;
+}
+
+/// Reads of agreements' streams hold no more than reads of the log: a
+/// history read and a read filtered by agreements hold one read (1 MiB)
+/// and their channel (1 MiB) whatever the size of the events, not a batch
+/// of 512 events (30 MB of these) or a whole stream.
+#[tokio::test]
+async fn agreement_reads_that_never_read_hold_little_whatever_the_size_of_the_events() {
+    let _heavy = heavy().await;
+    const READERS: usize = 24;
+    const FILLED: usize = 6;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let server =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &[]).await;
+    let addr = server.grpc_addr();
+    let head = fill_with_large_events(addr, FILLED).await;
+    let agreement_ids: Vec<String> = (0..FILLED)
+        .map(|index| format!("kz-large-{index}"))
+        .collect();
+    let rss_before = server.rss_bytes();
+    let (mut histories, mut filtered) = (Vec::new(), Vec::new());
+    for reader in 0..READERS {
+        let mut history = v1::event_log_client::EventLogClient::new(connect(addr).await)
+            .read_agreement_history(v1::ReadAgreementHistoryRequest {
+                agreement_id: agreement_ids[reader % FILLED].clone(),
+                from_version: 1,
+            })
+            .await
+            .expect("reads a history")
+            .into_inner();
+        assert_eq!(
+            history.next().await.expect("one").expect("event").version,
+            1
+        );
+        histories.push(history);
+        let mut reading = v1::event_log_client::EventLogClient::new(connect(addr).await)
+            .read_log(v1::ReadLogRequest {
+                from_position: 1,
+                filter: Some(v1::SubscriptionFilter {
+                    agreement_ids: agreement_ids.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("reads")
+            .into_inner();
+        assert_eq!(
+            reading.next().await.expect("one").expect("event").position,
+            1
+        );
+        filtered.push(reading);
+    }
+    let grown = settled_rss(&server).await.saturating_sub(rss_before);
+    println!(
+        "{} agreement reads that never read, over {head} events of ~60 KB: the server grew {} MiB",
+        2 * READERS,
+        grown / MIB
+    );
+    assert!(
+        grown < 256 * MIB,
+        "agreement reads that never read grew the server by {} MiB",
+        grown / MIB
+    );
+    // Read to the end, each gives every event of its agreements in order.
+    let mut history = histories.pop().expect("a history");
+    let mut versions = vec![1];
+    while let Some(event) = history.next().await {
+        versions.push(event.expect("event").version);
+    }
+    let expected_versions: Vec<u64> = (1..=LOCALIZATIONS as u64 + 2).collect();
+    assert_eq!(versions, expected_versions);
+    let mut reading = filtered.pop().expect("a filtered read");
+    let mut positions = vec![1];
+    while let Some(event) = reading.next().await {
+        positions.push(event.expect("event").position);
+    }
+    let expected_positions: Vec<u64> = (1..=head).collect();
+    assert_eq!(positions, expected_positions);
+    drop((histories, filtered));
+    assert!(server.terminate().await.success());
+    // A command on an agreement whose stream is several reads long, with
+    // nothing cached after the restart, folds the whole stream first.
+    let server =
+        ChildServer::start_with_args(std::path::Path::new(SERVER), data_dir.path(), &[]).await;
+    let recorded = AgreementServiceClient::new(connect(server.grpc_addr()).await)
+        .record_localization(localize(&agreement_ids[0], "after-restart"))
+        .await
+        .expect("localized")
+        .into_inner();
+    assert_eq!(
+        (recorded.version, recorded.position),
+        (LOCALIZATIONS as u64 + 3, head + 1)
+    );
+    assert!(server.terminate().await.success());
 }

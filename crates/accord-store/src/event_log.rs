@@ -165,13 +165,26 @@ pub trait EventLog: Send + Sync + 'static {
     /// in order and may stop short of the last position asked for.
     async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// Reads up to `max_count` events of one agreement from `from_version` (inclusive).
+    /// Reads up to `max_count` events of one agreement from `from_version`
+    /// (inclusive), no more than [`crate::READ_BYTES`] of them (at least
+    /// one): a reader that wants the whole stream reads on from the version
+    /// after the last it got, until an empty answer.
     async fn read_stream(
         &self,
         agreement_id: &str,
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The positions of up to `max_count` events of one agreement from
+    /// `from_version` (inclusive), from the stream index, none past the
+    /// head: what [`EventLog::read_positions`] then reads.
+    async fn stream_positions(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<u64>, StoreError>;
 
     /// Returns the position of version `version` of an agreement, from the
     /// stream index.

@@ -274,10 +274,18 @@ async fn timeline(
     let mut end = version;
     'read: while end >= from && end > 0 {
         let start = end.saturating_sub(TIMELINE_CHUNK - 1).max(from);
-        let chunk = context
-            .log
-            .read_stream(id, start, (end + 1 - start) as usize)
-            .await?;
+        // A read may stop short of `end` (it holds at most `READ_BYTES`).
+        let mut chunk = Vec::new();
+        let mut next = start;
+        while next <= end {
+            let read = context
+                .log
+                .read_stream(id, next, (end + 1 - next) as usize)
+                .await?;
+            let Some(last) = read.last() else { break };
+            next = last.version + 1;
+            chunk.extend(read);
+        }
         for event in chunk.iter().rev() {
             if as_of != 0 && event.position > as_of {
                 continue;

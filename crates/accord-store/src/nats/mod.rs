@@ -385,6 +385,21 @@ impl EventLog for NatsLog {
             .await
     }
 
+    async fn stream_positions(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.check_open()?;
+        let agreement_id = agreement_id.to_owned();
+        self.reader
+            .off_thread(move |reader| {
+                reader.stream_positions(&agreement_id, from_version, max_count)
+            })
+            .await
+    }
+
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
         self.check_open()?;
         self.reader.locate(agreement_id, version)

@@ -236,6 +236,14 @@ impl EventLog for OtherCheckpoint {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.0.read_stream(agreement_id, from, max).await
     }
+    async fn stream_positions(
+        &self,
+        agreement_id: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.0.stream_positions(agreement_id, from, max).await
+    }
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
         self.0.locate(agreement_id, version).await
     }

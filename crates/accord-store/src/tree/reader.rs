@@ -212,6 +212,7 @@ impl TreeReader {
         if max_count == 0 {
             return Ok(events);
         }
+        let mut read = 0;
         // Events of one agreement written together share a block: keep the last one.
         let mut block: Option<Block> = None;
         self.index
@@ -219,10 +220,34 @@ impl TreeReader {
                 if position > head {
                     return Ok(false);
                 }
-                events.push(decode_record(self.record_from(&mut block, position)?)?.event);
-                Ok(events.len() < max_count)
+                let bytes = self.record_from(&mut block, position)?;
+                read += bytes.len();
+                events.push(decode_record(bytes)?.event);
+                Ok(events.len() < max_count && read < READ_BYTES)
             })?;
         Ok(events)
+    }
+
+    pub(crate) fn stream_positions(
+        &self,
+        agreement_id: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let head = self.head();
+        let mut positions = Vec::new();
+        if max_count == 0 {
+            return Ok(positions);
+        }
+        self.index
+            .for_each_from(agreement_id, from_version, |_, position| {
+                if position > head {
+                    return Ok(false);
+                }
+                positions.push(position);
+                Ok(positions.len() < max_count)
+            })?;
+        Ok(positions)
     }
 
     pub(crate) fn locate(

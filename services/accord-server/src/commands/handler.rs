@@ -233,8 +233,15 @@ impl CommandHandler {
         if let Some(agreement) = self.cache.get(agreement_id) {
             return Ok(Some(agreement));
         }
-        let events = self.log.read_stream(agreement_id, 1, usize::MAX).await?;
-        let state = events.iter().fold(None, Agreement::fold);
+        // Folded a read (at most `READ_BYTES`) at a time, never the whole stream at once.
+        let mut state = None;
+        let mut next = 1;
+        loop {
+            let events = self.log.read_stream(agreement_id, next, usize::MAX).await?;
+            let Some(last) = events.last() else { break };
+            next = last.version + 1;
+            state = events.iter().fold(state, Agreement::fold);
+        }
         if let Some(agreement) = &state {
             self.cache.put(agreement.clone());
         }

@@ -167,10 +167,10 @@ impl EventLogService for EventLogApi {
         validate_agreement_id(&request.agreement_id).map_err(ApiError::from)?;
         let log = self.indexes.log().clone();
         if log
-            .read_stream(&request.agreement_id, 1, 1)
+            .locate(&request.agreement_id, 1)
             .await
             .map_err(ApiError::from)?
-            .is_empty()
+            .is_none()
         {
             return Err(ApiError::from(DomainError::NotFound {
                 agreement_id: request.agreement_id,

@@ -104,28 +104,40 @@ impl LogIndexes {
         if indexed.through < from {
             return Ok(None);
         }
-        if indexed.positions.is_empty() {
+        self.read_listed(&indexed.positions, indexed.through).await
+    }
+
+    /// The events at `positions` (ascending, none past `through`), which
+    /// list every match up to `through`. A read stops short at its byte
+    /// budget: it then covers what it read. `None` when nothing could be
+    /// read (the log moved under the index): scan instead.
+    async fn read_listed(
+        &self,
+        positions: &[u64],
+        through: u64,
+    ) -> Result<Option<Matched>, ApiError> {
+        if positions.is_empty() {
             return Ok(Some(Matched {
                 events: Vec::new(),
-                through: indexed.through,
+                through,
             }));
         }
-        let events = self.log.read_positions(&indexed.positions).await?;
-        // A read stops short at its byte budget: it covers what it read.
+        let events = self.log.read_positions(positions).await?;
         let through = match events.last() {
-            Some(last) if events.len() < indexed.positions.len() => last.position,
-            Some(_) => indexed.through,
+            Some(last) if events.len() < positions.len() => last.position,
+            Some(_) => through,
             None => return Ok(None),
         };
         Ok(Some(Matched { events, through }))
     }
 
     /// The events of the named agreements from `from` on, through the head
-    /// as it was when the read began, merged in log order; `None` within
-    /// one batch of the head, where a scan reads less than a search of
-    /// every named stream. Each stream gives its share of `max`, so that a
-    /// step holds about `max` events whatever the number of agreements
-    /// (`LIST_MAX_ENTRIES` at most).
+    /// as it was when the read began, in log order; `None` within one batch
+    /// of the head, where a scan reads less than a search of every named
+    /// stream. Each stream lists its share of `max` positions, so that a
+    /// step lists about `max` whatever the number of agreements
+    /// (`LIST_MAX_ENTRIES` at most), and the events are read as any listed
+    /// positions are: no more than `READ_BYTES` of them.
     async fn read_streams(
         &self,
         filter: &EventFilter,
@@ -140,35 +152,41 @@ impl LogIndexes {
         }
         let share = (max / agreements.len().max(1)).max(1);
         let mut through = head;
-        let mut events = Vec::new();
+        let mut positions = Vec::new();
         for agreement_id in agreements {
             let Some(version) = first_version_from(self.log.as_ref(), agreement_id, from).await?
             else {
                 continue;
             };
-            let stream = self.log.read_stream(agreement_id, version, share).await?;
-            if stream.len() >= share
-                && let Some(last) = stream.last()
+            let listed = self
+                .log
+                .stream_positions(agreement_id, version, share)
+                .await?;
+            if listed.len() >= share
+                && let Some(&last) = listed.last()
             {
-                through = through.min(last.position);
+                through = through.min(last);
             }
-            events.extend(stream);
+            positions.extend(listed);
         }
-        events.retain(|event| event.position <= through);
-        events.sort_unstable_by_key(|event| event.position);
-        if events.len() > max {
-            events.truncate(max);
-            through = events[max - 1].position;
+        positions.retain(|position| *position <= through);
+        positions.sort_unstable();
+        if positions.len() > max {
+            positions.truncate(max);
+            through = positions[max - 1];
         }
-        let mut matching = Vec::with_capacity(events.len());
-        for event in events {
+        let Some(matched) = self.read_listed(&positions, through).await? else {
+            return Ok(None);
+        };
+        let mut events = Vec::with_capacity(matched.events.len());
+        for event in matched.events {
             if filter.matches(self.log.as_ref(), &event).await? {
-                matching.push(event);
+                events.push(event);
             }
         }
         Ok(Some(Matched {
-            events: matching,
-            through,
+            events,
+            through: matched.through,
         }))
     }
 }
