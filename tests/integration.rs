@@ -25,6 +25,7 @@ mod operator;
 mod power_cut;
 mod queries;
 mod read_models_follow_the_log;
+mod readme;
 mod reads;
 mod security;
 mod signed_checkpoints;

