@@ -1,10 +1,68 @@
-//! The one place where errors become gRPC status codes, as the README's
-//! "Errors" table lists them.
+//! The one place where errors get their codes, as the README's "Errors"
+//! table lists them: the gRPC status codes of the contract, which the gRPC
+//! adapter answers as they are (`grpc/status.rs`) and the console as HTTP
+//! statuses.
 
 use accord_domain::{DomainError, ValidationError};
 use accord_projections::ProjectionError;
 use accord_store::StoreError;
-use tonic::{Code, Status};
+
+/// The code of an error: gRPC's status codes (the same numbers), the
+/// contract's vocabulary for every transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// A code Accord never answers (forwarded from elsewhere).
+    Unknown = 2,
+    /// The request is malformed or breaks a validation rule.
+    InvalidArgument = 3,
+    /// What it names does not exist.
+    NotFound = 5,
+    /// It exists already (an agreement, a group, a reused command id).
+    AlreadyExists = 6,
+    /// The caller's role may not do this.
+    PermissionDenied = 7,
+    /// A limit was reached (a server limit, the disk).
+    ResourceExhausted = 8,
+    /// The state does not allow it (a lifecycle rule, a running rebuild).
+    FailedPrecondition = 9,
+    /// The expected version did not hold.
+    Aborted = 10,
+    /// A bug: the server broke its own rules.
+    Internal = 13,
+    /// The server cannot answer now; retrying may succeed.
+    Unavailable = 14,
+    /// The log was changed behind the server's back.
+    DataLoss = 15,
+    /// No valid token.
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The code of number `number`; `Unknown` for one Accord never answers.
+    pub fn from_number(number: i32) -> Self {
+        [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ]
+        .into_iter()
+        .find(|code| *code as i32 == number)
+        .unwrap_or(Code::Unknown)
+    }
+
+    /// Its number, as gRPC numbers it.
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+}
 
 /// Any reason an RPC fails.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +95,29 @@ pub enum ApiError {
     /// The request is malformed in a way no domain rule names.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Something the request names is gone (a consumer group deleted
+    /// under its member).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this (a node of the cluster whose message does
+    /// not open with the cluster's key).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Refused by the node that runs the consumer groups of a NATS
     /// cluster, with the code it answered.
     #[error("{1}")]
     Forwarded(Code, String),
+}
+
+impl ApiError {
+    /// Logs the error if it says the server is unwell or full (not for a
+    /// client's mistakes, which are the client's to see).
+    pub(crate) fn log_if_serious(&self) {
+        let code = self.code();
+        if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
+            tracing::warn!(error = %self, ?code, "request failed");
+        }
+    }
 }
 
 impl From<ValidationError> for ApiError {
@@ -81,18 +158,10 @@ impl ApiError {
             ApiError::GroupNotFound(_) => Code::NotFound,
             ApiError::GroupExists(_) => Code::AlreadyExists,
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Forwarded(code, _) => *code,
         }
-    }
-}
-
-impl From<ApiError> for Status {
-    fn from(error: ApiError) -> Self {
-        let code = error.code();
-        if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
-            tracing::warn!(%error, ?code, "request failed");
-        }
-        Status::new(code, error.to_string())
     }
 }
 
@@ -172,9 +241,14 @@ mod tests {
             ),
             (ApiError::InvalidArgument("x".into()), Code::InvalidArgument),
             (ApiError::Unavailable("x".into()), Code::Unavailable),
+            (ApiError::NotFound("x".into()), Code::NotFound),
+            (
+                ApiError::PermissionDenied("x".into()),
+                Code::PermissionDenied,
+            ),
         ];
         for (error, code) in cases {
-            assert_eq!(Status::from(error).code(), code);
+            assert_eq!(error.code(), code);
         }
     }
 }

@@ -9,11 +9,24 @@ mod event_log;
 mod execute_stream;
 mod fingerprint;
 mod import_spool;
+mod status;
 
 pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
 pub use agreements::{AgreementApi, WatchContext};
 pub use consumer_groups::ConsumerGroupsApi;
 pub use event_log::EventLogApi;
 
+pub(crate) use status::{GrpcStream, grpc_stream};
+
 /// The result of a unary RPC.
 type RpcResult<T> = Result<tonic::Response<T>, tonic::Status>;
+
+/// Who opens `request`'s stream: its connection, and its token's name (or
+/// without tokens the peer's address).
+fn owner_of<T>(request: &tonic::Request<T>) -> crate::streams::Owner {
+    let token = request
+        .extensions()
+        .get::<crate::auth::Actor>()
+        .map(|actor| actor.0.as_str());
+    crate::streams::Owner::of(request.remote_addr(), token)
+}

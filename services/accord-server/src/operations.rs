@@ -1,17 +1,21 @@
 //! What an operator does with a running server, whatever the transport:
 //! the log's figures, a rebuild of the read models, a verification of the
-//! log. gRPC's `Admin` and the console's operations view call these.
+//! log, an export of its records. gRPC's `Admin` and the console's
+//! operations view call these.
 
 use std::sync::Arc;
 
 use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
+use accord_proto::recorded_event_to_wire;
 use accord_proto::v1;
-use accord_store::{CheckpointKeys, EventLog, verify_log};
+use accord_store::{CheckpointKeys, EventLog, StoreError, decode_record, record_hash, verify_log};
 
 use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
-use crate::streams::{PROGRESS_BUFFER, ServerStream, spawn_stream};
+use crate::streams::{
+    EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
+};
 
 /// The operations over one log and its read models.
 pub(crate) struct Operations {
@@ -140,6 +144,58 @@ impl Operations {
                 done: true,
             })
             .await;
+            Ok(())
+        })
+    }
+}
+
+impl Operations {
+    /// The log's records from `from` (0 or 1: the start) to its last signed
+    /// head, with their hashes, the last one carrying the signed checkpoint;
+    /// a record that does not hash to the checkpoint ends it `DATA_LOSS`.
+    pub(crate) fn export(&self, from: u64) -> ServerStream<v1::ExportedRecord> {
+        let from = from.max(1);
+        let log = self.log.clone();
+        // The export ends at the last signed head, which it carries: records
+        // appended meanwhile are left to the next export.
+        let Some(checkpoint) = log.checkpoint() else {
+            return spawn_stream(1, |_| async { Ok(()) });
+        };
+        let head = checkpoint.position;
+        spawn_stream(READ_STREAM_BUFFER, move |out| async move {
+            let mut next = from;
+            while next <= head {
+                let records = log.read_raw(next, EXPORT_BATCH).await?;
+                if records.is_empty() {
+                    return Ok(());
+                }
+                for record in records {
+                    if record.position > head {
+                        return Ok(());
+                    }
+                    next = record.position + 1;
+                    let decoded = decode_record(&record.bytes)?;
+                    let hash = record_hash(&record.bytes);
+                    let last = record.position == head;
+                    if last && hash != checkpoint.hash {
+                        return Err(StoreError::Tampered(format!(
+                            "the record at position {head} does not hash to the log's signed checkpoint"
+                        ))
+                        .into());
+                    }
+                    let exported = v1::ExportedRecord {
+                        position: record.position,
+                        hash: hash.to_vec(),
+                        prev_hash: decoded.prev_hash.to_vec(),
+                        event: Some(recorded_event_to_wire(&decoded.event)),
+                        record: record.bytes,
+                        checkpoint: last.then(|| checkpoint::to_wire(&checkpoint)),
+                    };
+                    if !out.send(exported).await {
+                        return Ok(());
+                    }
+                }
+            }
             Ok(())
         })
     }

@@ -54,7 +54,7 @@ pub(crate) async fn verify(
                 count(step.head_position)
             ),
         ),
-        Err(failure) => progress(0, 0, format!("Verification failed: {}", failure.message())),
+        Err(failure) => progress(0, 0, format!("Verification failed: {}", failure)),
     });
     Sse::new(events)
         .keep_alive(KeepAlive::default())
@@ -90,7 +90,7 @@ pub(crate) async fn rebuild(
                 count(step.events_per_second as u64)
             ),
         ),
-        Err(failure) => progress(0, 0, format!("Rebuild failed: {}", failure.message())),
+        Err(failure) => progress(0, 0, format!("Rebuild failed: {}", failure)),
     });
     Sse::new(events)
         .keep_alive(KeepAlive::default())

@@ -3,34 +3,29 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tonic::{Code, Status};
 
 use super::access::refused;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
-/// The HTTP status of a gRPC code.
+/// The HTTP status of an error's code.
 fn http(code: Code) -> StatusCode {
     match code {
-        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
         Code::PermissionDenied => StatusCode::FORBIDDEN,
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unavailable | Code::DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// An error of the API, answered with its code and message.
 pub(crate) fn failed(error: ApiError) -> Response {
-    status(&Status::from(error))
-}
-
-/// A status, answered as HTTP.
-pub(crate) fn status(status: &Status) -> Response {
-    refused(http(status.code()), status.message().to_owned()).into_response()
+    error.log_if_serious();
+    refused(http(error.code()), error.to_string()).into_response()
 }
 
 pub(crate) fn bad_request(message: &str) -> Response {

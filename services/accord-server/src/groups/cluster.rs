@@ -31,11 +31,10 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status};
 
 use super::member_queue::MemberSender;
 use super::registry::MemberLink;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::metrics::Metrics;
 use crate::streams::LogIndexes;
 use names::Names;
@@ -75,16 +74,16 @@ pub(crate) struct ClusterGroups {
 }
 
 /// A refusal as it crosses between nodes.
-fn refused(status: &Status) -> cluster::Refused {
+fn refused(error: &ApiError) -> cluster::Refused {
     cluster::Refused {
-        code: status.code() as i32,
-        message: status.message().to_owned(),
+        code: error.code().number(),
+        message: error.to_string(),
     }
 }
 
 /// A refusal from the node running the groups, as this node answers it.
 fn status_of(refused: cluster::Refused) -> ApiError {
-    ApiError::Forwarded(Code::from(refused.code), refused.message)
+    ApiError::Forwarded(Code::from_number(refused.code), refused.message)
 }
 
 fn unavailable(what: &str, error: impl std::fmt::Display) -> StoreError {

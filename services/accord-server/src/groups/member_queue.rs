@@ -7,15 +7,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::settings;
+use crate::error::ApiError;
 use accord_proto::v1;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::Notify;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
-
-use super::settings;
 
 /// Messages a member's queue holds: every delivery it may hold, and a little more.
 pub(crate) const MEMBER_MESSAGES: usize = settings::MAX_IN_FLIGHT as usize + 8;
@@ -25,7 +24,7 @@ pub(crate) const MEMBER_MESSAGES: usize = settings::MAX_IN_FLIGHT as usize + 8;
 /// at once; only one that leaves its redeliveries unread reaches it.
 pub(crate) const MEMBER_BYTES: usize = 16 * 1024 * 1024;
 
-type Item = Result<v1::ConsumeResponse, Status>;
+type Item = Result<v1::ConsumeResponse, ApiError>;
 
 /// Why a message did not go into the queue.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,7 +84,7 @@ pub(crate) fn member_queue() -> (MemberSender, MemberReceiver) {
 fn weight(item: &Item) -> usize {
     match item {
         Ok(response) => response.encoded_len(),
-        Err(status) => status.message().len(),
+        Err(error) => error.to_string().len(),
     }
 }
 
@@ -114,10 +113,10 @@ impl MemberSender {
         Ok(())
     }
 
-    /// Ends the member's stream with `status`: what it has not read is
-    /// dropped (its events are unsettled and go out again), `status` is the
+    /// Ends the member's stream with `error`: what it has not read is
+    /// dropped (its events are unsettled and go out again), `error` is the
     /// last thing it reads. Only the first end counts.
-    pub(crate) fn end(&self, status: Status) {
+    pub(crate) fn end(&self, error: ApiError) {
         {
             let mut queue = self.shared.queue.lock();
             if queue.ended {
@@ -125,7 +124,7 @@ impl MemberSender {
             }
             queue.ended = true;
             queue.items.clear();
-            let item = Err(status);
+            let item = Err(error);
             let bytes = weight(&item);
             queue.bytes = bytes;
             queue.items.push_back((item, bytes));
@@ -235,15 +234,15 @@ mod tests {
         assert!(sender.unread_bytes() <= MEMBER_BYTES);
         assert_eq!(queued, MEMBER_BYTES / delivery(64 * 1024).encoded_len());
         assert_eq!(sender.send(delivery(64 * 1024)), Err(Refused::Full));
-        sender.end(Status::resource_exhausted("fell behind"));
+        sender.end(ApiError::LimitExceeded("fell behind".into()));
         assert_eq!(sender.unread_bytes(), "fell behind".len());
         assert_eq!(sender.send(heartbeat()), Err(Refused::Gone));
         let ended = receiver
             .recv()
             .await
             .expect("the end")
-            .expect_err("a status");
-        assert_eq!(ended.message(), "fell behind");
+            .expect_err("an error");
+        assert_eq!(ended.to_string(), "fell behind");
         assert!(receiver.recv().await.is_none());
     }
 

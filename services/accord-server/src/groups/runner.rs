@@ -18,7 +18,6 @@ use accord_proto::v1::consume_response::Kind;
 use accord_store::EventLog;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use super::held_events::HeldEvents;
 use super::member_queue::{MEMBER_BYTES, MEMBER_MESSAGES, MemberSender, Refused};
@@ -46,8 +45,8 @@ const PERSIST_EVERY: Duration = Duration::from_millis(50);
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// Why a member's stream ends when it leaves its deliveries unread.
-pub(crate) fn fell_behind(member: &str, group: &str) -> Status {
-    Status::resource_exhausted(format!(
+pub(crate) fn fell_behind(member: &str, group: &str) -> ApiError {
+    ApiError::LimitExceeded(format!(
         "member {member:?} of consumer group {group:?} fell behind: {MEMBER_MESSAGES} messages or {} MiB unread; it left the group (its events go to other members); read the stream and join again",
         MEMBER_BYTES >> 20
     ))
@@ -208,8 +207,8 @@ impl Runner {
         self.persist().await;
         self.count_parked_full(false);
         for (_, member) in self.members.drain() {
-            member.sender.end(Status::unavailable(
-                "the server is shutting down; join again (unsettled events go out again)",
+            member.sender.end(ApiError::Unavailable(
+                "the server is shutting down; join again (unsettled events go out again)".into(),
             ));
         }
     }
@@ -269,7 +268,7 @@ impl Runner {
             }
             GroupCommand::Delete(reply) => {
                 for (_, member) in self.members.drain() {
-                    member.sender.end(Status::not_found(format!(
+                    member.sender.end(ApiError::NotFound(format!(
                         "consumer group {:?} was deleted",
                         self.name
                     )));
@@ -288,7 +287,7 @@ impl Runner {
         let parked = self.state.parked().count();
         tracing::warn!(group = %self.name, parked, "a park was refused: the group's parked events are at their limit");
         if let Some(gone) = self.members.get(&member) {
-            gone.sender.end(Status::resource_exhausted(format!(
+            gone.sender.end(ApiError::LimitExceeded(format!(
                 "consumer group {:?} holds {parked} parked events, the most it keeps (--max-parked-per-group): the event was not parked and goes out again; replay the parked events (ReplayParked) and settle them, then join again",
                 self.name
             )));

@@ -77,7 +77,7 @@ impl SledGroupStore {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl GroupStorage for SledGroupStore {
     async fn load(&self) -> Result<Vec<StoredGroup>, StoreError> {
         self.blocking(Inner::load).await

@@ -32,7 +32,7 @@ pub(crate) struct Progress {
 }
 
 /// The groups' store. Every write is durable when it returns.
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub(crate) trait GroupStorage: Send + Sync + 'static {
     /// Every stored group.
     async fn load(&self) -> Result<Vec<StoredGroup>, StoreError>;

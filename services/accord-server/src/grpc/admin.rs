@@ -6,7 +6,7 @@ use std::sync::Arc;
 use accord_domain::ValidationError;
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1::{self, admin_server::Admin};
-use accord_store::{ImportVerifier, RawRecord, StoreError, decode_record, record_hash};
+use accord_store::{ImportVerifier, RawRecord, StoreError, record_hash};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -15,7 +15,6 @@ use super::import_spool::Spool;
 use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
 use crate::operations::Operations;
-use crate::streams::{EXPORT_BATCH, READ_STREAM_BUFFER, ServerStream, spawn_stream};
 
 /// Records handed to the log per import step.
 const IMPORT_CHUNK: usize = 10_000;
@@ -52,77 +51,36 @@ impl Admin for AdminApi {
         Ok(Response::new(self.operations.stats().await?))
     }
 
-    type RebuildProjectionsStream = ServerStream<v1::RebuildProgress>;
+    type RebuildProjectionsStream = super::GrpcStream<v1::RebuildProgress>;
 
     async fn rebuild_projections(
         &self,
         request: Request<v1::RebuildProjectionsRequest>,
     ) -> RpcResult<Self::RebuildProjectionsStream> {
-        Ok(Response::new(
+        Ok(Response::new(super::grpc_stream(
             self.operations.rebuild(&request.into_inner().names)?,
-        ))
+        )))
     }
 
-    type VerifyLogStream = ServerStream<v1::VerifyProgress>;
+    type VerifyLogStream = super::GrpcStream<v1::VerifyProgress>;
 
     async fn verify_log(
         &self,
         _request: Request<v1::VerifyLogRequest>,
     ) -> RpcResult<Self::VerifyLogStream> {
-        Ok(Response::new(self.operations.verify()))
+        Ok(Response::new(super::grpc_stream(self.operations.verify())))
     }
 
-    type ExportLogStream = ServerStream<v1::ExportedRecord>;
+    type ExportLogStream = super::GrpcStream<v1::ExportedRecord>;
 
     async fn export_log(
         &self,
         request: Request<v1::ExportLogRequest>,
     ) -> RpcResult<Self::ExportLogStream> {
-        let from = request.into_inner().from_position.max(1);
-        let log = self.operations.log().clone();
-        // The export ends at the last signed head, which it carries: records
-        // appended meanwhile are left to the next export.
-        let Some(checkpoint) = log.checkpoint() else {
-            return Ok(Response::new(spawn_stream(1, |_| async { Ok(()) })));
-        };
-        let head = checkpoint.position;
-        let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
-            let mut next = from;
-            while next <= head {
-                let records = log.read_raw(next, EXPORT_BATCH).await?;
-                if records.is_empty() {
-                    return Ok(());
-                }
-                for record in records {
-                    if record.position > head {
-                        return Ok(());
-                    }
-                    next = record.position + 1;
-                    let decoded = decode_record(&record.bytes)?;
-                    let hash = record_hash(&record.bytes);
-                    let last = record.position == head;
-                    if last && hash != checkpoint.hash {
-                        return Err(StoreError::Tampered(format!(
-                            "the record at position {head} does not hash to the log's signed checkpoint"
-                        ))
-                        .into());
-                    }
-                    let exported = v1::ExportedRecord {
-                        position: record.position,
-                        hash: hash.to_vec(),
-                        prev_hash: decoded.prev_hash.to_vec(),
-                        event: Some(recorded_event_to_wire(&decoded.event)),
-                        record: record.bytes,
-                        checkpoint: last.then(|| checkpoint::to_wire(&checkpoint)),
-                    };
-                    if !out.send(exported).await {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        });
-        Ok(Response::new(stream))
+        let from = request.into_inner().from_position;
+        Ok(Response::new(super::grpc_stream(
+            self.operations.export(from),
+        )))
     }
 
     async fn import_log(

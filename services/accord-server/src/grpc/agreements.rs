@@ -13,7 +13,7 @@ use super::execute_stream::{self, Executor, append_result};
 use crate::auth::Actor;
 use crate::commands::CommandHandler;
 use crate::queries::Queries;
-use crate::streams::{Owner, ServerStream, SubscriptionSlots, start_watch};
+use crate::streams::{SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
 pub struct AgreementApi {
@@ -134,21 +134,21 @@ impl AgreementService for AgreementApi {
         ))
     }
 
-    type ExecuteStreamStream = ServerStream<v1::ExecuteStreamResponse>;
+    type ExecuteStreamStream = super::GrpcStream<v1::ExecuteStreamResponse>;
 
     async fn execute_stream(
         &self,
         request: Request<Streaming<v1::ExecuteRequest>>,
     ) -> RpcResult<Self::ExecuteStreamStream> {
-        let slot = self.streams.slots.take(Owner::of(&request))?;
+        let slot = self.streams.slots.take(super::owner_of(&request))?;
         let actor = actor_of(&request);
-        Ok(Response::new(execute_stream::start(
+        Ok(Response::new(super::grpc_stream(execute_stream::start(
             self.executor.clone(),
             actor,
             request.into_inner(),
             slot,
             self.streams.stopping.clone(),
-        )))
+        ))))
     }
 
     async fn get_agreement(
@@ -211,13 +211,13 @@ impl AgreementService for AgreementApi {
         ))
     }
 
-    type WatchAgreementsStream = ServerStream<v1::AgreementUpdate>;
+    type WatchAgreementsStream = super::GrpcStream<v1::AgreementUpdate>;
 
     async fn watch_agreements(
         &self,
         request: Request<v1::WatchAgreementsRequest>,
     ) -> RpcResult<Self::WatchAgreementsStream> {
-        let slot = self.streams.slots.take(Owner::of(&request))?;
+        let slot = self.streams.slots.take(super::owner_of(&request))?;
         let stream = start_watch(
             self.streams.log.clone(),
             self.streams.recent.clone(),
@@ -226,6 +226,6 @@ impl AgreementService for AgreementApi {
             slot,
             request.into_inner(),
         )?;
-        Ok(Response::new(stream))
+        Ok(Response::new(super::grpc_stream(stream)))
     }
 }

@@ -7,14 +7,14 @@ use accord_proto::v1;
 use accord_proto::v1::consume_request::Kind;
 use accord_proto::v1::consumer_groups_server::ConsumerGroups;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
 use crate::groups::{
     Groups, MAX_ACK_POSITIONS, MemberLink, MemberSender, member_queue, nack_action,
 };
-use crate::streams::{Owner, ServerStream, Slot, SubscriptionSlots};
+use crate::streams::{Slot, SubscriptionSlots};
 
 /// The service.
 pub struct ConsumerGroupsApi {
@@ -29,8 +29,8 @@ impl ConsumerGroupsApi {
     }
 }
 
-fn invalid(message: &str) -> Status {
-    Status::invalid_argument(message.to_owned())
+fn invalid(message: &str) -> ApiError {
+    ApiError::InvalidArgument(message.to_owned())
 }
 
 #[tonic::async_trait]
@@ -94,21 +94,21 @@ impl ConsumerGroups for ConsumerGroupsApi {
         Ok(Response::new(v1::ReplayParkedResponse { replayed }))
     }
 
-    type ConsumeStream = ServerStream<v1::ConsumeResponse>;
+    type ConsumeStream = super::GrpcStream<v1::ConsumeResponse>;
 
     async fn consume(
         &self,
         request: Request<Streaming<v1::ConsumeRequest>>,
     ) -> RpcResult<Self::ConsumeStream> {
         let groups = &self.groups;
-        let slot = self.slots.take(Owner::of(&request))?;
+        let slot = self.slots.take(super::owner_of(&request))?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
             .await?
             .ok_or_else(|| invalid("the stream ended before its first message, `join`"))?;
         let Some(Kind::Join(join)) = first.kind else {
-            return Err(invalid("the first message must be `join`"));
+            return Err(invalid("the first message must be `join`").into());
         };
         accord_domain::validate_text("join.member_name", &join.member_name)
             .map_err(ApiError::from)?;
@@ -123,13 +123,15 @@ impl ConsumerGroups for ConsumerGroupsApi {
             groups.stopping(),
             slot,
         ));
-        Ok(Response::new(Box::pin(receiver.into_stream())))
+        Ok(Response::new(super::grpc_stream(Box::pin(
+            receiver.into_stream(),
+        ))))
     }
 }
 
 /// The refusal of an `ack` or `nack` naming more positions than a member
 /// can hold.
-fn too_many(field: &str, positions: &[u64]) -> Option<Status> {
+fn too_many(field: &str, positions: &[u64]) -> Option<ApiError> {
     (positions.len() > MAX_ACK_POSITIONS).then(|| {
         invalid(&format!(
             "{field}: {} positions in one message; at most {MAX_ACK_POSITIONS} (a member holds at most that many events)",
@@ -175,7 +177,7 @@ async fn follow_member(
                     continue;
                 }
                 (Some(refusal), _) => refusal,
-                (None, Err(error)) => Status::from(error),
+                (None, Err(error)) => error,
             },
             Ok(Some(v1::ConsumeRequest {
                 kind: Some(Kind::Join(_)),

@@ -16,8 +16,8 @@ use crate::metrics::Metrics;
 use crate::reads::EventFilter;
 use crate::reads::first_recorded_at_or_after;
 use crate::streams::{
-    LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream,
-    SubscriptionSlots, spawn_stream, start_subscription,
+    LogIndexes, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, SubscriptionSlots, spawn_stream,
+    start_subscription,
 };
 
 /// Serves `EventLog`.
@@ -52,13 +52,13 @@ impl EventLogApi {
 
 #[tonic::async_trait]
 impl EventLogService for EventLogApi {
-    type SubscribeStream = ServerStream<SubscribeFrame>;
+    type SubscribeStream = super::GrpcStream<SubscribeFrame>;
 
     async fn subscribe(
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> RpcResult<Self::SubscribeStream> {
-        let slot = self.slots.take(Owner::of(&request))?;
+        let slot = self.slots.take(super::owner_of(&request))?;
         let mut request = request.into_inner();
         let filter = EventFilter::new(
             request.filter.take(),
@@ -74,16 +74,16 @@ impl EventLogService for EventLogApi {
             request,
         )
         .await?;
-        Ok(Response::new(stream))
+        Ok(Response::new(super::grpc_stream(stream)))
     }
 
-    type ReadLogStream = ServerStream<v1::RecordedEvent>;
+    type ReadLogStream = super::GrpcStream<v1::RecordedEvent>;
 
     async fn read_log(
         &self,
         request: Request<v1::ReadLogRequest>,
     ) -> RpcResult<Self::ReadLogStream> {
-        let slot = self.slots.take(Owner::of(&request))?;
+        let slot = self.slots.take(super::owner_of(&request))?;
         let request = request.into_inner();
         let filter = EventFilter::new(request.filter, self.indexes.buyer_countries().clone())?;
         let log = self.indexes.log().clone();
@@ -154,10 +154,10 @@ impl EventLogService for EventLogApi {
             }
             Ok(())
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(super::grpc_stream(stream)))
     }
 
-    type ReadAgreementHistoryStream = ServerStream<v1::RecordedEvent>;
+    type ReadAgreementHistoryStream = super::GrpcStream<v1::RecordedEvent>;
 
     async fn read_agreement_history(
         &self,
@@ -194,6 +194,6 @@ impl EventLogService for EventLogApi {
                 }
             }
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(super::grpc_stream(stream)))
     }
 }

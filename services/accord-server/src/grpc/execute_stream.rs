@@ -130,7 +130,7 @@ async fn answer(
     loop {
         if !reading && pending.is_empty() {
             if stopping.is_cancelled() {
-                out.end_with(Status::unavailable(format!(
+                out.end_with(ApiError::Unavailable(format!(
                     "the server is shutting down: {sequence} requests were answered; send the rest again (retries are recognised by command id)"
                 )))
                 .await;

@@ -1,7 +1,8 @@
 //! Server streams: one task produces the messages, a channel bounded in
 //! messages and in bytes (`STREAM_BYTES`) carries them to the client, and
-//! the task stops as soon as the client is gone. Every streaming RPC answers
-//! with a [`ServerStream`] built here.
+//! the task stops as soon as the client is gone. Every streaming answer is
+//! a [`ServerStream`] built here (the gRPC adapter answers it as a response
+//! stream, an error ending it as that error's status).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,13 +14,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use super::STREAM_BYTES;
 use crate::error::ApiError;
 
-/// The stream a server-streaming RPC answers with.
-pub type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// A stream of messages to a client, ended by an error or not.
+pub type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, ApiError>> + Send>>;
 
 /// How long a stream waits to hand its client the shutdown notice.
 const SHUTDOWN_NOTICE: Duration = Duration::from_secs(2);
@@ -27,7 +27,7 @@ const SHUTDOWN_NOTICE: Duration = Duration::from_secs(2);
 /// A message in a stream's channel, with the bytes it holds of the
 /// stream's budget (given back when the response takes it out).
 struct Weighed<T> {
-    item: Result<T, Status>,
+    item: Result<T, ApiError>,
     bytes: u32,
 }
 
@@ -138,20 +138,21 @@ impl<T> StreamSender<T> {
         self.sender.closed().await;
     }
 
-    /// Ends the stream with `status`; a client that stopped reading is not
+    /// Ends the stream with `error`; a client that stopped reading is not
     /// waited for beyond the shutdown notice.
-    pub(crate) async fn end_with(&self, status: Status) {
+    pub(crate) async fn end_with(&self, error: ApiError) {
         let end = Weighed {
-            item: Err(status),
+            item: Err(error),
             bytes: 0,
         };
         let _ = tokio::time::timeout(SHUTDOWN_NOTICE, self.sender.send(end)).await;
     }
 
-    /// Ends the stream with the status of `error`.
+    /// Ends the stream with `error`, logged if serious.
     pub(crate) async fn fail(&self, error: ApiError) {
+        error.log_if_serious();
         let end = Weighed {
-            item: Err(error.into()),
+            item: Err(error),
             bytes: 0,
         };
         let _ = self.sender.send(end).await;
@@ -174,7 +175,7 @@ fn weighed_channel<T: Send + 'static>(
     buffer: usize,
 ) -> (
     StreamSender<T>,
-    impl Stream<Item = Result<T, Status>> + Send + 'static,
+    impl Stream<Item = Result<T, ApiError>> + Send + 'static,
 ) {
     let (sender, receiver) = mpsc::channel::<Weighed<T>>(buffer);
     let budget = Arc::new(Semaphore::new(STREAM_BYTES));
@@ -210,9 +211,9 @@ pub(crate) fn batched_stream_channel<T: Send + 'static>(
 ) -> (StreamSender<Batch<T>>, ServerStream<T>) {
     let (sender, batches) = weighed_channel::<Batch<T>>(buffer);
     let stream = batches.flat_map(|batch| {
-        let items: Vec<Result<T, Status>> = match batch {
+        let items: Vec<Result<T, ApiError>> = match batch {
             Ok(Batch(items)) => items.into_iter().map(Ok).collect(),
-            Err(status) => vec![Err(status)],
+            Err(error) => vec![Err(error)],
         };
         tokio_stream::iter(items)
     });
@@ -220,7 +221,7 @@ pub(crate) fn batched_stream_channel<T: Send + 'static>(
 }
 
 /// Runs `produce` on a task of its own and streams what it sends; an error
-/// it returns ends the stream with that error's status.
+/// it returns ends the stream.
 pub(crate) fn spawn_stream<T, F, Fut>(buffer: usize, produce: F) -> ServerStream<T>
 where
     T: Send + 'static,

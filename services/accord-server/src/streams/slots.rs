@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::auth::Actor;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -48,22 +47,15 @@ impl Owner {
     /// A stream on connection `connection` of `client` (a token's name, or
     /// without tokens the peer's address).
     pub(crate) fn new(connection: SocketAddr, token: Option<&str>) -> Self {
-        let client = match token {
-            Some(name) => format!("token {name:?}"),
-            None => format!("address {}", connection.ip()),
-        };
-        Self {
-            connection: Some(connection),
-            client: Some(client),
-        }
+        Self::of(Some(connection), token)
     }
 
-    /// The owner of `request`'s stream: the token's name when it carries
-    /// one, the peer's address (without the port) otherwise.
-    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Self {
-        let connection = request.remote_addr();
-        let client = match request.extensions().get::<Actor>() {
-            Some(actor) => Some(format!("token {:?}", actor.0)),
+    /// A stream on `connection`, if known, opened with `token`, if any: the
+    /// token's name is the client, the peer's address (without the port)
+    /// otherwise.
+    pub(crate) fn of(connection: Option<SocketAddr>, token: Option<&str>) -> Self {
+        let client = match token {
+            Some(name) => Some(format!("token {name:?}")),
             None => connection.map(|address| format!("address {}", address.ip())),
         };
         Self { connection, client }

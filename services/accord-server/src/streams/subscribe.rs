@@ -10,7 +10,6 @@ use accord_proto::v1::{self, subscribe_request::Start, subscribe_response::Messa
 use accord_store::EventLog;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use super::cursor::LogCursor;
 use super::indexed::{LogIndexes, Matched};
@@ -245,7 +244,7 @@ impl Subscription {
     }
 
     async fn end_for_shutdown(self) {
-        let status = Status::unavailable(format!(
+        let status = ApiError::Unavailable(format!(
             "server is shutting down; resume with after_position = {}",
             self.cursor.position()
         ));

@@ -14,7 +14,6 @@ use accord_projections::{AgreementFilter, ReadModels};
 use accord_proto::{agreement_to_wire, v1};
 use accord_store::EventLog;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
 use super::cursor::LogCursor;
 use super::slots::Slot;
@@ -241,7 +240,7 @@ impl Watch {
     }
 
     async fn end_for_shutdown(self) {
-        let status = Status::unavailable(format!(
+        let status = ApiError::Unavailable(format!(
             "server is shutting down; watch again (views up to position {} were sent)",
             self.cursor.position()
         ));

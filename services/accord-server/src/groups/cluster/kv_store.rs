@@ -242,7 +242,7 @@ impl NatsGroupStore {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl GroupStorage for NatsGroupStore {
     async fn load(&self) -> Result<Vec<StoredGroup>, StoreError> {
         let keys: Vec<String> = self

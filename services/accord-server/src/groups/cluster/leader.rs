@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::Code;
 use accord_proto::cluster::{self, group_answer, group_call, member_report, to_member};
 use accord_proto::v1;
 use async_nats::jetstream::kv;
@@ -14,7 +15,6 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status};
 
 use super::kv_store::NatsGroupStore;
 use super::lease::{self, Held};
@@ -230,14 +230,14 @@ impl Answerer {
         let answer = match call {
             Ok(call) => match self.kind(call.kind).await {
                 Ok(kind) => kind,
-                Err(error) => group_answer::Kind::Refused(refused(&Status::from(error))),
+                Err(error) => group_answer::Kind::Refused(refused(&error)),
             },
             Err(Unsealed::Malformed) => group_answer::Kind::Refused(refused(
-                &Status::invalid_argument(Unsealed::Malformed.to_string()),
+                &ApiError::InvalidArgument(Unsealed::Malformed.to_string()),
             )),
             Err(refusal) => {
                 tracing::warn!(%refusal, "a consumer group call was refused");
-                group_answer::Kind::Refused(refused(&Status::permission_denied(
+                group_answer::Kind::Refused(refused(&ApiError::PermissionDenied(
                     refusal.to_string(),
                 )))
             }
@@ -346,8 +346,8 @@ async fn forward(
             // The group was deleted, or the member was let go (it fell
             // behind, or a park was refused): the member's stream ends
             // with the status that says why.
-            Err(status) if matches!(status.code(), Code::NotFound | Code::ResourceExhausted) => {
-                to_member::Kind::End(refused(&status))
+            Err(error) if matches!(error.code(), Code::NotFound | Code::ResourceExhausted) => {
+                to_member::Kind::End(refused(&error))
             }
             // This node stops running the groups: the member's node joins
             // again wherever they run next.

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
+use crate::error::{ApiError, Code};
 use accord_proto::cluster::{self, group_answer, group_call, member_report, to_member};
 use accord_proto::v1;
 use accord_proto::v1::consume_response::Kind;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status};
 
 use super::sealing::Purpose;
 use super::{ClusterGroups, status_of};
@@ -46,8 +46,8 @@ impl Relay {
         loop {
             tokio::select! {
                 () = self.stopping.cancelled() => {
-                    self.stream.end(Status::unavailable(
-                        "the server is shutting down; join again through another node (unsettled events go out again)",
+                    self.stream.end(ApiError::Unavailable(
+                        "the server is shutting down; join again through another node (unsettled events go out again)".into(),
                     ));
                     break;
                 }
@@ -120,7 +120,7 @@ impl Relay {
                 }
             }
             Some(to_member::Kind::End(end)) => {
-                self.stream.end(Status::from(status_of(end)));
+                self.stream.end(status_of(end));
                 false
             }
             None => true,
@@ -147,7 +147,7 @@ impl Relay {
                 true
             }
             Err(error) if error.code() == Code::NotFound => {
-                self.stream.end(Status::from(error));
+                self.stream.end(error);
                 false
             }
             // No node runs the groups right now: try again.
