@@ -28,6 +28,9 @@ enum Scenario {
     Batch,
     /// Single commands over an `ExecuteStream` per producer, pipelined.
     AppendStream,
+    /// Appends each followed by a read of the same agreement with
+    /// `min_position` at it: the read's latency.
+    ReadYourWrites,
     /// Many subscribers while a writer appends at a steady rate.
     Subscribe,
     /// A consumer group's members acknowledging while writers append at a
@@ -65,6 +68,9 @@ struct Options {
     /// Clients of the batch scenario.
     #[arg(long, default_value_t = 16)]
     batch_clients: usize,
+    /// Clients of the read-your-writes scenario.
+    #[arg(long, default_value_t = 16)]
+    read_your_writes_clients: usize,
     /// Commands per Execute in the batch scenario.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
@@ -225,6 +231,17 @@ async fn run(options: Options) -> Result<(), String> {
             let outcome =
                 scenarios::append_stream::run(target, options.append_clients, duration).await?;
             results.record_on(index, "append-stream", target, outcome);
+        }
+    }
+    if wanted(Scenario::ReadYourWrites) {
+        for (index, target) in targets.iter().enumerate() {
+            let outcome = scenarios::read_your_writes::run(
+                target,
+                options.read_your_writes_clients,
+                duration,
+            )
+            .await?;
+            results.record_on(index, "read-your-writes", target, outcome);
         }
     }
     if wanted(Scenario::Subscribe) {
