@@ -70,7 +70,7 @@ async fn import(
     let mut request = tonic::Request::new(tokio_stream::iter(records));
     if allow_unsigned {
         request.metadata_mut().insert(
-            accord_server::grpc::ALLOW_UNSIGNED_METADATA,
+            accord_server::ALLOW_UNSIGNED_METADATA,
             tonic::metadata::MetadataValue::from_static("true"),
         );
     }

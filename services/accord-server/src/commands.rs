@@ -6,4 +6,4 @@
 mod handler;
 mod state_cache;
 
-pub use handler::{CheckedCommand, CommandHandler};
+pub(crate) use handler::{CheckedCommand, CommandHandler};

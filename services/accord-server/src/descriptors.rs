@@ -13,7 +13,7 @@ use crate::server_error::ServerError;
 /// Descriptors kept for everything that is not a client connection: the
 /// store's files and directories (log, read models, groups, blobs as sled
 /// reads them), NATS connections, the listeners, the runtime.
-pub const RESERVE: usize = 256;
+pub(crate) const RESERVE: usize = 256;
 /// Most connections to `/metrics` (a scraper or two; a few more to spare).
 const METRICS_CONNECTIONS: usize = 32;
 /// Default cap on the console's connections.
@@ -23,7 +23,7 @@ const GRPC_CONNECTIONS: usize = 10_000;
 
 /// How many connections each port takes at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionCaps {
+pub(crate) struct ConnectionCaps {
     /// The process's open-file limit after raising it.
     pub open_files: usize,
     /// gRPC connections (`--max-connections`).
@@ -35,7 +35,7 @@ pub struct ConnectionCaps {
 }
 
 /// Raises the soft open-file limit to the hard limit and returns it.
-pub fn raise_open_files_limit() -> usize {
+pub(crate) fn raise_open_files_limit() -> usize {
     let limit = getrlimit(Resource::Nofile);
     let raised = Rlimit {
         current: limit.maximum,
@@ -55,7 +55,7 @@ pub fn raise_open_files_limit() -> usize {
 /// The caps for `config` within `open_files` descriptors: each port's
 /// configured cap, or its share of what the reserve leaves; refused when
 /// the configured caps do not fit.
-pub fn caps(config: &Config, open_files: usize) -> Result<ConnectionCaps, ServerError> {
+pub(crate) fn caps(config: &Config, open_files: usize) -> Result<ConnectionCaps, ServerError> {
     let available = open_files.saturating_sub(RESERVE);
     if available < 16 {
         return Err(ServerError::Config(format!(

@@ -11,10 +11,11 @@ mod fingerprint;
 mod import_spool;
 mod status;
 
-pub use admin::{ALLOW_UNSIGNED_METADATA, AdminApi};
-pub use agreements::{AgreementApi, WatchContext};
-pub use consumer_groups::ConsumerGroupsApi;
-pub use event_log::EventLogApi;
+pub use admin::ALLOW_UNSIGNED_METADATA;
+pub(crate) use admin::AdminApi;
+pub(crate) use agreements::{AgreementApi, WatchContext};
+pub(crate) use consumer_groups::ConsumerGroupsApi;
+pub(crate) use event_log::EventLogApi;
 
 pub(crate) use status::{GrpcStream, grpc_stream};
 

@@ -11,7 +11,7 @@ use crate::role::Role;
 
 /// Who may call a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Anyone, with or without a token: the health check of load balancers
     /// and orchestrators.
     Open,
@@ -24,7 +24,7 @@ pub enum Access {
 
 /// A method the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Method {
+pub(crate) struct Method {
     /// Its gRPC path (`/accord.v1.Admin/VerifyLog`).
     pub path: &'static str,
     /// Who may call it.
@@ -43,7 +43,7 @@ const fn with(path: &'static str, access: Access) -> Method {
 }
 
 /// The table, as `README.md` ("Security") lists the roles.
-pub const METHODS: &[Method] = &[
+pub(crate) const METHODS: &[Method] = &[
     needs("/accord.v1.AgreementService/Announce", Role::Writer),
     needs("/accord.v1.AgreementService/Sign", Role::Writer),
     needs("/accord.v1.AgreementService/RecordDelivery", Role::Writer),
@@ -105,14 +105,14 @@ pub const METHODS: &[Method] = &[
 ];
 
 /// The method at `path`, if the server answers it.
-pub fn lookup(path: &str) -> Option<&'static Method> {
+pub(crate) fn lookup(path: &str) -> Option<&'static Method> {
     METHODS.iter().find(|method| method.path == path)
 }
 
 /// The RPCs of the public contract that the table lacks, and the table's
 /// `accord.*` entries the contract does not have; both empty when the table
 /// is complete.
-pub fn mismatches() -> (Vec<String>, Vec<&'static str>) {
+pub(crate) fn mismatches() -> (Vec<String>, Vec<&'static str>) {
     let contract = contract_paths();
     let missing = contract
         .iter()

@@ -16,11 +16,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 pub(crate) use endpoint::metrics_router;
-pub use rpc_layer::RpcLayer;
+pub(crate) use rpc_layer::RpcLayer;
 
 /// Labels of an RPC observation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RpcLabels {
+pub(crate) struct RpcLabels {
     /// `/accord.v1.AgreementService/Announce`.
     pub method: String,
     /// The gRPC status code name (`OK`, `ABORTED`).
@@ -29,20 +29,20 @@ pub struct RpcLabels {
 
 /// Labels of a consumer group's figures.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GroupLabels {
+pub(crate) struct GroupLabels {
     /// The group's name.
     pub group: String,
 }
 
 /// Labels of an HTTP port's figures.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PortLabels {
+pub(crate) struct PortLabels {
     /// `console` or `metrics`.
     pub port: String,
 }
 
 /// Every metric the server exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Events appended.
     pub appended_events: Counter,
@@ -111,7 +111,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Returns the metrics, registered and at zero.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("accord");
         let appended_events = Counter::default();
         registry.register(
@@ -317,7 +317,7 @@ impl Metrics {
     }
 
     /// Returns the metrics in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(%error, "cannot encode metrics");
@@ -328,7 +328,7 @@ impl Metrics {
 
 /// Hears about group commits: counts them, and raises a flag when the
 /// store fails so that health can say so.
-pub struct StoreObserver {
+pub(crate) struct StoreObserver {
     /// Where the figures go.
     pub metrics: Arc<Metrics>,
     /// Turns true at the first storage failure.

@@ -6,14 +6,14 @@
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The termination signals, registered when this is made.
-pub struct Termination {
+pub(crate) struct Termination {
     terminate: Option<Signal>,
     interrupt: Option<Signal>,
 }
 
 impl Termination {
     /// Listens for SIGTERM and SIGINT from now on.
-    pub fn listen() -> Self {
+    pub(crate) fn listen() -> Self {
         let register = |kind: SignalKind, name: &str| match signal(kind) {
             Ok(stream) => Some(stream),
             Err(error) => {
@@ -28,7 +28,7 @@ impl Termination {
     }
 
     /// Resolves with the name of the first termination signal received.
-    pub async fn received(&mut self) -> &'static str {
+    pub(crate) async fn received(&mut self) -> &'static str {
         let terminate = async {
             match &mut self.terminate {
                 Some(stream) => stream.recv().await,

@@ -71,7 +71,7 @@ impl Storage {
 
 /// Which backend `--store` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// The embedded log in `DATA_DIR/log`.
     Sled,
     /// A JetStream stream on these servers.
@@ -80,7 +80,7 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Reads `--store`.
-    pub fn parse(store: &str) -> Result<Self, ServerError> {
+    pub(crate) fn parse(store: &str) -> Result<Self, ServerError> {
         if store == "sled" {
             return Ok(StoreKind::Sled);
         }

@@ -16,13 +16,13 @@ mod watch_agreements;
 
 pub(crate) use cursor::LogCursor;
 pub(crate) use indexed::LogIndexes;
-pub use recent::RecentEvents;
-pub use server_stream::ServerStream;
+pub(crate) use recent::RecentEvents;
+pub(crate) use server_stream::ServerStream;
 pub(crate) use server_stream::{
     Batch, StreamSender, batched_stream_channel, spawn_stream, stream_channel,
 };
 pub(crate) use slots::{Owner, Slot};
-pub use slots::{StreamLimits, SubscriptionSlots};
+pub(crate) use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;
 pub(crate) use watch_agreements::start_watch;
 

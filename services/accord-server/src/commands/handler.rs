@@ -20,7 +20,7 @@ const MAX_ATTEMPTS: usize = 16;
 const LOCK_STRIPES: usize = 4_096;
 
 /// A command parsed and validated, ready to decide.
-pub struct CheckedCommand {
+pub(crate) struct CheckedCommand {
     /// The command's idempotency key.
     pub command_id: String,
     /// The digest that tells a retry from a reused id.
@@ -34,7 +34,7 @@ pub struct CheckedCommand {
 }
 
 /// Decides and appends commands.
-pub struct CommandHandler {
+pub(crate) struct CommandHandler {
     log: Arc<dyn EventLog>,
     cache: StateCache,
     stripes: Vec<tokio::sync::Mutex<()>>,
@@ -42,7 +42,7 @@ pub struct CommandHandler {
 
 impl CommandHandler {
     /// Returns a handler appending to `log`.
-    pub fn new(log: Arc<dyn EventLog>) -> Self {
+    pub(crate) fn new(log: Arc<dyn EventLog>) -> Self {
         Self {
             log,
             cache: StateCache::default(),
@@ -54,7 +54,7 @@ impl CommandHandler {
 
     /// Appends one event per command, all or none, and returns where each
     /// stands.
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         parsed: Vec<CheckedCommand>,
     ) -> Result<Vec<AppendOutcome>, ApiError> {

@@ -21,7 +21,7 @@ const IMPORT_CHUNK: usize = 10_000;
 
 /// Serves `Admin`: figures, rebuild and verification from `Operations`
 /// (which the console calls too), export and import here.
-pub struct AdminApi {
+pub(crate) struct AdminApi {
     operations: Arc<Operations>,
     /// Where imports are spooled before they are written.
     spool_dir: PathBuf,

@@ -16,7 +16,7 @@ use crate::queries::Queries;
 use crate::streams::{SubscriptionSlots, start_watch};
 
 /// Serves `AgreementService`.
-pub struct AgreementApi {
+pub(crate) struct AgreementApi {
     /// Runs the commands (of `Execute`, its stream, and one at a time).
     executor: Executor,
     queries: Queries,
@@ -24,7 +24,7 @@ pub struct AgreementApi {
 }
 
 /// What `WatchAgreements` streams need.
-pub struct WatchContext {
+pub(crate) struct WatchContext {
     /// The log the streams follow.
     pub log: Arc<dyn accord_store::EventLog>,
     /// The shared window of recent events.
@@ -39,7 +39,7 @@ pub struct WatchContext {
 
 impl AgreementApi {
     /// Returns the service: commands through `handler`, queries from `read_models`.
-    pub fn new(
+    pub(crate) fn new(
         handler: Arc<CommandHandler>,
         streams: WatchContext,
         max_execute_commands: usize,

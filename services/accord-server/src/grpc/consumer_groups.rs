@@ -17,7 +17,7 @@ use crate::groups::{
 use crate::streams::{Slot, SubscriptionSlots};
 
 /// The service.
-pub struct ConsumerGroupsApi {
+pub(crate) struct ConsumerGroupsApi {
     groups: Groups,
     /// A `Consume` stream takes a slot like any other stream.
     slots: Arc<SubscriptionSlots>,

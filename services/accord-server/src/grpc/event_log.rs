@@ -21,7 +21,7 @@ use crate::streams::{
 };
 
 /// Serves `EventLog`.
-pub struct EventLogApi {
+pub(crate) struct EventLogApi {
     recent: Arc<RecentEvents>,
     metrics: Arc<Metrics>,
     slots: Arc<SubscriptionSlots>,

@@ -16,13 +16,13 @@ use super::{Metrics, RpcLabels};
 
 /// Wraps services so that every call is counted and timed by method and status code.
 #[derive(Clone)]
-pub struct RpcLayer {
+pub(crate) struct RpcLayer {
     metrics: Arc<Metrics>,
 }
 
 impl RpcLayer {
     /// Returns a layer that records into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         Self { metrics }
     }
 }
@@ -40,7 +40,7 @@ impl<S> tower::Layer<S> for RpcLayer {
 
 /// Observes calls and normalises the status of oversized requests.
 #[derive(Clone)]
-pub struct RpcService<S> {
+pub(crate) struct RpcService<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }
@@ -115,7 +115,7 @@ impl Call {
 
 /// A response body that reports the call when its trailers pass, or when it
 /// is dropped early (the client went away).
-pub struct ObservedBody<B> {
+pub(crate) struct ObservedBody<B> {
     inner: B,
     call: Option<Call>,
 }

@@ -46,7 +46,7 @@ struct Window {
 }
 
 /// The shared window of recent events.
-pub struct RecentEvents {
+pub(crate) struct RecentEvents {
     window: RwLock<Window>,
     /// The last position in the window; streams at the head wait on it.
     head: watch::Sender<u64>,
@@ -56,7 +56,7 @@ impl RecentEvents {
     /// Starts following `log` from its current head; the task (returned too,
     /// so that shutdown can wait for it to let go of the log) ends when
     /// `stopping` turns true.
-    pub fn follow(
+    pub(crate) fn follow(
         log: Arc<dyn EventLog>,
         stopping: CancellationToken,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {

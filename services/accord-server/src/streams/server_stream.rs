@@ -19,7 +19,7 @@ use super::STREAM_BYTES;
 use crate::error::ApiError;
 
 /// A stream of messages to a client, ended by an error or not.
-pub type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, ApiError>> + Send>>;
+pub(crate) type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, ApiError>> + Send>>;
 
 /// How long a stream waits to hand its client the shutdown notice.
 const SHUTDOWN_NOTICE: Duration = Duration::from_secs(2);

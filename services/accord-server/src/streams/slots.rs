@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 
 /// The limits on open streams.
 #[derive(Debug, Clone, Copy)]
-pub struct StreamLimits {
+pub(crate) struct StreamLimits {
     /// In all (`--max-subscriptions`).
     pub total: usize,
     /// On one connection (`--max-subscriptions-per-connection`).
@@ -23,7 +23,7 @@ pub struct StreamLimits {
 }
 
 /// Counts open streams and refuses new ones beyond the limits.
-pub struct SubscriptionSlots {
+pub(crate) struct SubscriptionSlots {
     limits: StreamLimits,
     open: Mutex<Open>,
     metrics: Arc<Metrics>,
@@ -70,7 +70,7 @@ pub(crate) struct Slot {
 
 impl SubscriptionSlots {
     /// Returns slots with the given limits.
-    pub fn new(limits: StreamLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(limits: StreamLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             limits,
             open: Mutex::new(Open::default()),
@@ -122,11 +122,6 @@ impl SubscriptionSlots {
             slots: self.clone(),
             owner,
         })
-    }
-
-    /// Streams open now.
-    pub fn open(&self) -> usize {
-        self.lock().total
     }
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, Open> {

@@ -14,7 +14,7 @@ use accord_store::{decode_record, record_hash};
 
 use super::Outcome;
 use crate::json;
-use accord_server::grpc::ALLOW_UNSIGNED_METADATA;
+use accord_server::ALLOW_UNSIGNED_METADATA;
 use accord_server::hex;
 
 pub(crate) async fn run(channel: Grpc, file: &Path, allow_unsigned: bool) -> Outcome {
