@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::console::ConsoleContext;
 use crate::groups::{ClusterGroups, Groups, Registry};
-use crate::grpc::{AdminApi, WatchContext};
+use crate::grpc::AdminApi;
 use crate::http_serve::{HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels, metrics_router};
 use crate::operations::Operations;
@@ -27,7 +27,7 @@ use crate::server_error::ServerError;
 use crate::store::GroupsSetup;
 use crate::store::Storage;
 use crate::streams::LogIndexes;
-use crate::streams::{RecentEvents, StreamLimits, SubscriptionSlots};
+use crate::streams::{LiveFeed, RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
 
 /// A configured server, not yet running.
@@ -146,6 +146,14 @@ impl App {
             storage.keys,
         ));
         let admin = Arc::new(AdminApi::new(operations.clone(), config.data_dir.clone()));
+        let feed = LiveFeed::new(
+            indexes,
+            recent,
+            storage.read_models.clone(),
+            slots,
+            metrics.clone(),
+            stopping.clone(),
+        );
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {
             let tasks = tokio_util::task::TaskTracker::new();
@@ -153,17 +161,13 @@ impl App {
                 listener,
                 ConsoleContext {
                     tokens: tokens.clone(),
-                    log: log.clone(),
                     queries: Arc::new(Queries::new(log.clone(), storage.read_models.clone())),
                     operations,
                     groups: groups.clone(),
+                    feed: feed.clone(),
                     metrics: metrics.clone(),
-                    countries: indexes.buyer_countries().clone(),
                     failing: storage.failing.clone(),
-                    stopping: stopping.clone(),
-                    recent: recent.clone(),
                     frames: Default::default(),
-                    live_slots: slots.clone(),
                     hosts: crate::console::KnownHosts::new(&config.console_hosts),
                     tasks,
                 },
@@ -175,19 +179,12 @@ impl App {
             &config,
             ServiceParts {
                 health: health_service,
-                watch: WatchContext {
-                    log: log.clone(),
-                    recent,
-                    read_models: storage.read_models,
-                    slots,
-                    stopping: stopping.clone(),
-                },
+                feed,
                 metrics: metrics.clone(),
                 tokens,
                 tls,
                 admin,
                 groups: groups.clone(),
-                indexes,
             },
         )?;
         watch_store_health(

@@ -22,7 +22,6 @@ pub(crate) use tls::acceptor as tls_acceptor;
 use std::sync::Arc;
 
 use accord_proto::v1;
-use accord_store::EventLog;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -30,7 +29,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenTable;
 use crate::groups::Groups;
@@ -38,7 +36,7 @@ use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
 use crate::operations::Operations;
 use crate::queries::{DEFAULT_WAIT, Queries};
-use crate::reads::BuyerCountries;
+use crate::streams::LiveFeed;
 use access::Reader;
 use answer::failed;
 
@@ -53,21 +51,18 @@ const TIMELINE_BYTES: usize = 4 * 1024 * 1024;
 /// What the console reads from.
 pub(crate) struct ConsoleContext {
     pub(crate) tokens: Option<Arc<TokenTable>>,
-    pub(crate) log: Arc<dyn EventLog>,
     pub(crate) queries: Arc<Queries>,
     pub(crate) operations: Arc<Operations>,
     pub(crate) groups: Groups,
+    /// The live feed the live pages read (the log, its recent window,
+    /// filters), whose stream slots they take like gRPC's streams
+    /// (`--max-subscriptions` and the per-client limit), and the server's
+    /// stop.
+    pub(crate) feed: LiveFeed,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) countries: Arc<BuyerCountries>,
     pub(crate) failing: watch::Receiver<bool>,
-    pub(crate) stopping: CancellationToken,
-    /// The shared window of recent events the live pages read from.
-    pub(crate) recent: Arc<crate::streams::RecentEvents>,
     /// Events' frames, rendered once for every live page.
     pub(crate) frames: feed::Frames,
-    /// Open streams, shared with gRPC's: live pages count toward
-    /// `--max-subscriptions` and the per-client limit.
-    pub(crate) live_slots: Arc<crate::streams::SubscriptionSlots>,
     /// The host names requests may name (DNS rebinding).
     pub(crate) hosts: KnownHosts,
     /// Every task of the console (live pages, TLS connections):
@@ -86,7 +81,7 @@ pub(crate) async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
 ) {
-    let stopping = context.stopping.clone();
+    let stopping = context.feed.stopping().clone();
     let tasks = context.tasks.clone();
     let refused = context
         .metrics
@@ -190,7 +185,7 @@ fn fragment(markup: maud::Markup) -> Response {
 }
 
 async fn countries(State(context): Context, _: Reader) -> Response {
-    let head = context.log.head();
+    let head = context.feed.log().head();
     match context
         .queries
         .country_portfolios(v1::ListCountryPortfoliosRequest::default(), DEFAULT_WAIT)
@@ -279,7 +274,8 @@ async fn timeline(
         let mut next = start;
         while next <= end {
             let read = context
-                .log
+                .feed
+                .log()
                 .read_stream(id, next, (end + 1 - next) as usize)
                 .await?;
             let Some(last) = read.last() else { break };
@@ -311,7 +307,7 @@ async fn log(
     _: Reader,
     Query(query): Query<views::log::LogQuery>,
 ) -> Response {
-    let head = context.log.head();
+    let head = context.feed.log().head();
     match live::latest(&context, &query, head, LOG_ROWS).await {
         Ok(events) => fragment(views::log::render(&query, &events, head)),
         Err(error) => failed(error),
@@ -319,7 +315,7 @@ async fn log(
 }
 
 async fn operations(State(context): Context, Reader(caller): Reader) -> Response {
-    let head = context.log.head();
+    let head = context.feed.log().head();
     // GetStats is the operator's over gRPC: the console shows no more.
     let stats = if caller.operator {
         match context.operations.stats().await {

@@ -13,7 +13,7 @@ mod status;
 
 pub use admin::ALLOW_UNSIGNED_METADATA;
 pub(crate) use admin::AdminApi;
-pub(crate) use agreements::{AgreementApi, WatchContext};
+pub(crate) use agreements::AgreementApi;
 pub(crate) use consumer_groups::ConsumerGroupsApi;
 pub(crate) use event_log::EventLogApi;
 

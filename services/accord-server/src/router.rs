@@ -16,11 +16,10 @@ use crate::auth::{AuthLayer, TokenTable};
 use crate::commands::CommandHandler;
 use crate::config::Config;
 use crate::groups::Groups;
-use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi, WatchContext};
+use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
-use crate::streams::LogIndexes;
-use crate::streams::SubscriptionSlots;
+use crate::streams::LiveFeed;
 
 /// Streams a client may reset before the server has answered them, per
 /// connection, before it is sent GOAWAY (h2's default).
@@ -40,7 +39,9 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Everything the services are built from.
 pub(crate) struct ServiceParts<H: Health> {
     pub(crate) health: HealthServer<H>,
-    pub(crate) watch: WatchContext,
+    /// The live feed: the log, its indexes and recent window, the read
+    /// models, the stream slots.
+    pub(crate) feed: LiveFeed,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
@@ -48,8 +49,6 @@ pub(crate) struct ServiceParts<H: Health> {
     pub(crate) admin: Arc<AdminApi>,
     /// The consumer groups.
     pub(crate) groups: Groups,
-    /// The log's indexes, for filtered reads.
-    pub(crate) indexes: LogIndexes,
 }
 
 /// The router with its layers: metrics outermost, then auth.
@@ -62,22 +61,14 @@ pub(crate) fn grpc_router<H: Health>(
     parts: ServiceParts<H>,
 ) -> Result<GrpcRouter, ServerError> {
     let max_message_bytes = config.max_message_bytes;
-    let log = parts.watch.log.clone();
-    let handler = Arc::new(CommandHandler::new(log.clone()));
-    let slots: Arc<SubscriptionSlots> = parts.watch.slots.clone();
-    let consumer_slots = slots.clone();
-    let event_log = EventLogServer::new(EventLogApi::new(
-        parts.indexes,
-        parts.watch.recent.clone(),
-        parts.metrics.clone(),
-        slots,
-        parts.watch.stopping.clone(),
-    ))
-    .max_decoding_message_size(max_message_bytes);
+    let handler = Arc::new(CommandHandler::new(parts.feed.log().clone()));
+    let consumer_slots = parts.feed.slots().clone();
+    let event_log = EventLogServer::new(EventLogApi::new(parts.feed.clone()))
+        .max_decoding_message_size(max_message_bytes);
     let admin = AdminServer::from_arc(parts.admin).max_decoding_message_size(max_message_bytes);
     let agreements = AgreementServiceServer::new(AgreementApi::new(
         handler,
-        parts.watch,
+        parts.feed,
         config.max_execute_commands,
         config.max_event_bytes,
     ))

@@ -8,6 +8,7 @@
 
 mod cursor;
 mod indexed;
+mod live_feed;
 mod recent;
 mod server_stream;
 mod slots;
@@ -16,6 +17,7 @@ mod watch_agreements;
 
 pub(crate) use cursor::LogCursor;
 pub(crate) use indexed::LogIndexes;
+pub(crate) use live_feed::LiveFeed;
 pub(crate) use recent::RecentEvents;
 pub(crate) use server_stream::ServerStream;
 pub(crate) use server_stream::{

@@ -26,7 +26,7 @@ use super::views::log::LogQuery;
 use crate::error::ApiError;
 use crate::http_serve::PeerAddr;
 use crate::reads::EventFilter;
-use crate::streams::{LogCursor, Owner};
+use crate::streams::Owner;
 
 /// Events read from the log at once.
 const BATCH: usize = 500;
@@ -51,7 +51,7 @@ pub(crate) struct LiveQuery {
 }
 
 fn filter_of(context: &ConsoleContext, query: &LogQuery) -> Result<EventFilter, ApiError> {
-    EventFilter::new(Some(query.filter()), context.countries.clone())
+    context.feed.filter(Some(query.filter()))
 }
 
 /// The latest `count` events at or below `head` that match `query`, oldest
@@ -74,7 +74,8 @@ pub(crate) async fn latest(
         let mut next = from;
         while next <= end {
             let events = context
-                .log
+                .feed
+                .log()
                 .read_log(next, (end + 1 - next) as usize)
                 .await?;
             let Some(last) = events.last().map(|event| event.position) else {
@@ -82,7 +83,7 @@ pub(crate) async fn latest(
             };
             next = last + 1;
             for event in events.iter().filter(|event| event.position <= end) {
-                if filter.matches(context.log.as_ref(), event).await? {
+                if filter.matches(context.feed.log().as_ref(), event).await? {
                     matching.push(accord_proto::recorded_event_to_wire(event));
                 }
             }
@@ -108,7 +109,7 @@ pub(crate) async fn stream(
         Ok(filter) => filter,
         Err(error) => return failed(error),
     };
-    let head = context.log.head();
+    let head = context.feed.log().head();
     let after = match query.after {
         Some(after) if after > head => {
             return bad_request("after: beyond the head of the log");
@@ -117,7 +118,7 @@ pub(crate) async fn stream(
         None => head,
     };
     let token = context.tokens.as_ref().map(|_| caller.name.as_str());
-    let slot = match context.live_slots.take(Owner::new(peer, token)) {
+    let slot = match context.feed.take_slot(Owner::new(peer, token)) {
         Ok(slot) => slot,
         Err(refusal) => {
             return refused(
@@ -162,14 +163,14 @@ fn head_frame(head: u64, after: u64) -> Bytes {
 /// `COALESCE` goes out in one write: a person does not see 100 ms, the
 /// server saves a wake-up and a write per page per event.
 async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, chunks: Chunks) {
-    let mut cursor = LogCursor::after(context.log.clone(), context.recent.clone(), after);
+    let mut cursor = context.feed.cursor_after(after);
     let mut say_head = true;
     let mut tick = tokio::time::interval(HEAD_EVERY);
     tick.reset();
     loop {
         let mut chunk = Vec::new();
         loop {
-            if chunks.is_closed() || context.stopping.is_cancelled() {
+            if chunks.is_closed() || context.feed.stopping().is_cancelled() {
                 return;
             }
             let event = match cursor.next().await {
@@ -181,7 +182,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
                 }
             };
             if filter
-                .matches(context.log.as_ref(), &event)
+                .matches(context.feed.log().as_ref(), &event)
                 .await
                 .unwrap_or(false)
             {
@@ -211,7 +212,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
             return;
         }
         tokio::select! {
-            () = context.stopping.cancelled() => return,
+            () = context.feed.stopping().cancelled() => return,
             () = chunks.closed() => return,
             _ = tick.tick() => say_head = true,
             more = cursor.wait_for_more() => {
@@ -219,7 +220,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
                     return;
                 }
                 tokio::select! {
-                    () = context.stopping.cancelled() => return,
+                    () = context.feed.stopping().cancelled() => return,
                     () = tokio::time::sleep(COALESCE) => {}
                 }
             }

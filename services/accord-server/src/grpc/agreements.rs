@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::RpcResult;
@@ -13,35 +12,22 @@ use super::execute_stream::{self, Executor, append_result};
 use crate::auth::Actor;
 use crate::commands::CommandHandler;
 use crate::queries::Queries;
-use crate::streams::{SubscriptionSlots, start_watch};
+use crate::streams::LiveFeed;
 
 /// Serves `AgreementService`.
 pub(crate) struct AgreementApi {
     /// Runs the commands (of `Execute`, its stream, and one at a time).
     executor: Executor,
     queries: Queries,
-    streams: WatchContext,
-}
-
-/// What `WatchAgreements` streams need.
-pub(crate) struct WatchContext {
-    /// The log the streams follow.
-    pub log: Arc<dyn accord_store::EventLog>,
-    /// The shared window of recent events.
-    pub recent: Arc<crate::streams::RecentEvents>,
-    /// The read models the views come from.
-    pub read_models: Arc<accord_projections::ReadModels>,
-    /// Limits on open streams.
-    pub slots: Arc<SubscriptionSlots>,
-    /// Cancelled when the server begins to shut down.
-    pub stopping: CancellationToken,
+    /// `WatchAgreements`, and the slots and stop of `ExecuteStream`.
+    feed: LiveFeed,
 }
 
 impl AgreementApi {
     /// Returns the service: commands through `handler`, queries from `read_models`.
     pub(crate) fn new(
         handler: Arc<CommandHandler>,
-        streams: WatchContext,
+        feed: LiveFeed,
         max_execute_commands: usize,
         max_event_bytes: usize,
     ) -> Self {
@@ -51,8 +37,8 @@ impl AgreementApi {
                 max_execute_commands,
                 max_event_bytes,
             },
-            queries: Queries::new(streams.log.clone(), streams.read_models.clone()),
-            streams,
+            queries: Queries::new(feed.log().clone(), feed.read_models().clone()),
+            feed,
         }
     }
 
@@ -140,14 +126,14 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<Streaming<v1::ExecuteRequest>>,
     ) -> RpcResult<Self::ExecuteStreamStream> {
-        let slot = self.streams.slots.take(super::owner_of(&request))?;
+        let slot = self.feed.take_slot(super::owner_of(&request))?;
         let actor = actor_of(&request);
         Ok(Response::new(super::grpc_stream(execute_stream::start(
             self.executor.clone(),
             actor,
             request.into_inner(),
             slot,
-            self.streams.stopping.clone(),
+            self.feed.stopping().clone(),
         ))))
     }
 
@@ -217,15 +203,8 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<v1::WatchAgreementsRequest>,
     ) -> RpcResult<Self::WatchAgreementsStream> {
-        let slot = self.streams.slots.take(super::owner_of(&request))?;
-        let stream = start_watch(
-            self.streams.log.clone(),
-            self.streams.recent.clone(),
-            self.streams.read_models.clone(),
-            self.streams.stopping.clone(),
-            slot,
-            request.into_inner(),
-        )?;
+        let owner = super::owner_of(&request);
+        let stream = self.feed.watch(owner, request.into_inner())?;
         Ok(Response::new(super::grpc_stream(stream)))
     }
 }
