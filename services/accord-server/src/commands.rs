@@ -3,7 +3,11 @@
 //! state's version, so the store's version check makes every decision
 //! race-free.
 
+mod executor;
+mod fingerprint;
 mod handler;
+mod input;
 mod state_cache;
 
+pub(crate) use executor::Executor;
 pub(crate) use handler::{CheckedCommand, CommandHandler};

@@ -103,6 +103,9 @@ pub enum ApiError {
     /// not open with the cluster's key).
     #[error("{0}")]
     PermissionDenied(String),
+    /// The server broke its own rules (a bug).
+    #[error("{0}")]
+    Internal(String),
     /// Refused by the node that runs the consumer groups of a NATS
     /// cluster, with the code it answered.
     #[error("{1}")]
@@ -160,6 +163,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::Internal(_) => Code::Internal,
             ApiError::Forwarded(code, _) => *code,
         }
     }
@@ -246,6 +250,7 @@ mod tests {
                 ApiError::PermissionDenied("x".into()),
                 Code::PermissionDenied,
             ),
+            (ApiError::Internal("x".into()), Code::Internal),
         ];
         for (error, code) in cases {
             assert_eq!(error.code(), code);

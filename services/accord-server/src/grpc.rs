@@ -2,12 +2,10 @@
 
 mod admin;
 mod agreements;
-mod command_input;
 mod consumer_groups;
 mod deadline;
 mod event_log;
 mod execute_stream;
-mod fingerprint;
 mod import_spool;
 mod status;
 

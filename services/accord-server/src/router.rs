@@ -13,7 +13,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
 
 use crate::auth::{AuthLayer, TokenTable};
-use crate::commands::CommandHandler;
+use crate::commands::{CommandHandler, Executor};
 use crate::config::Config;
 use crate::groups::Groups;
 use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi};
@@ -61,18 +61,17 @@ pub(crate) fn grpc_router<H: Health>(
     parts: ServiceParts<H>,
 ) -> Result<GrpcRouter, ServerError> {
     let max_message_bytes = config.max_message_bytes;
-    let handler = Arc::new(CommandHandler::new(parts.feed.log().clone()));
+    let executor = Executor::new(
+        Arc::new(CommandHandler::new(parts.feed.log().clone())),
+        config.max_execute_commands,
+        config.max_event_bytes,
+    );
     let consumer_slots = parts.feed.slots().clone();
     let event_log = EventLogServer::new(EventLogApi::new(parts.feed.clone()))
         .max_decoding_message_size(max_message_bytes);
     let admin = AdminServer::from_arc(parts.admin).max_decoding_message_size(max_message_bytes);
-    let agreements = AgreementServiceServer::new(AgreementApi::new(
-        handler,
-        parts.feed,
-        config.max_execute_commands,
-        config.max_event_bytes,
-    ))
-    .max_decoding_message_size(max_message_bytes);
+    let agreements = AgreementServiceServer::new(AgreementApi::new(executor, parts.feed))
+        .max_decoding_message_size(max_message_bytes);
     let consumer_groups =
         ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups, consumer_slots))
             .max_decoding_message_size(max_message_bytes);

@@ -1,16 +1,13 @@
 //! `accord.v1.AgreementService`: the commands, and (with the read models) the queries.
 
-use std::sync::Arc;
-
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Streaming};
 
 use super::RpcResult;
-use super::command_input::parse_commands;
 use super::deadline::allowed_wait;
-use super::execute_stream::{self, Executor, append_result};
+use super::execute_stream;
 use crate::auth::Actor;
-use crate::commands::CommandHandler;
+use crate::commands::Executor;
 use crate::queries::Queries;
 use crate::streams::LiveFeed;
 
@@ -24,19 +21,11 @@ pub(crate) struct AgreementApi {
 }
 
 impl AgreementApi {
-    /// Returns the service: commands through `handler`, queries from `read_models`.
-    pub(crate) fn new(
-        handler: Arc<CommandHandler>,
-        feed: LiveFeed,
-        max_execute_commands: usize,
-        max_event_bytes: usize,
-    ) -> Self {
+    /// Returns the service: commands through `executor`, queries and
+    /// watches from the live feed's read models.
+    pub(crate) fn new(executor: Executor, feed: LiveFeed) -> Self {
         Self {
-            executor: Executor {
-                handler,
-                max_execute_commands,
-                max_event_bytes,
-            },
+            executor,
             queries: Queries::new(feed.log().clone(), feed.read_models().clone()),
             feed,
         }
@@ -47,16 +36,9 @@ impl AgreementApi {
         actor: String,
         command: v1::command::Command,
     ) -> RpcResult<v1::AppendResult> {
-        let wire = v1::Command {
-            command: Some(command),
-        };
-        let parsed = parse_commands(vec![wire], &actor, false, self.executor.max_event_bytes)?;
-        let outcomes = self.executor.handler.execute(parsed).await?;
-        let outcome = outcomes
-            .into_iter()
-            .next()
-            .ok_or_else(|| Status::internal("no outcome for the command"))?;
-        Ok(Response::new(append_result(outcome)))
+        Ok(Response::new(
+            self.executor.execute_one(&actor, command).await?,
+        ))
     }
 }
 

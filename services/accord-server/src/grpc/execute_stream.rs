@@ -8,74 +8,21 @@
 //! that the server stops reading it (HTTP/2 flow control), so a producer
 //! that does not read its answers holds a bounded share of the server.
 
-use std::sync::Arc;
-
-use accord_proto::timestamp_from_domain;
 use accord_proto::v1;
-use accord_store::AppendOutcome;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use super::command_input::parse_commands;
-use crate::commands::CommandHandler;
+use crate::commands::Executor;
 use crate::error::ApiError;
 use crate::streams::{ServerStream, Slot, StreamSender, stream_channel};
-
-/// A command's answer.
-pub(super) fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
-    v1::AppendResult {
-        agreement_id: outcome.agreement_id,
-        version: outcome.version,
-        position: outcome.position,
-        recorded_at: Some(timestamp_from_domain(outcome.recorded_at)),
-        duplicate: outcome.duplicate,
-    }
-}
 
 /// Unanswered requests a stream holds before the server stops reading it.
 pub(crate) const IN_FLIGHT: usize = 64;
 /// Bytes of unanswered requests a stream holds (at least one request).
 pub(crate) const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
-
-/// Runs `Execute` requests: the unary call and each request of a stream.
-#[derive(Clone)]
-pub(crate) struct Executor {
-    pub(crate) handler: Arc<CommandHandler>,
-    pub(crate) max_execute_commands: usize,
-    /// The largest command (and so event) in bytes, encoded.
-    pub(crate) max_event_bytes: usize,
-}
-
-impl Executor {
-    /// Checks and appends `commands` for `actor`, all or nothing.
-    pub(crate) async fn execute(
-        &self,
-        actor: &str,
-        commands: Vec<v1::Command>,
-    ) -> Result<v1::ExecuteResponse, ApiError> {
-        if commands.is_empty() {
-            return Err(ApiError::from(accord_domain::ValidationError::new(
-                "commands",
-                "at least one command is required",
-            )));
-        }
-        if commands.len() > self.max_execute_commands {
-            return Err(ApiError::LimitExceeded(format!(
-                "commands: {} commands in one Execute, the limit is {}",
-                commands.len(),
-                self.max_execute_commands
-            )));
-        }
-        let parsed = parse_commands(commands, actor, true, self.max_event_bytes)?;
-        let outcomes = self.handler.execute(parsed).await?;
-        Ok(v1::ExecuteResponse {
-            results: outcomes.into_iter().map(append_result).collect(),
-        })
-    }
-}
 
 /// Answers the requests of `inbound` in order until the client ends it,
 /// goes away, or the server stops; `slot` is held meanwhile.

@@ -8,8 +8,8 @@ use accord_domain::{
 };
 use accord_proto::{command_from_wire, expected_version_from_wire, v1};
 
+use super::CheckedCommand;
 use super::fingerprint::fingerprint;
-use crate::commands::CheckedCommand;
 use crate::error::ApiError;
 
 /// Parses and validates `commands` sent by `actor`; `in_batch` names the
