@@ -144,8 +144,9 @@ impl App {
             log.clone(),
             storage.read_models.clone(),
             storage.keys,
+            config.data_dir.clone(),
         ));
-        let admin = Arc::new(AdminApi::new(operations.clone(), config.data_dir.clone()));
+        let admin = Arc::new(AdminApi::new(operations.clone()));
         let feed = LiveFeed::new(
             indexes,
             recent,

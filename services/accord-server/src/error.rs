@@ -106,8 +106,9 @@ pub enum ApiError {
     /// The server broke its own rules (a bug).
     #[error("{0}")]
     Internal(String),
-    /// Refused by the node that runs the consumer groups of a NATS
-    /// cluster, with the code it answered.
+    /// An error with the code it came with: a refusal of the node that runs
+    /// the consumer groups of a NATS cluster, or a client's request stream
+    /// that broke.
     #[error("{1}")]
     Forwarded(Code, String),
 }

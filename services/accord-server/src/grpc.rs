@@ -6,7 +6,6 @@ mod consumer_groups;
 mod deadline;
 mod event_log;
 mod execute_stream;
-mod import_spool;
 mod status;
 
 pub use admin::ALLOW_UNSIGNED_METADATA;

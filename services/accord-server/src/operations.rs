@@ -1,21 +1,29 @@
 //! What an operator does with a running server, whatever the transport:
 //! the log's figures, a rebuild of the read models, a verification of the
-//! log, an export of its records. gRPC's `Admin` and the console's
-//! operations view call these.
+//! log, an export of its records and an import of one. gRPC's `Admin`
+//! and the console's operations view call these.
 
+mod import_spool;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use accord_domain::ValidationError;
 use accord_projections::{PROJECTION_NAME, ReadModels, rebuild};
 use accord_proto::recorded_event_to_wire;
 use accord_proto::v1;
-use accord_store::{CheckpointKeys, EventLog, StoreError, decode_record, record_hash, verify_log};
+use accord_store::{
+    CheckpointKeys, EventLog, ImportVerifier, RawRecord, StoreError, decode_record, record_hash,
+    verify_log,
+};
+use tokio_stream::{Stream, StreamExt};
 
 use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
 use crate::streams::{
     EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
 };
+use import_spool::Spool;
 
 /// The operations over one log and its read models.
 pub(crate) struct Operations {
@@ -23,29 +31,27 @@ pub(crate) struct Operations {
     read_models: Arc<ReadModels>,
     /// The keys whose checkpoints verification accepts.
     keys: CheckpointKeys,
+    /// Where imports are spooled before they are written (the data
+    /// directory).
+    spool_dir: PathBuf,
 }
+
+/// Records handed to the log per import step.
+const IMPORT_CHUNK: usize = 10_000;
 
 impl Operations {
     pub(crate) fn new(
         log: Arc<dyn EventLog>,
         read_models: Arc<ReadModels>,
         keys: CheckpointKeys,
+        spool_dir: PathBuf,
     ) -> Self {
         Self {
             log,
             read_models,
             keys,
+            spool_dir,
         }
-    }
-
-    /// The log.
-    pub(crate) fn log(&self) -> &Arc<dyn EventLog> {
-        &self.log
-    }
-
-    /// The keys whose checkpoints are accepted.
-    pub(crate) fn keys(&self) -> &CheckpointKeys {
-        &self.keys
     }
 }
 
@@ -199,4 +205,86 @@ impl Operations {
             Ok(())
         })
     }
+
+    /// Imports an export into this empty log: every record is checked as
+    /// it arrives (chain, record against its event, the signed checkpoint
+    /// on the last one, by a trusted key unless `allow_unsigned`) and
+    /// spooled to disk; only then does the log take them, all or nothing.
+    pub(crate) async fn import(
+        &self,
+        records: impl Stream<Item = Result<v1::ExportedRecord, ApiError>> + Send,
+        allow_unsigned: bool,
+    ) -> Result<v1::ImportLogResponse, ApiError> {
+        let mut records = std::pin::pin!(records);
+        let head = self.log.head();
+        if head != 0 {
+            return Err(ApiError::FailedPrecondition(format!(
+                "imports go into an empty log; this one has {head} events"
+            )));
+        }
+        // Phase 1: the whole export is checked and spooled; nothing is written.
+        let mut spool =
+            Spool::create(&self.spool_dir).map_err(spool_failed("creating the import spool"))?;
+        let mut verifier = ImportVerifier::default();
+        let mut signed = None;
+        while let Some(exported) = records.next().await {
+            let exported = exported?;
+            let position = exported.position;
+            if let Some(at) = signed.as_ref().map(|(at, _)| *at) {
+                return Err(ValidationError::new(
+                    format!("records[{}].checkpoint", at - 1),
+                    "a checkpoint comes only on the last record of an export",
+                )
+                .into());
+            }
+            let refuse = |why: String| -> ApiError {
+                ValidationError::new(format!("records[{}]", position.saturating_sub(1)), why).into()
+            };
+            let record = RawRecord {
+                position,
+                bytes: exported.record,
+            };
+            let decoded = verifier
+                .accept(&record)
+                .map_err(|error| refuse(error.to_string()))?;
+            if exported.hash != record_hash(&record.bytes)
+                || exported.prev_hash != decoded.prev_hash
+            {
+                return Err(refuse(format!("hash chain broken at position {position}")));
+            }
+            if exported.event.as_ref() != Some(&recorded_event_to_wire(&decoded.event)) {
+                return Err(refuse(format!(
+                    "the event at position {position} differs from its record"
+                )));
+            }
+            if let Some(wire) = &exported.checkpoint {
+                let checkpoint = checkpoint::from_wire(wire).map_err(refuse)?;
+                signed = Some((position.max(1), checkpoint));
+            }
+            spool
+                .push(&record)
+                .map_err(spool_failed("spooling the import"))?;
+        }
+        verifier.finish(
+            signed.as_ref().map(|(_, checkpoint)| checkpoint),
+            &self.keys,
+            allow_unsigned,
+        )?;
+        // Phase 2: the log takes it all or nothing.
+        let records = spool.records();
+        let source = spool
+            .into_source(IMPORT_CHUNK)
+            .map_err(spool_failed("reading the import spool"))?;
+        let imported = self.log.import(Box::new(source)).await?;
+        debug_assert_eq!(imported, records);
+        Ok(v1::ImportLogResponse {
+            imported,
+            head_position: self.log.head(),
+        })
+    }
+}
+
+/// The error of a failed spool operation, `what` it was.
+fn spool_failed(what: &'static str) -> impl FnOnce(std::io::Error) -> ApiError {
+    move |error| ApiError::from(StoreError::failed(what, error))
 }
