@@ -53,6 +53,24 @@ async fn fill_with_large_events(addr: std::net::SocketAddr, count: usize) -> u64
     head
 }
 
+/// A `ReadLog` on a connection of its own (no shared flow-control window
+/// holds the others back), after its first event, which is position 1.
+async fn read_log_started(
+    addr: std::net::SocketAddr,
+    request: v1::ReadLogRequest,
+) -> tonic::Streaming<v1::RecordedEvent> {
+    let mut reading = v1::event_log_client::EventLogClient::new(connect(addr).await)
+        .read_log(request)
+        .await
+        .expect("reads")
+        .into_inner();
+    assert_eq!(
+        reading.next().await.expect("one").expect("event").position,
+        1
+    );
+    reading
+}
+
 /// Samples the server's resident memory until it has not grown for a
 /// second (the streams have filled what they may hold), up to a minute.
 async fn settled_rss(server: &ChildServer) -> u64 {
@@ -101,18 +119,14 @@ async fn streams_that_never_read_hold_little_whatever_the_size_of_the_log() {
     // message.
     let (mut reads, mut lives) = (Vec::new(), Vec::new());
     for _ in 0..READERS {
-        let mut reading = v1::event_log_client::EventLogClient::new(connect(addr).await)
-            .read_log(v1::ReadLogRequest {
+        let reading = read_log_started(
+            addr,
+            v1::ReadLogRequest {
                 from_position: 1,
                 ..Default::default()
-            })
-            .await
-            .expect("reads")
-            .into_inner();
-        assert_eq!(
-            reading.next().await.expect("one").expect("event").position,
-            1
-        );
+            },
+        )
+        .await;
         reads.push(reading);
         let mut live = v1::event_log_client::EventLogClient::new(connect(addr).await)
             .subscribe(v1::SubscribeRequest {
@@ -249,22 +263,18 @@ async fn agreement_reads_that_never_read_hold_little_whatever_the_size_of_the_ev
             1
         );
         histories.push(history);
-        let mut reading = v1::event_log_client::EventLogClient::new(connect(addr).await)
-            .read_log(v1::ReadLogRequest {
+        let reading = read_log_started(
+            addr,
+            v1::ReadLogRequest {
                 from_position: 1,
                 filter: Some(v1::SubscriptionFilter {
                     agreement_ids: agreement_ids.clone(),
                     ..Default::default()
                 }),
                 ..Default::default()
-            })
-            .await
-            .expect("reads")
-            .into_inner();
-        assert_eq!(
-            reading.next().await.expect("one").expect("event").position,
-            1
-        );
+            },
+        )
+        .await;
         filtered.push(reading);
     }
     let grown = settled_rss(&server).await.saturating_sub(rss_before);

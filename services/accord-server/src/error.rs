@@ -40,22 +40,20 @@ pub enum Code {
 impl Code {
     /// The code of number `number`; `Unknown` for one Accord never answers.
     pub fn from_number(number: i32) -> Self {
-        [
-            Code::InvalidArgument,
-            Code::NotFound,
-            Code::AlreadyExists,
-            Code::PermissionDenied,
-            Code::ResourceExhausted,
-            Code::FailedPrecondition,
-            Code::Aborted,
-            Code::Internal,
-            Code::Unavailable,
-            Code::DataLoss,
-            Code::Unauthenticated,
-        ]
-        .into_iter()
-        .find(|code| *code as i32 == number)
-        .unwrap_or(Code::Unknown)
+        match number {
+            3 => Code::InvalidArgument,
+            5 => Code::NotFound,
+            6 => Code::AlreadyExists,
+            7 => Code::PermissionDenied,
+            8 => Code::ResourceExhausted,
+            9 => Code::FailedPrecondition,
+            10 => Code::Aborted,
+            13 => Code::Internal,
+            14 => Code::Unavailable,
+            15 => Code::DataLoss,
+            16 => Code::Unauthenticated,
+            _ => Code::Unknown,
+        }
     }
 
     /// Its number, as gRPC numbers it.
