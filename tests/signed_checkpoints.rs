@@ -218,7 +218,7 @@ async fn forge_log(path: &std::path::Path, records: &[v1::ExportedRecord]) {
         .iter()
         .map(|record| RawRecord {
             position: record.position,
-            bytes: record.record.clone(),
+            bytes: record.record.clone().into(),
         })
         .collect();
     log.import(Box::new(ImportChunks::new(vec![raw])))

@@ -365,7 +365,9 @@ async fn an_export_imports_into_an_empty_log_unchanged(backend: Backend) {
     assert_eq!(target.head(), 0);
     // A bad record in the last chunk: nothing of the import stays.
     let mut tampered = exported.clone();
-    tampered[19].bytes[40] ^= 1;
+    let mut bytes = tampered[19].bytes.to_vec();
+    bytes[40] ^= 1;
+    tampered[19].bytes = bytes.into();
     let error = target
         .import(chunks(&[&tampered[..7], &tampered[7..]]))
         .await

@@ -67,8 +67,9 @@ pub struct CommandRecord {
 pub struct RawRecord {
     /// Position in the log.
     pub position: u64,
-    /// `[schema version][crc32c][body]`, see [`crate::decode_record`].
-    pub bytes: Vec<u8>,
+    /// `[schema version][crc32c][body]`, see [`crate::decode_record`];
+    /// read from the log, it shares the stored block's bytes.
+    pub bytes: bytes::Bytes,
 }
 
 /// Records to import, chunk by chunk, readable more than once (a backend

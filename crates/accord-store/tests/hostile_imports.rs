@@ -41,6 +41,7 @@ proptest! {
         let mut verifier = ImportVerifier::default();
         for (position, bytes, frame) in records {
             let bytes = if frame { framed(&bytes) } else { bytes };
+            let bytes = bytes.into();
             if verifier.accept(&RawRecord { position, bytes }).is_err() {
                 break;
             }

@@ -194,7 +194,7 @@ impl Operations {
                         hash: hash.to_vec(),
                         prev_hash: decoded.prev_hash.to_vec(),
                         event: Some(recorded_event_to_wire(&decoded.event)),
-                        record: record.bytes,
+                        record: record.bytes.to_vec(),
                         checkpoint: last.then(|| checkpoint::to_wire(&checkpoint)),
                     };
                     if !out.send(exported).await {
@@ -242,7 +242,7 @@ impl Operations {
             };
             let record = RawRecord {
                 position,
-                bytes: exported.record,
+                bytes: exported.record.into(),
             };
             let decoded = verifier
                 .accept(&record)

@@ -94,7 +94,7 @@ async fn publish(log: &NatsLog, records: &[RawRecord]) -> Result<(), StoreError>
                 BatchMessage {
                     subject: subject.clone(),
                     headers,
-                    payload: bytes::Bytes::from(record.bytes.clone()),
+                    payload: record.bytes.clone(),
                 }
             })
             .collect();

@@ -79,6 +79,11 @@ impl Block {
         Self { first, value }
     }
 
+    /// The stored value the records are slices of.
+    pub(crate) fn value(&self) -> &::sled::IVec {
+        &self.value
+    }
+
     /// Position of the first record.
     pub(crate) fn first(&self) -> u64 {
         self.first

@@ -115,12 +115,13 @@ impl TreeReader {
     }
 
     /// Maps up to `max_count` durable records from `from_position` on, and
-    /// no more than `READ_BYTES` of them.
+    /// no more than `READ_BYTES` of them; `map` is given each record and the
+    /// block that holds it, shared, with the record's place in it.
     fn durable_records<T>(
         &self,
         from_position: u64,
         max_count: usize,
-        mut map: impl FnMut(u64, &[u8]) -> Result<T, StoreError>,
+        mut map: impl FnMut(u64, &[u8], &SharedBlock) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let head = self.head();
         let from_position = from_position.max(1);
@@ -143,7 +144,9 @@ impl TreeReader {
             let (key, value) = entry?;
             let first = keys::position_of_event_key(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
-            for record in Block::new(first, value).records() {
+            let block = Block::new(first, value);
+            let shared = SharedBlock::of(&block);
+            for record in block.records() {
                 let (position, bytes) = record?;
                 if position < from_position {
                     continue;
@@ -152,7 +155,7 @@ impl TreeReader {
                     return Ok(mapped);
                 }
                 read += bytes.len();
-                mapped.push(map(position, bytes)?);
+                mapped.push(map(position, bytes, &shared)?);
             }
         }
         Ok(mapped)
@@ -163,7 +166,7 @@ impl TreeReader {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.durable_records(from_position, max_count, |_, bytes| {
+        self.durable_records(from_position, max_count, |_, bytes, _| {
             Ok(decode_record(bytes)?.event)
         })
     }
@@ -173,10 +176,11 @@ impl TreeReader {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        self.durable_records(from_position, max_count, |position, bytes| {
+        // The records share their blocks' bytes: no copy per record.
+        self.durable_records(from_position, max_count, |position, bytes, block| {
             Ok(RawRecord {
                 position,
-                bytes: bytes.to_vec(),
+                bytes: block.record(bytes),
             })
         })
     }
@@ -298,4 +302,26 @@ impl TreeReader {
 
 fn missing(position: u64) -> StoreError {
     StoreError::Corrupt(format!("index points at missing position {position}"))
+}
+
+/// A stored block's bytes, shared by the records read from it.
+struct SharedBlock {
+    /// Where the block's records are sliced from.
+    base: usize,
+    shared: bytes::Bytes,
+}
+
+impl SharedBlock {
+    fn of(block: &Block) -> Self {
+        Self {
+            base: block.value().as_ptr() as usize,
+            shared: bytes::Bytes::from_owner(block.value().clone()),
+        }
+    }
+
+    /// `record`, one of the block's records, as shared bytes.
+    fn record(&self, record: &[u8]) -> bytes::Bytes {
+        let offset = record.as_ptr() as usize - self.base;
+        self.shared.slice(offset..offset + record.len())
+    }
 }

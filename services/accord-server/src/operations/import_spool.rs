@@ -71,7 +71,7 @@ impl SpoolSource {
         self.file.read_exact(&mut bytes)?;
         Ok(Some(RawRecord {
             position: u64::from_le_bytes(position),
-            bytes,
+            bytes: bytes.into(),
         }))
     }
 }
@@ -108,7 +108,7 @@ mod tests {
             spool
                 .push(&RawRecord {
                     position,
-                    bytes: vec![position as u8; position as usize * 100],
+                    bytes: vec![position as u8; position as usize * 100].into(),
                 })
                 .expect("spooled");
         }
