@@ -11,10 +11,14 @@ use accord_store::StoreError;
 /// contract's vocabulary for every transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
+    /// The caller cancelled (a request stream it broke off).
+    Cancelled = 1,
     /// A code Accord never answers (forwarded from elsewhere).
     Unknown = 2,
     /// The request is malformed or breaks a validation rule.
     InvalidArgument = 3,
+    /// The caller's deadline passed.
+    DeadlineExceeded = 4,
     /// What it names does not exist.
     NotFound = 5,
     /// It exists already (an agreement, a group, a reused command id).
@@ -27,6 +31,10 @@ pub enum Code {
     FailedPrecondition = 9,
     /// The expected version did not hold.
     Aborted = 10,
+    /// A value past the end of a range.
+    OutOfRange = 11,
+    /// Not offered by this server.
+    Unimplemented = 12,
     /// A bug: the server broke its own rules.
     Internal = 13,
     /// The server cannot answer now; retrying may succeed.
@@ -41,13 +49,17 @@ impl Code {
     /// The code of number `number`; `Unknown` for one Accord never answers.
     pub fn from_number(number: i32) -> Self {
         match number {
+            1 => Code::Cancelled,
             3 => Code::InvalidArgument,
+            4 => Code::DeadlineExceeded,
             5 => Code::NotFound,
             6 => Code::AlreadyExists,
             7 => Code::PermissionDenied,
             8 => Code::ResourceExhausted,
             9 => Code::FailedPrecondition,
             10 => Code::Aborted,
+            11 => Code::OutOfRange,
+            12 => Code::Unimplemented,
             13 => Code::Internal,
             14 => Code::Unavailable,
             15 => Code::DataLoss,
