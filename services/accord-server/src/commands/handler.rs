@@ -1,6 +1,6 @@
 //! Turns checked domain commands into durable events, all-or-nothing. The
-//! gRPC layer parses and validates the wire commands (`grpc/command_input.rs`);
-//! this module speaks the domain only.
+//! wire commands are parsed and validated before (`input.rs`, through the
+//! `Executor`); this module speaks the domain only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
