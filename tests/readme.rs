@@ -2,11 +2,16 @@
 //! walkthrough is run against the real server (only the address changed to
 //! the test server's), and each answer is checked against what the README
 //! says it shows: the `"field": value` pairs, the services listed, the error
-//! code and message. `scripts/test`, the README's other command, is the
-//! suite this test belongs to; the server's command runs the binary these
-//! tests start.
+//! code and message. The server's command is run without a flag, in a
+//! network namespace of its own (its fixed default ports cannot collide with
+//! anything there), and must listen and keep its data where the README says.
+//! `scripts/test`, the README's other command, is the suite this test
+//! belongs to.
 
 use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use accord_tests::TestServer;
 
@@ -207,6 +212,105 @@ async fn the_walkthrough_runs_as_written_and_answers_what_it_shows() {
     // The walkthrough's answers are checked, not only its exit codes.
     assert!(checked >= 25, "only {checked} facts of the README checked");
     server.stop().await;
+}
+
+/// The server's command, `cargo run --release -p accord-server`, runs this
+/// binary's `main` (the same `main_entry`) with no flag.
+const SERVER: &str = env!("CARGO_BIN_EXE_accord-server-under-test");
+
+#[tokio::test]
+async fn the_server_command_listens_and_keeps_its_data_where_the_readme_says() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    // What the README says of it, its lines joined.
+    let said = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for promise in [
+        "embedded sled store in `./accord-data`",
+        "gRPC on `127.0.0.1:50051`",
+        "the web console on <http://127.0.0.1:8080>",
+        "metrics on `127.0.0.1:9464`",
+        "`./accord-data/signing-key`",
+    ] {
+        assert!(
+            said.contains(promise),
+            "the README no longer says {promise:?}: change this test with it"
+        );
+    }
+    let cwd = tempfile::tempdir().expect("a working directory");
+    // A network namespace with its loopback up, then the server with no
+    // flag (logs as JSON lines, to read its addresses).
+    let mut server = tokio::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\"",
+            SERVER,
+        ])
+        .current_dir(cwd.path())
+        .env("ACCORD_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("unshare (util-linux) and ip (iproute2) run the server in a namespace of its own");
+    let mut lines = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let listening = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("reads the server's log")
+            .expect("the server exited before it listened");
+        if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+            && entry.get("grpc_addr").is_some()
+        {
+            break entry;
+        }
+    };
+    let field = |name: &str| listening[name].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        (
+            field("grpc_addr"),
+            field("metrics_addr"),
+            field("console_addr")
+        ),
+        (
+            "127.0.0.1:50051".to_owned(),
+            "127.0.0.1:9464".to_owned(),
+            "127.0.0.1:8080".to_owned()
+        ),
+        "{listening}"
+    );
+    let data = cwd.path().join("accord-data");
+    assert!(data.join("log").is_dir(), "the log is in ./accord-data/log");
+    assert!(
+        data.join("signing-key").is_file(),
+        "the signing key is ./accord-data/signing-key"
+    );
+    // It answers there, as the walkthrough's health check asks.
+    let pid = server.id().expect("the server runs");
+    let health = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(grpcurl())
+        .args([
+            "-plaintext",
+            "127.0.0.1:50051",
+            "grpc.health.v1.Health/Check",
+        ])
+        .output()
+        .await
+        .expect("nsenter runs grpcurl in the server's namespace");
+    let answer = String::from_utf8_lossy(&health.stdout);
+    assert!(
+        health.status.success() && answer.contains("\"status\": \"SERVING\""),
+        "{answer}{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    // SIGTERM: it drains and exits cleanly.
+    // SAFETY: kill(2) on the child's own process id.
+    let signalled = unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert_eq!(signalled, 0);
+    assert!(server.wait().await.expect("waits").success());
 }
 
 #[test]
