@@ -620,6 +620,14 @@ async fn more_connections_do_not_get_around_the_per_client_limit() {
         .await
         .expect_err("ReadLog counts against the limit");
     assert_eq!(status.code(), Code::ResourceExhausted);
+    let status = accord_proto::v1::event_log_client::EventLogClient::new(channel.clone())
+        .read_agreement_history(v1::ReadAgreementHistoryRequest {
+            agreement_id: "uz-boeing-787".into(),
+            from_version: 1,
+        })
+        .await
+        .expect_err("ReadAgreementHistory counts against the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted);
     let status = accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel)
         .watch_agreements(v1::WatchAgreementsRequest::default())
         .await

@@ -50,7 +50,8 @@ impl EventLogService for EventLogApi {
         &self,
         request: Request<v1::ReadAgreementHistoryRequest>,
     ) -> RpcResult<Self::ReadAgreementHistoryStream> {
-        let stream = self.feed.read_history(request.into_inner()).await?;
+        let owner = super::owner_of(&request);
+        let stream = self.feed.read_history(owner, request.into_inner()).await?;
         Ok(Response::new(super::grpc_stream(stream)))
     }
 }

@@ -209,12 +209,15 @@ impl LiveFeed {
         Ok(stream)
     }
 
-    /// One agreement's events from a version on.
+    /// One agreement's events from a version on; the stream takes a slot
+    /// like every other.
     pub(crate) async fn read_history(
         &self,
+        owner: Owner,
         request: v1::ReadAgreementHistoryRequest,
     ) -> Result<ServerStream<v1::RecordedEvent>, ApiError> {
         validate_agreement_id(&request.agreement_id)?;
+        let slot = self.take_slot(owner)?;
         let log = self.indexes.log().clone();
         if log.locate(&request.agreement_id, 1).await?.is_none() {
             return Err(DomainError::NotFound {
@@ -223,6 +226,7 @@ impl LiveFeed {
             .into());
         }
         let stream = spawn_stream(READ_STREAM_BUFFER, move |out| async move {
+            let _slot = slot;
             let mut next = request.from_version.max(1);
             loop {
                 let batch = log
