@@ -628,6 +628,11 @@ async fn more_connections_do_not_get_around_the_per_client_limit() {
         .await
         .expect_err("ReadAgreementHistory counts against the limit");
     assert_eq!(status.code(), Code::ResourceExhausted);
+    let status = accord_proto::v1::admin_client::AdminClient::new(channel.clone())
+        .export_log(v1::ExportLogRequest { from_position: 1 })
+        .await
+        .expect_err("ExportLog counts against the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted);
     let status = accord_proto::v1::agreement_service_client::AgreementServiceClient::new(channel)
         .watch_agreements(v1::WatchAgreementsRequest::default())
         .await

@@ -146,7 +146,7 @@ impl App {
             storage.keys,
             config.data_dir.clone(),
         ));
-        let admin = Arc::new(AdminApi::new(operations.clone()));
+        let admin = Arc::new(AdminApi::new(operations.clone(), slots.clone()));
         let feed = LiveFeed::new(
             indexes,
             recent,

@@ -21,7 +21,7 @@ use tokio_stream::{Stream, StreamExt};
 use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
 use crate::streams::{
-    EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, spawn_stream,
+    EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, Slot, spawn_stream,
 };
 use import_spool::Spool;
 
@@ -159,7 +159,8 @@ impl Operations {
     /// The log's records from `from` (0 or 1: the start) to its last signed
     /// head, with their hashes, the last one carrying the signed checkpoint;
     /// a record that does not hash to the checkpoint ends it `DATA_LOSS`.
-    pub(crate) fn export(&self, from: u64) -> ServerStream<v1::ExportedRecord> {
+    /// The stream holds `slot` (one of the stream limits) until it ends.
+    pub(crate) fn export(&self, from: u64, slot: Slot) -> ServerStream<v1::ExportedRecord> {
         let from = from.max(1);
         let log = self.log.clone();
         // The export ends at the last signed head, which it carries: records
@@ -169,6 +170,7 @@ impl Operations {
         };
         let head = checkpoint.position;
         spawn_stream(READ_STREAM_BUFFER, move |out| async move {
+            let _slot = slot;
             let mut next = from;
             while next <= head {
                 let records = log.read_raw(next, EXPORT_BATCH).await?;

@@ -9,10 +9,13 @@ use tonic::{Request, Response, Streaming};
 use super::RpcResult;
 use crate::error::{ApiError, Code};
 use crate::operations::Operations;
+use crate::streams::SubscriptionSlots;
 
 /// Serves `Admin` over `Operations` (which the console calls too).
 pub(crate) struct AdminApi {
     operations: Arc<Operations>,
+    /// An export takes a stream slot like every other stream.
+    slots: Arc<SubscriptionSlots>,
 }
 
 /// The metadata with which `ImportLog` accepts an export without a signed
@@ -21,8 +24,8 @@ pub const ALLOW_UNSIGNED_METADATA: &str = "accord-allow-unsigned";
 
 impl AdminApi {
     /// Returns the service over `operations`.
-    pub(crate) fn new(operations: Arc<Operations>) -> Self {
-        Self { operations }
+    pub(crate) fn new(operations: Arc<Operations>, slots: Arc<SubscriptionSlots>) -> Self {
+        Self { operations, slots }
     }
 }
 
@@ -61,9 +64,10 @@ impl Admin for AdminApi {
         &self,
         request: Request<v1::ExportLogRequest>,
     ) -> RpcResult<Self::ExportLogStream> {
+        let slot = self.slots.take(super::owner_of(&request))?;
         let from = request.into_inner().from_position;
         Ok(Response::new(super::grpc_stream(
-            self.operations.export(from),
+            self.operations.export(from, slot),
         )))
     }
 
