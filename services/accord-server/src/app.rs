@@ -147,6 +147,7 @@ impl App {
             config.data_dir.clone(),
         ));
         let admin = Arc::new(AdminApi::new(operations.clone(), slots.clone()));
+        let queries = Arc::new(Queries::new(log.clone(), storage.read_models.clone()));
         let feed = LiveFeed::new(
             indexes,
             recent,
@@ -162,7 +163,7 @@ impl App {
                 listener,
                 ConsoleContext {
                     tokens: tokens.clone(),
-                    queries: Arc::new(Queries::new(log.clone(), storage.read_models.clone())),
+                    queries: queries.clone(),
                     operations,
                     groups: groups.clone(),
                     feed: feed.clone(),
@@ -181,6 +182,7 @@ impl App {
             ServiceParts {
                 health: health_service,
                 feed,
+                queries,
                 metrics: metrics.clone(),
                 tokens,
                 tls,

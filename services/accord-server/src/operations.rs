@@ -273,12 +273,12 @@ impl Operations {
             allow_unsigned,
         )?;
         // Phase 2: the log takes it all or nothing.
-        let records = spool.records();
+        let spooled = spool.records();
         let source = spool
             .into_source(IMPORT_CHUNK)
             .map_err(spool_failed("reading the import spool"))?;
         let imported = self.log.import(Box::new(source)).await?;
-        debug_assert_eq!(imported, records);
+        debug_assert_eq!(imported, spooled);
         Ok(v1::ImportLogResponse {
             imported,
             head_position: self.log.head(),

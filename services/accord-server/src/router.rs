@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::groups::Groups;
 use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi};
 use crate::metrics::{Metrics, RpcLayer};
+use crate::queries::Queries;
 use crate::server_error::ServerError;
 use crate::streams::LiveFeed;
 
@@ -42,6 +43,8 @@ pub(crate) struct ServiceParts<H: Health> {
     /// The live feed: the log, its indexes and recent window, the read
     /// models, the stream slots.
     pub(crate) feed: LiveFeed,
+    /// The queries, shared with the console.
+    pub(crate) queries: Arc<Queries>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
@@ -70,8 +73,9 @@ pub(crate) fn grpc_router<H: Health>(
     let event_log = EventLogServer::new(EventLogApi::new(parts.feed.clone()))
         .max_decoding_message_size(max_message_bytes);
     let admin = AdminServer::from_arc(parts.admin).max_decoding_message_size(max_message_bytes);
-    let agreements = AgreementServiceServer::new(AgreementApi::new(executor, parts.feed))
-        .max_decoding_message_size(max_message_bytes);
+    let agreements =
+        AgreementServiceServer::new(AgreementApi::new(executor, parts.queries, parts.feed))
+            .max_decoding_message_size(max_message_bytes);
     let consumer_groups =
         ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups, consumer_slots))
             .max_decoding_message_size(max_message_bytes);

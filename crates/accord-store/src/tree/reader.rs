@@ -116,12 +116,12 @@ impl TreeReader {
 
     /// Maps up to `max_count` durable records from `from_position` on, and
     /// no more than `READ_BYTES` of them; `map` is given each record and the
-    /// block that holds it, shared, with the record's place in it.
+    /// block that holds it.
     fn durable_records<T>(
         &self,
         from_position: u64,
         max_count: usize,
-        mut map: impl FnMut(u64, &[u8], &SharedBlock) -> Result<T, StoreError>,
+        mut map: impl FnMut(u64, &[u8], &Block) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let head = self.head();
         let from_position = from_position.max(1);
@@ -145,7 +145,6 @@ impl TreeReader {
             let first = keys::position_of_event_key(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed record key".into()))?;
             let block = Block::new(first, value);
-            let shared = SharedBlock::of(&block);
             for record in block.records() {
                 let (position, bytes) = record?;
                 if position < from_position {
@@ -155,7 +154,7 @@ impl TreeReader {
                     return Ok(mapped);
                 }
                 read += bytes.len();
-                mapped.push(map(position, bytes, &shared)?);
+                mapped.push(map(position, bytes, &block)?);
             }
         }
         Ok(mapped)
@@ -176,12 +175,17 @@ impl TreeReader {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RawRecord>, StoreError> {
-        // The records share their blocks' bytes: no copy per record.
+        // The records share their blocks' bytes: no copy per record, one
+        // shared owner per block.
+        let mut shared: Option<SharedBlock> = None;
         self.durable_records(from_position, max_count, |position, bytes, block| {
-            Ok(RawRecord {
-                position,
-                bytes: block.record(bytes),
-            })
+            let owner = match shared.take() {
+                Some(owner) if owner.first == block.first() => owner,
+                _ => SharedBlock::of(block),
+            };
+            let bytes = owner.record(bytes);
+            shared = Some(owner);
+            Ok(RawRecord { position, bytes })
         })
     }
 
@@ -306,6 +310,8 @@ fn missing(position: u64) -> StoreError {
 
 /// A stored block's bytes, shared by the records read from it.
 struct SharedBlock {
+    /// The block's first position.
+    first: u64,
     /// Where the block's records are sliced from.
     base: usize,
     shared: bytes::Bytes,
@@ -314,6 +320,7 @@ struct SharedBlock {
 impl SharedBlock {
     fn of(block: &Block) -> Self {
         Self {
+            first: block.first(),
             base: block.value().as_ptr() as usize,
             shared: bytes::Bytes::from_owner(block.value().clone()),
         }

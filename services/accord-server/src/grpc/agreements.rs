@@ -1,12 +1,13 @@
 //! `accord.v1.AgreementService`: the commands, and (with the read models) the queries.
 
+use std::sync::Arc;
+
 use accord_proto::v1::{self, agreement_service_server::AgreementService};
 use tonic::{Request, Response, Streaming};
 
 use super::RpcResult;
 use super::deadline::allowed_wait;
 use super::execute_stream;
-use crate::auth::Actor;
 use crate::commands::Executor;
 use crate::queries::Queries;
 use crate::streams::LiveFeed;
@@ -15,18 +16,18 @@ use crate::streams::LiveFeed;
 pub(crate) struct AgreementApi {
     /// Runs the commands (of `Execute`, its stream, and one at a time).
     executor: Executor,
-    queries: Queries,
+    queries: Arc<Queries>,
     /// `WatchAgreements`, and the slots and stop of `ExecuteStream`.
     feed: LiveFeed,
 }
 
 impl AgreementApi {
-    /// Returns the service: commands through `executor`, queries and
-    /// watches from the live feed's read models.
-    pub(crate) fn new(executor: Executor, feed: LiveFeed) -> Self {
+    /// Returns the service: commands through `executor`, `queries` (the
+    /// console's too), watches from the live feed.
+    pub(crate) fn new(executor: Executor, queries: Arc<Queries>, feed: LiveFeed) -> Self {
         Self {
             executor,
-            queries: Queries::new(feed.log().clone(), feed.read_models().clone()),
+            queries,
             feed,
         }
     }
@@ -44,11 +45,7 @@ impl AgreementApi {
 
 /// The name of the token the call was made with (empty when tokens are off).
 fn actor_of<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Actor>()
-        .map(|actor| actor.0.clone())
-        .unwrap_or_default()
+    super::token_of(request).unwrap_or_default().to_owned()
 }
 
 #[tonic::async_trait]

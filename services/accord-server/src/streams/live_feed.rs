@@ -57,11 +57,6 @@ impl LiveFeed {
         self.indexes.log()
     }
 
-    /// The read models.
-    pub(crate) fn read_models(&self) -> &Arc<ReadModels> {
-        &self.read_models
-    }
-
     /// Cancelled when the server begins to shut down.
     pub(crate) fn stopping(&self) -> &CancellationToken {
         &self.stopping
