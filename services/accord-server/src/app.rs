@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 use crate::auth::TokenTable;
+use crate::commands::{CommandHandler, Executor};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::console::ConsoleContext;
-use crate::groups::{ClusterGroups, Groups, Registry};
-use crate::grpc::AdminApi;
+use crate::groups::{ClusterGroups, Registry};
 use crate::http_serve::{HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels, metrics_router};
 use crate::operations::Operations;
@@ -24,6 +24,7 @@ use crate::router::{ServiceParts, grpc_router};
 use crate::serve::{Followers, serve_until_stopped, set_health, watch_store_health};
 use crate::server::RunningServer;
 use crate::server_error::ServerError;
+use crate::service::{GroupService, Services};
 use crate::store::GroupsSetup;
 use crate::store::Storage;
 use crate::streams::LogIndexes;
@@ -112,21 +113,19 @@ impl App {
         let projector = Projector::spawn(log.clone(), storage.read_models.clone());
         let (recent, recent_task) = RecentEvents::follow(log.clone(), stopping.clone());
         let indexes = LogIndexes::new(log.clone(), storage.read_models.clone(), metrics.clone());
-        let groups = match storage.groups {
+        let groups: Arc<dyn GroupService> = match storage.groups {
             GroupsSetup::Sled(store) => {
                 metrics.groups_leader.set(1);
-                Groups::Local(
-                    Registry::start(
-                        indexes.clone(),
-                        store,
-                        stopping.clone(),
-                        metrics.clone(),
-                        config.max_parked_per_group,
-                    )
-                    .await?,
+                Registry::start(
+                    indexes.clone(),
+                    store,
+                    stopping.clone(),
+                    metrics.clone(),
+                    config.max_parked_per_group,
                 )
+                .await?
             }
-            GroupsSetup::Cluster(setup) => Groups::Cluster(
+            GroupsSetup::Cluster(setup) => Arc::new(
                 ClusterGroups::start(*setup, indexes.clone(), metrics.clone(), stopping.clone())
                     .await?,
             ),
@@ -140,22 +139,31 @@ impl App {
             },
             metrics.clone(),
         );
-        let operations = Arc::new(Operations::new(
-            log.clone(),
-            storage.read_models.clone(),
-            storage.keys,
-            config.data_dir.clone(),
-        ));
-        let admin = Arc::new(AdminApi::new(operations.clone(), slots.clone()));
-        let queries = Arc::new(Queries::new(log.clone(), storage.read_models.clone()));
-        let feed = LiveFeed::new(
-            indexes,
-            recent,
-            storage.read_models.clone(),
-            slots,
-            metrics.clone(),
-            stopping.clone(),
-        );
+        // The application layer, one service per area, which gRPC and
+        // the console both call.
+        let services = Services {
+            commands: Arc::new(Executor::new(
+                Arc::new(CommandHandler::new(log.clone())),
+                config.max_execute_commands,
+                config.max_event_bytes,
+            )),
+            queries: Arc::new(Queries::new(log.clone(), storage.read_models.clone())),
+            operations: Arc::new(Operations::new(
+                log.clone(),
+                storage.read_models.clone(),
+                storage.keys,
+                config.data_dir.clone(),
+            )),
+            feed: Arc::new(LiveFeed::new(
+                indexes,
+                recent,
+                storage.read_models.clone(),
+                slots,
+                metrics.clone(),
+                stopping.clone(),
+            )),
+            groups: groups.clone(),
+        };
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {
             let tasks = tokio_util::task::TaskTracker::new();
@@ -163,10 +171,7 @@ impl App {
                 listener,
                 ConsoleContext {
                     tokens: tokens.clone(),
-                    queries: queries.clone(),
-                    operations,
-                    groups: groups.clone(),
-                    feed: feed.clone(),
+                    services: services.clone(),
                     metrics: metrics.clone(),
                     failing: storage.failing.clone(),
                     frames: Default::default(),
@@ -181,13 +186,10 @@ impl App {
             &config,
             ServiceParts {
                 health: health_service,
-                feed,
-                queries,
+                services,
                 metrics: metrics.clone(),
                 tokens,
                 tls,
-                admin,
-                groups: groups.clone(),
             },
         )?;
         watch_store_health(

@@ -7,7 +7,9 @@ mod executor;
 mod fingerprint;
 mod handler;
 mod input;
+mod service;
 mod state_cache;
 
 pub(crate) use executor::Executor;
 pub(crate) use handler::{CheckedCommand, CommandHandler};
+pub(crate) use service::CommandService;

@@ -31,12 +31,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::TokenTable;
-use crate::groups::Groups;
 use crate::http_serve::{self, HttpLimits, HttpPort};
 use crate::metrics::{Metrics, PortLabels};
-use crate::operations::Operations;
-use crate::queries::{DEFAULT_WAIT, Queries};
-use crate::streams::LiveFeed;
+use crate::queries::DEFAULT_WAIT;
+use crate::service::Services;
 use access::Reader;
 use answer::failed;
 
@@ -51,14 +49,10 @@ const TIMELINE_BYTES: usize = 4 * 1024 * 1024;
 /// What the console reads from.
 pub(crate) struct ConsoleContext {
     pub(crate) tokens: Option<Arc<TokenTable>>,
-    pub(crate) queries: Arc<Queries>,
-    pub(crate) operations: Arc<Operations>,
-    pub(crate) groups: Groups,
-    /// The live feed the live pages read (the log, its recent window,
-    /// filters), whose stream slots they take like gRPC's streams
-    /// (`--max-subscriptions` and the per-client limit), and the server's
-    /// stop.
-    pub(crate) feed: LiveFeed,
+    /// The application layer gRPC calls too; the live pages take stream
+    /// slots from its feed like gRPC's streams (`--max-subscriptions` and
+    /// the per-client limit).
+    pub(crate) services: Services,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failing: watch::Receiver<bool>,
     /// Events' frames, rendered once for every live page.
@@ -81,7 +75,7 @@ pub(crate) async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_connections: usize,
 ) {
-    let stopping = context.feed.stopping().clone();
+    let stopping = context.services.feed.stopping();
     let tasks = context.tasks.clone();
     let refused = context
         .metrics
@@ -185,8 +179,9 @@ fn fragment(markup: maud::Markup) -> Response {
 }
 
 async fn countries(State(context): Context, _: Reader) -> Response {
-    let head = context.feed.log().head();
+    let head = context.services.feed.head();
     match context
+        .services
         .queries
         .country_portfolios(v1::ListCountryPortfoliosRequest::default(), DEFAULT_WAIT)
         .await
@@ -202,6 +197,7 @@ async fn agreements(
     Query(query): Query<views::agreements::ListQuery>,
 ) -> Response {
     match context
+        .services
         .queries
         .list_agreements(query.request(), DEFAULT_WAIT)
         .await
@@ -234,72 +230,30 @@ async fn agreement(
         min_position: 0,
         as_of_position: as_of,
     };
-    let agreement = match context.queries.get_agreement(request, DEFAULT_WAIT).await {
+    let agreement = match context
+        .services
+        .queries
+        .get_agreement(request, DEFAULT_WAIT)
+        .await
+    {
         Ok(agreement) => agreement,
         Err(error) => return failed(error),
     };
     // The timeline shows the agreement's last `TIMELINE` events (as of the
     // position asked), at most `TIMELINE_BYTES` of them, and says how many
     // earlier ones it leaves out.
-    let (events, earlier) = match timeline(&context, &id, agreement.version, as_of).await {
+    let timeline = context
+        .services
+        .queries
+        .timeline(&id, agreement.version, as_of, TIMELINE, TIMELINE_BYTES)
+        .await;
+    let (events, earlier) = match timeline {
         Ok(timeline) => timeline,
-        Err(error) => return failed(error.into()),
+        Err(error) => return failed(error),
     };
     fragment(views::agreements::detail(
         &agreement, &events, as_of, earlier,
     ))
-}
-
-/// Events of the timeline read from the log at once.
-const TIMELINE_CHUNK: u64 = 100;
-
-/// The latest events of agreement `id` up to `version` (at or below
-/// `as_of`, when given), oldest first: at most `TIMELINE` of them and about
-/// `TIMELINE_BYTES`, read from the newest back; and how many earlier
-/// events are left out.
-async fn timeline(
-    context: &ConsoleContext,
-    id: &str,
-    version: u64,
-    as_of: u64,
-) -> Result<(Vec<v1::RecordedEvent>, u64), accord_store::StoreError> {
-    let from = version.saturating_sub(TIMELINE as u64) + 1;
-    let mut newest_first = Vec::new();
-    let mut bytes = 0;
-    let mut end = version;
-    'read: while end >= from && end > 0 {
-        let start = end.saturating_sub(TIMELINE_CHUNK - 1).max(from);
-        // A read may stop short of `end` (it holds at most `READ_BYTES`).
-        let mut chunk = Vec::new();
-        let mut next = start;
-        while next <= end {
-            let read = context
-                .feed
-                .log()
-                .read_stream(id, next, (end + 1 - next) as usize)
-                .await?;
-            let Some(last) = read.last() else { break };
-            next = last.version + 1;
-            chunk.extend(read);
-        }
-        for event in chunk.iter().rev() {
-            if as_of != 0 && event.position > as_of {
-                continue;
-            }
-            let wire = accord_proto::recorded_event_to_wire(event);
-            bytes += prost::Message::encoded_len(&wire);
-            newest_first.push(wire);
-            if bytes >= TIMELINE_BYTES {
-                break 'read;
-            }
-        }
-        end = start - 1;
-    }
-    let earlier = newest_first
-        .last()
-        .map_or(from - 1, |oldest| oldest.version - 1);
-    newest_first.reverse();
-    Ok((newest_first, earlier))
 }
 
 async fn log(
@@ -307,7 +261,7 @@ async fn log(
     _: Reader,
     Query(query): Query<views::log::LogQuery>,
 ) -> Response {
-    let head = context.feed.log().head();
+    let head = context.services.feed.head();
     match live::latest(&context, &query, head, LOG_ROWS).await {
         Ok(events) => fragment(views::log::render(&query, &events, head)),
         Err(error) => failed(error),
@@ -315,10 +269,10 @@ async fn log(
 }
 
 async fn operations(State(context): Context, Reader(caller): Reader) -> Response {
-    let head = context.feed.log().head();
+    let head = context.services.feed.head();
     // GetStats is the operator's over gRPC: the console shows no more.
     let stats = if caller.operator {
-        match context.operations.stats().await {
+        match context.services.operations.stats().await {
             Ok(stats) => Some(stats),
             Err(error) => return failed(error),
         }
@@ -330,6 +284,7 @@ async fn operations(State(context): Context, Reader(caller): Reader) -> Response
         stats,
         subscriptions: context.metrics.subscriptions_active.get(),
         groups: context
+            .services
             .groups
             .list()
             .await

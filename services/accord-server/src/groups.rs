@@ -11,13 +11,14 @@ mod held_events;
 mod member_queue;
 mod registry;
 mod runner;
+mod service;
 mod settings;
 mod sled_store;
 mod storage;
 
-pub(crate) use backend::Groups;
 pub(crate) use cluster::{ClusterGroups, ClusterSetup, NodeKey};
 pub(crate) use member_queue::{MemberSender, member_queue};
 pub(crate) use registry::{MemberLink, Registry};
+pub(crate) use service::GroupService;
 pub(crate) use settings::{MAX_ACK_POSITIONS, nack_action};
 pub(crate) use sled_store::SledGroupStore;

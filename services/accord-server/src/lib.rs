@@ -26,6 +26,7 @@ mod router;
 mod serve;
 mod server;
 mod server_error;
+mod service;
 mod shutdown;
 pub mod signing_key;
 mod store;

@@ -4,6 +4,7 @@
 //! and the console's operations view call these.
 
 mod import_spool;
+mod service;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use accord_store::{
     CheckpointKeys, EventLog, ImportVerifier, RawRecord, StoreError, decode_record, record_hash,
     verify_log,
 };
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::StreamExt;
 
 use crate::checkpoint_wire as checkpoint;
 use crate::error::ApiError;
@@ -24,6 +25,7 @@ use crate::streams::{
     EXPORT_BATCH, PROGRESS_BUFFER, READ_STREAM_BUFFER, ServerStream, Slot, spawn_stream,
 };
 use import_spool::Spool;
+pub(crate) use service::{ImportRecords, OperationsService};
 
 /// The operations over one log and its read models.
 pub(crate) struct Operations {
@@ -55,9 +57,10 @@ impl Operations {
     }
 }
 
-impl Operations {
+#[async_trait::async_trait]
+impl OperationsService for Operations {
     /// The log's figures and each projection's progress.
-    pub(crate) async fn stats(&self) -> Result<v1::GetStatsResponse, ApiError> {
+    async fn stats(&self) -> Result<v1::GetStatsResponse, ApiError> {
         let checkpoint = self.read_models.checkpoint();
         let signed = self.log.checkpoint();
         let stats = self.log.stats().await?;
@@ -77,10 +80,7 @@ impl Operations {
 
     /// Rebuilds the projections named (every one when none is) from the
     /// log while the server keeps serving; progress as it goes.
-    pub(crate) fn rebuild(
-        &self,
-        names: &[String],
-    ) -> Result<ServerStream<v1::RebuildProgress>, ApiError> {
+    fn rebuild(&self, names: &[String]) -> Result<ServerStream<v1::RebuildProgress>, ApiError> {
         for (index, name) in names.iter().enumerate() {
             if name != PROJECTION_NAME {
                 return Err(ApiError::from(ValidationError::new(
@@ -125,7 +125,7 @@ impl Operations {
 
     /// Verifies every record, the chain, the indexes and the signed
     /// checkpoint; progress as it goes.
-    pub(crate) fn verify(&self) -> ServerStream<v1::VerifyProgress> {
+    fn verify(&self) -> ServerStream<v1::VerifyProgress> {
         let log = self.log.clone();
         let keys = self.keys.clone();
         spawn_stream(PROGRESS_BUFFER, move |out| async move {
@@ -153,14 +153,12 @@ impl Operations {
             Ok(())
         })
     }
-}
 
-impl Operations {
     /// The log's records from `from` (0 or 1: the start) to its last signed
     /// head, with their hashes, the last one carrying the signed checkpoint;
     /// a record that does not hash to the checkpoint ends it `DATA_LOSS`.
     /// The stream holds `slot` (one of the stream limits) until it ends.
-    pub(crate) fn export(&self, from: u64, slot: Slot) -> ServerStream<v1::ExportedRecord> {
+    fn export(&self, from: u64, slot: Slot) -> ServerStream<v1::ExportedRecord> {
         let from = from.max(1);
         let log = self.log.clone();
         // The export ends at the last signed head, which it carries: records
@@ -212,12 +210,11 @@ impl Operations {
     /// it arrives (chain, record against its event, the signed checkpoint
     /// on the last one, by a trusted key unless `allow_unsigned`) and
     /// spooled to disk; only then does the log take them, all or nothing.
-    pub(crate) async fn import(
+    async fn import(
         &self,
-        records: impl Stream<Item = Result<v1::ExportedRecord, ApiError>> + Send,
+        mut records: ImportRecords,
         allow_unsigned: bool,
     ) -> Result<v1::ImportLogResponse, ApiError> {
-        let mut records = std::pin::pin!(records);
         let head = self.log.head();
         if head != 0 {
             return Err(ApiError::FailedPrecondition(format!(

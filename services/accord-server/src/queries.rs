@@ -3,6 +3,8 @@
 //! `AgreementService` and the console both ask these.
 
 mod page_token;
+mod service;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use accord_proto::{
 use accord_store::EventLog;
 
 use crate::error::ApiError;
+pub(crate) use service::QueryService;
+
 use crate::reads::{MIN_POSITION_AHEAD, within_log};
 
 /// How long a query waits for its `min_position` when the caller sets no
@@ -82,28 +86,6 @@ impl Queries {
             })
     }
 
-    pub(crate) async fn get_agreement(
-        &self,
-        request: v1::GetAgreementRequest,
-        wait: Duration,
-    ) -> Result<v1::Agreement, ApiError> {
-        validate_agreement_id(&request.agreement_id)?;
-        if request.as_of_position > 0 {
-            return self
-                .agreement_as_of(&request.agreement_id, request.as_of_position)
-                .await;
-        }
-        self.caught_up(request.min_position, wait).await?;
-        let agreement_id = request.agreement_id.clone();
-        let agreement = self
-            .read(move |read_models| read_models.agreement(&agreement_id))
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                agreement_id: request.agreement_id.clone(),
-            })?;
-        Ok(agreement_to_wire(&agreement))
-    }
-
     /// Folds the agreement's stream up to `position`.
     async fn agreement_as_of(
         &self,
@@ -133,8 +115,33 @@ impl Queries {
         })?;
         Ok(agreement_to_wire(&agreement))
     }
+}
 
-    pub(crate) async fn list_agreements(
+#[async_trait::async_trait]
+impl QueryService for Queries {
+    async fn get_agreement(
+        &self,
+        request: v1::GetAgreementRequest,
+        wait: Duration,
+    ) -> Result<v1::Agreement, ApiError> {
+        validate_agreement_id(&request.agreement_id)?;
+        if request.as_of_position > 0 {
+            return self
+                .agreement_as_of(&request.agreement_id, request.as_of_position)
+                .await;
+        }
+        self.caught_up(request.min_position, wait).await?;
+        let agreement_id = request.agreement_id.clone();
+        let agreement = self
+            .read(move |read_models| read_models.agreement(&agreement_id))
+            .await?
+            .ok_or_else(|| DomainError::NotFound {
+                agreement_id: request.agreement_id.clone(),
+            })?;
+        Ok(agreement_to_wire(&agreement))
+    }
+
+    async fn list_agreements(
         &self,
         request: v1::ListAgreementsRequest,
         wait: Duration,
@@ -175,7 +182,7 @@ impl Queries {
         })
     }
 
-    pub(crate) async fn country_portfolio(
+    async fn country_portfolio(
         &self,
         request: v1::GetCountryPortfolioRequest,
         wait: Duration,
@@ -189,7 +196,7 @@ impl Queries {
         Ok(portfolio_to_wire(&sums))
     }
 
-    pub(crate) async fn country_portfolios(
+    async fn country_portfolios(
         &self,
         request: v1::ListCountryPortfoliosRequest,
         wait: Duration,
@@ -203,7 +210,26 @@ impl Queries {
         })
     }
 
-    pub(crate) async fn localization_report(
+    async fn timeline(
+        &self,
+        agreement_id: &str,
+        version: u64,
+        as_of: u64,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<v1::RecordedEvent>, u64), ApiError> {
+        Ok(timeline::latest_events(
+            self.log.as_ref(),
+            agreement_id,
+            version,
+            as_of,
+            max_events,
+            max_bytes,
+        )
+        .await?)
+    }
+
+    async fn localization_report(
         &self,
         request: v1::GetLocalizationReportRequest,
         wait: Duration,

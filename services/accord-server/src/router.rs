@@ -13,14 +13,11 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
 
 use crate::auth::{AuthLayer, TokenTable};
-use crate::commands::{CommandHandler, Executor};
 use crate::config::Config;
-use crate::groups::Groups;
 use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi};
 use crate::metrics::{Metrics, RpcLayer};
-use crate::queries::Queries;
 use crate::server_error::ServerError;
-use crate::streams::LiveFeed;
+use crate::service::Services;
 
 /// Streams a client may reset before the server has answered them, per
 /// connection, before it is sent GOAWAY (h2's default).
@@ -40,18 +37,11 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Everything the services are built from.
 pub(crate) struct ServiceParts<H: Health> {
     pub(crate) health: HealthServer<H>,
-    /// The live feed: the log, its indexes and recent window, the read
-    /// models, the stream slots.
-    pub(crate) feed: LiveFeed,
-    /// The queries, shared with the console.
-    pub(crate) queries: Arc<Queries>,
+    /// The application layer, shared with the console.
+    pub(crate) services: Services,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: Option<Arc<TokenTable>>,
     pub(crate) tls: Option<tonic::transport::ServerTlsConfig>,
-    /// `Admin`, shared with the console (one rebuild at a time).
-    pub(crate) admin: Arc<AdminApi>,
-    /// The consumer groups.
-    pub(crate) groups: Groups,
 }
 
 /// The router with its layers: metrics outermost, then auth.
@@ -64,21 +54,21 @@ pub(crate) fn grpc_router<H: Health>(
     parts: ServiceParts<H>,
 ) -> Result<GrpcRouter, ServerError> {
     let max_message_bytes = config.max_message_bytes;
-    let executor = Executor::new(
-        Arc::new(CommandHandler::new(parts.feed.log().clone())),
-        config.max_execute_commands,
-        config.max_event_bytes,
-    );
-    let consumer_slots = parts.feed.slots().clone();
-    let event_log = EventLogServer::new(EventLogApi::new(parts.feed.clone()))
+    let services = &parts.services;
+    let event_log = EventLogServer::new(EventLogApi::new(services.feed.clone()))
         .max_decoding_message_size(max_message_bytes);
-    let admin = AdminServer::from_arc(parts.admin).max_decoding_message_size(max_message_bytes);
-    let agreements =
-        AgreementServiceServer::new(AgreementApi::new(executor, parts.queries, parts.feed))
-            .max_decoding_message_size(max_message_bytes);
-    let consumer_groups =
-        ConsumerGroupsServer::new(ConsumerGroupsApi::new(parts.groups, consumer_slots))
-            .max_decoding_message_size(max_message_bytes);
+    let admin = AdminServer::new(AdminApi::new(
+        services.operations.clone(),
+        services.feed.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes);
+    let agreements = AgreementServiceServer::new(AgreementApi::new(services))
+        .max_decoding_message_size(max_message_bytes);
+    let consumer_groups = ConsumerGroupsServer::new(ConsumerGroupsApi::new(
+        services.groups.clone(),
+        services.feed.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -141,7 +141,7 @@ pub(crate) struct Followers {
     /// The web console, if it is served.
     pub(crate) console: Option<JoinHandle<()>>,
     /// The consumer groups, whose tasks store their progress before the log closes.
-    pub(crate) groups: crate::groups::Groups,
+    pub(crate) groups: std::sync::Arc<dyn crate::service::GroupService>,
 }
 
 /// Serves gRPC on `listener` until `stopping` is cancelled, then drains

@@ -11,6 +11,7 @@ mod indexed;
 mod live_feed;
 mod recent;
 mod server_stream;
+mod service;
 mod slots;
 mod subscribe;
 mod watch_agreements;
@@ -23,6 +24,7 @@ pub(crate) use server_stream::ServerStream;
 pub(crate) use server_stream::{
     Batch, StreamSender, batched_stream_channel, spawn_stream, stream_channel,
 };
+pub(crate) use service::FeedService;
 pub(crate) use slots::{Owner, Slot};
 pub(crate) use slots::{StreamLimits, SubscriptionSlots};
 pub(crate) use subscribe::start_subscription;

@@ -8,8 +8,8 @@ use accord_proto::timestamp_from_domain;
 use accord_proto::v1;
 use accord_store::AppendOutcome;
 
-use super::CommandHandler;
 use super::input::parse_commands;
+use super::{CommandHandler, CommandService};
 use crate::error::ApiError;
 
 /// A command's answer.
@@ -24,7 +24,6 @@ fn append_result(outcome: AppendOutcome) -> v1::AppendResult {
 }
 
 /// Runs `Execute` requests: the unary call and each request of a stream.
-#[derive(Clone)]
 pub(crate) struct Executor {
     handler: Arc<CommandHandler>,
     max_execute_commands: usize,
@@ -44,9 +43,12 @@ impl Executor {
             max_event_bytes,
         }
     }
+}
 
+#[async_trait::async_trait]
+impl CommandService for Executor {
     /// Checks and appends one command (`Announce`, `Sign`, ...) for `actor`.
-    pub(crate) async fn execute_one(
+    async fn execute_one(
         &self,
         actor: &str,
         command: v1::command::Command,
@@ -66,7 +68,7 @@ impl Executor {
     }
 
     /// Checks and appends `commands` for `actor`, all or nothing.
-    pub(crate) async fn execute(
+    async fn execute(
         &self,
         actor: &str,
         commands: Vec<v1::Command>,

@@ -30,7 +30,7 @@ pub(crate) async fn verify(
     Operator(caller): Operator,
 ) -> Response {
     tracing::info!(actor = %caller.name, "VerifyLog started from the console");
-    let stream = context.operations.verify();
+    let stream = context.services.operations.verify();
     let events = stream.map(|step| match step {
         Ok(step) if step.done => progress(
             step.checked,
@@ -67,7 +67,7 @@ pub(crate) async fn rebuild(
     Operator(caller): Operator,
 ) -> Response {
     tracing::info!(actor = %caller.name, "RebuildProjections started from the console");
-    let stream = match context.operations.rebuild(&[]) {
+    let stream = match context.services.operations.rebuild(&[]) {
         Ok(stream) => stream,
         Err(refusal) => return failed(refusal),
     };

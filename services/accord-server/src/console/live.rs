@@ -28,8 +28,6 @@ use crate::http_serve::PeerAddr;
 use crate::reads::EventFilter;
 use crate::streams::Owner;
 
-/// Events read from the log at once.
-const BATCH: usize = 500;
 /// How often a quiet feed says where the head is.
 const HEAD_EVERY: Duration = Duration::from_secs(2);
 /// Most bytes of frames a page's feed gathers before it writes them: a page
@@ -38,8 +36,6 @@ const HEAD_EVERY: Duration = Duration::from_secs(2);
 const CHUNK_BYTES: usize = 64 * 1024;
 /// How long a page's feed gathers new events before it writes them.
 const COALESCE: Duration = Duration::from_millis(100);
-/// Most events scanned back to fill the log view.
-const SCAN_BACK: u64 = 20_000;
 
 /// The live feed's query: the log view's filters and where to resume.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -51,11 +47,11 @@ pub(crate) struct LiveQuery {
 }
 
 fn filter_of(context: &ConsoleContext, query: &LogQuery) -> Result<EventFilter, ApiError> {
-    context.feed.filter(Some(query.filter()))
+    context.services.feed.filter(Some(query.filter()))
 }
 
 /// The latest `count` events at or below `head` that match `query`, oldest
-/// first (at most `SCAN_BACK` events are looked at).
+/// first (a bounded look back).
 pub(crate) async fn latest(
     context: &ConsoleContext,
     query: &LogQuery,
@@ -63,39 +59,7 @@ pub(crate) async fn latest(
     count: usize,
 ) -> Result<Vec<v1::RecordedEvent>, ApiError> {
     let filter = filter_of(context, query)?;
-    let mut found = Vec::new();
-    let mut end = head;
-    let floor = head.saturating_sub(SCAN_BACK);
-    while end > floor && found.len() < count {
-        let from = end.saturating_sub(BATCH as u64).max(floor) + 1;
-        // The stretch `from..=end`, in as many reads as the log's read size
-        // takes; of what matches, only the latest `count` are kept.
-        let mut matching = Vec::new();
-        let mut next = from;
-        while next <= end {
-            let events = context
-                .feed
-                .log()
-                .read_log(next, (end + 1 - next) as usize)
-                .await?;
-            let Some(last) = events.last().map(|event| event.position) else {
-                break;
-            };
-            next = last + 1;
-            for event in events.iter().filter(|event| event.position <= end) {
-                if filter.matches(context.feed.log().as_ref(), event).await? {
-                    matching.push(accord_proto::recorded_event_to_wire(event));
-                }
-            }
-            let over = matching.len().saturating_sub(count);
-            matching.drain(..over);
-        }
-        matching.extend(found);
-        found = matching;
-        end = from - 1;
-    }
-    let skip = found.len().saturating_sub(count);
-    Ok(found.split_off(skip))
+    context.services.feed.latest(&filter, head, count).await
 }
 
 /// `GET /live`: the feed.
@@ -109,7 +73,7 @@ pub(crate) async fn stream(
         Ok(filter) => filter,
         Err(error) => return failed(error),
     };
-    let head = context.feed.log().head();
+    let head = context.services.feed.head();
     let after = match query.after {
         Some(after) if after > head => {
             return bad_request("after: beyond the head of the log");
@@ -118,7 +82,7 @@ pub(crate) async fn stream(
         None => head,
     };
     let token = context.tokens.as_ref().map(|_| caller.name.as_str());
-    let slot = match context.feed.take_slot(Owner::new(peer, token)) {
+    let slot = match context.services.feed.take_slot(Owner::new(peer, token)) {
         Ok(slot) => slot,
         Err(refusal) => {
             return refused(
@@ -163,14 +127,16 @@ fn head_frame(head: u64, after: u64) -> Bytes {
 /// `COALESCE` goes out in one write: a person does not see 100 ms, the
 /// server saves a wake-up and a write per page per event.
 async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, chunks: Chunks) {
-    let mut cursor = context.feed.cursor_after(after);
+    let feed = context.services.feed.clone();
+    let stopping = feed.stopping();
+    let mut cursor = feed.cursor_after(after);
     let mut say_head = true;
     let mut tick = tokio::time::interval(HEAD_EVERY);
     tick.reset();
     loop {
         let mut chunk = Vec::new();
         loop {
-            if chunks.is_closed() || context.feed.stopping().is_cancelled() {
+            if chunks.is_closed() || stopping.is_cancelled() {
                 return;
             }
             let event = match cursor.next().await {
@@ -181,11 +147,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
                     return;
                 }
             };
-            if filter
-                .matches(context.feed.log().as_ref(), &event)
-                .await
-                .unwrap_or(false)
-            {
+            if feed.matches(&filter, &event).await.unwrap_or(false) {
                 chunk.extend_from_slice(&context.frames.of(&event));
             }
             if chunk.len() >= CHUNK_BYTES {
@@ -212,7 +174,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
             return;
         }
         tokio::select! {
-            () = context.feed.stopping().cancelled() => return,
+            () = stopping.cancelled() => return,
             () = chunks.closed() => return,
             _ = tick.tick() => say_head = true,
             more = cursor.wait_for_more() => {
@@ -220,7 +182,7 @@ async fn follow(context: Arc<ConsoleContext>, filter: EventFilter, after: u64, c
                     return;
                 }
                 tokio::select! {
-                    () = context.feed.stopping().cancelled() => return,
+                    () = stopping.cancelled() => return,
                     () = tokio::time::sleep(COALESCE) => {}
                 }
             }

@@ -8,14 +8,13 @@ use tonic::{Request, Response, Streaming};
 
 use super::RpcResult;
 use crate::error::{ApiError, Code};
-use crate::operations::Operations;
-use crate::streams::SubscriptionSlots;
+use crate::service::{FeedService, OperationsService};
 
-/// Serves `Admin` over `Operations` (which the console calls too).
+/// Serves `Admin` over the operations (which the console calls too).
 pub(crate) struct AdminApi {
-    operations: Arc<Operations>,
+    operations: Arc<dyn OperationsService>,
     /// An export takes a stream slot like every other stream.
-    slots: Arc<SubscriptionSlots>,
+    feed: Arc<dyn FeedService>,
 }
 
 /// The metadata with which `ImportLog` accepts an export without a signed
@@ -24,8 +23,8 @@ pub const ALLOW_UNSIGNED_METADATA: &str = "accord-allow-unsigned";
 
 impl AdminApi {
     /// Returns the service over `operations`.
-    pub(crate) fn new(operations: Arc<Operations>, slots: Arc<SubscriptionSlots>) -> Self {
-        Self { operations, slots }
+    pub(crate) fn new(operations: Arc<dyn OperationsService>, feed: Arc<dyn FeedService>) -> Self {
+        Self { operations, feed }
     }
 }
 
@@ -64,7 +63,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<v1::ExportLogRequest>,
     ) -> RpcResult<Self::ExportLogStream> {
-        let slot = self.slots.take(super::owner_of(&request))?;
+        let slot = self.feed.take_slot(super::owner_of(&request))?;
         let from = request.into_inner().from_position;
         Ok(Response::new(super::grpc_stream(
             self.operations.export(from, slot),
@@ -80,14 +79,14 @@ impl Admin for AdminApi {
             .get(ALLOW_UNSIGNED_METADATA)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
         // A request stream that breaks ends the import with its status.
-        let records = request.into_inner().map(|record| {
+        let records = Box::pin(request.into_inner().map(|record| {
             record.map_err(|status| {
                 ApiError::Forwarded(
                     Code::from_number(status.code() as i32),
                     status.message().into(),
                 )
             })
-        });
+        }));
         Ok(Response::new(
             self.operations.import(records, allow_unsigned).await?,
         ))

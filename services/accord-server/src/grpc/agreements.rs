@@ -8,27 +8,25 @@ use tonic::{Request, Response, Streaming};
 use super::RpcResult;
 use super::deadline::allowed_wait;
 use super::execute_stream;
-use crate::commands::Executor;
-use crate::queries::Queries;
-use crate::streams::LiveFeed;
+use crate::service::{CommandService, FeedService, QueryService, Services};
 
 /// Serves `AgreementService`.
 pub(crate) struct AgreementApi {
     /// Runs the commands (of `Execute`, its stream, and one at a time).
-    executor: Executor,
-    queries: Arc<Queries>,
+    commands: Arc<dyn CommandService>,
+    queries: Arc<dyn QueryService>,
     /// `WatchAgreements`, and the slots and stop of `ExecuteStream`.
-    feed: LiveFeed,
+    feed: Arc<dyn FeedService>,
 }
 
 impl AgreementApi {
-    /// Returns the service: commands through `executor`, `queries` (the
-    /// console's too), watches from the live feed.
-    pub(crate) fn new(executor: Executor, queries: Arc<Queries>, feed: LiveFeed) -> Self {
+    /// Returns the service over the application layer's commands,
+    /// queries and live feed (the console's too).
+    pub(crate) fn new(services: &Services) -> Self {
         Self {
-            executor,
-            queries,
-            feed,
+            commands: services.commands.clone(),
+            queries: services.queries.clone(),
+            feed: services.feed.clone(),
         }
     }
 
@@ -38,7 +36,7 @@ impl AgreementApi {
         command: v1::command::Command,
     ) -> RpcResult<v1::AppendResult> {
         Ok(Response::new(
-            self.executor.execute_one(&actor, command).await?,
+            self.commands.execute_one(&actor, command).await?,
         ))
     }
 }
@@ -95,7 +93,7 @@ impl AgreementService for AgreementApi {
         let actor = actor_of(&request);
         let commands = request.into_inner().commands;
         Ok(Response::new(
-            self.executor.execute(&actor, commands).await?,
+            self.commands.execute(&actor, commands).await?,
         ))
     }
 
@@ -108,11 +106,11 @@ impl AgreementService for AgreementApi {
         let slot = self.feed.take_slot(super::owner_of(&request))?;
         let actor = actor_of(&request);
         Ok(Response::new(super::grpc_stream(execute_stream::start(
-            self.executor.clone(),
+            self.commands.clone(),
             actor,
             request.into_inner(),
             slot,
-            self.feed.stopping().clone(),
+            self.feed.stopping(),
         ))))
     }
 

@@ -11,21 +11,20 @@ use tonic::{Request, Response, Streaming};
 
 use super::RpcResult;
 use crate::error::ApiError;
-use crate::groups::{
-    Groups, MAX_ACK_POSITIONS, MemberLink, MemberSender, member_queue, nack_action,
-};
-use crate::streams::{Slot, SubscriptionSlots};
+use crate::groups::{MAX_ACK_POSITIONS, MemberLink, MemberSender, member_queue, nack_action};
+use crate::service::{FeedService, GroupService};
+use crate::streams::Slot;
 
 /// The service.
 pub(crate) struct ConsumerGroupsApi {
-    groups: Groups,
+    groups: Arc<dyn GroupService>,
     /// A `Consume` stream takes a slot like any other stream.
-    slots: Arc<SubscriptionSlots>,
+    feed: Arc<dyn FeedService>,
 }
 
 impl ConsumerGroupsApi {
-    pub(crate) fn new(groups: Groups, slots: Arc<SubscriptionSlots>) -> Self {
-        Self { groups, slots }
+    pub(crate) fn new(groups: Arc<dyn GroupService>, feed: Arc<dyn FeedService>) -> Self {
+        Self { groups, feed }
     }
 }
 
@@ -101,7 +100,7 @@ impl ConsumerGroups for ConsumerGroupsApi {
         request: Request<Streaming<v1::ConsumeRequest>>,
     ) -> RpcResult<Self::ConsumeStream> {
         let groups = &self.groups;
-        let slot = self.slots.take(super::owner_of(&request))?;
+        let slot = self.feed.take_slot(super::owner_of(&request))?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()

@@ -7,15 +7,17 @@ use accord_proto::v1;
 use tonic::{Request, Response};
 
 use super::RpcResult;
-use crate::streams::LiveFeed;
+use std::sync::Arc;
+
+use crate::service::FeedService;
 
 /// Serves `EventLog`.
 pub(crate) struct EventLogApi {
-    feed: LiveFeed,
+    feed: Arc<dyn FeedService>,
 }
 
 impl EventLogApi {
-    pub(crate) fn new(feed: LiveFeed) -> Self {
+    pub(crate) fn new(feed: Arc<dyn FeedService>) -> Self {
         Self { feed }
     }
 }

@@ -15,8 +15,10 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use crate::commands::Executor;
+use std::sync::Arc;
+
 use crate::error::ApiError;
+use crate::service::CommandService;
 use crate::streams::{ServerStream, Slot, StreamSender, stream_channel};
 
 /// Unanswered requests a stream holds before the server stops reading it.
@@ -27,7 +29,7 @@ pub(crate) const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Answers the requests of `inbound` in order until the client ends it,
 /// goes away, or the server stops; `slot` is held meanwhile.
 pub(crate) fn start(
-    executor: Executor,
+    executor: Arc<dyn CommandService>,
     actor: String,
     inbound: Streaming<v1::ExecuteRequest>,
     slot: Slot,
@@ -64,7 +66,7 @@ fn response(
 }
 
 async fn answer(
-    executor: Executor,
+    executor: Arc<dyn CommandService>,
     actor: String,
     mut inbound: Streaming<v1::ExecuteRequest>,
     out: StreamSender<v1::ExecuteStreamResponse>,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use accord_domain::{DomainError, ValidationError, validate_agreement_id};
+use accord_domain::{DomainError, RecordedEvent, ValidationError, validate_agreement_id};
 use accord_projections::ReadModels;
 use accord_proto::SubscribeFrame;
 use accord_proto::recorded_event_to_wire;
@@ -15,11 +15,14 @@ use accord_store::EventLog;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    LogCursor, LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents, ServerStream, Slot,
-    SubscriptionSlots, spawn_stream, start_subscription, start_watch,
+    FeedService, LogCursor, LogIndexes, Owner, READ_BATCH, READ_STREAM_BUFFER, RecentEvents,
+    ServerStream, Slot, SubscriptionSlots, spawn_stream, start_subscription, start_watch,
 };
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// Most events `latest` looks back over.
+const SCAN_BACK: u64 = 20_000;
 use crate::reads::{EventFilter, first_recorded_at_or_after};
 
 /// The live feed: what streams of the log and of the views are read from.
@@ -53,42 +56,80 @@ impl LiveFeed {
     }
 
     /// The log.
-    pub(crate) fn log(&self) -> &Arc<dyn EventLog> {
+    fn log(&self) -> &Arc<dyn EventLog> {
         self.indexes.log()
     }
+}
 
-    /// Cancelled when the server begins to shut down.
-    pub(crate) fn stopping(&self) -> &CancellationToken {
-        &self.stopping
+#[async_trait::async_trait]
+impl FeedService for LiveFeed {
+    fn head(&self) -> u64 {
+        self.log().head()
     }
 
-    /// The stream slots (shared with consumer groups' streams).
-    pub(crate) fn slots(&self) -> &Arc<SubscriptionSlots> {
-        &self.slots
+    fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
     }
 
-    /// A stream slot for `owner`, within the stream limits.
-    pub(crate) fn take_slot(&self, owner: Owner) -> Result<Slot, ApiError> {
+    fn take_slot(&self, owner: Owner) -> Result<Slot, ApiError> {
         self.slots.take(owner)
     }
 
-    /// `filter` checked, with the server's buyer-country cache.
-    pub(crate) fn filter(
-        &self,
-        filter: Option<v1::SubscriptionFilter>,
-    ) -> Result<EventFilter, ApiError> {
+    fn filter(&self, filter: Option<v1::SubscriptionFilter>) -> Result<EventFilter, ApiError> {
         EventFilter::new(filter, self.indexes.buyer_countries().clone())
     }
 
-    /// A cursor over the log from after `position`, reading recent events
-    /// from the shared window.
-    pub(crate) fn cursor_after(&self, position: u64) -> LogCursor {
+    async fn matches(&self, filter: &EventFilter, event: &RecordedEvent) -> Result<bool, ApiError> {
+        filter.matches(self.log().as_ref(), event).await
+    }
+
+    /// Reads recent events from the shared window.
+    fn cursor_after(&self, position: u64) -> LogCursor {
         LogCursor::after(self.log().clone(), self.recent.clone(), position)
+    }
+
+    /// Scans back from `head` a read at a time, at most `SCAN_BACK` events.
+    async fn latest(
+        &self,
+        filter: &EventFilter,
+        head: u64,
+        count: usize,
+    ) -> Result<Vec<v1::RecordedEvent>, ApiError> {
+        let log = self.log();
+        let mut found = Vec::new();
+        let mut end = head;
+        let floor = head.saturating_sub(SCAN_BACK);
+        while end > floor && found.len() < count {
+            let from = end.saturating_sub(READ_BATCH as u64).max(floor) + 1;
+            // The stretch `from..=end`, in as many reads as the log's read
+            // size takes; of what matches, only the latest `count` are kept.
+            let mut matching = Vec::new();
+            let mut next = from;
+            while next <= end {
+                let events = log.read_log(next, (end + 1 - next) as usize).await?;
+                let Some(last) = events.last().map(|event| event.position) else {
+                    break;
+                };
+                next = last + 1;
+                for event in events.iter().filter(|event| event.position <= end) {
+                    if filter.matches(log.as_ref(), event).await? {
+                        matching.push(recorded_event_to_wire(event));
+                    }
+                }
+                let over = matching.len().saturating_sub(count);
+                matching.drain(..over);
+            }
+            matching.extend(found);
+            found = matching;
+            end = from - 1;
+        }
+        let skip = found.len().saturating_sub(count);
+        Ok(found.split_off(skip))
     }
 
     /// A subscription: the backlog from where it starts (from the indexes
     /// when filtered), then live events.
-    pub(crate) async fn subscribe(
+    async fn subscribe(
         &self,
         owner: Owner,
         mut request: v1::SubscribeRequest,
@@ -108,7 +149,7 @@ impl LiveFeed {
     }
 
     /// Agreements' views as they change.
-    pub(crate) fn watch(
+    fn watch(
         &self,
         owner: Owner,
         request: v1::WatchAgreementsRequest,
@@ -126,7 +167,7 @@ impl LiveFeed {
 
     /// The log from a position or a time up to the head as the read began,
     /// filtered (from the indexes while they reach, then a scan).
-    pub(crate) async fn read_log(
+    async fn read_log(
         &self,
         owner: Owner,
         request: v1::ReadLogRequest,
@@ -206,7 +247,7 @@ impl LiveFeed {
 
     /// One agreement's events from a version on; the stream takes a slot
     /// like every other.
-    pub(crate) async fn read_history(
+    async fn read_history(
         &self,
         owner: Owner,
         request: v1::ReadAgreementHistoryRequest,
