@@ -5,7 +5,8 @@
 //! code and message. The server's command is run without a flag, in a
 //! network namespace of its own (its fixed default ports cannot collide with
 //! anything there), and must listen and keep its data where the README says.
-//! `scripts/test`, the README's other command, is the suite this test
+//! The benchmark's quick command is run as written against the server under
+//! test. `scripts/test`, the README's other command, is the suite this test
 //! belongs to.
 
 use std::path::PathBuf;
@@ -311,6 +312,88 @@ async fn the_server_command_listens_and_keeps_its_data_where_the_readme_says() {
     let signalled = unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert_eq!(signalled, 0);
     assert!(server.wait().await.expect("waits").success());
+}
+
+/// The load generator the README's benchmark commands run.
+const BENCH: &str = env!("CARGO_BIN_EXE_accord-bench-under-test");
+
+/// The scenarios `accord-bench` runs when none is named.
+const SCENARIOS: [&str; 9] = [
+    "append",
+    "batch",
+    "append-stream",
+    "read-your-writes",
+    "subscribe",
+    "consume",
+    "rebuild",
+    "filtered-read",
+    "console",
+];
+
+#[tokio::test]
+async fn the_benchmark_command_runs_every_scenario() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let command = readme
+        .lines()
+        .find(|line| line.starts_with("target/release/accord-bench --quick"))
+        .expect("the README shows the benchmark's quick command");
+    let args: Vec<&str> = command
+        .split('#')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    // The NATS backends, which the default names, need nats-server (the
+    // test command installs it).
+    nats_process::nats_server_binary();
+    let out = tempfile::tempdir().expect("a directory for the results");
+    let results = out.path().join("bench-results.json");
+    // As written, with the server under test instead of the release build
+    // beside it, and the results in a temporary directory.
+    let run = tokio::process::Command::new(BENCH)
+        .args(&args)
+        .arg("--server-binary")
+        .arg(SERVER)
+        .arg("--out")
+        .arg(&results)
+        .current_dir(out.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("accord-bench runs");
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{args:?}: {said}");
+    let table = String::from_utf8_lossy(&run.stdout);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).expect("the results file"))
+            .expect("the results are JSON");
+    for scenario in SCENARIOS {
+        let accord = &results[scenario]["accord"];
+        assert!(
+            accord["events"].as_u64().unwrap_or(0) > 0
+                && accord["events_per_sec"].as_f64().unwrap_or(0.0) > 0.0
+                && accord["peak_rss_bytes"].as_u64().unwrap_or(0) > 0,
+            "{scenario} measured nothing: {accord}"
+        );
+        assert!(
+            table.contains(scenario),
+            "{scenario} is not in the table: {table}"
+        );
+        // `--no-peer`: no peer was installed or run.
+        assert!(results[scenario]["postgres"].is_null(), "{scenario}");
+    }
+    // Append, batch and the streams ran on each backend the default names.
+    for scenario in ["append", "batch", "subscribe", "consume"] {
+        for backend in ["accord_nats_1", "accord_nats_3"] {
+            assert!(
+                results[scenario][backend]["events"].as_u64().unwrap_or(0) > 0,
+                "{scenario} on {backend}: {}",
+                results[scenario]
+            );
+        }
+    }
 }
 
 #[test]
