@@ -670,6 +670,94 @@ async fn reads_of_large_events_stop_at_their_byte_budget(backend: Backend) {
     log.close().await.expect("closes");
 }
 
+/// The Merkle tree covers every position as the records are stored: its
+/// roots, inclusion and consistency proofs are RFC 9162's over the records
+/// `read_raw` gives (an independent implementation), across tile
+/// boundaries, groups of any size and a reopen.
+async fn the_merkle_tree_is_rfc_9162s_over_the_stored_records(backend: Backend) {
+    use accord_tests::rfc9162;
+    let log = backend.open().await;
+    assert_eq!(log.tree_root(0).await.expect("root"), rfc9162::mth(&[]));
+    let mut version = 0;
+    let mut appended = 0u64;
+    for batch in [1usize, 3, 250, 2, 1, 300, 7] {
+        let items = (0..batch)
+            .map(|_| {
+                let (expected, event) = if version == 0 {
+                    (ExpectedVersion::NoStream, announced())
+                } else {
+                    (ExpectedVersion::Exact(version), signed())
+                };
+                version += 1;
+                item("tree", &format!("c{version}"), expected, event)
+            })
+            .collect();
+        log.append(items).await.expect("appends");
+        appended += batch as u64;
+    }
+    let head = log.head();
+    assert_eq!(head, appended);
+    let mut records = Vec::new();
+    while (records.len() as u64) < head {
+        let read = log
+            .read_raw(records.len() as u64 + 1, usize::MAX)
+            .await
+            .expect("reads");
+        records.extend(read.into_iter().map(|record| record.bytes.to_vec()));
+    }
+    let check = |log: Arc<dyn EventLog>, records: Vec<Vec<u8>>| async move {
+        let head = records.len();
+        for size in [1usize, 2, 4, 5, 255, 256, 257, 300, 511, 512, 513, head] {
+            let size = size.min(head);
+            assert_eq!(
+                log.tree_root(size as u64).await.expect("root"),
+                rfc9162::mth(&records[..size]),
+                "root at {size}"
+            );
+            for index in [0, size / 3, size / 2, size - 1] {
+                assert_eq!(
+                    log.inclusion_proof(index as u64, size as u64)
+                        .await
+                        .expect("proof"),
+                    rfc9162::path(index, &records[..size]),
+                    "PATH({index}, {size})"
+                );
+            }
+            for first in [0usize, 1, 3, 256, size / 2, size] {
+                let first = first.min(size);
+                assert_eq!(
+                    log.consistency_proof(first as u64, size as u64)
+                        .await
+                        .expect("proof"),
+                    rfc9162::proof(first, &records[..size]),
+                    "PROOF({first}, {size})"
+                );
+            }
+        }
+    };
+    check(log.clone(), records.clone()).await;
+    // Beyond the head there is nothing to prove.
+    assert!(log.tree_root(head + 1).await.is_err());
+    assert!(log.inclusion_proof(head, head).await.is_err());
+    log.close().await.expect("closes");
+    drop(log);
+    let log = backend.open().await;
+    check(log.clone(), records.clone()).await;
+    // The reopened tree continues where it was.
+    log.append(vec![item(
+        "tree",
+        "after-reopen",
+        ExpectedVersion::Exact(version),
+        signed(),
+    )])
+    .await
+    .expect("appends");
+    let last = log.read_raw(head + 1, 1).await.expect("reads");
+    records.push(last[0].bytes.to_vec());
+    check(log.clone(), records).await;
+    log.close().await.expect("closes");
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
@@ -722,6 +810,14 @@ macro_rules! conformance {
             async fn reads_of_large_events_stop_at_their_byte_budget() {
                 super::reads_of_large_events_stop_at_their_byte_budget(Backend::$backend().await)
                     .await;
+            }
+
+            #[tokio::test]
+            async fn the_merkle_tree_is_rfc_9162s_over_the_stored_records() {
+                super::the_merkle_tree_is_rfc_9162s_over_the_stored_records(
+                    Backend::$backend().await,
+                )
+                .await;
             }
 
             #[tokio::test]

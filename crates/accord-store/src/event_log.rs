@@ -3,6 +3,9 @@
 use accord_domain::{Event, EventMetadata, ExpectedVersion, RecordedEvent, Timestamp};
 use tokio::sync::watch;
 
+/// A hash of the log's Merkle tree (SHA-256).
+pub type TreeHash = [u8; 32];
+
 use crate::{DigestKeys, IndexDigest, SignedCheckpoint, StoreError};
 
 /// A digest of a command's content, to tell a retry from a reused id.
@@ -176,6 +179,19 @@ pub trait EventLog: Send + Sync + 'static {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The root of the log's Merkle tree (RFC 9162) over its first `size`
+    /// positions; `size` at most the head.
+    async fn tree_root(&self, size: u64) -> Result<TreeHash, StoreError>;
+
+    /// The inclusion proof of leaf `index` (position `index + 1`) in the
+    /// tree of the first `size` positions; `index < size ≤` the head.
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, StoreError>;
+
+    /// The consistency proof from the tree of the first `first` positions
+    /// to the tree of the first `second`; `first ≤ second ≤` the head.
+    async fn consistency_proof(&self, first: u64, second: u64)
+    -> Result<Vec<TreeHash>, StoreError>;
 
     /// The positions of up to `max_count` events of one agreement from
     /// `from_version` (inclusive), from the stream index, none past the

@@ -27,7 +27,7 @@ pub use durable::{ContainedDrop, SyncedDb};
 pub use error::{Cause, StoreError};
 pub use event_log::{
     AppendItem, AppendOutcome, CommandRecord, EventLog, Fingerprint, ImportChunks, ImportSource,
-    LogStats, Quarantined, RawRecord,
+    LogStats, Quarantined, RawRecord, TreeHash,
 };
 pub use import_check::ImportVerifier;
 pub use nats::{NatsLog, NatsOptions, NatsSecurity, redacted_nats_servers};

@@ -11,6 +11,7 @@ pub(crate) mod blocks;
 pub(crate) mod digest;
 pub(crate) mod index;
 pub(crate) mod keys;
+pub(crate) mod merkle;
 pub(crate) mod open;
 pub(crate) mod reader;
 pub(crate) mod stream_index;

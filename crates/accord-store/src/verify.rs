@@ -1,6 +1,7 @@
 //! Proves a log intact: every record's checksum and decoding, gap-free
-//! positions, the hash chain, per-agreement versions, and the stream and
-//! command indexes. Works on any backend through the [`EventLog`] trait. The
+//! positions, the hash chain, per-agreement versions, the stream and
+//! command indexes, and the Merkle tree (its root rebuilt from the records
+//! against the one its stored tiles give). Works on any backend through the [`EventLog`] trait. The
 //! indexes are compared as digests (see [`crate::tree::digest`]) and looked
 //! up record by record only to say what is wrong.
 
@@ -81,6 +82,19 @@ pub async fn verify_log(
             look_up_indexes(log, head, indexed, &records, &mut report, &mut progress).await?;
         }
     }
+    if let Some(rebuilt) = &records.tree
+        && rebuilt.size() == head
+    {
+        let stored = log.tree_root(head).await?;
+        if stored != rebuilt.root() {
+            let problem = format!(
+                "the Merkle tree's stored tiles give root {} at size {head}, the records give {}",
+                crate::hex::encode(&stored[..8]),
+                crate::hex::encode(&rebuilt.root()[..8])
+            );
+            note(&mut report, &mut progress, head, vec![problem]);
+        }
+    }
     let chain = records.chain;
     let next = chain.next_position();
     if next <= head {
@@ -99,6 +113,9 @@ struct RecordsChecked {
     digest: IndexDigest,
     /// Records that could not be decoded: their entries are unknown.
     undecodable: u64,
+    /// The Merkle tree rebuilt from the records; `None` past a gap (a
+    /// quarantined message's leaf is not among the records).
+    tree: Option<accord_tlog::Frontier>,
 }
 
 /// Checks every record up to `head` (checksum, decoding, positions, hash
@@ -117,6 +134,7 @@ async fn check_records(
         chain: ChainHead::EMPTY,
         digest: IndexDigest::default(),
         undecodable: 0,
+        tree: Some(accord_tlog::Frontier::default()),
     };
     let mut versions: HashMap<String, u64> = HashMap::new();
     let (batches_sender, mut batches) = tokio::sync::mpsc::channel(1);
@@ -131,6 +149,7 @@ async fn check_records(
                     found: at,
                 }) = chain.check_position(record.position)
                 {
+                    checked.tree = None;
                     let quarantined = log.quarantined_between(expected, at - 1).await?;
                     found.push(if quarantined == at - expected {
                         format!(
@@ -142,6 +161,9 @@ async fn check_records(
                     });
                 }
                 report.checked += 1;
+                if let Some(tree) = &mut checked.tree {
+                    tree.push(accord_tlog::leaf_hash(&record.bytes));
+                }
                 let decoded = match decode_record(&record.bytes) {
                     Ok(decoded) => decoded,
                     Err(error) => {

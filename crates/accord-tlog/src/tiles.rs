@@ -101,6 +101,12 @@ impl Frontier {
         self.size
     }
 
+    /// Appends one leaf (its leaf hash), reporting nothing: for those who
+    /// only want the root (a verification that rebuilds the tree).
+    pub fn push(&mut self, leaf: Hash) {
+        self.add(leaf, &mut |_, _| {}, &mut |_| {});
+    }
+
     /// Appends leaves (their leaf hashes); returns every tile that changed,
     /// with its hashes now (a full tile once, the last tile of a level as
     /// it stands after the last leaf).
@@ -108,33 +114,15 @@ impl Frontier {
         let mut changed: Vec<(TileId, Vec<Hash>)> = Vec::new();
         let mut touched: Vec<u8> = Vec::new();
         for leaf in leaves {
-            let mut hash = *leaf;
-            let mut level = 0usize;
-            loop {
-                if self.partial.len() == level {
-                    self.partial.push(Vec::new());
-                }
-                let nodes_before = self.size >> (TILE_HEIGHT * level as u32);
-                self.partial[level].push(hash);
-                if !touched.contains(&(level as u8)) {
-                    touched.push(level as u8);
-                }
-                if self.partial[level].len() < TILE_WIDTH {
-                    break;
-                }
-                // The tile is full: written once, and its root goes up.
-                let full = std::mem::take(&mut self.partial[level]);
-                hash = hash_up(&full, TILE_HEIGHT);
-                changed.push((
-                    TileId {
-                        level: level as u8,
-                        index: nodes_before / TILE_WIDTH as u64,
-                    },
-                    full,
-                ));
-                level += 1;
-            }
-            self.size += 1;
+            self.add(
+                *leaf,
+                &mut |tile, full| changed.push((tile, full)),
+                &mut |level| {
+                    if !touched.contains(&level) {
+                        touched.push(level);
+                    }
+                },
+            );
         }
         for level in touched {
             let hashes = &self.partial[usize::from(level)];
@@ -150,6 +138,41 @@ impl Frontier {
             }
         }
         changed
+    }
+
+    /// Adds a leaf: `full` gets each tile it fills, `touched` each level
+    /// whose last tile it changes.
+    fn add(
+        &mut self,
+        leaf: Hash,
+        full: &mut impl FnMut(TileId, Vec<Hash>),
+        touched: &mut impl FnMut(u8),
+    ) {
+        let mut hash = leaf;
+        let mut level = 0usize;
+        loop {
+            if self.partial.len() == level {
+                self.partial.push(Vec::new());
+            }
+            let nodes_before = self.size >> (TILE_HEIGHT * level as u32);
+            self.partial[level].push(hash);
+            touched(level as u8);
+            if self.partial[level].len() < TILE_WIDTH {
+                break;
+            }
+            // The tile is full: written once, and its root goes up.
+            let tile = std::mem::take(&mut self.partial[level]);
+            hash = hash_up(&tile, TILE_HEIGHT);
+            full(
+                TileId {
+                    level: level as u8,
+                    index: nodes_before / TILE_WIDTH as u64,
+                },
+                tile,
+            );
+            level += 1;
+        }
+        self.size += 1;
     }
 
     /// The root of the tree (RFC 9162's MTH), from the frontier alone.

@@ -37,7 +37,7 @@ use crate::published_head::LatestCheckpoint;
 use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, CommitObserver, EventLog, LogStats,
-    Quarantined, RawRecord, SignedCheckpoint, StoreError,
+    Quarantined, RawRecord, SignedCheckpoint, StoreError, TreeHash,
 };
 use connect::Connected;
 pub use connect::redacted as redacted_nats_servers;
@@ -382,6 +382,31 @@ impl EventLog for NatsLog {
         let agreement_id = agreement_id.to_owned();
         self.reader
             .off_thread(move |reader| reader.read_stream(&agreement_id, from_version, max_count))
+            .await
+    }
+
+    async fn tree_root(&self, size: u64) -> Result<TreeHash, StoreError> {
+        self.check_open()?;
+        self.reader
+            .off_thread(move |reader| reader.tree_root(size))
+            .await
+    }
+
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, StoreError> {
+        self.check_open()?;
+        self.reader
+            .off_thread(move |reader| reader.inclusion_proof(index, size))
+            .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<TreeHash>, StoreError> {
+        self.check_open()?;
+        self.reader
+            .off_thread(move |reader| reader.consistency_proof(first, second))
             .await
     }
 

@@ -59,15 +59,6 @@ fn push_recent(recent: &mut Vec<(u64, String)>, sequence: u64, reason: String) {
     recent.push((sequence, reason));
 }
 
-/// The stored entry: `[reason length u32 LE][reason][message bytes]`.
-pub(crate) fn entry(reason: &str, payload: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(4 + reason.len() + payload.len());
-    value.extend_from_slice(&(reason.len() as u32).to_le_bytes());
-    value.extend_from_slice(reason.as_bytes());
-    value.extend_from_slice(payload);
-    value
-}
-
 fn reason_of(value: &[u8]) -> String {
     let length = value
         .get(..4)

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use accord_domain::{RecordedEvent, Timestamp};
 use tokio::sync::watch;
 
-use super::quarantine::{self, QuarantineBook};
+use super::quarantine::QuarantineBook;
 use crate::durable::SyncedDb;
 use crate::published_head::{HeadPublisher, LatestCheckpoint};
 use crate::tree::batch::LogBatch;
 use crate::tree::index::LogIndex;
 use crate::tree::index::indexer::IndexWriter;
+use crate::tree::keys;
 use crate::tree::open::{LogState, UnsignedLog, explain_open_error, recover};
 use crate::tree::reader::TreeReader;
 use crate::{ChainBreak, ChainHead, CheckpointKeys, StoreError, decode_record, encode_record};
@@ -40,6 +41,8 @@ pub(crate) struct Replica {
     /// The last stream sequence applied, a quarantined message included.
     followed: watch::Sender<u64>,
     quarantine: QuarantineBook,
+    /// The Merkle tree's right edge at `followed`.
+    frontier: accord_tlog::Frontier,
 }
 
 impl Replica {
@@ -64,7 +67,9 @@ impl Replica {
         db.sync()?;
         let index_writer = IndexWriter::start(index.clone(), db.clone(), sealed, None)?;
         let (quarantine, last_quarantined) = QuarantineBook::load(&tree)?;
-        let followed = watch::Sender::new(state.head.max(last_quarantined));
+        let positions = state.head.max(last_quarantined);
+        let frontier = crate::tree::merkle::recover_frontier(&tree, positions)?;
+        let followed = watch::Sender::new(positions);
         let (published, receiver) = HeadPublisher::new(keys.clone(), state.head, state.checkpoint);
         let reader = TreeReader::new(tree.clone(), index, receiver);
         Ok((
@@ -76,6 +81,7 @@ impl Replica {
                 published,
                 followed,
                 quarantine,
+                frontier,
             },
             reader,
         ))
@@ -135,8 +141,11 @@ impl Replica {
                         why,
                         "a message on Accord's subjects is not a valid record; quarantined"
                     );
-                    writes
-                        .push_quarantined(entry.sequence, quarantine::entry(&why, &entry.payload));
+                    writes.push_quarantined(
+                        entry.sequence,
+                        keys::quarantine_entry(&why, &entry.payload),
+                        &entry.payload,
+                    );
                     quarantined.push((entry.sequence, why));
                     continue;
                 }
@@ -174,7 +183,7 @@ impl Replica {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let write = writes.into_sled_write(next.agreement_count, &checkpoint);
+        let write = writes.into_sled_write(next.agreement_count, &checkpoint, &mut self.frontier);
         self.tree.apply_batch(write.batch)?;
         self.index.add(write.entries)?;
         self.state = next;

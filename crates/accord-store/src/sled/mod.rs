@@ -21,7 +21,7 @@ pub use crate::tree::index::window::DEFAULT_WINDOW_RECORDS;
 use crate::tree::reader::TreeReader;
 use crate::{
     AppendItem, AppendOutcome, CheckpointKeys, CommandRecord, EventLog, ImportSource, LogStats,
-    RawRecord, SignedCheckpoint, StoreError,
+    RawRecord, SignedCheckpoint, StoreError, TreeHash,
 };
 use writer::{PendingAppend, WriteFailure, Writer, WriterMessage, WriterStore};
 
@@ -100,9 +100,11 @@ impl SledLog {
         db.sync()?;
         let state = recover(&tree, &options.keys, options.unsigned)?;
         let (index, sealed) = LogIndex::open(&tree, state.head, options.index_window_records)?;
+        let frontier = crate::tree::merkle::recover_frontier(&tree, state.head)?;
         // An unfinished import emptied at open (or the checkpoint of an
-        // adopted log, or an unfinished index run removed) is durable
-        // before anything else.
+        // adopted log, or an unfinished index run removed, or the tiles of a
+        // log written before the Merkle tree) is durable before anything
+        // else.
         db.sync()?;
         let keys_written: Option<KeysWritten> = options
             .observer
@@ -119,6 +121,7 @@ impl SledLog {
                 db: db.clone(),
                 tree: tree.clone(),
                 index: index_writer,
+                frontier,
             },
             state,
             published,
@@ -213,6 +216,31 @@ impl EventLog for SledLog {
         let agreement_id = agreement_id.to_owned();
         self.reader
             .off_thread(move |reader| reader.read_stream(&agreement_id, from_version, max_count))
+            .await
+    }
+
+    async fn tree_root(&self, size: u64) -> Result<TreeHash, StoreError> {
+        self.readable()?;
+        self.reader
+            .off_thread(move |reader| reader.tree_root(size))
+            .await
+    }
+
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, StoreError> {
+        self.readable()?;
+        self.reader
+            .off_thread(move |reader| reader.inclusion_proof(index, size))
+            .await
+    }
+
+    async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<TreeHash>, StoreError> {
+        self.readable()?;
+        self.reader
+            .off_thread(move |reader| reader.consistency_proof(first, second))
             .await
     }
 

@@ -244,6 +244,23 @@ impl EventLog for OtherCheckpoint {
     ) -> Result<Vec<u64>, StoreError> {
         self.0.stream_positions(agreement_id, from, max).await
     }
+    async fn tree_root(&self, size: u64) -> Result<crate::TreeHash, StoreError> {
+        self.0.tree_root(size).await
+    }
+    async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<crate::TreeHash>, StoreError> {
+        self.0.inclusion_proof(index, size).await
+    }
+    async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<crate::TreeHash>, StoreError> {
+        self.0.consistency_proof(first, second).await
+    }
     async fn locate(&self, agreement_id: &str, version: u64) -> Result<Option<u64>, StoreError> {
         self.0.locate(agreement_id, version).await
     }

@@ -86,6 +86,8 @@ pub(crate) struct WriterStore {
     pub(crate) db: Arc<SyncedDb>,
     pub(crate) tree: ::sled::Tree,
     pub(crate) index: IndexWriter,
+    /// The Merkle tree's right edge at the head.
+    pub(crate) frontier: accord_tlog::Frontier,
 }
 
 pub(crate) struct Writer {
@@ -93,6 +95,8 @@ pub(crate) struct Writer {
     tree: ::sled::Tree,
     index: IndexWriter,
     state: LogState,
+    /// The Merkle tree's right edge at the head (`state.head` leaves).
+    frontier: accord_tlog::Frontier,
     stream_versions: ClearingMap<u64>,
     published: HeadPublisher,
     /// Shared with the readers: set once a write failed.
@@ -119,12 +123,18 @@ impl Writer {
         max_group_events: usize,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Self {
-        let WriterStore { db, tree, index } = store;
+        let WriterStore {
+            db,
+            tree,
+            index,
+            frontier,
+        } = store;
         Self {
             db,
             tree,
             index,
             state,
+            frontier,
             stream_versions: ClearingMap::new(VERSION_CACHE_BYTES, |_| 0),
             published,
             failure,
@@ -239,8 +249,11 @@ impl Writer {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let write =
-            std::mem::take(&mut group.writes).into_sled_write(next.agreement_count, &checkpoint);
+        let write = std::mem::take(&mut group.writes).into_sled_write(
+            next.agreement_count,
+            &checkpoint,
+            &mut self.frontier,
+        );
         let keys = write.keys;
         let written = self
             .tree

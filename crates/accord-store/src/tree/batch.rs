@@ -1,11 +1,14 @@
 //! The writes of a run of consecutive records in the log's layout: records
-//! packed into blocks, the agreement counter and the signed checkpoint of
-//! the new head, applied as one atomic sled batch, and the index entries
+//! packed into blocks, the Merkle tree's tiles that cover them, the
+//! agreement counter and the signed checkpoint of the new head, applied as
+//! one atomic sled batch, and the index entries
 //! of the records for the index tail (see [`crate::tree::index`]), added
 //! once the batch is durable. The sled writer, imports and the NATS
 //! replica all write through it, so every log has the same layout.
 
-use super::keys;
+use accord_tlog::{Frontier, Hash, leaf_hash};
+
+use super::{keys, merkle};
 use crate::SignedCheckpoint;
 use crate::tree::blocks::BlockPacker;
 use crate::tree::index::window::IndexEntry;
@@ -16,6 +19,8 @@ pub(crate) struct LogBatch {
     blocks: BlockPacker,
     entries: Vec<IndexEntry>,
     quarantined: Vec<([u8; 9], Vec<u8>)>,
+    /// The leaf hash of every position staged, in order.
+    leaves: Vec<Hash>,
 }
 
 /// What applying a [`LogBatch`] takes.
@@ -40,6 +45,7 @@ impl LogBatch {
         command_id: Option<&str>,
     ) {
         self.blocks.push(position, bytes);
+        self.leaves.push(leaf_hash(bytes));
         self.entries.push(IndexEntry {
             position,
             agreement_id: agreement_id.to_owned(),
@@ -48,10 +54,12 @@ impl LogBatch {
         });
     }
 
-    /// Stages a stream message kept aside instead of a record (NATS replicas).
-    pub(crate) fn push_quarantined(&mut self, sequence: u64, entry: Vec<u8>) {
+    /// Stages a stream message kept aside instead of a record (NATS
+    /// replicas): `entry` as stored, `payload` as received (its leaf).
+    pub(crate) fn push_quarantined(&mut self, sequence: u64, entry: Vec<u8>, payload: &[u8]) {
         self.quarantined
             .push((keys::quarantine_key(sequence), entry));
+        self.leaves.push(leaf_hash(payload));
     }
 
     /// Records staged.
@@ -59,12 +67,16 @@ impl LogBatch {
         self.entries.len()
     }
 
-    /// The sled batch that writes everything staged, the agreement counter
-    /// and the signed checkpoint of the new head.
+    /// The sled batch that writes everything staged, the tiles `frontier`
+    /// changes to as it takes the staged leaves, the agreement counter and
+    /// the signed checkpoint of the new head. A batch that then fails to
+    /// apply leaves `frontier` ahead of the disk: the log fails closed and
+    /// is reopened from the disk.
     pub(crate) fn into_sled_write(
         self,
         agreement_count: u64,
         checkpoint: &SignedCheckpoint,
+        frontier: &mut Frontier,
     ) -> SledWrite {
         let mut batch = ::sled::Batch::default();
         // The agreement counter and the checkpoint, and what follows.
@@ -77,6 +89,7 @@ impl LogBatch {
             batch.insert(&key[..], value);
             written += 1;
         }
+        written += merkle::stage(&mut batch, frontier, &self.leaves);
         batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
         batch.insert(keys::CHECKPOINT, checkpoint.encode());
         SledWrite {

@@ -45,6 +45,25 @@ pub(crate) fn quarantine_key(sequence: u64) -> [u8; 9] {
     key
 }
 
+/// A quarantined message's entry: `[reason length u32 LE][reason][message
+/// bytes]`.
+pub(crate) fn quarantine_entry(reason: &str, payload: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(4 + reason.len() + payload.len());
+    value.extend_from_slice(&(reason.len() as u32).to_le_bytes());
+    value.extend_from_slice(reason.as_bytes());
+    value.extend_from_slice(payload);
+    value
+}
+
+/// The message bytes of a quarantined message's entry, as received.
+pub(crate) fn quarantined_payload(entry: &[u8]) -> &[u8] {
+    let length = entry
+        .get(..4)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, |bytes| u32::from_le_bytes(bytes) as usize);
+    entry.get(4 + length..).unwrap_or_default()
+}
+
 pub(crate) fn position_of_event_key(key: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = key.get(1..9)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))

@@ -79,6 +79,50 @@ impl TreeReader {
         self.head.clone()
     }
 
+    /// Checks that `size` positions are durable and readable here.
+    fn within_head(&self, size: u64) -> Result<(), StoreError> {
+        let head = self.head();
+        if size > head {
+            return Err(StoreError::Unavailable(format!(
+                "the Merkle tree of {size} positions is beyond the head ({head})"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tree_root(&self, size: u64) -> Result<accord_tlog::Hash, StoreError> {
+        self.within_head(size)?;
+        super::merkle::root(&self.tree, size)
+    }
+
+    pub(crate) fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<accord_tlog::Hash>, StoreError> {
+        self.within_head(size)?;
+        if index >= size {
+            return Err(StoreError::Unavailable(format!(
+                "leaf {index} is not in the tree of {size} positions"
+            )));
+        }
+        super::merkle::prove_inclusion(&self.tree, index, size)
+    }
+
+    pub(crate) fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<accord_tlog::Hash>, StoreError> {
+        self.within_head(second)?;
+        if first > second {
+            return Err(StoreError::Unavailable(format!(
+                "the tree of {first} positions is not a prefix of the tree of {second}"
+            )));
+        }
+        super::merkle::prove_consistency(&self.tree, first, second)
+    }
+
     /// Waits until the head reaches `position`.
     pub(crate) async fn wait_for(&self, position: u64) -> Result<(), StoreError> {
         let mut head = self.head.clone();

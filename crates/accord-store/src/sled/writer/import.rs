@@ -91,7 +91,7 @@ impl Writer {
             agreement_count: self.state.agreement_count + check.new_agreements,
             checkpoint: Some(checkpoint),
         };
-        let write = writes.into_sled_write(state.agreement_count, &checkpoint);
+        let write = writes.into_sled_write(state.agreement_count, &checkpoint, &mut self.frontier);
         self.tree.apply_batch(write.batch)?;
         self.db.sync()?;
         self.index.add(write.entries)?;
@@ -118,6 +118,7 @@ impl Writer {
         crate::tree::open::empty_tree(&self.tree)?;
         self.db.sync()?;
         self.state = LogState::EMPTY;
+        self.frontier = accord_tlog::Frontier::default();
         self.stream_versions.clear();
         Ok(())
     }
