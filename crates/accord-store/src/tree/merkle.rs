@@ -36,7 +36,7 @@ fn tile_key(id: TileId) -> [u8; 10] {
 }
 
 fn decode_tile(id: TileId, bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
-    if bytes.len() % 32 != 0 || bytes.len() > 32 * accord_tlog::TILE_WIDTH {
+    if !bytes.len().is_multiple_of(32) || bytes.len() > 32 * accord_tlog::TILE_WIDTH {
         return Err(StoreError::Corrupt(format!(
             "tile {}/{} holds {} bytes, not a whole number of hashes",
             id.level,
