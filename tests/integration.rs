@@ -35,3 +35,4 @@ mod stream_memory;
 mod streams;
 mod sync_calls;
 mod tls;
+mod transparency;

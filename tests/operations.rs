@@ -132,9 +132,10 @@ async fn metrics_count_appends_commits_and_rpcs_by_code() {
         "{text}"
     );
     assert!(text.contains("accord_fsync_seconds_count 1"), "{text}");
-    // One event's group: its record's block, the agreement counter and the
-    // checkpoint; its index entries wait in the tail for a full window.
-    assert!(text.contains("accord_log_store_writes_total 3"), "{text}");
+    // One event's group: its record's block, the Merkle tree's last tile,
+    // the agreement counter and the checkpoint; its index entries wait in
+    // the tail for a full window.
+    assert!(text.contains("accord_log_store_writes_total 4"), "{text}");
     assert!(
         text.contains(r#"accord_rpc_duration_seconds_count{method="/accord.v1.AgreementService/Announce",code="OK"} 1"#),
         "{text}"

@@ -318,7 +318,7 @@ async fn a_bad_token_file_stops_the_start() {
     assert!(error.contains("unknown role"), "{error}");
 }
 
-/// Who may call each RPC, as the README's role table says.
+/// Who may call each RPC, as the role table of docs/security.md says.
 fn expected_role(path: &str) -> &'static str {
     let (service, method) = path
         .trim_start_matches('/')
@@ -330,7 +330,9 @@ fn expected_role(path: &str) -> &'static str {
             "Announce" | "Sign" | "RecordDelivery" | "RecordLocalization" | "Execute"
             | "ExecuteStream",
         ) => "writer",
-        ("accord.v1.AgreementService" | "accord.v1.EventLog", _) => "reader",
+        ("accord.v1.AgreementService" | "accord.v1.EventLog" | "accord.v1.Transparency", _) => {
+            "reader"
+        }
         ("accord.v1.ConsumerGroups", "GetConsumerGroup" | "ListConsumerGroups") => "reader",
         ("accord.v1.ConsumerGroups", "Consume") => "consumer",
         ("accord.v1.Admin" | "accord.v1.ConsumerGroups", _) => "operator",
@@ -370,7 +372,7 @@ async fn every_rpc_takes_exactly_its_role() {
     let path = tokens.path.clone();
     let server = TestServer::start_with(|config| config.token_file = Some(path)).await;
     let paths = contract_paths();
-    assert_eq!(paths.len(), 27, "{paths:?}");
+    assert_eq!(paths.len(), 30, "{paths:?}");
     let callers = [
         ("writer", tokens.writer.as_str()),
         ("reader", tokens.reader.as_str()),
@@ -427,7 +429,7 @@ async fn every_rpc_takes_exactly_its_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 27 * 4);
+    assert_eq!(checked, 30 * 4);
     // A path the server does not have: a token is still needed, and a valid
     // one learns only that it is unimplemented.
     let status = raw_call(server.channel(), "/accord.v1.Admin/DropEverything", None)

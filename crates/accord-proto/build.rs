@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "accord/v1/streams.proto",
         "accord/v1/admin.proto",
         "accord/v1/consumer_groups.proto",
+        "accord/v1/transparency.proto",
         "accord/v1/services.proto",
         "accord/cluster/v1/groups.proto",
     ];

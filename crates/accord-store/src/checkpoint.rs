@@ -239,6 +239,11 @@ impl CheckpointKeys {
         self.trusted.binary_search(public_key).is_ok()
     }
 
+    /// Signs a tree head as a C2SP signed note by the key named `name`.
+    pub fn sign_tree_head(&self, tree_head: &accord_tlog::Checkpoint, name: &str) -> String {
+        tree_head.sign(name, &self.signer)
+    }
+
     /// Signs `head`.
     pub fn sign(&self, head: &ChainHead) -> SignedCheckpoint {
         let signature = self

@@ -30,6 +30,7 @@ use crate::store::Storage;
 use crate::streams::LogIndexes;
 use crate::streams::{LiveFeed, RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
+use crate::transparency::Transparency;
 
 /// A configured server, not yet running.
 pub(crate) struct App {
@@ -61,6 +62,9 @@ impl App {
         let caps = crate::descriptors::caps(&config, open_files)?;
         let tls = tls_config(&config)?;
         crate::exposure::check(&config, tokens.is_some(), tls.is_some())?;
+        if let Some(origin) = &config.log_origin {
+            crate::transparency::check_origin(origin).map_err(ServerError::Config)?;
+        }
         let metrics = Metrics::new();
         let node_key = tokens.as_ref().map(|tokens| tokens.node_key());
         let storage = Storage::open(&config, &metrics, node_key).await?;
@@ -139,6 +143,11 @@ impl App {
             },
             metrics.clone(),
         );
+        let origin = config
+            .log_origin
+            .clone()
+            .unwrap_or_else(crate::transparency::default_origin);
+        let transparency_keys = storage.keys.clone();
         // The application layer, one service per area, which gRPC and
         // the console both call.
         let services = Services {
@@ -163,6 +172,7 @@ impl App {
                 stopping.clone(),
             )),
             groups: groups.clone(),
+            transparency: Arc::new(Transparency::new(log.clone(), transparency_keys, origin)),
         };
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {

@@ -167,6 +167,12 @@ pub struct Config {
     )]
     pub trusted_keys: Vec<String>,
 
+    /// The log's name in its signed checkpoints (the C2SP checkpoint's
+    /// origin line and the signature's key name); default
+    /// `accord/<host name>`. Witnesses and auditors know the log by it.
+    #[arg(long, env = "ACCORD_LOG_ORIGIN")]
+    pub log_origin: Option<String>,
+
     /// Sign a log that holds records but no checkpoint, as it is found (once,
     /// after upgrading from Accord 0.1); without it such a log is refused.
     #[arg(long, env = "ACCORD_ADOPT_UNSIGNED_LOG")]
@@ -250,6 +256,7 @@ impl Config {
             tls_client_ca: None,
             signing_key: None,
             trusted_keys: Vec::new(),
+            log_origin: None,
             adopt_unsigned_log: false,
             cache_bytes: 64 * 1024 * 1024,
             index_window_records: accord_store::DEFAULT_WINDOW_RECORDS,

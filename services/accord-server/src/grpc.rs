@@ -7,12 +7,14 @@ mod deadline;
 mod event_log;
 mod execute_stream;
 mod status;
+mod transparency;
 
 pub use admin::ALLOW_UNSIGNED_METADATA;
 pub(crate) use admin::AdminApi;
 pub(crate) use agreements::AgreementApi;
 pub(crate) use consumer_groups::ConsumerGroupsApi;
 pub(crate) use event_log::EventLogApi;
+pub(crate) use transparency::TransparencyApi;
 
 pub(crate) use status::{GrpcStream, grpc_stream};
 

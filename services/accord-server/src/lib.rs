@@ -33,6 +33,7 @@ mod store;
 mod streams;
 mod telemetry;
 mod tls;
+mod transparency;
 
 use std::process::ExitCode;
 

@@ -92,6 +92,9 @@ pub(crate) const METHODS: &[Method] = &[
     needs("/accord.v1.ConsumerGroups/ListConsumerGroups", Role::Reader),
     needs("/accord.v1.ConsumerGroups/Consume", Role::Consumer),
     needs("/accord.v1.ConsumerGroups/ReplayParked", Role::Operator),
+    needs("/accord.v1.Transparency/GetCheckpoint", Role::Reader),
+    needs("/accord.v1.Transparency/GetInclusionProof", Role::Reader),
+    needs("/accord.v1.Transparency/GetConsistencyProof", Role::Reader),
     with("/grpc.health.v1.Health/Check", Access::Open),
     with("/grpc.health.v1.Health/Watch", Access::Authenticated),
     with(
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_table_covers_every_rpc_of_the_contract_and_nothing_else() {
-        assert_eq!(contract_paths().len(), 27, "the descriptor set decodes");
+        assert_eq!(contract_paths().len(), 30, "the descriptor set decodes");
         let (missing, extra) = mismatches();
         assert!(missing.is_empty(), "RPCs without a role: {missing:?}");
         assert!(
@@ -188,6 +191,7 @@ mod tests {
             "accord.v1.EventLog",
             "accord.v1.Admin",
             "accord.v1.ConsumerGroups",
+            "accord.v1.Transparency",
         ] {
             assert!(services.iter().any(|name| name == service), "{services:?}");
         }

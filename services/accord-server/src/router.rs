@@ -1,5 +1,6 @@
 //! The gRPC services behind the server's layers: health, reflection (v1 and
-//! v1alpha), `AgreementService`, `EventLog`, `Admin` and `ConsumerGroups`, each message limited
+//! v1alpha), `AgreementService`, `EventLog`, `Admin`, `ConsumerGroups` and
+//! `Transparency`, each message limited
 //! to the configured size, every call counted and authorized.
 
 use std::sync::Arc;
@@ -9,12 +10,13 @@ use accord_proto::event_log_frames::event_log_server::EventLogServer;
 use accord_proto::v1::admin_server::AdminServer;
 use accord_proto::v1::agreement_service_server::AgreementServiceServer;
 use accord_proto::v1::consumer_groups_server::ConsumerGroupsServer;
+use accord_proto::v1::transparency_server::TransparencyServer;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tower::layer::util::{Identity, Stack};
 
 use crate::auth::{AuthLayer, TokenTable};
 use crate::config::Config;
-use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi};
+use crate::grpc::{AdminApi, AgreementApi, ConsumerGroupsApi, EventLogApi, TransparencyApi};
 use crate::metrics::{Metrics, RpcLayer};
 use crate::server_error::ServerError;
 use crate::service::Services;
@@ -69,6 +71,8 @@ pub(crate) fn grpc_router<H: Health>(
         services.feed.clone(),
     ))
     .max_decoding_message_size(max_message_bytes);
+    let transparency = TransparencyServer::new(TransparencyApi::new(services.transparency.clone()))
+        .max_decoding_message_size(max_message_bytes);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(accord_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -111,5 +115,6 @@ pub(crate) fn grpc_router<H: Health>(
         .add_service(agreements)
         .add_service(event_log)
         .add_service(admin)
-        .add_service(consumer_groups))
+        .add_service(consumer_groups)
+        .add_service(transparency))
 }

@@ -14,6 +14,7 @@ pub(crate) use crate::groups::GroupService;
 pub(crate) use crate::operations::OperationsService;
 pub(crate) use crate::queries::QueryService;
 pub(crate) use crate::streams::FeedService;
+pub(crate) use crate::transparency::TransparencyService;
 
 /// The application layer of one server, as its adapters hold it.
 #[derive(Clone)]
@@ -23,4 +24,5 @@ pub(crate) struct Services {
     pub(crate) operations: Arc<dyn OperationsService>,
     pub(crate) feed: Arc<dyn FeedService>,
     pub(crate) groups: Arc<dyn GroupService>,
+    pub(crate) transparency: Arc<dyn TransparencyService>,
 }

@@ -3,8 +3,8 @@
 //! cover:
 //!
 //! - `t` + level (u8) + index (u64 BE) -> the tile's hashes, 32 bytes each
-//!   (a level's last tile is rewritten as it grows)
-//! - `mtree` -> how many positions the tiles cover (u64 BE)
+//!   (a level's last tile is rewritten as it grows); the last tile of
+//!   level 0 says how many positions the tree covers
 //!
 //! Leaf `p - 1` is the record at position `p` as stored (as `ExportLog`
 //! gives it), or on a NATS replica a quarantined message as received.
@@ -23,8 +23,6 @@ use crate::StoreError;
 
 /// Prefix of tile keys.
 pub(crate) const TILE: u8 = b't';
-/// How many positions the tiles cover.
-pub(crate) const TREE_SIZE: &[u8] = b"mtree";
 /// Leaves hashed per batch when tiles are built at open.
 const BUILD_CHUNK: u64 = 65_536;
 
@@ -57,18 +55,17 @@ pub(crate) fn read_tile(tree: &::sled::Tree, id: TileId) -> Result<Option<Vec<Ha
         .transpose()
 }
 
-/// Appends `leaves` to `frontier` and stages the tiles that changed and the
-/// new size into `batch`; returns the keys staged.
+/// Appends `leaves` to `frontier` and stages the tiles that changed into
+/// `batch`; returns the keys staged.
 pub(crate) fn stage(batch: &mut ::sled::Batch, frontier: &mut Frontier, leaves: &[Hash]) -> usize {
     if leaves.is_empty() {
         return 0;
     }
     let tiles = frontier.append(leaves);
-    let written = tiles.len() + 1;
+    let written = tiles.len();
     for (id, hashes) in tiles {
         batch.insert(&tile_key(id)[..], hashes.concat());
     }
-    batch.insert(TREE_SIZE, &frontier.size().to_be_bytes());
     written
 }
 
@@ -79,10 +76,7 @@ pub(crate) fn recover_frontier(
     tree: &::sled::Tree,
     positions: u64,
 ) -> Result<Frontier, StoreError> {
-    let size = tree
-        .get(TREE_SIZE)?
-        .and_then(|bytes| keys::decode_u64(&bytes))
-        .unwrap_or(0);
+    let size = stored_size(tree)?;
     if size > positions {
         return Err(StoreError::Corrupt(format!(
             "the Merkle tree covers {size} positions, the log holds {positions}"
@@ -112,6 +106,19 @@ pub(crate) fn recover_frontier(
         tree.apply_batch(batch)?;
     }
     Ok(frontier)
+}
+
+/// How many leaves the stored tiles cover: the last tile of level 0 ends
+/// at the last leaf.
+fn stored_size(tree: &::sled::Tree) -> Result<u64, StoreError> {
+    let Some((key, value)) = tree.scan_prefix([TILE, 0]).next_back().transpose()? else {
+        return Ok(0);
+    };
+    let index = keys::decode_u64(key.get(2..).unwrap_or_default())
+        .ok_or_else(|| StoreError::Corrupt("malformed tile key".into()))?;
+    let id = TileId { level: 0, index };
+    let width = decode_tile(id, &value)?.len() as u64;
+    Ok(index * accord_tlog::TILE_WIDTH as u64 + width)
 }
 
 /// The leaf hashes of positions `from..=to`: each record's bytes, or a

@@ -1,0 +1,248 @@
+//! The log as a transparency log, through the real server: its signed
+//! checkpoint, inclusion proofs of every position and consistency proofs
+//! between sizes are RFC 9162's and C2SP's as an independent implementation
+//! (`accord_tests::rfc9162`) computes them from the exported records; bad
+//! sizes and positions are refused naming the field; and a client holding
+//! a checkpoint catches a rollback of the data directory, and a log that
+//! grew back to the same size with another history.
+
+use accord_proto::v1::{self, transparency_client::TransparencyClient};
+use accord_tests::rfc9162;
+use accord_tests::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const ORIGIN: &str = "accord/transparency.test";
+
+fn transparency(server: &TestServer) -> TransparencyClient<Channel> {
+    TransparencyClient::new(server.channel())
+}
+
+async fn start() -> TestServer {
+    TestServer::start_with(|config| config.log_origin = Some(ORIGIN.to_owned())).await
+}
+
+fn public_key(server: &TestServer) -> [u8; 32] {
+    let hex = server.public_key();
+    (0..32)
+        .map(|at| u8::from_str_radix(&hex[2 * at..2 * at + 2], 16).expect("hex"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// The latest checkpoint, its signature checked independently: (size, root).
+async fn checkpoint(server: &TestServer) -> (u64, rfc9162::Hash, String) {
+    let note = transparency(server)
+        .get_checkpoint(v1::GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .note;
+    let (origin, size, root) =
+        rfc9162::open_checkpoint(&note, ORIGIN, &public_key(server)).expect("verifies");
+    assert_eq!(origin, ORIGIN);
+    (size, root, note)
+}
+
+/// Every record's bytes, as `ExportLog` gives them: the tree's leaves.
+async fn leaves(server: &TestServer) -> Vec<Vec<u8>> {
+    server
+        .export()
+        .await
+        .into_iter()
+        .map(|record| record.record)
+        .collect()
+}
+
+fn hashes(proof: &[Vec<u8>]) -> Vec<rfc9162::Hash> {
+    proof
+        .iter()
+        .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
+        .collect()
+}
+
+#[tokio::test]
+async fn checkpoints_and_proofs_are_rfc_9162s_over_the_exported_records() {
+    let server = start().await;
+    let (size, root, _) = checkpoint(&server).await;
+    assert_eq!((size, root), (0, rfc9162::mth(&[])), "the empty log");
+    append_deliveries(&server, "kz-locomotives", 298).await;
+    let records = leaves(&server).await;
+    let (size, root, _) = checkpoint(&server).await;
+    assert_eq!(size, 300);
+    assert_eq!(size, records.len() as u64);
+    assert_eq!(root, rfc9162::mth(&records));
+    // Every position's inclusion proof, in the latest tree and an older one.
+    let mut client = transparency(&server);
+    for tree_size in [0, 257] {
+        let size = if tree_size == 0 { 300 } else { tree_size };
+        for position in 1..=size {
+            let proof = client
+                .get_inclusion_proof(v1::GetInclusionProofRequest {
+                    position,
+                    tree_size,
+                })
+                .await
+                .expect("proof")
+                .into_inner();
+            let index = (position - 1) as usize;
+            assert_eq!(
+                (proof.leaf_index, proof.tree_size),
+                (position - 1, size),
+                "{position}"
+            );
+            assert_eq!(
+                proof.leaf, records[index],
+                "the leaf is the exported record"
+            );
+            assert_eq!(
+                hashes(&proof.hashes),
+                rfc9162::path(index, &records[..size as usize]),
+                "PATH({index}, {size})"
+            );
+        }
+    }
+    // The log grows: the old checkpoint is a prefix of the new one.
+    append_deliveries(&server, "uz-locomotives", 40).await;
+    let grown = leaves(&server).await;
+    let (new_size, new_root, _) = checkpoint(&server).await;
+    assert_eq!(new_root, rfc9162::mth(&grown));
+    for first in [0, 1, 2, 255, 256, 257, 300, new_size] {
+        let proof = client
+            .get_consistency_proof(v1::GetConsistencyProofRequest {
+                first_size: first,
+                second_size: 0,
+            })
+            .await
+            .expect("proof")
+            .into_inner();
+        assert_eq!((proof.first_size, proof.second_size), (first, new_size));
+        assert_eq!(
+            hashes(&proof.hashes),
+            rfc9162::proof(first as usize, &grown),
+            "PROOF({first}, {new_size})"
+        );
+    }
+    // The client's own check with the old checkpoint it held.
+    let proof = client
+        .get_consistency_proof(v1::GetConsistencyProofRequest {
+            first_size: size,
+            second_size: new_size,
+        })
+        .await
+        .expect("proof")
+        .into_inner();
+    accord_tlog::verify_consistency(size, new_size, &root, &new_root, &hashes(&proof.hashes))
+        .expect("the new checkpoint extends the old one");
+    // Checkpoints survive a restart unchanged.
+    let mut server = server;
+    server.restart().await;
+    assert_eq!(checkpoint(&server).await.1, new_root);
+}
+
+#[tokio::test]
+async fn sizes_and_positions_beyond_the_checkpoint_are_refused_naming_the_field() {
+    let server = start().await;
+    append_deliveries(&server, "kz-locomotives", 8).await;
+    let head = server.head().await;
+    let mut client = transparency(&server);
+    let refused = |status: tonic::Status, field: &str| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with(&format!("invalid argument: {field}: ")),
+            "{status:?}"
+        );
+    };
+    for (position, tree_size, field) in [
+        (1, head + 1, "tree_size"),
+        (0, 0, "position"),
+        (head + 1, 0, "position"),
+        (6, 5, "position"),
+    ] {
+        let status = client
+            .get_inclusion_proof(v1::GetInclusionProofRequest {
+                position,
+                tree_size,
+            })
+            .await
+            .expect_err("refused");
+        refused(status, field);
+    }
+    for (first_size, second_size, field) in [
+        (1, head + 1, "second_size"),
+        (head + 1, 0, "first_size"),
+        (5, 4, "first_size"),
+    ] {
+        let status = client
+            .get_consistency_proof(v1::GetConsistencyProofRequest {
+                first_size,
+                second_size,
+            })
+            .await
+            .expect_err("refused");
+        refused(status, field);
+    }
+    assert_eq!(server.head().await, head, "nothing was appended");
+    assert_eq!(checkpoint(&server).await.0, head);
+}
+
+#[tokio::test]
+async fn a_client_holding_a_checkpoint_catches_a_rollback_and_a_rewritten_history() {
+    let mut server = start().await;
+    append_deliveries(&server, "kz-locomotives", 10).await;
+    let backup = tempfile::tempdir().expect("a backup directory");
+    server
+        .restart_after(|data| copy_dir(data, backup.path()))
+        .await;
+    append_deliveries(&server, "uz-locomotives", 10).await;
+    // The client keeps the checkpoint it saw.
+    let (held_size, held_root, _) = checkpoint(&server).await;
+    assert_eq!(held_size, 24);
+    // The operator puts the earlier data directory back: genuinely signed,
+    // every record intact, and shorter.
+    server
+        .restart_after(|data| {
+            std::fs::remove_dir_all(data).expect("removes");
+            copy_dir(backup.path(), data);
+        })
+        .await;
+    let (size, root, _) = checkpoint(&server).await;
+    assert_eq!(size, 12, "the rolled-back log still signs its checkpoints");
+    assert!(
+        size < held_size,
+        "the client sees a smaller tree than it holds: a rollback"
+    );
+    let status = transparency(&server)
+        .get_consistency_proof(v1::GetConsistencyProofRequest {
+            first_size: held_size,
+            second_size: 0,
+        })
+        .await
+        .expect_err("the server cannot extend what the client holds");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // It grows back to the same size with another history: the sizes agree,
+    // the roots do not, and no consistency proof can join them.
+    append_deliveries(&server, "uz-other", 10).await;
+    let (size, root_now, _) = checkpoint(&server).await;
+    assert_eq!(size, held_size);
+    assert_ne!(root_now, held_root, "another history, another root");
+    let proof = transparency(&server)
+        .get_consistency_proof(v1::GetConsistencyProofRequest {
+            first_size: 12,
+            second_size: size,
+        })
+        .await
+        .expect("proof")
+        .into_inner();
+    assert!(
+        accord_tlog::verify_consistency(12, size, &root, &root_now, &hashes(&proof.hashes)).is_ok(),
+        "the rolled-back log extends its own past"
+    );
+    assert!(
+        accord_tlog::verify_consistency(size, size, &held_root, &root_now, &[]).is_err(),
+        "but not what the client held"
+    );
+}
