@@ -468,3 +468,84 @@ async fn a_node_warns_when_the_stream_is_not_replicated() {
     );
     node.kill().await;
 }
+
+#[tokio::test]
+async fn every_node_derives_the_same_merkle_tree_and_proves_against_the_others_checkpoint() {
+    use accord_proto::v1::transparency_client::TransparencyClient;
+    let _heavy = accord_tests::heavy().await;
+    let cluster = NatsCluster::three().await;
+    let a = node(&cluster).await;
+    let b = node(&cluster).await;
+    // Writes through both nodes, interleaved.
+    for index in 0..20 {
+        let id = format!("kz-tree-{index}");
+        let writer = if index % 2 == 0 { &a } else { &b };
+        writer
+            .agreements()
+            .announce(announce_wabtec(&id))
+            .await
+            .expect("announced");
+    }
+    let last = accord_tests::append_deliveries(&a, "kz-tree-deliveries", 300).await;
+    // B has the whole log once its read models have the last position.
+    b.agreements()
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: "kz-tree-deliveries".into(),
+            min_position: last,
+            as_of_position: 0,
+        })
+        .await
+        .expect("B caught up");
+    let checkpoint = |server: &TestServer| {
+        let channel = server.channel();
+        let key = server.public_key();
+        async move {
+            let note = TransparencyClient::new(channel)
+                .get_checkpoint(v1::GetCheckpointRequest {})
+                .await
+                .expect("checkpoint")
+                .into_inner()
+                .note;
+            let key: [u8; 32] = (0..32)
+                .map(|at| u8::from_str_radix(&key[2 * at..2 * at + 2], 16).expect("hex"))
+                .collect::<Vec<_>>()
+                .try_into()
+                .expect("32 bytes");
+            let origin = accord_tlog::SignedNote::parse(&note).expect("a note").signatures[0]
+                .name
+                .clone();
+            accord_tests::rfc9162::open_checkpoint(&note, &origin, &key).expect("verifies")
+        }
+    };
+    let (_, size_a, root_a) = checkpoint(&a).await;
+    let (_, size_b, root_b) = checkpoint(&b).await;
+    assert_eq!(size_a, last);
+    assert_eq!((size_b, root_b), (size_a, root_a), "the same tree on both nodes");
+    // A proof from B holds against A's checkpoint.
+    let mut from_b = TransparencyClient::new(b.channel());
+    for position in [1, 2, 19, 20, 256, last] {
+        let proof = from_b
+            .get_inclusion_proof(v1::GetInclusionProofRequest {
+                position,
+                tree_size: size_a,
+            })
+            .await
+            .expect("proof from B")
+            .into_inner();
+        let hashes: Vec<[u8; 32]> = proof
+            .hashes
+            .iter()
+            .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
+            .collect();
+        accord_tlog::verify_inclusion(
+            &accord_tlog::leaf_hash(&proof.leaf),
+            position - 1,
+            size_a,
+            &hashes,
+            &root_a,
+        )
+        .expect("B's proof verifies against A's checkpoint");
+    }
+    a.stop().await;
+    b.stop().await;
+}
