@@ -511,7 +511,9 @@ async fn every_node_derives_the_same_merkle_tree_and_proves_against_the_others_c
                 .collect::<Vec<_>>()
                 .try_into()
                 .expect("32 bytes");
-            let origin = accord_tlog::SignedNote::parse(&note).expect("a note").signatures[0]
+            let origin = accord_tlog::SignedNote::parse(&note)
+                .expect("a note")
+                .signatures[0]
                 .name
                 .clone();
             accord_tests::rfc9162::open_checkpoint(&note, &origin, &key).expect("verifies")
@@ -520,7 +522,11 @@ async fn every_node_derives_the_same_merkle_tree_and_proves_against_the_others_c
     let (_, size_a, root_a) = checkpoint(&a).await;
     let (_, size_b, root_b) = checkpoint(&b).await;
     assert_eq!(size_a, last);
-    assert_eq!((size_b, root_b), (size_a, root_a), "the same tree on both nodes");
+    assert_eq!(
+        (size_b, root_b),
+        (size_a, root_a),
+        "the same tree on both nodes"
+    );
     // A proof from B holds against A's checkpoint.
     let mut from_b = TransparencyClient::new(b.channel());
     for position in [1, 2, 19, 20, 256, last] {

@@ -246,3 +246,139 @@ async fn a_client_holding_a_checkpoint_catches_a_rollback_and_a_rewritten_histor
         "but not what the client held"
     );
 }
+
+const ACCORDCTL: &str = env!("CARGO_BIN_EXE_accordctl-under-test");
+
+/// `accordctl` against `server` (or offline when `server` is `None`).
+async fn accordctl(server: Option<&TestServer>, args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(ACCORDCTL);
+    if let Some(server) = server {
+        command
+            .arg("--server")
+            .arg(format!("http://{}", server.server().grpc_addr()));
+    }
+    command.args(args).output().await.expect("accordctl runs")
+}
+
+fn said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn accordctl_proves_an_agreement_offline_and_catches_a_rollback() {
+    let mut server = start().await;
+    load_unga80(&server).await;
+    let key = server.public_key();
+    let files = tempfile::tempdir().expect("a directory");
+    let path = |name: &str| files.path().join(name).to_string_lossy().into_owned();
+    // The client keeps a checkpoint.
+    let held = path("held.note");
+    let output = accordctl(
+        Some(&server),
+        &["checkpoint", "--key", &key, "--out", &held],
+    )
+    .await;
+    assert!(output.status.success(), "{}", said(&output));
+    let held_note = std::fs::read_to_string(&held).expect("the checkpoint");
+    let (_, held_size, _) = rfc9162::open_checkpoint(&held_note, ORIGIN, &public_key(&server))
+        .expect("accordctl wrote a genuine checkpoint");
+    // A proof bundle of one agreement, checked with no server.
+    let output = accordctl(Some(&server), &["prove", "uz-boeing-787", "--key", &key]).await;
+    assert!(output.status.success(), "{}", said(&output));
+    let bundle = path("bundle.json");
+    std::fs::write(&bundle, &output.stdout).expect("writes the bundle");
+    let output = accordctl(None, &["check-proof", &bundle, "--key", &key]).await;
+    assert!(output.status.success(), "{}", said(&output));
+    assert!(
+        said(&output).contains("proven: uz-boeing-787 versions 1 to"),
+        "{}",
+        said(&output)
+    );
+    // A changed leaf, a changed proof, another key: refused.
+    let text = std::fs::read_to_string(&bundle).expect("reads");
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let original = value.clone();
+    let leaf = value["entries"][0]["leaf"]
+        .as_str()
+        .expect("a leaf")
+        .to_owned();
+    let mut bytes = base64_decode(&leaf);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    value["entries"][0]["leaf"] = base64_encode(&bytes).into();
+    let tampered = path("tampered.json");
+    std::fs::write(&tampered, value.to_string()).expect("writes");
+    let output = accordctl(None, &["check-proof", &tampered, "--key", &key]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(said(&output).contains("NOT PROVEN"), "{}", said(&output));
+    let mut value = original.clone();
+    let hash = value["entries"][0]["hashes"][0]
+        .as_str()
+        .expect("a hash")
+        .to_owned();
+    let mut bytes = base64_decode(&hash);
+    bytes[0] ^= 1;
+    value["entries"][0]["hashes"][0] = base64_encode(&bytes).into();
+    std::fs::write(&tampered, value.to_string()).expect("writes");
+    let output = accordctl(None, &["check-proof", &tampered, "--key", &key]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    let other_key = "11".repeat(32);
+    let output = accordctl(None, &["check-proof", &bundle, "--key", &other_key]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    // The log grows: consistent with what the client holds.
+    let backup = tempfile::tempdir().expect("a backup directory");
+    server
+        .restart_after(|data| copy_dir(data, backup.path()))
+        .await;
+    append_deliveries(&server, "kz-more", 5).await;
+    let output = accordctl(
+        Some(&server),
+        &["check-consistency", &held, "--key", &key, "--update"],
+    )
+    .await;
+    assert!(output.status.success(), "{}", said(&output));
+    assert!(
+        said(&output).contains(&format!("consistent: {held_size} -> ")),
+        "{}",
+        said(&output)
+    );
+    let updated = std::fs::read_to_string(&held).expect("the newer checkpoint");
+    let (_, newer_size, _) =
+        rfc9162::open_checkpoint(&updated, ORIGIN, &public_key(&server)).expect("genuine");
+    assert_eq!(newer_size, server.head().await);
+    // The operator puts the earlier data directory back: caught.
+    server
+        .restart_after(|data| {
+            std::fs::remove_dir_all(data).expect("removes");
+            copy_dir(backup.path(), data);
+        })
+        .await;
+    let output = accordctl(Some(&server), &["check-consistency", &held, "--key", &key]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(said(&output).contains("ROLLBACK"), "{}", said(&output));
+    // It grows past the held size with another history: caught.
+    append_deliveries(&server, "kz-other", 12).await;
+    let output = accordctl(Some(&server), &["check-consistency", &held, "--key", &key]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(
+        said(&output).contains("NOT AN EXTENSION"),
+        "{}",
+        said(&output)
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -7,6 +7,7 @@ pub(crate) mod groups;
 pub(crate) mod import;
 pub(crate) mod new_signing_key;
 pub(crate) mod new_token;
+pub(crate) mod proofs;
 pub(crate) mod rebuild;
 pub(crate) mod stats;
 pub(crate) mod tail;

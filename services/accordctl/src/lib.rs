@@ -1,5 +1,6 @@
 //! `accordctl`: operate an Accord server, or the data directory of a stopped one:
-//! stats, verify, rebuild, tail, export, import and the demo data.
+//! stats, verify, rebuild, tail, export, import and the demo data; and check
+//! the transparency log's checkpoints and proofs as a client.
 
 mod canonical;
 mod commands;
@@ -127,6 +128,49 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// The latest signed checkpoint of the Merkle tree, verified with the
+    /// server's public key; the note to standard output or FILE.
+    Checkpoint {
+        /// The server's public key (64 hex digits; `accordctl new-signing-key` printed it).
+        #[arg(long)]
+        key: String,
+        /// The log's origin (default: the name the note is signed under).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Write the note to this file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check that the server's log extends a checkpoint you hold (a file
+    /// `accordctl checkpoint --out` wrote): exit 1 on a rollback or a
+    /// rewritten history.
+    CheckConsistency {
+        /// The checkpoint you hold.
+        checkpoint: PathBuf,
+        /// The server's public key (64 hex digits).
+        #[arg(long)]
+        key: String,
+        /// Replace the file with the newer checkpoint once it is proven.
+        #[arg(long)]
+        update: bool,
+    },
+    /// Print a proof bundle (JSON): an agreement's records, their inclusion
+    /// proofs and the signed checkpoint, for `check-proof` with no server.
+    Prove {
+        /// The agreement.
+        agreement_id: String,
+        /// The server's public key (64 hex digits).
+        #[arg(long)]
+        key: String,
+    },
+    /// Verify a proof bundle offline: exit 1 if any part does not hold.
+    CheckProof {
+        /// The bundle `prove` printed.
+        bundle: PathBuf,
+        /// The server's public key (64 hex digits).
+        #[arg(long)]
+        key: String,
+    },
     /// Make a new checkpoint signing key in FILE (readable by its owner
     /// only) for `accord-server --signing-key`; prints its public key.
     NewSigningKey {
@@ -228,6 +272,15 @@ async fn run(options: Options) -> ExitCode {
     if let Command::NewSigningKey { file } = &options.command {
         return commands::new_signing_key::run(file);
     }
+    if let Command::CheckProof { bundle, key } = &options.command {
+        return match commands::proofs::public_key(key) {
+            Ok(key) => commands::proofs::check_proof(bundle, &key),
+            Err(error) => {
+                eprintln!("accordctl: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let offline_ok = matches!(
         options.command,
         Command::Stats { .. } | Command::Verify | Command::Export { .. } | Command::Rebuild { .. }
@@ -313,7 +366,29 @@ async fn run(options: Options) -> ExitCode {
             no_ack,
             count,
         } => commands::consume::run(channel, group, member, !no_ack, count).await,
-        Command::NewToken { .. } | Command::NewSigningKey { .. } => Ok(ExitCode::SUCCESS),
+        Command::Checkpoint { key, origin, out } => match commands::proofs::public_key(&key) {
+            Ok(key) => {
+                commands::proofs::checkpoint(channel, &key, origin.as_deref(), out.as_deref()).await
+            }
+            Err(error) => Err(error),
+        },
+        Command::CheckConsistency {
+            checkpoint,
+            key,
+            update,
+        } => match commands::proofs::public_key(&key) {
+            Ok(key) => {
+                commands::proofs::check_consistency(channel, &key, &checkpoint, update).await
+            }
+            Err(error) => Err(error),
+        },
+        Command::Prove { agreement_id, key } => match commands::proofs::public_key(&key) {
+            Ok(key) => commands::proofs::prove(channel, &key, &agreement_id).await,
+            Err(error) => Err(error),
+        },
+        Command::NewToken { .. } | Command::NewSigningKey { .. } | Command::CheckProof { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     };
     connection.close().await;
     match outcome {
