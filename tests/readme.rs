@@ -409,3 +409,61 @@ fn pairs_are_read_from_the_readme_comments() {
     assert!(pairs_in(r#""recordedAt": "2026-11-28T12:21:55Z""#).is_empty());
     assert!(pairs_in("Announce the Boeing 787 order.").is_empty());
 }
+
+/// `accordctl`, under the name the README calls it.
+const ACCORDCTL: &str = env!("CARGO_BIN_EXE_accordctl-under-test");
+
+#[tokio::test]
+async fn the_proving_commands_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Proving the log")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has a section \"Proving the log\"");
+    let commands: Vec<&str> = section
+        .lines()
+        .filter(|line| line.starts_with("accordctl "))
+        .collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    for verb in ["checkpoint", "prove", "check-proof", "check-consistency"] {
+        assert!(
+            commands
+                .iter()
+                .any(|command| command.starts_with(&format!("accordctl {verb} "))),
+            "the README shows accordctl {verb}"
+        );
+    }
+    let tools = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink(ACCORDCTL, tools.path().join("accordctl")).expect("links");
+    let path = std::env::join_paths(std::iter::once(tools.path().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let server = TestServer::start().await;
+    accord_tests::load_unga80(&server).await;
+    let work = tempfile::tempdir().expect("a working directory");
+    for command in commands {
+        let output = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(command)
+            .current_dir(work.path())
+            .env("PATH", &path)
+            .env(
+                "ACCORD_SERVER",
+                format!("http://{}", server.server().grpc_addr()),
+            )
+            .env("KEY", server.public_key())
+            .output()
+            .await
+            .expect("runs bash");
+        assert!(
+            output.status.success(),
+            "{command}\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    server.stop().await;
+}
