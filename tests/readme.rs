@@ -318,7 +318,7 @@ async fn the_server_command_listens_and_keeps_its_data_where_the_readme_says() {
 const BENCH: &str = env!("CARGO_BIN_EXE_accord-bench-under-test");
 
 /// The scenarios `accord-bench` runs when none is named.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "append",
     "batch",
     "append-stream",
@@ -327,6 +327,7 @@ const SCENARIOS: [&str; 9] = [
     "consume",
     "rebuild",
     "filtered-read",
+    "proofs",
     "console",
 ];
 

@@ -48,6 +48,9 @@ enum Scenario {
     /// A filtered read of 1 % of a large log: `ReadLog` and a
     /// `Subscribe` catch-up with a buyer-country filter.
     FilteredRead,
+    /// Inclusion and consistency proofs and signed checkpoints of a large
+    /// log: each one's latency.
+    Proofs,
     /// Single appends for `--soak-seconds`: memory as the log grows, then
     /// the time to open that log and the memory it idles in (run only when
     /// named).
@@ -310,6 +313,16 @@ async fn run(options: Options) -> Result<(), String> {
         // Reads come from the node's own copy of the log and read models.
         let outcome = scenarios::filtered_read::run(&sled, events).await?;
         results.record("filtered-read", outcome);
+    }
+    if wanted(Scenario::Proofs) {
+        let events = if options.quick {
+            options.rebuild_events.min(QUICK_EVENTS)
+        } else {
+            options.rebuild_events
+        };
+        // Proofs come from the node's own copy of the log: sled.
+        let outcome = scenarios::proofs::run(&sled, events).await?;
+        results.record("proofs", outcome);
     }
     if wanted(Scenario::Console) {
         let events = if options.quick {

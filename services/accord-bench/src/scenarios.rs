@@ -8,6 +8,7 @@ pub(crate) mod console;
 pub(crate) mod consume;
 pub(crate) mod filtered_read;
 pub(crate) mod peer;
+pub(crate) mod proofs;
 pub(crate) mod read_your_writes;
 pub(crate) mod rebuild;
 pub(crate) mod soak;
