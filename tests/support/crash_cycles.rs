@@ -2,8 +2,9 @@
 //! clients, kill it with SIGKILL at a random moment, let the caller do what
 //! a crash does to the machine (nothing, or a power cut), restart it on the
 //! same data directory, and check that the log verifies clean, every
-//! acknowledged append is at its position, positions are gap-free, and the
-//! read models equal a fresh rebuild.
+//! acknowledged append is at its position, positions are gap-free, the
+//! read models equal a fresh rebuild, and the Merkle tree is consistent with
+//! every checkpoint the server signed before the crash.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use accord_proto::v1::{
     self, admin_client::AdminClient, agreement_service_client::AgreementServiceClient,
-    event_log_client::EventLogClient,
+    event_log_client::EventLogClient, transparency_client::TransparencyClient,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -201,6 +202,8 @@ pub async fn crash_cycles(
                 }
             }));
         }
+        // The checkpoints the server signs under load, until it dies.
+        let checkpoints = tokio::spawn(watch_checkpoints(connect(server.grpc_addr()).await));
         let target = acknowledged.lock().expect("lock").len() + kill_after;
         count
             .wait_for(|_| {
@@ -215,11 +218,13 @@ pub async fn crash_cycles(
         for client in clients {
             client.await.expect("client ends");
         }
+        let checkpoints = checkpoints.await.expect("the checkpoint watch ends");
         after_kill(cycle);
 
         server = ChildServer::start_with_args(binary, data_dir, args).await;
         let channel = connect(server.grpc_addr()).await;
         let checked = verify_clean(channel.clone()).await;
+        let proven = consistent_with(channel.clone(), data_dir, &checkpoints, cycle).await;
         let events = read_all(EventLogClient::new(channel.clone())).await;
         assert_eq!(checked, events.len() as u64);
         assert_gap_free(&events, &format!("cycle {cycle}"));
@@ -244,7 +249,7 @@ pub async fn crash_cycles(
             "cycle {cycle}: read models equal a fresh rebuild"
         );
         println!(
-            "cycle {cycle}: killed after {kill_after} more acks; {head} events, all acknowledged present, verified, read models equal a rebuild"
+            "cycle {cycle}: killed after {kill_after} more acks; {head} events, all acknowledged present, verified, read models equal a rebuild, the tree extends the {proven} checkpoints signed before"
         );
     }
     server.kill().await;
@@ -254,4 +259,82 @@ pub async fn crash_cycles(
         acknowledged,
         events: head,
     }
+}
+
+/// Asks for the signed checkpoint every few milliseconds until the server
+/// stops answering; returns every note it signed meanwhile.
+async fn watch_checkpoints(channel: Channel) -> Vec<String> {
+    let mut client = TransparencyClient::new(channel);
+    let mut notes: Vec<String> = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+    loop {
+        tick.tick().await;
+        match client.get_checkpoint(v1::GetCheckpointRequest {}).await {
+            Ok(answer) => {
+                let note = answer.into_inner().note;
+                if notes.last() != Some(&note) {
+                    notes.push(note);
+                }
+            }
+            Err(_) => return notes,
+        }
+    }
+}
+
+/// Checks that the restarted server's tree extends every checkpoint in
+/// `notes` (each verified with the server's key): its size is durable, and
+/// a consistency proof joins it to the tree now. Returns how many.
+async fn consistent_with(
+    channel: Channel,
+    data_dir: &Path,
+    notes: &[String],
+    cycle: usize,
+) -> usize {
+    let key: [u8; 32] = accord_server::hex::decode(&public_key_of(data_dir))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let mut client = TransparencyClient::new(channel);
+    let now = client
+        .get_checkpoint(v1::GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .note;
+    let open = |note: &str| {
+        let name = note
+            .rsplit("\n\u{2014} ")
+            .next()
+            .and_then(|line| line.split(' ').next())
+            .expect("a signature line")
+            .to_owned();
+        crate::rfc9162::open_checkpoint(note, &name, &key)
+            .unwrap_or_else(|error| panic!("cycle {cycle}: a checkpoint does not verify: {error}"))
+    };
+    let (_, size, root) = open(&now);
+    for note in notes {
+        let (_, held_size, held_root) = open(note);
+        assert!(
+            held_size <= size,
+            "cycle {cycle}: a checkpoint of {held_size} positions was signed, only {size} survived the crash"
+        );
+        let proof = client
+            .get_consistency_proof(v1::GetConsistencyProofRequest {
+                first_size: held_size,
+                second_size: size,
+            })
+            .await
+            .expect("a consistency proof")
+            .into_inner();
+        let hashes: Vec<[u8; 32]> = proof
+            .hashes
+            .iter()
+            .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
+            .collect();
+        accord_tlog::verify_consistency(held_size, size, &held_root, &root, &hashes)
+            .unwrap_or_else(|error| {
+                panic!("cycle {cycle}: the tree after the crash does not extend the checkpoint of {held_size} signed before it: {error}")
+            });
+    }
+    notes.len()
 }

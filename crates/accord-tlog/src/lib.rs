@@ -15,5 +15,5 @@ pub mod verify;
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 pub use note::{Checkpoint, NoteError, SignedNote, key_id};
 pub use proof::{SubtreeHashes, consistency_proof, inclusion_proof, range_hash};
-pub use tiles::{Frontier, TILE_HEIGHT, TILE_WIDTH, TileId};
+pub use tiles::{Frontier, TILE_HEIGHT, TILE_WIDTH, TileId, TileWrite};
 pub use verify::{ProofError, verify_consistency, verify_inclusion};

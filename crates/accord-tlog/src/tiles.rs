@@ -61,6 +61,20 @@ pub fn hash_up(hashes: &[Hash], up: u32) -> Hash {
     layer[0]
 }
 
+/// What an append asks to store of one tile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileWrite {
+    /// The tile.
+    pub id: TileId,
+    /// Where `hashes` start in the tile (0 for a full tile).
+    pub start: usize,
+    /// The hashes from `start` on: the whole tile when `full`, else the
+    /// ones this append added to the level's last tile.
+    pub hashes: Vec<Hash>,
+    /// Whether the tile is full (it never changes again).
+    pub full: bool,
+}
+
 /// The right edge of a tiled tree: the last tile of every level, which
 /// holds fewer than 256 hashes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,16 +121,27 @@ impl Frontier {
         self.add(leaf, &mut |_, _| {}, &mut |_| {});
     }
 
-    /// Appends leaves (their leaf hashes); returns every tile that changed,
-    /// with its hashes now (a full tile once, the last tile of a level as
-    /// it stands after the last leaf).
-    pub fn append(&mut self, leaves: &[Hash]) -> Vec<(TileId, Vec<Hash>)> {
-        let mut changed: Vec<(TileId, Vec<Hash>)> = Vec::new();
+    /// Appends leaves (their leaf hashes); returns what to store: each tile
+    /// they fill, whole, and for each level's last tile the hashes they
+    /// added to it (from where it stood; all of it when it is new).
+    pub fn append(&mut self, leaves: &[Hash]) -> Vec<TileWrite> {
+        let mut writes: Vec<TileWrite> = Vec::new();
+        // Each level's last tile as the call began: which, and how wide.
+        let before: Vec<(u64, usize)> = (0..self.partial.len())
+            .map(|level| (self.last_tile_index(level as u8), self.partial[level].len()))
+            .collect();
         let mut touched: Vec<u8> = Vec::new();
         for leaf in leaves {
             self.add(
                 *leaf,
-                &mut |tile, full| changed.push((tile, full)),
+                &mut |id, hashes| {
+                    writes.push(TileWrite {
+                        id,
+                        start: 0,
+                        hashes,
+                        full: true,
+                    })
+                },
                 &mut |level| {
                     if !touched.contains(&level) {
                         touched.push(level);
@@ -126,18 +151,27 @@ impl Frontier {
         }
         for level in touched {
             let hashes = &self.partial[usize::from(level)];
-            if !hashes.is_empty() {
-                let nodes = self.size >> (TILE_HEIGHT * u32::from(level));
-                changed.push((
-                    TileId {
-                        level,
-                        index: nodes / TILE_WIDTH as u64,
-                    },
-                    hashes.clone(),
-                ));
+            if hashes.is_empty() {
+                continue;
             }
+            let index = self.last_tile_index(level);
+            let start = match before.get(usize::from(level)) {
+                Some(&(was, width)) if was == index => width,
+                _ => 0,
+            };
+            writes.push(TileWrite {
+                id: TileId { level, index },
+                start,
+                hashes: hashes[start..].to_vec(),
+                full: false,
+            });
         }
-        changed
+        writes
+    }
+
+    /// The index of level `level`'s last (partial) tile.
+    fn last_tile_index(&self, level: u8) -> u64 {
+        (self.size >> (TILE_HEIGHT * u32::from(level))) / TILE_WIDTH as u64
     }
 
     /// Adds a leaf: `full` gets each tile it fills, `touched` each level

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use accord_tlog::tiles::hash_up;
 use accord_tlog::{
-    Frontier, Hash, SubtreeHashes, TileId, consistency_proof, inclusion_proof, leaf_hash,
-    verify_consistency, verify_inclusion,
+    Frontier, Hash, SubtreeHashes, TILE_WIDTH, TileId, consistency_proof, inclusion_proof,
+    leaf_hash, verify_consistency, verify_inclusion,
 };
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -110,13 +110,25 @@ fn tiled(data: &[Vec<u8>], chunk: usize) -> (Tiles, Frontier, Vec<(u64, Hash)>) 
     let mut roots = Vec::new();
     for part in data.chunks(chunk.max(1)) {
         let hashes: Vec<Hash> = part.iter().map(|leaf| leaf_hash(leaf)).collect();
-        for (tile, content) in frontier.append(&hashes) {
-            let stored = tiles.0.entry(tile).or_default();
-            assert!(
-                content.starts_with(stored),
-                "a tile only grows: {tile:?} changed what it held"
-            );
-            *stored = content;
+        for write in frontier.append(&hashes) {
+            let stored = tiles.0.entry(write.id).or_default();
+            if write.full {
+                assert_eq!(write.hashes.len(), TILE_WIDTH);
+                assert!(
+                    write.hashes.starts_with(stored),
+                    "a tile only grows: {:?} changed what it held",
+                    write.id
+                );
+                *stored = write.hashes;
+            } else {
+                assert_eq!(
+                    write.start,
+                    stored.len(),
+                    "a partial write continues its tile: {:?}",
+                    write.id
+                );
+                stored.extend(write.hashes);
+            }
         }
         roots.push((frontier.size(), frontier.root()));
     }

@@ -183,7 +183,12 @@ impl Replica {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let write = writes.into_sled_write(next.agreement_count, &checkpoint, &mut self.frontier);
+        let write = writes.into_sled_write(
+            next.agreement_count,
+            &checkpoint,
+            &mut self.frontier,
+            &self.tree,
+        )?;
         self.tree.apply_batch(write.batch)?;
         self.index.add(write.entries)?;
         self.state = next;

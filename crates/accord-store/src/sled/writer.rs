@@ -249,23 +249,27 @@ impl Writer {
         }
         let checkpoint = self.published.sign(&next.chain_head());
         next.checkpoint = Some(checkpoint);
-        let write = std::mem::take(&mut group.writes).into_sled_write(
+        let staged = std::mem::take(&mut group.writes).into_sled_write(
             next.agreement_count,
             &checkpoint,
             &mut self.frontier,
+            &self.tree,
         );
-        let keys = write.keys;
-        let written = self
-            .tree
-            .apply_batch(write.batch)
-            .map_err(StoreError::from)
+        let mut keys = 0;
+        let mut entries = Vec::new();
+        let written = staged
+            .and_then(|write| {
+                keys = write.keys;
+                entries = write.entries;
+                self.tree.apply_batch(write.batch).map_err(StoreError::from)
+            })
             .and_then(|()| {
                 let started = Instant::now();
                 self.db.sync()?;
                 let fsync = started.elapsed();
                 // Durable: its index entries join the tail before anyone
                 // is answered or can read the new head.
-                self.index.add(write.entries)?;
+                self.index.add(std::mem::take(&mut entries))?;
                 Ok(fsync)
             });
         match written {

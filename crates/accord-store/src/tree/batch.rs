@@ -69,7 +69,8 @@ impl LogBatch {
 
     /// The sled batch that writes everything staged, the tiles `frontier`
     /// changes to as it takes the staged leaves, the agreement counter and
-    /// the signed checkpoint of the new head. A batch that then fails to
+    /// the signed checkpoint of the new head (`tree`: the log tree, whose
+    /// tile fragments a filled tile replaces). A batch that then fails to
     /// apply leaves `frontier` ahead of the disk: the log fails closed and
     /// is reopened from the disk.
     pub(crate) fn into_sled_write(
@@ -77,7 +78,8 @@ impl LogBatch {
         agreement_count: u64,
         checkpoint: &SignedCheckpoint,
         frontier: &mut Frontier,
-    ) -> SledWrite {
+        tree: &::sled::Tree,
+    ) -> Result<SledWrite, crate::StoreError> {
         let mut batch = ::sled::Batch::default();
         // The agreement counter and the checkpoint, and what follows.
         let mut written = 2;
@@ -89,13 +91,13 @@ impl LogBatch {
             batch.insert(&key[..], value);
             written += 1;
         }
-        written += merkle::stage(&mut batch, frontier, &self.leaves);
+        written += merkle::stage(tree, &mut batch, frontier, &self.leaves)?;
         batch.insert(keys::AGREEMENT_COUNT, &agreement_count.to_be_bytes());
         batch.insert(keys::CHECKPOINT, checkpoint.encode());
-        SledWrite {
+        Ok(SledWrite {
             batch,
             keys: written,
             entries: self.entries,
-        }
+        })
     }
 }

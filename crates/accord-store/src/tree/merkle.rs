@@ -2,9 +2,14 @@
 //! tree as C2SP tiles, written by the same atomic batch as the records they
 //! cover:
 //!
-//! - `t` + level (u8) + index (u64 BE) -> the tile's hashes, 32 bytes each
-//!   (a level's last tile is rewritten as it grows); the last tile of
-//!   level 0 says how many positions the tree covers
+//! - `t` + level (u8) + index (u64 BE) -> a full tile's 256 hashes, 32
+//!   bytes each, written once
+//! - `t` + level + index + start (u16 BE) -> a fragment of a level's last
+//!   tile: the hashes one write added from `start` on. A group commit adds
+//!   its hashes (32 bytes an event), not the whole tile again; when the tile
+//!   fills, it is written whole and its fragments removed, in one batch.
+//!
+//! The last tile of level 0 says how many positions the tree covers.
 //!
 //! Leaf `p - 1` is the record at position `p` as stored (as `ExportLog`
 //! gives it), or on a NATS replica a quarantined message as received.
@@ -33,6 +38,18 @@ fn tile_key(id: TileId) -> [u8; 10] {
     key
 }
 
+fn fragment_key(id: TileId, start: usize) -> [u8; 12] {
+    let mut key = [TILE; 12];
+    key[..10].copy_from_slice(&tile_key(id));
+    key[10..].copy_from_slice(&(start as u16).to_be_bytes());
+    key
+}
+
+fn fragment_start(key: &[u8]) -> Option<usize> {
+    let bytes: [u8; 2] = key.get(10..12)?.try_into().ok()?;
+    Some(usize::from(u16::from_be_bytes(bytes)))
+}
+
 fn decode_tile(id: TileId, bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
     if !bytes.len().is_multiple_of(32) || bytes.len() > 32 * accord_tlog::TILE_WIDTH {
         return Err(StoreError::Corrupt(format!(
@@ -48,25 +65,55 @@ fn decode_tile(id: TileId, bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
         .collect())
 }
 
-/// The stored hashes of tile `id`, if it exists.
+/// The stored hashes of tile `id` (a full tile, or its fragments joined),
+/// if it exists.
 pub(crate) fn read_tile(tree: &::sled::Tree, id: TileId) -> Result<Option<Vec<Hash>>, StoreError> {
-    tree.get(tile_key(id))?
-        .map(|bytes| decode_tile(id, &bytes))
-        .transpose()
+    if let Some(bytes) = tree.get(tile_key(id))? {
+        return decode_tile(id, &bytes).map(Some);
+    }
+    let mut hashes = Vec::new();
+    for entry in tree.scan_prefix(tile_key(id)) {
+        let (key, value) = entry?;
+        if fragment_start(&key) != Some(hashes.len()) {
+            return Err(StoreError::Corrupt(format!(
+                "tile {}/{}: a fragment does not continue the ones before it",
+                id.level, id.index
+            )));
+        }
+        hashes.extend(decode_tile(id, &value)?);
+    }
+    Ok((!hashes.is_empty()).then_some(hashes))
 }
 
-/// Appends `leaves` to `frontier` and stages the tiles that changed into
-/// `batch`; returns the keys staged.
-pub(crate) fn stage(batch: &mut ::sled::Batch, frontier: &mut Frontier, leaves: &[Hash]) -> usize {
+/// Appends `leaves` to `frontier` and stages into `batch` what changed:
+/// the tiles they fill, whole (their fragments in `tree` removed), and a
+/// fragment of each level's last tile; returns the keys staged.
+pub(crate) fn stage(
+    tree: &::sled::Tree,
+    batch: &mut ::sled::Batch,
+    frontier: &mut Frontier,
+    leaves: &[Hash],
+) -> Result<usize, StoreError> {
     if leaves.is_empty() {
-        return 0;
+        return Ok(0);
     }
-    let tiles = frontier.append(leaves);
-    let written = tiles.len();
-    for (id, hashes) in tiles {
-        batch.insert(&tile_key(id)[..], hashes.concat());
+    let mut written = 0;
+    for write in frontier.append(leaves) {
+        if write.full {
+            for key in tree.scan_prefix(tile_key(write.id)).keys() {
+                batch.remove(key?);
+                written += 1;
+            }
+            batch.insert(&tile_key(write.id)[..], write.hashes.concat());
+        } else {
+            batch.insert(
+                &fragment_key(write.id, write.start)[..],
+                write.hashes.concat(),
+            );
+        }
+        written += 1;
     }
-    written
+    Ok(written)
 }
 
 /// The frontier of the tree over the log's first `positions` positions:
@@ -102,7 +149,7 @@ pub(crate) fn recover_frontier(
         let to = positions.min(frontier.size() + BUILD_CHUNK);
         let leaves = leaves_between(tree, from, to)?;
         let mut batch = ::sled::Batch::default();
-        stage(&mut batch, &mut frontier, &leaves);
+        stage(tree, &mut batch, &mut frontier, &leaves)?;
         tree.apply_batch(batch)?;
     }
     Ok(frontier)
@@ -114,10 +161,11 @@ fn stored_size(tree: &::sled::Tree) -> Result<u64, StoreError> {
     let Some((key, value)) = tree.scan_prefix([TILE, 0]).next_back().transpose()? else {
         return Ok(0);
     };
-    let index = keys::decode_u64(key.get(2..).unwrap_or_default())
+    let index = keys::decode_u64(key.get(2..10).unwrap_or_default())
         .ok_or_else(|| StoreError::Corrupt("malformed tile key".into()))?;
     let id = TileId { level: 0, index };
-    let width = decode_tile(id, &value)?.len() as u64;
+    let start = fragment_start(&key).unwrap_or(0);
+    let width = (start + decode_tile(id, &value)?.len()) as u64;
     Ok(index * accord_tlog::TILE_WIDTH as u64 + width)
 }
 

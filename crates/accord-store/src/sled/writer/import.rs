@@ -91,7 +91,12 @@ impl Writer {
             agreement_count: self.state.agreement_count + check.new_agreements,
             checkpoint: Some(checkpoint),
         };
-        let write = writes.into_sled_write(state.agreement_count, &checkpoint, &mut self.frontier);
+        let write = writes.into_sled_write(
+            state.agreement_count,
+            &checkpoint,
+            &mut self.frontier,
+            &self.tree,
+        )?;
         self.tree.apply_batch(write.batch)?;
         self.db.sync()?;
         self.index.add(write.entries)?;
