@@ -382,3 +382,70 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test]
+async fn the_log_is_served_as_c2sp_tiles_on_the_consoles_port() {
+    let server = start().await;
+    append_deliveries(&server, "kz-locomotives", 298).await;
+    let console = server.server().console_addr().expect("the console");
+    let records = leaves(&server).await;
+    assert_eq!(records.len(), 300);
+    // The checkpoint, as gRPC gives it.
+    let (status, note) = http_get_body(console, "/checkpoint").await;
+    assert_eq!(status, 200);
+    let (_, size, root) = rfc9162::open_checkpoint(
+        &String::from_utf8(note).expect("text"),
+        ORIGIN,
+        &public_key(&server),
+    )
+    .expect("verifies");
+    assert_eq!((size, root), (300, rfc9162::mth(&records)));
+    // Level 0: the leaf hashes; level 1: the roots of each 256 leaves.
+    let leaf_hashes: Vec<u8> = records
+        .iter()
+        .flat_map(|leaf| rfc9162::leaf(leaf))
+        .collect();
+    let (status, full) = http_get_body(console, "/tile/0/000").await;
+    assert_eq!(status, 200);
+    assert_eq!(full, leaf_hashes[..256 * 32]);
+    let (status, partial) = http_get_body(console, "/tile/0/001.p/44").await;
+    assert_eq!(status, 200);
+    assert_eq!(partial, leaf_hashes[256 * 32..]);
+    let (status, shorter) = http_get_body(console, "/tile/0/001.p/3").await;
+    assert_eq!(
+        (status, shorter),
+        (200, leaf_hashes[256 * 32..259 * 32].to_vec())
+    );
+    let (status, level_one) = http_get_body(console, "/tile/1/000.p/1").await;
+    assert_eq!(status, 200);
+    assert_eq!(level_one, rfc9162::mth(&records[..256]));
+    // The entries: each record after its length.
+    let mut bundle = Vec::new();
+    for record in &records[..256] {
+        bundle.extend_from_slice(&(record.len() as u16).to_be_bytes());
+        bundle.extend_from_slice(record);
+    }
+    let (status, entries) = http_get_body(console, "/tile/entries/000").await;
+    assert_eq!(status, 200);
+    assert_eq!(entries, bundle);
+    let (status, entries) = http_get_body(console, "/tile/entries/001.p/44").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        entries.len(),
+        records[256..].iter().map(|r| r.len() + 2).sum::<usize>()
+    );
+    // What the tree does not have yet, or what is no tile, is not found.
+    for path in [
+        "/tile/0/001",
+        "/tile/0/001.p/45",
+        "/tile/1/000",
+        "/tile/2/000.p/1",
+        "/tile/entries/002.p/1",
+        "/tile/0/1",
+        "/tile/0/000.p/256",
+        "/tile/64/000",
+    ] {
+        let (status, _) = http_get_body(console, path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+}

@@ -188,6 +188,16 @@ pub trait EventLog: Send + Sync + 'static {
     /// tree of the first `size` positions; `index < size ≤` the head.
     async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, StoreError>;
 
+    /// The first `width` hashes of tile `index` of level `level` (C2SP
+    /// `tlog-tiles`: nodes at tree height `8 · level`), all within the
+    /// tree of the head's positions.
+    async fn tree_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: usize,
+    ) -> Result<Vec<TreeHash>, StoreError>;
+
     /// The consistency proof from the tree of the first `first` positions
     /// to the tree of the first `second`; `first ≤ second ≤` the head.
     async fn consistency_proof(&self, first: u64, second: u64)

@@ -13,6 +13,7 @@ mod format;
 mod hosts;
 mod live;
 mod pages;
+mod tiles;
 mod tls;
 mod views;
 
@@ -114,6 +115,8 @@ fn router(context: Arc<ConsoleContext>) -> Router {
         .route("/live", get(live::stream))
         .route("/action/verify", post(actions::verify))
         .route("/action/rebuild", post(actions::rebuild))
+        .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/{*path}", get(tiles::tile))
         .fallback(|| async { answer::not_found() })
         .layer(axum::middleware::from_fn_with_state(
             context.clone(),
@@ -133,10 +136,13 @@ async fn secure(mut response: Response) -> Response {
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // Unless the answer says it may be kept (a full tile never changes).
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 

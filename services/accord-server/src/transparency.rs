@@ -13,7 +13,12 @@ use accord_store::{CheckpointKeys, EventLog};
 use parking_lot::Mutex;
 
 use crate::error::ApiError;
+use crate::streams::{ServerStream, Slot, spawn_stream};
 pub(crate) use service::TransparencyService;
+
+/// Chunks of an entry bundle buffered ahead of its client (each at most
+/// about one read of the log, 1 MiB).
+const ENTRY_CHUNKS: usize = 2;
 
 /// The transparency log over one event log.
 pub(crate) struct Transparency {
@@ -34,6 +39,28 @@ impl Transparency {
             origin,
             signed: Mutex::new(None),
         }
+    }
+
+    /// The width a tile of `level` has in the tree of the head's positions,
+    /// if it has `index` (checked against `width` when a partial tile is
+    /// asked for); `NotFound` otherwise.
+    fn tile_width(&self, level: u8, index: u64, width: Option<usize>) -> Result<usize, ApiError> {
+        if level > 63 {
+            return Err(ApiError::NotFound(format!(
+                "tile level {level}: levels go up to 63"
+            )));
+        }
+        let nodes = self.log.head() >> (accord_tlog::TILE_HEIGHT * u32::from(level)).min(63);
+        let have = nodes
+            .saturating_sub(index.saturating_mul(accord_tlog::TILE_WIDTH as u64))
+            .min(accord_tlog::TILE_WIDTH as u64) as usize;
+        let wanted = width.unwrap_or(accord_tlog::TILE_WIDTH);
+        if wanted == 0 || wanted > accord_tlog::TILE_WIDTH || have < wanted {
+            return Err(ApiError::NotFound(format!(
+                "tile {level}/{index} of width {wanted}: the tree has {have} of its hashes"
+            )));
+        }
+        Ok(wanted)
     }
 
     /// `asked`, or the latest checkpoint's size when 0; refused beyond it.
@@ -136,6 +163,56 @@ impl TransparencyService for Transparency {
             leaf: record.bytes.to_vec(),
             hashes: hashes.iter().map(|hash| hash.to_vec()).collect(),
         })
+    }
+
+    async fn tile(&self, level: u8, index: u64, width: Option<usize>) -> Result<Vec<u8>, ApiError> {
+        let width = self.tile_width(level, index, width)?;
+        Ok(self.log.tree_tile(level, index, width).await?.concat())
+    }
+
+    fn entries(
+        &self,
+        index: u64,
+        width: Option<usize>,
+        slot: Slot,
+    ) -> Result<ServerStream<Vec<u8>>, ApiError> {
+        let width = self.tile_width(0, index, width)? as u64;
+        let log = self.log.clone();
+        let first = index * accord_tlog::TILE_WIDTH as u64 + 1;
+        let last = first + width - 1;
+        Ok(spawn_stream(ENTRY_CHUNKS, move |out| async move {
+            let _slot = slot;
+            let mut next = first;
+            while next <= last {
+                let records = log.read_raw(next, (last + 1 - next) as usize).await?;
+                let mut chunk = Vec::new();
+                for record in records.iter().filter(|record| record.position <= last) {
+                    if record.position != next {
+                        return Err(ApiError::FailedPrecondition(format!(
+                            "position {next} holds no record (a quarantined stream message): the bundle cannot carry its leaf"
+                        )));
+                    }
+                    let length = u16::try_from(record.bytes.len()).map_err(|_| {
+                        ApiError::FailedPrecondition(format!(
+                            "the record at position {next} is {} bytes, more than an entry bundle's 65,535",
+                            record.bytes.len()
+                        ))
+                    })?;
+                    chunk.extend_from_slice(&length.to_be_bytes());
+                    chunk.extend_from_slice(&record.bytes);
+                    next += 1;
+                }
+                if chunk.is_empty() {
+                    return Err(ApiError::Internal(format!(
+                        "the log gave no record at position {next}"
+                    )));
+                }
+                if !out.send(chunk).await {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }))
     }
 
     async fn consistency_proof(

@@ -399,6 +399,18 @@ impl EventLog for NatsLog {
             .await
     }
 
+    async fn tree_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: usize,
+    ) -> Result<Vec<TreeHash>, StoreError> {
+        self.check_open()?;
+        self.reader
+            .off_thread(move |reader| reader.tree_tile(level, index, width))
+            .await
+    }
+
     async fn consistency_proof(
         &self,
         first: u64,

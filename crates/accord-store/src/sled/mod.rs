@@ -233,6 +233,18 @@ impl EventLog for SledLog {
             .await
     }
 
+    async fn tree_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: usize,
+    ) -> Result<Vec<TreeHash>, StoreError> {
+        self.readable()?;
+        self.reader
+            .off_thread(move |reader| reader.tree_tile(level, index, width))
+            .await
+    }
+
     async fn consistency_proof(
         &self,
         first: u64,

@@ -254,6 +254,14 @@ impl EventLog for OtherCheckpoint {
     ) -> Result<Vec<crate::TreeHash>, StoreError> {
         self.0.inclusion_proof(index, size).await
     }
+    async fn tree_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: usize,
+    ) -> Result<Vec<crate::TreeHash>, StoreError> {
+        self.0.tree_tile(level, index, width).await
+    }
     async fn consistency_proof(
         &self,
         first: u64,

@@ -109,6 +109,33 @@ impl TreeReader {
         super::merkle::prove_inclusion(&self.tree, index, size)
     }
 
+    pub(crate) fn tree_tile(
+        &self,
+        level: u8,
+        index: u64,
+        width: usize,
+    ) -> Result<Vec<accord_tlog::Hash>, StoreError> {
+        let nodes = self.head() >> (accord_tlog::TILE_HEIGHT * u32::from(level));
+        let end = index
+            .saturating_mul(accord_tlog::TILE_WIDTH as u64)
+            .saturating_add(width as u64);
+        if width == 0 || width > accord_tlog::TILE_WIDTH || end > nodes {
+            return Err(StoreError::Unavailable(format!(
+                "tile {level}/{index} of width {width} is beyond the head"
+            )));
+        }
+        let id = accord_tlog::TileId { level, index };
+        let mut hashes = super::merkle::read_tile(&self.tree, id)?.unwrap_or_default();
+        if hashes.len() < width {
+            return Err(StoreError::Corrupt(format!(
+                "tile {level}/{index} holds {} hashes, the tree needs {width}",
+                hashes.len()
+            )));
+        }
+        hashes.truncate(width);
+        Ok(hashes)
+    }
+
     pub(crate) fn consistency_proof(
         &self,
         first: u64,

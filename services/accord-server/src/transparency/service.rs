@@ -4,6 +4,7 @@
 use accord_proto::v1;
 
 use crate::error::ApiError;
+use crate::streams::{ServerStream, Slot};
 
 /// Signed checkpoints and proofs of the log's Merkle tree.
 #[async_trait::async_trait]
@@ -22,4 +23,17 @@ pub(crate) trait TransparencyService: Send + Sync {
         &self,
         request: v1::GetConsistencyProofRequest,
     ) -> Result<v1::ConsistencyProof, ApiError>;
+
+    /// The hashes of a C2SP tile: `width` of tile `index` at `level` (all
+    /// 256 when `None`), concatenated.
+    async fn tile(&self, level: u8, index: u64, width: Option<usize>) -> Result<Vec<u8>, ApiError>;
+
+    /// A C2SP entry bundle: the leaves of tile `index` of level 0, each
+    /// after its length (u16 BE), in chunks; its stream holds `slot`.
+    fn entries(
+        &self,
+        index: u64,
+        width: Option<usize>,
+        slot: Slot,
+    ) -> Result<ServerStream<Vec<u8>>, ApiError>;
 }
