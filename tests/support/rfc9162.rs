@@ -26,7 +26,7 @@ fn largest_power_below(n: usize) -> usize {
     k
 }
 
-/// MTH(D[n]) over the leaves' bytes (section 2.1.1).
+/// `MTH(D[n])` over the leaves' bytes (section 2.1.1).
 pub fn mth(leaves: &[Vec<u8>]) -> Hash {
     match leaves.len() {
         0 => sha(&[]),
@@ -43,7 +43,7 @@ pub fn leaf(bytes: &[u8]) -> Hash {
     sha(&[&[0], bytes])
 }
 
-/// PATH(m, D[n]) (section 2.1.3.1).
+/// `PATH(m, D[n])` (section 2.1.3.1).
 pub fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Hash> {
     let n = leaves.len();
     if n <= 1 {
@@ -61,7 +61,7 @@ pub fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Hash> {
     }
 }
 
-/// PROOF(m, D[n]) (section 2.1.4.1); empty when m is 0 or n.
+/// `PROOF(m, D[n])` (section 2.1.4.1); empty when m is 0 or n.
 pub fn proof(m: usize, leaves: &[Vec<u8>]) -> Vec<Hash> {
     if m == 0 || m == leaves.len() {
         return Vec::new();

@@ -6,12 +6,14 @@
 //! ([`verify`]), and checkpoints signed as C2SP signed notes ([`note`]).
 //! Pure: no I/O, no clock.
 
+pub mod cosignature;
 pub mod hash;
 pub mod note;
 pub mod proof;
 pub mod tiles;
 pub mod verify;
 
+pub use cosignature::{cosign, verify_cosignature, witness_key_id};
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
 pub use note::{Checkpoint, NoteError, SignedNote, key_id};
 pub use proof::{SubtreeHashes, consistency_proof, inclusion_proof, range_hash};
