@@ -449,3 +449,145 @@ async fn the_log_is_served_as_c2sp_tiles_on_the_consoles_port() {
         assert_eq!(status, 404, "{path}");
     }
 }
+
+/// A witness process (`accordctl witness`) for the log `ORIGIN` signed by
+/// `log_key`, keeping its state in `state`: its URL, public key and process.
+async fn witness(
+    log_key: &str,
+    key_file: &std::path::Path,
+    state: &std::path::Path,
+) -> (String, [u8; 32], tokio::process::Child) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(ACCORDCTL)
+        .args([
+            "witness",
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            "witness.test",
+        ])
+        .arg("--key-file")
+        .arg(key_file)
+        .arg("--log")
+        .arg(format!("{ORIGIN}={log_key}"))
+        .arg("--state")
+        .arg(state)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the witness starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines.next_line().await.expect("reads").expect("a line");
+    let address = listening
+        .rsplit(' ')
+        .next()
+        .expect("the witness says where it listens")
+        .to_owned();
+    let key_line = lines.next_line().await.expect("reads").expect("a line");
+    let key: [u8; 32] = base16(key_line.trim_start_matches("public key "));
+    (format!("http://{address}"), key, child)
+}
+
+fn base16(hex: &str) -> [u8; 32] {
+    (0..32)
+        .map(|at| u8::from_str_radix(&hex[2 * at..2 * at + 2], 16).expect("hex"))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("32 bytes")
+}
+
+#[tokio::test]
+async fn a_witness_cosigns_extensions_and_refuses_a_rollback_and_a_split_view() {
+    let mut server = start().await;
+    let key = server.public_key();
+    let files = tempfile::tempdir().expect("a directory");
+    let key_file = files.path().join("witness-key");
+    let made = accordctl(None, &["new-signing-key", &key_file.to_string_lossy()]).await;
+    assert!(made.status.success(), "{}", said(&made));
+    let state = files.path().join("witness-state.json");
+    let (url, witness_key, mut process) = witness(&key, &key_file, &state).await;
+    let cosign = |server: &TestServer| {
+        let url = url.clone();
+        let key = key.clone();
+        let address = format!("http://{}", server.server().grpc_addr());
+        async move {
+            tokio::process::Command::new(ACCORDCTL)
+                .args([
+                    "--server",
+                    &address,
+                    "cosign",
+                    "--witness",
+                    &url,
+                    "--key",
+                    &key,
+                ])
+                .output()
+                .await
+                .expect("accordctl runs")
+        }
+    };
+    // The first checkpoint, and an extension of it: cosigned.
+    append_deliveries(&server, "kz-locomotives", 10).await;
+    let backup = tempfile::tempdir().expect("a backup directory");
+    server
+        .restart_after(|data| copy_dir(data, backup.path()))
+        .await;
+    for round in 0..2 {
+        let output = cosign(&server).await;
+        assert!(output.status.success(), "round {round}: {}", said(&output));
+        let note = String::from_utf8(output.stdout).expect("text");
+        let (_, size, _) =
+            rfc9162::open_checkpoint(&note, ORIGIN, &public_key(&server)).expect("the log signed");
+        assert_eq!(size, server.head().await);
+        rfc9162::open_cosignature(&note, "witness.test", &witness_key)
+            .expect("the witness cosigned, verified independently");
+        append_deliveries(&server, &format!("uz-{round}"), 5).await;
+    }
+    let cosigned = server.head().await - 7;
+    // A rollback: the earlier data directory, genuinely signed, is refused.
+    server
+        .restart_after(|data| {
+            std::fs::remove_dir_all(data).expect("removes");
+            copy_dir(backup.path(), data);
+        })
+        .await;
+    let output = cosign(&server).await;
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(said(&output).contains("ROLLBACK"), "{}", said(&output));
+    // A split view: another server with the same key and origin and another
+    // history, longer than what the witness cosigned: refused, also after
+    // the witness restarts (its state is on disk).
+    let other_dir = tempfile::tempdir().expect("a data directory");
+    std::fs::copy(
+        server.data_dir().join("signing-key"),
+        other_dir.path().join("signing-key"),
+    )
+    .expect("the same key");
+    let other = TestServer::start_in(other_dir, |config| {
+        config.log_origin = Some(ORIGIN.to_owned());
+    })
+    .await;
+    assert_eq!(other.public_key(), key);
+    append_deliveries(&other, "kz-elsewhere", cosigned as usize + 5).await;
+    process.kill().await.expect("stops the witness");
+    let (url_again, _, _process) = witness(&key, &key_file, &state).await;
+    let output = tokio::process::Command::new(ACCORDCTL)
+        .args([
+            "--server",
+            &format!("http://{}", other.server().grpc_addr()),
+            "cosign",
+            "--witness",
+            &url_again,
+            "--key",
+            &key,
+        ])
+        .output()
+        .await
+        .expect("accordctl runs");
+    assert_eq!(output.status.code(), Some(1), "{}", said(&output));
+    assert!(
+        said(&output).contains("REFUSED by the witness (422)"),
+        "{}",
+        said(&output)
+    );
+}

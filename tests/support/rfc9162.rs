@@ -131,3 +131,34 @@ pub fn open_checkpoint(
         .ok_or("no root")?;
     Ok((origin, size, root))
 }
+
+/// The time of witness `name`'s C2SP cosignature (v1) on `note`, once its
+/// Ed25519 signature over `cosignature/v1\ntime <t>\n` and the note's body
+/// verifies with `public_key`.
+pub fn open_cosignature(note: &str, name: &str, public_key: &[u8; 32]) -> Result<u64, String> {
+    let split = note.rfind("\n\n").ok_or("no blank line")?;
+    let body = &note[..=split];
+    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).map_err(|e| e.to_string())?;
+    let mut id_input = name.as_bytes().to_vec();
+    id_input.extend_from_slice(&[b'\n', 0x04]);
+    id_input.extend_from_slice(public_key);
+    let key_id = &sha(&[&id_input])[..4];
+    for line in note[split + 2..].lines() {
+        let rest = line
+            .strip_prefix("\u{2014} ")
+            .ok_or("not a signature line")?;
+        let (signer, blob) = rest.split_once(' ').ok_or("no signature")?;
+        let blob = STANDARD.decode(blob).map_err(|e| e.to_string())?;
+        if signer != name || blob.len() != 4 + 8 + 64 || &blob[..4] != key_id {
+            continue;
+        }
+        let time = u64::from_be_bytes(blob[4..12].try_into().expect("8 bytes"));
+        let message = format!("cosignature/v1\ntime {time}\n{body}");
+        let signature =
+            ed25519_dalek::Signature::from_slice(&blob[12..]).map_err(|e| e.to_string())?;
+        key.verify_strict(message.as_bytes(), &signature)
+            .map_err(|_| "the cosignature does not verify".to_owned())?;
+        return Ok(time);
+    }
+    Err(format!("no cosignature by {name}"))
+}

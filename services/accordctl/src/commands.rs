@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod consume;
+pub(crate) mod cosign;
 pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod groups;
@@ -12,6 +13,7 @@ pub(crate) mod rebuild;
 pub(crate) mod stats;
 pub(crate) mod tail;
 pub(crate) mod verify;
+pub(crate) mod witness;
 
 /// What a command returns: its exit code, or why it could not run.
 pub(crate) type Outcome = Result<std::process::ExitCode, String>;

@@ -171,6 +171,36 @@ enum Command {
         #[arg(long)]
         key: String,
     },
+    /// Ask a witness (C2SP tlog-witness) to cosign the server's latest
+    /// checkpoint; prints the cosigned note, exit 1 when it refuses.
+    Cosign {
+        /// The witness's URL (`http://host:port`).
+        #[arg(long)]
+        witness: String,
+        /// The server's public key (64 hex digits).
+        #[arg(long)]
+        key: String,
+    },
+    /// Run a witness: cosign each log's checkpoints only when they extend
+    /// the last one cosigned (C2SP tlog-witness, tlog-cosignature).
+    Witness {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: std::net::SocketAddr,
+        /// The witness's name in its cosignatures (like witness.example.org).
+        #[arg(long)]
+        name: String,
+        /// Its Ed25519 key (`accordctl new-signing-key FILE` makes one).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// A log it witnesses: origin=public key (64 hex digits); repeatable.
+        #[arg(long = "log")]
+        logs: Vec<String>,
+        /// Where it keeps the last checkpoint cosigned per log (synced
+        /// before each cosignature).
+        #[arg(long)]
+        state: PathBuf,
+    },
     /// Make a new checkpoint signing key in FILE (readable by its owner
     /// only) for `accord-server --signing-key`; prints its public key.
     NewSigningKey {
@@ -271,6 +301,29 @@ async fn run(options: Options) -> ExitCode {
     }
     if let Command::NewSigningKey { file } = &options.command {
         return commands::new_signing_key::run(file);
+    }
+    if let Command::Witness {
+        listen,
+        name,
+        key_file,
+        logs,
+        state,
+    } = &options.command
+    {
+        let options = commands::witness::WitnessOptions {
+            listen: *listen,
+            name: name.clone(),
+            key_file: key_file.clone(),
+            logs: logs.clone(),
+            state: state.clone(),
+        };
+        return match commands::witness::run(options).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("accordctl witness: {error}");
+                ExitCode::from(2)
+            }
+        };
     }
     if let Command::CheckProof { bundle, key } = &options.command {
         return match commands::proofs::public_key(key) {
@@ -386,9 +439,14 @@ async fn run(options: Options) -> ExitCode {
             Ok(key) => commands::proofs::prove(channel, &key, &agreement_id).await,
             Err(error) => Err(error),
         },
-        Command::NewToken { .. } | Command::NewSigningKey { .. } | Command::CheckProof { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Cosign { witness, key } => match commands::proofs::public_key(&key) {
+            Ok(key) => commands::cosign::run(channel, &key, &witness).await,
+            Err(error) => Err(error),
+        },
+        Command::NewToken { .. }
+        | Command::NewSigningKey { .. }
+        | Command::CheckProof { .. }
+        | Command::Witness { .. } => Ok(ExitCode::SUCCESS),
     };
     connection.close().await;
     match outcome {
