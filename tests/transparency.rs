@@ -591,3 +591,79 @@ async fn a_witness_cosigns_extensions_and_refuses_a_rollback_and_a_split_view() 
         said(&output)
     );
 }
+
+#[tokio::test]
+async fn the_server_submits_its_checkpoints_to_its_witnesses_and_serves_them_cosigned() {
+    let data = tempfile::tempdir().expect("a data directory");
+    let made = accordctl(
+        None,
+        &[
+            "new-signing-key",
+            &data.path().join("signing-key").to_string_lossy(),
+        ],
+    )
+    .await;
+    assert!(made.status.success(), "{}", said(&made));
+    let key = public_key_of(data.path());
+    let files = tempfile::tempdir().expect("a directory");
+    let witness_key_file = files.path().join("witness-key");
+    let made = accordctl(
+        None,
+        &["new-signing-key", &witness_key_file.to_string_lossy()],
+    )
+    .await;
+    assert!(made.status.success(), "{}", said(&made));
+    let (url, witness_key, _process) =
+        witness(&key, &witness_key_file, &files.path().join("state.json")).await;
+    let witness_key_hex: String = witness_key
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let server = TestServer::start_in(data, |config| {
+        config.log_origin = Some(ORIGIN.to_owned());
+        config.witnesses = vec![format!("witness.test={witness_key_hex}@{url}")];
+    })
+    .await;
+    append_deliveries(&server, "kz-locomotives", 10).await;
+    let head = server.head().await;
+    // The server submits within a second of the head moving.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let note = loop {
+        let note = transparency(&server)
+            .get_checkpoint(v1::GetCheckpointRequest {})
+            .await
+            .expect("checkpoint")
+            .into_inner()
+            .note;
+        let (_, size, _) = rfc9162::open_checkpoint(&note, ORIGIN, &public_key(&server))
+            .expect("the log signed it");
+        if size == head && rfc9162::open_cosignature(&note, "witness.test", &witness_key).is_ok() {
+            break note;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cosigned checkpoint of size {head}: {note}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        note.matches('\u{2014}').count(),
+        2,
+        "the log's signature and one cosignature"
+    );
+    let metrics = scrape_metrics(server.server().metrics_addr()).await;
+    assert!(
+        metrics.contains("accord_witness_cosignatures 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("accord_witness_quorum 1"), "{metrics}");
+    // A bad witness configuration stops the start.
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = accord_server::Config::ephemeral(dir.path());
+    config.witnesses = vec!["no-key@http://127.0.0.1:1".into()];
+    let error = match accord_server::start(config).await {
+        Ok(_) => panic!("a malformed --witness must stop the start"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("--witness"), "{error}");
+}

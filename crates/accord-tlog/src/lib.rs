@@ -12,6 +12,7 @@ pub mod note;
 pub mod proof;
 pub mod tiles;
 pub mod verify;
+pub mod witness;
 
 pub use cosignature::{cosign, verify_cosignature, witness_key_id};
 pub use hash::{EMPTY_ROOT, Hash, leaf_hash, node_hash};
@@ -19,3 +20,4 @@ pub use note::{Checkpoint, NoteError, SignedNote, key_id};
 pub use proof::{SubtreeHashes, consistency_proof, inclusion_proof, range_hash};
 pub use tiles::{Frontier, TILE_HEIGHT, TILE_WIDTH, TileId, TileWrite};
 pub use verify::{ProofError, verify_consistency, verify_inclusion};
+pub use witness::{add_checkpoint_body, parse_add_checkpoint, parse_size};

@@ -30,7 +30,7 @@ use crate::store::Storage;
 use crate::streams::LogIndexes;
 use crate::streams::{LiveFeed, RecentEvents, StreamLimits, SubscriptionSlots};
 use crate::tls::tls_config;
-use crate::transparency::Transparency;
+use crate::transparency::{Cosigned, Transparency};
 
 /// A configured server, not yet running.
 pub(crate) struct App {
@@ -147,7 +147,43 @@ impl App {
             .log_origin
             .clone()
             .unwrap_or_else(crate::transparency::default_origin);
-        let transparency_keys = storage.keys.clone();
+        let witnesses = config
+            .witnesses
+            .iter()
+            .map(|text| crate::transparency::parse_witness(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServerError::Config)?;
+        let quorum = config.witness_quorum.unwrap_or(witnesses.len());
+        if quorum > witnesses.len() {
+            return Err(ServerError::Config(format!(
+                "--witness-quorum {quorum}: only {} witnesses are given",
+                witnesses.len()
+            )));
+        }
+        metrics
+            .witness_quorum
+            .set(i64::try_from(quorum).unwrap_or(i64::MAX));
+        let cosigned = (!witnesses.is_empty()).then(Arc::<Cosigned>::default);
+        let transparency = Arc::new(Transparency::new(
+            log.clone(),
+            storage.keys.clone(),
+            origin,
+            cosigned.clone(),
+        ));
+        if let Some(cosigned) = cosigned {
+            let signer = transparency.clone();
+            crate::transparency::spawn_witnessing(
+                log.clone(),
+                witnesses,
+                cosigned,
+                metrics.clone(),
+                stopping.clone(),
+                move || {
+                    let signer = signer.clone();
+                    async move { signer.signed_note().await.ok() }
+                },
+            );
+        }
         // The application layer, one service per area, which gRPC and
         // the console both call.
         let services = Services {
@@ -172,7 +208,7 @@ impl App {
                 stopping.clone(),
             )),
             groups: groups.clone(),
-            transparency: Arc::new(Transparency::new(log.clone(), transparency_keys, origin)),
+            transparency: transparency.clone(),
         };
         let console_tls = crate::console::tls_acceptor(&config)?;
         let console = console_listener.map(|listener| {

@@ -173,6 +173,17 @@ pub struct Config {
     #[arg(long, env = "ACCORD_LOG_ORIGIN")]
     pub log_origin: Option<String>,
 
+    /// A witness to submit each new checkpoint to, C2SP tlog-witness:
+    /// NAME=PUBLIC_KEY@URL (like witness.example.org=<64 hex
+    /// digits>@http://witness.example.org:7380); repeatable.
+    #[arg(long = "witness", env = "ACCORD_WITNESSES", value_delimiter = ',')]
+    pub witnesses: Vec<String>,
+
+    /// Cosignatures a checkpoint needs to count as witnessed
+    /// (`accord_witness_quorum_met`); default: every witness.
+    #[arg(long, env = "ACCORD_WITNESS_QUORUM")]
+    pub witness_quorum: Option<usize>,
+
     /// Sign a log that holds records but no checkpoint, as it is found (once,
     /// after upgrading from Accord 0.1); without it such a log is refused.
     #[arg(long, env = "ACCORD_ADOPT_UNSIGNED_LOG")]
@@ -257,6 +268,8 @@ impl Config {
             signing_key: None,
             trusted_keys: Vec::new(),
             log_origin: None,
+            witnesses: Vec::new(),
+            witness_quorum: None,
             adopt_unsigned_log: false,
             cache_bytes: 64 * 1024 * 1024,
             index_window_records: accord_store::DEFAULT_WINDOW_RECORDS,

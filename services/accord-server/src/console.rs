@@ -285,6 +285,22 @@ async fn operations(State(context): Context, Reader(caller): Reader) -> Response
     } else {
         None
     };
+    // The transparency checkpoint: its size and witness cosignatures.
+    let witnessed = context
+        .services
+        .transparency
+        .checkpoint()
+        .await
+        .ok()
+        .and_then(|checkpoint| accord_tlog::SignedNote::parse(&checkpoint.note).ok())
+        .and_then(|note| {
+            let size = accord_tlog::Checkpoint::parse(&note.body).ok()?.size;
+            Some((
+                size,
+                note.signatures.len().saturating_sub(1),
+                context.metrics.witness_quorum.get(),
+            ))
+        });
     let operations = views::operations::Operations {
         head: stats.as_ref().map_or(head, |stats| stats.head_position),
         stats,
@@ -297,6 +313,7 @@ async fn operations(State(context): Context, Reader(caller): Reader) -> Response
             .map_err(|error| error.to_string()),
         healthy: !*context.failing.borrow(),
         operator: caller.operator,
+        witnessed,
     };
     fragment(views::operations::render(&operations))
 }

@@ -107,6 +107,12 @@ pub(crate) struct Metrics {
     pub groups_parked_full: Gauge,
     /// Keys group commits wrote into the embedded log's sled tree.
     pub log_store_writes: Counter,
+    /// Witness cosignatures on the checkpoint `GetCheckpoint` serves.
+    pub witness_cosignatures: Gauge,
+    /// Cosignatures a checkpoint needs (`--witness-quorum`).
+    pub witness_quorum: Gauge,
+    /// Submissions to witnesses that got no valid cosignature.
+    pub witness_failures: Counter,
 }
 
 impl Metrics {
@@ -283,8 +289,29 @@ impl Metrics {
             "Consumer groups whose parked events are at --max-parked-per-group (parks are refused)",
             groups_parked_full.clone(),
         );
+        let witness_cosignatures = Gauge::default();
+        registry.register(
+            "witness_cosignatures",
+            "Witness cosignatures on the checkpoint GetCheckpoint serves",
+            witness_cosignatures.clone(),
+        );
+        let witness_quorum = Gauge::default();
+        registry.register(
+            "witness_quorum",
+            "Witness cosignatures a checkpoint needs (--witness-quorum; 0 without witnesses)",
+            witness_quorum.clone(),
+        );
+        let witness_failures = Counter::default();
+        registry.register(
+            "witness_failures",
+            "Submissions to witnesses that got no valid cosignature",
+            witness_failures.clone(),
+        );
         Arc::new(Self {
             registry,
+            witness_cosignatures,
+            witness_quorum,
+            witness_failures,
             groups_leader,
             groups_parked_full,
             log_store_writes,

@@ -4,6 +4,7 @@
 //! gRPC's `Transparency` calls it.
 
 mod service;
+mod witnessing;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use parking_lot::Mutex;
 use crate::error::ApiError;
 use crate::streams::{ServerStream, Slot, spawn_stream};
 pub(crate) use service::TransparencyService;
+pub(crate) use witnessing::{Cosigned, parse_witness, spawn as spawn_witnessing};
 
 /// Chunks of an entry bundle buffered ahead of its client (each at most
 /// about one read of the log, 1 MiB).
@@ -29,16 +31,49 @@ pub(crate) struct Transparency {
     /// The last checkpoint signed, by tree size: a head that has not moved
     /// is not signed again, however often it is asked for.
     signed: Mutex<Option<(u64, String)>>,
+    /// With witnesses: the latest checkpoint submitted, with their
+    /// cosignatures (served instead of the bare one once there is one).
+    cosigned: Option<Arc<Cosigned>>,
 }
 
 impl Transparency {
-    pub(crate) fn new(log: Arc<dyn EventLog>, keys: CheckpointKeys, origin: String) -> Self {
+    pub(crate) fn new(
+        log: Arc<dyn EventLog>,
+        keys: CheckpointKeys,
+        origin: String,
+        cosigned: Option<Arc<Cosigned>>,
+    ) -> Self {
         Self {
             log,
             keys,
             origin,
             signed: Mutex::new(None),
+            cosigned,
         }
+    }
+
+    /// The head's checkpoint, signed (once per head).
+    pub(crate) async fn signed_note(&self) -> Result<String, ApiError> {
+        let size = self.log.head();
+        if let Some((signed_size, note)) = self.signed.lock().as_ref()
+            && *signed_size == size
+        {
+            return Ok(note.clone());
+        }
+        let root = self.log.tree_root(size).await?;
+        let note = self.keys.sign_tree_head(
+            &accord_tlog::Checkpoint {
+                origin: self.origin.clone(),
+                size,
+                root,
+            },
+            &self.origin,
+        );
+        let mut signed = self.signed.lock();
+        if signed.as_ref().is_none_or(|(at, _)| *at < size) {
+            *signed = Some((size, note.clone()));
+        }
+        Ok(note)
     }
 
     /// The width a tile of `level` has in the tree of the head's positions,
@@ -109,26 +144,16 @@ pub(crate) fn check_origin(origin: &str) -> Result<(), String> {
 #[async_trait::async_trait]
 impl TransparencyService for Transparency {
     async fn checkpoint(&self) -> Result<v1::Checkpoint, ApiError> {
-        let size = self.log.head();
-        if let Some((signed_size, note)) = self.signed.lock().as_ref()
-            && *signed_size == size
+        if let Some((_, note)) = self
+            .cosigned
+            .as_ref()
+            .and_then(|cosigned| cosigned.latest())
         {
-            return Ok(v1::Checkpoint { note: note.clone() });
+            return Ok(v1::Checkpoint { note });
         }
-        let root = self.log.tree_root(size).await?;
-        let note = self.keys.sign_tree_head(
-            &accord_tlog::Checkpoint {
-                origin: self.origin.clone(),
-                size,
-                root,
-            },
-            &self.origin,
-        );
-        let mut signed = self.signed.lock();
-        if signed.as_ref().is_none_or(|(at, _)| *at < size) {
-            *signed = Some((size, note.clone()));
-        }
-        Ok(v1::Checkpoint { note })
+        Ok(v1::Checkpoint {
+            note: self.signed_note().await?,
+        })
     }
 
     async fn inclusion_proof(

@@ -6,8 +6,6 @@
 use std::process::ExitCode;
 
 use accord_proto::v1::{self, transparency_client::TransparencyClient};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use http_body_util::{BodyExt, Full};
@@ -50,23 +48,25 @@ pub(crate) async fn run(channel: Grpc, key: &VerifyingKey, witness: &str) -> Out
     // The witness says which size it holds when the first guess is wrong.
     let mut old = 0;
     for _ in 0..2 {
-        let mut body = format!("old {old}\n");
+        let mut proof = Vec::new();
         if old > 0 && old <= checkpoint.size {
-            let proof = transparency
+            let hashes = transparency
                 .get_consistency_proof(v1::GetConsistencyProofRequest {
                     first_size: old,
                     second_size: checkpoint.size,
                 })
                 .await
                 .map_err(|status| status.message().to_owned())?
-                .into_inner();
-            for hash in proof.hashes {
-                body.push_str(&STANDARD.encode(hash));
-                body.push('\n');
+                .into_inner()
+                .hashes;
+            for hash in hashes {
+                proof.push(
+                    <[u8; 32]>::try_from(hash.as_slice())
+                        .map_err(|_| "a proof hash is not 32 bytes".to_owned())?,
+                );
             }
         }
-        body.push('\n');
-        body.push_str(&note);
+        let body = accord_tlog::add_checkpoint_body(old, &proof, &note);
         let (status, text) = add_checkpoint(witness, body).await?;
         match status {
             200 => {
@@ -78,10 +78,8 @@ pub(crate) async fn run(channel: Grpc, key: &VerifyingKey, witness: &str) -> Out
                 return Ok(ExitCode::SUCCESS);
             }
             409 => {
-                let held: u64 = text
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("the witness answered 409 without a size: {text}"))?;
+                let held = accord_tlog::parse_size(&text)
+                    .ok_or_else(|| format!("the witness answered 409 without a size: {text}"))?;
                 if held > checkpoint.size {
                     eprintln!(
                         "ROLLBACK: the witness cosigned {held} entries of {}; the server's log has {}",

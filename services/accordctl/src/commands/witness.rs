@@ -105,32 +105,8 @@ fn answer(status: StatusCode, text: String) -> Response {
         .into_response()
 }
 
-/// A request: the size the submitter says the witness holds, the proof,
-/// and the note.
-fn parse_request(body: &str) -> Result<(u64, Vec<Hash>, String), String> {
-    let (head, note) = body
-        .split_once("\n\n")
-        .ok_or("no blank line between the proof and the checkpoint")?;
-    let mut lines = head.lines();
-    let old = lines
-        .next()
-        .and_then(|line| line.strip_prefix("old "))
-        .and_then(|size| size.parse().ok())
-        .ok_or("the first line is not `old <size>`")?;
-    let proof = lines
-        .map(|line| {
-            STANDARD
-                .decode(line)
-                .ok()
-                .and_then(|hash| hash.try_into().ok())
-                .ok_or("a proof line is not 32 bytes of base64")
-        })
-        .collect::<Result<Vec<Hash>, _>>()?;
-    Ok((old, proof, note.to_owned()))
-}
-
 async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: String) -> Response {
-    let (old, proof, note) = match parse_request(&body) {
+    let (old, proof, note) = match accord_tlog::parse_add_checkpoint(&body) {
         Ok(request) => request,
         Err(why) => return answer(StatusCode::BAD_REQUEST, format!("{why}\n")),
     };

@@ -16,6 +16,9 @@ pub(crate) struct Operations {
     pub(crate) groups: Result<Vec<v1::ConsumerGroupInfo>, String>,
     pub(crate) healthy: bool,
     pub(crate) operator: bool,
+    /// The transparency log's latest checkpoint: its size, the witness
+    /// cosignatures it carries, and the quorum configured (0: no witness).
+    pub(crate) witnessed: Option<(u64, usize, i64)>,
 }
 
 /// The operations view.
@@ -25,6 +28,16 @@ pub(crate) fn render(operations: &Operations) -> Markup {
         dl class="facts" id="operations" data-head=(operations.head) {
             dt { "Health" } dd id="health" { @if operations.healthy { "serving" } @else { "NOT SERVING: the store failed (see the server log)" } }
             dt { "Head position" } dd id="head" { (format::count(operations.head)) }
+            @if let Some((size, cosignatures, quorum)) = operations.witnessed {
+                dt { "Transparency checkpoint" }
+                dd id="witnessed" {
+                    (format::count(size)) " entries"
+                    @if quorum > 0 {
+                        ", cosigned by " (cosignatures) " of the " (quorum) " witnesses needed"
+                        @if i64::try_from(cosignatures).unwrap_or(i64::MAX) >= quorum { " (quorum met)" } @else { " (quorum not met)" }
+                    }
+                }
+            }
             dt { "Events per second" } dd { span id="rate" { "…" } " " svg id="rate-chart" class="spark" viewBox="0 0 120 24" role="img" aria-label="events per second, last two minutes" {} }
             @if let Some(stats) = &operations.stats {
                 dt { "Agreements" } dd { (format::count(stats.agreement_count)) }
