@@ -134,14 +134,14 @@ where
         let mut submitted = None;
         loop {
             let size = *head.borrow_and_update();
-            if submitted != Some(size) {
-                if let Some(note) = sign().await {
-                    round(
-                        &client, &*log, &witnesses, &mut held, &note, &cosigned, &metrics,
-                    )
-                    .await;
-                    submitted = Some(size);
-                }
+            if submitted != Some(size)
+                && let Some(note) = sign().await
+            {
+                round(
+                    &client, &*log, &witnesses, &mut held, &note, &cosigned, &metrics,
+                )
+                .await;
+                submitted = Some(size);
             }
             tokio::select! {
                 () = stopping.cancelled() => return,
@@ -171,7 +171,7 @@ async fn round(
         return;
     };
     let mut lines = String::new();
-    let mut count = 0;
+    let mut count: i64 = 0;
     for (witness, held) in witnesses.iter().zip(held.iter_mut()) {
         match submit(client, log, witness, held, note, &checkpoint).await {
             Ok(line) => {
@@ -199,9 +199,7 @@ async fn round(
             }
         }
     }
-    metrics
-        .witness_cosignatures
-        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    metrics.witness_cosignatures.set(count);
     *cosigned.latest.lock() = Some((checkpoint.size, format!("{note}{lines}")));
 }
 
