@@ -538,11 +538,7 @@ async fn every_node_derives_the_same_merkle_tree_and_proves_against_the_others_c
             .await
             .expect("proof from B")
             .into_inner();
-        let hashes: Vec<[u8; 32]> = proof
-            .hashes
-            .iter()
-            .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
-            .collect();
+        let hashes = accord_tests::rfc9162::hashes(&proof.hashes);
         accord_tlog::verify_inclusion(
             &accord_tlog::leaf_hash(&proof.leaf),
             position - 1,

@@ -55,13 +55,6 @@ async fn leaves(server: &TestServer) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn hashes(proof: &[Vec<u8>]) -> Vec<rfc9162::Hash> {
-    proof
-        .iter()
-        .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
-        .collect()
-}
-
 #[tokio::test]
 async fn checkpoints_and_proofs_are_rfc_9162s_over_the_exported_records() {
     let server = start().await;
@@ -97,7 +90,7 @@ async fn checkpoints_and_proofs_are_rfc_9162s_over_the_exported_records() {
                 "the leaf is the exported record"
             );
             assert_eq!(
-                hashes(&proof.hashes),
+                rfc9162::hashes(&proof.hashes),
                 rfc9162::path(index, &records[..size as usize]),
                 "PATH({index}, {size})"
             );
@@ -119,7 +112,7 @@ async fn checkpoints_and_proofs_are_rfc_9162s_over_the_exported_records() {
             .into_inner();
         assert_eq!((proof.first_size, proof.second_size), (first, new_size));
         assert_eq!(
-            hashes(&proof.hashes),
+            rfc9162::hashes(&proof.hashes),
             rfc9162::proof(first as usize, &grown),
             "PROOF({first}, {new_size})"
         );
@@ -133,8 +126,14 @@ async fn checkpoints_and_proofs_are_rfc_9162s_over_the_exported_records() {
         .await
         .expect("proof")
         .into_inner();
-    accord_tlog::verify_consistency(size, new_size, &root, &new_root, &hashes(&proof.hashes))
-        .expect("the new checkpoint extends the old one");
+    accord_tlog::verify_consistency(
+        size,
+        new_size,
+        &root,
+        &new_root,
+        &rfc9162::hashes(&proof.hashes),
+    )
+    .expect("the new checkpoint extends the old one");
     // Checkpoints survive a restart unchanged.
     let mut server = server;
     server.restart().await;
@@ -238,7 +237,14 @@ async fn a_client_holding_a_checkpoint_catches_a_rollback_and_a_rewritten_histor
         .expect("proof")
         .into_inner();
     assert!(
-        accord_tlog::verify_consistency(12, size, &root, &root_now, &hashes(&proof.hashes)).is_ok(),
+        accord_tlog::verify_consistency(
+            12,
+            size,
+            &root,
+            &root_now,
+            &rfc9162::hashes(&proof.hashes)
+        )
+        .is_ok(),
         "the rolled-back log extends its own past"
     );
     assert!(

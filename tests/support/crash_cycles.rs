@@ -326,11 +326,7 @@ async fn consistent_with(
             .await
             .expect("a consistency proof")
             .into_inner();
-        let hashes: Vec<[u8; 32]> = proof
-            .hashes
-            .iter()
-            .map(|hash| hash.as_slice().try_into().expect("32 bytes"))
-            .collect();
+        let hashes = crate::rfc9162::hashes(&proof.hashes);
         accord_tlog::verify_consistency(held_size, size, &held_root, &root, &hashes)
             .unwrap_or_else(|error| {
                 panic!("cycle {cycle}: the tree after the crash does not extend the checkpoint of {held_size} signed before it: {error}")

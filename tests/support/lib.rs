@@ -8,7 +8,7 @@ pub mod crash_cycles;
 pub mod proxy;
 pub mod raw_call;
 pub mod requests;
-pub mod rfc9162;
+pub use rfc9162_oracle as rfc9162;
 
 use accord_proto::v1::admin_client::AdminClient;
 use accord_proto::v1::agreement_service_client::AgreementServiceClient;

@@ -1,7 +1,7 @@
 //! The tree, its tiles and its proofs against RFC 9162 section 2.1 written
-//! out literally here (recursive MTH, PATH and PROOF over the leaves), an
-//! implementation independent of the one under test; and the verifiers
-//! refuse every tampered proof.
+//! out literally (`rfc9162-oracle`: recursive MTH, PATH and PROOF over the
+//! leaves), an implementation independent of the one under test; and the
+//! verifiers refuse every tampered proof.
 
 use std::collections::HashMap;
 
@@ -13,6 +13,8 @@ use accord_tlog::{
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
+use rfc9162_oracle::{mth, path};
+
 fn sha(parts: &[&[u8]]) -> Hash {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -21,60 +23,9 @@ fn sha(parts: &[&[u8]]) -> Hash {
     hasher.finalize().into()
 }
 
-/// MTH(D[n]) as section 2.1.1 defines it.
-fn mth(leaves: &[Vec<u8>]) -> Hash {
-    match leaves.len() {
-        0 => sha(&[]),
-        1 => sha(&[&[0], &leaves[0]]),
-        n => {
-            let k = largest_power_below(n);
-            sha(&[&[1], &mth(&leaves[..k]), &mth(&leaves[k..])])
-        }
-    }
-}
-
-fn largest_power_below(n: usize) -> usize {
-    let mut k = 1;
-    while k * 2 < n {
-        k *= 2;
-    }
-    k
-}
-
-/// PATH(m, D[n]), section 2.1.3.1.
-fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Hash> {
-    let n = leaves.len();
-    if n == 1 {
-        return Vec::new();
-    }
-    let k = largest_power_below(n);
-    if m < k {
-        let mut proof = path(m, &leaves[..k]);
-        proof.push(mth(&leaves[k..]));
-        proof
-    } else {
-        let mut proof = path(m - k, &leaves[k..]);
-        proof.push(mth(&leaves[..k]));
-        proof
-    }
-}
-
-/// SUBPROOF(m, D[n], b), section 2.1.4.1.
-fn subproof(m: usize, leaves: &[Vec<u8>], whole: bool) -> Vec<Hash> {
-    let n = leaves.len();
-    if m == n {
-        return if whole { Vec::new() } else { vec![mth(leaves)] };
-    }
-    let k = largest_power_below(n);
-    if m <= k {
-        let mut proof = subproof(m, &leaves[..k], whole);
-        proof.push(mth(&leaves[k..]));
-        proof
-    } else {
-        let mut proof = subproof(m - k, &leaves[k..], false);
-        proof.push(mth(&leaves[..k]));
-        proof
-    }
+/// SUBPROOF(m, D[n], true) as the oracle gives it (PROOF, for 0 < m < n).
+fn subproof(m: usize, leaves: &[Vec<u8>], _whole: bool) -> Vec<Hash> {
+    rfc9162_oracle::proof(m, leaves)
 }
 
 fn leaves(count: usize) -> Vec<Vec<u8>> {

@@ -1,7 +1,7 @@
-//! RFC 9162 section 2.1 and the C2SP signed-note format written out here,
-//! literally and slowly, for the tests: an implementation independent of
-//! the server's (`accord-tlog`), against which its roots, proofs and
-//! checkpoints are checked.
+//! RFC 9162 section 2.1 and the C2SP signed-note and cosignature formats
+//! written out literally and slowly, for the tests: an implementation
+//! independent of the server's (`accord-tlog`), against which its roots,
+//! proofs, checkpoints and cosignatures are checked.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -84,6 +84,18 @@ fn subproof(m: usize, leaves: &[Vec<u8>], whole: bool) -> Vec<Hash> {
         proof.push(mth(&leaves[..k]));
         proof
     }
+}
+
+/// Proof hashes as the wire carries them (bytes), as hashes.
+pub fn hashes(proof: &[Vec<u8>]) -> Vec<Hash> {
+    proof
+        .iter()
+        .map(|hash| {
+            hash.as_slice()
+                .try_into()
+                .expect("a proof hash is 32 bytes")
+        })
+        .collect()
 }
 
 /// A checkpoint read from a signed note after its Ed25519 signature by
