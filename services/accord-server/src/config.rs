@@ -174,8 +174,9 @@ pub struct Config {
     pub log_origin: Option<String>,
 
     /// A witness to submit each new checkpoint to, C2SP tlog-witness:
-    /// NAME=PUBLIC_KEY@URL (like witness.example.org=<64 hex
-    /// digits>@http://witness.example.org:7380); repeatable.
+    /// `NAME=PUBLIC_KEY@URL` (like
+    /// `witness.example.org=<64 hex digits>@http://witness.example.org:7380`);
+    /// repeatable.
     #[arg(long = "witness", env = "ACCORD_WITNESSES", value_delimiter = ',')]
     pub witnesses: Vec<String>,
 
