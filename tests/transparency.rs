@@ -673,3 +673,40 @@ async fn the_server_submits_its_checkpoints_to_its_witnesses_and_serves_them_cos
     };
     assert!(error.contains("--witness"), "{error}");
 }
+
+#[tokio::test]
+async fn the_consoles_agreement_page_offers_a_proof_bundle_accordctl_verifies() {
+    let server = start().await;
+    load_unga80(&server).await;
+    let console = server.server().console_addr().expect("the console");
+    let (status, page) = http_get_body(console, "/fragment/agreements/uz-boeing-787").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).expect("text");
+    let head = server.head().await;
+    assert!(
+        page.contains(&format!("checkpoint of {head} entries")),
+        "{page}"
+    );
+    assert!(
+        page.contains("/agreements/uz-boeing-787/proof.json"),
+        "{page}"
+    );
+    let (status, bundle) = http_get_body(console, "/agreements/uz-boeing-787/proof.json").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bundle));
+    let files = tempfile::tempdir().expect("a directory");
+    let path = files.path().join("bundle.json");
+    std::fs::write(&path, &bundle).expect("writes");
+    let key = server.public_key();
+    let output = accordctl(None, &["check-proof", &path.to_string_lossy(), "--key", &key]).await;
+    assert!(output.status.success(), "{}", said(&output));
+    assert!(
+        said(&output).contains("proven: uz-boeing-787 versions 1 to"),
+        "{}",
+        said(&output)
+    );
+    // An agreement the log does not have: not found; a malformed id: refused.
+    let (status, _) = http_get_body(console, "/agreements/nowhere/proof.json").await;
+    assert_eq!(status, 404);
+    let (status, _) = http_get_body(console, "/agreements/..%2Fetc/proof.json").await;
+    assert_eq!(status, 400);
+}

@@ -116,6 +116,7 @@ fn router(context: Arc<ConsoleContext>) -> Router {
         .route("/action/verify", post(actions::verify))
         .route("/action/rebuild", post(actions::rebuild))
         .route("/checkpoint", get(tiles::checkpoint))
+        .route("/agreements/{id}/proof.json", get(tiles::proof_bundle))
         .route("/tile/{*path}", get(tiles::tile))
         .fallback(|| async { answer::not_found() })
         .layer(axum::middleware::from_fn_with_state(
@@ -257,8 +258,21 @@ async fn agreement(
         Ok(timeline) => timeline,
         Err(error) => return failed(error),
     };
+    // The transparency checkpoint its records are in: size, cosignatures.
+    let included = context
+        .services
+        .transparency
+        .checkpoint()
+        .await
+        .ok()
+        .and_then(|checkpoint| accord_tlog::SignedNote::parse(&checkpoint.note).ok())
+        .and_then(|note| {
+            let size = accord_tlog::Checkpoint::parse(&note.body).ok()?.size;
+            Some((size, note.signatures.len().saturating_sub(1)))
+        })
+        .filter(|(size, _)| *size >= agreement.position);
     fragment(views::agreements::detail(
-        &agreement, &events, as_of, earlier,
+        &agreement, &events, as_of, earlier, included,
     ))
 }
 

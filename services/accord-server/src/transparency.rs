@@ -18,6 +18,10 @@ use crate::streams::{ServerStream, Slot, spawn_stream};
 pub(crate) use service::TransparencyService;
 pub(crate) use witnessing::{Cosigned, parse_witness, spawn as spawn_witnessing};
 
+/// Most records in a proof bundle (versions 1 to this): about 1.6 KB each
+/// with its proof.
+pub(crate) const MAX_BUNDLE_EVENTS: usize = 1_000;
+
 /// Chunks of an entry bundle buffered ahead of its client (each at most
 /// about one read of the log, 1 MiB).
 const ENTRY_CHUNKS: usize = 2;
@@ -188,6 +192,54 @@ impl TransparencyService for Transparency {
             leaf: record.bytes.to_vec(),
             hashes: hashes.iter().map(|hash| hash.to_vec()).collect(),
         })
+    }
+
+    async fn bundle(&self, agreement_id: &str) -> Result<String, ApiError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        accord_domain::validate_agreement_id(agreement_id)?;
+        let note = self.checkpoint().await?.note;
+        let size = accord_tlog::SignedNote::parse(&note)
+            .ok()
+            .and_then(|parsed| accord_tlog::Checkpoint::parse(&parsed.body).ok())
+            .map(|checkpoint| checkpoint.size)
+            .ok_or_else(|| {
+                ApiError::Internal("the server's own checkpoint does not parse".into())
+            })?;
+        let positions = self
+            .log
+            .stream_positions(agreement_id, 1, MAX_BUNDLE_EVENTS)
+            .await?;
+        let mut entries = Vec::new();
+        for (version, position) in (1u64..).zip(positions.into_iter().filter(|p| *p <= size)) {
+            let leaf = self
+                .log
+                .read_raw(position, 1)
+                .await?
+                .into_iter()
+                .next()
+                .filter(|record| record.position == position)
+                .ok_or_else(|| ApiError::Internal(format!("no record at position {position}")))?;
+            let hashes = self.log.inclusion_proof(position - 1, size).await?;
+            entries.push(serde_json::json!({
+                "position": position,
+                "version": version,
+                "leaf": STANDARD.encode(&leaf.bytes),
+                "hashes": hashes.iter().map(|hash| STANDARD.encode(hash)).collect::<Vec<_>>(),
+            }));
+        }
+        if entries.is_empty() {
+            return Err(accord_domain::DomainError::NotFound {
+                agreement_id: format!("{agreement_id} (in the checkpoint of {size} entries)"),
+            }
+            .into());
+        }
+        let bundle = serde_json::json!({
+            "agreement_id": agreement_id,
+            "checkpoint": note,
+            "entries": entries,
+        });
+        serde_json::to_string_pretty(&bundle).map_err(|error| ApiError::Internal(error.to_string()))
     }
 
     async fn tile(&self, level: u8, index: u64, width: Option<usize>) -> Result<Vec<u8>, ApiError> {

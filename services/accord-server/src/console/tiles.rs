@@ -106,6 +106,32 @@ pub(crate) async fn checkpoint(State(context): State<Arc<ConsoleContext>>, _: Re
     }
 }
 
+/// `GET /agreements/{id}/proof.json`: the agreement's proof bundle, for
+/// `accordctl check-proof`.
+pub(crate) async fn proof_bundle(
+    State(context): State<Arc<ConsoleContext>>,
+    _: Reader,
+    Path(id): Path<String>,
+) -> Response {
+    match context.services.transparency.bundle(&id).await {
+        Ok(bundle) => (
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}-proof.json\"",
+                        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+                    ),
+                ),
+            ],
+            bundle,
+        )
+            .into_response(),
+        Err(error) => failed(error),
+    }
+}
+
 /// `GET /tile/...`: a tile of hashes, or an entry bundle.
 pub(crate) async fn tile(
     State(context): State<Arc<ConsoleContext>>,

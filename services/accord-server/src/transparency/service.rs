@@ -24,6 +24,12 @@ pub(crate) trait TransparencyService: Send + Sync {
         request: v1::GetConsistencyProofRequest,
     ) -> Result<v1::ConsistencyProof, ApiError>;
 
+    /// An agreement's proof bundle (the JSON `accordctl prove` writes and
+    /// `accordctl check-proof` verifies): the latest checkpoint, and each of
+    /// the agreement's records in it (at most `MAX_BUNDLE_EVENTS`, from
+    /// version 1) with its inclusion proof.
+    async fn bundle(&self, agreement_id: &str) -> Result<String, ApiError>;
+
     /// The hashes of a C2SP tile: `width` of tile `index` at `level` (all
     /// 256 when `None`), concatenated.
     async fn tile(&self, level: u8, index: u64, width: Option<usize>) -> Result<Vec<u8>, ApiError>;

@@ -147,6 +147,7 @@ pub(crate) fn detail(
     events: &[v1::RecordedEvent],
     as_of: u64,
     earlier: u64,
+    included: Option<(u64, usize)>,
 ) -> Markup {
     let quantity = agreement.quantity.unwrap_or(0);
     let local_share = agreement
@@ -183,6 +184,15 @@ pub(crate) fn detail(
             label for="local-units" { "Units made locally: " (format::count(agreement.local_units)) " of " (format::count(quantity)) }
         }
         progress id="local-units" max="10000" value=(local_share) { (format::percent(local_share)) }
+        @if let Some((size, cosignatures)) = included {
+            p id="included" {
+                "In the transparency log's checkpoint of " (format::count(size)) " entries"
+                @if cosignatures > 0 { ", cosigned by " (cosignatures) " witnesses" }
+                ". "
+                a href=(format!("/agreements/{}/proof.json", format::url_component(&agreement.agreement_id))) download { "Download its proof bundle" }
+                " (verify it offline with accordctl check-proof)."
+            }
+        }
         h2 { "Timeline" }
         @if earlier > 0 {
             p { "The latest " (format::count(events.len() as u64)) " events; " (format::count(earlier)) " earlier ones are not shown (see the log, or ReadAgreementHistory)." }
