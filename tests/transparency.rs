@@ -697,7 +697,11 @@ async fn the_consoles_agreement_page_offers_a_proof_bundle_accordctl_verifies() 
     let path = files.path().join("bundle.json");
     std::fs::write(&path, &bundle).expect("writes");
     let key = server.public_key();
-    let output = accordctl(None, &["check-proof", &path.to_string_lossy(), "--key", &key]).await;
+    let output = accordctl(
+        None,
+        &["check-proof", &path.to_string_lossy(), "--key", &key],
+    )
+    .await;
     assert!(output.status.success(), "{}", said(&output));
     assert!(
         said(&output).contains("proven: uz-boeing-787 versions 1 to"),
