@@ -259,21 +259,20 @@ async fn agreement(
         Err(error) => return failed(error),
     };
     // The transparency checkpoint its records are in: size, cosignatures.
-    let included = context
-        .services
-        .transparency
-        .checkpoint()
+    let included = checkpoint_summary(&context)
         .await
-        .ok()
-        .and_then(|checkpoint| accord_tlog::SignedNote::parse(&checkpoint.note).ok())
-        .and_then(|note| {
-            let size = accord_tlog::Checkpoint::parse(&note.body).ok()?.size;
-            Some((size, note.signatures.len().saturating_sub(1)))
-        })
         .filter(|(size, _)| *size >= agreement.position);
     fragment(views::agreements::detail(
         &agreement, &events, as_of, earlier, included,
     ))
+}
+
+/// The latest transparency checkpoint's size and its witness cosignatures.
+async fn checkpoint_summary(context: &ConsoleContext) -> Option<(u64, usize)> {
+    let note = context.services.transparency.checkpoint().await.ok()?.note;
+    let note = accord_tlog::SignedNote::parse(&note).ok()?;
+    let size = accord_tlog::Checkpoint::parse(&note.body).ok()?.size;
+    Some((size, note.signatures.len().saturating_sub(1)))
 }
 
 async fn log(
@@ -300,21 +299,9 @@ async fn operations(State(context): Context, Reader(caller): Reader) -> Response
         None
     };
     // The transparency checkpoint: its size and witness cosignatures.
-    let witnessed = context
-        .services
-        .transparency
-        .checkpoint()
+    let witnessed = checkpoint_summary(&context)
         .await
-        .ok()
-        .and_then(|checkpoint| accord_tlog::SignedNote::parse(&checkpoint.note).ok())
-        .and_then(|note| {
-            let size = accord_tlog::Checkpoint::parse(&note.body).ok()?.size;
-            Some((
-                size,
-                note.signatures.len().saturating_sub(1),
-                context.metrics.witness_quorum.get(),
-            ))
-        });
+        .map(|(size, cosignatures)| (size, cosignatures, context.metrics.witness_quorum.get()));
     let operations = views::operations::Operations {
         head: stats.as_ref().map_or(head, |stats| stats.head_position),
         stats,

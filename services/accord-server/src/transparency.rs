@@ -21,6 +21,9 @@ pub(crate) use witnessing::{Cosigned, parse_witness, spawn as spawn_witnessing};
 /// Most records in a proof bundle (versions 1 to this): about 1.6 KB each
 /// with its proof.
 pub(crate) const MAX_BUNDLE_EVENTS: usize = 1_000;
+/// Most bytes of records in a proof bundle (at least one record): records
+/// may be up to `--max-event-bytes` each.
+pub(crate) const MAX_BUNDLE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Chunks of an entry bundle buffered ahead of its client (each at most
 /// about one read of the log, 1 MiB).
@@ -102,6 +105,21 @@ impl Transparency {
         Ok(wanted)
     }
 
+    /// The record at `position`, the leaf of its index.
+    async fn leaf(&self, position: u64) -> Result<accord_store::RawRecord, ApiError> {
+        self.log
+            .read_raw(position, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|record| record.position == position)
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition(format!(
+                    "position {position} holds no record (a quarantined stream message): its leaf is the message as received, which this server does not serve"
+                ))
+            })
+    }
+
     /// `asked`, or the latest checkpoint's size when 0; refused beyond it.
     fn tree_size(&self, field: &str, asked: u64) -> Result<u64, ApiError> {
         let head = self.log.head();
@@ -173,18 +191,7 @@ impl TransparencyService for Transparency {
             )
             .into());
         }
-        let record = self
-            .log
-            .read_raw(position, 1)
-            .await?
-            .into_iter()
-            .next()
-            .filter(|record| record.position == position)
-            .ok_or_else(|| {
-                ApiError::FailedPrecondition(format!(
-                    "position {position} holds no record (a quarantined stream message): its leaf is the message as received, which this server does not serve"
-                ))
-            })?;
+        let record = self.leaf(position).await?;
         let hashes = self.log.inclusion_proof(position - 1, size).await?;
         Ok(v1::InclusionProof {
             leaf_index: position - 1,
@@ -211,15 +218,13 @@ impl TransparencyService for Transparency {
             .stream_positions(agreement_id, 1, MAX_BUNDLE_EVENTS)
             .await?;
         let mut entries = Vec::new();
+        let mut bytes = 0;
         for (version, position) in (1u64..).zip(positions.into_iter().filter(|p| *p <= size)) {
-            let leaf = self
-                .log
-                .read_raw(position, 1)
-                .await?
-                .into_iter()
-                .next()
-                .filter(|record| record.position == position)
-                .ok_or_else(|| ApiError::Internal(format!("no record at position {position}")))?;
+            let leaf = self.leaf(position).await?;
+            if !entries.is_empty() && bytes + leaf.bytes.len() > MAX_BUNDLE_BYTES {
+                break;
+            }
+            bytes += leaf.bytes.len();
             let hashes = self.log.inclusion_proof(position - 1, size).await?;
             entries.push(serde_json::json!({
                 "position": position,

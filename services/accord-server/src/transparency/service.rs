@@ -26,8 +26,9 @@ pub(crate) trait TransparencyService: Send + Sync {
 
     /// An agreement's proof bundle (the JSON `accordctl prove` writes and
     /// `accordctl check-proof` verifies): the latest checkpoint, and each of
-    /// the agreement's records in it (at most `MAX_BUNDLE_EVENTS`, from
-    /// version 1) with its inclusion proof.
+    /// the agreement's records in it (from version 1, at most
+    /// `MAX_BUNDLE_EVENTS` and about `MAX_BUNDLE_BYTES`) with its inclusion
+    /// proof.
     async fn bundle(&self, agreement_id: &str) -> Result<String, ApiError>;
 
     /// The hashes of a C2SP tile: `width` of tile `index` at `level` (all
